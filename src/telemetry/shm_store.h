@@ -1,0 +1,130 @@
+// The shared-memory series store: one writer (augurd), any number of read-only readers in
+// other processes.
+//
+// A segment (POSIX shm object /dev/shm/<name>, made with Boost.Interprocess) holds a header
+// (magic, layout version, generation, state), a directory of series keys and, per series, a
+// fixed-capacity ring of (timestamp, value) points. Each series has its own sequence lock:
+// the writer never waits for a reader, and a reader retries instead of returning a torn
+// point. The layout is in shm_layout.h.
+//
+// Lifecycle: ShmWriter::Create() takes an exclusive lock (/dev/shm/<name>.lock) so a second
+// writer on the same name fails with AlreadyExists, then replaces any old segment with a new
+// one carrying a fresh generation. Close() (or the destructor) marks it stale. A reader
+// that was attached to an older segment notices, through Refresh(), that the name now holds
+// another generation and re-attaches.
+#ifndef AUGUR_TELEMETRY_SHM_STORE_H_
+#define AUGUR_TELEMETRY_SHM_STORE_H_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "augur/status.h"
+#include "telemetry/series_key.h"
+
+namespace augur::telemetry {
+
+struct Point {
+  int64_t ts_ns = 0;  // CLOCK_REALTIME ns since the epoch
+  double value = 0;
+};
+
+struct StoreOptions {
+  std::string name = "augur";  // segment name: /dev/shm/<name>
+  uint32_t capacity = 3600;    // points per series ring
+  uint32_t max_series = 2048;  // directory slots
+};
+
+// Index of a series in the directory; stable for the life of a segment.
+using SeriesId = uint32_t;
+
+struct SegmentInfo {
+  uint32_t layout_version = 0;
+  uint64_t generation = 0;
+  bool stale = false;          // writer closed it (or never finished creating it)
+  int32_t writer_pid = 0;
+  uint32_t capacity = 0;
+  uint32_t max_series = 0;
+  uint32_t series_count = 0;
+  uint64_t points_written = 0;
+  uint64_t bytes_total = 0;    // size of the mapping
+  uint64_t bytes_used = 0;     // header + directory + rings of the series in use
+};
+
+class ShmWriter {
+ public:
+  // Creates the segment. AlreadyExists when another live writer holds the name;
+  // InvalidArgument for a bad name or sizes; IOError when shm cannot be made.
+  static Result<std::unique_ptr<ShmWriter>> Create(const StoreOptions& options);
+  ~ShmWriter();  // Close()s
+
+  ShmWriter(const ShmWriter&) = delete;
+  ShmWriter& operator=(const ShmWriter&) = delete;
+
+  // Finds or adds the series. InvalidArgument for a key that does not Validate();
+  // ResourceExhausted-like Unavailable when the directory is full. Not for the hot path:
+  // callers keep the id.
+  Result<SeriesId> Resolve(const SeriesKey& key);
+  // Appends a point to series `id` (from Resolve). Wait-free; overwrites the oldest point
+  // once the ring is full.
+  void Append(SeriesId id, int64_t ts_ns, double value);
+
+  // Marks the segment stale and releases the writer lock; the segment stays for readers
+  // until the next writer replaces it. Idempotent.
+  void Close();
+
+  SegmentInfo Info() const;
+  const StoreOptions& options() const { return options_; }
+
+ private:
+  struct Impl;
+  explicit ShmWriter(std::unique_ptr<Impl> impl, StoreOptions options);
+  std::unique_ptr<Impl> impl_;
+  StoreOptions options_;
+};
+
+struct SeriesEntry {
+  SeriesId id = 0;
+  SeriesKey key;
+  uint64_t count = 0;  // points ever appended
+};
+
+class ShmReader {
+ public:
+  // Maps the segment read-only. NotFound when there is none; Corruption (with a message
+  // naming the segment and what was found) for a bad magic, layout version or size.
+  static Result<std::unique_ptr<ShmReader>> Open(std::string_view name);
+  ~ShmReader();
+
+  ShmReader(const ShmReader&) = delete;
+  ShmReader& operator=(const ShmReader&) = delete;
+
+  // Checks whether the name now holds another segment (agent restart) and re-attaches if so.
+  // Returns true when it re-attached (series ids from before are then invalid).
+  Result<bool> Refresh();
+
+  SegmentInfo Info() const;
+  // All series currently in the directory.
+  std::vector<SeriesEntry> List() const;
+  // Finds a series by key; NotFound when absent.
+  Result<SeriesId> Find(const SeriesKey& key) const;
+  // Latest point of a series, or nullopt when it has none. Never blocks the writer.
+  std::optional<Point> Latest(SeriesId id) const;
+  // Up to `n` most recent points, oldest first.
+  std::vector<Point> Last(SeriesId id, size_t n) const;
+
+  const std::string& name() const { return name_; }
+
+ private:
+  struct Impl;
+  ShmReader(std::unique_ptr<Impl> impl, std::string name);
+  std::unique_ptr<Impl> impl_;
+  std::string name_;
+};
+
+}  // namespace augur::telemetry
+
+#endif  // AUGUR_TELEMETRY_SHM_STORE_H_
