@@ -4,7 +4,10 @@
 // Loading is strict: an unknown key, a value of the wrong type, a bad duration or an
 // out-of-range number is an InvalidArgument whose message names the file, line and key
 // ("augur.yaml:7: telemetry.interval: bad duration 'fast' (use e.g. 500ms, 1s, 2m)").
-// Every error found is reported, one per line, not just the first.
+// Every error found is reported, one per line, not just the first. YAML syntax errors carry
+// the column too ("augur.yaml:3:5: YAML syntax error: ..."). Duplicate keys are errors.
+// An empty file, one holding only comments, and a section left empty (`log:`) mean the
+// defaults.
 #ifndef AUGUR_AGENT_CONFIG_H_
 #define AUGUR_AGENT_CONFIG_H_
 
@@ -18,31 +21,41 @@
 
 namespace augur::agent {
 
+// In YAML: auto|on|off. The YAML booleans true/false are accepted as on/off, because YAML 1.1
+// users write them and a mode that silently meant "auto" would surprise.
 enum class EbpfMode { kAuto, kOn, kOff };
 
 struct TelemetryConfig {
   std::chrono::milliseconds interval{1000};  // sampling period; 10ms..1h
   EbpfMode ebpf = EbpfMode::kAuto;
-  std::string shm_name = "augur";            // /dev/shm/<shm_name>
+  std::string shm_name = "augur";            // /dev/shm/<shm_name>; [A-Za-z0-9_.-]{1,200}
   uint32_t capacity = 3600;                  // points per series; 16..1e7
   uint32_t max_series = 2048;                // directory slots; 16..1e6
-  int cgroup_depth = 3;                      // how deep per-cgroup series go below the root
-  uint32_t max_cgroups = 256;                // cap on cgroups with their own series
+  int cgroup_depth = 3;                      // how deep per-cgroup series go below the root; 0..16
+  uint32_t max_cgroups = 256;                // cap on cgroups with their own series; 0..100000
+
+  friend bool operator==(const TelemetryConfig&, const TelemetryConfig&) = default;
 };
 
 struct MetricsConfig {
   bool enabled = true;
-  std::string listen = "127.0.0.1:9464";     // host:port; port 0 picks a free one
+  std::string listen = "127.0.0.1:9464";     // host:port or [v6addr]:port; port 0 picks a free one
+
+  friend bool operator==(const MetricsConfig&, const MetricsConfig&) = default;
 };
 
 struct LogConfig {
   std::string level = "info";                // trace|debug|info|warn|error
+
+  friend bool operator==(const LogConfig&, const LogConfig&) = default;
 };
 
 struct Config {
   TelemetryConfig telemetry;
   MetricsConfig metrics;
   LogConfig log;
+
+  friend bool operator==(const Config&, const Config&) = default;
 };
 
 // Built-in defaults (what augurd uses when the config file is absent).
@@ -54,10 +67,24 @@ Result<Config> ParseConfig(std::string_view yaml, std::string_view origin = "<st
 // only for the default path; an explicit --config that is missing is an error).
 Result<Config> LoadConfigFile(const std::string& path);
 
-// "500ms", "1s", "1.5s", "2m", "1h" -> milliseconds. InvalidArgument otherwise.
+// "500ms", "1s", "1.5s", "2m", "1h" -> milliseconds: one non-negative number and one unit
+// (ms, s, m, h), no space. A fraction is fine when the result is a whole number of
+// milliseconds. A bare number is rejected with a hint to add a unit, because `interval: 5`
+// could mean seconds or milliseconds. InvalidArgument otherwise. No range check: callers
+// know their range.
 Result<std::chrono::milliseconds> ParseDuration(std::string_view text);
 
 std::string_view EbpfModeName(EbpfMode mode);
+
+// A listen address split into its parts. `host` has no brackets ("::1" for "[::1]:80").
+struct HostPort {
+  std::string host;
+  uint16_t port = 0;
+};
+// Parses "host:port" (host a name or IPv4 address) or "[v6addr]:port"; port 0..65535.
+// InvalidArgument, saying what is wrong, otherwise. The config check and the /metrics
+// server share it so that what loads is what binds.
+Result<HostPort> ParseHostPort(std::string_view text);
 
 }  // namespace augur::agent
 

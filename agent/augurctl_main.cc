@@ -1,0 +1,163 @@
+// augurctl: reads augurd's shared-memory segment. See README.md and `augurctl --help`.
+#include <unistd.h>
+
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <thread>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "agent/top_view.h"
+#include "telemetry/shm_store.h"
+
+namespace {
+
+using augur::telemetry::SeriesKey;
+using augur::telemetry::ShmReader;
+
+std::unique_ptr<ShmReader> OpenOrExit(const std::string& shm) {
+  auto reader = ShmReader::Open(shm);
+  if (!reader) {
+    std::fprintf(stderr, "augurctl: %s\n", reader.error().message().c_str());
+    if (reader.error().IsNotFound()) {
+      std::fprintf(stderr, "augurctl: is augurd running? (systemctl status augurd)\n");
+    }
+    std::exit(1);
+  }
+  return std::move(*reader);
+}
+
+nlohmann::json LabelsJson(const SeriesKey& key) {
+  nlohmann::json labels = nlohmann::json::object();
+  for (const auto& [k, v] : key.labels()) labels[k] = v;
+  return labels;
+}
+
+volatile std::sig_atomic_t g_stop = 0;
+
+int Top(const std::string& shm, bool once, double interval_s) {
+  augur::agent::TopOptions opts;
+  opts.color = !once && isatty(STDOUT_FILENO);
+  if (const char* cols = std::getenv("COLUMNS")) opts.width = std::max(60, std::atoi(cols));
+  if (once) {
+    auto reader = OpenOrExit(shm);
+    std::fputs(augur::agent::RenderTop(*reader, opts).c_str(), stdout);
+    return 0;
+  }
+  std::signal(SIGINT, [](int) { g_stop = 1; });
+  std::signal(SIGTERM, [](int) { g_stop = 1; });
+  std::unique_ptr<ShmReader> reader;
+  while (!g_stop) {
+    std::string frame;
+    if (!reader) {
+      auto r = ShmReader::Open(shm);
+      if (r) {
+        reader = std::move(*r);
+      } else {
+        frame = fmt::format("augur top: waiting for augurd ({})\n", r.error().message());
+      }
+    } else if (auto re = reader->Refresh(); !re) {
+      frame = fmt::format("augur top: {}\n", re.error().message());
+      reader.reset();
+    }
+    if (reader) frame = augur::agent::RenderTop(*reader, opts);
+    // Home the cursor and clear, then draw: one write per frame so it doesn't flicker.
+    std::string out = "\x1b[H\x1b[2J" + frame;
+    fwrite(out.data(), 1, out.size(), stdout);
+    fflush(stdout);
+    for (int i = 0; i < int(interval_s * 10) && !g_stop; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  }
+  std::fputs("\n", stdout);
+  return 0;
+}
+
+int Series(const std::string& shm, bool json) {
+  auto reader = OpenOrExit(shm);
+  auto entries = reader->List();
+  if (json) {
+    nlohmann::json arr = nlohmann::json::array();
+    for (const auto& e : entries) {
+      nlohmann::json j{{"series", e.key.ToString()}, {"name", e.key.name()},
+                       {"labels", LabelsJson(e.key)}, {"points", e.count}};
+      if (auto p = reader->Latest(e.id)) {
+        j["latest"] = {{"timestamp_ns", p->ts_ns}, {"value", p->value}};
+      }
+      arr.push_back(std::move(j));
+    }
+    std::puts(arr.dump(2).c_str());
+    return 0;
+  }
+  for (const auto& e : entries) {
+    auto p = reader->Latest(e.id);
+    std::printf("%-90s %s\n", e.key.ToString().c_str(),
+                p ? fmt::format("{:g}", p->value).c_str() : "-");
+  }
+  return 0;
+}
+
+int Get(const std::string& shm, const std::string& series, size_t last, bool json) {
+  auto key = SeriesKey::Parse(series);
+  if (!key) {
+    std::fprintf(stderr, "augurctl: %s\n", key.error().message().c_str());
+    return 2;
+  }
+  auto reader = OpenOrExit(shm);
+  auto id = reader->Find(*key);
+  if (!id) {
+    std::fprintf(stderr, "augurctl: no series %s in segment %s (augurctl series lists them)\n",
+                 key->ToString().c_str(), shm.c_str());
+    return 1;
+  }
+  auto points = reader->Last(*id, last);
+  if (json) {
+    nlohmann::json arr = nlohmann::json::array();
+    for (const auto& p : points) arr.push_back({{"timestamp_ns", p.ts_ns}, {"value", p.value}});
+    nlohmann::json j{{"series", key->ToString()}, {"points", std::move(arr)}};
+    std::puts(j.dump(2).c_str());
+    return 0;
+  }
+  for (const auto& p : points) {
+    std::printf("%lld.%09lld %s\n", static_cast<long long>(p.ts_ns / 1'000'000'000),
+                static_cast<long long>(p.ts_ns % 1'000'000'000), fmt::format("{:g}", p.value).c_str());
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"augurctl: reads what augurd measures (shared memory, no daemon round trip)"};
+  app.require_subcommand(1);
+  std::string shm = "augur";
+  app.add_option("--shm", shm, "shared-memory segment name (telemetry.shm_name)")->capture_default_str();
+  app.set_version_flag("--version", "augurctl 0.1.0");
+
+  bool once = false;
+  double interval = 1.0;
+  auto* top = app.add_subcommand("top", "live view of the host, refreshing like top");
+  top->add_flag("--once", once, "print one frame and exit (for scripts)");
+  top->add_option("-d,--delay", interval, "seconds between frames")->check(CLI::Range(0.1, 3600.0));
+
+  bool json = false;
+  auto* series = app.add_subcommand("series", "list every series with its latest value");
+  series->add_flag("--json", json, "machine-readable output");
+
+  std::string name;
+  size_t last = 10;
+  auto* get = app.add_subcommand("get", "print the points of one series");
+  get->add_option("SERIES", name, "series key, e.g. 'memory_bytes{kind=\"total\",source=\"procfs\"}'")
+      ->required();
+  get->add_option("--last", last, "how many recent points")->check(CLI::Range(1, 100000000));
+  get->add_flag("--json", json, "machine-readable output");
+
+  CLI11_PARSE(app, argc, argv);
+  if (*top) return Top(shm, once, interval);
+  if (*series) return Series(shm, json);
+  if (*get) return Get(shm, name, last, json);
+  return 2;
+}

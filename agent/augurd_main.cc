@@ -1,0 +1,91 @@
+// augurd: the augur host agent. See README.md and `augurd --help`.
+#include <sys/stat.h>
+
+#include <cstdio>
+#include <string>
+
+#include <CLI/CLI.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "agent/config.h"
+#include "agent/daemon.h"
+
+namespace {
+constexpr char kDefaultConfigPath[] = "/etc/augur/augur.yaml";
+
+void SetUpLogging(const std::string& level) {
+  auto logger = spdlog::stderr_color_mt("augurd");
+  // Under systemd, journald adds its own timestamps; the level prefix maps to a priority.
+  if (std::getenv("JOURNAL_STREAM") != nullptr) {
+    logger->set_pattern("%l: %v");
+  } else {
+    logger->set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ %v");
+  }
+  spdlog::set_default_logger(logger);
+  spdlog::set_level(spdlog::level::from_str(level));
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"augurd: measures this host with eBPF into shared memory (see augurd(8))"};
+  std::string config_path;
+  std::string check_path;
+  app.add_option("-c,--config", config_path,
+                 std::string("configuration file (default ") + kDefaultConfigPath +
+                     ", built-in defaults when absent)");
+  app.add_option("--check-config", check_path, "validate FILE, print what is wrong, exit 0 or 1");
+  app.set_version_flag("--version", "augurd 0.1.0");
+  CLI11_PARSE(app, argc, argv);
+
+  using augur::agent::Config;
+  if (!check_path.empty()) {
+    auto cfg = augur::agent::LoadConfigFile(check_path);
+    if (!cfg) {
+      std::fprintf(stderr, "%s\n", cfg.error().message().c_str());
+      return 1;
+    }
+    std::printf("%s: OK\n", check_path.c_str());
+    return 0;
+  }
+
+  Config config = augur::agent::DefaultConfig();
+  std::string origin = "built-in defaults";
+  if (!config_path.empty()) {
+    auto cfg = augur::agent::LoadConfigFile(config_path);
+    if (!cfg) {
+      std::fprintf(stderr, "augurd: %s\n", cfg.error().message().c_str());
+      return 1;
+    }
+    config = *cfg;
+    origin = config_path;
+  } else {
+    struct stat st;
+    if (stat(kDefaultConfigPath, &st) == 0) {
+      auto cfg = augur::agent::LoadConfigFile(kDefaultConfigPath);
+      if (!cfg) {
+        std::fprintf(stderr, "augurd: %s\n", cfg.error().message().c_str());
+        return 1;
+      }
+      config = *cfg;
+      origin = kDefaultConfigPath;
+    }
+  }
+
+  SetUpLogging(config.log.level);
+  spdlog::info("augurd 0.1.0 starting, config from {}", origin);
+  augur::agent::DaemonOptions options{.config = config, .handle_signals = true};
+  auto daemon = augur::agent::Daemon::Start(options);
+  if (!daemon) {
+    spdlog::error("cannot start: {}", daemon.error().message());
+    return 1;
+  }
+  augur::Status st = (*daemon)->Run();
+  daemon->reset();  // detach eBPF, mark the segment stale, before saying we stopped
+  if (!st.ok()) {
+    spdlog::error("stopped with error: {}", st.message());
+    return 1;
+  }
+  spdlog::info("stopped cleanly");
+  return 0;
+}

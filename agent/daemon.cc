@@ -1,0 +1,305 @@
+#include "agent/daemon.h"
+
+#include <signal.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <mutex>
+#include <unordered_set>
+
+#include <spdlog/spdlog.h>
+
+#include "agent/metrics_server.h"
+#include "telemetry/bpf_collectors.h"
+#include "telemetry/cgroup_fs.h"
+#include "telemetry/collector.h"
+#include "telemetry/procfs_collectors.h"
+#include "telemetry/shm_store.h"
+
+namespace augur::agent {
+namespace {
+
+using telemetry::Collector;
+using telemetry::SeriesKey;
+
+int64_t RealtimeNs() {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
+}
+
+int64_t MonotonicNs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
+}
+
+// Writes collector points into the store. When an eBPF collector covers a metric family,
+// the procfs points of that family are dropped so each family has one source (the `source`
+// label says which).
+class StoreSink : public telemetry::PointSink {
+ public:
+  explicit StoreSink(telemetry::ShmWriter& writer) : writer_(writer) {}
+
+  void Emit(const SeriesKey& key, int64_t ts_ns, double value) override {
+    if (!covered_.empty() && covered_.contains(key.name()) && key.label("source") == "procfs") {
+      return;
+    }
+    auto id = writer_.Resolve(key);
+    if (!id) {
+      ++dropped_;
+      if (!warned_full_) {
+        // Said once: the directory stays full until the agent restarts with more slots.
+        spdlog::warn("series {} not stored: {} (raise telemetry.max_series)", key.ToString(),
+                     id.error().message());
+        warned_full_ = true;
+      }
+      return;
+    }
+    writer_.Append(*id, ts_ns, value);
+    ++written_;
+  }
+
+  void Cover(const std::string& family) { covered_.insert(family); }
+  uint64_t written() const { return written_; }
+  uint64_t dropped() const { return dropped_; }
+
+ private:
+  telemetry::ShmWriter& writer_;
+  std::unordered_set<std::string> covered_;
+  uint64_t written_ = 0;
+  uint64_t dropped_ = 0;
+  bool warned_full_ = false;
+};
+
+// The eBPF collectors and the metric families each one takes over from procfs.
+struct BpfSpec {
+  const char* name;
+  Result<std::unique_ptr<Collector>> (*make)(const telemetry::BpfOptions&,
+                                             const telemetry::CgroupFs&);
+  const char* families[4];
+  const char* families_text;
+};
+constexpr BpfSpec kBpfSpecs[] = {
+    {"cpu", &telemetry::MakeBpfCpuCollector,
+     {"cpu_busy_seconds_total", "cgroup_cpu_seconds_total", "runqueue_latency_seconds", nullptr},
+     "cpu_busy_seconds_total, cgroup_cpu_seconds_total, runqueue_latency_seconds"},
+    {"blockio", &telemetry::MakeBpfBlockioCollector,
+     {"disk_ios_total", "disk_io_bytes_total", "disk_io_latency_seconds", nullptr},
+     "disk_ios_total, disk_io_bytes_total, disk_io_latency_seconds"},
+    {"tcp", &telemetry::MakeBpfTcpCollector,
+     {"tcp_retransmits_total", nullptr, nullptr, nullptr},
+     "tcp_retransmits_total (per-cgroup tcp_bytes_total has no procfs source)"},
+};
+
+struct CollectorSlot {
+  std::unique_ptr<Collector> collector;
+  std::string source;  // "bpf" or "procfs"
+  uint64_t errors = 0;
+  int64_t last_error_log_ns = 0;
+  double last_duration_s = 0;
+  double total_duration_s = 0;
+};
+
+// The agent's own process cost, from the kernel's accounting of this process.
+struct SelfUsage {
+  double cpu_seconds = 0;
+  double rss_bytes = 0;
+};
+
+SelfUsage ReadSelfUsage() {
+  SelfUsage u;
+  rusage ru{};
+  if (getrusage(RUSAGE_SELF, &ru) == 0) {
+    u.cpu_seconds = ru.ru_utime.tv_sec + ru.ru_stime.tv_sec +
+                    (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+  }
+  std::ifstream statm("/proc/self/statm");
+  uint64_t size = 0, resident = 0;
+  if (statm >> size >> resident) u.rss_bytes = double(resident) * sysconf(_SC_PAGESIZE);
+  return u;
+}
+
+}  // namespace
+
+struct Daemon::Impl {
+  DaemonOptions options;
+  std::unique_ptr<telemetry::ShmWriter> writer;
+  std::unique_ptr<StoreSink> sink;
+  std::vector<CollectorSlot> collectors;
+  std::unique_ptr<MetricsServer> metrics;
+  std::atomic<bool> stop{false};
+  uint64_t samples = 0;
+  sigset_t signals{};
+};
+
+Daemon::Daemon(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Daemon::~Daemon() {
+  if (impl_->metrics) impl_->metrics->Stop();
+  impl_->collectors.clear();  // detaches eBPF links before the segment goes stale
+  if (impl_->writer) impl_->writer->Close();
+}
+
+Result<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& options) {
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  const TelemetryConfig& tc = options.config.telemetry;
+
+  if (options.handle_signals) {
+    // Block before any thread starts so every thread inherits the mask and Run() alone takes
+    // the signals, synchronously, with sigtimedwait.
+    sigemptyset(&impl->signals);
+    sigaddset(&impl->signals, SIGINT);
+    sigaddset(&impl->signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &impl->signals, nullptr);
+  }
+
+  telemetry::StoreOptions so;
+  so.name = tc.shm_name;
+  so.capacity = tc.capacity;
+  so.max_series = tc.max_series;
+  auto writer = telemetry::ShmWriter::Create(so);
+  if (!writer) return Err(writer.error());
+  impl->writer = std::move(*writer);
+  impl->sink = std::make_unique<StoreSink>(*impl->writer);
+
+  auto cgfs = telemetry::CgroupFs::Discover();
+  if (!cgfs) {
+    spdlog::warn("cgroup discovery failed, per-cgroup series are off: {}", cgfs.error().message());
+    cgfs = telemetry::CgroupFs();
+  }
+
+  if (tc.ebpf != EbpfMode::kOff) {
+    telemetry::BpfOptions bo;
+    bo.cgroup_depth = tc.cgroup_depth;
+    bo.max_cgroups = tc.max_cgroups;
+    for (const BpfSpec& spec : kBpfSpecs) {
+      auto made = spec.make(bo, *cgfs);
+      if (!made) {
+        if (tc.ebpf == EbpfMode::kOn) {
+          return Err(made.error().Annotate(std::string("telemetry.ebpf is 'on' but eBPF "
+                                                       "collector ") + spec.name +
+                                           " cannot run"));
+        }
+        // Said once, at start: the procfs collectors cover these families instead.
+        spdlog::warn("eBPF collector {} unavailable, procfs covers {}: {}", spec.name,
+                     spec.families_text, made.error().message());
+        continue;
+      }
+      for (const char* family : spec.families) {
+        if (family) impl->sink->Cover(family);
+      }
+      spdlog::info("eBPF collector {} loaded", spec.name);
+      impl->collectors.push_back({std::move(*made), "bpf"});
+    }
+  } else {
+    spdlog::info("telemetry.ebpf is off: collecting from procfs only");
+  }
+
+  telemetry::ProcfsOptions po;
+  po.cgroup_depth = tc.cgroup_depth;
+  po.max_cgroups = tc.max_cgroups;
+  for (auto& c : telemetry::MakeProcfsCollectors(po)) {
+    impl->collectors.push_back({std::move(c), "procfs"});
+  }
+
+  if (options.config.metrics.enabled) {
+    auto server = MetricsServer::Start(options.config.metrics.listen, tc.shm_name);
+    if (!server) return Err(server.error().Annotate("metrics.listen"));
+    impl->metrics = std::move(*server);
+    spdlog::info("serving /metrics on {}:{}", options.config.metrics.listen.substr(
+                     0, options.config.metrics.listen.rfind(':')), impl->metrics->port());
+  }
+  spdlog::info("augurd sampling every {} ms into /dev/shm/{} ({} collectors)",
+               tc.interval.count(), tc.shm_name, impl->collectors.size());
+  return std::unique_ptr<Daemon>(new Daemon(std::move(impl)));
+}
+
+void Daemon::SampleOnce() {
+  Impl& s = *impl_;
+  const int64_t ts = RealtimeNs();
+  for (CollectorSlot& slot : s.collectors) {
+    const int64_t t0 = MonotonicNs();
+    Status st = slot.collector->Collect(ts, *s.sink);
+    const double dt = (MonotonicNs() - t0) / 1e9;
+    slot.last_duration_s = dt;
+    slot.total_duration_s += dt;
+    if (!st.ok()) {
+      ++slot.errors;
+      // A failing source is logged at most once a minute; it keeps being retried.
+      if (ts - slot.last_error_log_ns > 60'000'000'000) {
+        spdlog::warn("collector {} failed: {}", slot.collector->name(), st.message());
+        slot.last_error_log_ns = ts;
+      }
+    }
+  }
+  ++s.samples;
+
+  // The agent's own cost is telemetry too.
+  StoreSink& sink = *s.sink;
+  for (const CollectorSlot& slot : s.collectors) {
+    std::vector<telemetry::Label> labels = {{"collector", std::string(slot.collector->name())},
+                                            {"source", slot.source}};
+    sink.Emit(SeriesKey("augur_collector_duration_seconds", labels), ts, slot.last_duration_s);
+    sink.Emit(SeriesKey("augur_collector_duration_seconds_total", labels), ts,
+              slot.total_duration_s);
+    sink.Emit(SeriesKey("augur_collector_errors_total", labels), ts, double(slot.errors));
+  }
+  const SelfUsage self = ReadSelfUsage();
+  sink.Emit(SeriesKey("augur_process_cpu_seconds_total", {}), ts, self.cpu_seconds);
+  sink.Emit(SeriesKey("augur_process_resident_memory_bytes", {}), ts, self.rss_bytes);
+  const telemetry::SegmentInfo info = s.writer->Info();
+  sink.Emit(SeriesKey("augur_shm_bytes_used", {}), ts, double(info.bytes_used));
+  sink.Emit(SeriesKey("augur_shm_bytes_mapped", {}), ts, double(info.bytes_total));
+  sink.Emit(SeriesKey("augur_series", {}), ts, double(info.series_count));
+  sink.Emit(SeriesKey("augur_series_dropped_points_total", {}), ts, double(sink.dropped()));
+  sink.Emit(SeriesKey("augur_samples_total", {}), ts, double(s.samples));
+  // Counts the points above too, so it is written last.
+  sink.Emit(SeriesKey("augur_points_written_total", {}), ts, double(sink.written() + 1));
+}
+
+Status Daemon::Run() {
+  Impl& s = *impl_;
+  const int64_t interval_ns = int64_t{s.options.config.telemetry.interval.count()} * 1'000'000;
+  int64_t next = MonotonicNs();
+  while (!s.stop.load(std::memory_order_relaxed)) {
+    SampleOnce();
+    next += interval_ns;
+    int64_t now = MonotonicNs();
+    if (now > next) next = now;  // fell behind (suspend, slow collector): don't burst
+    // Waits for the next tick, or a signal, or Stop(); checks Stop() at least every 100 ms.
+    while (!s.stop.load(std::memory_order_relaxed) && (now = MonotonicNs()) < next) {
+      const int64_t wait_ns = std::min<int64_t>(next - now, 100'000'000);
+      if (s.options.handle_signals) {
+        timespec to{time_t(wait_ns / 1'000'000'000), long(wait_ns % 1'000'000'000)};
+        int sig = sigtimedwait(&s.signals, nullptr, &to);
+        if (sig == SIGINT || sig == SIGTERM) {
+          spdlog::info("received {}, stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+          s.stop = true;
+        }
+      } else {
+        timespec to{time_t(wait_ns / 1'000'000'000), long(wait_ns % 1'000'000'000)};
+        nanosleep(&to, nullptr);
+      }
+    }
+  }
+  return Status::OK();
+}
+
+void Daemon::Stop() { impl_->stop = true; }
+
+std::vector<std::string> Daemon::CollectorNames() const {
+  std::vector<std::string> names;
+  for (const CollectorSlot& slot : impl_->collectors) {
+    names.push_back(slot.source + ":" + std::string(slot.collector->name()));
+  }
+  return names;
+}
+
+int Daemon::metrics_port() const { return impl_->metrics ? impl_->metrics->port() : 0; }
+
+}  // namespace augur::agent

@@ -1,0 +1,273 @@
+// Starts the real augurd and reads what it writes: the shared-memory segment (directly and
+// through augurctl) and /metrics over HTTP.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include <set>
+
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+#include "integration/subprocess.h"
+#include "telemetry/shm_store.h"
+
+namespace augur {
+namespace {
+
+using testing::BuildPath;
+using testing::Subprocess;
+using testing::WaitFor;
+using namespace std::chrono_literals;
+
+int FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  socklen_t len = sizeof(addr);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  close(fd);
+  return ntohs(addr.sin_port);
+}
+
+// The metric families every configuration must produce (eBPF or not).
+const std::vector<std::string> kFamilies = {
+    "cpu_busy_seconds_total", "cpu_seconds_total",         "memory_bytes",
+    "pressure_ratio",         "pressure_stall_seconds_total", "runqueue_latency_seconds",
+    "disk_io_bytes_total",    "disk_ios_total",            "network_bytes_total",
+    "tcp_retransmits_total",  "cgroup_cpu_seconds_total",  "cgroup_memory_bytes",
+    "augur_points_written_total", "augur_collector_duration_seconds",
+    "augur_process_cpu_seconds_total", "augur_shm_bytes_used"};
+
+class AugurdTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    shm_ = "augur-it-" + std::to_string(getpid()) + "-" +
+           ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    port_ = FreePort();
+    config_path_ = "/tmp/" + shm_ + ".yaml";
+  }
+  void TearDown() override {
+    unlink(config_path_.c_str());
+    shm_unlink(shm_.c_str());
+    unlink(("/dev/shm/" + shm_ + ".lock").c_str());
+  }
+
+  void WriteConfig(const std::string& ebpf, const std::string& extra = "") {
+    std::ofstream f(config_path_);
+    f << "telemetry:\n  interval: 200ms\n  ebpf: " << ebpf << "\n  shm_name: " << shm_
+      << "\nmetrics:\n  listen: 127.0.0.1:" << port_ << "\n" << extra;
+  }
+
+  std::unique_ptr<Subprocess> StartAgent() {
+    return std::make_unique<Subprocess>(
+        std::vector<std::string>{BuildPath("agent/augurd"), "--config", config_path_});
+  }
+
+  // Waits until every family has a series with at least two points.
+  std::set<std::string> WaitForFamilies(Subprocess& agent) {
+    std::set<std::string> seen;
+    WaitFor([&] {
+      if (!agent.running()) return true;
+      auto reader = telemetry::ShmReader::Open(shm_);
+      if (!reader) return false;
+      seen.clear();
+      for (const auto& e : (*reader)->List()) {
+        if (e.count >= 2) seen.insert(e.key.name());
+      }
+      for (const auto& f : kFamilies) {
+        if (!seen.contains(f)) return false;
+      }
+      return true;
+    }, 20s);
+    return seen;
+  }
+
+  std::string shm_;
+  int port_ = 0;
+  std::string config_path_;
+};
+
+TEST_F(AugurdTest, WritesEveryFamilyServesMetricsAndStopsCleanly) {
+  WriteConfig("auto");
+  auto agent = StartAgent();
+  auto seen = WaitForFamilies(*agent);
+  ASSERT_TRUE(agent->running()) << agent->err();
+  for (const auto& f : kFamilies) EXPECT_TRUE(seen.contains(f)) << "missing family " << f;
+
+  // /metrics over HTTP, from the same segment.
+  httplib::Client http("127.0.0.1", port_);
+  auto res = http.Get("/metrics");
+  ASSERT_TRUE(res) << "GET /metrics failed";
+  EXPECT_EQ(res->status, 200);
+  EXPECT_NE(res->body.find("# TYPE cpu_busy_seconds_total counter"), std::string::npos);
+  EXPECT_NE(res->body.find("memory_bytes{kind=\"total\",source=\"procfs\"}"), std::string::npos);
+  EXPECT_NE(res->body.find("augur_up 1"), std::string::npos);
+
+  // augurctl reads the segment directly.
+  auto series = testing::Run({BuildPath("agent/augurctl"), "--shm", shm_, "series", "--json"});
+  ASSERT_EQ(series.code, 0) << series.err;
+  auto arr = nlohmann::json::parse(series.out);
+  ASSERT_TRUE(arr.is_array());
+  EXPECT_GT(arr.size(), 20u);
+  auto get = testing::Run({BuildPath("agent/augurctl"), "--shm", shm_, "get",
+                           "memory_bytes{kind=\"total\",source=\"procfs\"}", "--last", "3",
+                           "--json"});
+  ASSERT_EQ(get.code, 0) << get.err;
+  auto pts = nlohmann::json::parse(get.out)["points"];
+  ASSERT_GE(pts.size(), 2u);
+  EXPECT_GT(pts[0]["value"].get<double>(), 0);
+  auto top = testing::Run({BuildPath("agent/augurctl"), "--shm", shm_, "top", "--once"});
+  ASSERT_EQ(top.code, 0) << top.err;
+  EXPECT_NE(top.out.find("CPU"), std::string::npos);
+  EXPECT_NE(top.out.find("CGROUP"), std::string::npos);
+  EXPECT_NE(top.out.find("live"), std::string::npos);
+
+  agent->Signal(SIGTERM);
+  EXPECT_EQ(agent->Wait(10s), 0) << agent->err();
+  EXPECT_NE(agent->err().find("stopped cleanly"), std::string::npos) << agent->err();
+  auto reader = telemetry::ShmReader::Open(shm_);
+  ASSERT_TRUE(reader);
+  EXPECT_TRUE((*reader)->Info().stale);
+  // The writer lock is released: nothing else holds the name.
+}
+
+TEST_F(AugurdTest, EbpfOffStillGivesEveryFamilyFromProcfs) {
+  WriteConfig("off");
+  auto agent = StartAgent();
+  auto seen = WaitForFamilies(*agent);
+  ASSERT_TRUE(agent->running()) << agent->err();
+  for (const auto& f : kFamilies) EXPECT_TRUE(seen.contains(f)) << "missing family " << f;
+  auto reader = telemetry::ShmReader::Open(shm_);
+  ASSERT_TRUE(reader);
+  for (const auto& e : (*reader)->List()) {
+    EXPECT_NE(e.key.label("source"), "bpf") << e.key.ToString();
+  }
+  agent->Signal(SIGINT);
+  EXPECT_EQ(agent->Wait(10s), 0) << agent->err();
+}
+
+TEST_F(AugurdTest, SecondAgentOnSameSegmentRefuses) {
+  WriteConfig("off");
+  auto first = StartAgent();
+  ASSERT_TRUE(WaitFor([&] { return telemetry::ShmReader::Open(shm_).has_value(); }, 10s))
+      << first->err();
+  // Another port so that the refusal can only come from the segment.
+  const int other_port = FreePort();
+  std::ofstream(config_path_ + ".2") << "telemetry:\n  ebpf: off\n  shm_name: " << shm_
+                                     << "\nmetrics:\n  listen: 127.0.0.1:" << other_port << "\n";
+  auto second = testing::Run({BuildPath("agent/augurd"), "--config", config_path_ + ".2"});
+  unlink((config_path_ + ".2").c_str());
+  EXPECT_NE(second.code, 0);
+  EXPECT_NE(second.err.find("another augurd"), std::string::npos) << second.err;
+  EXPECT_TRUE(first->running()) << "the first agent must be unaffected";
+  first->Signal(SIGTERM);
+  EXPECT_EQ(first->Wait(10s), 0);
+}
+
+TEST_F(AugurdTest, ReaderReattachesAfterAgentRestart) {
+  WriteConfig("off");
+  auto agent = StartAgent();
+  ASSERT_TRUE(WaitFor([&] { return telemetry::ShmReader::Open(shm_).has_value(); }, 10s));
+  auto reader = std::move(*telemetry::ShmReader::Open(shm_));
+  const uint64_t gen1 = reader->Info().generation;
+  agent->Signal(SIGTERM);
+  ASSERT_EQ(agent->Wait(10s), 0);
+  EXPECT_TRUE(reader->Info().stale);
+  agent = StartAgent();
+  bool reattached = false;
+  ASSERT_TRUE(WaitFor([&] {
+    auto r = reader->Refresh();
+    reattached = reattached || (r && *r);
+    return reattached && !reader->Info().stale && reader->Info().series_count > 0;
+  }, 10s)) << agent->err();
+  EXPECT_NE(reader->Info().generation, gen1);
+  agent->Signal(SIGTERM);
+  EXPECT_EQ(agent->Wait(10s), 0);
+}
+
+TEST_F(AugurdTest, BadConfigExitsBeforeTouchingAnything) {
+  {
+    std::ofstream f(config_path_);
+    f << "telemetry:\n  shm_name: " << shm_ << "\n  intervall: 1s\n";
+  }
+  auto r = testing::Run({BuildPath("agent/augurd"), "--config", config_path_});
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find(":3"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("intervall"), std::string::npos) << r.err;
+  struct stat st;
+  EXPECT_NE(stat(("/dev/shm/" + shm_).c_str(), &st), 0) << "segment must not be created";
+
+  auto check = testing::Run({BuildPath("agent/augurd"), "--check-config", config_path_});
+  EXPECT_EQ(check.code, 1);
+  EXPECT_NE(check.err.find("intervall"), std::string::npos) << check.err;
+  WriteConfig("auto");
+  check = testing::Run({BuildPath("agent/augurd"), "--check-config", config_path_});
+  EXPECT_EQ(check.code, 0) << check.err;
+  check = testing::Run({BuildPath("agent/augurd"), "--check-config",
+                        std::string(AUGUR_SOURCE_DIR) + "/packaging/augur.yaml"});
+  EXPECT_EQ(check.code, 0) << check.err;
+}
+
+// Runs the agent as `nobody`, who may not load BPF: `auto` must fall back to procfs and say
+// why once per collector; `on` must refuse to start.
+TEST_F(AugurdTest, UnprivilegedAgentFallsBackToProcfsOrRefusesWithEbpfOn) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to start the agent as nobody";
+  constexpr int kNobody = 65534;
+  WriteConfig("auto");
+  chmod(config_path_.c_str(), 0644);
+  auto agent = std::make_unique<Subprocess>(
+      std::vector<std::string>{BuildPath("agent/augurd"), "--config", config_path_}, kNobody);
+  auto seen = WaitForFamilies(*agent);
+  ASSERT_TRUE(agent->running()) << agent->err();
+  for (const auto& f : kFamilies) EXPECT_TRUE(seen.contains(f)) << "missing family " << f;
+  const std::string log = agent->err();
+  for (const char* c : {"cpu", "blockio", "tcp"}) {
+    const std::string needle = std::string("eBPF collector ") + c + " unavailable";
+    const size_t first = log.find(needle);
+    EXPECT_NE(first, std::string::npos) << log;
+    EXPECT_EQ(log.find(needle, first + 1), std::string::npos) << "said more than once: " << log;
+  }
+  agent->Signal(SIGTERM);
+  EXPECT_EQ(agent->Wait(10s), 0) << agent->err();
+  shm_unlink(shm_.c_str());
+  unlink(("/dev/shm/" + shm_ + ".lock").c_str());
+
+  WriteConfig("on");
+  auto strict = std::make_unique<Subprocess>(
+      std::vector<std::string>{BuildPath("agent/augurd"), "--config", config_path_}, kNobody);
+  EXPECT_NE(strict->Wait(20s), 0);
+  EXPECT_NE(strict->err().find("telemetry.ebpf is 'on'"), std::string::npos) << strict->err();
+}
+
+TEST_F(AugurdTest, EbpfOnFailsClearlyWhenBpfCannotLoad) {
+  // Only meaningful where eBPF cannot load; where it can, 'on' must start normally.
+  WriteConfig("on");
+  auto agent = StartAgent();
+  WaitFor([&] { return !agent->running() || telemetry::ShmReader::Open(shm_).has_value(); }, 20s);
+  if (agent->running()) {
+    auto reader = telemetry::ShmReader::Open(shm_);
+    ASSERT_TRUE(reader);
+    WaitFor([&] {
+      for (const auto& e : (*reader)->List()) {
+        if (e.key.label("source") == "bpf") return true;
+      }
+      return false;
+    }, 10s);
+    bool any_bpf = false;
+    for (const auto& e : (*reader)->List()) any_bpf = any_bpf || e.key.label("source") == "bpf";
+    EXPECT_TRUE(any_bpf) << "ebpf: on started but no bpf series";
+    agent->Signal(SIGTERM);
+    EXPECT_EQ(agent->Wait(10s), 0);
+  } else {
+    EXPECT_NE(agent->Wait(1s), 0);
+    EXPECT_NE(agent->err().find("telemetry.ebpf is 'on'"), std::string::npos) << agent->err();
+  }
+}
+
+}  // namespace
+}  // namespace augur
