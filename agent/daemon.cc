@@ -82,17 +82,20 @@ struct BpfSpec {
                                              const telemetry::CgroupFs&);
   const char* families[4];
   const char* families_text;
+  // A procfs collector whose families this one covers entirely, so it need not run at all.
+  const char* replaces;
 };
 constexpr BpfSpec kBpfSpecs[] = {
     {"cpu", &telemetry::MakeBpfCpuCollector,
      {"cpu_busy_seconds_total", "cgroup_cpu_seconds_total", "runqueue_latency_seconds", nullptr},
-     "cpu_busy_seconds_total, cgroup_cpu_seconds_total, runqueue_latency_seconds"},
+     "cpu_busy_seconds_total, cgroup_cpu_seconds_total, runqueue_latency_seconds",
+     "procfs_schedstat"},
     {"blockio", &telemetry::MakeBpfBlockioCollector,
      {"disk_ios_total", "disk_io_bytes_total", "disk_io_latency_seconds", nullptr},
-     "disk_ios_total, disk_io_bytes_total, disk_io_latency_seconds"},
+     "disk_ios_total, disk_io_bytes_total, disk_io_latency_seconds", nullptr},
     {"tcp", &telemetry::MakeBpfTcpCollector,
      {"tcp_retransmits_total", nullptr, nullptr, nullptr},
-     "tcp_retransmits_total (per-cgroup tcp_bytes_total has no procfs source)"},
+     "tcp_retransmits_total (per-cgroup tcp_bytes_total has no procfs source)", nullptr},
 };
 
 struct CollectorSlot {
@@ -173,6 +176,7 @@ Result<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& options) {
     cgfs = telemetry::CgroupFs();
   }
 
+  std::unordered_set<std::string> replaced;
   if (tc.ebpf != EbpfMode::kOff) {
     telemetry::BpfOptions bo;
     bo.cgroup_depth = tc.cgroup_depth;
@@ -193,6 +197,7 @@ Result<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& options) {
       for (const char* family : spec.families) {
         if (family) impl->sink->Cover(family);
       }
+      if (spec.replaces) replaced.insert(spec.replaces);
       spdlog::info("eBPF collector {} loaded", spec.name);
       impl->collectors.push_back({std::move(*made), "bpf"});
     }
@@ -204,6 +209,7 @@ Result<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& options) {
   po.cgroup_depth = tc.cgroup_depth;
   po.max_cgroups = tc.max_cgroups;
   for (auto& c : telemetry::MakeProcfsCollectors(po)) {
+    if (replaced.contains(std::string(c->name()))) continue;
     impl->collectors.push_back({std::move(c), "procfs"});
   }
 

@@ -53,6 +53,8 @@ function(bpf_object name source)
     COMMENT "Generating BPF skeleton ${name}.skel.h"
     VERBATIM)
   add_custom_target(${name}_skel_gen DEPENDS ${skel})
+  # vmlinux.h is made by another directory's rule; order it explicitly.
+  add_dependencies(${name}_skel_gen augur_vmlinux_h)
   add_library(${name}_skel INTERFACE)
   add_dependencies(${name}_skel ${name}_skel_gen)
   target_include_directories(${name}_skel INTERFACE ${AUGUR_BPF_GEN_DIR} ${src_dir})

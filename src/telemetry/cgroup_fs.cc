@@ -53,8 +53,16 @@ std::vector<std::string> SplitComma(std::string_view s) {
 // CgroupOfPid() find those hierarchies too.
 bool IsCgroup1Option(std::string_view opt) {
   static constexpr std::string_view kFlags[] = {
-      "rw",    "ro",       "none",           "all",          "noprefix",
-      "xattr", "clone_children", "cpuset_v2_mode", "favordynmods", "nofavordynmods",
+      "rw",
+      "ro",
+      "none",
+      "all",
+      "noprefix",
+      "xattr",
+      "clone_children",
+      "cpuset_v2_mode",
+      "favordynmods",
+      "nofavordynmods",
   };
   if (std::find(std::begin(kFlags), std::end(kFlags), opt) != std::end(kFlags)) return true;
   return opt.starts_with("release_agent=");
@@ -152,9 +160,8 @@ const CgroupMount* CgroupFs::ForController(std::string_view controller) const {
   }
   // A controller bound to a v1 hierarchy cannot also be active in v2, so v1 wins.
   const CgroupMount* v2 = Unified();
-  if (v2 != nullptr &&
-      std::find(v2->controllers.begin(), v2->controllers.end(), controller) !=
-          v2->controllers.end()) {
+  if (v2 != nullptr && std::find(v2->controllers.begin(), v2->controllers.end(), controller) !=
+                           v2->controllers.end()) {
     return v2;
   }
   return nullptr;
@@ -244,8 +251,8 @@ Result<std::string> CgroupFs::CgroupOfPid(const CgroupMount& mount, int pid) con
       }
     }
   }
-  return Err(Status::NotFound(file + ": no line for the hierarchy mounted at " +
-                              mount.mount_point));
+  return Err(
+      Status::NotFound(file + ": no line for the hierarchy mounted at " + mount.mount_point));
 }
 
 }  // namespace augur::telemetry
