@@ -90,7 +90,10 @@ constexpr BpfSpec kBpfSpecs[] = {
      {"cpu_busy_seconds_total", "cgroup_cpu_seconds_total", "runqueue_latency_seconds", nullptr},
      "cpu_busy_seconds_total, cgroup_cpu_seconds_total, runqueue_latency_seconds",
      "procfs_schedstat"},
-    {"blockio", &telemetry::MakeBpfBlockioCollector,
+    {"blockio",
+     [](const telemetry::BpfOptions& o, const telemetry::CgroupFs&) {
+       return telemetry::MakeBpfBlockIoCollector(o);
+     },
      {"disk_ios_total", "disk_io_bytes_total", "disk_io_latency_seconds", nullptr},
      "disk_ios_total, disk_io_bytes_total, disk_io_latency_seconds", nullptr},
     {"tcp", &telemetry::MakeBpfTcpCollector,
