@@ -9,9 +9,14 @@
 //
 // Lifecycle: ShmWriter::Create() takes an exclusive lock (/dev/shm/<name>.lock) so a second
 // writer on the same name fails with AlreadyExists, then replaces any old segment with a new
-// one carrying a fresh generation. Close() (or the destructor) marks it stale. A reader
-// that was attached to an older segment notices, through Refresh(), that the name now holds
-// another generation and re-attaches.
+// one carrying a fresh generation: it builds it as /dev/shm/<name>.new and renames that over
+// <name>, so a reader opening the name never sees a half-made segment, and marks the
+// replaced one stale. Close() (or the destructor) marks the segment stale. A reader that was
+// attached to an older segment notices, through Refresh(), that the name now holds another
+// generation and re-attaches.
+//
+// The writer never deletes a segment: after it exits, readers can still read the last
+// points (Info().stale says the writer is gone). /dev/shm/<name>.lock stays too.
 #ifndef AUGUR_TELEMETRY_SHM_STORE_H_
 #define AUGUR_TELEMETRY_SHM_STORE_H_
 
@@ -54,6 +59,9 @@ struct SegmentInfo {
   uint64_t bytes_used = 0;     // header + directory + rings of the series in use
 };
 
+// Thread safety: not synchronised; one thread at a time (the agent's sampling thread).
+// The lock file descriptor is close-on-exec; a child forked without exec shares the lock
+// until Close().
 class ShmWriter {
  public:
   // Creates the segment. AlreadyExists when another live writer holds the name;
@@ -65,11 +73,13 @@ class ShmWriter {
   ShmWriter& operator=(const ShmWriter&) = delete;
 
   // Finds or adds the series. InvalidArgument for a key that does not Validate();
-  // ResourceExhausted-like Unavailable when the directory is full. Not for the hot path:
-  // callers keep the id.
+  // ResourceExhausted-like Unavailable when the directory is full; IOError when /dev/shm
+  // has no memory left for the series' ring (allocated here, so Append cannot fault);
+  // FailedPrecondition after Close(). Not for the hot path: callers keep the id.
   Result<SeriesId> Resolve(const SeriesKey& key);
   // Appends a point to series `id` (from Resolve). Wait-free; overwrites the oldest point
-  // once the ring is full.
+  // once the ring is full. Points for an id this writer did not return, and all points
+  // after Close(), are dropped.
   void Append(SeriesId id, int64_t ts_ns, double value);
 
   // Marks the segment stale and releases the writer lock; the segment stays for readers
@@ -92,6 +102,8 @@ struct SeriesEntry {
   uint64_t count = 0;  // points ever appended
 };
 
+// Thread safety: const methods may be called concurrently; Refresh() must not run
+// concurrently with any other method of the same reader.
 class ShmReader {
  public:
   // Maps the segment read-only. NotFound when there is none; Corruption (with a message
@@ -111,9 +123,14 @@ class ShmReader {
   std::vector<SeriesEntry> List() const;
   // Finds a series by key; NotFound when absent.
   Result<SeriesId> Find(const SeriesKey& key) const;
-  // Latest point of a series, or nullopt when it has none. Never blocks the writer.
+  // Latest point of a series, or nullopt when it has none (or `id` is out of range). Never
+  // blocks the writer and never waits for it; also nullopt if the writer overwrote the
+  // point on every one of a bounded number of attempts (the reader stalled for a whole
+  // ring's worth of appends each time).
   std::optional<Point> Latest(SeriesId id) const;
-  // Up to `n` most recent points, oldest first.
+  // Up to `n` most recent points, oldest first, consecutive in the series. Fewer than
+  // available only when the writer kept overwriting the oldest of them while they were
+  // copied; then the newest intact ones are returned.
   std::vector<Point> Last(SeriesId id, size_t n) const;
 
   const std::string& name() const { return name_; }

@@ -1,0 +1,656 @@
+#include "telemetry/shm_store.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <bit>
+#include <boost/interprocess/exceptions.hpp>
+#include <boost/interprocess/mapped_region.hpp>
+#include <boost/interprocess/permissions.hpp>
+#include <boost/interprocess/shared_memory_object.hpp>
+#include <cerrno>
+#include <cinttypes>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <new>
+#include <unordered_map>
+
+#include "telemetry/shm_layout.h"
+
+namespace augur::telemetry {
+namespace {
+
+namespace bip = boost::interprocess;
+using shm::DirectorySlot;
+using shm::PointCell;
+using shm::SegmentHeader;
+
+static_assert(SeriesKey::kMaxKeyLength < shm::kKeyCapacity,
+              "a canonical key plus its NUL must fit a directory slot");
+
+// POSIX shm objects live here on Linux (glibc's shm_open, hence Boost.Interprocess, uses
+// it). The store needs the path for what shm_open cannot do: the writer lock, the atomic
+// rename that publishes a new segment, and the inode check in Refresh().
+constexpr std::string_view kShmDir = "/dev/shm/";
+// Leaves room for the ".lock"/".new" suffixes within NAME_MAX (255).
+constexpr size_t kMaxNameLength = 200;
+
+// A read fails only when the writer lapped what the reader was copying (at least
+// `capacity - count` appends to that series during the copy), never because an append is
+// in progress, so a retry can start at once. Reads are bounded all the same: Latest gives
+// up (nullopt) after kMaxLatestAttempts, and Last returns the intact newest part of its copy
+// after kMaxLastAttempts.
+constexpr int kMaxLatestAttempts = 16;
+constexpr int kMaxLastAttempts = 4;
+
+std::string ShmPath(std::string_view name) {
+  std::string path(kShmDir);
+  path += name;
+  return path;
+}
+
+std::string SegmentName(std::string_view name) {
+  return "shared-memory segment '" + std::string(name) + "'";
+}
+
+Status ValidateName(std::string_view name) {
+  const bool chars_ok = std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '.' || c == '-';
+  });
+  if (name.empty() || name.size() > kMaxNameLength || !chars_ok || name == "." || name == "..") {
+    return Status::InvalidArgument("bad shared-memory segment name '" + std::string(name) +
+                                   "': want 1 to " + std::to_string(kMaxNameLength) +
+                                   " characters from [A-Za-z0-9_.-], not '.' or '..'");
+  }
+  return Status::OK();
+}
+
+int64_t RealtimeNs() {
+  timespec ts{};
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
+}
+
+uint64_t SplitMix64(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+// Unique per creation, so a reader can tell a re-created segment from the one it mapped
+// even if the clock stepped back or the pid was reused.
+uint64_t NewGeneration(int64_t now_ns) {
+  uint64_t random = 0;
+  // Without entropy yet (early boot, GRND_NONBLOCK) time and pid still separate creations.
+  if (getrandom(&random, sizeof(random), GRND_NONBLOCK) != sizeof(random)) random = 0;
+  const uint64_t g = SplitMix64(static_cast<uint64_t>(now_ns) ^
+                                SplitMix64((static_cast<uint64_t>(getpid()) << 32) ^ random));
+  return g == 0 ? 1 : g;
+}
+
+// Number of appends started (completed or in progress) when the sequence counter read `seq`.
+inline uint64_t AppendsStarted(uint64_t seq) { return (seq + 1) >> 1; }
+
+// The pid in the header of an existing segment, when it is an augur segment of this
+// layout; read with pread so a garbage or truncated file cannot fault us.
+std::optional<int32_t> PeekWriterPid(std::string_view name) {
+  const int fd = open(ShmPath(name).c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return std::nullopt;
+  unsigned char buf[shm::kHeaderSize];
+  const ssize_t n = pread(fd, buf, sizeof(buf), 0);
+  close(fd);
+  if (n != static_cast<ssize_t>(sizeof(buf))) return std::nullopt;
+  uint64_t magic = 0;
+  uint32_t version = 0;
+  int32_t pid = 0;
+  std::memcpy(&magic, buf + offsetof(SegmentHeader, magic), sizeof(magic));
+  std::memcpy(&version, buf + offsetof(SegmentHeader, layout_version), sizeof(version));
+  std::memcpy(&pid, buf + offsetof(SegmentHeader, writer_pid), sizeof(pid));
+  if (magic != shm::kMagic || version != shm::kLayoutVersion || pid <= 0) return std::nullopt;
+  return pid;
+}
+
+// Marks the segment currently under `name` stale, so readers that have it mapped and do
+// not Refresh() still learn that its writer is gone (it closed or died: we hold the lock).
+// Best effort: anything that is not a segment of this layout is left alone.
+void MarkStale(std::string_view name) {
+  try {
+    bip::shared_memory_object object(bip::open_only, std::string(name).c_str(), bip::read_write);
+    bip::offset_t size = 0;
+    if (!object.get_size(size) || static_cast<uint64_t>(size) < shm::kHeaderSize) return;
+    bip::mapped_region region(object, bip::read_write, 0, shm::kHeaderSize);
+    auto* header = static_cast<SegmentHeader*>(region.get_address());
+    if (header->magic != shm::kMagic || header->layout_version != shm::kLayoutVersion) return;
+    header->state.store(shm::kStateStale, std::memory_order_release);
+  } catch (const bip::interprocess_exception&) {
+    // No old segment, or one we may not write: nothing to mark.
+  }
+}
+
+SegmentInfo InfoFromHeader(const SegmentHeader& h, uint64_t bytes_total, uint64_t rings_offset,
+                           uint64_t ring_stride) {
+  SegmentInfo info;
+  info.layout_version = h.layout_version;
+  info.generation = h.generation;
+  info.stale = h.state.load(std::memory_order_acquire) != shm::kStateLive;
+  info.writer_pid = h.writer_pid;
+  info.capacity = h.capacity;
+  info.max_series = h.max_series;
+  info.series_count = std::min(h.series_count.load(std::memory_order_acquire), h.max_series);
+  info.points_written = h.points_written.load(std::memory_order_relaxed);
+  info.bytes_total = bytes_total;
+  info.bytes_used = rings_offset + uint64_t{info.series_count} * ring_stride;
+  return info;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------
+// ShmWriter
+
+struct ShmWriter::Impl {
+  ~Impl() {
+    if (lock_fd >= 0) close(lock_fd);
+  }
+
+  // Reserves memory for [offset, offset+len) so the writer's later stores cannot SIGBUS on
+  // a full /dev/shm. Filesystems without fallocate keep the sparse behaviour.
+  Status Reserve(uint64_t offset, uint64_t len) {
+    const int fd = object.get_mapping_handle().handle;
+    if (fallocate(fd, 0, static_cast<off_t>(offset), static_cast<off_t>(len)) == 0) {
+      return Status::OK();
+    }
+    const int err = errno;
+    if (err == EOPNOTSUPP || err == ENOSYS) return Status::OK();
+    return Status::FromErrno("cannot allocate " + std::to_string(len) + " bytes of " +
+                                 SegmentName(name) + " in " + std::string(kShmDir),
+                             err);
+  }
+
+  PointCell* Ring(SeriesId id) {
+    return reinterpret_cast<PointCell*>(rings + uint64_t{id} * geometry.ring_stride);
+  }
+
+  std::string name;
+  int lock_fd = -1;                  // holds flock(LOCK_EX) while open; -1 once closed
+  bip::shared_memory_object object;  // kept open for fallocate
+  bip::mapped_region region;
+  shm::Geometry geometry;
+  SegmentHeader* header = nullptr;
+  DirectorySlot* directory = nullptr;
+  char* rings = nullptr;
+  uint32_t capacity = 0;
+  uint32_t max_series = 0;
+  // Series added so far; mirrors header->series_count without touching shared memory.
+  uint32_t series_count = 0;
+  // Ids below this are appended; Close() sets it to 0 so later points are dropped.
+  uint32_t appendable = 0;
+  std::unordered_map<std::string, SeriesId> ids;  // canonical key -> id
+};
+
+ShmWriter::ShmWriter(std::unique_ptr<Impl> impl, StoreOptions options)
+    : impl_(std::move(impl)), options_(std::move(options)) {}
+
+ShmWriter::~ShmWriter() { Close(); }
+
+Result<std::unique_ptr<ShmWriter>> ShmWriter::Create(const StoreOptions& options) {
+  const std::string& name = options.name;
+  if (Status st = ValidateName(name); !st.ok()) return Err(st);
+  if (options.capacity < 2) {
+    return Err(Status::InvalidArgument(SegmentName(name) + ": capacity " +
+                                       std::to_string(options.capacity) +
+                                       " is too small (need at least 2 points per series)"));
+  }
+  if (options.max_series < 1) {
+    return Err(Status::InvalidArgument(SegmentName(name) + ": max_series must be at least 1"));
+  }
+  const std::optional<shm::Geometry> geometry =
+      shm::ComputeGeometry(options.capacity, options.max_series, shm::kMaxSegmentBytes);
+  if (!geometry) {
+    return Err(Status::InvalidArgument(SegmentName(name) + ": capacity " +
+                                       std::to_string(options.capacity) + " x max_series " +
+                                       std::to_string(options.max_series) + " needs more than " +
+                                       std::to_string(shm::kMaxSegmentBytes) + " bytes"));
+  }
+
+  auto impl = std::make_unique<Impl>();
+  impl->name = name;
+  impl->geometry = *geometry;
+  impl->capacity = options.capacity;
+  impl->max_series = options.max_series;
+
+  // One writer per name. flock (not a pid file) so the lock dies with the process; the
+  // lock file is never unlinked, because unlinking it would let a third writer lock a new
+  // inode while the second still holds the old one.
+  const std::string lock_path = ShmPath(name) + ".lock";
+  // O_NOFOLLOW: /dev/shm is world-writable, and augurd runs as root.
+  impl->lock_fd = open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+  if (impl->lock_fd < 0) {
+    return Err(Status::FromErrno("cannot open writer lock " + lock_path, errno));
+  }
+  if (flock(impl->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+    const int err = errno;
+    if (err == EWOULDBLOCK) {
+      if (std::optional<int32_t> pid = PeekWriterPid(name)) {
+        return Err(Status::AlreadyExists("another augurd (pid " + std::to_string(*pid) +
+                                         ") is writing " + SegmentName(name)));
+      }
+      return Err(Status::AlreadyExists("another augurd is writing " + SegmentName(name) +
+                                       " (it holds " + lock_path + ")"));
+    }
+    return Err(Status::FromErrno("cannot lock " + lock_path, err));
+  }
+
+  // Build the new segment under a temporary name and rename it over the old one, so a
+  // reader opening the name sees either the old segment or the complete new one, never a
+  // zero-filled header. Readers that mapped the old one keep it until they Refresh().
+  const std::string tmp_name = name + ".new";
+  // A leftover from a writer that died while creating; we hold the lock, so it is nobody's.
+  bip::shared_memory_object::remove(tmp_name.c_str());
+  try {
+    bip::shared_memory_object object(bip::create_only, tmp_name.c_str(), bip::read_write,
+                                     bip::permissions(0644));  // readers need not be root
+    object.truncate(static_cast<bip::offset_t>(geometry->total_size));
+    bip::mapped_region region(object, bip::read_write, 0, geometry->total_size);
+    impl->object.swap(object);
+    impl->region.swap(region);
+  } catch (const bip::interprocess_exception& e) {
+    bip::shared_memory_object::remove(tmp_name.c_str());
+    return Err(Status::IOError("cannot create " + SegmentName(name) + " of " +
+                               std::to_string(geometry->total_size) + " bytes: " + e.what()));
+  }
+  if (Status st = impl->Reserve(0, shm::kHeaderSize); !st.ok()) {
+    bip::shared_memory_object::remove(tmp_name.c_str());
+    return Err(st);
+  }
+
+  char* base = static_cast<char*>(impl->region.get_address());
+  // The pages are zero-filled; construct the header in place so its atomics are objects.
+  // Slots and rings are constructed when their series is added (Resolve), so untouched
+  // series stay unbacked.
+  auto* header = new (base) SegmentHeader{};
+  const int64_t now = RealtimeNs();
+  header->magic = shm::kMagic;
+  header->layout_version = shm::kLayoutVersion;
+  header->header_size = static_cast<uint32_t>(shm::kHeaderSize);
+  header->generation = NewGeneration(now);
+  header->created_ns = now;
+  header->writer_pid = static_cast<int32_t>(getpid());
+  header->capacity = options.capacity;
+  header->max_series = options.max_series;
+  header->slot_size = sizeof(DirectorySlot);
+  header->point_size = sizeof(PointCell);
+  header->directory_offset = geometry->directory_offset;
+  header->rings_offset = geometry->rings_offset;
+  header->total_size = geometry->total_size;
+  header->state.store(shm::kStateLive, std::memory_order_release);
+  impl->header = header;
+  impl->directory = reinterpret_cast<DirectorySlot*>(base + geometry->directory_offset);
+  impl->rings = base + geometry->rings_offset;
+
+  MarkStale(name);
+  const std::string tmp_path = ShmPath(tmp_name);
+  const std::string path = ShmPath(name);
+  if (rename(tmp_path.c_str(), path.c_str()) != 0) {
+    const int err = errno;
+    bip::shared_memory_object::remove(tmp_name.c_str());
+    return Err(Status::FromErrno(
+        "cannot publish " + SegmentName(name) + " (rename " + tmp_path + " to " + path + ")", err));
+  }
+  return std::unique_ptr<ShmWriter>(new ShmWriter(std::move(impl), options));
+}
+
+Result<SeriesId> ShmWriter::Resolve(const SeriesKey& key) {
+  Impl& m = *impl_;
+  if (m.lock_fd < 0) {
+    return Err(Status::FailedPrecondition("writer of " + SegmentName(m.name) + " is closed"));
+  }
+  if (Status st = key.Validate(); !st.ok()) return Err(st);
+  std::string canonical = key.ToString();
+  if (auto it = m.ids.find(canonical); it != m.ids.end()) return it->second;
+  if (m.series_count >= m.max_series) {
+    return Err(Status::Unavailable(
+        SegmentName(m.name) + " is full: all " + std::to_string(m.max_series) +
+        " series slots are in use, cannot add " + canonical + " (raise max_series)"));
+  }
+  const SeriesId id = m.series_count;
+  const uint64_t slot_offset = m.geometry.directory_offset + uint64_t{id} * sizeof(DirectorySlot);
+  const uint64_t ring_offset = m.geometry.rings_offset + uint64_t{id} * m.geometry.ring_stride;
+  if (Status st = m.Reserve(slot_offset, sizeof(DirectorySlot)); !st.ok()) return Err(st);
+  if (Status st = m.Reserve(ring_offset, m.geometry.ring_stride); !st.ok()) return Err(st);
+
+  auto* slot = new (&m.directory[id]) DirectorySlot{};
+  std::memcpy(slot->key, canonical.data(), canonical.size());
+  slot->key[canonical.size()] = '\0';
+  slot->key_length = static_cast<uint32_t>(canonical.size());
+  PointCell* ring = m.Ring(id);
+  for (uint32_t i = 0; i < m.capacity; ++i) new (&ring[i]) PointCell{};
+  // Publishes the slot: a reader that sees the new count (acquire) sees the key.
+  m.header->series_count.store(id + 1, std::memory_order_release);
+  m.series_count = id + 1;
+  m.appendable = m.series_count;
+  m.ids.emplace(std::move(canonical), id);
+  return id;
+}
+
+void ShmWriter::Append(SeriesId id, int64_t ts_ns, double value) {
+  Impl& m = *impl_;
+  if (id >= m.appendable) [[unlikely]] {
+    return;
+  }
+  DirectorySlot& slot = m.directory[id];
+  // Only this thread writes seq, so a relaxed load sees our own last store.
+  const uint64_t seq = slot.seq.load(std::memory_order_relaxed);
+  // Release, so a reader that loads the odd value still synchronises with the previous
+  // append and may read the points before this one; the fence keeps the point's stores
+  // from becoming visible before the odd value.
+  slot.seq.store(seq + 1, std::memory_order_release);
+  std::atomic_thread_fence(std::memory_order_release);
+  const uint32_t head = slot.head;
+  PointCell& cell = m.Ring(id)[head];
+  cell.ts_ns.store(ts_ns, std::memory_order_relaxed);
+  cell.value_bits.store(std::bit_cast<uint64_t>(value), std::memory_order_relaxed);
+  slot.head = head + 1 == m.capacity ? 0 : head + 1;
+  slot.seq.store(seq + 2, std::memory_order_release);
+  // Single writer: load+store instead of a locked read-modify-write.
+  m.header->points_written.store(m.header->points_written.load(std::memory_order_relaxed) + 1,
+                                 std::memory_order_relaxed);
+}
+
+void ShmWriter::Close() {
+  Impl& m = *impl_;
+  if (m.lock_fd < 0) return;
+  m.header->state.store(shm::kStateStale, std::memory_order_release);
+  m.appendable = 0;
+  // Unlock explicitly: a child forked from this process shares the lock's open file
+  // description, and closing our descriptor alone would leave the lock held.
+  flock(m.lock_fd, LOCK_UN);
+  close(m.lock_fd);
+  m.lock_fd = -1;
+}
+
+SegmentInfo ShmWriter::Info() const {
+  const Impl& m = *impl_;
+  return InfoFromHeader(*m.header, m.geometry.total_size, m.geometry.rings_offset,
+                        m.geometry.ring_stride);
+}
+
+// ---------------------------------------------------------------------------------------
+// ShmReader
+
+struct ShmReader::Impl {
+  const PointCell* Ring(SeriesId id) const {
+    return reinterpret_cast<const PointCell*>(rings + uint64_t{id} * geometry.ring_stride);
+  }
+  // True when slot `id` is in the directory, so its seq and ring are initialised and the
+  // writer no longer constructs them. The count shares a cache line only with fields that
+  // are written once (or on Resolve/Close), so this load stays a cache hit on the hot path.
+  bool Published(SeriesId id) const {
+    return id < max_series && id < header->series_count.load(std::memory_order_acquire);
+  }
+
+  bip::mapped_region region;  // read-only
+  shm::Geometry geometry;
+  const SegmentHeader* header = nullptr;
+  const DirectorySlot* directory = nullptr;
+  const char* rings = nullptr;
+  uint32_t capacity = 0;
+  uint32_t max_series = 0;
+  // Identity of the mapped object: while it is mapped its inode cannot be reused, so a
+  // different (dev, ino) under the name means a re-created segment.
+  dev_t dev = 0;
+  ino_t ino = 0;
+};
+
+namespace {
+
+std::string Hex64(uint64_t v) {
+  char buf[24];
+  std::snprintf(buf, sizeof(buf), "0x%016" PRIx64, v);
+  return buf;
+}
+
+Status Truncated(std::string_view name, uint64_t size) {
+  return Status::Corruption(SegmentName(name) + " is truncated: " + std::to_string(size) +
+                            " bytes, smaller than the " + std::to_string(shm::kHeaderSize) +
+                            "-byte header");
+}
+
+// Checks that the `size` bytes at `base` are a segment this build can read. Reads the
+// magic and version with memcpy before knowing the header fits, so a short file is
+// reported instead of read past its end.
+Result<shm::Geometry> ValidateSegment(std::string_view name, const char* base, uint64_t size) {
+  uint64_t magic = 0;
+  uint32_t version = 0;
+  if (size < sizeof(magic)) return Err(Truncated(name, size));
+  std::memcpy(&magic, base + offsetof(SegmentHeader, magic), sizeof(magic));
+  if (magic != shm::kMagic) {
+    return Err(Status::Corruption(SegmentName(name) + " has bad magic " + Hex64(magic) +
+                                  " (not an augur segment)"));
+  }
+  if (size < offsetof(SegmentHeader, layout_version) + sizeof(version)) {
+    return Err(Truncated(name, size));
+  }
+  std::memcpy(&version, base + offsetof(SegmentHeader, layout_version), sizeof(version));
+  if (version != shm::kLayoutVersion) {
+    return Err(Status::Corruption(SegmentName(name) + " has layout version " +
+                                  std::to_string(version) + "; this build supports version " +
+                                  std::to_string(shm::kLayoutVersion) +
+                                  " (augurd and this reader are from different releases)"));
+  }
+  if (size < shm::kHeaderSize) return Err(Truncated(name, size));
+  const auto& h = *reinterpret_cast<const SegmentHeader*>(base);
+  if (h.header_size != shm::kHeaderSize || h.slot_size != sizeof(DirectorySlot) ||
+      h.point_size != sizeof(PointCell)) {
+    return Err(Status::Corruption(
+        SegmentName(name) + " declares header/slot/point sizes " + std::to_string(h.header_size) +
+        "/" + std::to_string(h.slot_size) + "/" + std::to_string(h.point_size) +
+        " bytes; layout version " + std::to_string(shm::kLayoutVersion) + " has " +
+        std::to_string(shm::kHeaderSize) + "/" + std::to_string(sizeof(DirectorySlot)) + "/" +
+        std::to_string(sizeof(PointCell))));
+  }
+  const std::optional<shm::Geometry> g =
+      shm::ComputeGeometry(h.capacity, h.max_series, shm::kMaxSegmentBytes);
+  if (!g) {
+    return Err(Status::Corruption(SegmentName(name) + " declares impossible sizes: capacity " +
+                                  std::to_string(h.capacity) + ", max_series " +
+                                  std::to_string(h.max_series)));
+  }
+  if (h.directory_offset != g->directory_offset || h.rings_offset != g->rings_offset ||
+      h.total_size != g->total_size) {
+    return Err(Status::Corruption(
+        SegmentName(name) + ": its table of contents (directory at " +
+        std::to_string(h.directory_offset) + ", rings at " + std::to_string(h.rings_offset) +
+        ", size " + std::to_string(h.total_size) + ") does not match its capacity and max_series"));
+  }
+  if (size != g->total_size) {
+    return Err(Status::Corruption(SegmentName(name) + " is " + std::to_string(size) +
+                                  " bytes but its capacity " + std::to_string(h.capacity) +
+                                  " and max_series " + std::to_string(h.max_series) + " need " +
+                                  std::to_string(g->total_size) + " (truncated or overwritten)"));
+  }
+  return *g;
+}
+
+}  // namespace
+
+ShmReader::ShmReader(std::unique_ptr<Impl> impl, std::string name)
+    : impl_(std::move(impl)), name_(std::move(name)) {}
+
+ShmReader::~ShmReader() = default;
+
+Result<std::unique_ptr<ShmReader>> ShmReader::Open(std::string_view name_view) {
+  std::string name(name_view);
+  if (Status st = ValidateName(name); !st.ok()) return Err(st);
+  auto impl = std::make_unique<Impl>();
+  uint64_t size = 0;
+  try {
+    bip::shared_memory_object object(bip::open_only, name.c_str(), bip::read_only);
+    // fstat the descriptor we map (not the path) so size and inode describe this object
+    // even if the name is replaced meanwhile.
+    struct stat st {};
+    if (fstat(object.get_mapping_handle().handle, &st) != 0) {
+      return Err(Status::FromErrno("cannot stat " + SegmentName(name), errno));
+    }
+    size = static_cast<uint64_t>(st.st_size);
+    impl->dev = st.st_dev;
+    impl->ino = st.st_ino;
+    if (size == 0) return Err(Truncated(name, 0));  // nothing to map
+    if (size > shm::kMaxSegmentBytes) {
+      return Err(Status::Corruption(SegmentName(name) + " is " + std::to_string(size) +
+                                    " bytes, larger than any augur segment"));
+    }
+    bip::mapped_region region(object, bip::read_only, 0, size);
+    impl->region.swap(region);
+  } catch (const bip::interprocess_exception& e) {
+    if (e.get_native_error() == ENOENT) {
+      return Err(Status::NotFound("no " + SegmentName(name) + " (" + ShmPath(name) +
+                                  "): is augurd running?"));
+    }
+    return Err(Status::IOError("cannot open " + SegmentName(name) + ": " + e.what()));
+  }
+  const char* base = static_cast<const char*>(impl->region.get_address());
+  Result<shm::Geometry> geometry = ValidateSegment(name, base, size);
+  if (!geometry) return Err(geometry.error());
+  impl->geometry = *geometry;
+  impl->header = reinterpret_cast<const SegmentHeader*>(base);
+  impl->directory = reinterpret_cast<const DirectorySlot*>(base + geometry->directory_offset);
+  impl->rings = base + geometry->rings_offset;
+  impl->capacity = impl->header->capacity;
+  impl->max_series = impl->header->max_series;
+  return std::unique_ptr<ShmReader>(new ShmReader(std::move(impl), std::move(name)));
+}
+
+Result<bool> ShmReader::Refresh() {
+  const std::string path = ShmPath(name_);
+  struct stat st {};
+  if (stat(path.c_str(), &st) != 0) {
+    // The name vanished (agent stopped and someone cleaned up): keep the old mapping,
+    // which stays readable, until a new segment appears.
+    if (errno == ENOENT) return false;
+    return Err(Status::FromErrno("cannot stat " + path, errno));
+  }
+  if (st.st_dev == impl_->dev && st.st_ino == impl_->ino) return false;
+  Result<std::unique_ptr<ShmReader>> fresh = Open(name_);
+  if (!fresh) {
+    if (fresh.error().IsNotFound()) return false;  // removed between stat and open
+    return Err(fresh.error());
+  }
+  impl_ = std::move((*fresh)->impl_);
+  return true;
+}
+
+SegmentInfo ShmReader::Info() const {
+  const Impl& m = *impl_;
+  return InfoFromHeader(*m.header, m.geometry.total_size, m.geometry.rings_offset,
+                        m.geometry.ring_stride);
+}
+
+std::vector<SeriesEntry> ShmReader::List() const {
+  const Impl& m = *impl_;
+  const uint32_t n = std::min(m.header->series_count.load(std::memory_order_acquire), m.max_series);
+  std::vector<SeriesEntry> out;
+  out.reserve(n);
+  for (uint32_t i = 0; i < n; ++i) {
+    const DirectorySlot& slot = m.directory[i];
+    if (slot.key_length >= shm::kKeyCapacity) continue;  // corrupt slot: skip, don't overrun
+    Result<SeriesKey> key = SeriesKey::Parse(std::string_view(slot.key, slot.key_length));
+    if (!key) continue;
+    out.push_back(SeriesEntry{i, *std::move(key), slot.seq.load(std::memory_order_acquire) >> 1});
+  }
+  return out;
+}
+
+Result<SeriesId> ShmReader::Find(const SeriesKey& key) const {
+  const Impl& m = *impl_;
+  const std::string canonical = key.ToString();
+  const uint32_t n = std::min(m.header->series_count.load(std::memory_order_acquire), m.max_series);
+  for (uint32_t i = 0; i < n; ++i) {
+    const DirectorySlot& slot = m.directory[i];
+    if (slot.key_length == canonical.size() &&
+        std::memcmp(slot.key, canonical.data(), canonical.size()) == 0) {
+      return i;
+    }
+  }
+  return Err(Status::NotFound("series " + canonical + " is not in " + SegmentName(name_)));
+}
+
+// Reads follow shm_layout.h: load seq (acquire), copy, acquire fence, reload seq. Instead
+// of requiring seq to be even and unchanged (which would make a reader wait for a writer
+// that is descheduled mid-append), a copied point of logical index j is accepted when no
+// append that could have started by the reload wrote its cell: the append of index k
+// writes cell k % capacity, so j is intact iff j + capacity >= appends started.
+std::optional<Point> ShmReader::Latest(SeriesId id) const {
+  const Impl& m = *impl_;
+  if (!m.Published(id)) return std::nullopt;
+  const DirectorySlot& slot = m.directory[id];
+  const PointCell* ring = m.Ring(id);
+  for (int attempt = 0; attempt < kMaxLatestAttempts; ++attempt) {
+    const uint64_t s1 = slot.seq.load(std::memory_order_acquire);
+    const uint64_t completed = s1 >> 1;
+    if (completed == 0) return std::nullopt;
+    // With s1 odd the append of index `completed` is in progress; it writes another cell
+    // (capacity >= 2), so the newest completed point is still readable.
+    const uint64_t j = completed - 1;
+    const PointCell& cell = ring[j % m.capacity];
+    const int64_t ts = cell.ts_ns.load(std::memory_order_relaxed);
+    const uint64_t bits = cell.value_bits.load(std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_acquire);
+    const uint64_t s2 = slot.seq.load(std::memory_order_relaxed);
+    if (s2 >= s1 && j + m.capacity >= AppendsStarted(s2)) {
+      return Point{ts, std::bit_cast<double>(bits)};
+    }
+  }
+  return std::nullopt;
+}
+
+std::vector<Point> ShmReader::Last(SeriesId id, size_t n) const {
+  const Impl& m = *impl_;
+  std::vector<Point> out;
+  if (n == 0 || !m.Published(id)) return out;
+  const DirectorySlot& slot = m.directory[id];
+  const PointCell* ring = m.Ring(id);
+  for (int attempt = 0; attempt < kMaxLastAttempts; ++attempt) {
+    const uint64_t s1 = slot.seq.load(std::memory_order_acquire);
+    const uint64_t completed = s1 >> 1;
+    // An append in progress (s1 odd) is overwriting the oldest cell: leave it out.
+    const uint64_t available = std::min<uint64_t>(completed, m.capacity - (s1 & 1));
+    const uint64_t count = std::min<uint64_t>(n, available);
+    if (count == 0) return out;
+    const uint64_t first = completed - count;  // logical index of the oldest point copied
+    out.resize(count);
+    uint64_t cell = first % m.capacity;
+    for (uint64_t k = 0; k < count; ++k) {
+      out[k].ts_ns = ring[cell].ts_ns.load(std::memory_order_relaxed);
+      out[k].value = std::bit_cast<double>(ring[cell].value_bits.load(std::memory_order_relaxed));
+      if (++cell == m.capacity) cell = 0;
+    }
+    std::atomic_thread_fence(std::memory_order_acquire);
+    const uint64_t s2 = slot.seq.load(std::memory_order_relaxed);
+    if (s2 < s1) {  // only a corrupt segment goes backwards
+      out.clear();
+      continue;
+    }
+    const uint64_t started = AppendsStarted(s2);
+    const uint64_t oldest_intact = started > m.capacity ? started - m.capacity : 0;
+    if (first >= oldest_intact) return out;
+    // The writer lapped the oldest points while we copied. Retry for the full answer; on
+    // the last attempt return the intact (newest) part, which is a consistent answer too.
+    if (attempt + 1 == kMaxLastAttempts) {
+      const uint64_t lost = std::min<uint64_t>(oldest_intact - first, count);
+      out.erase(out.begin(), out.begin() + static_cast<ptrdiff_t>(lost));
+      return out;
+    }
+  }
+  return out;
+}
+
+}  // namespace augur::telemetry
