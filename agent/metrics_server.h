@@ -1,0 +1,56 @@
+// MetricsServer: the HTTP endpoint Prometheus scrapes. It serves
+//
+//   GET /metrics  the latest point of every series in the shared-memory store, in the text
+//                 format (see prometheus_text.h); 503 with a one-line reason while there is
+//                 no segment to read
+//   GET /         a short page pointing at /metrics
+//   anything else 404
+//
+// It reads the store through its own ShmReader, opened at the first scrape and re-attached
+// (ShmReader::Refresh) when the agent re-creates the segment, so it works the same inside
+// augurd and in a separate process, and starts fine before the segment exists.
+//
+// Thread safety: requests are served on httplib's worker threads; the reader is used under
+// a mutex. Stop() and the destructor may be called from any one thread, not concurrently.
+#ifndef AUGUR_AGENT_METRICS_SERVER_H_
+#define AUGUR_AGENT_METRICS_SERVER_H_
+
+#include <memory>
+#include <string>
+
+#include "augur/status.h"
+
+namespace augur::agent {
+
+class MetricsServer {
+ public:
+  // Binds `listen` ("host:port" or "[v6addr]:port", see ParseHostPort) before returning, so
+  // a bad address or a port in use is the returned Status (naming the address and the
+  // reason), never a later surprise; then serves on a thread of its own. Port 0 binds a
+  // free port: see port(). `shm_name` is the store's segment name.
+  static Result<std::unique_ptr<MetricsServer>> Start(const std::string& listen,
+                                                      std::string shm_name);
+  // Stop()s.
+  ~MetricsServer();
+
+  MetricsServer(const MetricsServer&) = delete;
+  MetricsServer& operator=(const MetricsServer&) = delete;
+
+  // Closes the listening socket, lets requests in progress finish and joins the thread:
+  // about a second at most with a scraper connected (idle keep-alive connections are
+  // closed after 1 s), longer only for a client stuck mid-request (5 s read/write timeouts).
+  // Idempotent.
+  void Stop();
+
+  // The bound port (the chosen one when Start was given port 0).
+  int port() const;
+
+ private:
+  struct Impl;
+  explicit MetricsServer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace augur::agent
+
+#endif  // AUGUR_AGENT_METRICS_SERVER_H_

@@ -1,0 +1,109 @@
+#include "agent/prometheus_text.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <string_view>
+#include <utility>
+
+namespace augur::agent {
+namespace {
+
+constexpr std::string_view kUpName = "augur_up";
+
+void AppendValue(std::string& out, double value) {
+  if (std::isnan(value)) {
+    out += "NaN";
+  } else if (std::isinf(value)) {
+    out += value > 0 ? "+Inf" : "-Inf";
+  } else {
+    // to_chars' shortest form round-trips exactly and, unlike printf, ignores the locale.
+    char buf[32];
+    auto [end, ec] = std::to_chars(buf, buf + sizeof buf, value);
+    out.append(buf, end);
+  }
+}
+
+void AppendInt(std::string& out, int64_t value) {
+  char buf[24];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, value);
+  out.append(buf, end);
+}
+
+}  // namespace
+
+std::string FormatPrometheusValue(double value) {
+  std::string out;
+  AppendValue(out, value);
+  return out;
+}
+
+std::string RenderPrometheus(std::vector<PrometheusSample> samples, bool live) {
+  std::erase_if(samples, [](const PrometheusSample& s) { return s.key.name() == kUpName; });
+
+  // The format wants each family's samples together under one TYPE line; the directory is in
+  // creation order, so sort. Labels are rendered once here and reused as the sort key.
+  struct Row {
+    const PrometheusSample* sample;
+    std::string labels;
+  };
+  std::vector<Row> rows;
+  rows.reserve(samples.size());
+  for (const PrometheusSample& s : samples) rows.push_back(Row{&s, s.key.LabelsToString()});
+  std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) {
+    const std::string& an = a.sample->key.name();
+    const std::string& bn = b.sample->key.name();
+    if (an != bn) return an < bn;
+    return a.labels < b.labels;
+  });
+
+  std::string out;
+  out.reserve(160 + rows.size() * 96);
+  out +=
+      "# HELP augur_up 1 when the agent writing the store is running, 0 when its segment is "
+      "stale.\n# TYPE augur_up gauge\naugur_up ";
+  out += live ? "1\n" : "0\n";
+  std::string_view family;
+  for (const Row& row : rows) {
+    const std::string& name = row.sample->key.name();
+    if (name != family) {
+      out += "# TYPE ";
+      out += name;
+      out += name.ends_with("_total") ? " counter\n" : " gauge\n";
+      family = name;
+    }
+    out += name;
+    if (!row.labels.empty()) {
+      out += '{';
+      out += row.labels;  // values already escaped by LabelsToString
+      out += '}';
+    }
+    out += ' ';
+    AppendValue(out, row.sample->point.value);
+    // A point without a real time (0 or before the epoch) is better without a timestamp
+    // than with one Prometheus would reject as too old.
+    if (row.sample->point.ts_ns > 0) {
+      out += ' ';
+      AppendInt(out, row.sample->point.ts_ns / 1'000'000);
+    }
+    out += '\n';
+  }
+  return out;
+}
+
+std::string RenderPrometheus(const telemetry::ShmReader& reader) {
+  const bool live = !reader.Info().stale;
+  std::vector<telemetry::SeriesEntry> entries = reader.List();
+  std::vector<PrometheusSample> samples;
+  samples.reserve(entries.size());
+  for (telemetry::SeriesEntry& e : entries) {
+    if (e.count == 0) continue;  // resolved but never written
+    // nullopt also when the writer kept lapping the read; the next scrape will have it.
+    std::optional<telemetry::Point> p = reader.Latest(e.id);
+    if (!p) continue;
+    samples.push_back(PrometheusSample{std::move(e.key), *p});
+  }
+  return RenderPrometheus(std::move(samples), live);
+}
+
+}  // namespace augur::agent

@@ -1,0 +1,422 @@
+#include "agent/config.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace augur::agent {
+namespace {
+
+namespace fs = std::filesystem;
+using std::chrono::milliseconds;
+using ::testing::HasSubstr;
+
+const fs::path kCorpus = fs::path(AUGUR_SOURCE_DIR) / "tests/agent/config_corpus";
+
+std::string ReadFile(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::vector<std::string> SplitLines(const std::string& s) {
+  std::vector<std::string> out;
+  std::istringstream in(s);
+  for (std::string line; std::getline(in, line);) out.push_back(line);
+  return out;
+}
+
+std::vector<fs::path> CorpusFiles(const std::string& dir) {
+  std::vector<fs::path> out;
+  for (const auto& e : fs::directory_iterator(kCorpus / dir)) {
+    if (e.path().extension() == ".yaml") out.push_back(e.path());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// ---- ParseDuration ---------------------------------------------------------------------
+
+TEST(ParseDurationTest, AcceptsOneNumberAndOneUnit) {
+  const std::pair<const char*, int64_t> cases[] = {
+      {"500ms", 500},   {"1s", 1000},  {"1.5s", 1500},   {"2m", 120'000},
+      {"1h", 3600'000}, {"0ms", 0},    {"0.25s", 250},   {"1.5ms", -1},
+      {"007s", 7000},   {"0.001s", 1}, {"1.000s", 1000}, {"24h", 86'400'000},
+  };
+  for (const auto& [text, want_ms] : cases) {
+    SCOPED_TRACE(text);
+    Result<milliseconds> d = ParseDuration(text);
+    if (want_ms < 0) {
+      ASSERT_FALSE(d);
+      EXPECT_THAT(d.error().message(), HasSubstr("not a whole number of milliseconds"));
+      continue;
+    }
+    ASSERT_TRUE(d) << d.error().ToString();
+    EXPECT_EQ(d->count(), want_ms);
+  }
+}
+
+TEST(ParseDurationTest, BareNumberAsksForAUnit) {
+  Result<milliseconds> d = ParseDuration("30");
+  ASSERT_FALSE(d);
+  EXPECT_TRUE(d.error().IsInvalidArgument());
+  EXPECT_EQ(d.error().message(),
+            "bad duration '30': add a unit (30s for seconds, 30ms for milliseconds)");
+}
+
+TEST(ParseDurationTest, RejectsEverythingElse) {
+  for (const char* text : {"", "s", "fast", "-1s", "1 s", " 1s", "1s ", "1S", "1sec", "1us", "1d",
+                           "1.s", ".5s", "1..5s", "1m30s", "+1s", "1e3ms", "0x10s"}) {
+    SCOPED_TRACE(text);
+    Result<milliseconds> d = ParseDuration(text);
+    ASSERT_FALSE(d) << d->count();
+    EXPECT_TRUE(d.error().IsInvalidArgument());
+    EXPECT_THAT(d.error().message(), HasSubstr("bad duration '" + std::string(text) + "'"));
+  }
+}
+
+TEST(ParseDurationTest, OverflowIsAnErrorNotAWrap) {
+  EXPECT_FALSE(ParseDuration("9999999999999999h"));          // fits int64 digits, not in ms
+  EXPECT_FALSE(ParseDuration("99999999999999999999999ms"));  // too many digits
+  Result<milliseconds> big = ParseDuration("2562047h");      // ~ 2^63 ns; fine in ms
+  ASSERT_TRUE(big);
+  EXPECT_EQ(big->count(), 2562047LL * 3600'000);
+}
+
+// ---- ParseHostPort ---------------------------------------------------------------------
+
+TEST(ParseHostPortTest, AcceptsNamesIpv4AndBracketedIpv6) {
+  struct Case {
+    const char* text;
+    const char* host;
+    uint16_t port;
+  };
+  for (const Case& c :
+       {Case{"127.0.0.1:9464", "127.0.0.1", 9464}, Case{"0.0.0.0:0", "0.0.0.0", 0},
+        Case{"localhost:65535", "localhost", 65535}, Case{"[::1]:9100", "::1", 9100},
+        Case{"[::]:80", "::", 80}, Case{"[fe80::1%eth0]:1", "fe80::1%eth0", 1}}) {
+    SCOPED_TRACE(c.text);
+    Result<HostPort> hp = ParseHostPort(c.text);
+    ASSERT_TRUE(hp) << hp.error().ToString();
+    EXPECT_EQ(hp->host, c.host);
+    EXPECT_EQ(hp->port, c.port);
+  }
+}
+
+TEST(ParseHostPortTest, SaysWhatIsWrong) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"127.0.0.1", "has no port"},
+      {"127.0.0.1:", "port '' in '127.0.0.1:' is not a number in 0..65535"},
+      {"127.0.0.1:65536", "not a number in 0..65535"},
+      {"127.0.0.1:-1", "not a number in 0..65535"},
+      {"127.0.0.1:http", "not a number in 0..65535"},
+      {"127.0.0.1:009464", "not a number in 0..65535"},
+      {":9464", "has no host (use 0.0.0.0:9464 for every interface)"},
+      {"::1:9464", "an IPv6 address goes in brackets, e.g. [::1]:9464"},
+      {"[::1:9464", "has no closing ']'"},
+      {"[::1]9464", "has no ':port' after ']'"},
+      {"[localhost]:80", "'localhost' in '[localhost]:80' is not an IPv6 address"},
+      {"[]:80", "is not an IPv6 address"},
+      {"bad host:80", "'bad host' is not a host name or IPv4 address"},
+      {"-x:80", "is not a host name"},
+      {"", "has no port"},
+  };
+  for (const auto& [text, want] : cases) {
+    SCOPED_TRACE(text);
+    Result<HostPort> hp = ParseHostPort(text);
+    ASSERT_FALSE(hp) << hp->host << " " << hp->port;
+    EXPECT_TRUE(hp.error().IsInvalidArgument());
+    EXPECT_THAT(hp.error().message(), HasSubstr(want));
+  }
+}
+
+// ---- ParseConfig -----------------------------------------------------------------------
+
+TEST(ParseConfigTest, EmptyInputMeansDefaults) {
+  for (const char* text : {"", "\n", "# just a comment\n", "---\n", "---\n...\n"}) {
+    SCOPED_TRACE(text);
+    Result<Config> c = ParseConfig(text);
+    ASSERT_TRUE(c) << c.error().ToString();
+    EXPECT_EQ(*c, DefaultConfig());
+  }
+}
+
+TEST(ParseConfigTest, DefaultsAreTheDocumentedOnes) {
+  // The header and packaging/augur.yaml promise these; a change must be deliberate.
+  Config d = DefaultConfig();
+  EXPECT_EQ(d.telemetry.interval, milliseconds(1000));
+  EXPECT_EQ(d.telemetry.ebpf, EbpfMode::kAuto);
+  EXPECT_EQ(d.telemetry.shm_name, "augur");
+  EXPECT_EQ(d.telemetry.capacity, 3600u);
+  EXPECT_EQ(d.telemetry.max_series, 2048u);
+  EXPECT_EQ(d.telemetry.cgroup_depth, 3);
+  EXPECT_EQ(d.telemetry.max_cgroups, 256u);
+  EXPECT_TRUE(d.metrics.enabled);
+  EXPECT_EQ(d.metrics.listen, "127.0.0.1:9464");
+  EXPECT_EQ(d.log.level, "info");
+}
+
+TEST(ParseConfigTest, OriginDefaultsToString) {
+  Result<Config> c = ParseConfig("bogus: 1\n");
+  ASSERT_FALSE(c);
+  EXPECT_THAT(c.error().message(), HasSubstr("<string>:1: unknown key 'bogus'"));
+}
+
+TEST(ParseConfigTest, BoundsAreInclusive) {
+  Result<Config> lo = ParseConfig(
+      "telemetry: {interval: 10ms, capacity: 16, max_series: 16, cgroup_depth: 0, "
+      "max_cgroups: 0}\nmetrics: {listen: '127.0.0.1:0'}\n");
+  ASSERT_TRUE(lo) << lo.error().ToString();
+  EXPECT_EQ(lo->telemetry.interval, milliseconds(10));
+  Result<Config> hi = ParseConfig(
+      "telemetry: {interval: 60m, capacity: 10000000, max_series: 1000000, cgroup_depth: 16, "
+      "max_cgroups: 100000}\nmetrics: {listen: '127.0.0.1:65535'}\n");
+  ASSERT_TRUE(hi) << hi.error().ToString();
+  EXPECT_EQ(hi->telemetry.interval, milliseconds(3600'000));
+  EXPECT_EQ(hi->telemetry.capacity, 10'000'000u);
+  EXPECT_EQ(hi->telemetry.max_cgroups, 100'000u);
+
+  for (const char* text :
+       {"telemetry: {interval: 9ms}", "telemetry: {interval: 3601s}", "telemetry: {capacity: 15}",
+        "telemetry: {max_series: 1000001}", "telemetry: {cgroup_depth: 17}",
+        "telemetry: {max_cgroups: 100001}", "telemetry: {cgroup_depth: -1}",
+        "telemetry: {capacity: 99999999999999999999}"}) {
+    SCOPED_TRACE(text);
+    EXPECT_FALSE(ParseConfig(text));
+  }
+}
+
+TEST(ParseConfigTest, ShmNameRules) {
+  EXPECT_TRUE(ParseConfig("telemetry: {shm_name: " + std::string(200, 'a') + "}"));
+  EXPECT_FALSE(ParseConfig("telemetry: {shm_name: " + std::string(201, 'a') + "}"));
+  for (const char* bad : {"''", "'.'", "'a b'", "'a:b'", "'über'", "'a/b'"}) {
+    SCOPED_TRACE(bad);
+    EXPECT_FALSE(ParseConfig(std::string("telemetry: {shm_name: ") + bad + "}"));
+  }
+  Result<Config> ok = ParseConfig("telemetry: {shm_name: .hidden-name_2}");
+  ASSERT_TRUE(ok) << ok.error().ToString();
+  EXPECT_EQ(ok->telemetry.shm_name, ".hidden-name_2");
+}
+
+TEST(ParseConfigTest, EbpfModes) {
+  const std::pair<const char*, EbpfMode> cases[] = {
+      {"auto", EbpfMode::kAuto}, {"on", EbpfMode::kOn},     {"off", EbpfMode::kOff},
+      {"true", EbpfMode::kOn},   {"false", EbpfMode::kOff}, {"'on'", EbpfMode::kOn}};
+  for (const auto& [word, mode] : cases) {
+    SCOPED_TRACE(word);
+    Result<Config> c = ParseConfig(std::string("telemetry: {ebpf: ") + word + "}");
+    ASSERT_TRUE(c) << c.error().ToString();
+    EXPECT_EQ(c->telemetry.ebpf, mode);
+  }
+  EXPECT_EQ(EbpfModeName(EbpfMode::kAuto), "auto");
+  EXPECT_EQ(EbpfModeName(EbpfMode::kOn), "on");
+  EXPECT_EQ(EbpfModeName(EbpfMode::kOff), "off");
+  // Near misses are errors, with a suggestion when one is close.
+  Result<Config> c = ParseConfig("telemetry: {ebpf: atuo}");
+  ASSERT_FALSE(c);
+  EXPECT_THAT(c.error().message(), HasSubstr("got 'atuo' (did you mean 'auto'?)"));
+  EXPECT_FALSE(ParseConfig("telemetry: {ebpf: On}"));
+  EXPECT_FALSE(ParseConfig("telemetry: {ebpf: yes}"));
+}
+
+TEST(ParseConfigTest, LogLevels) {
+  for (const char* level : {"trace", "debug", "info", "warn", "error"}) {
+    Result<Config> c = ParseConfig(std::string("log: {level: ") + level + "}");
+    ASSERT_TRUE(c) << c.error().ToString();
+    EXPECT_EQ(c->log.level, level);
+  }
+  EXPECT_FALSE(ParseConfig("log: {level: critical}"));
+  EXPECT_FALSE(ParseConfig("log: {level: INFO}"));
+}
+
+TEST(ParseConfigTest, LongScalarIsShortenedInTheMessage) {
+  Result<Config> c = ParseConfig("log:\n  level: " + std::string(500, 'x') + "\n");
+  ASSERT_FALSE(c);
+  EXPECT_THAT(c.error().message(), HasSubstr("got '" + std::string(40, 'x') + "...'"));
+  EXPECT_LT(c.error().message().size(), 200u);
+}
+
+TEST(ParseConfigTest, UnknownKeyWithoutCloseMatchListsTheKnownOnes) {
+  Result<Config> c = ParseConfig("metrics:\n  colour: blue\n", "x.yaml");
+  ASSERT_FALSE(c);
+  EXPECT_EQ(c.error().message(), "x.yaml:2: unknown key 'metrics.colour' (known: enabled, listen)");
+}
+
+// ---- Corpus ----------------------------------------------------------------------------
+
+// A bad file says what its error must contain in leading comments:
+//   # expect: <substring of the message>     (one or more)
+//   # errors: <n>                            (lines in the message; 1 when absent)
+// Every substring starts with the file name and line where it can, so the position is tested
+// along with the text.
+class BadConfigCorpusTest : public ::testing::TestWithParam<fs::path> {};
+
+TEST_P(BadConfigCorpusTest, FailsWithTheExpectedMessage) {
+  const fs::path& path = GetParam();
+  std::string text = ReadFile(path);
+  std::vector<std::string> expects;
+  size_t want_lines = 1;
+  for (const std::string& line : SplitLines(text)) {
+    if (line.starts_with("# expect: ")) expects.push_back(line.substr(10));
+    if (line.starts_with("# errors: ")) want_lines = std::stoul(line.substr(10));
+  }
+  ASSERT_FALSE(expects.empty()) << path << " has no '# expect: ' line";
+
+  Result<Config> c = ParseConfig(text, path.filename().string());
+  ASSERT_FALSE(c) << path << " parsed";
+  EXPECT_TRUE(c.error().IsInvalidArgument()) << c.error().ToString();
+  const std::string& msg = c.error().message();
+  for (const std::string& e : expects) EXPECT_THAT(msg, HasSubstr(e));
+  EXPECT_EQ(SplitLines(msg).size(), want_lines) << msg;
+}
+
+std::string CorpusTestName(const ::testing::TestParamInfo<fs::path>& info) {
+  std::string name = info.param.stem().string();
+  for (char& ch : name) {
+    if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+  }
+  return "f" + name;  // gtest names may not start with a digit
+}
+
+INSTANTIATE_TEST_SUITE_P(Corpus, BadConfigCorpusTest, ::testing::ValuesIn(CorpusFiles("bad")),
+                         CorpusTestName);
+
+TEST(BadConfigCorpusSizeTest, HasEnoughCases) { EXPECT_GE(CorpusFiles("bad").size(), 15u); }
+
+// What each file in good/ must parse to. A file without an entry fails the test, so the
+// corpus cannot grow unchecked.
+std::map<std::string, Config> GoodExpectations() {
+  std::map<std::string, Config> want;
+  Config d = DefaultConfig();
+  want["empty.yaml"] = d;
+  want["comments_only.yaml"] = d;
+  want["empty_sections.yaml"] = d;
+
+  Config full;
+  full.telemetry = {.interval = milliseconds(250),
+                    .ebpf = EbpfMode::kOff,
+                    .shm_name = "augur-test_1.0",
+                    .capacity = 16,
+                    .max_series = 1'000'000,
+                    .cgroup_depth = 0,
+                    .max_cgroups = 0};
+  full.metrics = {.enabled = false, .listen = "0.0.0.0:0"};
+  full.log = {.level = "trace"};
+  want["full.yaml"] = full;
+
+  Config partial = d;
+  partial.telemetry.interval = milliseconds(1500);
+  partial.telemetry.ebpf = EbpfMode::kOn;
+  partial.metrics.listen = "[::1]:9100";
+  want["partial.yaml"] = partial;
+
+  Config booleans = d;
+  booleans.telemetry.ebpf = EbpfMode::kOff;
+  booleans.metrics.enabled = false;
+  want["yaml_booleans.yaml"] = booleans;
+
+  Config flow = d;
+  flow.telemetry.interval = milliseconds(120'000);
+  flow.telemetry.capacity = 10'000'000;
+  flow.log.level = "error";
+  want["flow_style.yaml"] = flow;
+
+  Config windows = d;
+  windows.telemetry.interval = milliseconds(3600'000);
+  windows.telemetry.max_series = 16;
+  want["utf8_bom_and_crlf.yaml"] = windows;
+  return want;
+}
+
+TEST(GoodConfigCorpusTest, EachFileParsesToItsExpectedConfig) {
+  std::map<std::string, Config> want = GoodExpectations();
+  std::vector<fs::path> files = CorpusFiles("good");
+  ASSERT_EQ(files.size(), want.size());
+  for (const fs::path& path : files) {
+    SCOPED_TRACE(path.string());
+    auto it = want.find(path.filename().string());
+    ASSERT_NE(it, want.end()) << "no expectation for " << path;
+    Result<Config> c = LoadConfigFile(path.string());
+    ASSERT_TRUE(c) << c.error().ToString();
+    EXPECT_EQ(*c, it->second);
+  }
+}
+
+// ---- LoadConfigFile --------------------------------------------------------------------
+
+TEST(LoadConfigFileTest, MissingFileIsNotFound) {
+  Result<Config> c = LoadConfigFile("/nonexistent/augur.yaml");
+  ASSERT_FALSE(c);
+  EXPECT_TRUE(c.error().IsNotFound());
+  EXPECT_THAT(c.error().message(), HasSubstr("/nonexistent/augur.yaml"));
+}
+
+TEST(LoadConfigFileTest, ErrorsNameTheFullPath) {
+  fs::path path = kCorpus / "bad" / "04_bad_duration.yaml";
+  Result<Config> c = LoadConfigFile(path.string());
+  ASSERT_FALSE(c);
+  EXPECT_THAT(c.error().message(), HasSubstr(path.string() + ":3: telemetry.interval"));
+}
+
+TEST(LoadConfigFileTest, DirectoryIsAnError) {
+  Result<Config> c = LoadConfigFile(kCorpus.string());
+  ASSERT_FALSE(c);
+  EXPECT_THAT(c.error().message(), HasSubstr("is a directory"));
+}
+
+TEST(LoadConfigFileTest, OtherOpenFailuresAreIOErrors) {
+  // ENOTDIR: a path through a regular file. Unlike a permission test, this holds as root.
+  std::string path = (kCorpus / "good" / "full.yaml" / "augur.yaml").string();
+  Result<Config> c = LoadConfigFile(path);
+  ASSERT_FALSE(c);
+  EXPECT_EQ(c.error().code(), Status::Code::kIOError);
+  EXPECT_THAT(c.error().message(), HasSubstr("cannot open config " + path + ": Not a directory"));
+}
+
+TEST(LoadConfigFileTest, HugeFileIsRefused) {
+  Result<Config> c = LoadConfigFile("/dev/zero");
+  ASSERT_FALSE(c);
+  EXPECT_THAT(c.error().message(), HasSubstr("/dev/zero: larger than"));
+}
+
+// ---- packaging/augur.yaml --------------------------------------------------------------
+
+const fs::path kShippedConfig = fs::path(AUGUR_SOURCE_DIR) / "packaging/augur.yaml";
+
+TEST(ShippedConfigTest, ParsesToTheDefaults) {
+  Result<Config> c = LoadConfigFile(kShippedConfig.string());
+  ASSERT_TRUE(c) << c.error().ToString();
+  EXPECT_EQ(*c, DefaultConfig());
+}
+
+TEST(ShippedConfigTest, SetsEveryKeyExplicitly) {
+  // Parsing to the defaults would also pass for an empty file; the file's job is to show
+  // every key, so check that each one is written out.
+  YAML::Node root = YAML::LoadFile(kShippedConfig.string());
+  const std::map<std::string, std::vector<std::string>> keys = {
+      {"telemetry",
+       {"interval", "ebpf", "shm_name", "capacity", "max_series", "cgroup_depth", "max_cgroups"}},
+      {"metrics", {"enabled", "listen"}},
+      {"log", {"level"}},
+  };
+  for (const auto& [section, names] : keys) {
+    ASSERT_TRUE(root[section].IsMap()) << section;
+    EXPECT_EQ(root[section].size(), names.size()) << section;
+    for (const std::string& name : names) {
+      EXPECT_TRUE(root[section][name].IsScalar()) << section << "." << name;
+    }
+  }
+  EXPECT_EQ(root.size(), keys.size());
+}
+
+}  // namespace
+}  // namespace augur::agent
