@@ -164,6 +164,14 @@ Result<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& options) {
     pthread_sigmask(SIG_BLOCK, &impl->signals, nullptr);
   }
 
+  // /metrics is bound before the segment is made so that a port clash touches nothing.
+  if (options.config.metrics.enabled) {
+    auto server = MetricsServer::Start(options.config.metrics.listen, tc.shm_name);
+    if (!server) return Err(server.error().Annotate("metrics.listen"));
+    impl->metrics = std::move(*server);
+    spdlog::info("serving /metrics on {}:{}", options.config.metrics.listen.substr(
+                     0, options.config.metrics.listen.rfind(':')), impl->metrics->port());
+  }
   telemetry::StoreOptions so;
   so.name = tc.shm_name;
   so.capacity = tc.capacity;
@@ -216,13 +224,6 @@ Result<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& options) {
     impl->collectors.push_back({std::move(c), "procfs"});
   }
 
-  if (options.config.metrics.enabled) {
-    auto server = MetricsServer::Start(options.config.metrics.listen, tc.shm_name);
-    if (!server) return Err(server.error().Annotate("metrics.listen"));
-    impl->metrics = std::move(*server);
-    spdlog::info("serving /metrics on {}:{}", options.config.metrics.listen.substr(
-                     0, options.config.metrics.listen.rfind(':')), impl->metrics->port());
-  }
   spdlog::info("augurd sampling every {} ms into /dev/shm/{} ({} collectors)",
                tc.interval.count(), tc.shm_name, impl->collectors.size());
   return std::unique_ptr<Daemon>(new Daemon(std::move(impl)));

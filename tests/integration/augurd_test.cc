@@ -2,6 +2,7 @@
 // through augurctl) and /metrics over HTTP.
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 
