@@ -9,6 +9,10 @@
 //       this mixes CPU starvation into the result, so it also reports
 //       appends_per_writer_cpu_s: appends per second of the writer thread's own CPU time,
 //       i.e. what the readers cost the writer through shared cache lines alone.
+//   BM_WriterThroughputPaced/readers:R
+//       the same with readers as real clients behave: each reads every series (Latest and
+//       Last(16)) then sleeps 1 ms, i.e. polls 1000 times a second, far above what
+//       augurctl top or a /metrics scrape does.
 //
 // Run: shm_store_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 #include <benchmark/benchmark.h>
@@ -79,7 +83,8 @@ struct Fixture {
 // Reader processes that loop over Latest and Last(16) on `series` series until killed.
 class ReaderProcesses {
  public:
-  ReaderProcesses(const std::string& name, int count, int series) {
+  // `pause_us` > 0: sleep that long after each pass over all series.
+  ReaderProcesses(const std::string& name, int count, int series, int pause_us = 0) {
     int ready[2];
     if (pipe(ready) != 0) return;
     for (int c = 0; c < count; ++c) {
@@ -95,6 +100,7 @@ class ReaderProcesses {
           const SeriesId id = static_cast<SeriesId>(i % series);
           benchmark::DoNotOptimize((*reader)->Latest(id));
           benchmark::DoNotOptimize((*reader)->Last(id, 16));
+          if (pause_us > 0 && id == static_cast<SeriesId>(series - 1)) usleep(pause_us);
         }
       }
       pids_.push_back(pid);
@@ -166,11 +172,11 @@ double ThreadCpuSeconds() {
   return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
 }
 
-void BM_WriterThroughput(benchmark::State& state) {
+void WriterThroughput(benchmark::State& state, int pause_us) {
   const int readers = static_cast<int>(state.range(0));
   Fixture f(state, kHotSeries, 1);
   if (!f.writer) return;
-  ReaderProcesses procs(f.name, readers, kHotSeries);
+  ReaderProcesses procs(f.name, readers, kHotSeries, pause_us);
   if (!procs.ok()) return state.SkipWithError("could not start reader processes");
   size_t i = 0;
   const double cpu_start = ThreadCpuSeconds();
@@ -186,7 +192,11 @@ void BM_WriterThroughput(benchmark::State& state) {
         benchmark::Counter(static_cast<double>(state.iterations()) / cpu);
   }
 }
+void BM_WriterThroughput(benchmark::State& state) { WriterThroughput(state, 0); }
 BENCHMARK(BM_WriterThroughput)->ArgName("readers")->Arg(0)->Arg(1)->Arg(8)->UseRealTime();
+
+void BM_WriterThroughputPaced(benchmark::State& state) { WriterThroughput(state, 1000); }
+BENCHMARK(BM_WriterThroughputPaced)->ArgName("readers")->Arg(0)->Arg(8)->UseRealTime();
 
 }  // namespace
 }  // namespace augur::telemetry
