@@ -25,6 +25,10 @@ augur_require_pkgconfig(LIBBPF libbpf libbpf-dev)
 augur_require_pkgconfig(LIBELF libelf libelf-dev)
 augur_require_pkgconfig(ZLIB zlib zlib1g-dev)
 augur_require_pkgconfig(HTTPLIB cpp-httplib libcpp-httplib-dev)
+augur_require_pkgconfig(ZMQ libzmq libzmq3-dev)
+augur_require_pkgconfig(LIBVIRT libvirt libvirt-dev)
+augur_require_package(cppzmq cppzmq-dev)
+augur_require_package(Protobuf "libprotobuf-dev protobuf-compiler")
 augur_require_package(Boost libboost-dev 1.74)
 augur_require_package(yaml-cpp libyaml-cpp-dev)
 augur_require_package(CLI11 libcli11-dev)
@@ -34,6 +38,14 @@ augur_require_package(nlohmann_json nlohmann-json3-dev)
 augur_require_package(GTest "libgtest-dev libgmock-dev")
 augur_require_package(benchmark libbenchmark-dev)
 augur_require_package(Threads libc6-dev)
+
+# dlib (forecasting: rls, kcentroid, running stats). Debian's libdlib-dev ships a CMake config
+# exporting dlib::dlib; it links libpng/libjpeg/BLAS/LAPACK/SQLite shared objects directly, all
+# of which libdlib-dev pulls in, so no heavier discovery is needed.
+find_package(dlib QUIET CONFIG)
+if(NOT dlib_FOUND OR NOT TARGET dlib::dlib)
+  message(FATAL_ERROR "dlib not found: apt-get install libdlib-dev (or run `make deps`)")
+endif()
 
 find_program(AUGUR_CLANG NAMES clang clang-14)
 if(NOT AUGUR_CLANG)
