@@ -45,15 +45,7 @@ Status DiskstatsCollector::Collect(int64_t ts_ns, PointSink& sink) {
       continue;
     }
     std::array<uint64_t, kNumColumns> c{};
-    bool ok = true;
-    for (size_t i = 0; i < kNumColumns && ok; ++i) {
-      std::optional<uint64_t> v = ParseU64(f[3 + i]);
-      if (v)
-        c[i] = *v;
-      else
-        ok = false;
-    }
-    if (!ok) {
+    if (!ParseU64Fields(f, 3, c)) {
       CountMalformed();
       continue;
     }

@@ -45,15 +45,7 @@ Status NetDevCollector::Collect(int64_t ts_ns, PointSink& sink) {
       continue;
     }
     std::array<uint64_t, kColumns> c{};
-    bool ok = true;
-    for (size_t i = 0; i < kColumns && ok; ++i) {
-      std::optional<uint64_t> v = ParseU64(f[i]);
-      if (v)
-        c[i] = *v;
-      else
-        ok = false;
-    }
-    if (!ok) {
+    if (!ParseU64Fields(f, 0, c)) {
       CountMalformed();
       continue;
     }

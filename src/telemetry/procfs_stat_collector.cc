@@ -54,15 +54,7 @@ Status ProcStatCollector::Collect(int64_t ts_ns, PointSink& sink) {
         continue;
       }
       std::array<uint64_t, 8> ticks{};
-      bool ok = true;
-      for (size_t i = 0; i < kModes.size() && ok; ++i) {
-        std::optional<uint64_t> v = ParseU64(f[1 + i]);
-        if (v)
-          ticks[i] = *v;
-        else
-          ok = false;
-      }
-      if (!ok) {
+      if (!ParseU64Fields(f, 1, ticks)) {
         CountMalformed();
         continue;
       }

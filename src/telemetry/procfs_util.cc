@@ -51,6 +51,17 @@ std::vector<std::string_view> SplitFields(std::string_view text) {
   return out;
 }
 
+bool ParseU64Fields(std::span<const std::string_view> fields, size_t first,
+                    std::span<uint64_t> out) {
+  if (fields.size() < first + out.size()) return false;
+  for (size_t i = 0; i < out.size(); ++i) {
+    std::optional<uint64_t> v = ParseU64(fields[first + i]);
+    if (!v) return false;
+    out[i] = *v;
+  }
+  return true;
+}
+
 std::vector<std::string_view> SplitLines(std::string_view text) {
   std::vector<std::string_view> out;
   size_t start = 0;

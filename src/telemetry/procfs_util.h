@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -34,6 +35,10 @@ std::vector<std::string_view> SplitLines(std::string_view text);
 std::optional<uint64_t> ParseU64(std::string_view s);
 // Parses a whole field as a signed decimal; nullopt on empty, junk or overflow.
 std::optional<int64_t> ParseI64(std::string_view s);
+// Parses fields[first .. first + out.size()) into `out`. False when there are too few fields
+// or any of them is not a u64 (then `out` is unspecified).
+bool ParseU64Fields(std::span<const std::string_view> fields, size_t first,
+                    std::span<uint64_t> out);
 // Parses a whole field as a finite decimal floating-point number.
 std::optional<double> ParseDouble(std::string_view s);
 
