@@ -1,0 +1,299 @@
+// augur-eval: replays traces through the agent's forecaster and scores it.
+//
+//   augur-eval predict --csv IN.csv --step 300 --horizons 1,5,15 --out OUT.csv
+//   augur-eval score --csv A.csv [--csv B.csv ...] --step 300 [--pred OUT.csv] [--markdown]
+//   augur-eval tasks --json WF.json [--json WF2.json ...]
+//
+// See docs/FORECAST.md for what each number means.
+#include <CLI/CLI.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "series_eval.h"
+#include "task_eval.h"
+
+namespace {
+
+using augur::eval::AnomalyScore;
+using augur::eval::HorizonScore;
+
+std::vector<int> ParseHorizons(const std::string& s) {
+  std::vector<int> out;
+  std::stringstream ss(s);
+  std::string tok;
+  while (std::getline(ss, tok, ',')) {
+    if (!tok.empty()) out.push_back(std::stoi(tok));
+  }
+  return out;
+}
+
+double Median(std::vector<double> v) {
+  if (v.empty()) return std::nan("");
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+struct SeriesReport {
+  std::string name;
+  std::vector<HorizonScore> scores;
+  AnomalyScore anomaly;
+  bool has_anomaly = false;
+  augur::eval::ReplayResult replay;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"augur-eval: replay and score traces through augur's forecaster"};
+  app.require_subcommand(1);
+
+  augur::forecast::ForecasterOptions fo;
+  std::string horizons = "1,5,15";
+  auto add_model_flags = [&](CLI::App* c) {
+    c->add_option("--step", fo.step_seconds, "grid step in seconds")->required();
+    c->add_option("--horizons", horizons, "comma-separated horizons in steps");
+    c->add_option("--capacity", fo.history_capacity, "history steps kept per series");
+    c->add_option("--threshold", fo.anomaly_threshold, "anomaly event threshold");
+    c->add_option("--rls-forget", fo.tuning.rls_forget);
+    c->add_option("--rls-c", fo.tuning.rls_c);
+    c->add_option("--rls-huber", fo.tuning.rls_huber);
+    c->add_option("--ens-decay", fo.tuning.ensemble_decay);
+    c->add_option("--sharpness", fo.tuning.ensemble_sharpness);
+    c->add_option("--seasonal-decay", fo.tuning.seasonal_decay);
+    c->add_option("--seasonal-cycles", fo.tuning.seasonal_cycles);
+    c->add_option("--seasonal-halfwidth", fo.tuning.seasonal_halfwidth);
+    c->add_option("--min-acf", fo.tuning.seasonal_min_acf);
+    c->add_option("--interval-eta", fo.tuning.interval_eta);
+    c->add_option("--median-correct", fo.tuning.median_correct);
+  };
+
+  // predict
+  auto* predict = app.add_subcommand("predict", "write one row per issued forecast");
+  std::string in_csv, out_csv;
+  predict->add_option("--csv", in_csv, "timestamp,value input")->required();
+  predict->add_option("--out", out_csv, "output CSV")->required();
+  add_model_flags(predict);
+
+  // score
+  auto* score = app.add_subcommand("score", "score forecasts and anomaly detection");
+  std::vector<std::string> csvs;
+  std::string pred_csv;
+  bool markdown = false, no_anomaly = false, show_candidates = false;
+  augur::eval::ScoreOptions so;
+  augur::eval::InjectOptions io;
+  score->add_option("--csv", csvs, "timestamp,value input(s)")->required();
+  score->add_option("--pred", pred_csv, "score this predict output instead of replaying");
+  score->add_option("--warmup-days", so.warmup_days);
+  score->add_option("--season-days", so.season_days, "season of the seasonal-naive baseline");
+  score->add_option("--seed", io.seed, "anomaly injection seed");
+  score->add_option("--every", io.every_steps, "mean steps between injected anomalies");
+  score->add_option("--spike-sd", io.spike_sd);
+  score->add_option("--shift-sd", io.shift_sd);
+  score->add_option("--ramp-sd", io.ramp_sd);
+  score->add_flag("--markdown", markdown, "print a markdown table");
+  score->add_flag("--no-anomaly", no_anomaly, "skip the anomaly part");
+  score->add_flag("--candidates", show_candidates, "per-candidate relative MAE (diagnostics)");
+  add_model_flags(score);
+
+  // tasks
+  auto* tasks = app.add_subcommand("tasks", "task run-time prediction on WfCommons traces");
+  std::vector<std::string> jsons;
+  tasks->add_option("--json", jsons, "WfCommons workflow JSON(s)")->required();
+
+  CLI11_PARSE(app, argc, argv);
+
+  if (tasks->parsed()) {
+    return augur::eval::RunTaskEval(jsons);
+  }
+
+  fo.horizons = ParseHorizons(horizons);
+  if (auto st = fo.Validate(); !st.ok()) {
+    std::fprintf(stderr, "augur-eval: %s\n", st.ToString().c_str());
+    return 2;
+  }
+
+  if (predict->parsed()) {
+    size_t bad = 0;
+    auto samples = augur::eval::ReadSeriesCsv(in_csv, &bad);
+    if (!samples) {
+      std::fprintf(stderr, "augur-eval: %s\n", samples.error().ToString().c_str());
+      return 1;
+    }
+    auto rr = augur::eval::Replay(*samples, fo);
+    if (!rr) {
+      std::fprintf(stderr, "augur-eval: %s\n", rr.error().ToString().c_str());
+      return 1;
+    }
+    if (auto st = augur::eval::WriteForecastCsv(out_csv, rr->rows); !st.ok()) {
+      std::fprintf(stderr, "augur-eval: %s\n", st.ToString().c_str());
+      return 1;
+    }
+    const auto& s = rr->stats;
+    std::fprintf(stderr,
+                 "augur-eval predict: %zu rows; samples %llu, dropped non-finite %llu, "
+                 "out-of-order %llu, unparsable lines %zu; steps %llu observed, %llu imputed, "
+                 "%llu breaks; period %d steps (acf %.2f); %llu anomaly events; %.2f us/step\n",
+                 rr->rows.size(), (unsigned long long)s.samples_accepted,
+                 (unsigned long long)s.dropped_nonfinite,
+                 (unsigned long long)s.dropped_out_of_order, bad,
+                 (unsigned long long)s.steps_observed, (unsigned long long)s.steps_imputed,
+                 (unsigned long long)s.breaks, s.period, s.period_strength,
+                 (unsigned long long)s.anomaly_events, rr->us_per_step_mean);
+    return 0;
+  }
+
+  // score
+  so.step = fo.step_seconds;
+  if (!pred_csv.empty() && csvs.size() != 1) {
+    std::fprintf(stderr, "augur-eval: --pred needs exactly one --csv\n");
+    return 2;
+  }
+  std::vector<SeriesReport> reports;
+  for (const std::string& path : csvs) {
+    SeriesReport rep;
+    rep.name = std::filesystem::path(path).stem().string();
+    size_t bad = 0;
+    auto samples = augur::eval::ReadSeriesCsv(path, &bad);
+    if (!samples) {
+      std::fprintf(stderr, "augur-eval: %s\n", samples.error().ToString().c_str());
+      return 1;
+    }
+    auto rr = augur::eval::Replay(*samples, fo);
+    if (!rr) {
+      std::fprintf(stderr, "augur-eval: %s\n", rr.error().ToString().c_str());
+      return 1;
+    }
+    rep.replay = *rr;
+    std::vector<augur::eval::ForecastRow> rows = rr->rows;
+    if (!pred_csv.empty()) {
+      auto pr = augur::eval::ReadForecastCsv(pred_csv);
+      if (!pr) {
+        std::fprintf(stderr, "augur-eval: %s\n", pr.error().ToString().c_str());
+        return 1;
+      }
+      rows = std::move(*pr);
+    }
+    rep.scores = augur::eval::ScoreForecasts(*samples, rows, fo.horizons, so);
+    if (!no_anomaly) {
+      std::vector<augur::eval::InjectedAnomaly> truth;
+      const auto dirty = augur::eval::InjectAnomalies(*samples, so, io, &truth);
+      auto ar = augur::eval::Replay(dirty, fo);
+      if (!ar) {
+        std::fprintf(stderr, "augur-eval: %s\n", ar.error().ToString().c_str());
+        return 1;
+      }
+      const double from = samples->front().ts + so.warmup_days * 86400;
+      rep.anomaly = augur::eval::ScoreAnomalies(ar->events, truth, from, so, io);
+      rep.has_anomaly = true;
+    }
+    reports.push_back(std::move(rep));
+  }
+
+  // Table.
+  const size_t nh = fo.horizons.size();
+  if (markdown) {
+    std::printf("| series | period |");
+    for (int h : fo.horizons) std::printf(" relMAE h%d |", h);
+    for (int h : fo.horizons) std::printf(" MASE h%d |", h);
+    for (int h : fo.horizons) std::printf(" cov h%d |", h);
+    std::printf(" anom P | anom R | delay | us/step | state B |\n|---|---|");
+    for (size_t i = 0; i < 3 * nh + 5; ++i) std::printf("---|");
+    std::printf("\n");
+  } else {
+    std::printf("%-36s %6s", "series", "period");
+    for (int h : fo.horizons) std::printf("  rel%-3d", h);
+    for (int h : fo.horizons) std::printf(" mase%-3d", h);
+    for (int h : fo.horizons) std::printf("  cov%-3d", h);
+    std::printf("  anomP  anomR  delay  us/step  p99us  maxus  stateB saveB\n");
+  }
+  std::vector<std::vector<double>> rel(nh), mase(nh), cov(nh);
+  std::vector<double> ps, rs, ds, us;
+  for (const SeriesReport& r : reports) {
+    const char* sep = markdown ? " | " : " ";
+    if (markdown) std::printf("| %s | %d |", r.name.c_str(), r.replay.stats.period);
+    else std::printf("%-36s %6d", r.name.c_str(), r.replay.stats.period);
+    for (size_t i = 0; i < nh; ++i) {
+      std::printf(markdown ? " %.3f |" : "  %6.3f", r.scores[i].rel_mae);
+      rel[i].push_back(r.scores[i].rel_mae);
+    }
+    for (size_t i = 0; i < nh; ++i) {
+      std::printf(markdown ? " %.3f |" : "  %6.3f", r.scores[i].mase);
+      mase[i].push_back(r.scores[i].mase);
+    }
+    for (size_t i = 0; i < nh; ++i) {
+      std::printf(markdown ? " %.3f |" : "  %6.3f", r.scores[i].coverage);
+      cov[i].push_back(r.scores[i].coverage);
+    }
+    (void)sep;
+    if (r.has_anomaly) {
+      std::printf(markdown ? " %.2f (%zu/%zu) | %.2f (%zu/%zu) | %.1f |"
+                           : "  %5.2f(%zu/%zu) %5.2f(%zu/%zu) %5.1f",
+                  r.anomaly.precision, r.anomaly.true_alarms, r.anomaly.alarms, r.anomaly.recall,
+                  r.anomaly.detected, r.anomaly.injected, r.anomaly.median_delay);
+      ps.push_back(r.anomaly.precision);
+      rs.push_back(r.anomaly.recall);
+      ds.push_back(r.anomaly.median_delay);
+    } else {
+      std::printf(markdown ? " - | - | - |" : "  %5s %5s %5s", "-", "-", "-");
+    }
+    us.push_back(r.replay.us_per_step_mean);
+    if (markdown) {
+      std::printf(" %.1f | %zu |\n", r.replay.us_per_step_mean, r.replay.state_bytes);
+    } else {
+      std::printf("  %7.2f %6.1f %6.0f %7zu %5zu\n", r.replay.us_per_step_mean,
+                  r.replay.us_per_step_p99, r.replay.us_per_step_max, r.replay.state_bytes,
+                  r.replay.saved_bytes);
+    }
+  }
+  if (reports.size() > 1) {
+    if (markdown) std::printf("| **median** | |");
+    else std::printf("%-36s %6s", "MEDIAN", "");
+    for (size_t i = 0; i < nh; ++i) std::printf(markdown ? " %.3f |" : "  %6.3f", Median(rel[i]));
+    for (size_t i = 0; i < nh; ++i) std::printf(markdown ? " %.3f |" : "  %6.3f", Median(mase[i]));
+    for (size_t i = 0; i < nh; ++i) std::printf(markdown ? " %.3f |" : "  %6.3f", Median(cov[i]));
+    std::printf(markdown ? " %.2f | %.2f | %.1f | %.1f | |\n" : "  %5.2f        %5.2f        %5.1f  %7.2f\n",
+                Median(ps), Median(rs), Median(ds), Median(us));
+    if (markdown) std::printf("| **max** | |");
+    else std::printf("%-36s %6s", "MAX", "");
+    for (size_t i = 0; i < nh; ++i) {
+      std::printf(markdown ? " %.3f |" : "  %6.3f", *std::max_element(rel[i].begin(), rel[i].end()));
+    }
+    std::printf("\n");
+  }
+  if (show_candidates) {
+    for (const SeriesReport& r : reports) {
+      for (const HorizonScore& h : r.scores) {
+        std::printf("%-36s h%-3d model %.3f  cands", r.name.c_str(), h.horizon, h.rel_mae);
+        for (double c : h.cand_rel) std::printf(" %.3f", c);
+        std::printf("  (pers %.4g snaive %.4g)\n", h.mae_persistence, h.mae_seasonal);
+      }
+    }
+  }
+  // Per-kind anomaly recall and drop counters, for the record.
+  if (!markdown) {
+    for (const SeriesReport& r : reports) {
+      std::printf("%-36s", r.name.c_str());
+      for (const auto& [k, v] : r.anomaly.by_kind) {
+        double d = std::nan("");
+        for (const auto& [dk, dv] : r.anomaly.delay_by_kind) {
+          if (dk == k) d = dv;
+        }
+        std::printf(" %s %zu/%zu (%.0f)", k.c_str(), v.first, v.second, d);
+      }
+      const auto& s = r.replay.stats;
+      std::printf(" | imputed %llu breaks %llu dropped %llu/%llu resets %llu\n",
+                  (unsigned long long)s.steps_imputed, (unsigned long long)s.breaks,
+                  (unsigned long long)s.dropped_nonfinite,
+                  (unsigned long long)s.dropped_out_of_order,
+                  (unsigned long long)s.regression_resets);
+    }
+  }
+  return 0;
+}

@@ -1,0 +1,117 @@
+// Anomaly detection through the Forecaster (the detector's inputs come from the forecasts).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <optional>
+#include <random>
+#include <vector>
+
+#include "forecast/forecaster.h"
+
+namespace augur::forecast {
+namespace {
+
+constexpr double kPi = 3.14159265358979323846;
+constexpr double kStep = 60;
+constexpr int kPeriod = 240;
+
+struct Series {
+  std::vector<double> y;
+};
+
+// A noisy periodic series (noise sd 0.5 on a swing of +-10).
+Series Noisy(int n, uint64_t seed) {
+  Series s;
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<double> noise(0, 0.5);
+  for (int i = 0; i < n; ++i) s.y.push_back(50 + 10 * std::sin(2 * kPi * i / kPeriod) + noise(rng));
+  return s;
+}
+
+// Feeds the series; returns the steps (indices) at which events started.
+std::vector<int> Events(const std::vector<double>& y) {
+  ForecasterOptions o;
+  o.step_seconds = kStep;
+  auto f = Forecaster::Create(o);
+  EXPECT_TRUE(f.has_value());
+  std::vector<int> out;
+  for (size_t i = 0; i < y.size(); ++i) {
+    f->Observe(i * kStep, y[i]);
+    const ObserveResult r = f->AdvanceTo((i + 1) * kStep);  // close step i now
+    if (r.event) out.push_back(static_cast<int>(std::lround(r.event->time / kStep)));
+  }
+  return out;
+}
+
+int FirstAtOrAfter(const std::vector<int>& ev, int step) {
+  for (int e : ev) {
+    if (e >= step) return e;
+  }
+  return -1;
+}
+
+TEST(AnomalyTest, StepChangeRaisesAnEventWithinThreeSteps) {
+  for (uint64_t seed : {1, 2, 3}) {
+    Series s = Noisy(6 * kPeriod, seed);
+    const int at = 5 * kPeriod + 17;
+    for (size_t i = at; i < s.y.size(); ++i) s.y[i] += 8;  // a level shift of 16 noise sd
+    const std::vector<int> ev = Events(s.y);
+    const int first = FirstAtOrAfter(ev, at);
+    ASSERT_GE(first, 0) << "seed " << seed;
+    EXPECT_LE(first - at, 3) << "seed " << seed;
+  }
+}
+
+TEST(AnomalyTest, SpikeIsDetectedAtOnce) {
+  Series s = Noisy(6 * kPeriod, 4);
+  const int at = 5 * kPeriod + 100;
+  s.y[at] += 10;
+  const std::vector<int> ev = Events(s.y);
+  EXPECT_EQ(FirstAtOrAfter(ev, at), at);
+}
+
+TEST(AnomalyTest, FlatLineIsDetected) {
+  Series s = Noisy(6 * kPeriod, 5);
+  const int at = 5 * kPeriod + 40;
+  for (int i = at; i < at + 30; ++i) s.y[i] = s.y[at];
+  const std::vector<int> ev = Events(s.y);
+  const int first = FirstAtOrAfter(ev, at);
+  ASSERT_GE(first, 0);
+  EXPECT_LE(first - at, 5);
+}
+
+TEST(AnomalyTest, QuietOnACleanSeries) {
+  Series s = Noisy(8 * kPeriod, 6);
+  const std::vector<int> ev = Events(s.y);
+  // Gaussian noise at an 8 sd threshold: essentially never.
+  EXPECT_LE(ev.size(), 1u);
+}
+
+TEST(AnomalyTest, RecurringDailyJumpIsNotAnAnomaly) {
+  // Every period the series jumps by 30 for 10 steps (a scheduled job): after two periods
+  // that is the pattern, not an anomaly.
+  Series s = Noisy(8 * kPeriod, 7);
+  for (size_t i = 0; i < s.y.size(); ++i) {
+    if (static_cast<int>(i % kPeriod) >= 100 && static_cast<int>(i % kPeriod) < 110) s.y[i] += 30;
+  }
+  const std::vector<int> ev = Events(s.y);
+  int late = 0;
+  for (int e : ev) late += e >= 5 * kPeriod;
+  EXPECT_LE(late, 1);
+}
+
+TEST(AnomalyTest, EventsAreCountedAndExposed) {
+  Series s = Noisy(6 * kPeriod, 8);
+  s.y[5 * kPeriod + 50] += 12;
+  ForecasterOptions o;
+  o.step_seconds = kStep;
+  auto f = Forecaster::Create(o);
+  ASSERT_TRUE(f.has_value());
+  for (size_t i = 0; i < s.y.size(); ++i) f->Observe(i * kStep, s.y[i]);
+  EXPECT_GE(f->stats().anomaly_events, 1u);
+  ASSERT_TRUE(f->last_event().has_value());
+  EXPECT_GT(f->last_event()->score, o.anomaly_threshold);
+}
+
+}  // namespace
+}  // namespace augur::forecast
