@@ -1,0 +1,1027 @@
+// augur-process.so: runs each task as a child process inside its instance's cgroup, with a
+// CPU limit (CFS bandwidth) and a memory limit, on cgroup v2 where the controllers are and
+// on v1 otherwise (see cgroup.h for how the hierarchies are chosen).
+//
+// Model:
+//   - An instance is a cgroup "<cgroup_parent>/augur-<req.name>" in every hierarchy used;
+//     its handle is the cgroup's name, "augur-<req.name>". The cgroup is the whole state:
+//     after a restart, init() finds the augur-* cgroups under the parent again and reads
+//     their limits back, so nothing needs to be kept in state_dir.
+//   - An invocation is a child process that joined the cgroup before exec. Its handle is
+//     "<instance>/<pid>/<starttime>", the start time (from /proc/PID/stat) making it immune to
+//     pid reuse. Usage is the instance cgroup's, counted from the task's start: tasks running
+//     side by side in one instance share it (the instance is the unit of accounting).
+//   - Waiting uses a pidfd per task: poll() sleeps on it with the caller's timeout and reaps
+//     with waitid(), so no reaper thread and no SIGCHLD handler is needed.
+//
+// Config keys (plugins.config.process):
+//   cgroup_parent      parent cgroup, relative to each hierarchy's root (default "augur")
+//   reserve_memory_mb  memory kept back from MemTotal for the host itself (default 512)
+//
+// Threading: one mutex guards the instance and invocation tables and the capacity ledger;
+// each invocation has its own mutex for its status, so a poll() waiting on one task never
+// blocks calls about others.
+#include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "augur/plugin.h"
+#include "cgroup.h"
+#include "plugin_shim.h"
+
+namespace augur_process {
+namespace {
+
+using augur_shim::Fail;
+using augur_shim::Str;
+
+constexpr char kVersion[] = "0.1.0";
+constexpr char kInstancePrefix[] = "augur-";
+// "augur-" + name + "/" + pid (<= 7 digits) + "/" + starttime (<= 20 digits) must fit a
+// handle; 64 leaves room.
+constexpr size_t kMaxNameLen = 64;
+// How long cancel() and release() wait for killed processes to go.
+constexpr int kKillTimeoutMs = 5000;
+
+int64_t NowNs(const augur_host_api* host) {
+  if (host->now_ns != nullptr) return host->now_ns(host->host_ctx);
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+int PidfdOpen(pid_t pid) { return static_cast<int>(syscall(SYS_pidfd_open, pid, 0)); }
+
+// Fields of /proc/PID/stat the backend needs. Fields after the command (which may contain
+// spaces and parentheses) are counted from the last ')'.
+struct ProcStat {
+  char state = '?';
+  pid_t session = 0;
+  uint64_t starttime = 0;  // clock ticks after boot
+};
+
+std::optional<ProcStat> ReadProcStat(pid_t pid) {
+  auto text = ReadFile("/proc/" + std::to_string(pid) + "/stat");
+  if (!text) return std::nullopt;
+  size_t paren = text->rfind(')');
+  if (paren == std::string::npos) return std::nullopt;
+  std::istringstream in(text->substr(paren + 1));
+  ProcStat st;
+  std::string skip;
+  int ppid, pgrp;
+  in >> st.state >> ppid >> pgrp >> st.session;
+  // Fields 8..21 (tty_nr .. itrealvalue) come before starttime, field 22.
+  for (int i = 0; i < 14; ++i) in >> skip;
+  in >> st.starttime;
+  if (!in) return std::nullopt;
+  return st;
+}
+
+// A process identified by pid and start time still exists and has not exited.
+bool ProcessAlive(pid_t pid, uint64_t starttime) {
+  auto st = ReadProcStat(pid);
+  return st && st->starttime == starttime && st->state != 'Z' && st->state != 'X';
+}
+
+// CLOCK_REALTIME of a process start, from boot time and its start ticks.
+int64_t StartRealtimeNs(uint64_t starttime) {
+  auto text = ReadFile("/proc/stat");
+  if (!text) return 0;
+  auto pos = text->find("btime ");
+  if (pos == std::string::npos) return 0;
+  int64_t btime = std::stoll(text->substr(pos + 6));
+  int64_t ticks = sysconf(_SC_CLK_TCK);
+  return btime * 1000000000 + static_cast<int64_t>(starttime) * (1000000000 / ticks);
+}
+
+uint64_t MemTotalBytes() {
+  auto text = ReadFile("/proc/meminfo");
+  if (!text) throw CgroupError("cannot read /proc/meminfo");
+  auto pos = text->find("MemTotal:");
+  if (pos == std::string::npos) throw CgroupError("/proc/meminfo has no MemTotal");
+  return std::stoull(text->substr(pos + 9)) * 1024;
+}
+
+// "augur" or "augur/batch": relative, no empty, "." or ".." segments.
+std::string CheckParent(const std::string& parent) {
+  std::string p = parent;
+  while (!p.empty() && p.front() == '/') p.erase(p.begin());
+  while (!p.empty() && p.back() == '/') p.pop_back();
+  if (p.empty()) Fail(AUGUR_ERR_INVALID, "cgroup_parent must name a cgroup below the root");
+  std::istringstream in(p);
+  std::string seg;
+  while (std::getline(in, seg, '/')) {
+    if (seg.empty() || seg == "." || seg == "..") {
+      Fail(AUGUR_ERR_INVALID, "cgroup_parent '" + parent + "' has an empty, '.' or '..' part");
+    }
+  }
+  return p;
+}
+
+// The program a task names: argv[0] itself when it has a '/', else the first executable
+// match in the PATH of the task's own environment (or a conventional default), because the
+// task runs with exactly the environment it was given, not the agent's.
+std::string ResolveProgram(const std::string& argv0, const std::vector<std::string>& env) {
+  if (argv0.find('/') != std::string::npos) return argv0;
+  std::string path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+  for (const auto& e : env) {
+    if (e.rfind("PATH=", 0) == 0) path = e.substr(5);
+  }
+  std::istringstream in(path);
+  std::string dir;
+  while (std::getline(in, dir, ':')) {
+    if (dir.empty()) continue;
+    std::string candidate = dir + "/" + argv0;
+    if (access(candidate.c_str(), X_OK) == 0) return candidate;
+  }
+  Fail(AUGUR_ERR_INVALID, "program '" + argv0 + "' not found in PATH " + path);
+}
+
+struct Instance {
+  Instance(std::string n, InstanceCgroup cg, augur_resources g)
+      : name(std::move(n)), cgroup(std::move(cg)), granted(g) {}
+
+  const std::string name;  // handle and cgroup directory name
+  const InstanceCgroup cgroup;
+  augur_resources granted{};  // guarded by ProcessBackend::mu_
+  bool releasing = false;     // guarded by ProcessBackend::mu_
+  // Held by run() from its check of `releasing` until the child is in the cgroup, so that
+  // release() cannot kill and rmdir between the two and miss a task.
+  std::mutex run_mu;
+};
+
+// Where a child failed between fork and exec, reported through the CLOEXEC pipe.
+enum ChildStage : int32_t { kJoin = 1, kSetsid, kChdir, kStdin, kStdout, kStderr, kExec };
+
+struct ChildFailure {
+  int32_t stage;
+  int32_t err;
+};
+
+struct Invocation {
+  std::string handle;
+  std::string instance;
+  pid_t pid = 0;
+  uint64_t starttime = 0;
+  int pidfd = -1;
+  bool is_child = false;  // we forked it in this process, so waitid() can reap it
+
+  std::mutex mu;  // guards everything below
+  bool finished = false;
+  bool cancelled = false;
+  augur_task_status status{};
+  uint64_t cpu_base_ns = 0;
+  std::optional<uint64_t> oom_base;
+  std::string lost_reason;  // set for FAILED
+
+  ~Invocation() {
+    if (pidfd >= 0) close(pidfd);
+  }
+};
+
+}  // namespace
+
+class ProcessBackend {
+ public:
+  explicit ProcessBackend(const augur_host_api* host) : host_(host) {
+    if (host == nullptr) Fail(AUGUR_ERR_INVALID, "host api is NULL");
+    if (host->struct_size < sizeof(augur_host_api)) {
+      Fail(AUGUR_ERR_INVALID, "augur_host_api.struct_size is too small");
+    }
+    for (uint32_t i = 0; i < host->config_len; ++i) {
+      std::string key = Str(host->config[i].key);
+      if (key != "cgroup_parent" && key != "reserve_memory_mb") {
+        augur_shim::Log(host, AUGUR_LOG_WARN, "process: ignoring unknown config key '" + key + "'");
+      }
+    }
+    const char* parent = augur_shim::ConfigValue(host, "cgroup_parent");
+    parent_ = CheckParent(parent ? parent : "augur");
+    uint64_t reserve_mb = 512;
+    if (const char* r = augur_shim::ConfigValue(host, "reserve_memory_mb")) {
+      char* end = nullptr;
+      errno = 0;
+      unsigned long long v = std::strtoull(r, &end, 10);
+      if (errno != 0 || end == r || *end != '\0') {
+        Fail(AUGUR_ERR_INVALID, std::string("reserve_memory_mb must be a whole number, got '") +
+                                    r + "'");
+      }
+      reserve_mb = v;
+    }
+    layout_ = CgroupLayout::Discover();
+    uint64_t total = MemTotalBytes();
+    uint64_t reserve = reserve_mb * 1024 * 1024;
+    capacity_.cpu_cores = static_cast<double>(sysconf(_SC_NPROCESSORS_ONLN));
+    capacity_.memory_bytes = total > reserve ? total - reserve : 0;
+    summary_ = layout_.Summary();
+    labels_storage_ = {{"cgroup", summary_}, {"cgroup_parent", parent_}};
+    for (const auto& [k, v] : labels_storage_) labels_.push_back({k.c_str(), v.c_str()});
+    Adopt();
+  }
+
+  augur_shim::ErrorSlot& errors() { return errors_; }
+
+  void Describe(augur_backend_info* out) {
+    std::lock_guard lock(mu_);
+    out->name = "process";
+    out->version = kVersion;
+    out->healthy = capacity_.memory_bytes > 0 ? 1 : 0;
+    out->health_detail =
+        out->healthy ? "" : "reserve_memory_mb is not smaller than the host's memory";
+    out->capacity = capacity_;
+    out->available = AvailableLocked();
+    out->costs = nullptr;
+    out->costs_len = 0;
+    out->labels = labels_.data();
+    out->labels_len = static_cast<uint32_t>(labels_.size());
+  }
+
+  void Provision(const augur_alloc_request& req, augur_instance_info* out) {
+    augur_shim::CheckName(req.name, kMaxNameLen);
+    CheckShape(req);
+    std::string name = kInstancePrefix + Str(req.name);
+    std::lock_guard lock(mu_);
+    if (auto it = instances_.find(name); it != instances_.end()) {
+      FillInfo(*it->second, out);  // idempotent on the name
+      return;
+    }
+    augur_resources avail = AvailableLocked();
+    augur_resources grant{std::min(req.want.cpu_cores, avail.cpu_cores),
+                          std::min(req.want.memory_bytes, avail.memory_bytes)};
+    if (grant.cpu_cores < req.min.cpu_cores || grant.memory_bytes < req.min.memory_bytes) {
+      Fail(AUGUR_ERR_NO_CAPACITY,
+           "cannot grant the minimum of " + FormatRes(req.min) + "; available " +
+               FormatRes(avail) + " of " + FormatRes(capacity_));
+    }
+    auto inst =
+        std::make_shared<Instance>(name, InstanceCgroup(&layout_, parent_ + "/" + name), grant);
+    try {
+      inst->cgroup.Create(Limits{grant.cpu_cores, grant.memory_bytes});
+    } catch (...) {
+      try {
+        inst->cgroup.Remove(0);
+      } catch (...) {
+        // Best effort: the original error is the one worth reporting.
+      }
+      throw;
+    }
+    instances_[name] = inst;
+    FillInfo(*inst, out);
+  }
+
+  uint32_t Prewarm() {
+    errors_.Set(
+        "the process backend has nothing to pre-warm: provisioning is a mkdir of a cgroup");
+    return 0;
+  }
+
+  augur_resources Resize(const std::string& name, const augur_resources& target) {
+    augur_shim::CheckResources(target, "target");
+    if (!(target.cpu_cores > 0) || target.memory_bytes == 0) {
+      Fail(AUGUR_ERR_INVALID, "resize target needs cpu_cores > 0 and memory_bytes > 0");
+    }
+    std::lock_guard lock(mu_);
+    auto inst = FindInstanceLocked(name);
+    augur_resources avail = AvailableLocked();
+    augur_resources old = inst->granted;
+    augur_resources grant{std::min(target.cpu_cores, old.cpu_cores + avail.cpu_cores),
+                          std::min(target.memory_bytes, old.memory_bytes + avail.memory_bytes)};
+    Limits old_limits{old.cpu_cores, old.memory_bytes};
+    try {
+      inst->cgroup.Apply(Limits{grant.cpu_cores, grant.memory_bytes}, old_limits);
+    } catch (const CgroupError&) {
+      // Put back what was there so the ledger and the cgroup agree; a v1 memory limit below
+      // what the cgroup can reclaim is the usual cause.
+      try {
+        inst->cgroup.Apply(old_limits, Limits{grant.cpu_cores, grant.memory_bytes});
+      } catch (...) {
+      }
+      throw;
+    }
+    inst->granted = grant;
+    return grant;
+  }
+
+  std::string Run(const std::string& instance, const augur_task& task) {
+    if (task.argc == 0 || task.argv == nullptr) Fail(AUGUR_ERR_INVALID, "task has no argv");
+    if (task.envc > 0 && task.env == nullptr) Fail(AUGUR_ERR_INVALID, "task.env is NULL");
+    std::vector<std::string> argv, env;
+    for (uint32_t i = 0; i < task.argc; ++i) {
+      if (task.argv[i] == nullptr) Fail(AUGUR_ERR_INVALID, "task.argv has a NULL entry");
+      argv.emplace_back(task.argv[i]);
+    }
+    for (uint32_t i = 0; i < task.envc; ++i) {
+      if (task.env[i] == nullptr) Fail(AUGUR_ERR_INVALID, "task.env has a NULL entry");
+      env.emplace_back(task.env[i]);
+    }
+    if (argv[0].empty()) Fail(AUGUR_ERR_INVALID, "task.argv[0] is empty");
+    std::string program = ResolveProgram(argv[0], env);
+    std::string workdir = Str(task.workdir).empty() ? "/" : Str(task.workdir);
+    std::string out_path = Str(task.stdout_path).empty() ? "/dev/null" : Str(task.stdout_path);
+    std::string err_path = Str(task.stderr_path).empty() ? "/dev/null" : Str(task.stderr_path);
+
+    std::shared_ptr<Instance> inst;
+    bool others_running = false;
+    {
+      std::lock_guard lock(mu_);
+      inst = FindInstanceLocked(instance);
+      if (inst->releasing) Fail(AUGUR_ERR_BUSY, "instance " + instance + " is being released");
+      for (const auto& [h, inv] : invocations_) {
+        std::lock_guard inv_lock(inv->mu);
+        if (inv->instance == instance && !inv->finished) others_running = true;
+      }
+    }
+    std::unique_lock run_lock(inst->run_mu);
+    {
+      std::lock_guard lock(mu_);
+      if (inst->releasing) Fail(AUGUR_ERR_BUSY, "instance " + instance + " is being released");
+    }
+    auto inv = std::make_shared<Invocation>();
+    inv->instance = instance;
+    // v1 keeps one high-water mark per cgroup; reset it so a task alone in its instance gets
+    // its own peak rather than its predecessor's.
+    if (!others_running) inst->cgroup.ResetPeak();
+    inv->cpu_base_ns = inst->cgroup.CpuUsageNs();
+    inv->oom_base = inst->cgroup.OomKills();
+
+    // Everything the child touches is built here: between fork and exec only
+    // async-signal-safe calls are allowed (the host is multi-threaded).
+    std::vector<std::string> procs = inst->cgroup.ProcsFiles();
+    std::vector<const char*> procs_c;
+    for (const auto& p : procs) procs_c.push_back(p.c_str());
+    std::vector<char*> argv_c, env_c;
+    for (auto& a : argv) argv_c.push_back(a.data());
+    argv_c.push_back(nullptr);
+    for (auto& e : env) env_c.push_back(e.data());
+    env_c.push_back(nullptr);
+
+    int pipefd[2];
+    if (pipe2(pipefd, O_CLOEXEC) != 0) {
+      Fail(AUGUR_ERR_IO, std::string("pipe2: ") + std::strerror(errno));
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+      int err = errno;
+      close(pipefd[0]);
+      close(pipefd[1]);
+      Fail(AUGUR_ERR_IO, std::string("fork: ") + std::strerror(err));
+    }
+    if (pid == 0) {
+      close(pipefd[0]);
+      ExecChild(pipefd[1], procs_c, program.c_str(), workdir.c_str(), out_path.c_str(),
+                err_path.c_str(), argv_c.data(), env_c.data());
+    }
+    close(pipefd[1]);
+    ChildFailure failure{};
+    ssize_t n;
+    do {
+      n = read(pipefd[0], &failure, sizeof failure);
+    } while (n < 0 && errno == EINTR);
+    close(pipefd[0]);
+    if (n > 0) {
+      int status;
+      while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+      }
+      ReportChildFailure(failure, program, workdir, out_path, err_path);
+    }
+
+    inv->pid = pid;
+    inv->is_child = true;
+    inv->pidfd = PidfdOpen(pid);
+    auto st = ReadProcStat(pid);
+    inv->starttime = st ? st->starttime : 0;
+    inv->handle = instance + "/" + std::to_string(pid) + "/" + std::to_string(inv->starttime);
+    inv->status.struct_size = sizeof(augur_task_status);
+    inv->status.state = AUGUR_TASK_RUNNING;
+    inv->status.started_ns = NowNs(host_);
+    std::lock_guard lock(mu_);
+    invocations_[inv->handle] = inv;
+    return inv->handle;
+  }
+
+  augur_task_status Poll(const std::string& handle, int32_t timeout_ms) {
+    if (timeout_ms < 0) Fail(AUGUR_ERR_INVALID, "timeout_ms must be >= 0");
+    auto inv = FindInvocation(handle);
+    std::shared_ptr<Instance> inst = FindInstanceOrNull(inv->instance);
+    {
+      std::lock_guard lock(inv->mu);
+      Refresh(*inv, inst.get());
+      if (inv->finished || timeout_ms == 0 || inv->pidfd < 0) return Status(*inv);
+    }
+    // Sleep on the pidfd without holding any lock; it becomes readable when the process
+    // exits (for children and, since 5.3, for any process).
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (int remaining = timeout_ms; remaining > 0;) {
+      pollfd pfd{inv->pidfd, POLLIN, 0};
+      int r = ::poll(&pfd, 1, remaining);
+      if (r > 0) break;
+      if (r < 0 && errno != EINTR) break;
+      clock_gettime(CLOCK_MONOTONIC, &now);
+      int64_t elapsed =
+          (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
+      remaining = timeout_ms - static_cast<int>(elapsed);
+    }
+    std::lock_guard lock(inv->mu);
+    Refresh(*inv, inst.get());
+    return Status(*inv);
+  }
+
+  void Cancel(const std::string& handle) {
+    auto inv = FindInvocation(handle);
+    std::shared_ptr<Instance> inst = FindInstanceOrNull(inv->instance);
+    bool others_running = false;
+    {
+      std::lock_guard lock(mu_);
+      for (const auto& [h, other] : invocations_) {
+        if (other == inv || other->instance != inv->instance) continue;
+        std::lock_guard inv_lock(other->mu);
+        if (!other->finished) others_running = true;
+      }
+    }
+    {
+      std::lock_guard lock(inv->mu);
+      Refresh(*inv, inst.get());
+      if (inv->finished) return;  // cancelling a finished task is OK
+      inv->cancelled = true;
+    }
+    if (inst && !others_running) {
+      // The task is alone in its instance: kill the whole cgroup, which catches everything
+      // it started, including processes that left its session.
+      inst->cgroup.KillAll(kKillTimeoutMs);
+    } else {
+      KillSession(*inv, inst.get());
+    }
+    WaitExit(*inv, inst.get(), kKillTimeoutMs);
+  }
+
+  void Release(const std::string& name) {
+    std::shared_ptr<Instance> inst;
+    std::vector<std::shared_ptr<Invocation>> invs;
+    {
+      std::lock_guard lock(mu_);
+      inst = FindInstanceLocked(name);
+      if (inst->releasing) Fail(AUGUR_ERR_BUSY, "instance " + name + " is already being released");
+      inst->releasing = true;
+    }
+    // Wait out a run() that is between its check and its child joining the cgroup.
+    { std::lock_guard run_lock(inst->run_mu); }
+    {
+      std::lock_guard lock(mu_);
+      for (const auto& [h, inv] : invocations_) {
+        if (inv->instance == name) invs.push_back(inv);
+      }
+    }
+    for (auto& inv : invs) {
+      std::lock_guard lock(inv->mu);
+      Refresh(*inv, inst.get());
+      if (!inv->finished) inv->cancelled = true;
+    }
+    try {
+      if (!inst->cgroup.KillAll(kKillTimeoutMs)) {
+        Fail(AUGUR_ERR_IO, "instance " + name + ": processes still in the cgroup after SIGKILL");
+      }
+      // Reap our children while the cgroup (and its counters) still exist.
+      for (auto& inv : invs) WaitExit(*inv, inst.get(), kKillTimeoutMs);
+      inst->cgroup.Remove(kKillTimeoutMs);
+    } catch (...) {
+      std::lock_guard lock(mu_);
+      inst->releasing = false;  // the instance is still there; a retry may succeed
+      throw;
+    }
+    std::lock_guard lock(mu_);
+    instances_.erase(name);
+    for (auto it = invocations_.begin(); it != invocations_.end();) {
+      it = it->second->instance == name ? invocations_.erase(it) : std::next(it);
+    }
+  }
+
+  void Recover(const char* const* instances, uint32_t n_instances, int32_t* states_out,
+               const char* const* invocations, uint32_t n_invocations,
+               int32_t* task_states_out) {
+    if ((n_instances > 0 && (instances == nullptr || states_out == nullptr)) ||
+        (n_invocations > 0 && (invocations == nullptr || task_states_out == nullptr))) {
+      Fail(AUGUR_ERR_INVALID, "recover: NULL array with a non-zero count");
+    }
+    std::lock_guard lock(mu_);
+    for (uint32_t i = 0; i < n_instances; ++i) {
+      // init() adopted every augur-* cgroup still under the parent.
+      bool found = instances[i] != nullptr && instances_.count(instances[i]) > 0;
+      states_out[i] = found ? AUGUR_INSTANCE_READY : AUGUR_INSTANCE_GONE;
+    }
+    std::string lost;
+    for (uint32_t j = 0; j < n_invocations; ++j) {
+      std::string handle = Str(invocations[j]);
+      if (auto it = invocations_.find(handle); it != invocations_.end()) {
+        std::lock_guard inv_lock(it->second->mu);
+        task_states_out[j] = it->second->status.state;
+        continue;
+      }
+      auto inv = RecoverInvocationLocked(handle);
+      task_states_out[j] = inv->status.state;
+      if (inv->status.state == AUGUR_TASK_FAILED) {
+        lost += (lost.empty() ? "" : "; ") + handle + ": " + inv->lost_reason;
+      }
+      invocations_[handle] = inv;
+    }
+    // The call succeeds; last_error explains the FAILED entries, as the ABI asks.
+    if (!lost.empty()) errors_.Set(lost);
+  }
+
+ private:
+  // --- instances ---------------------------------------------------------------------------
+
+  // Finds the augur-* cgroups a previous incarnation left under the parent. A directory
+  // present in only some hierarchies is the remains of a provision that crashed half way;
+  // it is removed when empty, since nothing can have run in it.
+  void Adopt() {
+    std::set<std::string> names;
+    for (const auto& h : layout_.hierarchies()) {
+      DIR* d = opendir((h.mount + "/" + parent_).c_str());
+      if (d == nullptr) continue;
+      while (dirent* e = readdir(d)) {
+        std::string n = e->d_name;
+        if (n.rfind(kInstancePrefix, 0) == 0 && e->d_type == DT_DIR) names.insert(n);
+      }
+      closedir(d);
+    }
+    for (const auto& name : names) {
+      InstanceCgroup cg(&layout_, parent_ + "/" + name);
+      if (!cg.Exists()) {
+        try {
+          cg.Remove(0);
+          augur_shim::Log(host_, AUGUR_LOG_WARN, "process: removed incomplete cgroup " + name);
+        } catch (const std::exception& e) {
+          augur_shim::Log(host_, AUGUR_LOG_WARN,
+                          "process: incomplete cgroup " + name + " left alone: " + e.what());
+        }
+        continue;
+      }
+      Limits l = cg.ReadLimits();
+      auto inst =
+          std::make_shared<Instance>(name, cg, augur_resources{l.cpu_cores, l.memory_bytes});
+      instances_[name] = inst;
+      augur_shim::Log(host_, AUGUR_LOG_INFO, "process: found instance " + name);
+    }
+  }
+
+  augur_resources AvailableLocked() const {
+    augur_resources used{};
+    for (const auto& [n, inst] : instances_) {
+      used.cpu_cores += inst->granted.cpu_cores;
+      used.memory_bytes += inst->granted.memory_bytes;
+    }
+    augur_resources out;
+    // Tiny negative leftovers of floating-point sums are zero.
+    out.cpu_cores = std::max(0.0, capacity_.cpu_cores - used.cpu_cores);
+    out.memory_bytes =
+        capacity_.memory_bytes > used.memory_bytes ? capacity_.memory_bytes - used.memory_bytes : 0;
+    return out;
+  }
+
+  static void CheckShape(const augur_alloc_request& req) {
+    augur_shim::CheckResources(req.want, "want");
+    augur_shim::CheckResources(req.min, "min");
+    if (!(req.want.cpu_cores > 0) || req.want.memory_bytes == 0) {
+      Fail(AUGUR_ERR_INVALID, "want needs cpu_cores > 0 and memory_bytes > 0");
+    }
+    if (req.min.cpu_cores > req.want.cpu_cores || req.min.memory_bytes > req.want.memory_bytes) {
+      Fail(AUGUR_ERR_INVALID, "min must not exceed want");
+    }
+    if (!Str(req.template_ref).empty()) {
+      Fail(AUGUR_ERR_INVALID, "the process backend has no templates; template_ref must be \"\"");
+    }
+    std::string cls = Str(req.resource_class);
+    if (!cls.empty() && cls != "local") {
+      Fail(AUGUR_ERR_INVALID, "the process backend offers only resource class \"local\"");
+    }
+  }
+
+  static std::string FormatRes(const augur_resources& r) {
+    char buf[96];
+    snprintf(buf, sizeof buf, "%.2f cores / %llu MiB", r.cpu_cores,
+             static_cast<unsigned long long>(r.memory_bytes >> 20));
+    return buf;
+  }
+
+  static void FillInfo(const Instance& inst, augur_instance_info* out) {
+    augur_shim::WriteHandle(out->handle, inst.name);
+    out->granted = inst.granted;
+    out->state = AUGUR_INSTANCE_READY;
+  }
+
+  std::shared_ptr<Instance> FindInstanceLocked(const std::string& name) {
+    auto it = instances_.find(name);
+    if (it == instances_.end()) Fail(AUGUR_ERR_NOT_FOUND, "no instance '" + name + "'");
+    return it->second;
+  }
+
+  std::shared_ptr<Instance> FindInstanceOrNull(const std::string& name) {
+    std::lock_guard lock(mu_);
+    auto it = instances_.find(name);
+    return it == instances_.end() ? nullptr : it->second;
+  }
+
+  // --- tasks -------------------------------------------------------------------------------
+
+  std::shared_ptr<Invocation> FindInvocation(const std::string& handle) {
+    std::lock_guard lock(mu_);
+    auto it = invocations_.find(handle);
+    if (it == invocations_.end()) Fail(AUGUR_ERR_NOT_FOUND, "no invocation '" + handle + "'");
+    return it->second;
+  }
+
+  // The child between fork and exec: async-signal-safe calls only, no allocation.
+  [[noreturn]] static void ExecChild(int errfd, const std::vector<const char*>& procs,
+                                     const char* program, const char* workdir,
+                                     const char* out_path, const char* err_path,
+                                     char* const* argv, char* const* env) {
+    auto fail = [errfd](ChildStage stage) {
+      ChildFailure f{stage, errno};
+      ssize_t ignored = write(errfd, &f, sizeof f);
+      (void)ignored;
+      _exit(127);
+    };
+    // The host's threads may block signals or ignore some; a task starts clean.
+    sigset_t all;
+    sigemptyset(&all);
+    sigprocmask(SIG_SETMASK, &all, nullptr);
+    for (int sig = 1; sig < NSIG; ++sig) {
+      struct sigaction sa {};
+      sa.sa_handler = SIG_DFL;
+      sigaction(sig, &sa, nullptr);  // fails harmlessly for SIGKILL/SIGSTOP
+    }
+    // Join the cgroup before exec, so not one instruction of the task runs unlimited.
+    // "0" means the writing process, on v1 and v2 alike.
+    for (const char* path : procs) {
+      int fd = open(path, O_WRONLY | O_CLOEXEC);
+      if (fd < 0 || write(fd, "0", 1) != 1) fail(kJoin);
+      close(fd);
+    }
+    if (setsid() < 0) fail(kSetsid);  // own session: cancel can find what it started
+    if (chdir(workdir) != 0) fail(kChdir);
+    int in = open("/dev/null", O_RDONLY);
+    if (in < 0 || dup2(in, 0) < 0) fail(kStdin);
+    int out = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (out < 0 || dup2(out, 1) < 0) fail(kStdout);
+    int err = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (err < 0 || dup2(err, 2) < 0) fail(kStderr);
+    // Nothing else of the host's leaks into the task.
+    syscall(SYS_close_range, 3U, ~0U, 4U /* CLOSE_RANGE_CLOEXEC */);
+    execve(program, argv, env);
+    fail(kExec);
+    _exit(127);
+  }
+
+  [[noreturn]] static void ReportChildFailure(const ChildFailure& f, const std::string& program,
+                                              const std::string& workdir,
+                                              const std::string& out_path,
+                                              const std::string& err_path) {
+    std::string what;
+    augur_rc rc = AUGUR_ERR_INVALID;
+    switch (f.stage) {
+      case kJoin: what = "joining the instance cgroup"; rc = AUGUR_ERR_IO; break;
+      case kSetsid: what = "setsid"; rc = AUGUR_ERR_IO; break;
+      case kChdir: what = "chdir to " + workdir; break;
+      case kStdin: what = "opening /dev/null"; rc = AUGUR_ERR_IO; break;
+      case kStdout: what = "opening stdout " + out_path; break;
+      case kStderr: what = "opening stderr " + err_path; break;
+      default: what = "exec of " + program; break;
+    }
+    Fail(rc, "task could not start: " + what + ": " + std::strerror(f.err));
+  }
+
+  // Brings a status up to date: reaps the process if it has exited, else samples usage.
+  // Caller holds inv.mu. `inst` is null once the instance is gone.
+  void Refresh(Invocation& inv, Instance* inst) {
+    if (inv.finished) return;
+    siginfo_t si{};
+    int r = waitid(P_PID, inv.pid, &si, WEXITED | WNOHANG);
+    if (r == 0 && si.si_pid == inv.pid) {
+      Finish(inv, inst, &si);
+      return;
+    }
+    bool reapable = r == 0;  // our child, still running
+    if (!reapable && !ProcessAlive(inv.pid, inv.starttime)) {
+      // Not our child (recovered after a restart) or reaped by someone else: the process
+      // is gone and so is its exit status.
+      inv.lost_reason = inv.is_child
+                            ? "the task's exit status was reaped by someone else"
+                            : "the task exited while the agent was not watching; its exit "
+                              "status was lost with the process that started it";
+      Finish(inv, inst, nullptr);
+      return;
+    }
+    Sample(inv, inst);
+  }
+
+  void Sample(Invocation& inv, Instance* inst) {
+    if (inst == nullptr) return;
+    try {
+      uint64_t usage = inst->cgroup.CpuUsageNs();
+      inv.status.cpu_seconds =
+          static_cast<double>(usage > inv.cpu_base_ns ? usage - inv.cpu_base_ns : 0) / 1e9;
+      inv.status.peak_memory_bytes =
+          std::max(inv.status.peak_memory_bytes, inst->cgroup.MemoryPeakBytes());
+    } catch (const CgroupError&) {
+      // The cgroup is being removed under us; keep the last figures.
+    }
+  }
+
+  void Finish(Invocation& inv, Instance* inst, const siginfo_t* si) {
+    Sample(inv, inst);
+    inv.finished = true;
+    inv.status.finished_ns = NowNs(host_);
+    if (si == nullptr) {
+      if (inv.cancelled) {
+        // Killed by us; only the exit status of a process we could not reap is missing.
+        inv.status.state = AUGUR_TASK_KILLED;
+        inv.status.term_signal = SIGKILL;
+        inv.lost_reason.clear();
+        return;
+      }
+      inv.status.state = AUGUR_TASK_FAILED;
+      inv.status.exit_code = -1;
+      return;
+    }
+    if (si->si_code == CLD_EXITED) {
+      inv.status.state = AUGUR_TASK_EXITED;
+      inv.status.exit_code = si->si_status;
+      return;
+    }
+    inv.status.term_signal = si->si_status;
+    inv.status.state = AUGUR_TASK_KILLED;
+    // The OOM killer sends SIGKILL and counts it in the cgroup before the victim is gone, so
+    // a SIGKILL we did not send plus a grown counter means the memory limit did it.
+    if (!inv.cancelled && si->si_status == SIGKILL && inst != nullptr && inv.oom_base) {
+      auto now = inst->cgroup.OomKills();
+      if (now && *now > *inv.oom_base) inv.status.state = AUGUR_TASK_OOM;
+    }
+  }
+
+  augur_task_status Status(const Invocation& inv) {
+    if (inv.status.state == AUGUR_TASK_FAILED) errors_.Set(inv.handle + ": " + inv.lost_reason);
+    return inv.status;
+  }
+
+  // SIGKILLs the processes of the task's session that are in its instance cgroup, until
+  // none is left. Used when other tasks share the instance and must survive.
+  void KillSession(Invocation& inv, Instance* inst) {
+    for (int round = 0; round < 100; ++round) {
+      bool any = false;
+      std::vector<pid_t> pids = inst ? inst->cgroup.Pids() : std::vector<pid_t>{inv.pid};
+      for (pid_t pid : pids) {
+        auto st = ReadProcStat(pid);
+        if (st && st->session == inv.pid && st->state != 'Z') {
+          kill(pid, SIGKILL);
+          any = true;
+        }
+      }
+      if (!any) return;
+      usleep(10000);
+    }
+  }
+
+  void WaitExit(Invocation& inv, Instance* inst, int timeout_ms) {
+    if (inv.pidfd >= 0) {
+      pollfd pfd{inv.pidfd, POLLIN, 0};
+      while (::poll(&pfd, 1, timeout_ms) < 0 && errno == EINTR) {
+      }
+    }
+    std::lock_guard lock(inv.mu);
+    Refresh(inv, inst);
+  }
+
+  std::shared_ptr<Invocation> RecoverInvocationLocked(const std::string& handle) {
+    auto inv = std::make_shared<Invocation>();
+    inv->handle = handle;
+    inv->status.struct_size = sizeof(augur_task_status);
+    inv->finished = true;
+    inv->status.state = AUGUR_TASK_FAILED;
+    inv->status.exit_code = -1;
+    // "<instance>/<pid>/<starttime>"
+    size_t a = handle.find('/');
+    size_t b = a == std::string::npos ? a : handle.find('/', a + 1);
+    if (b == std::string::npos) {
+      inv->lost_reason = "not an invocation handle of the process backend";
+      return inv;
+    }
+    inv->instance = handle.substr(0, a);
+    try {
+      inv->pid = static_cast<pid_t>(std::stol(handle.substr(a + 1, b - a - 1)));
+      inv->starttime = std::stoull(handle.substr(b + 1));
+    } catch (const std::exception&) {
+      inv->lost_reason = "not an invocation handle of the process backend";
+      return inv;
+    }
+    inv->status.started_ns = StartRealtimeNs(inv->starttime);
+    auto it = instances_.find(inv->instance);
+    if (it == instances_.end()) {
+      inv->lost_reason = "its instance " + inv->instance + " no longer exists; the result was lost";
+      return inv;
+    }
+    // Restarted inside the same process (as tests do): an exited task may be our zombie
+    // child still, and then its real exit status is there to collect.
+    auto st = ReadProcStat(inv->pid);
+    if (st && st->starttime == inv->starttime && st->state == 'Z') {
+      siginfo_t si{};
+      if (waitid(P_PID, inv->pid, &si, WEXITED | WNOHANG) == 0 && si.si_pid == inv->pid) {
+        inv->is_child = true;
+        Finish(*inv, it->second.get(), &si);
+        return inv;
+      }
+    }
+    if (!ProcessAlive(inv->pid, inv->starttime) || !it->second->cgroup.Contains(inv->pid)) {
+      inv->lost_reason = "the task finished while the agent was not running; its exit status "
+                         "and result were lost";
+      return inv;
+    }
+    // Still running. Usage is counted from the instance's creation: the base the previous
+    // incarnation took at start was not persisted.
+    inv->finished = false;
+    inv->status.state = AUGUR_TASK_RUNNING;
+    inv->pidfd = PidfdOpen(inv->pid);
+    Sample(*inv, it->second.get());
+    return inv;
+  }
+
+  const augur_host_api* host_;
+  std::string parent_;
+  CgroupLayout layout_;
+  augur_resources capacity_{};
+  std::string summary_;
+  std::vector<std::pair<std::string, std::string>> labels_storage_;
+  std::vector<augur_kv> labels_;
+  augur_shim::ErrorSlot errors_;
+
+  std::mutex mu_;  // guards instances_ and invocations_
+  std::map<std::string, std::shared_ptr<Instance>> instances_;
+  std::map<std::string, std::shared_ptr<Invocation>> invocations_;
+};
+
+}  // namespace augur_process
+
+// The opaque handle the host holds.
+struct augur_plugin {
+  augur_process::ProcessBackend backend;
+};
+
+namespace {
+
+using augur_shim::Guard;
+
+// Errors of calls made without a usable plugin pointer.
+augur_shim::ErrorSlot g_no_plugin_errors;
+
+augur_shim::ErrorSlot& Errors(augur_plugin* p) {
+  return p ? p->backend.errors() : g_no_plugin_errors;
+}
+
+void RequirePlugin(augur_plugin* p) {
+  if (p == nullptr) augur_shim::Fail(AUGUR_ERR_INVALID, "plugin is NULL");
+}
+
+augur_plugin* Init(const augur_host_api* host, augur_rc* rc, const char** error_out) {
+  // init's error string must outlive the call with no plugin to own it: a per-thread string
+  // that is overwritten by the next failed init on that thread.
+  static thread_local std::string init_error;
+  augur_plugin* p = nullptr;
+  augur_shim::ErrorSlot slot;
+  augur_rc r = Guard(slot, [&] { p = new augur_plugin{augur_process::ProcessBackend(host)}; });
+  if (rc) *rc = r;
+  if (r != AUGUR_OK) {
+    init_error = slot.Get();
+    if (error_out) *error_out = init_error.c_str();
+    return nullptr;
+  }
+  if (error_out) *error_out = "";
+  return p;
+}
+
+void Destroy(augur_plugin* p) { delete p; }
+
+const char* LastError(augur_plugin* p) { return Errors(p).Get(); }
+
+augur_rc Describe(augur_plugin* p, augur_backend_info* out) {
+  return Guard(Errors(p), [&] {
+    RequirePlugin(p);
+    augur_shim::PrepareOut(out, "out");
+    p->backend.Describe(out);
+  });
+}
+
+augur_rc Provision(augur_plugin* p, const augur_alloc_request* req, augur_instance_info* out) {
+  return Guard(Errors(p), [&] {
+    RequirePlugin(p);
+    augur_shim::CheckIn(req, "req");
+    augur_shim::PrepareOut(out, "out");
+    p->backend.Provision(*req, out);
+  });
+}
+
+augur_rc Prewarm(augur_plugin* p, const augur_alloc_request* shape, uint32_t count,
+                 uint32_t* prepared) {
+  return Guard(Errors(p), [&] {
+    RequirePlugin(p);
+    (void)shape;
+    (void)count;
+    if (prepared == nullptr) augur_shim::Fail(AUGUR_ERR_INVALID, "prepared is NULL");
+    *prepared = p->backend.Prewarm();
+  });
+}
+
+augur_rc Resize(augur_plugin* p, const char* instance, const augur_resources* target,
+                augur_resources* granted) {
+  return Guard(Errors(p), [&] {
+    RequirePlugin(p);
+    if (target == nullptr || granted == nullptr) {
+      augur_shim::Fail(AUGUR_ERR_INVALID, "target and granted must not be NULL");
+    }
+    *granted = p->backend.Resize(augur_shim::Str(instance), *target);
+  });
+}
+
+augur_rc Run(augur_plugin* p, const char* instance, const augur_task* task,
+             char invocation[AUGUR_HANDLE_MAX]) {
+  return Guard(Errors(p), [&] {
+    RequirePlugin(p);
+    augur_shim::CheckIn(task, "task");
+    if (invocation == nullptr) augur_shim::Fail(AUGUR_ERR_INVALID, "invocation is NULL");
+    augur_shim::WriteHandle(invocation, p->backend.Run(augur_shim::Str(instance), *task));
+  });
+}
+
+augur_rc Poll(augur_plugin* p, const char* invocation, int32_t timeout_ms,
+              augur_task_status* out) {
+  return Guard(Errors(p), [&] {
+    RequirePlugin(p);
+    augur_shim::PrepareOut(out, "out");
+    *out = p->backend.Poll(augur_shim::Str(invocation), timeout_ms);
+  });
+}
+
+augur_rc Cancel(augur_plugin* p, const char* invocation) {
+  return Guard(Errors(p), [&] {
+    RequirePlugin(p);
+    p->backend.Cancel(augur_shim::Str(invocation));
+  });
+}
+
+augur_rc Release(augur_plugin* p, const char* instance) {
+  return Guard(Errors(p), [&] {
+    RequirePlugin(p);
+    p->backend.Release(augur_shim::Str(instance));
+  });
+}
+
+augur_rc Recover(augur_plugin* p, const char* const* instances, uint32_t n_instances,
+                 int32_t* states_out, const char* const* invocations, uint32_t n_invocations,
+                 int32_t* task_states_out) {
+  return Guard(Errors(p), [&] {
+    RequirePlugin(p);
+    p->backend.Recover(instances, n_instances, states_out, invocations, n_invocations,
+                       task_states_out);
+  });
+}
+
+const augur_plugin_api kApi = {
+    AUGUR_PLUGIN_ABI_MAJOR,
+    AUGUR_PLUGIN_ABI_MINOR,
+    sizeof(augur_plugin_api),
+    Init,
+    Destroy,
+    LastError,
+    Describe,
+    Provision,
+    Prewarm,
+    Resize,
+    Run,
+    Poll,
+    Cancel,
+    Release,
+    Recover,
+};
+
+}  // namespace
+
+extern "C" AUGUR_PLUGIN_EXPORT const augur_plugin_api* augur_plugin_entry(void) { return &kApi; }
