@@ -85,7 +85,7 @@ int main(int argc, char** argv) {
   auto* score = app.add_subcommand("score", "score forecasts and anomaly detection");
   std::vector<std::string> csvs;
   std::string pred_csv;
-  bool markdown = false, no_anomaly = false, show_candidates = false;
+  bool markdown = false, no_anomaly = false, show_candidates = false, dump_anomalies = false;
   augur::eval::ScoreOptions so;
   augur::eval::InjectOptions io;
   score->add_option("--csv", csvs, "timestamp,value input(s)")->required();
@@ -93,6 +93,9 @@ int main(int argc, char** argv) {
   score->add_option("--warmup-days", so.warmup_days);
   score->add_option("--season-days", so.season_days, "season of the seasonal-naive baseline");
   score->add_option("--seed", io.seed, "anomaly injection seed");
+  int seeds = 1;
+  score->add_option("--seeds", seeds,
+                    "pool the anomaly scores over this many seeds (seed, seed+1, ...)");
   score->add_option("--every", io.every_steps, "mean steps between injected anomalies");
   score->add_option("--spike-sd", io.spike_sd);
   score->add_option("--shift-sd", io.shift_sd);
@@ -100,6 +103,8 @@ int main(int argc, char** argv) {
   score->add_flag("--markdown", markdown, "print a markdown table");
   score->add_flag("--no-anomaly", no_anomaly, "skip the anomaly part");
   score->add_flag("--candidates", show_candidates, "per-candidate relative MAE (diagnostics)");
+  score->add_flag("--dump-anomalies", dump_anomalies,
+                  "print every injected anomaly (detected? delay) and every false alarm");
   add_model_flags(score);
 
   // tasks
@@ -181,17 +186,53 @@ int main(int argc, char** argv) {
       rows = std::move(*pr);
     }
     rep.scores = augur::eval::ScoreForecasts(*samples, rows, fo.horizons, so);
-    if (!no_anomaly) {
+    for (int si = 0; !no_anomaly && si < std::max(1, seeds); ++si) {
+      augur::eval::InjectOptions iso = io;
+      iso.seed = io.seed + static_cast<uint64_t>(si);
       std::vector<augur::eval::InjectedAnomaly> truth;
-      const auto dirty = augur::eval::InjectAnomalies(*samples, so, io, &truth);
+      const auto dirty = augur::eval::InjectAnomalies(*samples, so, iso, &truth);
       auto ar = augur::eval::Replay(dirty, fo);
       if (!ar) {
         std::fprintf(stderr, "augur-eval: %s\n", ar.error().ToString().c_str());
         return 1;
       }
       const double from = samples->front().ts + so.warmup_days * 86400;
-      rep.anomaly = augur::eval::ScoreAnomalies(ar->events, truth, from, so, io);
+      const AnomalyScore one = augur::eval::ScoreAnomalies(ar->events, truth, from, so, iso);
+      if (!rep.has_anomaly) {
+        rep.anomaly = one;
+      } else {  // pool the counts over seeds
+        AnomalyScore& a = rep.anomaly;
+        a.injected += one.injected;
+        a.detected += one.detected;
+        a.alarms += one.alarms;
+        a.true_alarms += one.true_alarms;
+        a.delays.insert(a.delays.end(), one.delays.begin(), one.delays.end());
+        for (size_t i = 0; i < a.by_kind.size() && i < one.by_kind.size(); ++i) {
+          a.by_kind[i].second.first += one.by_kind[i].second.first;
+          a.by_kind[i].second.second += one.by_kind[i].second.second;
+        }
+        a.precision = a.alarms ? static_cast<double>(a.true_alarms) / a.alarms : std::nan("");
+        a.recall = a.injected ? static_cast<double>(a.detected) / a.injected : std::nan("");
+        a.median_delay = Median(a.delays);
+      }
       rep.has_anomaly = true;
+      if (dump_anomalies) {
+        const double tol = iso.tolerance * so.step;
+        for (const auto& a : truth) {
+          double first = std::nan("");
+          for (const auto& e : ar->events) {
+            if (e.time >= a.start && e.time < a.end + tol) { first = (e.time - a.start) / so.step; break; }
+          }
+          std::fprintf(stderr, "%s inj %-11s t=%.0f effect=%.2fu delay=%g\n", rep.name.c_str(),
+                       a.kind.c_str(), a.start, a.effect, first);
+        }
+        for (const auto& e : ar->events) {
+          if (e.time < from) continue;
+          bool hit = false;
+          for (const auto& a : truth) hit |= e.time >= a.start && e.time < a.end + tol;
+          if (!hit) std::fprintf(stderr, "%s FALSE t=%.0f score=%.1f\n", rep.name.c_str(), e.time, e.score);
+        }
+      }
     }
     reports.push_back(std::move(rep));
   }

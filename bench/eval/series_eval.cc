@@ -261,7 +261,7 @@ std::vector<Sample> InjectAnomalies(const std::vector<Sample>& clean, const Scor
   static const char* kKinds[] = {"spike", "level_shift", "ramp", "flat_line"};
   while (true) {
     const int kind = kind_dist(rng);
-    const double sign = sign_dist(rng) ? 1.0 : -1.0;
+    double sign = sign_dist(rng) ? 1.0 : -1.0;
     int len = 1;
     if (kind == 1) len = io.shift_steps;
     if (kind == 2) len = io.ramp_steps;
@@ -270,6 +270,20 @@ std::vector<Sample> InjectAnomalies(const std::vector<Sample>& clean, const Scor
     const double start = std::floor(t / step) * step;
     const double end = start + len * step;
     if (end >= last) break;
+    // On a non-negative series a downward spike, shift or ramp that would cross zero is
+    // injected upward instead: clipping it at zero (as before 2026-11-24) left some with a
+    // fraction of their nominal size (a -3u spike on a value of 0.7u is a 0.7u dip).
+    if (nonneg && sign < 0 && kind != 3) {
+      const double size = kind == 0 ? io.spike_sd : (kind == 1 ? io.shift_sd : io.ramp_sd);
+      for (const Sample& s : out) {
+        if (s.ts < start || s.ts >= end) continue;
+        const double frac = kind == 2 ? (s.ts - start) / (end - start) : 1.0;
+        if (s.value - size * sd * frac < 0) {
+          sign = 1.0;
+          break;
+        }
+      }
+    }
     truth->push_back(InjectedAnomaly{kKinds[kind], start, end});
     double flat_value = std::nan("");
     for (Sample& s : out) {
@@ -287,6 +301,21 @@ std::vector<Sample> InjectAnomalies(const std::vector<Sample>& clean, const Scor
     }
     t = end + io.every_steps * step * jitter(rng);
   }
+  // Effect of each anomaly on the gridded series (diagnostics only).
+  const auto dirty = Grid(out, so.step, 1 << 30);
+  for (InjectedAnomaly& a : *truth) {
+    double eff = 0;
+    for (int64_t k = static_cast<int64_t>(std::floor(a.start / step + 1e-9));
+         static_cast<double>(k) * step < a.end; ++k) {
+      auto c = grid.find(k);
+      auto d = dirty.find(k);
+      if (c != grid.end() && d != dirty.end()) eff = std::max(eff, std::fabs(d->second.value - c->second.value));
+    }
+    a.effect = eff / sd;
+  }
+  // A flat-line on a stretch that was already constant changes nothing: it is not an
+  // anomaly of the data and is not counted (an alarm there is a false alarm).
+  std::erase_if(*truth, [](const InjectedAnomaly& a) { return !(a.effect > 1e-9); });
   return out;
 }
 
@@ -325,6 +354,7 @@ AnomalyScore ScoreAnomalies(const std::vector<ReplayResult::Event>& events,
   sc.precision = sc.alarms ? static_cast<double>(sc.true_alarms) / sc.alarms : std::nan("");
   sc.recall = sc.injected ? static_cast<double>(sc.detected) / sc.injected : std::nan("");
   sc.median_delay = Median(delays);
+  sc.delays = delays;
   for (const auto& [k, v] : kinds) sc.by_kind.push_back({k, v});
   for (const auto& [k, v] : kind_delays) sc.delay_by_kind.push_back({k, Median(v)});
   return sc;

@@ -97,6 +97,10 @@ struct InjectedAnomaly {
   std::string kind;
   double start = 0;   // seconds
   double end = 0;     // seconds (exclusive)
+  // Largest |dirty - clean| over the window's grid steps, in units of u (diagnostics: a
+  // downward anomaly clipped at zero, or a flat-line on a stretch that was already flat,
+  // changes the series little or not at all).
+  double effect = 0;
 };
 
 struct AnomalyScore {
@@ -107,6 +111,7 @@ struct AnomalyScore {
   double precision = 0;
   double recall = 0;
   double median_delay = 0;     // steps from window start to first alarm, detected windows
+  std::vector<double> delays;  // the delays themselves (for pooling over seeds)
   std::vector<std::pair<std::string, std::pair<size_t, size_t>>> by_kind;  // detected/injected
   std::vector<std::pair<std::string, double>> delay_by_kind;  // median delay per kind
 };

@@ -1,36 +1,38 @@
 // AnomalyDetector: per-series online anomaly scoring.
 //
-// Three detectors, each giving a score in standard-deviation units; the anomaly score is the
-// largest:
-//  - the decayed z-score of the one-step forecast residual (dlib::running_stats_decayed over
-//    residuals divided by the series scale), which catches spikes and level shifts. When
-//    the series made a large move at the same phase one period ago, the value must also be
-//    unexplained by that phase (the smaller of the two z-scores counts): a daily job
-//    starting on time is a surprise to a one-step forecaster but not an anomaly;
-//  - a dlib::kcentroid novelty detector (RBF kernel, bounded dictionary, exponentially
-//    forgetting) over a small feature window: level (distance from the slow mean), change
-//    (one-step difference), forecast residual and recent volatility (log of recent mean
-//    |change| over the series scale). Its distance to the centroid, z-scored by its own
-//    decayed statistics, catches what a residual alone misses (drifts away from the usual
-//    range, odd volatility). Features are clipped so one wild value cannot wreck the
-//    dictionary;
-//  - a stuck-value check: a run of L exactly repeated values, when the series repeats a
-//    value with (decayed) probability p, has probability p^L; the score is the normal
-//    quantile of that, sqrt(2 L ln(1/p)). A flat-lined exporter is the commonest anomaly of
-//    all and neither a residual nor a distance sees it early.
-// The statistics learn from winsorised inputs; the centroid does not learn from anomalous
-// steps until an event has lasted long enough to be the new normal (a level shift), so an
-// anomaly does not teach the detector that it is normal.
+// One detector per kind of anomaly, each a non-negative statistic in scale units (the
+// series' decayed mean |one-step change|), each divided by its own running 99th percentile
+// (a quantile tracker per statistic, per series, learned online on steps outside events)
+// and by a fixed multiplier: a ratio of 1 means "as far beyond this series' own 1-in-100
+// value as an alarm needs". The score is kScoreUnit (8) times the largest ratio, so the
+// default threshold 8 is "the calibrated alarm level" and a higher threshold is stricter.
+// Calibrating each statistic to the series' own tail is what keeps spiky series from
+// flooding alarms while quiet series stay sensitive.
 //
+//  - spike: |one-step forecast residual|. When the series made a large move at the same
+//    phase one period ago (a daily job starting on time), the value must also be
+//    unexplained by that phase (the smaller of the two ratios counts);
+//  - level shift / ramp: |mean of the newest m values - mean of the 24 values before them|
+//    for m = 2, 4 (level shifts, confirmed in 1-3 steps: a natural spike goes back, a shift
+//    stays) and m = 8 (ramps: a drift that no single step shows). Same seasonal exemption;
+//  - flat-line: a run of L exactly repeated values, when the series repeats a value with
+//    (decayed, Laplace-floored) probability p, has probability p^L; ratio =
+//    L ln(1/p) / ln(1/1e-5);
+//  - novelty: a dlib::kcentroid over (level vs slow mean, change, residual, log recent
+//    volatility), its distance calibrated like the others but with a larger multiplier, so
+//    that it adds what the specific detectors miss without dominating.
 // An event starts when the score reaches `threshold` and ends after `quiet_steps` steps
-// below threshold/2. Thread safety: none.
+// below threshold/2. Nothing learns from steps inside an event until it has lasted
+// kAdoptAfter steps (then it is the new normal).
+//
+// Thread safety: none.
 #ifndef AUGUR_FORECAST_ANOMALY_H_
 #define AUGUR_FORECAST_ANOMALY_H_
 
+#include <array>
 #include <limits>
 
 #include <dlib/matrix.h>
-#include <dlib/statistics/statistics.h>
 #include <dlib/svm/kcentroid.h>
 #include <dlib/svm/kernel.h>
 
@@ -40,17 +42,19 @@
 namespace augur::forecast {
 
 struct AnomalyOptions {
-  double threshold = 8.0;     // score (sd units) that starts an event; lower = more sensitive
+  double threshold = 8.0;     // score that starts an event (8 = calibrated alarm level)
   double kernel_gamma = 0.1;  // RBF kernel width on the (unit-free) features
   int dictionary = 12;        // kcentroid dictionary bound
   double learn_rate = 0.01;   // kcentroid exponential forgetting
-  double halflife = 500;      // decayed statistics' half-life (steps)
+  double halflife = 500;      // (unused since format 2; kept for option compatibility)
   int warmup = 96;            // steps scored before events may fire
   int quiet_steps = 3;        // steps below threshold/2 that end an event
 };
 
-// What the detector sees at one observed step (all unit-free: divided by the series scale).
+// What the detector sees at one observed step (unit-free values are divided by `scale`).
 struct AnomalyInput {
+  double value = 0;      // y (raw units)
+  double scale = 1;      // the series scale (raw units, > 0)
   double residual = 0;   // (y - one-step forecast) / scale
   double level = 0;      // (y - slow mean) / scale
   double change = 0;     // (y - previous y) / scale
@@ -63,16 +67,38 @@ struct AnomalyInput {
 };
 
 struct AnomalyVerdict {
-  double score = 0;          // max of the residual z-score and the novelty z-score
-  double residual_z = 0;
-  double novelty_z = 0;
-  double stuck_z = 0;
+  double score = 0;          // kScoreUnit * the largest calibrated ratio
+  double residual_z = 0;     // spike ratio (x kScoreUnit)
+  double shift_z = 0;        // level-shift / ramp ratio (x kScoreUnit)
+  double novelty_z = 0;      // kcentroid ratio (x kScoreUnit)
+  double stuck_z = 0;        // flat-line ratio (x kScoreUnit)
   bool event_started = false;
   bool in_event = false;
 };
 
+// A running high quantile of a non-negative statistic (multiplicative stochastic
+// approximation: log q moves up by eta*tau on an exceedance and down by eta*(1-tau)
+// otherwise, so P(x > q) converges to 1 - tau).
+class QuantileTracker {
+ public:
+  void Add(double x, double tau);
+  double value() const { return q_; }
+  bool ready() const { return n_ >= 30; }
+  void Save(StateWriter* w) const;
+  void Load(StateReader* r);
+
+ private:
+  double q_ = 0;
+  uint64_t n_ = 0;
+};
+
 class AnomalyDetector {
  public:
+  static constexpr double kScoreUnit = 8.0;
+  static constexpr int kWindows = 3;  // shift windows m = 2, 4, 8
+  static constexpr int kBase = 24;    // baseline values before the window
+  static constexpr int kRing = 32;    // >= 8 + kBase
+
   explicit AnomalyDetector(AnomalyOptions opts);
 
   AnomalyVerdict Step(const AnomalyInput& in);
@@ -88,11 +114,19 @@ class AnomalyDetector {
   using Sample = dlib::matrix<double, 4, 1>;
   using Kernel = dlib::radial_basis_kernel<Sample>;
 
+  double WindowStat(const std::array<double, kRing>& ring, int m, double scale,
+                    bool detrend) const;
+
   AnomalyOptions opts_;
-  dlib::running_stats_decayed<double> res_stats_;
-  dlib::running_stats_decayed<double> dist_stats_;
-  dlib::running_stats_decayed<double> seas_stats_;
+  QuantileTracker q_spike_, q_spike_seas_, q_nov_;
+  std::array<QuantileTracker, kWindows> q_win_, q_win_seas_;
   dlib::kcentroid<Kernel> centroid_;
+  std::array<double, kRing> ring_{};       // newest values (raw), ring_[head_] newest
+  std::array<double, kRing> seas_ring_{};  // y - y[t-P] (raw), same indexing
+  int head_ = 0;
+  int filled_ = 0;       // values in ring_
+  int seas_filled_ = 0;  // consecutive seasonal values in seas_ring_
+  int since_move_ = 1 << 20;  // steps since a large seasonal move was expected
   double p_unchanged_ = 0.0;  // decayed share of steps whose value repeated the previous one
   double p_run_start_ = 0.0;  // p_unchanged_ when the current run started
   int run_ = 0;               // current run of repeated values

@@ -23,7 +23,10 @@ namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 constexpr char kMagic[] = "AUGURFC\x01";  // 8 bytes incl. the \x01, no NUL
-constexpr uint32_t kFormatVersion = 1;
+// Version 2: the anomaly detector keeps calibration quantiles and value windows (format 1
+// state is refused with FailedPrecondition: the series starts fresh).
+constexpr uint32_t kFormatVersion = 2;
+constexpr uint32_t kOldestReadableVersion = 2;
 constexpr size_t kMaxPayload = 4u << 20;
 
 // Feature layout of the lag regression. The non-seasonal model uses the first
@@ -330,6 +333,8 @@ std::optional<AnomalyEvent> Forecaster::Impl::Step(const GridPoint& p) {
   if (obs && hist.size() >= 1 && std::isfinite(one_step) && scale_n >= kMinScaleSamples) {
     const double s = Scale();
     AnomalyInput in;
+    in.value = y;
+    in.scale = s;
     in.residual = (y - one_step) / s;
     in.level = (y - slow.value()) / s;
     in.change = (y - hist.Back(0)) / s;
@@ -702,6 +707,13 @@ Status Forecaster::Restore(std::istream& is) {
     Result<std::string> payload =
         ReadFramed(is, std::string_view(kMagic, 8), kFormatVersion, kMaxPayload, &version);
     if (!payload) return payload.error();
+    if (version < kOldestReadableVersion) {
+      return Status::FailedPrecondition("forecast state format version " +
+                                        std::to_string(version) +
+                                        " is no longer supported (this build reads " +
+                                        std::to_string(kOldestReadableVersion) + ".." +
+                                        std::to_string(kFormatVersion) + "); start fresh");
+    }
     auto fresh = std::make_unique<Impl>(impl_->opts);
     StateReader r(*payload);
     AUGUR_RETURN_IF_ERROR(fresh->LoadFrom(&r));

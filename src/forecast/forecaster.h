@@ -16,9 +16,10 @@
 // lags, smoothed levels and seasonal lags, and a second rls stacking the others), blended
 // by their recent absolute error (ensemble.h), with an interval calibrated online
 // (intervals.h). The period is detected from the data (seasonality.h). The anomaly score
-// comes from the one-step residual's decayed z-score, a kcentroid novelty detector and a
-// stuck-value check (anomaly.h). Everything is bounded: StateBytes() is ~43 KiB with the
-// defaults (under the 64 KiB budget).
+// (anomaly.h) is the largest of per-kind scores (spike: one-step error; level shift; ramp;
+// flat-line; a kcentroid novelty detector), each measured against the series' own running
+// 99th percentile, so spiky series do not flood alarms. Everything is bounded: StateBytes()
+// is ~45 KiB with the defaults (under the 64 KiB budget).
 //
 // The point forecast (`mean`) is tuned for absolute error: each candidate is shifted by the
 // running median of its residuals, so on a skewed series it sits nearer the conditional
@@ -74,8 +75,8 @@ struct ForecasterOptions {
   int max_gap_fill = 0;
   // Central coverage of the prediction interval. REQUIRES: (0, 1). Default 0.8.
   double interval_coverage = 0.8;
-  // Anomaly score (in standard deviations) at which an event starts; lower is more
-  // sensitive. REQUIRES: > 0.
+  // Anomaly score at which an event starts; 8 is each series' calibrated alarm level,
+  // lower is more sensitive. REQUIRES: > 0.
   double anomaly_threshold = 8.0;
   ModelTuning tuning;
 
