@@ -66,6 +66,8 @@ int main(int argc, char** argv) {
     c->add_option("--rls-huber", fo.tuning.rls_huber);
     c->add_option("--ens-decay", fo.tuning.ensemble_decay);
     c->add_option("--sharpness", fo.tuning.ensemble_sharpness);
+    c->add_option("--sharpness-power", fo.tuning.ensemble_sharpness_power,
+                  "sharpness at horizon h = sharpness * h^-power");
     c->add_option("--seasonal-decay", fo.tuning.seasonal_decay);
     c->add_option("--seasonal-cycles", fo.tuning.seasonal_cycles);
     c->add_option("--seasonal-halfwidth", fo.tuning.seasonal_halfwidth);

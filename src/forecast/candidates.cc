@@ -12,6 +12,8 @@ const char* CandidateName(int id) {
     case kSeasonalMean: return "seasonal_mean";
     case kLagRegression: return "lag_regression";
     case kStack: return "stack";
+    case kDailyNaive: return "daily_naive";
+    case kLevel: return "level";
     default: return "unknown";
   }
 }

@@ -24,7 +24,9 @@ enum CandidateId : int {
   kSeasonalMean = 3,
   kLagRegression = 4,
   kStack = 5,            // online least squares over the other candidates' forecasts
-  kNumCandidates = 6,
+  kDailyNaive = 6,       // y[k+h-D], D = one day of steps, when the detected period is not D
+  kLevel = 7,            // exponentially smoothed level (alpha 0.1)
+  kNumCandidates = 8,
 };
 const char* CandidateName(int id);
 

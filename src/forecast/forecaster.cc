@@ -25,8 +25,10 @@ constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 constexpr char kMagic[] = "AUGURFC\x01";  // 8 bytes incl. the \x01, no NUL
 // Version 2: the anomaly detector keeps calibration quantiles and value windows (format 1
 // state is refused with FailedPrecondition: the series starts fresh).
-constexpr uint32_t kFormatVersion = 2;
-constexpr uint32_t kOldestReadableVersion = 2;
+// Version 3: more candidates (daily naive, level), so pending forecasts and the stack's
+// inputs are longer (format 2 state is refused the same way).
+constexpr uint32_t kFormatVersion = 3;
+constexpr uint32_t kOldestReadableVersion = 3;
 constexpr size_t kMaxPayload = 4u << 20;
 
 // Feature layout of the lag regression. The non-seasonal model uses the first
@@ -89,7 +91,11 @@ struct Slot {
 struct HorizonState {
   HorizonState(int h_, const ForecasterOptions& o)
       : h(h_),
-        ensemble(EnsembleOptions{o.tuning.ensemble_decay, o.tuning.ensemble_sharpness, 20}),
+        ensemble(EnsembleOptions{
+            o.tuning.ensemble_decay,
+            o.tuning.ensemble_sharpness * std::pow(static_cast<double>(h_),
+                                                   -o.tuning.ensemble_sharpness_power),
+            20}),
         interval(IntervalOptions{o.interval_coverage, 0.02, o.tuning.interval_eta}),
         plain(HorizonForget(o.tuning.rls_forget, h_), o.tuning.rls_c),
         seasonal(HorizonForget(o.tuning.rls_forget, h_), o.tuning.rls_c),
@@ -156,7 +162,8 @@ Status ForecasterOptions::Validate() const {
   }
   const ModelTuning& t = tuning;
   if (!(t.rls_forget > 0 && t.rls_forget <= 1) || !(t.rls_c > 0) || !(t.ensemble_decay > 0 &&
-      t.ensemble_decay <= 1) || !(t.ensemble_sharpness > 0) || !(t.seasonal_decay > 0 &&
+      t.ensemble_decay <= 1) || !(t.ensemble_sharpness > 0) ||
+      !(t.ensemble_sharpness_power >= 0 && t.ensemble_sharpness_power <= 2) || !(t.seasonal_decay > 0 &&
       t.seasonal_decay <= 1) || t.seasonal_cycles < 1 || !(t.interval_eta > 0)) {
     return Status::InvalidArgument("forecast: bad model tuning");
   }
@@ -181,6 +188,11 @@ struct Forecaster::Impl {
     if (opts.horizons.front() != 1) hs.emplace_back(1, opts), hs.back().exported = false;
     for (int h : opts.horizons) hs.emplace_back(h, opts);
     current.horizons.resize(opts.horizons.size());
+    const double d = 86400.0 / o.step_seconds;
+    const long dr = std::lround(d);
+    if (dr >= 2 && std::fabs(d - static_cast<double>(dr)) < 1e-6 && dr <= o.history_capacity / 2) {
+      day_steps = static_cast<int>(dr);
+    }
   }
 
   ForecasterOptions opts;
@@ -190,6 +202,7 @@ struct Forecaster::Impl {
   DampedTrend trend;
   Smoother fast, slow, mid;
   Smoother deviation;      // y - seasonal mean, for the seasonal-mean candidate
+  int day_steps = 0;       // steps in one day when the step divides it (daily-naive candidate)
   double scale = 0;        // decayed mean |y[k] - y[k-1]| over observed pairs
   uint64_t scale_n = 0;
   int64_t last_step = std::numeric_limits<int64_t>::min();
@@ -419,6 +432,13 @@ void Forecaster::Impl::Issue(int64_t k, bool observed) {
     c[kPersistence] = y;
     c[kSeasonalNaive] = SeasonalNaive(hist, period, h.h);
     c[kDampedTrend] = trend.ready() ? trend.Forecast(h.h) : kNaN;
+    // Daily naive and the slow level help from h = 2 on; at h = 1 they are left out so the
+    // one-step forecast (which the anomaly detector's calibration was tuned on) is unchanged.
+    const bool longer = h.h >= 2;
+    c[kDailyNaive] = longer && day_steps > 0 && day_steps != period
+                         ? SeasonalNaive(hist, day_steps, h.h)
+                         : kNaN;
+    c[kLevel] = longer && slow.ready() ? slow.value() : kNaN;
     c[kSeasonalMean] = kNaN;
     if (period > 0 && deviation.ready()) {
       const double sm = SeasonalMean(hist, period, h.h, t.seasonal_cycles, t.seasonal_decay,
@@ -430,9 +450,14 @@ void Forecaster::Impl::Issue(int64_t k, bool observed) {
     // The stack: least squares over the other candidates (relative to y, in scale units).
     c[kStack] = kNaN;
     if (slot.x.size() > 0) {
-      slot.x2.set_size(kStack);
+      // Inputs: every candidate but persistence (always 0 here) and the stack itself.
+      slot.x2.set_size(kNumCandidates - 1);
       slot.x2(0) = 1.0;
-      for (int i = 1; i < kStack; ++i) slot.x2(i) = std::isfinite(c[i]) ? (c[i] - y) / s : 0.0;
+      int j = 1;
+      for (int i = 1; i < kNumCandidates; ++i) {
+        if (i == kStack) continue;
+        slot.x2(j++) = std::isfinite(c[i]) ? (c[i] - y) / s : 0.0;
+      }
       if (h.stack.samples() > 0) c[kStack] = y + s * h.stack.Predict(slot.x2);
     } else {
       slot.x2.set_size(0);

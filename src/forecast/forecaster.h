@@ -19,7 +19,7 @@
 // (anomaly.h) is the largest of per-kind scores (spike: one-step error; level shift; ramp;
 // flat-line; a kcentroid novelty detector), each measured against the series' own running
 // 99th percentile, so spiky series do not flood alarms. Everything is bounded: StateBytes()
-// is ~45 KiB with the defaults (under the 64 KiB budget).
+// is ~46 KiB with the defaults (under the 64 KiB budget).
 //
 // The point forecast (`mean`) is tuned for absolute error: each candidate is shifted by the
 // running median of its residuals, so on a skewed series it sits nearer the conditional
@@ -53,7 +53,8 @@ struct ModelTuning {
   double rls_c = 100.0;             // lag regression regularisation (larger = weaker)
   bool rls_huber = true;            // down-weight outliers when training the regression
   double ensemble_decay = 0.005;    // candidate error memory (~1/decay steps)
-  double ensemble_sharpness = 20;   // blend sharpness; large = pick the best
+  double ensemble_sharpness = 20;   // blend sharpness at horizon 1; large = pick the best
+  double ensemble_sharpness_power = 0;  // sharpness at horizon h: sharpness * h^-power
   double seasonal_decay = 0.7;      // weight ratio of successive cycles in the seasonal mean
   int seasonal_cycles = 8;          // cycles averaged by the seasonal mean
   int seasonal_halfwidth = 0;       // neighbours on each side averaged into a phase

@@ -64,6 +64,23 @@ TEST(ForecasterTest, OptionsAreValidated) {
   o = Opts();
   o.history_capacity = 10;
   EXPECT_TRUE(Forecaster::Create(o).error().IsInvalidArgument());
+  o = Opts();
+  o.tuning.ensemble_sharpness_power = -1;
+  EXPECT_TRUE(Forecaster::Create(o).error().IsInvalidArgument());
+}
+
+// The pool holds a one-day seasonal naive and a smoothed level; the daily naive stays out
+// of the blend when the detected period is the day (it would duplicate seasonal naive).
+TEST(ForecasterTest, DailyNaiveAndLevelCandidates) {
+  Forecaster f = Make();
+  Feed(f, 0, 4 * kDay, [](long i) { return 50 + 10 * std::sin(2 * kPi * i / kDay); });
+  ASSERT_EQ(f.stats().period, kDay);
+  std::map<std::string, double> fc;
+  for (const CandidateInfo& c : f.Candidates(5)) fc[c.name] = c.forecast;
+  ASSERT_TRUE(fc.count("daily_naive") && fc.count("level") && fc.count("seasonal_naive"));
+  EXPECT_TRUE(std::isnan(fc["daily_naive"]));
+  EXPECT_TRUE(std::isfinite(fc["seasonal_naive"]));
+  EXPECT_TRUE(std::isfinite(fc["level"]));
 }
 
 TEST(ForecasterTest, NotReadyBeforeTheFirstStep) {
@@ -278,6 +295,9 @@ TEST(ForecasterTest, CorruptOrIncompatibleStateIsRejectedAndLeavesTheForecasterA
   // misread. (The header is not covered by the checksum, so only the version changes.)
   std::string older = good;
   older[8] = 1;
+  EXPECT_EQ(restore(older).code(), Status::Code::kFailedPrecondition);
+  // Format version 2 (before the daily-naive and level candidates) likewise.
+  older[8] = 2;
   EXPECT_EQ(restore(older).code(), Status::Code::kFailedPrecondition);
   // State of a forecaster with another step.
   ForecasterOptions other = Opts();
