@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "agent/forecast_view.h"
 #include "agent/top_view.h"
 #include "telemetry/shm_store.h"
 
@@ -128,6 +129,39 @@ int Get(const std::string& shm, const std::string& series, size_t last, bool jso
   return 0;
 }
 
+int Forecast(const std::string& shm, const std::string& series, bool json, int width) {
+  auto key = SeriesKey::Parse(series);
+  if (!key) {
+    std::fprintf(stderr, "augurctl: %s\n", key.error().message().c_str());
+    return 2;
+  }
+  auto reader = OpenOrExit(shm);
+  auto data = augur::agent::ReadForecast(*reader, *key);
+  if (!data) {
+    std::fprintf(stderr, "augurctl: %s (augurctl series lists them)\n",
+                 data.error().message().c_str());
+    return 1;
+  }
+  if (json) {
+    nlohmann::json hist = nlohmann::json::array();
+    for (const auto& p : data->history) hist.push_back({{"timestamp_ns", p.ts_ns}, {"value", p.value}});
+    nlohmann::json fc = nlohmann::json::array();
+    for (const auto& f : data->forecast) {
+      fc.push_back({{"horizon", f.horizon}, {"target_timestamp", f.target_ts}, {"mean", f.mean},
+                    {"lo80", f.lo}, {"hi80", f.hi}});
+    }
+    nlohmann::json j{{"series", key->ToString()},  {"rate", data->rate},
+                     {"step_seconds", data->step_seconds}, {"issued_timestamp", data->issued_ts},
+                     {"anomaly_score", data->anomaly_score},
+                     {"anomaly_events", data->anomaly_events},
+                     {"history", std::move(hist)}, {"forecast", std::move(fc)}};
+    std::puts(j.dump(2).c_str());
+    return 0;
+  }
+  std::fputs(augur::agent::RenderForecast(*data, width).c_str(), stdout);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -155,9 +189,20 @@ int main(int argc, char** argv) {
   get->add_option("--last", last, "how many recent points")->check(CLI::Range(1, 100000000));
   get->add_flag("--json", json, "machine-readable output");
 
+  std::string forecast_series;
+  auto* forecast = app.add_subcommand("forecast", "history and forecast of one series, plotted");
+  forecast->add_option("SERIES", forecast_series, "series key, as `augurctl series` prints it")
+      ->required();
+  forecast->add_flag("--json", json, "machine-readable output");
+
   CLI11_PARSE(app, argc, argv);
   if (*top) return Top(shm, once, interval);
   if (*series) return Series(shm, json);
   if (*get) return Get(shm, name, last, json);
+  if (*forecast) {
+    int width = 100;
+    if (const char* cols = std::getenv("COLUMNS")) width = std::max(60, std::atoi(cols));
+    return Forecast(shm, forecast_series, json, width);
+  }
   return 2;
 }

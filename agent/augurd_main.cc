@@ -74,7 +74,9 @@ int main(int argc, char** argv) {
 
   SetUpLogging(config.log.level);
   spdlog::info("augurd 0.1.0 starting, config from {}", origin);
-  augur::agent::DaemonOptions options{.config = config, .handle_signals = true};
+  augur::agent::DaemonOptions options;
+  options.config = config;
+  options.handle_signals = true;
   auto daemon = augur::agent::Daemon::Start(options);
   if (!daemon) {
     spdlog::error("cannot start: {}", daemon.error().message());

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
+#include <cmath>
 #include <functional>
 #include <limits>
 #include <map>
@@ -17,6 +18,8 @@
 #include <optional>
 #include <span>
 #include <utility>
+
+#include "telemetry/series_key.h"
 
 namespace augur::agent {
 namespace {
@@ -39,11 +42,25 @@ constexpr size_t kMaxShmNameLength = 200;
 // A config file is a few hundred bytes. The cap stops `--config /dev/zero` from eating memory.
 constexpr size_t kMaxConfigFileBytes = 1 << 20;
 
-constexpr std::string_view kTopKeys[] = {"telemetry", "metrics", "log"};
+// plugins.call_timeout: below 100ms an ordinary call under load would count as a hang;
+// above 10m a hung plugin would hold its caller for longer than any task is worth waiting.
+constexpr milliseconds kMinCallTimeout{100};
+constexpr milliseconds kMaxCallTimeout{600'000};
+constexpr size_t kMaxPluginNameLength = 64;
+constexpr size_t kMaxPluginConfigKeyLength = 128;
+constexpr size_t kMaxPluginConfigValueLength = 4096;  // what a plugin is promised it may read
+constexpr size_t kMaxPathLength = 4095;               // PATH_MAX less the NUL
+
+constexpr std::string_view kTopKeys[] = {"telemetry", "metrics", "log", "forecast", "plugins"};
 constexpr std::string_view kTelemetryKeys[] = {
     "interval", "ebpf", "shm_name", "capacity", "max_series", "cgroup_depth", "max_cgroups"};
 constexpr std::string_view kMetricsKeys[] = {"enabled", "listen"};
 constexpr std::string_view kLogKeys[] = {"level"};
+constexpr std::string_view kPluginsKeys[] = {"dir", "enabled", "state_dir", "call_timeout",
+                                             "config"};
+constexpr std::string_view kForecastKeys[] = {"enabled",  "step",      "horizons",
+                                              "series",   "state_dir", "anomaly_threshold",
+                                              "max_series"};
 constexpr std::string_view kLogLevels[] = {"trace", "debug", "info", "warn", "error"};
 constexpr std::string_view kEbpfWords[] = {"auto", "on", "off"};
 
@@ -52,7 +69,11 @@ struct Section {
   std::span<const std::string_view> keys;
 };
 constexpr Section kSections[] = {
-    {"telemetry", kTelemetryKeys}, {"metrics", kMetricsKeys}, {"log", kLogKeys}};
+    {"telemetry", kTelemetryKeys},
+    {"metrics", kMetricsKeys},
+    {"log", kLogKeys},
+    {"forecast", kForecastKeys},
+    {"plugins", kPluginsKeys}};
 
 char Lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
 
@@ -158,6 +179,7 @@ class Errors {
   }
 
   bool empty() const { return lines_.empty(); }
+  size_t size() const { return lines_.size(); }
   Status ToStatus() const {
     std::string joined;
     for (const std::string& l : lines_) {
@@ -203,6 +225,7 @@ using KeyHandler =
     std::function<void(std::string_view key, const YAML::Node& key_node, const YAML::Node& value)>;
 
 // Walks a map's entries in file order. Reports keys that are not plain scalars, unknown keys
+// (any key is known when `known` is empty: maps whose keys are names, like plugins.config)
 // and repeated keys (yaml-cpp keeps both entries of a repeated key and lookups silently take
 // the first, so only a walk can see them); calls `handle` for the others.
 void ForEachKey(Errors& errors, const YAML::Node& map, std::string_view path,
@@ -220,7 +243,7 @@ void ForEachKey(Errors& errors, const YAML::Node& map, std::string_view path,
     }
     const std::string& key = key_node.Scalar();
     std::string full = JoinPath(path, key);
-    if (std::find(known.begin(), known.end(), key) == known.end()) {
+    if (!known.empty() && std::find(known.begin(), known.end(), key) == known.end()) {
       errors.Add(key_node, fmt::format("unknown key '{}' ({}known: {})", full,
                                        UnknownKeyHint(path, key, known), JoinWords(known)));
       continue;
@@ -421,6 +444,214 @@ void ParseLog(Errors& errors, const YAML::Node& key_node, const YAML::Node& node
                  l->level = *w;
                }
              });
+}
+
+// A YAML sequence whose items each pass `item` (which reports its own errors); an empty
+// or mistyped value is reported here.
+template <typename T, typename F>
+void ParseList(Errors& errors, const std::string& path, const YAML::Node& key_node,
+               const YAML::Node& value, std::string_view expected, F item, std::vector<T>* out) {
+  if (!value.IsSequence() || value.size() == 0) {
+    errors.Add(key_node, fmt::format("{}: expected a non-empty list of {}, got {}", path, expected,
+                                     Describe(value)));
+    return;
+  }
+  std::vector<T> items;
+  bool ok = true;
+  for (size_t i = 0; i < value.size(); ++i) {
+    T v{};
+    const size_t before = errors.size();
+    item(fmt::format("{}[{}]", path, i), value[i], &v);
+    ok = ok && errors.size() == before;
+    items.push_back(std::move(v));
+  }
+  if (ok) *out = std::move(items);
+}
+
+void ParseForecast(Errors& errors, const YAML::Node& key_node, const YAML::Node& node,
+                   ForecastConfig* f) {
+  if (!IsSectionMap(errors, "forecast", key_node, node)) return;
+  ForEachKey(
+      errors, node, "forecast", kForecastKeys,
+      [&](std::string_view key, const YAML::Node& k, const YAML::Node& v) {
+        std::string path = JoinPath("forecast", key);
+        if (key == "enabled") {
+          ParseBool(errors, path, k, v, &f->enabled);
+        } else if (key == "step") {
+          ParseIntervalValue(errors, path, k, v, milliseconds(1000), milliseconds(86'400'000),
+                             &f->step);
+        } else if (key == "horizons") {
+          ParseList<int>(errors, path, k, v, "integers in 1..1024",
+                         [&](const std::string& p, const YAML::Node& item, int* out) {
+                           ParseInteger(errors, p, item, item, 1, 1024, out);
+                         },
+                         &f->horizons);
+        } else if (key == "series") {
+          ParseList<std::string>(
+              errors, path, k, v, "series selectors",
+              [&](const std::string& p, const YAML::Node& item, std::string* out) {
+                std::optional<std::string> text =
+                    ScalarText(errors, p, item, item, "a selector such as memory_bytes{kind=\"total\"}");
+                if (!text) return;
+                if (auto sel = telemetry::SeriesKey::Parse(*text); !sel) {
+                  errors.Add(item, fmt::format("{}: {}", p, sel.error().message()));
+                  return;
+                }
+                *out = *text;
+              },
+              &f->series);
+        } else if (key == "state_dir") {
+          if (auto text = ScalarText(errors, path, k, v, "a directory path, or \"\"")) {
+            if (!text->empty() && (*text)[0] != '/') {
+              errors.Add(k, fmt::format("{}: expected an absolute path, got {}", path,
+                                        Describe(v)));
+            } else {
+              f->state_dir = *text;
+            }
+          }
+        } else if (key == "anomaly_threshold") {
+          std::optional<std::string> text =
+              ScalarText(errors, path, k, v, "a number greater than 0");
+          if (!text) return;
+          double d = 0;
+          auto [ptr, ec] = std::from_chars(text->data(), text->data() + text->size(), d);
+          if (text->empty() || ec != std::errc() || ptr != text->data() + text->size() ||
+              !(d > 0) || !std::isfinite(d)) {
+            errors.Add(k, fmt::format("{}: expected a number greater than 0, got {}", path,
+                                      Describe(v)));
+            return;
+          }
+          f->anomaly_threshold = d;
+        } else if (key == "max_series") {
+          ParseInteger(errors, path, k, v, 1, 100'000, &f->max_series);
+        }
+      });
+}
+
+bool IsPluginNameChar(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+         c == '-';
+}
+
+// A plugin name becomes part of a file name (augur-<name>.so) and a metrics label, so it is
+// kept to characters that are safe in both.
+bool IsPluginName(std::string_view s) {
+  return !s.empty() && s.size() <= kMaxPluginNameLength &&
+         std::all_of(s.begin(), s.end(), IsPluginNameChar);
+}
+
+constexpr std::string_view kPluginNameRule = "a plugin name: 1-64 of A-Z a-z 0-9 _ -";
+
+void ParseAbsolutePath(Errors& errors, const std::string& path, const YAML::Node& key_node,
+                       const YAML::Node& value, std::string* out) {
+  std::optional<std::string> text =
+      ScalarText(errors, path, key_node, value, "an absolute path, e.g. /usr/lib/augur/plugins");
+  if (!text) return;
+  if (!text->starts_with('/') || text->size() > kMaxPathLength ||
+      text->find('\n') != std::string::npos) {
+    errors.Add(key_node, fmt::format("{}: expected an absolute path (starting with /), got {}",
+                                     path, Describe(value)));
+    return;
+  }
+  *out = *text;
+}
+
+void ParsePluginsEnabled(Errors& errors, const YAML::Node& key_node, const YAML::Node& value,
+                         std::vector<std::string>* out, std::map<std::string, int>* lines) {
+  if (value.IsNull()) return;  // `enabled:` with nothing: none
+  if (!value.IsSequence()) {
+    errors.Add(key_node, fmt::format("plugins.enabled: expected a list of plugin names, e.g. "
+                                     "[process, libvirt], got {}",
+                                     Describe(value)));
+    return;
+  }
+  for (const YAML::Node& item : value) {
+    const YAML::Node& at = Errors::LineOf(item) > 0 ? item : key_node;
+    if (!item.IsScalar() || !IsPluginName(item.Scalar())) {
+      errors.Add(at, fmt::format("plugins.enabled: expected {}, got {}", kPluginNameRule,
+                                 Describe(item)));
+      continue;
+    }
+    auto [it, inserted] = lines->emplace(item.Scalar(), Errors::LineOf(at));
+    if (!inserted) {
+      errors.Add(at, fmt::format("plugins.enabled: '{}' is listed twice (first on line {})",
+                                 item.Scalar(), it->second));
+      continue;
+    }
+    out->push_back(item.Scalar());
+  }
+}
+
+// plugins.config: name -> map of scalars. Returns the line of each plugin name so that the
+// check against `enabled` (which may come later in the file) can point at it.
+void ParsePluginsConfig(Errors& errors, const YAML::Node& key_node, const YAML::Node& value,
+                        std::map<std::string, std::map<std::string, std::string>>* out,
+                        std::map<std::string, int>* lines) {
+  if (!IsSectionMap(errors, "plugins.config", key_node, value)) return;
+  ForEachKey(errors, value, "plugins.config", {},
+             [&](std::string_view name, const YAML::Node& k, const YAML::Node& v) {
+               std::string path = JoinPath("plugins.config", name);
+               if (!IsPluginName(name)) {
+                 errors.Add(k, fmt::format("{}: expected {} as the key", path, kPluginNameRule));
+                 return;
+               }
+               (*lines)[std::string(name)] = Errors::LineOf(k);
+               std::map<std::string, std::string>& kv = (*out)[std::string(name)];
+               if (!IsSectionMap(errors, path, k, v)) return;
+               ForEachKey(errors, v, path, {},
+                          [&](std::string_view key, const YAML::Node& kk, const YAML::Node& vv) {
+                            std::string kpath = JoinPath(path, key);
+                            bool key_ok = key.size() <= kMaxPluginConfigKeyLength &&
+                                          std::all_of(key.begin(), key.end(), [](char c) {
+                                            return IsPluginNameChar(c) || c == '.';
+                                          });
+                            if (!key_ok) {
+                              errors.Add(kk, fmt::format("{}: a key must be 1-128 of A-Z a-z 0-9 _ . -",
+                                                         kpath));
+                              return;
+                            }
+                            std::optional<std::string> text = ScalarText(
+                                errors, kpath, kk, vv, "a scalar (text, number or boolean)");
+                            if (!text) return;
+                            if (text->size() > kMaxPluginConfigValueLength) {
+                              errors.Add(kk, fmt::format("{}: longer than {} bytes", kpath,
+                                                         kMaxPluginConfigValueLength));
+                              return;
+                            }
+                            kv[std::string(key)] = *text;
+                          });
+             });
+}
+
+void ParsePlugins(Errors& errors, const YAML::Node& key_node, const YAML::Node& node,
+                  PluginsConfig* p) {
+  if (!IsSectionMap(errors, "plugins", key_node, node)) return;
+  std::map<std::string, int> enabled_lines, config_lines;
+  ForEachKey(errors, node, "plugins", kPluginsKeys,
+             [&](std::string_view key, const YAML::Node& k, const YAML::Node& v) {
+               std::string path = JoinPath("plugins", key);
+               if (key == "dir") {
+                 ParseAbsolutePath(errors, path, k, v, &p->dir);
+               } else if (key == "state_dir") {
+                 ParseAbsolutePath(errors, path, k, v, &p->state_dir);
+               } else if (key == "enabled") {
+                 ParsePluginsEnabled(errors, k, v, &p->enabled, &enabled_lines);
+               } else if (key == "call_timeout") {
+                 ParseIntervalValue(errors, path, k, v, kMinCallTimeout, kMaxCallTimeout,
+                                    &p->call_timeout);
+               } else if (key == "config") {
+                 ParsePluginsConfig(errors, k, v, &p->config, &config_lines);
+               }
+             });
+  for (const auto& [name, line] : config_lines) {
+    if (enabled_lines.contains(name)) continue;
+    std::vector<std::string_view> names(p->enabled.begin(), p->enabled.end());
+    std::string_view near = ClosestWord(name, names);
+    errors.AddAtLine(line, fmt::format("plugins.config.{}: '{}' is not in plugins.enabled "
+                                       "({}add it there or remove this section)",
+                                       name, name,
+                                       near.empty() ? "" : fmt::format("did you mean '{}'? ", near)));
+  }
 }
 
 // Where the text stops being UTF-8 (or holds a NUL), as 1-based line and column; nullopt when
@@ -628,6 +859,8 @@ Result<Config> ParseConfig(std::string_view yaml, std::string_view origin) {
                    if (key == "telemetry") ParseTelemetry(errors, k, v, &config.telemetry);
                    if (key == "metrics") ParseMetrics(errors, k, v, &config.metrics);
                    if (key == "log") ParseLog(errors, k, v, &config.log);
+                   if (key == "plugins") ParsePlugins(errors, k, v, &config.plugins);
+                   if (key == "forecast") ParseForecast(errors, k, v, &config.forecast);
                  });
     } else if (!root.IsNull()) {
       errors.Add(root, fmt::format("expected a map with the sections {} at the top level, got {}",

@@ -13,6 +13,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -50,10 +51,46 @@ struct LogConfig {
   friend bool operator==(const LogConfig&, const LogConfig&) = default;
 };
 
+// Forecasting and anomaly detection over collected series (docs/FORECAST.md).
+struct ForecastConfig {
+  bool enabled = true;
+  std::chrono::milliseconds step{60000};     // forecaster grid step; 1s..1d
+  std::vector<int> horizons = {1, 5, 15};    // steps ahead; each 1..1024
+  // Selectors: a metric name with optional labels that must match. Counters (`*_total`)
+  // are forecast as per-second rates.
+  std::vector<std::string> series = {
+      "cpu_busy_seconds_total",   "memory_bytes{kind=\"available\"}",
+      "pressure_ratio{window=\"10s\"}", "runqueue_latency_seconds{stat=\"p99\"}",
+      "disk_io_bytes_total",      "network_bytes_total",
+      "cgroup_cpu_seconds_total", "cgroup_memory_bytes"};
+  std::string state_dir = "/var/lib/augur/forecast";  // "" = don't persist
+  double anomaly_threshold = 8.0;            // lower is more sensitive; > 0
+  uint32_t max_series = 256;                 // series forecast at most; 1..100000
+
+  friend bool operator==(const ForecastConfig&, const ForecastConfig&) = default;
+};
+
+// Provisioning-backend plugins (docs/PLUGINS.md). Each name in `enabled` loads
+// <dir>/augur-<name>.so inside its own augur-plugin-host process.
+struct PluginsConfig {
+  std::string dir = "/usr/lib/augur/plugins";        // absolute path
+  std::vector<std::string> enabled;                   // names, [A-Za-z0-9_-]{1,64}, no repeats
+  std::string state_dir = "/var/lib/augur/plugins";  // absolute path; handles survive restarts
+  std::chrono::milliseconds call_timeout{10'000};     // a call slower than this is a hang; 100ms..10m
+  // plugins.config.<name>: key/value strings handed to that plugin's init(). Every <name>
+  // must be in `enabled` (a typo would otherwise configure nothing, silently). Keys are
+  // [A-Za-z0-9_.-]{1,128}; values any scalar, passed as written.
+  std::map<std::string, std::map<std::string, std::string>> config;
+
+  friend bool operator==(const PluginsConfig&, const PluginsConfig&) = default;
+};
+
 struct Config {
   TelemetryConfig telemetry;
   MetricsConfig metrics;
   LogConfig log;
+  PluginsConfig plugins;
+  ForecastConfig forecast;
 
   friend bool operator==(const Config&, const Config&) = default;
 };

@@ -12,7 +12,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include "agent/forecast_runner.h"
 #include "agent/metrics_server.h"
+#include "plugin/plugin_manager.h"
 #include "telemetry/bpf_collectors.h"
 #include "telemetry/cgroup_fs.h"
 #include "telemetry/collector.h"
@@ -24,6 +26,9 @@ namespace {
 
 using telemetry::Collector;
 using telemetry::SeriesKey;
+
+// Set by the SIGINT/SIGTERM handler (async-signal-safe: a lock-free atomic store).
+std::atomic<int> g_stop_signal{0};
 
 int64_t RealtimeNs() {
   timespec ts;
@@ -44,6 +49,9 @@ class StoreSink : public telemetry::PointSink {
  public:
   explicit StoreSink(telemetry::ShmWriter& writer) : writer_(writer) {}
 
+  // Every point written is also offered to the forecaster (which picks what it forecasts).
+  void SetForecaster(ForecastRunner* forecaster) { forecaster_ = forecaster; }
+
   void Emit(const SeriesKey& key, int64_t ts_ns, double value) override {
     if (!covered_.empty() && covered_.contains(key.name()) && key.label("source") == "procfs") {
       return;
@@ -61,6 +69,7 @@ class StoreSink : public telemetry::PointSink {
     }
     writer_.Append(*id, ts_ns, value);
     ++written_;
+    if (forecaster_ != nullptr) forecaster_->Observe(key, ts_ns, value);
   }
 
   void Cover(const std::string& family) { covered_.insert(family); }
@@ -69,6 +78,7 @@ class StoreSink : public telemetry::PointSink {
 
  private:
   telemetry::ShmWriter& writer_;
+  ForecastRunner* forecaster_ = nullptr;
   std::unordered_set<std::string> covered_;
   uint64_t written_ = 0;
   uint64_t dropped_ = 0;
@@ -137,16 +147,19 @@ struct Daemon::Impl {
   std::unique_ptr<StoreSink> sink;
   std::vector<CollectorSlot> collectors;
   std::unique_ptr<MetricsServer> metrics;
+  std::unique_ptr<plugin::PluginManager> plugins;  // null when plugins.enabled is empty
+  std::unique_ptr<ForecastRunner> forecaster;
   std::atomic<bool> stop{false};
   uint64_t samples = 0;
-  sigset_t signals{};
 };
 
 Daemon::Daemon(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 Daemon::~Daemon() {
   if (impl_->metrics) impl_->metrics->Stop();
+  impl_->plugins.reset();  // hosts destroy() their plugins; instances stay for the next agent
   impl_->collectors.clear();  // detaches eBPF links before the segment goes stale
+  impl_->forecaster.reset();  // saves what it learned
   if (impl_->writer) impl_->writer->Close();
 }
 
@@ -156,12 +169,15 @@ Result<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& options) {
   const TelemetryConfig& tc = options.config.telemetry;
 
   if (options.handle_signals) {
-    // Block before any thread starts so every thread inherits the mask and Run() alone takes
-    // the signals, synchronously, with sigtimedwait.
-    sigemptyset(&impl->signals);
-    sigaddset(&impl->signals, SIGINT);
-    sigaddset(&impl->signals, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &impl->signals, nullptr);
+    // A handler, not a blocked mask plus sigwait: libraries start threads before main()
+    // (OpenBLAS under dlib does), and a process-directed SIGTERM landing on one of those with
+    // the default action would kill the agent without its clean stop. The handler only
+    // records the signal; Run() notices within 100 ms whichever thread took it.
+    struct sigaction sa {};
+    sa.sa_handler = [](int sig) { g_stop_signal.store(sig, std::memory_order_relaxed); };
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, nullptr);
+    sigaction(SIGTERM, &sa, nullptr);
   }
 
   // /metrics is bound before the segment is made so that a port clash touches nothing.
@@ -180,6 +196,27 @@ Result<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& options) {
   if (!writer) return Err(writer.error());
   impl->writer = std::move(*writer);
   impl->sink = std::make_unique<StoreSink>(*impl->writer);
+
+  if (const ForecastConfig& fc = options.config.forecast; fc.enabled) {
+    ForecastRunnerOptions fo;
+    fo.step_seconds = fc.step.count() / 1000.0;
+    fo.horizons = fc.horizons;
+    fo.series = fc.series;
+    fo.state_dir = fc.state_dir;
+    fo.anomaly_threshold = fc.anomaly_threshold;
+    fo.max_series = fc.max_series;
+    auto runner = ForecastRunner::Create(fo);
+    if (!runner && !fo.state_dir.empty()) {
+      // Forecasting without memory beats no forecasting: keep going, say what is lost.
+      spdlog::warn("forecast state will not persist across restarts: {}",
+                   runner.error().message());
+      fo.state_dir.clear();
+      runner = ForecastRunner::Create(fo);
+    }
+    if (!runner) return Err(runner.error());
+    impl->forecaster = std::move(*runner);
+    impl->sink->SetForecaster(impl->forecaster.get());
+  }
 
   auto cgfs = telemetry::CgroupFs::Discover();
   if (!cgfs) {
@@ -224,6 +261,26 @@ Result<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& options) {
     impl->collectors.push_back({std::move(c), "procfs"});
   }
 
+  if (const PluginsConfig& pc = options.config.plugins; !pc.enabled.empty()) {
+    plugin::PluginManagerOptions po;
+    po.dir = pc.dir;
+    po.enabled = pc.enabled;
+    po.state_dir = pc.state_dir;
+    po.call_timeout = pc.call_timeout;
+    for (const auto& [name, kv] : pc.config) {
+      po.config[name].assign(kv.begin(), kv.end());
+    }
+    po.host_path = options.plugin_host_path;
+    // A backend that cannot load is logged (by the manager) and reported as down through
+    // augur_backend_up; the agent's measuring goes on without it.
+    auto manager = plugin::PluginManager::Start(po);
+    if (manager) {
+      impl->plugins = std::move(*manager);
+    } else {
+      spdlog::error("plugins disabled: {}", manager.error().message());
+    }
+  }
+
   spdlog::info("augurd sampling every {} ms into /dev/shm/{} ({} collectors)",
                tc.interval.count(), tc.shm_name, impl->collectors.size());
   return std::unique_ptr<Daemon>(new Daemon(std::move(impl)));
@@ -262,12 +319,20 @@ void Daemon::SampleOnce() {
   const SelfUsage self = ReadSelfUsage();
   sink.Emit(SeriesKey("augur_process_cpu_seconds_total", {}), ts, self.cpu_seconds);
   sink.Emit(SeriesKey("augur_process_resident_memory_bytes", {}), ts, self.rss_bytes);
+  if (s.plugins) {
+    for (const plugin::BackendHealth& h : s.plugins->Health()) {
+      std::vector<telemetry::Label> labels = {{"backend", h.name}};
+      sink.Emit(SeriesKey("augur_backend_up", labels), ts, h.up ? 1.0 : 0.0);
+      sink.Emit(SeriesKey("augur_backend_restarts_total", labels), ts, double(h.restarts));
+    }
+  }
   const telemetry::SegmentInfo info = s.writer->Info();
   sink.Emit(SeriesKey("augur_shm_bytes_used", {}), ts, double(info.bytes_used));
   sink.Emit(SeriesKey("augur_shm_bytes_mapped", {}), ts, double(info.bytes_total));
   sink.Emit(SeriesKey("augur_series", {}), ts, double(info.series_count));
   sink.Emit(SeriesKey("augur_series_dropped_points_total", {}), ts, double(sink.dropped()));
   sink.Emit(SeriesKey("augur_samples_total", {}), ts, double(s.samples));
+  if (s.forecaster) s.forecaster->Publish(ts, sink);
   // Counts the points above too, so it is written last.
   sink.Emit(SeriesKey("augur_points_written_total", {}), ts, double(sink.written() + 1));
 }
@@ -281,20 +346,16 @@ Status Daemon::Run() {
     next += interval_ns;
     int64_t now = MonotonicNs();
     if (now > next) next = now;  // fell behind (suspend, slow collector): don't burst
-    // Waits for the next tick, or a signal, or Stop(); checks Stop() at least every 100 ms.
+    // Waits for the next tick, a signal or Stop(), looking at least every 100 ms.
     while (!s.stop.load(std::memory_order_relaxed) && (now = MonotonicNs()) < next) {
-      const int64_t wait_ns = std::min<int64_t>(next - now, 100'000'000);
-      if (s.options.handle_signals) {
-        timespec to{time_t(wait_ns / 1'000'000'000), long(wait_ns % 1'000'000'000)};
-        int sig = sigtimedwait(&s.signals, nullptr, &to);
-        if (sig == SIGINT || sig == SIGTERM) {
-          spdlog::info("received {}, stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
-          s.stop = true;
-        }
-      } else {
-        timespec to{time_t(wait_ns / 1'000'000'000), long(wait_ns % 1'000'000'000)};
-        nanosleep(&to, nullptr);
+      if (const int sig = g_stop_signal.load(std::memory_order_relaxed); sig != 0) {
+        spdlog::info("received {}, stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+        s.stop = true;
+        break;
       }
+      const int64_t wait_ns = std::min<int64_t>(next - now, 100'000'000);
+      timespec to{time_t(wait_ns / 1'000'000'000), long(wait_ns % 1'000'000'000)};
+      nanosleep(&to, nullptr);  // EINTR when the signal lands on this thread: fine
     }
   }
   return Status::OK();
@@ -309,6 +370,8 @@ std::vector<std::string> Daemon::CollectorNames() const {
   }
   return names;
 }
+
+const plugin::PluginManager* Daemon::plugins() const { return impl_->plugins.get(); }
 
 int Daemon::metrics_port() const { return impl_->metrics ? impl_->metrics->port() : 0; }
 

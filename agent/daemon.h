@@ -1,8 +1,11 @@
 // Daemon: augurd's wiring. It owns the shared-memory writer, the collectors (eBPF where they
 // load, procfs always), the sampling loop and the /metrics server.
 //
+// With plugins.enabled set it also runs the provisioning backends (plugin/plugin_manager.h)
+// and writes augur_backend_up{backend} and augur_backend_restarts_total{backend} each sample.
+//
 // Run() samples every telemetry.interval until Stop() is called or SIGINT/SIGTERM arrives
-// (when HandleSignals() was used), then detaches the eBPF programs and marks the segment
+// (with DaemonOptions::handle_signals), then detaches the eBPF programs and marks the segment
 // stale.
 //
 // Thread safety: Stop() may be called from any thread; everything else from one thread.
@@ -17,13 +20,19 @@
 #include "agent/config.h"
 #include "augur/status.h"
 
+namespace augur::plugin {
+class PluginManager;
+}
+
 namespace augur::agent {
 
 struct DaemonOptions {
   Config config;
-  // Blocks SIGINT/SIGTERM in every thread and waits for them in Run(). Tests leave it off and
+  // Installs SIGINT/SIGTERM handlers that make Run() stop cleanly. Tests leave it off and
   // call Stop().
   bool handle_signals = false;
+  // augur-plugin-host to start for each plugin; empty: the one beside this executable.
+  std::string plugin_host_path;
 };
 
 class Daemon {
@@ -48,6 +57,9 @@ class Daemon {
   // "bpf" or "procfs" per collector, for logs and tests.
   std::vector<std::string> CollectorNames() const;
   int metrics_port() const;
+  // The provisioning backends (plugins.enabled), or nullptr when none are enabled or the
+  // manager could not start.
+  const plugin::PluginManager* plugins() const;
 
  private:
   struct Impl;

@@ -23,15 +23,20 @@
  *    for the duration of the call. Copy what you keep.
  *  - Strings and arrays a plugin returns inside an out-struct are plugin-owned and must stay
  *    valid until the next call of the same function on the same augur_plugin, or destroy().
- *    The host copies them at once.
+ *    The host copies them at once, and never calls describe() (the one function returning
+ *    such strings) from two threads at once, so one per-plugin buffer is enough.
+ *  - Out-structs (augur_backend_info, augur_instance_info, augur_task_status) are
+ *    host-allocated; the host sets their struct_size to the size it allocated before the
+ *    call. A plugin built against a newer minor writes only the fields that fit in it.
  *  - Handles (instance and invocation ids) are written by the plugin into host-provided
  *    char[AUGUR_HANDLE_MAX] buffers, NUL-terminated. They are opaque to the host, persisted
  *    across agent restarts, and must be printable ASCII.
  *  - last_error() returns a plugin-owned string valid until the next call on that plugin
  *    from the same thread.
  *
- * Threading. The host may call any function except init/destroy from several threads at
- * once, with the same augur_plugin. A plugin that cannot cope serialises internally.
+ * Threading. The host may call any function except init/destroy (and describe, see above)
+ * from several threads at once, with the same augur_plugin. A plugin that cannot cope
+ * serialises internally.
  * Calls should return promptly; the host treats a call that takes longer than its timeout
  * (default 10 s, poll() excepted for its own timeout_ms) as a hung plugin.
  */
@@ -102,7 +107,8 @@ typedef struct augur_host_api {
   const char* state_dir;
 } augur_host_api;
 
-/* Price of one unit of a resource class, for cost-aware placement. */
+/* Price of one unit of a resource class, for cost-aware placement. Returned as an array, so
+ * its size is frozen (as is augur_kv's): a later minor adds a new array, never a field here. */
 typedef struct augur_cost {
   const char* resource_class;  /* "on-demand", "spot", "local", ... */
   double per_core_hour;        /* in the operator's currency unit */

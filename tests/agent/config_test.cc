@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -163,6 +164,39 @@ TEST(ParseConfigTest, DefaultsAreTheDocumentedOnes) {
   EXPECT_TRUE(d.metrics.enabled);
   EXPECT_EQ(d.metrics.listen, "127.0.0.1:9464");
   EXPECT_EQ(d.log.level, "info");
+  EXPECT_EQ(d.plugins.dir, "/usr/lib/augur/plugins");
+  EXPECT_TRUE(d.plugins.enabled.empty());
+  EXPECT_EQ(d.plugins.state_dir, "/var/lib/augur/plugins");
+  EXPECT_EQ(d.plugins.call_timeout, milliseconds(10'000));
+  EXPECT_TRUE(d.plugins.config.empty());
+}
+
+TEST(ParseConfigTest, PluginConfigValuesArePassedAsWritten) {
+  Result<Config> c = ParseConfig(
+      "plugins:\n  enabled: [a, b_2]\n  config:\n    a: {n: 007, flag: yes, s: 'x y'}\n"
+      "    b_2:\n");
+  ASSERT_TRUE(c) << c.error().ToString();
+  EXPECT_EQ(c->plugins.enabled, (std::vector<std::string>{"a", "b_2"}));
+  const std::map<std::string, std::string> want = {{"n", "007"}, {"flag", "yes"}, {"s", "x y"}};
+  EXPECT_EQ(c->plugins.config.at("a"), want);
+  EXPECT_TRUE(c->plugins.config.at("b_2").empty());
+}
+
+TEST(ParseConfigTest, PluginCallTimeoutBounds) {
+  EXPECT_TRUE(ParseConfig("plugins: {call_timeout: 100ms}"));
+  EXPECT_TRUE(ParseConfig("plugins: {call_timeout: 10m}"));
+  EXPECT_FALSE(ParseConfig("plugins: {call_timeout: 99ms}"));
+  EXPECT_FALSE(ParseConfig("plugins: {call_timeout: 601s}"));
+  EXPECT_FALSE(ParseConfig("plugins: {call_timeout: 5}"));
+}
+
+TEST(ParseConfigTest, PluginNamesAreSafeForFileNames) {
+  EXPECT_TRUE(ParseConfig("plugins: {enabled: [" + std::string(64, 'a') + "]}"));
+  for (const char* bad : {"''", "'a.b'", "'a/b'", "'a b'", "[x]", "{x: 1}"}) {
+    SCOPED_TRACE(bad);
+    EXPECT_FALSE(ParseConfig(std::string("plugins: {enabled: [") + bad + "]}"));
+  }
+  EXPECT_FALSE(ParseConfig("plugins: {enabled: [" + std::string(65, 'a') + "]}"));
 }
 
 TEST(ParseConfigTest, OriginDefaultsToString) {
@@ -334,6 +368,16 @@ std::map<std::string, Config> GoodExpectations() {
   windows.telemetry.interval = milliseconds(3600'000);
   windows.telemetry.max_series = 16;
   want["utf8_bom_and_crlf.yaml"] = windows;
+
+  Config plugins = d;
+  plugins.plugins.dir = "/opt/augur/plugins";
+  plugins.plugins.enabled = {"process", "libvirt"};
+  plugins.plugins.state_dir = "/srv/augur/state";
+  plugins.plugins.call_timeout = milliseconds(2500);
+  plugins.plugins.config["process"] = {{"cgroup_root", "augur.slice"}, {"max_tasks", "64"}};
+  plugins.plugins.config["libvirt"] = {{"uri", "test:///default"}, {"autostart", "true"}};
+  want["plugins.yaml"] = plugins;
+  want["plugins_empty_lists.yaml"] = d;
   return want;
 }
 
@@ -407,12 +451,22 @@ TEST(ShippedConfigTest, SetsEveryKeyExplicitly) {
        {"interval", "ebpf", "shm_name", "capacity", "max_series", "cgroup_depth", "max_cgroups"}},
       {"metrics", {"enabled", "listen"}},
       {"log", {"level"}},
+      {"plugins", {"dir", "enabled", "state_dir", "call_timeout", "config"}},
+      {"forecast",
+       {"enabled", "step", "horizons", "series", "state_dir", "anomaly_threshold", "max_series"}},
   };
+  // Values that are a list or a map; every other value is a scalar.
+  const std::set<std::string> lists = {"plugins.enabled", "forecast.horizons", "forecast.series"};
+  const std::set<std::string> maps = {"plugins.config"};
   for (const auto& [section, names] : keys) {
     ASSERT_TRUE(root[section].IsMap()) << section;
     EXPECT_EQ(root[section].size(), names.size()) << section;
     for (const std::string& name : names) {
-      EXPECT_TRUE(root[section][name].IsScalar()) << section << "." << name;
+      const YAML::Node v = root[section][name];
+      const bool is_list = lists.contains(section + "." + name);
+      const bool is_map = maps.contains(section + "." + name);
+      EXPECT_TRUE(is_list ? v.IsSequence() : is_map ? v.IsMap() : v.IsScalar())
+          << section << "." << name;
     }
   }
   EXPECT_EQ(root.size(), keys.size());

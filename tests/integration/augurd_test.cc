@@ -61,7 +61,8 @@ class AugurdTest : public ::testing::Test {
   void WriteConfig(const std::string& ebpf, const std::string& extra = "") {
     std::ofstream f(config_path_);
     f << "telemetry:\n  interval: 200ms\n  ebpf: " << ebpf << "\n  shm_name: " << shm_
-      << "\nmetrics:\n  listen: 127.0.0.1:" << port_ << "\n" << extra;
+      << "\nmetrics:\n  listen: 127.0.0.1:" << port_
+      << "\nforecast:\n  state_dir: \"\"\n" << extra;
   }
 
   std::unique_ptr<Subprocess> StartAgent() {
@@ -160,7 +161,8 @@ TEST_F(AugurdTest, SecondAgentOnSameSegmentRefuses) {
   // Another port so that the refusal can only come from the segment.
   const int other_port = FreePort();
   std::ofstream(config_path_ + ".2") << "telemetry:\n  ebpf: off\n  shm_name: " << shm_
-                                     << "\nmetrics:\n  listen: 127.0.0.1:" << other_port << "\n";
+                                     << "\nmetrics:\n  listen: 127.0.0.1:" << other_port
+                                     << "\nforecast:\n  state_dir: \"\"\n";
   auto second = testing::Run({BuildPath("agent/augurd"), "--config", config_path_ + ".2"});
   unlink((config_path_ + ".2").c_str());
   EXPECT_NE(second.code, 0);
@@ -212,6 +214,45 @@ TEST_F(AugurdTest, BadConfigExitsBeforeTouchingAnything) {
   check = testing::Run({BuildPath("agent/augurd"), "--check-config",
                         std::string(AUGUR_SOURCE_DIR) + "/packaging/augur.yaml"});
   EXPECT_EQ(check.code, 0) << check.err;
+}
+
+TEST_F(AugurdTest, ForecastsAppearInTheStoreAndAugurctlPlotsThem) {
+  {
+    std::ofstream f(config_path_);
+    f << "telemetry:\n  interval: 200ms\n  ebpf: off\n  shm_name: " << shm_
+      << "\nmetrics:\n  enabled: false\nforecast:\n  state_dir: \"\"\n  step: 1s\n"
+      << "  horizons: [1, 3]\n  series: ['memory_bytes{kind=\"available\"}']\n";
+  }
+  auto agent = StartAgent();
+  const telemetry::SeriesKey derived(
+      "memory_bytes:forecast_mean",
+      {{"horizon", "3"}, {"kind", "available"}, {"source", "procfs"}});
+  ASSERT_TRUE(WaitFor([&] {
+    auto reader = telemetry::ShmReader::Open(shm_);
+    return reader && (*reader)->Find(derived).has_value();
+  }, 20s)) << agent->err();
+  auto reader = std::move(*telemetry::ShmReader::Open(shm_));
+  auto latest = reader->Latest(*reader->Find(derived));
+  ASSERT_TRUE(latest);
+  EXPECT_GT(latest->value, 0) << "available memory forecast";
+  EXPECT_TRUE(reader->Find(telemetry::SeriesKey("memory_bytes:anomaly_score",
+                                                {{"kind", "available"}, {"source", "procfs"}})));
+
+  const std::string series = "memory_bytes{kind=\"available\",source=\"procfs\"}";
+  auto plot = testing::Run({BuildPath("agent/augurctl"), "--shm", shm_, "forecast", series});
+  ASSERT_EQ(plot.code, 0) << plot.err;
+  EXPECT_NE(plot.out.find("o forecast mean"), std::string::npos) << plot.out;
+  EXPECT_NE(plot.out.find("horizon"), std::string::npos) << plot.out;
+  auto json = testing::Run(
+      {BuildPath("agent/augurctl"), "--shm", shm_, "forecast", series, "--json"});
+  ASSERT_EQ(json.code, 0) << json.err;
+  auto j = nlohmann::json::parse(json.out);
+  ASSERT_EQ(j["forecast"].size(), 2u);
+  EXPECT_EQ(j["forecast"][1]["horizon"], 3);
+  EXPECT_LE(j["forecast"][1]["lo80"].get<double>(), j["forecast"][1]["hi80"].get<double>());
+  EXPECT_GT(j["history"].size(), 2u);
+  agent->Signal(SIGTERM);
+  EXPECT_EQ(agent->Wait(10s), 0) << agent->err();
 }
 
 // Runs the agent as `nobody`, who may not load BPF: `auto` must fall back to procfs and say
