@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 
+#include <filesystem>
 #include <set>
 
 #include <gtest/gtest.h>
@@ -253,6 +254,42 @@ TEST_F(AugurdTest, ForecastsAppearInTheStoreAndAugurctlPlotsThem) {
   EXPECT_GT(j["history"].size(), 2u);
   agent->Signal(SIGTERM);
   EXPECT_EQ(agent->Wait(10s), 0) << agent->err();
+}
+
+// Backends are loaded in their own plugin hosts: a refused plugin is reported down and
+// logged with what it declared, while the agent and the good backend carry on.
+TEST_F(AugurdTest, ReportsBackendHealthAndSurvivesABadPlugin) {
+  const std::string state_dir = "/tmp/" + shm_ + "-plugins";
+  {
+    std::ofstream f(config_path_);
+    f << "telemetry:\n  interval: 200ms\n  ebpf: off\n  shm_name: " << shm_
+      << "\nmetrics:\n  enabled: false\nforecast:\n  enabled: false\n"
+      << "plugins:\n  dir: " << BuildPath("plugins") << "\n  enabled: [example, test_abi_major_2]"
+      << "\n  state_dir: " << state_dir << "\n  call_timeout: 2s\n";
+  }
+  auto agent = StartAgent();
+  const telemetry::SeriesKey good("augur_backend_up", {{"backend", "example"}});
+  const telemetry::SeriesKey bad("augur_backend_up", {{"backend", "test_abi_major_2"}});
+  std::optional<telemetry::Point> good_up, bad_up;
+  WaitFor([&] {
+    auto reader = telemetry::ShmReader::Open(shm_);
+    if (!reader) return false;
+    auto g = (*reader)->Find(good);
+    auto b = (*reader)->Find(bad);
+    if (g) good_up = (*reader)->Latest(*g);
+    if (b) bad_up = (*reader)->Latest(*b);
+    return good_up && bad_up && good_up->value == 1.0;
+  }, 20s);
+  ASSERT_TRUE(agent->running()) << agent->err();
+  ASSERT_TRUE(good_up && bad_up) << agent->err();
+  EXPECT_EQ(good_up->value, 1.0);
+  EXPECT_EQ(bad_up->value, 0.0);
+  const std::string log = agent->err();
+  EXPECT_NE(log.find("test_abi_major_2"), std::string::npos) << log;
+  EXPECT_NE(log.find("ABI"), std::string::npos) << log;
+  agent->Signal(SIGTERM);
+  EXPECT_EQ(agent->Wait(15s), 0) << agent->err();
+  std::filesystem::remove_all(state_dir);
 }
 
 // Runs the agent as `nobody`, who may not load BPF: `auto` must fall back to procfs and say
