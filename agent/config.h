@@ -58,11 +58,15 @@ struct ForecastConfig {
   std::vector<int> horizons = {1, 5, 15};    // steps ahead; each 1..1024
   // Selectors: a metric name with optional labels that must match. Counters (`*_total`)
   // are forecast as per-second rates.
+  // The default is the host-level essentials: each forecast series adds 11 derived series
+  // to the store (3 per horizon, a score and an event count).
   std::vector<std::string> series = {
-      "cpu_busy_seconds_total",   "memory_bytes{kind=\"available\"}",
-      "pressure_ratio{window=\"10s\"}", "runqueue_latency_seconds{stat=\"p99\"}",
-      "disk_io_bytes_total",      "network_bytes_total",
-      "cgroup_cpu_seconds_total", "cgroup_memory_bytes"};
+      "cpu_busy_seconds_total",
+      "memory_bytes{kind=\"available\"}",
+      "pressure_ratio{kind=\"some\",window=\"10s\"}",
+      "runqueue_latency_seconds{stat=\"p99\"}",
+      "cgroup_cpu_seconds_total",
+      "cgroup_memory_bytes"};
   std::string state_dir = "/var/lib/augur/forecast";  // "" = don't persist
   double anomaly_threshold = 8.0;            // lower is more sensitive; > 0
   uint32_t max_series = 256;                 // series forecast at most; 1..100000

@@ -32,8 +32,14 @@ for _ in $(seq 1 "$secs"); do
   [ "$rss" -gt "$max_rss" ] && max_rss=$rss
 done
 t1=$(ticks); s1=$(date +%s.%N)
+# RSS counts three kinds of page: the agent's own (anonymous), the shared-memory store it
+# writes (shmem: series x capacity x 16 B, reserved when a series is added) and the pages of
+# shared libraries (file), which other processes share.
+breakdown=$(awk '/^Rss(Anon|File|Shmem)/ {printf "%s %d MiB  ", $1, $2 / 1024}' /proc/$pid/status)
+series=$("$build/agent/augurctl" --shm "$name" series | wc -l)
 cpu=$(awk -v t0="$t0" -v t1="$t1" -v c="$clk" -v s0="$s0" -v s1="$s1" 'BEGIN {printf "%.3f", (t1 - t0) * 100 / c / (s1 - s0)}')
 echo "augurd over ${secs}s at 1s interval: cpu ${cpu}% of one core, max RSS $((max_rss / 1024)) MiB ($max_rss KiB)"
+echo "at the end: $breakdown($series series in the store)"
 echo "collectors: $(grep -oE 'eBPF collector [a-z]+ (loaded|unavailable)' "$log" | sort | uniq | paste -sd, -)"
 # eBPF cost per event, from the kernel's BPF stats that augurd exports.
 "$build/agent/augurctl" --shm "$name" series --json | python3 -c '
