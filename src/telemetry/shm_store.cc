@@ -331,8 +331,9 @@ Result<SeriesId> ShmWriter::Resolve(const SeriesKey& key) {
   std::memcpy(slot->key, canonical.data(), canonical.size());
   slot->key[canonical.size()] = '\0';
   slot->key_length = static_cast<uint32_t>(canonical.size());
-  PointCell* ring = m.Ring(id);
-  for (uint32_t i = 0; i < m.capacity; ++i) new (&ring[i]) PointCell{};
+  // Ring cells are constructed by Append on the first lap, not here: touching the whole
+  // ring now would fault in (and count in the writer's RSS) pages that a slow series
+  // reaches only hours later. Readers never read a cell before its first append.
   // Publishes the slot: a reader that sees the new count (acquire) sees the key.
   m.header->series_count.store(id + 1, std::memory_order_release);
   m.series_count = id + 1;
@@ -355,7 +356,9 @@ void ShmWriter::Append(SeriesId id, int64_t ts_ns, double value) {
   slot.seq.store(seq + 1, std::memory_order_release);
   std::atomic_thread_fence(std::memory_order_release);
   const uint32_t head = slot.head;
-  PointCell& cell = m.Ring(id)[head];
+  PointCell* cell_ptr = &m.Ring(id)[head];
+  if (seq / 2 < m.capacity) cell_ptr = new (cell_ptr) PointCell{};  // first lap
+  PointCell& cell = *cell_ptr;
   cell.ts_ns.store(ts_ns, std::memory_order_relaxed);
   cell.value_bits.store(std::bit_cast<uint64_t>(value), std::memory_order_relaxed);
   slot.head = head + 1 == m.capacity ? 0 : head + 1;
