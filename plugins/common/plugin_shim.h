@@ -160,6 +160,144 @@ inline void CheckResources(const augur_resources& r, const char* what) {
   }
 }
 
+// The C function table of a plugin whose handle is `struct augur_plugin { B backend; }`,
+// where B is constructed from the host api and has errors(), Describe(out),
+// Provision(req, out), Prewarm(shape, count), Resize(name, target), Run(name, task),
+// Poll(invocation, timeout_ms), Cancel(invocation), Release(name) and Recover(...) that
+// throw PluginError on failure. Pass the plugin's own augur_plugin type as `Plugin`
+// (a template parameter, because augur_plugin is incomplete in this header):
+//
+//   struct augur_plugin { MyBackend backend; };
+//   extern "C" AUGUR_PLUGIN_EXPORT const augur_plugin_api* augur_plugin_entry(void) {
+//     return augur_shim::CBinding<augur_plugin>::Table();
+//   }
+template <typename Plugin>
+class CBinding {
+ public:
+  static const augur_plugin_api* Table() {
+    static const augur_plugin_api api = {
+        AUGUR_PLUGIN_ABI_MAJOR, AUGUR_PLUGIN_ABI_MINOR, sizeof(augur_plugin_api),
+        &Init, &Destroy, &LastError, &Describe, &Provision, &Prewarm, &Resize, &Run, &Poll,
+        &Cancel, &Release, &Recover,
+    };
+    return &api;
+  }
+
+ private:
+  // Errors of calls made without a usable plugin pointer.
+  static ErrorSlot& NoPluginErrors() {
+    static ErrorSlot slot;
+    return slot;
+  }
+  static ErrorSlot& Errors(Plugin* p) { return p ? p->backend.errors() : NoPluginErrors(); }
+  static void RequirePlugin(Plugin* p) {
+    if (p == nullptr) Fail(AUGUR_ERR_INVALID, "plugin is NULL");
+  }
+
+  static Plugin* Init(const augur_host_api* host, augur_rc* rc, const char** error_out) {
+    // init's error string must outlive the call with no plugin to own it: a per-thread
+    // string, overwritten by the next failed init on that thread.
+    static thread_local std::string init_error;
+    Plugin* p = nullptr;
+    ErrorSlot slot;
+    augur_rc r = Guard(slot, [&] { p = new Plugin{decltype(Plugin::backend)(host)}; });
+    if (rc) *rc = r;
+    if (r != AUGUR_OK) {
+      init_error = slot.Get();
+      if (error_out) *error_out = init_error.c_str();
+      return nullptr;
+    }
+    if (error_out) *error_out = "";
+    return p;
+  }
+
+  static void Destroy(Plugin* p) { delete p; }
+
+  static const char* LastError(Plugin* p) { return Errors(p).Get(); }
+
+  static augur_rc Describe(Plugin* p, augur_backend_info* out) {
+    return Guard(Errors(p), [&] {
+      RequirePlugin(p);
+      PrepareOut(out, "out");
+      p->backend.Describe(out);
+    });
+  }
+
+  static augur_rc Provision(Plugin* p, const augur_alloc_request* req, augur_instance_info* out) {
+    return Guard(Errors(p), [&] {
+      RequirePlugin(p);
+      CheckIn(req, "req");
+      PrepareOut(out, "out");
+      p->backend.Provision(*req, out);
+    });
+  }
+
+  static augur_rc Prewarm(Plugin* p, const augur_alloc_request* shape, uint32_t count,
+                          uint32_t* prepared) {
+    return Guard(Errors(p), [&] {
+      RequirePlugin(p);
+      CheckIn(shape, "shape");
+      if (prepared == nullptr) Fail(AUGUR_ERR_INVALID, "prepared is NULL");
+      *prepared = 0;
+      *prepared = p->backend.Prewarm(*shape, count);
+    });
+  }
+
+  static augur_rc Resize(Plugin* p, const char* instance, const augur_resources* target,
+                         augur_resources* granted) {
+    return Guard(Errors(p), [&] {
+      RequirePlugin(p);
+      if (target == nullptr || granted == nullptr) {
+        Fail(AUGUR_ERR_INVALID, "target and granted must not be NULL");
+      }
+      *granted = p->backend.Resize(Str(instance), *target);
+    });
+  }
+
+  static augur_rc Run(Plugin* p, const char* instance, const augur_task* task,
+                      char invocation[AUGUR_HANDLE_MAX]) {
+    return Guard(Errors(p), [&] {
+      RequirePlugin(p);
+      CheckIn(task, "task");
+      if (invocation == nullptr) Fail(AUGUR_ERR_INVALID, "invocation is NULL");
+      WriteHandle(invocation, p->backend.Run(Str(instance), *task));
+    });
+  }
+
+  static augur_rc Poll(Plugin* p, const char* invocation, int32_t timeout_ms,
+                       augur_task_status* out) {
+    return Guard(Errors(p), [&] {
+      RequirePlugin(p);
+      PrepareOut(out, "out");
+      *out = p->backend.Poll(Str(invocation), timeout_ms);
+    });
+  }
+
+  static augur_rc Cancel(Plugin* p, const char* invocation) {
+    return Guard(Errors(p), [&] {
+      RequirePlugin(p);
+      p->backend.Cancel(Str(invocation));
+    });
+  }
+
+  static augur_rc Release(Plugin* p, const char* instance) {
+    return Guard(Errors(p), [&] {
+      RequirePlugin(p);
+      p->backend.Release(Str(instance));
+    });
+  }
+
+  static augur_rc Recover(Plugin* p, const char* const* instances, uint32_t n_instances,
+                          int32_t* states_out, const char* const* invocations,
+                          uint32_t n_invocations, int32_t* task_states_out) {
+    return Guard(Errors(p), [&] {
+      RequirePlugin(p);
+      p->backend.Recover(instances, n_instances, states_out, invocations, n_invocations,
+                         task_states_out);
+    });
+  }
+};
+
 }  // namespace augur_shim
 
 #endif  // AUGUR_PLUGINS_COMMON_PLUGIN_SHIM_H_

@@ -289,7 +289,7 @@ class ProcessBackend {
     FillInfo(*inst, out);
   }
 
-  uint32_t Prewarm() {
+  uint32_t Prewarm(const augur_alloc_request& /*shape*/, uint32_t /*count*/) {
     errors_.Set(
         "the process backend has nothing to pre-warm: provisioning is a mkdir of a cgroup");
     return 0;
@@ -886,142 +886,8 @@ struct augur_plugin {
   augur_process::ProcessBackend backend;
 };
 
-namespace {
-
-using augur_shim::Guard;
-
-// Errors of calls made without a usable plugin pointer.
-augur_shim::ErrorSlot g_no_plugin_errors;
-
-augur_shim::ErrorSlot& Errors(augur_plugin* p) {
-  return p ? p->backend.errors() : g_no_plugin_errors;
+// The C boundary (exception guard, argument checks, the function table) is shared with the
+// other in-tree backends: plugins/common/plugin_shim.h.
+extern "C" AUGUR_PLUGIN_EXPORT const augur_plugin_api* augur_plugin_entry(void) {
+  return augur_shim::CBinding<augur_plugin>::Table();
 }
-
-void RequirePlugin(augur_plugin* p) {
-  if (p == nullptr) augur_shim::Fail(AUGUR_ERR_INVALID, "plugin is NULL");
-}
-
-augur_plugin* Init(const augur_host_api* host, augur_rc* rc, const char** error_out) {
-  // init's error string must outlive the call with no plugin to own it: a per-thread string
-  // that is overwritten by the next failed init on that thread.
-  static thread_local std::string init_error;
-  augur_plugin* p = nullptr;
-  augur_shim::ErrorSlot slot;
-  augur_rc r = Guard(slot, [&] { p = new augur_plugin{augur_process::ProcessBackend(host)}; });
-  if (rc) *rc = r;
-  if (r != AUGUR_OK) {
-    init_error = slot.Get();
-    if (error_out) *error_out = init_error.c_str();
-    return nullptr;
-  }
-  if (error_out) *error_out = "";
-  return p;
-}
-
-void Destroy(augur_plugin* p) { delete p; }
-
-const char* LastError(augur_plugin* p) { return Errors(p).Get(); }
-
-augur_rc Describe(augur_plugin* p, augur_backend_info* out) {
-  return Guard(Errors(p), [&] {
-    RequirePlugin(p);
-    augur_shim::PrepareOut(out, "out");
-    p->backend.Describe(out);
-  });
-}
-
-augur_rc Provision(augur_plugin* p, const augur_alloc_request* req, augur_instance_info* out) {
-  return Guard(Errors(p), [&] {
-    RequirePlugin(p);
-    augur_shim::CheckIn(req, "req");
-    augur_shim::PrepareOut(out, "out");
-    p->backend.Provision(*req, out);
-  });
-}
-
-augur_rc Prewarm(augur_plugin* p, const augur_alloc_request* shape, uint32_t count,
-                 uint32_t* prepared) {
-  return Guard(Errors(p), [&] {
-    RequirePlugin(p);
-    (void)shape;
-    (void)count;
-    if (prepared == nullptr) augur_shim::Fail(AUGUR_ERR_INVALID, "prepared is NULL");
-    *prepared = p->backend.Prewarm();
-  });
-}
-
-augur_rc Resize(augur_plugin* p, const char* instance, const augur_resources* target,
-                augur_resources* granted) {
-  return Guard(Errors(p), [&] {
-    RequirePlugin(p);
-    if (target == nullptr || granted == nullptr) {
-      augur_shim::Fail(AUGUR_ERR_INVALID, "target and granted must not be NULL");
-    }
-    *granted = p->backend.Resize(augur_shim::Str(instance), *target);
-  });
-}
-
-augur_rc Run(augur_plugin* p, const char* instance, const augur_task* task,
-             char invocation[AUGUR_HANDLE_MAX]) {
-  return Guard(Errors(p), [&] {
-    RequirePlugin(p);
-    augur_shim::CheckIn(task, "task");
-    if (invocation == nullptr) augur_shim::Fail(AUGUR_ERR_INVALID, "invocation is NULL");
-    augur_shim::WriteHandle(invocation, p->backend.Run(augur_shim::Str(instance), *task));
-  });
-}
-
-augur_rc Poll(augur_plugin* p, const char* invocation, int32_t timeout_ms,
-              augur_task_status* out) {
-  return Guard(Errors(p), [&] {
-    RequirePlugin(p);
-    augur_shim::PrepareOut(out, "out");
-    *out = p->backend.Poll(augur_shim::Str(invocation), timeout_ms);
-  });
-}
-
-augur_rc Cancel(augur_plugin* p, const char* invocation) {
-  return Guard(Errors(p), [&] {
-    RequirePlugin(p);
-    p->backend.Cancel(augur_shim::Str(invocation));
-  });
-}
-
-augur_rc Release(augur_plugin* p, const char* instance) {
-  return Guard(Errors(p), [&] {
-    RequirePlugin(p);
-    p->backend.Release(augur_shim::Str(instance));
-  });
-}
-
-augur_rc Recover(augur_plugin* p, const char* const* instances, uint32_t n_instances,
-                 int32_t* states_out, const char* const* invocations, uint32_t n_invocations,
-                 int32_t* task_states_out) {
-  return Guard(Errors(p), [&] {
-    RequirePlugin(p);
-    p->backend.Recover(instances, n_instances, states_out, invocations, n_invocations,
-                       task_states_out);
-  });
-}
-
-const augur_plugin_api kApi = {
-    AUGUR_PLUGIN_ABI_MAJOR,
-    AUGUR_PLUGIN_ABI_MINOR,
-    sizeof(augur_plugin_api),
-    Init,
-    Destroy,
-    LastError,
-    Describe,
-    Provision,
-    Prewarm,
-    Resize,
-    Run,
-    Poll,
-    Cancel,
-    Release,
-    Recover,
-};
-
-}  // namespace
-
-extern "C" AUGUR_PLUGIN_EXPORT const augur_plugin_api* augur_plugin_entry(void) { return &kApi; }
