@@ -7,7 +7,6 @@
 
 #include <chrono>
 #include <fstream>
-#include <mutex>
 #include <unordered_set>
 
 #include <spdlog/spdlog.h>

@@ -244,6 +244,18 @@ std::string RenderTop(const ShmReader& reader, const TopOptions& o) {
     out += fmt::format("... {} more cgroups\n", sorted.size() - o.max_cgroups);
   }
 
+  // Provisioning backends (plugins), when any are enabled.
+  std::string backends;
+  for (const SeriesEntry& e : snap.Family("augur_backend_up")) {
+    const std::string name(e.key.label("backend"));
+    const auto up = snap.Value(e);
+    const auto restarts = snap.One("augur_backend_restarts_total", {{"backend", name}});
+    backends += fmt::format("  {} {}{}", name, up && *up > 0 ? "up" : "DOWN",
+                            restarts && *restarts > 0 ? fmt::format(" ({:.0f} restarts)", *restarts)
+                                                      : "");
+  }
+  if (!backends.empty()) out += fmt::format("\n{}{}\n", Heading(o, "BACKEND"), backends);
+
   auto self_cpu = snap.OneRate("augur_process_cpu_seconds_total", {});
   auto self_rss = snap.One("augur_process_resident_memory_bytes", {});
   out += fmt::format("\n{} cpu {} of one core  rss {}  shm {} used of {} mapped\n",

@@ -287,6 +287,9 @@ TEST_F(AugurdTest, ReportsBackendHealthAndSurvivesABadPlugin) {
   const std::string log = agent->err();
   EXPECT_NE(log.find("test_abi_major_2"), std::string::npos) << log;
   EXPECT_NE(log.find("ABI"), std::string::npos) << log;
+  auto top = testing::Run({BuildPath("agent/augurctl"), "--shm", shm_, "top", "--once"});
+  EXPECT_NE(top.out.find("example up"), std::string::npos) << top.out;
+  EXPECT_NE(top.out.find("test_abi_major_2 DOWN"), std::string::npos) << top.out;
   agent->Signal(SIGTERM);
   EXPECT_EQ(agent->Wait(15s), 0) << agent->err();
   std::filesystem::remove_all(state_dir);
