@@ -183,9 +183,11 @@ TEST_F(ProcessBackendTest, CpuQuotaHoldsABurnerToHalfACore) {
   ASSERT_EQ(plugin_->Run(inst, Child("burn"), {}, &inv), AUGUR_OK) << plugin_->LastError();
   std::this_thread::sleep_for(std::chrono::milliseconds(300));  // past the first period
   Rate r = MeasureRate(inv, std::chrono::milliseconds(2000));
-  EXPECT_GE(r.plugin, 0.4);
+  // The quota is a ceiling; the floor only proves the burner ran, and is loose because a
+  // busy host may give it less than its half core.
+  EXPECT_GE(r.plugin, 0.3);
   EXPECT_LE(r.plugin, 0.6);
-  EXPECT_GE(r.proc, 0.4);
+  EXPECT_GE(r.proc, 0.3);
   EXPECT_LE(r.proc, 0.6);
   EXPECT_EQ(plugin_->Cancel(inv), AUGUR_OK) << plugin_->LastError();
   augur_task_status s;
@@ -211,11 +213,11 @@ TEST_F(ProcessBackendTest, ResizeRaisesTheQuotaOfARunningTask) {
   EXPECT_DOUBLE_EQ(granted.cpu_cores, 1.0);
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
   Rate after = MeasureRate(inv, std::chrono::milliseconds(1500));
-  // One spinning thread can use at most one core; on a busy 2-CPU builder it may get less
-  // than all of it, but far more than the 0.2 it was held to.
-  EXPECT_GE(after.proc, 0.6);
+  // One spinning thread can use at most one core; on a busy 2-CPU host it may get less than
+  // all of it, but far more than the 0.2 it was held to.
+  EXPECT_GE(after.proc, 0.5);
   EXPECT_GE(after.proc, 3 * before.proc);
-  EXPECT_GE(after.plugin, 0.6);
+  EXPECT_GE(after.plugin, 0.5);
   plugin_->Cancel(inv);
 }
 
