@@ -74,6 +74,11 @@ int main(int argc, char** argv) {
     c->add_option("--min-acf", fo.tuning.seasonal_min_acf);
     c->add_option("--interval-eta", fo.tuning.interval_eta);
     c->add_option("--median-correct", fo.tuning.median_correct);
+    c->add_option("--median-candidate", fo.tuning.median_candidate);
+    c->add_option("--hedge-candidate", fo.tuning.hedge_candidate);
+    c->add_option("--hedge-eta", fo.tuning.hedge_eta);
+    c->add_option("--hedge-eta-power", fo.tuning.hedge_eta_power);
+    c->add_option("--hedge-min-h", fo.tuning.hedge_min_horizon);
   };
 
   // predict

@@ -14,6 +14,8 @@ const char* CandidateName(int id) {
     case kStack: return "stack";
     case kDailyNaive: return "daily_naive";
     case kLevel: return "level";
+    case kMedian: return "median";
+    case kHedge: return "hedge";
     default: return "unknown";
   }
 }

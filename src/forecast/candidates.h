@@ -25,8 +25,11 @@ enum CandidateId : int {
   kLagRegression = 4,
   kStack = 5,            // online least squares over the other candidates' forecasts
   kDailyNaive = 6,       // y[k+h-D], D = one day of steps, when the detected period is not D
-  kLevel = 7,            // exponentially smoothed level (alpha 0.1)
-  kNumCandidates = 8,
+  kLevel = 7,            // exponentially smoothed level (alpha 0.03)
+  kMedian = 8,           // median of the candidates above (h >= 2)
+  kHedge = 9,            // exponentiated-gradient convex combination of them (long h)
+  kNumBase = 8,          // candidates 0..kNumBase-1 are models; the rest combine them
+  kNumCandidates = 10,
 };
 const char* CandidateName(int id);
 

@@ -27,8 +27,10 @@ constexpr char kMagic[] = "AUGURFC\x01";  // 8 bytes incl. the \x01, no NUL
 // state is refused with FailedPrecondition: the series starts fresh).
 // Version 3: more candidates (daily naive, level), so pending forecasts and the stack's
 // inputs are longer (format 2 state is refused the same way).
-constexpr uint32_t kFormatVersion = 3;
-constexpr uint32_t kOldestReadableVersion = 3;
+// Version 4: combination candidates (median, trimmed mean, hedge) and the hedge weights
+// (format 3 state is refused the same way).
+constexpr uint32_t kFormatVersion = 4;
+constexpr uint32_t kOldestReadableVersion = 4;
 constexpr size_t kMaxPayload = 4u << 20;
 
 // Feature layout of the lag regression. The non-seasonal model uses the first
@@ -100,7 +102,9 @@ struct HorizonState {
         plain(HorizonForget(o.tuning.rls_forget, h_), o.tuning.rls_c),
         seasonal(HorizonForget(o.tuning.rls_forget, h_), o.tuning.rls_c),
         stack(HorizonForget(o.tuning.rls_forget, h_), o.tuning.rls_c),
-        slots(h_) {}
+        slots(h_) {
+    hedge.fill(1.0 / static_cast<double>(kNumBase));
+  }
   int h;
   bool exported = true;   // in options.horizons (1 is always kept for anomaly scoring)
   Ensemble ensemble;
@@ -117,6 +121,8 @@ struct HorizonState {
   // forecasts: least-squares models forecast the mean, absolute error rewards the median,
   // and on skewed (spiky) series the two differ.
   std::array<double, kNumCandidates> bias{};
+  // Exponentiated-gradient weights over the base candidates (the hedge combiner).
+  std::array<double, kNumBase> hedge{};
   std::vector<Slot> slots;  // ring indexed by step mod h
 };
 
@@ -164,7 +170,9 @@ Status ForecasterOptions::Validate() const {
   if (!(t.rls_forget > 0 && t.rls_forget <= 1) || !(t.rls_c > 0) || !(t.ensemble_decay > 0 &&
       t.ensemble_decay <= 1) || !(t.ensemble_sharpness > 0) ||
       !(t.ensemble_sharpness_power >= 0 && t.ensemble_sharpness_power <= 2) || !(t.seasonal_decay > 0 &&
-      t.seasonal_decay <= 1) || t.seasonal_cycles < 1 || !(t.interval_eta > 0)) {
+      t.seasonal_decay <= 1) || t.seasonal_cycles < 1 || !(t.interval_eta > 0) ||
+      !(t.hedge_eta > 0 && t.hedge_eta <= 10) || !(t.hedge_eta_power >= 0 && t.hedge_eta_power <= 2) ||
+      t.hedge_min_horizon < 2) {
     return Status::InvalidArgument("forecast: bad model tuning");
   }
   return Status::OK();
@@ -247,6 +255,8 @@ struct Forecaster::Impl {
                    uint64_t* n) const;
   void BuildFeatures(int h, double y, double s, int period, FeatureVec* x) const;
   void Issue(int64_t k, bool observed);
+  void UpdateHedge(HorizonState& h, const Slot& s, double y) const;
+  void Combiners(HorizonState& h, Slot& slot) const;
   void SaveTo(StateWriter* w) const;
   Status LoadFrom(StateReader* r);
 };
@@ -334,6 +344,7 @@ std::optional<AnomalyEvent> Forecaster::Impl::Step(const GridPoint& p) {
         h.bias[c] += kMedianStep * (e > h.bias[c] ? 1.0 : (e < h.bias[c] ? -1.0 : 0.0));
       }
     }
+    if (std::isfinite(s.cand[kHedge])) UpdateHedge(h, s, y);
     h.interval.Update(y, s.mean, s.lo, s.hi);
     if (s.x.size() == 0) continue;
     const double target = (y - s.base) / s.scale;
@@ -451,10 +462,10 @@ void Forecaster::Impl::Issue(int64_t k, bool observed) {
     c[kStack] = kNaN;
     if (slot.x.size() > 0) {
       // Inputs: every candidate but persistence (always 0 here) and the stack itself.
-      slot.x2.set_size(kNumCandidates - 1);
+      slot.x2.set_size(kNumBase - 1);
       slot.x2(0) = 1.0;
       int j = 1;
-      for (int i = 1; i < kNumCandidates; ++i) {
+      for (int i = 1; i < kNumBase; ++i) {
         if (i == kStack) continue;
         slot.x2(j++) = std::isfinite(c[i]) ? (c[i] - y) / s : 0.0;
       }
@@ -462,8 +473,12 @@ void Forecaster::Impl::Issue(int64_t k, bool observed) {
     } else {
       slot.x2.set_size(0);
     }
-    for (int i = 0; i < kNumCandidates; ++i) {
+    for (int i = 0; i < kNumBase; ++i) {
       slot.cand[i] = t.median_correct ? c[i] + h.bias[i] * s : c[i];
+    }
+    Combiners(h, slot);
+    for (int i = kNumBase; i < kNumCandidates; ++i) {
+      slot.cand[i] = t.median_correct && std::isfinite(c[i]) ? c[i] + h.bias[i] * s : c[i];
     }
     double mean = h.ensemble.Combine(slot.cand, &h.weights);
     if (!std::isfinite(mean)) mean = y;
@@ -479,6 +494,60 @@ void Forecaster::Impl::Issue(int64_t k, bool observed) {
       f.hi = slot.hi;
     }
   }
+}
+
+// Combinations of the (median-corrected) model candidates, offered as candidates of their
+// own for h >= 2 (h = 1 stays as it was: the anomaly detector is calibrated on it). The
+// ensemble still picks among all candidates by recent error, so a combination is used only
+// where it forecasts better than the models it combines.
+void Forecaster::Impl::Combiners(HorizonState& h, Slot& slot) const {
+  const ModelTuning& t = opts.tuning;
+  auto& c = slot.raw;
+  c[kMedian] = c[kHedge] = kNaN;
+  if (h.h < 2 || slot.x.size() == 0) return;
+  if (t.median_candidate) {
+    // Forecast-combination folklore that holds here: the plain median of the forecasts is
+    // hard to beat at long horizons, and robust to one model going astray.
+    std::array<double, kNumBase> v{};
+    int n = 0;
+    for (int i = 0; i < kNumBase; ++i) {
+      if (std::isfinite(slot.cand[i])) v[n++] = slot.cand[i];
+    }
+    if (n >= 3) {
+      std::sort(v.begin(), v.begin() + n);
+      c[kMedian] = n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+    }
+  }
+  if (t.hedge_candidate && h.h >= t.hedge_min_horizon) {
+    double f = 0, wsum = 0;
+    for (int i = 0; i < kNumBase; ++i) {
+      if (!std::isfinite(slot.cand[i])) continue;
+      f += h.hedge[i] * slot.cand[i];
+      wsum += h.hedge[i];
+    }
+    if (wsum > 0) c[kHedge] = f / wsum;
+  }
+}
+
+// Exponentiated gradient on the absolute loss of the hedge combination, gradients in
+// scale units (clipped), learning rate falling with the horizon.
+void Forecaster::Impl::UpdateHedge(HorizonState& h, const Slot& s, double y) const {
+  const ModelTuning& t = opts.tuning;
+  const double eta = t.hedge_eta * std::pow(5.0 / h.h, t.hedge_eta_power);
+  const double f = s.raw[kHedge];
+  const double sgn = y > f ? -1.0 : (y < f ? 1.0 : 0.0);
+  double wsum = 0;
+  for (int i = 0; i < kNumBase; ++i) {
+    if (!std::isfinite(s.cand[i])) continue;
+    const double g = std::clamp(sgn * (s.cand[i] - y) / s.scale, -5.0, 5.0);
+    h.hedge[i] *= std::exp(-eta * g);
+  }
+  for (int i = 0; i < kNumBase; ++i) wsum += h.hedge[i];
+  // Renormalise and keep every weight above a floor so a candidate can come back.
+  for (int i = 0; i < kNumBase; ++i) h.hedge[i] = std::max(h.hedge[i] / wsum, 1e-4);
+  wsum = 0;
+  for (int i = 0; i < kNumBase; ++i) wsum += h.hedge[i];
+  for (int i = 0; i < kNumBase; ++i) h.hedge[i] /= wsum;
 }
 
 void Forecaster::Impl::SaveTo(StateWriter* w) const {
@@ -508,6 +577,7 @@ void Forecaster::Impl::SaveTo(StateWriter* w) const {
     w->F64(h.stack_mae);
     w->U64(h.stack_n);
     for (double b : h.bias) w->F64(b);
+    for (double b : h.hedge) w->F64(b);
     for (const Slot& s : h.slots) {
       w->I64(s.step);
       w->Bool(s.valid);
@@ -586,6 +656,10 @@ Status Forecaster::Impl::LoadFrom(StateReader* r) {
     for (double& b : h.bias) {
       b = r->F64();
       if (!std::isfinite(b)) return Status::Corruption("forecast state: bad bias");
+    }
+    for (double& b : h.hedge) {
+      b = r->F64();
+      if (!std::isfinite(b) || b < 0) return Status::Corruption("forecast state: bad hedge");
     }
     for (Slot& s : h.slots) {
       s.step = r->I64();

@@ -83,6 +83,63 @@ TEST(ForecasterTest, DailyNaiveAndLevelCandidates) {
   EXPECT_TRUE(std::isfinite(fc["level"]));
 }
 
+// The combination candidates (median of the models' forecasts; hedge, a learned convex
+// combination) exist only at h >= 2 (hedge from hedge_min_horizon on), lie within the range
+// of the model candidates, and leave the one-step forecast exactly as it was without them.
+TEST(ForecasterTest, CombinationCandidatesLeaveHorizonOneUnchanged) {
+  ForecasterOptions off = Opts();
+  off.tuning.median_candidate = false;
+  off.tuning.hedge_candidate = false;
+  Forecaster a = Make();
+  Forecaster b = Make(off);
+  std::mt19937_64 rng(7);
+  std::student_t_distribution<double> t3(3);
+  std::vector<double> ys;
+  for (long i = 0; i < 4 * kDay; ++i) ys.push_back(50 + 10 * std::sin(2 * kPi * i / kDay) + 2 * t3(rng));
+  Replay ra, rb;
+  Feed(a, 0, 4 * kDay, [&](long i) { return ys[i]; }, &ra);
+  Feed(b, 0, 4 * kDay, [&](long i) { return ys[i]; }, &rb);
+  int same = 0;
+  for (const auto& [key, fa] : ra.forecasts) {
+    if (key.second != 1) continue;
+    const HorizonForecast& fb = rb.forecasts.at(key);
+    EXPECT_EQ(fa.mean, fb.mean) << "target " << key.first;
+    EXPECT_EQ(fa.lo, fb.lo);
+    EXPECT_EQ(fa.hi, fb.hi);
+    ++same;
+  }
+  EXPECT_GT(same, 3 * kDay);
+  for (int h : {1, 5, 15}) {
+    std::map<std::string, double> fc;
+    double lo = std::numeric_limits<double>::infinity(), hi = -lo;
+    for (const CandidateInfo& c : a.Candidates(h)) {
+      fc[c.name] = c.forecast;
+      const std::string name = c.name;
+      if (name != "median" && name != "hedge" && std::isfinite(c.forecast)) {
+        lo = std::min(lo, c.forecast);
+        hi = std::max(hi, c.forecast);
+      }
+    }
+    ASSERT_TRUE(fc.count("median") && fc.count("hedge"));
+    EXPECT_EQ(std::isfinite(fc["median"]), h >= 2) << h;
+    EXPECT_EQ(std::isfinite(fc["hedge"]), h >= 6) << h;
+    // Each is shifted by its own residual median, so allow a little outside the range.
+    const double slack = 0.5 * (hi - lo) + 1;
+    if (h >= 2) {
+      EXPECT_NEAR(fc["median"], 0.5 * (lo + hi), 0.5 * (hi - lo) + slack);
+    }
+    if (h >= 6) {
+      EXPECT_NEAR(fc["hedge"], 0.5 * (lo + hi), 0.5 * (hi - lo) + slack);
+    }
+  }
+  ForecasterOptions bad = Opts();
+  bad.tuning.hedge_eta = 0;
+  EXPECT_TRUE(Forecaster::Create(bad).error().IsInvalidArgument());
+  bad = Opts();
+  bad.tuning.hedge_min_horizon = 1;
+  EXPECT_TRUE(Forecaster::Create(bad).error().IsInvalidArgument());
+}
+
 TEST(ForecasterTest, NotReadyBeforeTheFirstStep) {
   Forecaster f = Make();
   EXPECT_FALSE(f.Forecast().ready);
@@ -298,6 +355,9 @@ TEST(ForecasterTest, CorruptOrIncompatibleStateIsRejectedAndLeavesTheForecasterA
   EXPECT_EQ(restore(older).code(), Status::Code::kFailedPrecondition);
   // Format version 2 (before the daily-naive and level candidates) likewise.
   older[8] = 2;
+  EXPECT_EQ(restore(older).code(), Status::Code::kFailedPrecondition);
+  // Format version 3 (before the median and hedge candidates) likewise.
+  older[8] = 3;
   EXPECT_EQ(restore(older).code(), Status::Code::kFailedPrecondition);
   // State of a forecaster with another step.
   ForecasterOptions other = Opts();
