@@ -514,7 +514,11 @@ void Forecaster::Impl::Combiners(HorizonState& h, Slot& slot) const {
       if (std::isfinite(slot.cand[i])) v[n++] = slot.cand[i];
     }
     if (n >= 3) {
-      std::sort(v.begin(), v.begin() + n);
+      // Insertion sort of at most kNumBase values (std::sort here trips GCC 12's
+      // -Warray-bounds on its 16-element insertion-sort branch, unreachable for 8).
+      for (int i = 1; i < n; ++i) {
+        for (int j = i; j > 0 && v[j - 1] > v[j]; --j) std::swap(v[j - 1], v[j]);
+      }
       c[kMedian] = n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
     }
   }
