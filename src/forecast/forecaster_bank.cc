@@ -145,13 +145,17 @@ Status ForecasterBank::LoadAll() {
   std::error_code ec;
   fs::directory_iterator dir(opts_.state_dir, ec);
   if (ec) return Status::IOError("forecast: reading " + opts_.state_dir + ": " + ec.message());
+  // After an upgrade every file fails for the same reason: name a few, count the rest.
+  constexpr uint64_t kLoggedFailures = 3;
+  const uint64_t failures_before = stats_.restore_failures;
   for (const fs::directory_entry& e : dir) {
     if (e.path().extension() != ".fcst") continue;
     const std::string path = e.path().string();
     auto fail = [&](const Status& why) {
-      ++stats_.restore_failures;
-      spdlog::warn("forecast: state file {} set aside ({}); its series starts fresh", path,
-                   why.ToString());
+      if (++stats_.restore_failures - failures_before <= kLoggedFailures) {
+        spdlog::warn("forecast: state file {} set aside ({}); its series starts fresh", path,
+                     why.ToString());
+      }
       std::error_code rec;
       fs::rename(path, path + ".bad", rec);
     };
@@ -185,6 +189,11 @@ Status ForecasterBank::LoadAll() {
     }
     series_.insert_or_assign(key, std::move(*f));
     ++stats_.restored;
+  }
+  if (const uint64_t failed = stats_.restore_failures - failures_before;
+      failed > kLoggedFailures) {
+    spdlog::warn("forecast: {} more state files in {} set aside as *.bad (first {} above)",
+                 failed - kLoggedFailures, opts_.state_dir, kLoggedFailures);
   }
   return Status::OK();
 }
