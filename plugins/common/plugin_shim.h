@@ -200,7 +200,13 @@ class CBinding {
     static thread_local std::string init_error;
     Plugin* p = nullptr;
     ErrorSlot slot;
-    augur_rc r = Guard(slot, [&] { p = new Plugin{decltype(Plugin::backend)(host)}; });
+    augur_rc r = Guard(slot, [&] {
+      if (host == nullptr) Fail(AUGUR_ERR_INVALID, "host api is NULL");
+      if (host->struct_size < sizeof(augur_host_api)) {
+        Fail(AUGUR_ERR_INVALID, "augur_host_api.struct_size is too small");
+      }
+      p = new Plugin{decltype(Plugin::backend)(host)};
+    });
     if (rc) *rc = r;
     if (r != AUGUR_OK) {
       init_error = slot.Get();

@@ -197,10 +197,7 @@ struct GuestTask {
 class LibvirtBackend {
  public:
   explicit LibvirtBackend(const augur_host_api* host) : host_(host) {
-    if (host == nullptr) Fail(AUGUR_ERR_INVALID, "host api is NULL");
-    if (host->struct_size < sizeof(augur_host_api)) {
-      Fail(AUGUR_ERR_INVALID, "augur_host_api.struct_size is too small");
-    }
+    // CBinding::Init has checked `host` (non-null, struct_size) before constructing us.
     static const char* const kKeys[] = {"uri", "template", "name_prefix", "domain_type",
                                         "max_vcpus", "max_memory_mb"};
     for (uint32_t i = 0; i < host->config_len; ++i) {

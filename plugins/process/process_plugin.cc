@@ -205,10 +205,7 @@ struct Invocation {
 class ProcessBackend {
  public:
   explicit ProcessBackend(const augur_host_api* host) : host_(host) {
-    if (host == nullptr) Fail(AUGUR_ERR_INVALID, "host api is NULL");
-    if (host->struct_size < sizeof(augur_host_api)) {
-      Fail(AUGUR_ERR_INVALID, "augur_host_api.struct_size is too small");
-    }
+    // CBinding::Init has checked `host` (non-null, struct_size) before constructing us.
     for (uint32_t i = 0; i < host->config_len; ++i) {
       std::string key = Str(host->config[i].key);
       if (key != "cgroup_parent" && key != "reserve_memory_mb") {

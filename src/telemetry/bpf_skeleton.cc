@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <vector>
 
+#include "telemetry/procfs_util.h"
+
 namespace augur::telemetry {
 namespace {
 
@@ -28,16 +30,12 @@ int CapturePrint(enum libbpf_print_level level, const char* format, va_list args
   return n;
 }
 
+// The lines of `text` without trailing blanks, empty ones dropped.
 std::vector<std::string_view> NonEmptyLines(std::string_view text) {
   std::vector<std::string_view> out;
-  size_t start = 0;
-  while (start < text.size()) {
-    size_t nl = text.find('\n', start);
-    if (nl == std::string_view::npos) nl = text.size();
-    std::string_view line = text.substr(start, nl - start);
+  for (std::string_view line : SplitLines(text)) {
     while (!line.empty() && (line.back() == ' ' || line.back() == '\t')) line.remove_suffix(1);
     if (!line.empty()) out.push_back(line);
-    start = nl + 1;
   }
   return out;
 }
