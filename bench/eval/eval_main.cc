@@ -79,6 +79,8 @@ int main(int argc, char** argv) {
     c->add_option("--hedge-eta", fo.tuning.hedge_eta);
     c->add_option("--hedge-eta-power", fo.tuning.hedge_eta_power);
     c->add_option("--hedge-min-h", fo.tuning.hedge_min_horizon);
+    c->add_option("--seasonal-median-halfwidth", fo.tuning.seasonal_median_halfwidth);
+    c->add_option("--seasonal-median-cycles", fo.tuning.seasonal_median_cycles);
   };
 
   // predict

@@ -1,5 +1,7 @@
 #include "forecast/candidates.h"
 
+#include <algorithm>
+#include <array>
 #include <limits>
 
 namespace augur::forecast {
@@ -14,6 +16,7 @@ const char* CandidateName(int id) {
     case kStack: return "stack";
     case kDailyNaive: return "daily_naive";
     case kLevel: return "level";
+    case kSeasonalMedian: return "seasonal_median";
     case kMedian: return "median";
     case kHedge: return "hedge";
     default: return "unknown";
@@ -49,6 +52,37 @@ double SeasonalMean(const History& h, int period, int ahead, int max_cycles, dou
     wsum += w;
   }
   return wsum > 0 ? sum / wsum : kNaN;
+}
+
+namespace {
+// Median of v[0..n), n >= 1 (reorders v).
+template <size_t N>
+double MedianOf(std::array<double, N>& v, int n) {
+  std::nth_element(v.begin(), v.begin() + n / 2, v.begin() + n);
+  const double hi = v[n / 2];
+  if (n % 2) return hi;
+  return 0.5 * (hi + *std::max_element(v.begin(), v.begin() + n / 2));
+}
+}  // namespace
+
+double SeasonalMedian(const History& h, int period, int ahead, int cycles, int min_cycles,
+                      int halfwidth) {
+  if (period <= 0) return std::numeric_limits<double>::quiet_NaN();
+  constexpr int kMaxCycles = 16, kMaxHalfwidth = 3;
+  std::array<double, kMaxCycles * (2 * kMaxHalfwidth + 1)> v{};
+  halfwidth = std::clamp(halfwidth, 0, kMaxHalfwidth);
+  const int first = (ahead + period - 1) / period;  // smallest j with j*period >= ahead
+  int n = 0, got = 0;
+  for (int j = first; j < first + std::min(cycles, kMaxCycles); ++j) {
+    const int lag = j * period - ahead;
+    if (lag + halfwidth >= h.size()) break;
+    ++got;
+    for (int d = -halfwidth; d <= halfwidth; ++d) {
+      if (lag + d >= 0) v[n++] = h.Back(lag + d);
+    }
+  }
+  if (got < min_cycles) return std::numeric_limits<double>::quiet_NaN();
+  return MedianOf(v, n);
 }
 
 void DampedTrend::Update(double y) {

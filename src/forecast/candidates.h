@@ -1,8 +1,9 @@
 // The cheap candidate models every series keeps, besides the lag regression and the
 // stack (lag_regression.h): persistence, seasonal naive, a damped-trend smoother (Holt with a
-// damped trend) and a seasonal mean (the decayed average of the same phase in earlier
-// cycles plus the current deviation from it, decaying with the horizon). Persistence and
-// seasonal naive are functions of the history and hold no state.
+// damped trend), a seasonal mean (the decayed average of the same phase in earlier
+// cycles plus the current deviation from it, decaying with the horizon) and a seasonal
+// median (the median of the same phase in the last cycles). Persistence, seasonal naive and
+// the seasonal median are functions of the history and hold no state.
 //
 // Thread safety: none.
 #ifndef AUGUR_FORECAST_CANDIDATES_H_
@@ -26,10 +27,11 @@ enum CandidateId : int {
   kStack = 5,            // online least squares over the other candidates' forecasts
   kDailyNaive = 6,       // y[k+h-D], D = one day of steps, when the detected period is not D
   kLevel = 7,            // exponentially smoothed level (alpha 0.03)
-  kMedian = 8,           // median of the candidates above (h >= 2)
-  kHedge = 9,            // exponentiated-gradient convex combination of them (long h)
-  kNumBase = 8,          // candidates 0..kNumBase-1 are models; the rest combine them
-  kNumCandidates = 10,
+  kSeasonalMedian = 8,   // median of the target's phase in the last cycles (h >= 2)
+  kMedian = 9,           // median of the candidates above (h >= 2)
+  kHedge = 10,           // exponentiated-gradient convex combination of them (long h)
+  kNumBase = 9,          // candidates 0..kNumBase-1 are models; the rest combine them
+  kNumCandidates = 11,
 };
 const char* CandidateName(int id);
 
@@ -43,6 +45,13 @@ double SeasonalNaive(const History& h, int period, int ahead);
 // neighbours. NaN when no cycle is available.
 double SeasonalMean(const History& h, int period, int ahead, int max_cycles, double decay,
                     int halfwidth);
+
+// Median of the values at the target's phase, y[target - j*period] and its +-`halfwidth`
+// neighbours, over the up to `cycles` (<= 16) newest whole cycles before the target. NaN
+// when fewer than `min_cycles` cycles are in the history or the period is 0. Robust where
+// the seasonal mean is not: one unusual day does not move it.
+double SeasonalMedian(const History& h, int period, int ahead, int cycles, int min_cycles,
+                      int halfwidth);
 
 // Holt's linear method with a damped trend:
 //   level' = a*y + (1-a)*(level + phi*trend); trend' = b*(level'-level) + (1-b)*phi*trend

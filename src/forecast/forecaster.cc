@@ -29,8 +29,10 @@ constexpr char kMagic[] = "AUGURFC\x01";  // 8 bytes incl. the \x01, no NUL
 // inputs are longer (format 2 state is refused the same way).
 // Version 4: combination candidates (median, trimmed mean, hedge) and the hedge weights
 // (format 3 state is refused the same way).
-constexpr uint32_t kFormatVersion = 4;
-constexpr uint32_t kOldestReadableVersion = 4;
+// Version 5: the seasonal-median candidate (one more model: pending forecasts, the stack's
+// inputs and the hedge weights are longer; format 4 state is refused the same way).
+constexpr uint32_t kFormatVersion = 5;
+constexpr uint32_t kOldestReadableVersion = 5;
 constexpr size_t kMaxPayload = 4u << 20;
 
 // Feature layout of the lag regression. The non-seasonal model uses the first
@@ -443,13 +445,19 @@ void Forecaster::Impl::Issue(int64_t k, bool observed) {
     c[kPersistence] = y;
     c[kSeasonalNaive] = SeasonalNaive(hist, period, h.h);
     c[kDampedTrend] = trend.ready() ? trend.Forecast(h.h) : kNaN;
-    // Daily naive and the slow level help from h = 2 on; at h = 1 they are left out so the
-    // one-step forecast (which the anomaly detector's calibration was tuned on) is unchanged.
+    // Daily naive, the slow level and the seasonal median help from h = 2 on; at h = 1 they
+    // are left out so the one-step forecast (which the anomaly detector's calibration was
+    // tuned on) is unchanged. Daily naive is offered even when the detected period is the
+    // day (it then equals seasonal naive): when the detector changes its mind for a while,
+    // "yesterday at this time" stays in the pool, which is what kept the maxima below 1.
     const bool longer = h.h >= 2;
-    c[kDailyNaive] = longer && day_steps > 0 && day_steps != period
-                         ? SeasonalNaive(hist, day_steps, h.h)
-                         : kNaN;
+    c[kDailyNaive] = longer && day_steps > 0 ? SeasonalNaive(hist, day_steps, h.h) : kNaN;
     c[kLevel] = longer && slow.ready() ? slow.value() : kNaN;
+    c[kSeasonalMedian] =
+        longer && t.seasonal_median_cycles > 0
+            ? SeasonalMedian(hist, period > 0 ? period : day_steps, h.h, t.seasonal_median_cycles,
+                             3, t.seasonal_median_halfwidth)
+            : kNaN;
     c[kSeasonalMean] = kNaN;
     if (period > 0 && deviation.ready()) {
       const double sm = SeasonalMean(hist, period, h.h, t.seasonal_cycles, t.seasonal_decay,

@@ -70,6 +70,10 @@ struct ModelTuning {
   double hedge_eta = 0.1;
   double hedge_eta_power = 0.5;
   int hedge_min_horizon = 6;
+  // Seasonal-median candidate (h >= 2): median over this many cycles (0 = off) of the
+  // target's phase and its +-halfwidth neighbours.
+  int seasonal_median_cycles = 5;
+  int seasonal_median_halfwidth = 1;
 };
 
 struct ForecasterOptions {

@@ -69,18 +69,31 @@ TEST(ForecasterTest, OptionsAreValidated) {
   EXPECT_TRUE(Forecaster::Create(o).error().IsInvalidArgument());
 }
 
-// The pool holds a one-day seasonal naive and a smoothed level; the daily naive stays out
-// of the blend when the detected period is the day (it would duplicate seasonal naive).
-TEST(ForecasterTest, DailyNaiveAndLevelCandidates) {
+// The pool holds a one-day seasonal naive, a smoothed level and a seasonal median from
+// h = 2 on. The daily naive is offered even when the detected period is the day; it then
+// forecasts what seasonal naive does (up to each candidate's own median correction).
+TEST(ForecasterTest, DailyNaiveLevelAndSeasonalMedianCandidates) {
   Forecaster f = Make();
-  Feed(f, 0, 4 * kDay, [](long i) { return 50 + 10 * std::sin(2 * kPi * i / kDay); });
+  Feed(f, 0, 6 * kDay, [](long i) { return 50 + 10 * std::sin(2 * kPi * i / kDay); });
   ASSERT_EQ(f.stats().period, kDay);
-  std::map<std::string, double> fc;
-  for (const CandidateInfo& c : f.Candidates(5)) fc[c.name] = c.forecast;
-  ASSERT_TRUE(fc.count("daily_naive") && fc.count("level") && fc.count("seasonal_naive"));
-  EXPECT_TRUE(std::isnan(fc["daily_naive"]));
-  EXPECT_TRUE(std::isfinite(fc["seasonal_naive"]));
-  EXPECT_TRUE(std::isfinite(fc["level"]));
+  for (int h : {1, 5, 15}) {
+    std::map<std::string, double> fc;
+    for (const CandidateInfo& c : f.Candidates(h)) fc[c.name] = c.forecast;
+    ASSERT_TRUE(fc.count("daily_naive") && fc.count("level") && fc.count("seasonal_naive") &&
+                fc.count("seasonal_median"));
+    EXPECT_TRUE(std::isfinite(fc["seasonal_naive"])) << h;
+    if (h == 1) {
+      EXPECT_TRUE(std::isnan(fc["daily_naive"]));
+      EXPECT_TRUE(std::isnan(fc["level"]));
+      EXPECT_TRUE(std::isnan(fc["seasonal_median"]));
+      continue;
+    }
+    EXPECT_NEAR(fc["daily_naive"], fc["seasonal_naive"], 0.05) << h;
+    EXPECT_TRUE(std::isfinite(fc["level"])) << h;
+    // A pure cycle: the median of the same phase in earlier days is the value due.
+    const long target = 6 * kDay - 1 + h;
+    EXPECT_NEAR(fc["seasonal_median"], 50 + 10 * std::sin(2 * kPi * target / kDay), 0.5) << h;
+  }
 }
 
 // The combination candidates (median of the models' forecasts; hedge, a learned convex
