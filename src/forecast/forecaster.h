@@ -12,14 +12,15 @@
 // How it works (docs/FORECAST.md has the long version): samples are put on a grid of
 // `step_seconds` (step_grid.h; gaps interpolated, bad samples dropped and counted). On every
 // closed step each horizon gets forecasts from several cheap candidates (candidates.h:
-// persistence, seasonal naive, damped trend, seasonal mean; lag_regression.h: a dlib rls on
-// lags, smoothed levels and seasonal lags, and a second rls stacking the others), blended
+// persistence, seasonal and daily naive, damped trend, seasonal mean and median, a slow
+// level; lag_regression.h: a dlib rls on lags, smoothed levels and seasonal lags, and a
+// second rls stacking the others; their median and a hedge combination), blended
 // by their recent absolute error (ensemble.h), with an interval calibrated online
 // (intervals.h). The period is detected from the data (seasonality.h). The anomaly score
 // (anomaly.h) is the largest of per-kind scores (spike: one-step error; level shift; ramp;
 // flat-line; a kcentroid novelty detector), each measured against the series' own running
 // 99th percentile, so spiky series do not flood alarms. Everything is bounded: StateBytes()
-// is ~46 KiB with the defaults (under the 64 KiB budget).
+// is ~48 KiB with the defaults (under the 64 KiB budget).
 //
 // The point forecast (`mean`) is tuned for absolute error: each candidate is shifted by the
 // running median of its residuals, so on a skewed series it sits nearer the conditional

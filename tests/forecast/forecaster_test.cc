@@ -372,6 +372,9 @@ TEST(ForecasterTest, CorruptOrIncompatibleStateIsRejectedAndLeavesTheForecasterA
   // Format version 3 (before the median and hedge candidates) likewise.
   older[8] = 3;
   EXPECT_EQ(restore(older).code(), Status::Code::kFailedPrecondition);
+  // Format version 4 (before the seasonal-median candidate) likewise.
+  older[8] = 4;
+  EXPECT_EQ(restore(older).code(), Status::Code::kFailedPrecondition);
   // State of a forecaster with another step.
   ForecasterOptions other = Opts();
   other.step_seconds = 60;
