@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -38,6 +39,31 @@ double Median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   const size_t n = v.size();
   return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+// A trace read and replayed through the forecaster; on failure the reason is printed.
+struct Loaded {
+  std::vector<augur::eval::Sample> samples;
+  augur::eval::ReplayResult replay;
+  size_t bad_lines = 0;
+};
+
+std::optional<Loaded> LoadAndReplay(const std::string& path,
+                                    const augur::forecast::ForecasterOptions& fo) {
+  Loaded out;
+  auto samples = augur::eval::ReadSeriesCsv(path, &out.bad_lines);
+  if (!samples) {
+    std::fprintf(stderr, "augur-eval: %s\n", samples.error().ToString().c_str());
+    return std::nullopt;
+  }
+  auto rr = augur::eval::Replay(*samples, fo);
+  if (!rr) {
+    std::fprintf(stderr, "augur-eval: %s\n", rr.error().ToString().c_str());
+    return std::nullopt;
+  }
+  out.samples = std::move(*samples);
+  out.replay = std::move(*rr);
+  return out;
 }
 
 struct SeriesReport {
@@ -134,17 +160,10 @@ int main(int argc, char** argv) {
   }
 
   if (predict->parsed()) {
-    size_t bad = 0;
-    auto samples = augur::eval::ReadSeriesCsv(in_csv, &bad);
-    if (!samples) {
-      std::fprintf(stderr, "augur-eval: %s\n", samples.error().ToString().c_str());
-      return 1;
-    }
-    auto rr = augur::eval::Replay(*samples, fo);
-    if (!rr) {
-      std::fprintf(stderr, "augur-eval: %s\n", rr.error().ToString().c_str());
-      return 1;
-    }
+    std::optional<Loaded> in = LoadAndReplay(in_csv, fo);
+    if (!in) return 1;
+    const size_t bad = in->bad_lines;
+    const augur::eval::ReplayResult* rr = &in->replay;
     if (auto st = augur::eval::WriteForecastCsv(out_csv, rr->rows); !st.ok()) {
       std::fprintf(stderr, "augur-eval: %s\n", st.ToString().c_str());
       return 1;
@@ -173,19 +192,11 @@ int main(int argc, char** argv) {
   for (const std::string& path : csvs) {
     SeriesReport rep;
     rep.name = std::filesystem::path(path).stem().string();
-    size_t bad = 0;
-    auto samples = augur::eval::ReadSeriesCsv(path, &bad);
-    if (!samples) {
-      std::fprintf(stderr, "augur-eval: %s\n", samples.error().ToString().c_str());
-      return 1;
-    }
-    auto rr = augur::eval::Replay(*samples, fo);
-    if (!rr) {
-      std::fprintf(stderr, "augur-eval: %s\n", rr.error().ToString().c_str());
-      return 1;
-    }
-    rep.replay = *rr;
-    std::vector<augur::eval::ForecastRow> rows = rr->rows;
+    std::optional<Loaded> in = LoadAndReplay(path, fo);
+    if (!in) return 1;
+    const std::vector<augur::eval::Sample>* samples = &in->samples;
+    rep.replay = in->replay;
+    std::vector<augur::eval::ForecastRow> rows = in->replay.rows;
     if (!pred_csv.empty()) {
       auto pr = augur::eval::ReadForecastCsv(pred_csv);
       if (!pr) {
