@@ -481,8 +481,11 @@ void Forecaster::Impl::Issue(int64_t k, bool observed) {
     } else {
       slot.x2.set_size(0);
     }
+    // Persistence stays as it is: its residual median is ~0 except on a steady trend (which
+    // the trend and regression candidates model), so the shift would only add the tracker's
+    // jitter, and the ensemble could no longer fall back on the exact baseline.
     for (int i = 0; i < kNumBase; ++i) {
-      slot.cand[i] = t.median_correct ? c[i] + h.bias[i] * s : c[i];
+      slot.cand[i] = t.median_correct && i != kPersistence ? c[i] + h.bias[i] * s : c[i];
     }
     Combiners(h, slot);
     for (int i = kNumBase; i < kNumCandidates; ++i) {
