@@ -27,8 +27,8 @@ enum CandidateId : int {
   kStack = 5,            // online least squares over the other candidates' forecasts
   kDailyNaive = 6,       // y[k+h-D], D = one day of steps, when the detected period is not D
   kLevel = 7,            // exponentially smoothed level (alpha 0.03)
-  kSeasonalMedian = 8,   // median of the target's phase in the last cycles (h >= 2)
-  kMedian = 9,           // median of the candidates above (h >= 2)
+  kSeasonalMedian = 8,   // median of the target's phase in the last cycles
+  kMedian = 9,           // median of the candidates above
   kHedge = 10,           // exponentiated-gradient convex combination of them (long h)
   kNumBase = 9,          // candidates 0..kNumBase-1 are models; the rest combine them
   kNumCandidates = 11,

@@ -445,16 +445,13 @@ void Forecaster::Impl::Issue(int64_t k, bool observed) {
     c[kPersistence] = y;
     c[kSeasonalNaive] = SeasonalNaive(hist, period, h.h);
     c[kDampedTrend] = trend.ready() ? trend.Forecast(h.h) : kNaN;
-    // Daily naive, the slow level and the seasonal median help from h = 2 on; at h = 1 they
-    // are left out so the one-step forecast (which the anomaly detector's calibration was
-    // tuned on) is unchanged. Daily naive is offered even when the detected period is the
-    // day (it then equals seasonal naive): when the detector changes its mind for a while,
-    // "yesterday at this time" stays in the pool, which is what kept the maxima below 1.
-    const bool longer = h.h >= 2;
-    c[kDailyNaive] = longer && day_steps > 0 ? SeasonalNaive(hist, day_steps, h.h) : kNaN;
-    c[kLevel] = longer && slow.ready() ? slow.value() : kNaN;
+    // Daily naive is offered even when the detected period is the day (it then equals
+    // seasonal naive): when the detector changes its mind for a while, "yesterday at this
+    // time" stays in the pool, which is what kept the maxima below 1.
+    c[kDailyNaive] = day_steps > 0 ? SeasonalNaive(hist, day_steps, h.h) : kNaN;
+    c[kLevel] = slow.ready() ? slow.value() : kNaN;
     c[kSeasonalMedian] =
-        longer && t.seasonal_median_cycles > 0
+        t.seasonal_median_cycles > 0
             ? SeasonalMedian(hist, period > 0 ? period : day_steps, h.h, t.seasonal_median_cycles,
                              3, t.seasonal_median_halfwidth)
             : kNaN;
@@ -508,14 +505,13 @@ void Forecaster::Impl::Issue(int64_t k, bool observed) {
 }
 
 // Combinations of the (median-corrected) model candidates, offered as candidates of their
-// own for h >= 2 (h = 1 stays as it was: the anomaly detector is calibrated on it). The
-// ensemble still picks among all candidates by recent error, so a combination is used only
-// where it forecasts better than the models it combines.
+// own. The ensemble still picks among all candidates by recent error, so a combination is
+// used only where it forecasts better than the models it combines.
 void Forecaster::Impl::Combiners(HorizonState& h, Slot& slot) const {
   const ModelTuning& t = opts.tuning;
   auto& c = slot.raw;
   c[kMedian] = c[kHedge] = kNaN;
-  if (h.h < 2 || slot.x.size() == 0) return;
+  if (slot.x.size() == 0) return;
   if (t.median_candidate) {
     // Forecast-combination folklore that holds here: the plain median of the forecasts is
     // hard to beat at long horizons, and robust to one model going astray.

@@ -62,16 +62,16 @@ struct ModelTuning {
   double seasonal_min_acf = 0.25;   // autocorrelation a period needs
   double interval_eta = 0.02;       // interval quantile tracker step (sigma units)
   bool median_correct = true;       // shift each candidate by its running residual median
-  // Combination candidates (h >= 2 only; h = 1 is untouched): the median of the model
-  // candidates' forecasts, and an exponentiated-gradient (hedge) convex combination of them
-  // learned on absolute error, from horizon hedge_min_horizon on, with learning rate
-  // hedge_eta * (5/h)^hedge_eta_power on gradients in scale units.
+  // Combination candidates: the median of the model candidates' forecasts, and an
+  // exponentiated-gradient (hedge) convex combination of them learned on absolute error,
+  // from horizon hedge_min_horizon on, with learning rate hedge_eta * (5/h)^hedge_eta_power
+  // on gradients in scale units.
   bool median_candidate = true;
   bool hedge_candidate = true;
   double hedge_eta = 0.1;
   double hedge_eta_power = 0.5;
   int hedge_min_horizon = 6;
-  // Seasonal-median candidate (h >= 2): median over this many cycles (0 = off) of the
+  // Seasonal-median candidate: median over this many cycles (0 = off) of the
   // target's phase and its +-halfwidth neighbours.
   int seasonal_median_cycles = 5;
   int seasonal_median_halfwidth = 1;
