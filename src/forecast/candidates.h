@@ -25,7 +25,7 @@ enum CandidateId : int {
   kSeasonalMean = 3,
   kLagRegression = 4,
   kStack = 5,            // online least squares over the other candidates' forecasts
-  kDailyNaive = 6,       // y[k+h-D], D = one day of steps, when the detected period is not D
+  kDailyNaive = 6,       // y[k+h-D], D = one day of steps (when the step divides a day)
   kLevel = 7,            // exponentially smoothed level (alpha 0.03)
   kSeasonalMedian = 8,   // median of the target's phase in the last cycles
   kMedian = 9,           // median of the candidates above

@@ -30,7 +30,8 @@ constexpr char kMagic[] = "AUGURFC\x01";  // 8 bytes incl. the \x01, no NUL
 // Version 4: combination candidates (median, trimmed mean, hedge) and the hedge weights
 // (format 3 state is refused the same way).
 // Version 5: the seasonal-median candidate (one more model: pending forecasts, the stack's
-// inputs and the hedge weights are longer; format 4 state is refused the same way).
+// inputs and the hedge weights are longer; format 4 state is refused the same way). Also
+// since 5: every candidate at every horizon, persistence not median-corrected.
 constexpr uint32_t kFormatVersion = 5;
 constexpr uint32_t kOldestReadableVersion = 5;
 constexpr size_t kMaxPayload = 4u << 20;
@@ -169,13 +170,29 @@ Status ForecasterOptions::Validate() const {
     return Status::InvalidArgument("forecast: anomaly_threshold must be > 0");
   }
   const ModelTuning& t = tuning;
-  if (!(t.rls_forget > 0 && t.rls_forget <= 1) || !(t.rls_c > 0) || !(t.ensemble_decay > 0 &&
-      t.ensemble_decay <= 1) || !(t.ensemble_sharpness > 0) ||
-      !(t.ensemble_sharpness_power >= 0 && t.ensemble_sharpness_power <= 2) || !(t.seasonal_decay > 0 &&
-      t.seasonal_decay <= 1) || t.seasonal_cycles < 1 || !(t.interval_eta > 0) ||
-      !(t.hedge_eta > 0 && t.hedge_eta <= 10) || !(t.hedge_eta_power >= 0 && t.hedge_eta_power <= 2) ||
-      t.hedge_min_horizon < 2) {
-    return Status::InvalidArgument("forecast: bad model tuning");
+  const struct {
+    bool ok;
+    const char* what;
+  } checks[] = {
+      {t.rls_forget > 0 && t.rls_forget <= 1, "rls_forget must be in (0, 1]"},
+      {t.rls_c > 0, "rls_c must be > 0"},
+      {t.ensemble_decay > 0 && t.ensemble_decay <= 1, "ensemble_decay must be in (0, 1]"},
+      {t.ensemble_sharpness > 0, "ensemble_sharpness must be > 0"},
+      {t.ensemble_sharpness_power >= 0 && t.ensemble_sharpness_power <= 2,
+       "ensemble_sharpness_power must be in [0, 2]"},
+      {t.seasonal_decay > 0 && t.seasonal_decay <= 1, "seasonal_decay must be in (0, 1]"},
+      {t.seasonal_cycles >= 1, "seasonal_cycles must be >= 1"},
+      {t.interval_eta > 0, "interval_eta must be > 0"},
+      {t.hedge_eta > 0 && t.hedge_eta <= 10, "hedge_eta must be in (0, 10]"},
+      {t.hedge_eta_power >= 0 && t.hedge_eta_power <= 2, "hedge_eta_power must be in [0, 2]"},
+      {t.hedge_min_horizon >= 2, "hedge_min_horizon must be >= 2"},
+      {t.seasonal_median_cycles >= 0 && t.seasonal_median_cycles <= 16,
+       "seasonal_median_cycles must be in 0..16"},
+      {t.seasonal_median_halfwidth >= 0 && t.seasonal_median_halfwidth <= 3,
+       "seasonal_median_halfwidth must be in 0..3"},
+  };
+  for (const auto& c : checks) {
+    if (!c.ok) return Status::InvalidArgument(std::string("forecast: model tuning: ") + c.what);
   }
   return Status::OK();
 }

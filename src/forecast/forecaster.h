@@ -22,8 +22,8 @@
 // 99th percentile, so spiky series do not flood alarms. Everything is bounded: StateBytes()
 // is ~48 KiB with the defaults (under the 64 KiB budget).
 //
-// The point forecast (`mean`) is tuned for absolute error: each candidate is shifted by the
-// running median of its residuals, so on a skewed series it sits nearer the conditional
+// The point forecast (`mean`) is tuned for absolute error: each candidate but persistence is
+// shifted by the running median of its residuals, so on a skewed series it sits nearer the conditional
 // median than the conditional mean.
 //
 // Errors: bad samples are never errors (they are counted in stats()); Create() rejects bad
@@ -61,7 +61,8 @@ struct ModelTuning {
   int seasonal_halfwidth = 0;       // neighbours on each side averaged into a phase
   double seasonal_min_acf = 0.25;   // autocorrelation a period needs
   double interval_eta = 0.02;       // interval quantile tracker step (sigma units)
-  bool median_correct = true;       // shift each candidate by its running residual median
+  bool median_correct = true;       // shift each candidate but persistence by its running
+                                    // residual median
   // Combination candidates: the median of the model candidates' forecasts, and an
   // exponentiated-gradient (hedge) convex combination of them learned on absolute error,
   // from horizon hedge_min_horizon on, with learning rate hedge_eta * (5/h)^hedge_eta_power
@@ -71,8 +72,8 @@ struct ModelTuning {
   double hedge_eta = 0.1;
   double hedge_eta_power = 0.5;
   int hedge_min_horizon = 6;
-  // Seasonal-median candidate: median over this many cycles (0 = off) of the
-  // target's phase and its +-halfwidth neighbours.
+  // Seasonal-median candidate: median over this many cycles (0 = off, at most 16) of the
+  // target's phase and its +-halfwidth (at most 3) neighbours.
   int seasonal_median_cycles = 5;
   int seasonal_median_halfwidth = 1;
 };

@@ -67,6 +67,14 @@ TEST(ForecasterTest, OptionsAreValidated) {
   o = Opts();
   o.tuning.ensemble_sharpness_power = -1;
   EXPECT_TRUE(Forecaster::Create(o).error().IsInvalidArgument());
+  o = Opts();
+  o.tuning.seasonal_median_cycles = 17;
+  EXPECT_TRUE(Forecaster::Create(o).error().IsInvalidArgument());
+  EXPECT_NE(Forecaster::Create(o).error().message().find("seasonal_median_cycles"),
+            std::string::npos);
+  o = Opts();
+  o.tuning.seasonal_median_halfwidth = -1;
+  EXPECT_TRUE(Forecaster::Create(o).error().IsInvalidArgument());
 }
 
 // The pool holds a one-day seasonal naive, a smoothed level and a seasonal median at every
