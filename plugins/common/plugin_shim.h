@@ -164,7 +164,8 @@ inline void CheckResources(const augur_resources& r, const char* what) {
 // where B is constructed from the host api and has errors(), Describe(out),
 // Provision(req, out), Prewarm(shape, count), Resize(name, target), Run(name, task),
 // Poll(invocation, timeout_ms), Cancel(invocation), Release(name) and Recover(...) that
-// throw PluginError on failure. Pass the plugin's own augur_plugin type as `Plugin`
+// throw PluginError on failure. The binding checks the arguments the ABI defines (NULL
+// structs and out pointers, struct_size, NULL arrays with a count) before calling them. Pass the plugin's own augur_plugin type as `Plugin`
 // (a template parameter, because augur_plugin is incomplete in this header):
 //
 //   struct augur_plugin { MyBackend backend; };
@@ -298,6 +299,10 @@ class CBinding {
                           uint32_t n_invocations, int32_t* task_states_out) {
     return Guard(Errors(p), [&] {
       RequirePlugin(p);
+      if ((n_instances > 0 && (instances == nullptr || states_out == nullptr)) ||
+          (n_invocations > 0 && (invocations == nullptr || task_states_out == nullptr))) {
+        Fail(AUGUR_ERR_INVALID, "recover: NULL array with a non-zero count");
+      }
       p->backend.Recover(instances, n_instances, states_out, invocations, n_invocations,
                          task_states_out);
     });

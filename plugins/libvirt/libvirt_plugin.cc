@@ -474,10 +474,6 @@ class LibvirtBackend {
   void Recover(const char* const* instances, uint32_t n_instances, int32_t* states_out,
                const char* const* invocations, uint32_t n_invocations,
                int32_t* task_states_out) {
-    if ((n_instances > 0 && (instances == nullptr || states_out == nullptr)) ||
-        (n_invocations > 0 && (invocations == nullptr || task_states_out == nullptr))) {
-      Fail(AUGUR_ERR_INVALID, "recover: NULL array with a non-zero count");
-    }
     std::string notes;
     {
       std::lock_guard lock(mu_);

@@ -155,6 +155,14 @@ TEST_F(LibvirtBackendTest, BadConfigAndRequestsAreRefused) {
   augur_instance_info info;
   EXPECT_EQ(plugin_->Provision("pool-1", {1, kGiB}, {1, kGiB}, &info), AUGUR_ERR_INVALID);
   EXPECT_EQ(plugin_->Provision("a b", {1, kGiB}, {1, kGiB}, &info), AUGUR_ERR_INVALID);
+  // recover() with a count but no array is refused by the shared C binding, and said so.
+  const char* name = "vm";
+  int32_t state = 0;
+  EXPECT_EQ(plugin_->api()->recover(plugin_->get(), nullptr, 1, &state, nullptr, 0, nullptr),
+            AUGUR_ERR_INVALID);
+  EXPECT_NE(plugin_->LastError().find("NULL array"), std::string::npos) << plugin_->LastError();
+  EXPECT_EQ(plugin_->api()->recover(plugin_->get(), &name, 1, &state, nullptr, 1, nullptr),
+            AUGUR_ERR_INVALID);
 }
 
 // --- test:///default, checked through libvirt's API ---------------------------------------
