@@ -195,8 +195,9 @@ int main(int argc, char** argv) {
     std::optional<Loaded> in = LoadAndReplay(path, fo);
     if (!in) return 1;
     const std::vector<augur::eval::Sample>* samples = &in->samples;
-    rep.replay = in->replay;
-    std::vector<augur::eval::ForecastRow> rows = in->replay.rows;
+    // The report keeps the replay's counters and timings; the rows are scored here.
+    std::vector<augur::eval::ForecastRow> rows = std::move(in->replay.rows);
+    rep.replay = std::move(in->replay);
     if (!pred_csv.empty()) {
       auto pr = augur::eval::ReadForecastCsv(pred_csv);
       if (!pr) {
