@@ -13,6 +13,8 @@ constexpr double kMinQ = 0.05;         // floor of a calibration quantile (scale
 constexpr double kRepeatRate = 0.002;  // memory of the repeat share (~500 steps)
 constexpr double kMove = 3.0;          // a "large" seasonal move, in scale units
 constexpr int kAdoptAfter = 24;        // steps into an event after which it becomes normal
+constexpr double kRoutineRate = 0.3;   // EW rate of the routine spike size
+constexpr double kRoutineHold = 0.99;  // ratio a routine spike is held to (just below alarm)
 constexpr int kWindow[AnomalyDetector::kWindows] = {2, 4, 8};
 // Shift windows compare against the baseline's trend; the ramp window against its mean
 // (a ramp *is* a trend: extrapolating the baseline would absorb it).
@@ -108,6 +110,18 @@ AnomalyVerdict AnomalyDetector::Step(const AnomalyInput& in) {
   if (expected_move && has_seas && q_spike_seas_.ready()) {
     spike = std::min(spike, rs / (mult.spike * q_spike_seas_.value()));
   }
+  // Routine spikes: judged against the spikes seen before this one, then counted.
+  routine_n_ *= 1.0 - 1.0 / kRoutineMemory;
+  since_routine_ = std::min(since_routine_ + 1, 1 << 20);
+  if (spike >= 1.0) {
+    if (routine_n_ >= kRoutineMin && r < kRoutineMult * std::exp(routine_log_)) {
+      spike = std::min(spike, kRoutineHold);
+      since_routine_ = 0;
+    }
+    const double lr = std::log(std::max(r, kMinQ));
+    routine_log_ = routine_n_ < 0.5 ? lr : routine_log_ + kRoutineRate * (lr - routine_log_);
+    routine_n_ += 1.0;
+  }
 
   // Level shift / ramp: windowed mean against the baseline before it.
   double win_stat[kWindows] = {0, 0, 0}, win_seas[kWindows] = {0, 0, 0};
@@ -123,6 +137,8 @@ AnomalyVerdict AnomalyDetector::Step(const AnomalyInput& in) {
         ratio = std::min(ratio, win_seas[j] / (mult.win[j] * q_win_seas_[j].value()));
       }
     }
+    // A routine spike in the 2-value window moves its mean by half its size: not a shift.
+    if (m == 2 && since_routine_ < m) ratio = std::min(ratio, kRoutineHold);
     shift = std::max(shift, ratio);
   }
 
@@ -219,6 +235,9 @@ void AnomalyDetector::Save(StateWriter* w) const {
   w->U32(static_cast<uint32_t>(filled_));
   w->U32(static_cast<uint32_t>(seas_filled_));
   w->U32(static_cast<uint32_t>(since_move_));
+  w->F64(routine_n_);
+  w->F64(routine_log_);
+  w->U32(static_cast<uint32_t>(since_routine_));
   for (double d : ring_) w->F64(d);
   for (double d : seas_ring_) w->F64(d);
   q_spike_.Save(w);
@@ -244,11 +263,15 @@ Status AnomalyDetector::Load(StateReader* r) {
   filled_ = static_cast<int>(r->U32());
   seas_filled_ = static_cast<int>(r->U32());
   since_move_ = static_cast<int>(r->U32());
+  routine_n_ = r->F64();
+  routine_log_ = r->F64();
+  since_routine_ = static_cast<int>(r->U32());
   for (double& d : ring_) d = r->F64();
   for (double& d : seas_ring_) d = r->F64();
   AUGUR_RETURN_IF_ERROR(r->status());
   if (head_ < 0 || head_ >= kRing || filled_ < 0 || filled_ > kRing || seas_filled_ < 0 ||
-      seas_filled_ > kRing || since_move_ < 0 || quiet_ < 0 || event_steps_ < 0 || run_ < 0) {
+      seas_filled_ > kRing || since_move_ < 0 || quiet_ < 0 || event_steps_ < 0 || run_ < 0 ||
+      since_routine_ < 0 || !(routine_n_ >= 0 && routine_n_ < 1e6) || !std::isfinite(routine_log_)) {
     return Status::Corruption("anomaly: bad window state");
   }
   for (double d : ring_) {

@@ -32,8 +32,10 @@ constexpr char kMagic[] = "AUGURFC\x01";  // 8 bytes incl. the \x01, no NUL
 // Version 5: the seasonal-median candidate (one more model: pending forecasts, the stack's
 // inputs and the hedge weights are longer; format 4 state is refused the same way). Also
 // since 5: every candidate at every horizon, persistence not median-corrected.
-constexpr uint32_t kFormatVersion = 5;
-constexpr uint32_t kOldestReadableVersion = 5;
+// Version 6: the anomaly detector's routine-spike state (format 5 state is refused the
+// same way).
+constexpr uint32_t kFormatVersion = 6;
+constexpr uint32_t kOldestReadableVersion = 6;
 constexpr size_t kMaxPayload = 4u << 20;
 
 // Feature layout of the lag regression. The non-seasonal model uses the first

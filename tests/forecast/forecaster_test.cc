@@ -372,6 +372,9 @@ TEST(ForecasterTest, CorruptOrIncompatibleStateIsRejectedAndLeavesTheForecasterA
   // Format version 4 (before the seasonal-median candidate) likewise.
   older[8] = 4;
   EXPECT_EQ(restore(older).code(), Status::Code::kFailedPrecondition);
+  // Format version 5 (before the routine-spike state) likewise.
+  older[8] = 5;
+  EXPECT_EQ(restore(older).code(), Status::Code::kFailedPrecondition);
   // State of a forecaster with another step.
   ForecasterOptions other = Opts();
   other.step_seconds = 60;
