@@ -15,6 +15,7 @@ constexpr double kMove = 3.0;          // a "large" seasonal move, in scale unit
 constexpr int kAdoptAfter = 24;        // steps into an event after which it becomes normal
 constexpr double kRoutineRate = 0.3;   // EW rate of the routine spike size
 constexpr double kRoutineHold = 0.99;  // ratio a routine spike is held to (just below alarm)
+constexpr int kRoutineReturn = 4;      // steps a spike has to go (half) back to count as routine
 constexpr int kWindow[AnomalyDetector::kWindows] = {2, 4, 8};
 // Shift windows compare against the baseline's trend; the ramp window against its mean
 // (a ramp *is* a trend: extrapolating the baseline would absorb it).
@@ -113,14 +114,28 @@ AnomalyVerdict AnomalyDetector::Step(const AnomalyInput& in) {
   // Routine spikes: judged against the spikes seen before this one, then counted.
   routine_n_ *= 1.0 - 1.0 / kRoutineMemory;
   since_routine_ = std::min(since_routine_ + 1, 1 << 20);
+  if (pending_age_ >= 0) {
+    ++pending_age_;
+    if (std::fabs(in.value - pending_base_) <= 0.5 * std::fabs(pending_peak_ - pending_base_)) {
+      routine_log_ = routine_n_ < 0.5 ? pending_log_
+                                      : routine_log_ + kRoutineRate * (pending_log_ - routine_log_);
+      routine_n_ += 1.0;
+      pending_age_ = -1;
+    } else if (pending_age_ >= kRoutineReturn) {
+      pending_age_ = -1;
+    }
+  }
   if (spike >= 1.0) {
     if (routine_n_ >= kRoutineMin && r < kRoutineMult * std::exp(routine_log_)) {
       spike = std::min(spike, kRoutineHold);
       since_routine_ = 0;
     }
-    const double lr = std::log(std::max(r, kMinQ));
-    routine_log_ = routine_n_ < 0.5 ? lr : routine_log_ + kRoutineRate * (lr - routine_log_);
-    routine_n_ += 1.0;
+    if (filled_ >= 2 && pending_age_ < 0) {
+      pending_age_ = 0;
+      pending_base_ = ring_[(head_ - 1 + kRing) % kRing];
+      pending_peak_ = in.value;
+      pending_log_ = std::log(std::max(r, kMinQ));
+    }
   }
 
   // Level shift / ramp: windowed mean against the baseline before it.
@@ -238,6 +253,10 @@ void AnomalyDetector::Save(StateWriter* w) const {
   w->F64(routine_n_);
   w->F64(routine_log_);
   w->U32(static_cast<uint32_t>(since_routine_));
+  w->U32(static_cast<uint32_t>(pending_age_ + 1));
+  w->F64(pending_base_);
+  w->F64(pending_peak_);
+  w->F64(pending_log_);
   for (double d : ring_) w->F64(d);
   for (double d : seas_ring_) w->F64(d);
   q_spike_.Save(w);
@@ -266,12 +285,18 @@ Status AnomalyDetector::Load(StateReader* r) {
   routine_n_ = r->F64();
   routine_log_ = r->F64();
   since_routine_ = static_cast<int>(r->U32());
+  pending_age_ = static_cast<int>(r->U32()) - 1;
+  pending_base_ = r->F64();
+  pending_peak_ = r->F64();
+  pending_log_ = r->F64();
   for (double& d : ring_) d = r->F64();
   for (double& d : seas_ring_) d = r->F64();
   AUGUR_RETURN_IF_ERROR(r->status());
   if (head_ < 0 || head_ >= kRing || filled_ < 0 || filled_ > kRing || seas_filled_ < 0 ||
       seas_filled_ > kRing || since_move_ < 0 || quiet_ < 0 || event_steps_ < 0 || run_ < 0 ||
-      since_routine_ < 0 || !(routine_n_ >= 0 && routine_n_ < 1e6) || !std::isfinite(routine_log_)) {
+      since_routine_ < 0 || !(routine_n_ >= 0 && routine_n_ < 1e6) || !std::isfinite(routine_log_) ||
+      pending_age_ < -1 || pending_age_ > kRoutineReturn || !std::isfinite(pending_base_) ||
+      !std::isfinite(pending_peak_) || !std::isfinite(pending_log_)) {
     return Status::Corruption("anomaly: bad window state");
   }
   for (double d : ring_) {

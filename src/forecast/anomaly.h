@@ -12,8 +12,9 @@
 //  - spike: |one-step forecast residual|. When the series made a large move at the same
 //    phase one period ago (a daily job starting on time), the value must also be
 //    unexplained by that phase (the smaller of the two ratios counts). Routine spikes:
-//    would-be spike alarms are counted with a decay (memory kRoutineMemory steps); once
-//    kRoutineMin of them fall within it, the series spikes routinely (a job that wakes at
+//    would-be spike alarms that go back within two steps are counted with a decay (memory
+//    kRoutineMemory steps; a level shift's first step does not go back and does not count);
+//    once kRoutineMin of them fall within it, the series spikes routinely (a job that wakes at
 //    irregular times, several times a day) and a spike alarms only when it is also larger
 //    than kRoutineMult times the typical size of those spikes. The m = 2 shift window,
 //    which a one-step spike fills too, is held below alarm while such a spike is in it;
@@ -108,8 +109,8 @@ class AnomalyDetector {
   // the evaluation) make spikes routine; such a spike alarms above kRoutineMult times their
   // typical size.
   static constexpr double kRoutineMemory = 576;
-  static constexpr double kRoutineMin = 3;
-  static constexpr double kRoutineMult = 1.6;
+  static constexpr double kRoutineMin = 2;
+  static constexpr double kRoutineMult = 2.0;
 
   explicit AnomalyDetector(AnomalyOptions opts);
 
@@ -139,9 +140,14 @@ class AnomalyDetector {
   int filled_ = 0;       // values in ring_
   int seas_filled_ = 0;  // consecutive seasonal values in seas_ring_
   int since_move_ = 1 << 20;  // steps since a large seasonal move was expected
-  double routine_n_ = 0;        // decayed count of would-be spike alarms
+  double routine_n_ = 0;        // decayed count of would-be spike alarms that went back
   double routine_log_ = 0;      // their typical size: EW mean of log |residual| (scale units)
   int since_routine_ = 1 << 20; // steps since a routine spike was let pass
+  // The newest would-be spike alarm, until it goes back (then it counts) or 2 steps pass.
+  int pending_age_ = -1;        // steps since it (-1: none)
+  double pending_base_ = 0;     // the value before it (raw)
+  double pending_peak_ = 0;     // its value (raw)
+  double pending_log_ = 0;      // log of its |residual| (scale units)
   double p_unchanged_ = 0.0;  // decayed share of steps whose value repeated the previous one
   double p_run_start_ = 0.0;  // p_unchanged_ when the current run started
   int run_ = 0;               // current run of repeated values
