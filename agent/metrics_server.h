@@ -10,8 +10,10 @@
 // (ShmReader::Refresh) when the agent re-creates the segment, so it works the same inside
 // augurd and in a separate process, and starts fine before the segment exists.
 //
-// Thread safety: requests are served on httplib's worker threads; the reader is used under
-// a mutex. Stop() and the destructor may be called from any one thread, not concurrently.
+// Served by HttpServer (http_server.h): GET and HEAD, keep-alive, one thread.
+//
+// Thread safety: requests are served on the HTTP server's one thread, which alone uses the
+// reader. Stop() and the destructor may be called from any one thread, not concurrently.
 #ifndef AUGUR_AGENT_METRICS_SERVER_H_
 #define AUGUR_AGENT_METRICS_SERVER_H_
 
@@ -36,10 +38,8 @@ class MetricsServer {
   MetricsServer(const MetricsServer&) = delete;
   MetricsServer& operator=(const MetricsServer&) = delete;
 
-  // Closes the listening socket, lets requests in progress finish and joins the thread:
-  // about a second at most with a scraper connected (idle keep-alive connections are
-  // closed after 1 s), longer only for a client stuck mid-request (5 s read/write timeouts).
-  // Idempotent.
+  // Closes the listening socket and every connection and joins the thread: prompt, with or
+  // without scrapers connected. Idempotent.
   void Stop();
 
   // The bound port (the chosen one when Start was given port 0).

@@ -145,7 +145,8 @@ TEST_F(MetricsServerTest, IndexPageAndNotFound) {
   httplib::Client client("127.0.0.1", server->port());
   auto post = client.Post("/metrics", "x", "text/plain");
   ASSERT_TRUE(post);
-  EXPECT_EQ(post->status, 404);  // only GET (and HEAD) are served
+  EXPECT_EQ(post->status, 405);  // only GET and HEAD are served
+  EXPECT_EQ(post->get_header_value("Allow"), "GET, HEAD");
 }
 
 TEST_F(MetricsServerTest, PortInUseIsAClearError) {
@@ -215,6 +216,9 @@ TEST_F(MetricsServerTest, ConcurrentScrapesWhileTheAgentWrites) {
   auto server = StartServer();
   ASSERT_NE(server, nullptr);
 
+  // A first point before any scrape: otherwise a scrape can come before the writer thread's
+  // first append and rightly find no point to show.
+  writer->Append(*id, kTs, 0.0);
   std::atomic<bool> stop{false};
   std::thread agent([&] {
     for (int64_t i = 1; !stop; ++i) writer->Append(*id, kTs + i * 1'000'000, double(i));
