@@ -60,7 +60,7 @@ constexpr std::string_view kPluginsKeys[] = {"dir", "enabled", "state_dir", "cal
                                              "config"};
 constexpr std::string_view kForecastKeys[] = {"enabled",  "step",      "horizons",
                                               "series",   "state_dir", "anomaly_threshold",
-                                              "max_series"};
+                                              "max_series", "history"};
 constexpr std::string_view kLogLevels[] = {"trace", "debug", "info", "warn", "error"};
 constexpr std::string_view kEbpfWords[] = {"auto", "on", "off"};
 
@@ -468,8 +468,10 @@ void ParseList(Errors& errors, const std::string& path, const YAML::Node& key_no
   if (ok) *out = std::move(items);
 }
 
+// `history_line` gets the line of forecast.history, for the check against
+// telemetry.capacity once every section is read.
 void ParseForecast(Errors& errors, const YAML::Node& key_node, const YAML::Node& node,
-                   ForecastConfig* f) {
+                   ForecastConfig* f, int* history_line) {
   if (!IsSectionMap(errors, "forecast", key_node, node)) return;
   ForEachKey(
       errors, node, "forecast", kForecastKeys,
@@ -524,6 +526,14 @@ void ParseForecast(Errors& errors, const YAML::Node& key_node, const YAML::Node&
           f->anomaly_threshold = d;
         } else if (key == "max_series") {
           ParseInteger(errors, path, k, v, 1, 100'000, &f->max_series);
+        } else if (key == "history") {
+          ParseInteger(errors, path, k, v, 0, kMaxCapacity, &f->history);
+          if (f->history == 1) {
+            errors.Add(k, fmt::format("{}: a ring of 1 point cannot be read while it is "
+                                      "written; use 0 (the default) or at least 2",
+                                      path));
+          }
+          *history_line = Errors::LineOf(k);
         }
       });
 }
@@ -844,6 +854,7 @@ Result<Config> ParseConfig(std::string_view yaml, std::string_view origin) {
   }
   Config config = DefaultConfig();
   Errors errors(origin);
+  int history_line = 0;
   // yaml-cpp reports syntax errors (and the odd bad conversion) by throwing; this is the one
   // place that catches them (STYLE.md: one wrapper per library).
   try {
@@ -860,7 +871,9 @@ Result<Config> ParseConfig(std::string_view yaml, std::string_view origin) {
                    if (key == "metrics") ParseMetrics(errors, k, v, &config.metrics);
                    if (key == "log") ParseLog(errors, k, v, &config.log);
                    if (key == "plugins") ParsePlugins(errors, k, v, &config.plugins);
-                   if (key == "forecast") ParseForecast(errors, k, v, &config.forecast);
+                   if (key == "forecast") {
+                     ParseForecast(errors, k, v, &config.forecast, &history_line);
+                   }
                  });
     } else if (!root.IsNull()) {
       errors.Add(root, fmt::format("expected a map with the sections {} at the top level, got {}",
@@ -872,6 +885,12 @@ Result<Config> ParseConfig(std::string_view yaml, std::string_view origin) {
     }
     return Err(Status::InvalidArgument(fmt::format("{}:{}:{}: YAML syntax error: {}", origin,
                                                    e.mark.line + 1, e.mark.column + 1, e.msg)));
+  }
+  if (config.forecast.history > config.telemetry.capacity) {
+    errors.AddAtLine(history_line,
+                     fmt::format("forecast.history: {} is more than telemetry.capacity ({}), the "
+                                 "most points any series keeps",
+                                 config.forecast.history, config.telemetry.capacity));
   }
   if (!errors.empty()) return Err(errors.ToStatus());
   return config;

@@ -70,6 +70,10 @@ struct ForecastConfig {
   std::string state_dir = "/var/lib/augur/forecast";  // "" = don't persist
   double anomaly_threshold = 8.0;            // lower is more sensitive; > 0
   uint32_t max_series = 256;                 // series forecast at most; 1..100000
+  // Points the store keeps of each derived series (forecasts, anomaly score and events),
+  // which get one point per step: 1440 x 60 s is a day. 0 = min(1440, telemetry.capacity);
+  // else 2..telemetry.capacity.
+  uint32_t history = 0;
 
   friend bool operator==(const ForecastConfig&, const ForecastConfig&) = default;
 };

@@ -43,10 +43,11 @@ int64_t MonotonicNs() {
 
 // Writes collector points into the store. When an eBPF collector covers a metric family,
 // the procfs points of that family are dropped so each family has one source (the `source`
-// label says which).
+// label says which). New series get rings of `capacity` points (0: the store's).
 class StoreSink : public telemetry::PointSink {
  public:
-  explicit StoreSink(telemetry::ShmWriter& writer) : writer_(writer) {}
+  explicit StoreSink(telemetry::ShmWriter& writer, uint32_t capacity = 0)
+      : writer_(writer), capacity_(capacity) {}
 
   // Every point written is also offered to the forecaster (which picks what it forecasts).
   void SetForecaster(ForecastRunner* forecaster) { forecaster_ = forecaster; }
@@ -55,7 +56,7 @@ class StoreSink : public telemetry::PointSink {
     if (!covered_.empty() && covered_.contains(key.name()) && key.label("source") == "procfs") {
       return;
     }
-    auto id = writer_.Resolve(key);
+    auto id = writer_.Resolve(key, capacity_);
     if (!id) {
       ++dropped_;
       if (!warned_full_) {
@@ -77,6 +78,7 @@ class StoreSink : public telemetry::PointSink {
 
  private:
   telemetry::ShmWriter& writer_;
+  const uint32_t capacity_;
   ForecastRunner* forecaster_ = nullptr;
   std::unordered_set<std::string> covered_;
   uint64_t written_ = 0;
@@ -144,6 +146,7 @@ struct Daemon::Impl {
   DaemonOptions options;
   std::unique_ptr<telemetry::ShmWriter> writer;
   std::unique_ptr<StoreSink> sink;
+  std::unique_ptr<StoreSink> derived_sink;  // forecast series: forecast.history points each
   std::vector<CollectorSlot> collectors;
   std::unique_ptr<MetricsServer> metrics;
   std::unique_ptr<plugin::PluginManager> plugins;  // null when plugins.enabled is empty
@@ -215,6 +218,11 @@ Result<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& options) {
     if (!runner) return Err(runner.error());
     impl->forecaster = std::move(*runner);
     impl->sink->SetForecaster(impl->forecaster.get());
+    // A derived series gets a point per forecast step, not per sample: the same number of
+    // points as a collected series would keep 60 times the history (60 h at the defaults)
+    // and, as its ring fills, that much more of the segment in the agent's RSS.
+    const uint32_t history = fc.history != 0 ? fc.history : std::min<uint32_t>(1440, tc.capacity);
+    impl->derived_sink = std::make_unique<StoreSink>(*impl->writer, history);
   }
 
   auto cgfs = telemetry::CgroupFs::Discover();
@@ -329,11 +337,15 @@ void Daemon::SampleOnce() {
   sink.Emit(SeriesKey("augur_shm_bytes_used", {}), ts, double(info.bytes_used));
   sink.Emit(SeriesKey("augur_shm_bytes_mapped", {}), ts, double(info.bytes_total));
   sink.Emit(SeriesKey("augur_series", {}), ts, double(info.series_count));
-  sink.Emit(SeriesKey("augur_series_dropped_points_total", {}), ts, double(sink.dropped()));
+  const uint64_t derived_dropped = s.derived_sink ? s.derived_sink->dropped() : 0;
+  sink.Emit(SeriesKey("augur_series_dropped_points_total", {}), ts,
+            double(sink.dropped() + derived_dropped));
   sink.Emit(SeriesKey("augur_samples_total", {}), ts, double(s.samples));
-  if (s.forecaster) s.forecaster->Publish(ts, sink);
+  if (s.forecaster) s.forecaster->Publish(ts, sink, *s.derived_sink);
+  const uint64_t derived_written = s.derived_sink ? s.derived_sink->written() : 0;
   // Counts the points above too, so it is written last.
-  sink.Emit(SeriesKey("augur_points_written_total", {}), ts, double(sink.written() + 1));
+  sink.Emit(SeriesKey("augur_points_written_total", {}), ts,
+            double(sink.written() + derived_written + 1));
 }
 
 Status Daemon::Run() {

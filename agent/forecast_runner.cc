@@ -130,7 +130,8 @@ void ForecastRunner::Observe(const SeriesKey& key, int64_t ts_ns, double value) 
   s.bank.Observe(t.bank_key, ts, observed);
 }
 
-void ForecastRunner::Publish(int64_t ts_ns, telemetry::PointSink& sink) {
+void ForecastRunner::Publish(int64_t ts_ns, telemetry::PointSink& sink,
+                             telemetry::PointSink& derived) {
   Impl& s = *impl_;
   s.bank.AdvanceTo(ts_ns / 1e9);
   for (Impl::Tracked& t : s.tracked) {
@@ -143,13 +144,13 @@ void ForecastRunner::Publish(int64_t ts_ns, telemetry::PointSink& sink) {
     for (const forecast::HorizonForecast& h : fs.horizons) {
       std::vector<telemetry::Label> labels = t.key.labels();
       labels.emplace_back("horizon", std::to_string(h.horizon));
-      sink.Emit(SeriesKey(DerivedName(t.key, "forecast_mean"), labels), at, h.mean);
-      sink.Emit(SeriesKey(DerivedName(t.key, "forecast_lo80"), labels), at, h.lo);
-      sink.Emit(SeriesKey(DerivedName(t.key, "forecast_hi80"), labels), at, h.hi);
+      derived.Emit(SeriesKey(DerivedName(t.key, "forecast_mean"), labels), at, h.mean);
+      derived.Emit(SeriesKey(DerivedName(t.key, "forecast_lo80"), labels), at, h.lo);
+      derived.Emit(SeriesKey(DerivedName(t.key, "forecast_hi80"), labels), at, h.hi);
     }
-    sink.Emit(SeriesKey(DerivedName(t.key, "anomaly_score"), t.key.labels()), at,
+    derived.Emit(SeriesKey(DerivedName(t.key, "anomaly_score"), t.key.labels()), at,
               f->AnomalyScore());
-    sink.Emit(SeriesKey(DerivedName(t.key, "anomaly_events_total"), t.key.labels()), at,
+    derived.Emit(SeriesKey(DerivedName(t.key, "anomaly_events_total"), t.key.labels()), at,
               static_cast<double>(f->stats().anomaly_events));
   }
   const forecast::BankStats stats = s.bank.stats();

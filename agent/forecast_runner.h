@@ -55,8 +55,10 @@ class ForecastRunner {
   // Every point the agent writes. Cheap for series that no selector matches.
   void Observe(const telemetry::SeriesKey& key, int64_t ts_ns, double value);
   // Closes steps that ended by `ts_ns`, writes the derived series of every series whose
-  // forecast changed, and saves state every save_interval.
-  void Publish(int64_t ts_ns, telemetry::PointSink& sink);
+  // forecast changed to `derived` (one point per step: the daemon gives them shorter rings)
+  // and the runner's own gauges to `sink`, and saves state every save_interval.
+  void Publish(int64_t ts_ns, telemetry::PointSink& sink, telemetry::PointSink& derived);
+  void Publish(int64_t ts_ns, telemetry::PointSink& sink) { Publish(ts_ns, sink, sink); }
   // Saves every series' state now.
   Status Save();
 

@@ -4,19 +4,21 @@
 //
 //   offset 0                  SegmentHeader        (kHeaderSize bytes)
 //   directory_offset          DirectorySlot[max_series]
-//   rings_offset              max_series rings, ring i at rings_offset + i * RingStride(capacity),
-//                             each `capacity` PointCells
+//   rings_offset              max_series ring slots, slot i at rings_offset + i * RingStride(capacity);
+//                             series i uses the first DirectorySlot::capacity PointCells of
+//                             its slot (<= the header's capacity; set when it is added)
 //   total_size                end of the segment (== the size of the shm object)
 //
 // The object is sized with ftruncate, so it is sparse: pages of series that were never
-// added cost no memory. The writer allocates (fallocate) a series' pages when the series
-// is added, so that a full /dev/shm is reported by ShmWriter::Resolve instead of killing
-// the writer with SIGBUS on its first store to an unbacked page.
+// added, and the unused tail of a shorter series' slot, cost no memory. The writer
+// allocates (fallocate) a series' ring when the series is added, so that a full /dev/shm
+// is reported by ShmWriter::Resolve instead of killing the writer with SIGBUS on its first
+// store to an unbacked page.
 //
 // Concurrency protocol (one writer process, any number of read-only reader processes):
 //   - Everything in the header except `state`, `series_count` and `points_written` is
 //     written before the segment becomes visible under its name and never changes.
-//   - A directory slot (key, key_length) is written before `series_count` is raised past it
+//   - A directory slot (key, key_length, capacity) is written before `series_count` is raised past it
 //     with a release store; readers load `series_count` with acquire and then read the
 //     slot's key with plain loads. A published key never changes.
 //   - Each series has a sequence counter `seq`: seq == 2 * (points ever appended), plus one
@@ -24,7 +26,8 @@
 //     the point (relaxed atomic stores), then seq+2 (release). A reader loads seq (acquire),
 //     copies points (relaxed atomic loads), issues an acquire fence and reloads seq; the
 //     reload bounds how many appends may have overwritten what it copied (see
-//     shm_store.cc). The point of logical index j (0-based, ever) is in cell j % capacity.
+//     shm_store.cc). The point of logical index j (0-based, ever) is in cell j % capacity,
+//     with the series' own capacity.
 //   - All fields that are written while readers may be reading are std::atomic, so there
 //     are no data races; the static_asserts below pin their size and lock-freedom, which
 //     makes them plain memory words that another process can read.
@@ -45,7 +48,8 @@ namespace augur::telemetry::shm {
 
 // "AUGURSHM" as the first eight bytes of the segment (read as a little-endian u64).
 inline constexpr uint64_t kMagic = 0x4d48535255475541ULL;
-inline constexpr uint32_t kLayoutVersion = 1;
+// 2: per-series ring capacity (DirectorySlot::capacity).
+inline constexpr uint32_t kLayoutVersion = 2;
 
 // SegmentHeader::state values.
 inline constexpr uint32_t kStateCreating = 0;  // zero-filled; never visible under the name
@@ -66,7 +70,7 @@ struct SegmentHeader {
   int64_t created_ns;                  // CLOCK_REALTIME ns when the writer created the segment
   int32_t writer_pid;                  // pid of the writer (in its pid namespace)
   std::atomic<uint32_t> state;         // kState*
-  uint32_t capacity;                   // points per series ring, >= 2
+  uint32_t capacity;                   // points per ring slot (a series' largest), >= 2
   uint32_t max_series;                 // directory slots, >= 1
   uint32_t slot_size;                  // sizeof(DirectorySlot)
   uint32_t point_size;                 // sizeof(PointCell)
@@ -86,9 +90,11 @@ struct DirectorySlot {
   // Written by every append to this series.
   std::atomic<uint64_t> seq;  // 2 * points appended, +1 while an append is in progress
   uint32_t head;              // writer-private cursor (next cell); readers derive it from seq
+  // Written once, before the slot is published through series_count (with key).
   uint32_t key_length;        // bytes of key, <= kKeyCapacity - 1
-  uint64_t reserved[6];
-  // Written once, before the slot is published through series_count.
+  uint32_t capacity;          // points in this series' ring, 2..SegmentHeader::capacity
+  uint32_t reserved0;
+  uint64_t reserved[5];
   char key[kKeyCapacity];  // canonical SeriesKey::ToString(), NUL-terminated
 };
 
@@ -130,6 +136,7 @@ static_assert(sizeof(DirectorySlot) == 320);
 static_assert(offsetof(DirectorySlot, seq) == 0);
 static_assert(offsetof(DirectorySlot, head) == 8);
 static_assert(offsetof(DirectorySlot, key_length) == 12);
+static_assert(offsetof(DirectorySlot, capacity) == 16);
 static_assert(offsetof(DirectorySlot, key) == 64);
 
 static_assert(std::is_standard_layout_v<PointCell>);

@@ -135,8 +135,13 @@ void MarkStale(std::string_view name) {
   }
 }
 
+// Bytes of a ring of `capacity` points (what a series' ring uses of its slot).
+uint64_t RingBytes(uint32_t capacity) {
+  return shm::RoundUp(uint64_t{capacity} * sizeof(PointCell), shm::kRingAlignment);
+}
+
 SegmentInfo InfoFromHeader(const SegmentHeader& h, uint64_t bytes_total, uint64_t rings_offset,
-                           uint64_t ring_stride) {
+                           uint64_t ring_bytes) {
   SegmentInfo info;
   info.layout_version = h.layout_version;
   info.generation = h.generation;
@@ -147,7 +152,7 @@ SegmentInfo InfoFromHeader(const SegmentHeader& h, uint64_t bytes_total, uint64_
   info.series_count = std::min(h.series_count.load(std::memory_order_acquire), h.max_series);
   info.points_written = h.points_written.load(std::memory_order_relaxed);
   info.bytes_total = bytes_total;
-  info.bytes_used = rings_offset + uint64_t{info.series_count} * ring_stride;
+  info.bytes_used = rings_offset + ring_bytes;
   return info;
 }
 
@@ -187,10 +192,11 @@ struct ShmWriter::Impl {
   SegmentHeader* header = nullptr;
   DirectorySlot* directory = nullptr;
   char* rings = nullptr;
-  uint32_t capacity = 0;
+  uint32_t capacity = 0;  // the largest ring; a series' own is in its DirectorySlot
   uint32_t max_series = 0;
   // Series added so far; mirrors header->series_count without touching shared memory.
   uint32_t series_count = 0;
+  uint64_t ring_bytes = 0;  // RingBytes() of every series added
   // Ids below this are appended; Close() sets it to 0 so later points are dropped.
   uint32_t appendable = 0;
   std::unordered_map<std::string, SeriesId> ids;  // canonical key -> id
@@ -308,7 +314,7 @@ Result<std::unique_ptr<ShmWriter>> ShmWriter::Create(const StoreOptions& options
   return std::unique_ptr<ShmWriter>(new ShmWriter(std::move(impl), options));
 }
 
-Result<SeriesId> ShmWriter::Resolve(const SeriesKey& key) {
+Result<SeriesId> ShmWriter::Resolve(const SeriesKey& key, uint32_t capacity) {
   Impl& m = *impl_;
   if (m.lock_fd < 0) {
     return Err(Status::FailedPrecondition("writer of " + SegmentName(m.name) + " is closed"));
@@ -316,6 +322,12 @@ Result<SeriesId> ShmWriter::Resolve(const SeriesKey& key) {
   if (Status st = key.Validate(); !st.ok()) return Err(st);
   std::string canonical = key.ToString();
   if (auto it = m.ids.find(canonical); it != m.ids.end()) return it->second;
+  if (capacity == 0) capacity = m.capacity;
+  if (capacity < 2 || capacity > m.capacity) {
+    return Err(Status::InvalidArgument(
+        "series " + canonical + ": ring capacity " + std::to_string(capacity) + " is not in 2.." +
+        std::to_string(m.capacity) + " (the capacity of " + SegmentName(m.name) + ")"));
+  }
   if (m.series_count >= m.max_series) {
     return Err(Status::Unavailable(
         SegmentName(m.name) + " is full: all " + std::to_string(m.max_series) +
@@ -325,12 +337,13 @@ Result<SeriesId> ShmWriter::Resolve(const SeriesKey& key) {
   const uint64_t slot_offset = m.geometry.directory_offset + uint64_t{id} * sizeof(DirectorySlot);
   const uint64_t ring_offset = m.geometry.rings_offset + uint64_t{id} * m.geometry.ring_stride;
   if (Status st = m.Reserve(slot_offset, sizeof(DirectorySlot)); !st.ok()) return Err(st);
-  if (Status st = m.Reserve(ring_offset, m.geometry.ring_stride); !st.ok()) return Err(st);
+  if (Status st = m.Reserve(ring_offset, RingBytes(capacity)); !st.ok()) return Err(st);
 
   auto* slot = new (&m.directory[id]) DirectorySlot{};
   std::memcpy(slot->key, canonical.data(), canonical.size());
   slot->key[canonical.size()] = '\0';
   slot->key_length = static_cast<uint32_t>(canonical.size());
+  slot->capacity = capacity;
   // Ring cells are constructed by Append on the first lap, not here: touching the whole
   // ring now would fault in (and count in the writer's RSS) pages that a slow series
   // reaches only hours later. Readers never read a cell before its first append.
@@ -338,6 +351,7 @@ Result<SeriesId> ShmWriter::Resolve(const SeriesKey& key) {
   m.header->series_count.store(id + 1, std::memory_order_release);
   m.series_count = id + 1;
   m.appendable = m.series_count;
+  m.ring_bytes += RingBytes(capacity);
   m.ids.emplace(std::move(canonical), id);
   return id;
 }
@@ -356,12 +370,13 @@ void ShmWriter::Append(SeriesId id, int64_t ts_ns, double value) {
   slot.seq.store(seq + 1, std::memory_order_release);
   std::atomic_thread_fence(std::memory_order_release);
   const uint32_t head = slot.head;
+  const uint32_t capacity = slot.capacity;  // written by Resolve, on this cache line
   PointCell* cell_ptr = &m.Ring(id)[head];
-  if (seq / 2 < m.capacity) cell_ptr = new (cell_ptr) PointCell{};  // first lap
+  if (seq / 2 < capacity) cell_ptr = new (cell_ptr) PointCell{};  // first lap
   PointCell& cell = *cell_ptr;
   cell.ts_ns.store(ts_ns, std::memory_order_relaxed);
   cell.value_bits.store(std::bit_cast<uint64_t>(value), std::memory_order_relaxed);
-  slot.head = head + 1 == m.capacity ? 0 : head + 1;
+  slot.head = head + 1 == capacity ? 0 : head + 1;
   slot.seq.store(seq + 2, std::memory_order_release);
   // Single writer: load+store instead of a locked read-modify-write.
   m.header->points_written.store(m.header->points_written.load(std::memory_order_relaxed) + 1,
@@ -383,7 +398,7 @@ void ShmWriter::Close() {
 SegmentInfo ShmWriter::Info() const {
   const Impl& m = *impl_;
   return InfoFromHeader(*m.header, m.geometry.total_size, m.geometry.rings_offset,
-                        m.geometry.ring_stride);
+                        m.ring_bytes);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -398,6 +413,12 @@ struct ShmReader::Impl {
   // are written once (or on Resolve/Close), so this load stays a cache hit on the hot path.
   bool Published(SeriesId id) const {
     return id < max_series && id < header->series_count.load(std::memory_order_acquire);
+  }
+  // The ring capacity of published slot `id`, or 0 when the slot's value is impossible
+  // (a corrupt segment): such a series reads as empty instead of reading out of its slot.
+  uint32_t Capacity(SeriesId id) const {
+    const uint32_t c = directory[id].capacity;
+    return c >= 2 && c <= capacity ? c : 0;
   }
 
   bip::mapped_region region;  // read-only
@@ -553,8 +574,10 @@ Result<bool> ShmReader::Refresh() {
 
 SegmentInfo ShmReader::Info() const {
   const Impl& m = *impl_;
-  return InfoFromHeader(*m.header, m.geometry.total_size, m.geometry.rings_offset,
-                        m.geometry.ring_stride);
+  const uint32_t n = std::min(m.header->series_count.load(std::memory_order_acquire), m.max_series);
+  uint64_t ring_bytes = 0;
+  for (SeriesId i = 0; i < n; ++i) ring_bytes += RingBytes(m.Capacity(i));
+  return InfoFromHeader(*m.header, m.geometry.total_size, m.geometry.rings_offset, ring_bytes);
 }
 
 std::vector<SeriesEntry> ShmReader::List() const {
@@ -567,7 +590,8 @@ std::vector<SeriesEntry> ShmReader::List() const {
     if (slot.key_length >= shm::kKeyCapacity) continue;  // corrupt slot: skip, don't overrun
     Result<SeriesKey> key = SeriesKey::Parse(std::string_view(slot.key, slot.key_length));
     if (!key) continue;
-    out.push_back(SeriesEntry{i, *std::move(key), slot.seq.load(std::memory_order_acquire) >> 1});
+    out.push_back(SeriesEntry{i, *std::move(key), slot.seq.load(std::memory_order_acquire) >> 1,
+                              m.Capacity(i)});
   }
   return out;
 }
@@ -596,6 +620,8 @@ std::optional<Point> ShmReader::Latest(SeriesId id) const {
   if (!m.Published(id)) return std::nullopt;
   const DirectorySlot& slot = m.directory[id];
   const PointCell* ring = m.Ring(id);
+  const uint64_t capacity = m.Capacity(id);
+  if (capacity == 0) return std::nullopt;
   for (int attempt = 0; attempt < kMaxLatestAttempts; ++attempt) {
     const uint64_t s1 = slot.seq.load(std::memory_order_acquire);
     const uint64_t completed = s1 >> 1;
@@ -603,12 +629,12 @@ std::optional<Point> ShmReader::Latest(SeriesId id) const {
     // With s1 odd the append of index `completed` is in progress; it writes another cell
     // (capacity >= 2), so the newest completed point is still readable.
     const uint64_t j = completed - 1;
-    const PointCell& cell = ring[j % m.capacity];
+    const PointCell& cell = ring[j % capacity];
     const int64_t ts = cell.ts_ns.load(std::memory_order_relaxed);
     const uint64_t bits = cell.value_bits.load(std::memory_order_relaxed);
     std::atomic_thread_fence(std::memory_order_acquire);
     const uint64_t s2 = slot.seq.load(std::memory_order_relaxed);
-    if (s2 >= s1 && j + m.capacity >= AppendsStarted(s2)) {
+    if (s2 >= s1 && j + capacity >= AppendsStarted(s2)) {
       return Point{ts, std::bit_cast<double>(bits)};
     }
   }
@@ -621,20 +647,22 @@ std::vector<Point> ShmReader::Last(SeriesId id, size_t n) const {
   if (n == 0 || !m.Published(id)) return out;
   const DirectorySlot& slot = m.directory[id];
   const PointCell* ring = m.Ring(id);
+  const uint64_t capacity = m.Capacity(id);
+  if (capacity == 0) return out;
   for (int attempt = 0; attempt < kMaxLastAttempts; ++attempt) {
     const uint64_t s1 = slot.seq.load(std::memory_order_acquire);
     const uint64_t completed = s1 >> 1;
     // An append in progress (s1 odd) is overwriting the oldest cell: leave it out.
-    const uint64_t available = std::min<uint64_t>(completed, m.capacity - (s1 & 1));
+    const uint64_t available = std::min<uint64_t>(completed, capacity - (s1 & 1));
     const uint64_t count = std::min<uint64_t>(n, available);
     if (count == 0) return out;
     const uint64_t first = completed - count;  // logical index of the oldest point copied
     out.resize(count);
-    uint64_t cell = first % m.capacity;
+    uint64_t cell = first % capacity;
     for (uint64_t k = 0; k < count; ++k) {
       out[k].ts_ns = ring[cell].ts_ns.load(std::memory_order_relaxed);
       out[k].value = std::bit_cast<double>(ring[cell].value_bits.load(std::memory_order_relaxed));
-      if (++cell == m.capacity) cell = 0;
+      if (++cell == capacity) cell = 0;
     }
     std::atomic_thread_fence(std::memory_order_acquire);
     const uint64_t s2 = slot.seq.load(std::memory_order_relaxed);
@@ -643,7 +671,7 @@ std::vector<Point> ShmReader::Last(SeriesId id, size_t n) const {
       continue;
     }
     const uint64_t started = AppendsStarted(s2);
-    const uint64_t oldest_intact = started > m.capacity ? started - m.capacity : 0;
+    const uint64_t oldest_intact = started > capacity ? started - capacity : 0;
     if (first >= oldest_intact) return out;
     // The writer lapped the oldest points while we copied. Retry for the full answer; on
     // the last attempt return the intact (newest) part, which is a consistent answer too.

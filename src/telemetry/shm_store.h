@@ -39,7 +39,7 @@ struct Point {
 
 struct StoreOptions {
   std::string name = "augur";  // segment name: /dev/shm/<name>
-  uint32_t capacity = 3600;    // points per series ring
+  uint32_t capacity = 3600;    // points per series ring (the largest; see Resolve)
   uint32_t max_series = 2048;  // directory slots
 };
 
@@ -72,11 +72,15 @@ class ShmWriter {
   ShmWriter(const ShmWriter&) = delete;
   ShmWriter& operator=(const ShmWriter&) = delete;
 
-  // Finds or adds the series. InvalidArgument for a key that does not Validate();
+  // Finds or adds the series. A new series gets a ring of `capacity` points (0: the
+  // segment's capacity; else 2..capacity): a series written rarely, such as a forecast
+  // published once a minute, needs fewer points for the same span, and the pages it does
+  // not use are never touched. An existing series keeps the ring it was added with.
+  // InvalidArgument for a key that does not Validate() or a capacity out of range;
   // ResourceExhausted-like Unavailable when the directory is full; IOError when /dev/shm
   // has no memory left for the series' ring (allocated here, so Append cannot fault);
   // FailedPrecondition after Close(). Not for the hot path: callers keep the id.
-  Result<SeriesId> Resolve(const SeriesKey& key);
+  Result<SeriesId> Resolve(const SeriesKey& key, uint32_t capacity = 0);
   // Appends a point to series `id` (from Resolve). Wait-free; overwrites the oldest point
   // once the ring is full. Points for an id this writer did not return, and all points
   // after Close(), are dropped.
@@ -99,7 +103,8 @@ class ShmWriter {
 struct SeriesEntry {
   SeriesId id = 0;
   SeriesKey key;
-  uint64_t count = 0;  // points ever appended
+  uint64_t count = 0;     // points ever appended
+  uint32_t capacity = 0;  // points its ring holds
 };
 
 // Thread safety: const methods may be called concurrently; Refresh() must not run

@@ -378,6 +378,10 @@ std::map<std::string, Config> GoodExpectations() {
   plugins.plugins.config["libvirt"] = {{"uri", "test:///default"}, {"autostart", "true"}};
   want["plugins.yaml"] = plugins;
   want["plugins_empty_lists.yaml"] = d;
+  Config history = d;
+  history.telemetry.capacity = 100;
+  history.forecast.history = 100;  // up to telemetry.capacity, inclusive
+  want["forecast_history.yaml"] = history;
   return want;
 }
 
@@ -453,7 +457,8 @@ TEST(ShippedConfigTest, SetsEveryKeyExplicitly) {
       {"log", {"level"}},
       {"plugins", {"dir", "enabled", "state_dir", "call_timeout", "config"}},
       {"forecast",
-       {"enabled", "step", "horizons", "series", "state_dir", "anomaly_threshold", "max_series"}},
+       {"enabled", "step", "horizons", "series", "state_dir", "anomaly_threshold", "max_series",
+        "history"}},
   };
   // Values that are a list or a map; every other value is a scalar.
   const std::set<std::string> lists = {"plugins.enabled", "forecast.horizons", "forecast.series"};

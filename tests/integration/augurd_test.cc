@@ -222,7 +222,8 @@ TEST_F(AugurdTest, ForecastsAppearInTheStoreAndAugurctlPlotsThem) {
     std::ofstream f(config_path_);
     f << "telemetry:\n  interval: 200ms\n  ebpf: off\n  shm_name: " << shm_
       << "\nmetrics:\n  enabled: false\nforecast:\n  state_dir: \"\"\n  step: 1s\n"
-      << "  horizons: [1, 3]\n  series: ['memory_bytes{kind=\"available\"}']\n";
+      << "  horizons: [1, 3]\n  series: ['memory_bytes{kind=\"available\"}']\n"
+      << "  history: 50\n";
   }
   auto agent = StartAgent();
   const telemetry::SeriesKey derived(
@@ -238,6 +239,11 @@ TEST_F(AugurdTest, ForecastsAppearInTheStoreAndAugurctlPlotsThem) {
   EXPECT_GT(latest->value, 0) << "available memory forecast";
   EXPECT_TRUE(reader->Find(telemetry::SeriesKey("memory_bytes:anomaly_score",
                                                 {{"kind", "available"}, {"source", "procfs"}})));
+  // Derived series keep forecast.history points; collected ones telemetry.capacity.
+  for (const telemetry::SeriesEntry& e : reader->List()) {
+    const bool is_derived = e.key.name().find(':') != std::string::npos;
+    EXPECT_EQ(e.capacity, is_derived ? 50u : reader->Info().capacity) << e.key.ToString();
+  }
 
   const std::string series = "memory_bytes{kind=\"available\",source=\"procfs\"}";
   auto plot = testing::Run({BuildPath("agent/augurctl"), "--shm", shm_, "forecast", series});

@@ -339,7 +339,7 @@ TEST_F(ShmStoreTest, ReaderRejectsWrongLayoutVersion) {
   ASSERT_FALSE(r.has_value());
   EXPECT_TRUE(r.error().IsCorruption()) << r.error().ToString();
   EXPECT_THAT(r.error().message(), HasSubstr("layout version 99"));
-  EXPECT_THAT(r.error().message(), HasSubstr("supports version 1"));
+  EXPECT_THAT(r.error().message(), HasSubstr("supports version 2"));
 }
 
 TEST_F(ShmStoreTest, ReaderRejectsTruncatedSegment) {
@@ -382,7 +382,7 @@ TEST_F(ShmStoreTest, InfoReportsGeometryAndSparseUsage) {
   ASSERT_EQ(stat(ShmPath(name_).c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0644u);  // readable by unprivileged readers
   const SegmentInfo info = w->Info();
-  EXPECT_EQ(info.layout_version, 1u);
+  EXPECT_EQ(info.layout_version, 2u);
   EXPECT_EQ(info.capacity, 3600u);
   EXPECT_EQ(info.max_series, 2048u);
   EXPECT_EQ(info.series_count, 3u);
@@ -404,6 +404,72 @@ TEST_F(ShmStoreTest, InfoReportsGeometryAndSparseUsage) {
   EXPECT_EQ(rinfo.bytes_total, info.bytes_total);
   EXPECT_EQ(rinfo.series_count, 3u);
   EXPECT_EQ(rinfo.points_written, 3u);
+}
+
+TEST_F(ShmStoreTest, ASeriesWithAShorterRingWrapsAtItsOwnCapacity) {
+  auto w = MustCreate(/*capacity=*/64, /*max_series=*/4);
+  ASSERT_NE(w, nullptr);
+  auto full = w->Resolve(SeriesKey("full", {}));
+  auto shortr = w->Resolve(SeriesKey("short", {}), 8);
+  ASSERT_TRUE(full && shortr);
+  // Asking again keeps the ring the series was added with.
+  EXPECT_EQ(*w->Resolve(SeriesKey("short", {}), 32), *shortr);
+  for (int i = 0; i < 20; ++i) {
+    w->Append(*full, 100 + i, i);
+    w->Append(*shortr, 100 + i, -i);
+  }
+  auto r = MustOpen();
+  ASSERT_NE(r, nullptr);
+  const std::vector<Point> all = r->Last(*full, 100);
+  ASSERT_EQ(all.size(), 20u);
+  const std::vector<Point> last = r->Last(*shortr, 100);
+  ASSERT_EQ(last.size(), 8u);  // the newest 8, oldest first
+  for (size_t k = 0; k < last.size(); ++k) {
+    EXPECT_EQ(last[k].ts_ns, 112 + static_cast<int64_t>(k));
+    EXPECT_EQ(last[k].value, -12.0 - static_cast<double>(k));
+  }
+  EXPECT_EQ(r->Latest(*shortr)->value, -19.0);
+  const auto list = r->List();
+  ASSERT_EQ(list.size(), 2u);
+  EXPECT_EQ(list[0].capacity, 64u);
+  EXPECT_EQ(list[1].capacity, 8u);
+  EXPECT_EQ(list[1].count, 20u);
+  // Only the rings' own bytes count as used: 64 and 8 points.
+  const SegmentInfo info = r->Info();
+  const uint64_t rings_offset = (192 + 4 * 320 + 4095) / 4096 * 4096;
+  EXPECT_EQ(info.bytes_used, rings_offset + 64 * 16 + 8 * 16);
+  EXPECT_EQ(w->Info().bytes_used, info.bytes_used);
+}
+
+TEST_F(ShmStoreTest, ResolveRejectsARingCapacityOutOfRange) {
+  auto w = MustCreate(/*capacity=*/16, /*max_series=*/4);
+  ASSERT_NE(w, nullptr);
+  for (uint32_t bad : {1u, 17u}) {
+    auto id = w->Resolve(SeriesKey("m", {}), bad);
+    ASSERT_FALSE(id) << bad;
+    EXPECT_TRUE(id.error().IsInvalidArgument());
+    EXPECT_THAT(id.error().message(),
+                HasSubstr("ring capacity " + std::to_string(bad) + " is not in 2..16"));
+  }
+  EXPECT_EQ(w->Info().series_count, 0u);  // nothing half-added
+  EXPECT_TRUE(w->Resolve(SeriesKey("m", {}), 2).has_value());
+}
+
+TEST_F(ShmStoreTest, ACorruptSlotCapacityReadsAsAnEmptySeries) {
+  auto w = MustCreate(/*capacity=*/16, /*max_series=*/4);
+  ASSERT_NE(w, nullptr);
+  auto id = w->Resolve(SeriesKey("m", {}));
+  ASSERT_TRUE(id);
+  for (int i = 0; i < 5; ++i) w->Append(*id, i, i);
+  auto r = MustOpen();
+  ASSERT_NE(r, nullptr);
+  const off_t at = static_cast<off_t>(sizeof(shm::SegmentHeader) +
+                                      offsetof(shm::DirectorySlot, capacity));
+  for (uint32_t bad : {0u, 1u, 17u, 0xffffffffu}) {
+    Overwrite(at, &bad, sizeof bad);
+    EXPECT_FALSE(r->Latest(*id).has_value()) << bad;
+    EXPECT_TRUE(r->Last(*id, 10).empty()) << bad;
+  }
 }
 
 TEST_F(ShmStoreTest, OutOfRangeIdsAreHarmless) {
