@@ -1,16 +1,16 @@
-// HttpServer: the small HTTP/1.1 server behind augurd's read-only endpoints (/metrics).
+// HttpServer: the HTTP/1.1 server behind augurd's read-only endpoints (/metrics), on
+// Boost.Beast and Boost.Asio (header-only, in libboost-dev: no OpenSSL, zlib or brotli in
+// a daemon that runs as root and serves one plain GET).
 //
-// What it does: GET and HEAD, persistent connections (HTTP/1.1 keep-alive, pipelining),
-// Content-Length responses. What it refuses, with a status and a closed connection: other
-// methods (405, with Allow), malformed request lines (400), header blocks over
-// `max_header_bytes` (431), more than `max_connections` clients (503). A request body is
-// never read: a request that announces one is answered and its connection closed. No TLS,
-// no chunked or compressed bodies: a scraper on the host or the LAN needs none of it, and
-// leaving them out keeps OpenSSL, zlib and brotli out of a daemon that runs as root.
+// What it does: GET and HEAD, persistent connections (HTTP/1.1 keep-alive, pipelining).
+// What it refuses, with a status and a closed connection: other methods (405, with Allow),
+// malformed requests (400), request heads over `max_header_bytes` (431), bodies over
+// `max_body_bytes` (413), more than `max_connections` clients at once (503). A request with
+// a body is answered and its connection closed.
 //
-// One thread serves every connection from a poll() loop, so a slow client holds only its
-// own connection (until `request_timeout`), never the others. Handlers run on that thread
-// and must not block for long.
+// One thread serves every connection asynchronously, so a slow client holds only its own
+// connection (until `timeout`), never the others. Handlers run on that thread and must not
+// block for long.
 //
 // Thread safety: Start/Stop/port from any one thread; the handler runs on the server's.
 #ifndef AUGUR_AGENT_HTTP_SERVER_H_
@@ -43,11 +43,11 @@ using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
 struct HttpServerOptions {
   size_t max_connections = 32;
   size_t max_header_bytes = 8192;
-  // From a request's first byte to its last header line; also how long a response may take
-  // to drain to a client that stopped reading.
-  std::chrono::milliseconds request_timeout{5000};
-  // An idle persistent connection is closed after this.
-  std::chrono::milliseconds idle_timeout{5000};
+  size_t max_body_bytes = 4096;
+  // A connection is closed when it has not sent a whole request within this (counted from
+  // the previous response, so it is also the idle limit of a persistent connection), or
+  // has not taken a response within it.
+  std::chrono::milliseconds timeout{5000};
 };
 
 class HttpServer {
@@ -75,9 +75,6 @@ class HttpServer {
   explicit HttpServer(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
-
-// "[::1]:9464" for IPv6 hosts, "127.0.0.1:9464" otherwise: how users write it.
-std::string FormatHostPort(const HostPort& hp);
 
 }  // namespace augur::agent
 
