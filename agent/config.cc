@@ -58,8 +58,8 @@ constexpr std::string_view kMetricsKeys[] = {"enabled", "listen"};
 constexpr std::string_view kLogKeys[] = {"level"};
 constexpr std::string_view kPluginsKeys[] = {"dir", "enabled", "state_dir", "call_timeout",
                                              "config"};
-constexpr std::string_view kForecastKeys[] = {"enabled",  "step",      "horizons",
-                                              "series",   "state_dir", "anomaly_threshold",
+constexpr std::string_view kForecastKeys[] = {"enabled",    "step",      "horizons",
+                                              "series",     "state_dir", "anomaly_threshold",
                                               "max_series", "history"};
 constexpr std::string_view kLogLevels[] = {"trace", "debug", "info", "warn", "error"};
 constexpr std::string_view kEbpfWords[] = {"auto", "on", "off"};

@@ -149,9 +149,9 @@ void ForecastRunner::Publish(int64_t ts_ns, telemetry::PointSink& sink,
       derived.Emit(SeriesKey(DerivedName(t.key, "forecast_hi80"), labels), at, h.hi);
     }
     derived.Emit(SeriesKey(DerivedName(t.key, "anomaly_score"), t.key.labels()), at,
-              f->AnomalyScore());
+                 f->AnomalyScore());
     derived.Emit(SeriesKey(DerivedName(t.key, "anomaly_events_total"), t.key.labels()), at,
-              static_cast<double>(f->stats().anomaly_events));
+                 static_cast<double>(f->stats().anomaly_events));
   }
   const forecast::BankStats stats = s.bank.stats();
   sink.Emit(SeriesKey("augur_forecast_series", {}), ts_ns, static_cast<double>(stats.series));

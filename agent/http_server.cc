@@ -38,8 +38,7 @@ struct Shared {
 // One connection: read a request, answer it, and again while the client keeps it open.
 class HttpSession : public std::enable_shared_from_this<HttpSession> {
  public:
-  HttpSession(Shared& server, tcp::socket socket)
-      : server_(server), stream_(std::move(socket)) {
+  HttpSession(Shared& server, tcp::socket socket) : server_(server), stream_(std::move(socket)) {
     self_ = server_.sessions.insert(server_.sessions.end(), this);
   }
   ~HttpSession() { server_.sessions.erase(self_); }
@@ -65,26 +64,28 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     parser_->header_limit(static_cast<uint32_t>(server_.options.max_header_bytes));
     parser_->body_limit(server_.options.max_body_bytes);
     stream_.expires_after(server_.options.timeout);
-    http::async_read(stream_, buffer_, *parser_,
-                     [self = shared_from_this()](beast::error_code ec, size_t) {
-                       self->OnRead(ec);
-                     });
+    http::async_read(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
   }
 
   void OnRead(beast::error_code ec) {
+    const HttpServerOptions& o = server_.options;
     if (ec == http::error::header_limit) {
-      return Reply(MakeError(431, fmt::format("request head over {} bytes",
-                                              server_.options.max_header_bytes), 11),
-                   true);
+      const std::string why = fmt::format("request head over {} bytes", o.max_header_bytes);
+      return Reply(MakeError(431, why, 11), /*close=*/true);
     }
     if (ec == http::error::body_limit) {
-      return Reply(MakeError(413, fmt::format("request body over {} bytes",
-                                              server_.options.max_body_bytes), 11),
-                   true);
+      const std::string why = fmt::format("request body over {} bytes", o.max_body_bytes);
+      return Reply(MakeError(413, why, 11), /*close=*/true);
     }
-    if (ec && ec.category() == http::make_error_code(http::error::bad_method).category() &&
-        ec != http::error::end_of_stream && ec != http::error::partial_message) {
-      return Reply(MakeError(400, "malformed request: " + ec.message(), 11), true);
+    // Beast's parse errors share one category (bad_method's); of those, end_of_stream and
+    // partial_message mean the client went away, not that it sent garbage.
+    const bool parse_error =
+        ec && ec.category() == http::make_error_code(http::error::bad_method).category() &&
+        ec != http::error::end_of_stream && ec != http::error::partial_message;
+    if (parse_error) {
+      return Reply(MakeError(400, "malformed request: " + ec.message(), 11), /*close=*/true);
     }
     if (ec) return Close();  // the client left, timed out, or the server is stopping
     const http::request<http::string_body>& req = parser_->get();
@@ -92,7 +93,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     if (req.method() != http::verb::get && req.method() != http::verb::head) {
       Response res = MakeError(405, "only GET and HEAD are served", version);
       res.set(http::field::allow, "GET, HEAD");
-      return Reply(std::move(res), true);
+      return Reply(std::move(res), /*close=*/true);
     }
     HttpRequest request;
     request.method = req.method() == http::verb::head ? "HEAD" : "GET";
@@ -108,8 +109,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     res.body() = std::move(answer.body);
     res.prepare_payload();
     if (request.method == "HEAD") res.body().clear();  // Content-Length stays the GET's
-    const bool close = !req.keep_alive();
-    Reply(std::move(res), close);
+    Reply(std::move(res), /*close=*/!req.keep_alive());
   }
 
   static Response MakeError(int status, std::string_view detail, unsigned version) {

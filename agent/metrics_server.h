@@ -4,7 +4,7 @@
 //                 format (see prometheus_text.h); 503 with a one-line reason while there is
 //                 no segment to read
 //   GET /         a short page pointing at /metrics
-//   anything else 404
+//   other paths   404; other methods 405 (HEAD is served like GET, without the body)
 //
 // It reads the store through its own ShmReader, opened at the first scrape and re-attached
 // (ShmReader::Refresh) when the agent re-creates the segment, so it works the same inside

@@ -294,9 +294,10 @@ Status AnomalyDetector::Load(StateReader* r) {
   AUGUR_RETURN_IF_ERROR(r->status());
   if (head_ < 0 || head_ >= kRing || filled_ < 0 || filled_ > kRing || seas_filled_ < 0 ||
       seas_filled_ > kRing || since_move_ < 0 || quiet_ < 0 || event_steps_ < 0 || run_ < 0 ||
-      since_routine_ < 0 || !(routine_n_ >= 0 && routine_n_ < 1e6) || !std::isfinite(routine_log_) ||
-      pending_age_ < -1 || pending_age_ > kRoutineReturn || !std::isfinite(pending_base_) ||
-      !std::isfinite(pending_peak_) || !std::isfinite(pending_log_)) {
+      since_routine_ < 0 || !(routine_n_ >= 0 && routine_n_ < 1e6) ||
+      !std::isfinite(routine_log_) || pending_age_ < -1 || pending_age_ > kRoutineReturn ||
+      !std::isfinite(pending_base_) || !std::isfinite(pending_peak_) ||
+      !std::isfinite(pending_log_)) {
     return Status::Corruption("anomaly: bad window state");
   }
   for (double d : ring_) {

@@ -140,14 +140,14 @@ class AnomalyDetector {
   int filled_ = 0;       // values in ring_
   int seas_filled_ = 0;  // consecutive seasonal values in seas_ring_
   int since_move_ = 1 << 20;  // steps since a large seasonal move was expected
-  double routine_n_ = 0;        // decayed count of would-be spike alarms that went back
-  double routine_log_ = 0;      // their typical size: EW mean of log |residual| (scale units)
-  int since_routine_ = 1 << 20; // steps since a routine spike was let pass
+  double routine_n_ = 0;      // decayed count of would-be spike alarms that went back
+  double routine_log_ = 0;    // their typical size: EW mean of log |residual| (scale units)
+  int since_routine_ = 1 << 20;  // steps since a routine spike was let pass
   // The newest would-be spike alarm, until it goes back (then it counts) or 4 steps pass.
-  int pending_age_ = -1;        // steps since it (-1: none)
-  double pending_base_ = 0;     // the value before it (raw)
-  double pending_peak_ = 0;     // its value (raw)
-  double pending_log_ = 0;      // log of its |residual| (scale units)
+  int pending_age_ = -1;      // steps since it (-1: none)
+  double pending_base_ = 0;   // the value before it (raw)
+  double pending_peak_ = 0;   // its value (raw)
+  double pending_log_ = 0;    // log of its |residual| (scale units)
   double p_unchanged_ = 0.0;  // decayed share of steps whose value repeated the previous one
   double p_run_start_ = 0.0;  // p_unchanged_ when the current run started
   int run_ = 0;               // current run of repeated values

@@ -4,9 +4,10 @@
 //
 //   offset 0                  SegmentHeader        (kHeaderSize bytes)
 //   directory_offset          DirectorySlot[max_series]
-//   rings_offset              max_series ring slots, slot i at rings_offset + i * RingStride(capacity);
-//                             series i uses the first DirectorySlot::capacity PointCells of
-//                             its slot (<= the header's capacity; set when it is added)
+//   rings_offset              max_series ring slots, slot i at
+//                             rings_offset + i * RingStride(capacity); series i uses the
+//                             first DirectorySlot::capacity PointCells of its slot (<= the
+//                             header's capacity; set when the series is added)
 //   total_size                end of the segment (== the size of the shm object)
 //
 // The object is sized with ftruncate, so it is sparse: pages of series that were never
@@ -18,9 +19,10 @@
 // Concurrency protocol (one writer process, any number of read-only reader processes):
 //   - Everything in the header except `state`, `series_count` and `points_written` is
 //     written before the segment becomes visible under its name and never changes.
-//   - A directory slot (key, key_length, capacity) is written before `series_count` is raised past it
-//     with a release store; readers load `series_count` with acquire and then read the
-//     slot's key with plain loads. A published key never changes.
+//   - A directory slot (key, key_length, capacity) is written before `series_count` is
+//     raised past it with a release store; readers load `series_count` with acquire and
+//     then read the slot's key and capacity with plain loads. A published slot never
+//     changes.
 //   - Each series has a sequence counter `seq`: seq == 2 * (points ever appended), plus one
 //     while an append is in progress. An append stores seq+1 (release), a release fence,
 //     the point (relaxed atomic stores), then seq+2 (release). A reader loads seq (acquire),

@@ -397,8 +397,7 @@ void ShmWriter::Close() {
 
 SegmentInfo ShmWriter::Info() const {
   const Impl& m = *impl_;
-  return InfoFromHeader(*m.header, m.geometry.total_size, m.geometry.rings_offset,
-                        m.ring_bytes);
+  return InfoFromHeader(*m.header, m.geometry.total_size, m.geometry.rings_offset, m.ring_bytes);
 }
 
 // ---------------------------------------------------------------------------------------

@@ -26,18 +26,19 @@ using namespace std::chrono_literals;
 class HttpServerTest : public ::testing::Test {
  protected:
   void StartServer(HttpServerOptions options = {}) {
-    auto server = HttpServer::Start(HostPort{"127.0.0.1", 0},
-                                    [this](const HttpRequest& req) {
-                                      ++handled_;
-                                      HttpResponse r;
-                                      if (req.path == "/big") {
-                                        r.body.assign(1 << 20, 'x');
-                                      } else {
-                                        r.body = req.method + " " + req.path + " ?" + req.query;
-                                      }
-                                      return r;
-                                    },
-                                    options);
+    auto server = HttpServer::Start(
+        HostPort{"127.0.0.1", 0},
+        [this](const HttpRequest& req) {
+          ++handled_;
+          HttpResponse r;
+          if (req.path == "/big") {
+            r.body.assign(1 << 20, 'x');
+          } else {
+            r.body = req.method + " " + req.path + " ?" + req.query;
+          }
+          return r;
+        },
+        options);
     ASSERT_TRUE(server) << server.error().ToString();
     server_ = std::move(*server);
   }
@@ -105,7 +106,9 @@ TEST_F(HttpServerTest, PipelinedRequestsAreAnsweredInOrder) {
   StartServer();
   int fd = Connect();
   ASSERT_GE(fd, 0);
-  Send(fd, "GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\nGET /c HTTP/1.1\r\nConnection: close\r\n\r\n");
+  Send(
+      fd,
+      "GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\nGET /c HTTP/1.1\r\nConnection: close\r\n\r\n");
   bool closed = false;
   std::string r = ReadAll(fd, 2000ms, &closed);
   EXPECT_TRUE(closed) << "Connection: close was not honoured";
@@ -277,15 +280,14 @@ TEST_F(HttpServerTest, StopIsPromptWithClientsConnected) {
 }
 
 TEST(HttpServerStartTest, BindErrorsNameTheAddressAndTheReason) {
-  auto first = HttpServer::Start(HostPort{"127.0.0.1", 0}, [](const HttpRequest&) {
-    return HttpResponse{};
-  });
+  auto first = HttpServer::Start(HostPort{"127.0.0.1", 0},
+                                 [](const HttpRequest&) { return HttpResponse{}; });
   ASSERT_TRUE(first);
   const HostPort taken{"127.0.0.1", static_cast<uint16_t>((*first)->port())};
   auto second = HttpServer::Start(taken, [](const HttpRequest&) { return HttpResponse{}; });
   ASSERT_FALSE(second);
-  EXPECT_EQ(second.error().message(),
-            "cannot listen on 127.0.0.1:" + std::to_string(taken.port) + ": Address already in use");
+  EXPECT_EQ(second.error().message(), "cannot listen on 127.0.0.1:" + std::to_string(taken.port) +
+                                          ": Address already in use");
 }
 
 }  // namespace

@@ -463,8 +463,8 @@ TEST_F(ShmStoreTest, ACorruptSlotCapacityReadsAsAnEmptySeries) {
   for (int i = 0; i < 5; ++i) w->Append(*id, i, i);
   auto r = MustOpen();
   ASSERT_NE(r, nullptr);
-  const off_t at = static_cast<off_t>(sizeof(shm::SegmentHeader) +
-                                      offsetof(shm::DirectorySlot, capacity));
+  const off_t at =
+      static_cast<off_t>(sizeof(shm::SegmentHeader) + offsetof(shm::DirectorySlot, capacity));
   for (uint32_t bad : {0u, 1u, 17u, 0xffffffffu}) {
     Overwrite(at, &bad, sizeof bad);
     EXPECT_FALSE(r->Latest(*id).has_value()) << bad;
