@@ -84,7 +84,8 @@ int Series(const std::string& shm, bool json) {
     nlohmann::json arr = nlohmann::json::array();
     for (const auto& e : entries) {
       nlohmann::json j{{"series", e.key.ToString()}, {"name", e.key.name()},
-                       {"labels", LabelsJson(e.key)}, {"points", e.count}};
+                       {"labels", LabelsJson(e.key)}, {"points", e.count},
+                       {"capacity", e.capacity}};
       if (auto p = reader->Latest(e.id)) {
         j["latest"] = {{"timestamp_ns", p->ts_ns}, {"value", p->value}};
       }

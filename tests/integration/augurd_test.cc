@@ -117,6 +117,7 @@ TEST_F(AugurdTest, WritesEveryFamilyServesMetricsAndStopsCleanly) {
   auto arr = nlohmann::json::parse(series.out);
   ASSERT_TRUE(arr.is_array());
   EXPECT_GT(arr.size(), 20u);
+  EXPECT_EQ(arr[0]["capacity"], 3600) << "the ring size telemetry.capacity gives";
   auto get = testing::Run({BuildPath("agent/augurctl"), "--shm", shm_, "get",
                            "memory_bytes{kind=\"total\",source=\"procfs\"}", "--last", "3",
                            "--json"});
