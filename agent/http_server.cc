@@ -5,6 +5,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <list>
@@ -155,6 +156,7 @@ struct HttpServer::Impl {
   int port = 0;
   asio::io_context ioc{1};
   tcp::acceptor acceptor{ioc};
+  asio::steady_timer retry{ioc};  // after a failed accept (out of descriptors, ...)
   std::thread thread;
 
   void Accept();
@@ -163,13 +165,20 @@ struct HttpServer::Impl {
 void HttpServer::Impl::Accept() {
   acceptor.async_accept([this](beast::error_code ec, tcp::socket socket) {
     if (ec == asio::error::operation_aborted || !acceptor.is_open()) return;  // stopping
-    if (!ec) {
-      auto session = std::make_shared<HttpSession>(shared, std::move(socket));
-      if (shared.sessions.size() > shared.options.max_connections) {
-        session->Refuse(503, "too many connections");
-      } else {
-        session->Start();
-      }
+    if (ec) {
+      // Out of descriptors or memory: accepting again at once would spin on the same
+      // error. The pending connection waits in the backlog meanwhile.
+      retry.expires_after(std::chrono::milliseconds(100));
+      retry.async_wait([this](beast::error_code wait_ec) {
+        if (!wait_ec && acceptor.is_open()) Accept();
+      });
+      return;
+    }
+    auto session = std::make_shared<HttpSession>(shared, std::move(socket));
+    if (shared.sessions.size() > shared.options.max_connections) {
+      session->Refuse(503, "too many connections");
+    } else {
+      session->Start();
     }
     Accept();
   });
@@ -228,6 +237,7 @@ void HttpServer::Stop() {
   asio::post(m.ioc, [&m] {
     beast::error_code ec;
     m.acceptor.close(ec);
+    m.retry.cancel();
     for (HttpSession* s : m.shared.sessions) s->Cancel();
   });
   // Whatever the cancelled handlers have not finished by then is destroyed with the
