@@ -43,11 +43,13 @@ int64_t MonotonicNs() {
 
 // Writes collector points into the store. When an eBPF collector covers a metric family,
 // the procfs points of that family are dropped so each family has one source (the `source`
-// label says which). New series get rings of `capacity` points (0: the store's).
+// label says which). derived() writes the forecaster's derived series into the same store,
+// with rings of their own size; one pair of counters covers both.
 class StoreSink : public telemetry::PointSink {
  public:
-  explicit StoreSink(telemetry::ShmWriter& writer, uint32_t capacity = 0)
-      : writer_(writer), capacity_(capacity) {}
+  // New derived series get rings of `derived_capacity` points (0: the store's).
+  StoreSink(telemetry::ShmWriter& writer, uint32_t derived_capacity)
+      : writer_(writer), derived_(*this, derived_capacity) {}
 
   // Every point written is also offered to the forecaster (which picks what it forecasts).
   void SetForecaster(ForecastRunner* forecaster) { forecaster_ = forecaster; }
@@ -56,7 +58,33 @@ class StoreSink : public telemetry::PointSink {
     if (!covered_.empty() && covered_.contains(key.name()) && key.label("source") == "procfs") {
       return;
     }
-    auto id = writer_.Resolve(key, capacity_);
+    if (Store(key, ts_ns, value, 0) && forecaster_ != nullptr) {
+      forecaster_->Observe(key, ts_ns, value);
+    }
+  }
+
+  // The sink for derived series; not offered to the forecaster (which never forecasts
+  // them again).
+  telemetry::PointSink& derived() { return derived_; }
+
+  void Cover(const std::string& family) { covered_.insert(family); }
+  uint64_t written() const { return written_; }
+  uint64_t dropped() const { return dropped_; }
+
+ private:
+  struct DerivedSink : telemetry::PointSink {
+    DerivedSink(StoreSink& o, uint32_t c) : owner(o), capacity(c) {}
+    void Emit(const SeriesKey& key, int64_t ts_ns, double value) override {
+      owner.Store(key, ts_ns, value, capacity);
+    }
+    StoreSink& owner;
+    const uint32_t capacity;
+  };
+
+  // Appends the point, adding the series with a ring of `capacity` (0: the store's) if it
+  // is new. False when the store could not take the series.
+  bool Store(const SeriesKey& key, int64_t ts_ns, double value, uint32_t capacity) {
+    auto id = writer_.Resolve(key, capacity);
     if (!id) {
       ++dropped_;
       if (!warned_full_) {
@@ -65,20 +93,15 @@ class StoreSink : public telemetry::PointSink {
                      id.error().message());
         warned_full_ = true;
       }
-      return;
+      return false;
     }
     writer_.Append(*id, ts_ns, value);
     ++written_;
-    if (forecaster_ != nullptr) forecaster_->Observe(key, ts_ns, value);
+    return true;
   }
 
-  void Cover(const std::string& family) { covered_.insert(family); }
-  uint64_t written() const { return written_; }
-  uint64_t dropped() const { return dropped_; }
-
- private:
   telemetry::ShmWriter& writer_;
-  const uint32_t capacity_;
+  DerivedSink derived_;
   ForecastRunner* forecaster_ = nullptr;
   std::unordered_set<std::string> covered_;
   uint64_t written_ = 0;
@@ -146,7 +169,6 @@ struct Daemon::Impl {
   DaemonOptions options;
   std::unique_ptr<telemetry::ShmWriter> writer;
   std::unique_ptr<StoreSink> sink;
-  std::unique_ptr<StoreSink> derived_sink;  // forecast series: forecast.history points each
   std::vector<CollectorSlot> collectors;
   std::unique_ptr<MetricsServer> metrics;
   std::unique_ptr<plugin::PluginManager> plugins;  // null when plugins.enabled is empty
@@ -197,7 +219,12 @@ Result<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& options) {
   auto writer = telemetry::ShmWriter::Create(so);
   if (!writer) return Err(writer.error());
   impl->writer = std::move(*writer);
-  impl->sink = std::make_unique<StoreSink>(*impl->writer);
+  // A derived series gets a point per forecast step, not per sample: the same number of
+  // points as a collected series would keep 60 times the history (60 h at the defaults)
+  // and, as its ring fills, that much more of the segment in the agent's RSS.
+  const uint32_t history = options.config.forecast.history;
+  impl->sink = std::make_unique<StoreSink>(
+      *impl->writer, history != 0 ? history : std::min<uint32_t>(1440, tc.capacity));
 
   if (const ForecastConfig& fc = options.config.forecast; fc.enabled) {
     ForecastRunnerOptions fo;
@@ -218,11 +245,6 @@ Result<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& options) {
     if (!runner) return Err(runner.error());
     impl->forecaster = std::move(*runner);
     impl->sink->SetForecaster(impl->forecaster.get());
-    // A derived series gets a point per forecast step, not per sample: the same number of
-    // points as a collected series would keep 60 times the history (60 h at the defaults)
-    // and, as its ring fills, that much more of the segment in the agent's RSS.
-    const uint32_t history = fc.history != 0 ? fc.history : std::min<uint32_t>(1440, tc.capacity);
-    impl->derived_sink = std::make_unique<StoreSink>(*impl->writer, history);
   }
 
   auto cgfs = telemetry::CgroupFs::Discover();
@@ -337,15 +359,11 @@ void Daemon::SampleOnce() {
   sink.Emit(SeriesKey("augur_shm_bytes_used", {}), ts, double(info.bytes_used));
   sink.Emit(SeriesKey("augur_shm_bytes_mapped", {}), ts, double(info.bytes_total));
   sink.Emit(SeriesKey("augur_series", {}), ts, double(info.series_count));
-  const uint64_t derived_dropped = s.derived_sink ? s.derived_sink->dropped() : 0;
-  sink.Emit(SeriesKey("augur_series_dropped_points_total", {}), ts,
-            double(sink.dropped() + derived_dropped));
+  sink.Emit(SeriesKey("augur_series_dropped_points_total", {}), ts, double(sink.dropped()));
   sink.Emit(SeriesKey("augur_samples_total", {}), ts, double(s.samples));
-  if (s.forecaster) s.forecaster->Publish(ts, sink, *s.derived_sink);
-  const uint64_t derived_written = s.derived_sink ? s.derived_sink->written() : 0;
+  if (s.forecaster) s.forecaster->Publish(ts, sink, sink.derived());
   // Counts the points above too, so it is written last.
-  sink.Emit(SeriesKey("augur_points_written_total", {}), ts,
-            double(sink.written() + derived_written + 1));
+  sink.Emit(SeriesKey("augur_points_written_total", {}), ts, double(sink.written() + 1));
 }
 
 Status Daemon::Run() {
