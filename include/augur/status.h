@@ -30,6 +30,7 @@ class [[nodiscard]] Status {
     kCorruption = 6,       // bad magic, bad version, malformed data
     kInternal = 7,
     kFailedPrecondition = 8,
+    kResourceExhausted = 9,  // out of space, memory or slots (e.g. /dev/shm too small)
   };
 
   Status() = default;  // OK
@@ -45,6 +46,9 @@ class [[nodiscard]] Status {
   static Status Internal(std::string_view msg) { return Status(Code::kInternal, msg); }
   static Status FailedPrecondition(std::string_view msg) {
     return Status(Code::kFailedPrecondition, msg);
+  }
+  static Status ResourceExhausted(std::string_view msg) {
+    return Status(Code::kResourceExhausted, msg);
   }
   // An IOError whose message ends with strerror(err).
   static Status FromErrno(std::string_view what, int err);

@@ -15,6 +15,7 @@ const char* CodeName(Status::Code c) {
     case Status::Code::kCorruption: return "Corruption";
     case Status::Code::kInternal: return "Internal";
     case Status::Code::kFailedPrecondition: return "FailedPrecondition";
+    case Status::Code::kResourceExhausted: return "ResourceExhausted";
   }
   return "Unknown";
 }

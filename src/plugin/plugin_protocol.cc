@@ -175,6 +175,7 @@ Status StatusFromCode(int32_t code, std::string_view message) {
     case Status::Code::kCorruption: return Status::Corruption(message);
     case Status::Code::kInternal: return Status::Internal(message);
     case Status::Code::kFailedPrecondition: return Status::FailedPrecondition(message);
+    case Status::Code::kResourceExhausted: return Status::ResourceExhausted(message);
   }
   return Status::Corruption(fmt::format("reply has unknown status code {}", code));
 }

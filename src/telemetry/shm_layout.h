@@ -17,8 +17,16 @@
 // store to an unbacked page.
 //
 // Concurrency protocol (one writer process, any number of read-only reader processes):
-//   - Everything in the header except `state`, `series_count` and `points_written` is
-//     written before the segment becomes visible under its name and never changes.
+//   - Everything in the header except `state`, `series_count`, `points_written`,
+//     `heartbeat_ns` and `closed_ns` is written before the segment becomes visible under its
+//     name and never changes.
+//   - Liveness: the writer stores CLOCK_REALTIME into `heartbeat_ns` at least every
+//     `heartbeat_interval_ns` while it runs, and `closed_ns` before it marks the segment
+//     stale. A reader judges a `live` segment whose heartbeat is older than a few intervals,
+//     or whose writer process (`writer_pid` with `writer_starttime`, checked only from the
+//     same pid namespace, `writer_pidns`) is gone, to be dead: a writer killed with SIGKILL
+//     cannot mark its segment stale itself. Zero in any of these fields (a writer that does
+//     not fill them) means "unknown", and the reader skips that check.
 //   - A directory slot (key, key_length, capacity) is written before `series_count` is
 //     raised past it with a release store; readers load `series_count` with acquire and
 //     then read the slot's key and capacity with plain loads. A published slot never
@@ -50,7 +58,9 @@ namespace augur::telemetry::shm {
 
 // "AUGURSHM" as the first eight bytes of the segment (read as a little-endian u64).
 inline constexpr uint64_t kMagic = 0x4d48535255475541ULL;
-// 2: per-series ring capacity (DirectorySlot::capacity).
+// 2: per-series ring capacity (DirectorySlot::capacity). The liveness fields (writer
+// identity, heartbeat, closed_ns) came later in reserved space, so they read as zero
+// ("unknown") in segments of writers that predate them, and the version did not change.
 inline constexpr uint32_t kLayoutVersion = 2;
 
 // SegmentHeader::state values.
@@ -78,14 +88,20 @@ struct SegmentHeader {
   uint32_t point_size;                 // sizeof(PointCell)
   std::atomic<uint32_t> series_count;  // slots in use; raised with release after the slot
   uint32_t reserved0;
-  // Cache line 1: table of contents (written once).
+  // Cache line 1: table of contents and the writer's identity (written once).
   uint64_t directory_offset;
   uint64_t rings_offset;
   uint64_t total_size;
-  uint64_t reserved1[5];
-  // Cache line 2: written by every append, so kept away from what readers poll.
+  uint64_t writer_starttime;       // field 22 of /proc/<writer_pid>/stat: immune to pid reuse
+  uint64_t writer_pidns;           // inode of the writer's /proc/self/ns/pid
+  int64_t heartbeat_interval_ns;   // the writer beats at least this often
+  uint64_t reserved1[2];
+  // Cache line 2: written by every append (and every beat), so kept away from what readers
+  // poll.
   std::atomic<uint64_t> points_written;
-  uint64_t reserved2[7];
+  std::atomic<int64_t> heartbeat_ns;  // CLOCK_REALTIME of the writer's last beat
+  std::atomic<int64_t> closed_ns;     // CLOCK_REALTIME when the writer closed it; 0 before
+  uint64_t reserved2[5];
 };
 
 struct DirectorySlot {
@@ -131,7 +147,12 @@ static_assert(offsetof(SegmentHeader, series_count) == 56);
 static_assert(offsetof(SegmentHeader, directory_offset) == 64);
 static_assert(offsetof(SegmentHeader, rings_offset) == 72);
 static_assert(offsetof(SegmentHeader, total_size) == 80);
+static_assert(offsetof(SegmentHeader, writer_starttime) == 88);
+static_assert(offsetof(SegmentHeader, writer_pidns) == 96);
+static_assert(offsetof(SegmentHeader, heartbeat_interval_ns) == 104);
 static_assert(offsetof(SegmentHeader, points_written) == 128);
+static_assert(offsetof(SegmentHeader, heartbeat_ns) == 136);
+static_assert(offsetof(SegmentHeader, closed_ns) == 144);
 
 static_assert(std::is_standard_layout_v<DirectorySlot>);
 static_assert(sizeof(DirectorySlot) == 320);

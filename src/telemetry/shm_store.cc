@@ -1,9 +1,11 @@
 #include "telemetry/shm_store.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -18,6 +20,7 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <limits>
 #include <new>
 #include <unordered_map>
 
@@ -59,6 +62,12 @@ std::string SegmentName(std::string_view name) {
   return "shared-memory segment '" + std::string(name) + "'";
 }
 
+// The suffixes of the files beside a segment. A segment name ending in one could be another
+// segment's lock or temporary file: an agent on "x.lock" would rename its segment over the
+// lock of the agent on "x", and a third agent on "x" would then start beside the first.
+constexpr std::string_view kLockSuffix = ".lock";
+constexpr std::string_view kNewSuffix = ".new";
+
 Status ValidateName(std::string_view name) {
   const bool chars_ok = std::all_of(name.begin(), name.end(), [](char c) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
@@ -69,7 +78,93 @@ Status ValidateName(std::string_view name) {
                                    "': want 1 to " + std::to_string(kMaxNameLength) +
                                    " characters from [A-Za-z0-9_.-], not '.' or '..'");
   }
+  if (name.ends_with(kLockSuffix) || name.ends_with(kNewSuffix)) {
+    return Status::InvalidArgument("bad shared-memory segment name '" + std::string(name) +
+                                   "': it may not end in '.lock' or '.new', which name the "
+                                   "lock and temporary files beside a segment");
+  }
   return Status::OK();
+}
+
+// Field 22 (starttime, clock ticks after boot) and field 3 (state) of /proc/<pid>/stat;
+// nullopt when the process is not visible. Fields after the command (which may hold spaces
+// and parentheses) are counted from the last ')'.
+struct ProcStart {
+  uint64_t starttime = 0;
+  char state = '?';
+};
+std::optional<ProcStart> ReadProcStart(int32_t pid) {
+  char path[32];
+  std::snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+  const int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return std::nullopt;
+  char buf[1024];
+  const ssize_t n = read(fd, buf, sizeof(buf) - 1);
+  close(fd);
+  if (n <= 0) return std::nullopt;
+  buf[n] = '\0';
+  const char* p = std::strrchr(buf, ')');
+  if (p == nullptr || p[1] != ' ') return std::nullopt;
+  ProcStart out;
+  out.state = p[2];
+  // After ") S ": fields 4..21 (18 of them) come before starttime.
+  p += 3;
+  for (int field = 4; field <= 21; ++field) {
+    p = std::strchr(p, ' ');
+    if (p == nullptr) return std::nullopt;
+    ++p;
+  }
+  char* end = nullptr;
+  out.starttime = std::strtoull(p, &end, 10);
+  if (end == p) return std::nullopt;
+  return out;
+}
+
+// Inode of this process's pid namespace: two processes that see the same one can check each
+// other's pids. 0 when unknown.
+uint64_t OwnPidNamespace() {
+  static const uint64_t ino = [] {
+    struct stat st {};
+    return stat("/proc/self/ns/pid", &st) == 0 ? static_cast<uint64_t>(st.st_ino) : 0;
+  }();
+  return ino;
+}
+
+// A writer is judged stalled after this long without a beat: three missed beats, plus room
+// for one slow sampling pass on a loaded host.
+int64_t StallAfterNs(int64_t interval_ns) { return 3 * interval_ns + 2'000'000'000; }
+
+// What a reader can tell about the writer of `h` at `now_ns`; `since` gets the time the
+// data stopped being fresh.
+WriterState JudgeWriter(const SegmentHeader& h, int64_t now_ns, int64_t* since) {
+  const int64_t beat = h.heartbeat_ns.load(std::memory_order_relaxed);
+  if (h.state.load(std::memory_order_acquire) != shm::kStateLive) {
+    const int64_t closed = h.closed_ns.load(std::memory_order_relaxed);
+    *since = closed != 0 ? closed : beat;
+    return WriterState::kClosed;
+  }
+  // kill(pid, 0) sees processes that /proc hides (hidepid); /proc then tells a zombie or a
+  // reused pid from the writer.
+  if (h.writer_pid > 0 && h.writer_pidns != 0 && h.writer_pidns == OwnPidNamespace()) {
+    bool gone = kill(h.writer_pid, 0) != 0 && errno == ESRCH;
+    if (!gone) {
+      if (std::optional<ProcStart> ps = ReadProcStart(h.writer_pid)) {
+        gone = ps->state == 'Z' || ps->state == 'X' ||
+               (h.writer_starttime != 0 && ps->starttime != h.writer_starttime);
+      }
+    }
+    if (gone) {
+      *since = beat;
+      return WriterState::kDead;
+    }
+  }
+  if (h.heartbeat_interval_ns > 0 && beat > 0 &&
+      now_ns - beat > StallAfterNs(h.heartbeat_interval_ns)) {
+    *since = beat;
+    return WriterState::kStalled;
+  }
+  *since = 0;
+  return WriterState::kLive;
 }
 
 int64_t RealtimeNs() {
@@ -140,12 +235,20 @@ uint64_t RingBytes(uint32_t capacity) {
   return shm::RoundUp(uint64_t{capacity} * sizeof(PointCell), shm::kRingAlignment);
 }
 
+// `judge`: readers judge the writer's liveness; the writer knows it is alive (or closed).
 SegmentInfo InfoFromHeader(const SegmentHeader& h, uint64_t bytes_total, uint64_t rings_offset,
-                           uint64_t ring_bytes) {
+                           uint64_t ring_bytes, bool judge) {
   SegmentInfo info;
   info.layout_version = h.layout_version;
   info.generation = h.generation;
-  info.stale = h.state.load(std::memory_order_acquire) != shm::kStateLive;
+  info.heartbeat_ns = h.heartbeat_ns.load(std::memory_order_relaxed);
+  if (judge) {
+    info.writer_state = JudgeWriter(h, RealtimeNs(), &info.stale_since_ns);
+  } else if (h.state.load(std::memory_order_acquire) != shm::kStateLive) {
+    info.writer_state = WriterState::kClosed;
+    info.stale_since_ns = h.closed_ns.load(std::memory_order_relaxed);
+  }
+  info.stale = info.writer_state != WriterState::kLive;
   info.writer_pid = h.writer_pid;
   info.capacity = h.capacity;
   info.max_series = h.max_series;
@@ -233,27 +336,43 @@ Result<std::unique_ptr<ShmWriter>> ShmWriter::Create(const StoreOptions& options
   impl->capacity = options.capacity;
   impl->max_series = options.max_series;
 
-  // One writer per name. flock (not a pid file) so the lock dies with the process; the
-  // lock file is never unlinked, because unlinking it would let a third writer lock a new
-  // inode while the second still holds the old one.
+  // One writer per name. flock (not a pid file) so the lock dies with the process. A writer
+  // that closes with remove_on_close unlinks the lock file while it still holds the lock;
+  // a writer that opened the old file just before the unlink would then lock an inode no
+  // longer under the name, beside a third writer locking the new file. So after locking,
+  // check that the name still holds the locked inode, and start again if not.
   const std::string lock_path = ShmPath(name) + ".lock";
-  // O_NOFOLLOW: /dev/shm is world-writable, and augurd runs as root.
-  impl->lock_fd = open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
-  if (impl->lock_fd < 0) {
-    return Err(Status::FromErrno("cannot open writer lock " + lock_path, errno));
-  }
-  if (flock(impl->lock_fd, LOCK_EX | LOCK_NB) != 0) {
-    const int err = errno;
-    if (err == EWOULDBLOCK) {
-      if (std::optional<int32_t> pid = PeekWriterPid(name)) {
-        return Err(Status::AlreadyExists("another augurd (pid " + std::to_string(*pid) +
-                                         ") is writing " + SegmentName(name)));
-      }
-      return Err(Status::AlreadyExists("another augurd is writing " + SegmentName(name) +
-                                       " (it holds " + lock_path + ")"));
+  for (int attempt = 0;; ++attempt) {
+    // O_NOFOLLOW: /dev/shm is world-writable, and augurd runs as root.
+    impl->lock_fd = open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (impl->lock_fd < 0) {
+      return Err(Status::FromErrno("cannot open writer lock " + lock_path, errno));
     }
-    return Err(Status::FromErrno("cannot lock " + lock_path, err));
+    if (flock(impl->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+      const int err = errno;
+      if (err == EWOULDBLOCK) {
+        if (std::optional<int32_t> pid = PeekWriterPid(name)) {
+          return Err(Status::AlreadyExists("another augurd (pid " + std::to_string(*pid) +
+                                           ") is writing " + SegmentName(name)));
+        }
+        return Err(Status::AlreadyExists("another augurd is writing " + SegmentName(name) +
+                                         " (it holds " + lock_path + ")"));
+      }
+      return Err(Status::FromErrno("cannot lock " + lock_path, err));
+    }
+    struct stat held {}, named {};
+    if (fstat(impl->lock_fd, &held) == 0 && stat(lock_path.c_str(), &named) == 0 &&
+        held.st_dev == named.st_dev && held.st_ino == named.st_ino) {
+      break;
+    }
+    close(impl->lock_fd);
+    impl->lock_fd = -1;
+    if (attempt == 8) {
+      return Err(Status::Unavailable("writer lock " + lock_path +
+                                     " keeps being replaced; is another agent restarting in a loop?"));
+    }
   }
+  if (Status st = CheckSegmentFits(options); !st.ok()) return Err(st);
 
   // Build the new segment under a temporary name and rename it over the old one, so a
   // reader opening the name sees either the old segment or the complete new one, never a
@@ -297,6 +416,12 @@ Result<std::unique_ptr<ShmWriter>> ShmWriter::Create(const StoreOptions& options
   header->directory_offset = geometry->directory_offset;
   header->rings_offset = geometry->rings_offset;
   header->total_size = geometry->total_size;
+  if (std::optional<ProcStart> self = ReadProcStart(getpid())) {
+    header->writer_starttime = self->starttime;
+  }
+  header->writer_pidns = OwnPidNamespace();
+  header->heartbeat_interval_ns = std::max<int64_t>(options.heartbeat_interval_ns, 0);
+  header->heartbeat_ns.store(now, std::memory_order_relaxed);
   header->state.store(shm::kStateLive, std::memory_order_release);
   impl->header = header;
   impl->directory = reinterpret_cast<DirectorySlot*>(base + geometry->directory_offset);
@@ -383,11 +508,37 @@ void ShmWriter::Append(SeriesId id, int64_t ts_ns, double value) {
                                  std::memory_order_relaxed);
 }
 
+void ShmWriter::Heartbeat(int64_t now_ns) {
+  Impl& m = *impl_;
+  if (m.lock_fd < 0) return;
+  m.header->heartbeat_ns.store(now_ns, std::memory_order_relaxed);
+}
+
+void ShmWriter::MarkStaleFromSignalHandler() {
+  // Only lock-free atomic stores and clock_gettime: both async-signal-safe.
+  Impl& m = *impl_;
+  if (m.header == nullptr) return;
+  m.header->closed_ns.store(RealtimeNs(), std::memory_order_relaxed);
+  m.header->state.store(shm::kStateStale, std::memory_order_release);
+}
+
 void ShmWriter::Close() {
   Impl& m = *impl_;
   if (m.lock_fd < 0) return;
+  m.header->closed_ns.store(RealtimeNs(), std::memory_order_relaxed);
   m.header->state.store(shm::kStateStale, std::memory_order_release);
   m.appendable = 0;
+  if (options_.remove_on_close) {
+    // Only what is still ours: the name may hold a newer writer's segment if a test or an
+    // operator moved things around. The lock file goes while we hold the lock (see Create).
+    const std::string path = ShmPath(m.name);
+    struct stat named {}, mapped {};
+    if (stat(path.c_str(), &named) == 0 && fstat(m.object.get_mapping_handle().handle, &mapped) == 0 &&
+        named.st_dev == mapped.st_dev && named.st_ino == mapped.st_ino) {
+      unlink(path.c_str());
+    }
+    unlink((path + std::string(kLockSuffix)).c_str());
+  }
   // Unlock explicitly: a child forked from this process shares the lock's open file
   // description, and closing our descriptor alone would leave the lock held.
   flock(m.lock_fd, LOCK_UN);
@@ -397,7 +548,61 @@ void ShmWriter::Close() {
 
 SegmentInfo ShmWriter::Info() const {
   const Impl& m = *impl_;
-  return InfoFromHeader(*m.header, m.geometry.total_size, m.geometry.rings_offset, m.ring_bytes);
+  return InfoFromHeader(*m.header, m.geometry.total_size, m.geometry.rings_offset, m.ring_bytes,
+                        /*judge=*/false);
+}
+
+std::string_view WriterStateName(WriterState s) {
+  switch (s) {
+    case WriterState::kLive: return "live";
+    case WriterState::kClosed: return "closed";
+    case WriterState::kDead: return "dead";
+    case WriterState::kStalled: return "stalled";
+  }
+  return "unknown";
+}
+
+uint64_t SegmentBytes(uint32_t capacity, uint32_t max_series) {
+  const std::optional<shm::Geometry> g =
+      shm::ComputeGeometry(capacity, max_series, std::numeric_limits<uint64_t>::max());
+  return g ? g->total_size : 0;
+}
+
+namespace {
+std::string Gib(uint64_t bytes) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.1f GiB", static_cast<double>(bytes) / (1ULL << 30));
+  return buf;
+}
+}  // namespace
+
+Status CheckSegmentFits(const StoreOptions& options) {
+  const uint64_t need = SegmentBytes(options.capacity, options.max_series);
+  if (need == 0) {
+    return Status::InvalidArgument(SegmentName(options.name) + ": capacity " +
+                                   std::to_string(options.capacity) + " x max_series " +
+                                   std::to_string(options.max_series) + " is not a valid size");
+  }
+  struct statvfs vfs {};
+  if (statvfs(std::string(kShmDir).c_str(), &vfs) != 0) {
+    // Nothing to compare against (no /dev/shm yet, as in some build chroots): creating the
+    // segment will say what is wrong.
+    return Status::OK();
+  }
+  uint64_t free_bytes = uint64_t{vfs.f_bavail} * vfs.f_frsize;
+  // The segment this writer replaces gives its space back.
+  struct stat old {};
+  if (stat(ShmPath(options.name).c_str(), &old) == 0 && S_ISREG(old.st_mode)) {
+    free_bytes += uint64_t(old.st_blocks) * 512;
+  }
+  if (need <= free_bytes) return Status::OK();
+  return Status::ResourceExhausted(
+      SegmentName(options.name) + " needs " + std::to_string(need) + " bytes (" + Gib(need) +
+      ") when full (capacity " + std::to_string(options.capacity) + " points x max_series " +
+      std::to_string(options.max_series) + " series x " + std::to_string(sizeof(PointCell)) +
+      " bytes, plus the directory), but " + std::string(kShmDir) + " has " +
+      std::to_string(free_bytes) + " bytes (" + Gib(free_bytes) +
+      ") free; lower the capacity or max_series, or grow " + std::string(kShmDir));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -576,7 +781,8 @@ SegmentInfo ShmReader::Info() const {
   const uint32_t n = std::min(m.header->series_count.load(std::memory_order_acquire), m.max_series);
   uint64_t ring_bytes = 0;
   for (SeriesId i = 0; i < n; ++i) ring_bytes += RingBytes(m.Capacity(i));
-  return InfoFromHeader(*m.header, m.geometry.total_size, m.geometry.rings_offset, ring_bytes);
+  return InfoFromHeader(*m.header, m.geometry.total_size, m.geometry.rings_offset, ring_bytes,
+                        /*judge=*/true);
 }
 
 std::vector<SeriesEntry> ShmReader::List() const {

@@ -11,12 +11,17 @@
 // writer on the same name fails with AlreadyExists, then replaces any old segment with a new
 // one carrying a fresh generation: it builds it as /dev/shm/<name>.new and renames that over
 // <name>, so a reader opening the name never sees a half-made segment, and marks the
-// replaced one stale. Close() (or the destructor) marks the segment stale. A reader that was
+// replaced one stale. Close() (or the destructor) marks the segment stale, and with
+// StoreOptions::remove_on_close removes the segment and its lock file too. A reader that was
 // attached to an older segment notices, through Refresh(), that the name now holds another
-// generation and re-attaches.
+// generation and re-attaches. Segment names may not end in ".lock" or ".new", so that no
+// name reaches another segment's lock or temporary file.
 //
-// The writer never deletes a segment: after it exits, readers can still read the last
-// points (Info().stale says the writer is gone). /dev/shm/<name>.lock stays too.
+// Liveness: a writer killed with SIGKILL cannot mark its segment stale, so readers do not
+// trust `state` alone. The writer beats (Heartbeat()) at least every heartbeat_interval;
+// Info() reports a live-looking segment as dead when its writer process is gone (checked
+// from the same pid namespace, immune to pid reuse) or its heartbeat is overdue, with the
+// time it was last known alive.
 #ifndef AUGUR_TELEMETRY_SHM_STORE_H_
 #define AUGUR_TELEMETRY_SHM_STORE_H_
 
@@ -41,7 +46,22 @@ struct StoreOptions {
   std::string name = "augur";  // segment name: /dev/shm/<name>
   uint32_t capacity = 3600;    // points per series ring (the largest; see Resolve)
   uint32_t max_series = 2048;  // directory slots
+  // The writer promises to call Heartbeat() at least this often; readers judge it dead
+  // after a few missed beats. 0: readers do not judge by the heartbeat.
+  int64_t heartbeat_interval_ns = 0;
+  // Close() removes the segment and its lock file, so a stopped agent leaves nothing in
+  // /dev/shm. Readers that have it mapped keep reading the last points.
+  bool remove_on_close = false;
 };
+
+// What a reader can tell about the writer of a segment.
+enum class WriterState {
+  kLive,     // it beats on time and its process exists
+  kClosed,   // it closed the segment (stopped cleanly) or a newer writer replaced it
+  kDead,     // its process is gone without closing (killed, crashed)
+  kStalled,  // its process exists but its heartbeat is overdue (hung, stopped with SIGSTOP)
+};
+std::string_view WriterStateName(WriterState s);
 
 // Index of a series in the directory; stable for the life of a segment.
 using SeriesId = uint32_t;
@@ -49,7 +69,12 @@ using SeriesId = uint32_t;
 struct SegmentInfo {
   uint32_t layout_version = 0;
   uint64_t generation = 0;
-  bool stale = false;          // writer closed it (or never finished creating it)
+  bool stale = false;          // writer_state != kLive: nothing new will be written
+  WriterState writer_state = WriterState::kLive;
+  // CLOCK_REALTIME ns from when the data stopped being fresh: the close, or the last beat of
+  // a dead or stalled writer. 0 while live (and when an old writer left no time).
+  int64_t stale_since_ns = 0;
+  int64_t heartbeat_ns = 0;    // the writer's last beat; 0 when it does not beat
   int32_t writer_pid = 0;
   uint32_t capacity = 0;
   uint32_t max_series = 0;
@@ -86,9 +111,17 @@ class ShmWriter {
   // after Close(), are dropped.
   void Append(SeriesId id, int64_t ts_ns, double value);
 
+  // Tells readers the writer is alive (CLOCK_REALTIME now). Wait-free. Call at least every
+  // StoreOptions::heartbeat_interval_ns.
+  void Heartbeat(int64_t now_ns);
+
   // Marks the segment stale and releases the writer lock; the segment stays for readers
-  // until the next writer replaces it. Idempotent.
+  // until the next writer replaces it, unless remove_on_close. Idempotent.
   void Close();
+
+  // Async-signal-safe: marks the segment stale (closed now) without unlocking or removing
+  // anything. For a fatal-signal handler, before the process dies.
+  void MarkStaleFromSignalHandler();
 
   SegmentInfo Info() const;
   const StoreOptions& options() const { return options_; }
@@ -99,6 +132,15 @@ class ShmWriter {
   std::unique_ptr<Impl> impl_;
   StoreOptions options_;
 };
+
+// Whether a segment of these sizes fits in the free space of /dev/shm, counting the space an
+// existing segment of the same name holds (a new writer replaces it). ResourceExhausted,
+// with both numbers, otherwise. Rings are allocated as series are added, so a segment that
+// does not fit would fail later, on some series, instead of at start.
+Status CheckSegmentFits(const StoreOptions& options);
+
+// The bytes a segment of these sizes takes when full; 0 when the sizes are impossible.
+uint64_t SegmentBytes(uint32_t capacity, uint32_t max_series);
 
 struct SeriesEntry {
   SeriesId id = 0;

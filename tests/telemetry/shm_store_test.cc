@@ -7,6 +7,7 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -282,14 +283,164 @@ TEST_F(ShmStoreTest, ReplacingADeadWritersSegmentMarksItStale) {
 
   auto r = MustOpen();
   ASSERT_NE(r, nullptr);
-  EXPECT_FALSE(r->Info().stale);
+  // Its state still says live, but its process is gone: readers know without a new writer.
+  EXPECT_TRUE(r->Info().stale);
+  EXPECT_EQ(r->Info().writer_state, WriterState::kDead);
   EXPECT_EQ(r->Info().writer_pid, child);
 
   auto w = MustCreate(8, 8);
   ASSERT_NE(w, nullptr);
   EXPECT_TRUE(r->Info().stale);  // seen through the old mapping, before any Refresh
+  EXPECT_EQ(r->Info().writer_state, WriterState::kClosed);
   EXPECT_EQ(r->Latest(0)->ts_ns, 5);
   EXPECT_EQ(w->Info().writer_pid, getpid());
+}
+
+// Regression (issue 9): an agent on "x.lock" renamed its segment over the lock file of the
+// agent on "x", after which a third agent on "x" started beside the first.
+TEST_F(ShmStoreTest, NamesThatReachAnotherSegmentsFilesAreRefused) {
+  for (const std::string suffix : {".lock", ".new"}) {
+    StoreOptions o = Options(8, 8);
+    o.name = name_ + suffix;
+    auto w = ShmWriter::Create(o);
+    ASSERT_FALSE(w.has_value()) << suffix;
+    EXPECT_TRUE(w.error().IsInvalidArgument()) << w.error().ToString();
+    EXPECT_THAT(w.error().message(), HasSubstr("may not end in '.lock' or '.new'"));
+    auto r = ShmReader::Open(o.name);
+    ASSERT_FALSE(r.has_value());
+    EXPECT_TRUE(r.error().IsInvalidArgument()) << r.error().ToString();
+  }
+  // Names that merely contain the words are fine.
+  StoreOptions o = Options(8, 8);
+  o.name = name_ + ".lock.d";
+  auto w = ShmWriter::Create(o);
+  ASSERT_TRUE(w.has_value()) << w.error().ToString();
+  (*w)->Close();
+  RemoveSegment(o.name);
+}
+
+// Regression (issue 9): after kill -9 of the writer, readers kept reporting "live".
+TEST_F(ShmStoreTest, AKilledWriterIsDeadToReadersFromItsLastBeat) {
+  int ready[2];
+  ASSERT_EQ(pipe(ready), 0);
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    StoreOptions o = Options(8, 8);
+    o.heartbeat_interval_ns = 100'000'000;
+    auto w = ShmWriter::Create(o);
+    if (!w) _exit(1);
+    (*w)->Heartbeat(123'000'000'000);
+    (void)!write(ready[1], "x", 1);
+    for (;;) pause();
+  }
+  close(ready[1]);
+  char c;
+  ASSERT_EQ(read(ready[0], &c, 1), 1);
+  close(ready[0]);
+  auto r = MustOpen();
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(r->Info().writer_pid, child);
+  kill(child, SIGKILL);
+  // Not reaped yet: a zombie is as dead as a reaped process.
+  ASSERT_TRUE([&] {
+    for (int i = 0; i < 200; ++i) {
+      if (r->Info().writer_state == WriterState::kDead) return true;
+      usleep(10'000);
+    }
+    return false;
+  }()) << WriterStateName(r->Info().writer_state);
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  const SegmentInfo info = r->Info();
+  EXPECT_EQ(info.writer_state, WriterState::kDead);
+  EXPECT_TRUE(info.stale);
+  EXPECT_EQ(info.stale_since_ns, 123'000'000'000) << "the last beat";
+}
+
+TEST_F(ShmStoreTest, AWriterWhoseBeatIsOverdueIsStalled) {
+  StoreOptions o = Options(8, 8);
+  o.heartbeat_interval_ns = 1'000'000'000;
+  auto w = ShmWriter::Create(o);
+  ASSERT_TRUE(w.has_value()) << w.error().ToString();
+  auto r = MustOpen();
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(r->Info().writer_state, WriterState::kLive);
+  EXPECT_FALSE(r->Info().stale);
+  timespec now{};
+  clock_gettime(CLOCK_REALTIME, &now);
+  const int64_t now_ns = int64_t{now.tv_sec} * 1'000'000'000 + now.tv_nsec;
+  // Three beats plus the 2 s grace: still live; a minute: stalled.
+  (*w)->Heartbeat(now_ns - 4'000'000'000);
+  EXPECT_EQ(r->Info().writer_state, WriterState::kLive);
+  (*w)->Heartbeat(now_ns - 60'000'000'000);
+  EXPECT_EQ(r->Info().writer_state, WriterState::kStalled);
+  EXPECT_EQ(r->Info().stale_since_ns, now_ns - 60'000'000'000);
+  (*w)->Heartbeat(now_ns);
+  EXPECT_EQ(r->Info().writer_state, WriterState::kLive);
+  // The writer knows it is alive whatever its clock says.
+  EXPECT_FALSE((*w)->Info().stale);
+}
+
+TEST_F(ShmStoreTest, AReusedWriterPidIsNotMistakenForTheWriter) {
+  auto w = MustCreate(8, 8);
+  ASSERT_NE(w, nullptr);
+  auto r = MustOpen();
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(r->Info().writer_state, WriterState::kLive);
+  // Same pid (ours, alive), another start time: what a recycled pid looks like.
+  uint64_t forged = 1;
+  Overwrite(offsetof(shm::SegmentHeader, writer_starttime), &forged, sizeof(forged));
+  EXPECT_EQ(r->Info().writer_state, WriterState::kDead);
+}
+
+TEST_F(ShmStoreTest, RemoveOnCloseLeavesNothingInDevShm) {
+  StoreOptions o = Options(8, 8);
+  o.remove_on_close = true;
+  auto w = ShmWriter::Create(o);
+  ASSERT_TRUE(w.has_value()) << w.error().ToString();
+  auto id = (*w)->Resolve(SeriesKey("m", {}));
+  ASSERT_TRUE(id.has_value());
+  (*w)->Append(*id, 7, 7.0);
+  auto r = MustOpen();
+  ASSERT_NE(r, nullptr);
+  (*w)->Close();
+  struct stat st {};
+  EXPECT_NE(stat(ShmPath(name_).c_str(), &st), 0) << "segment left behind";
+  EXPECT_NE(stat((ShmPath(name_) + ".lock").c_str(), &st), 0) << "lock file left behind";
+  // A reader that had it mapped keeps the last points and learns it is closed, and when.
+  const SegmentInfo info = r->Info();
+  EXPECT_EQ(info.writer_state, WriterState::kClosed);
+  EXPECT_GT(info.stale_since_ns, 0);
+  EXPECT_EQ(r->Latest(*id)->value, 7.0);
+  EXPECT_FALSE(r->Refresh().value_or(true));
+  // And the name is free for the next writer at once.
+  auto next = ShmWriter::Create(o);
+  ASSERT_TRUE(next.has_value()) << next.error().ToString();
+}
+
+// Regression (issue 9): capacity 200000 x max_series 20000 made a 64 GB sparse segment on a
+// 24 GB /dev/shm, which would have failed series by series later.
+TEST_F(ShmStoreTest, ASegmentThatCannotFitInDevShmIsRefusedWithBothNumbers) {
+  StoreOptions o = Options(10'000'000, 100'000);  // 16 TB: more than any /dev/shm
+  Status st = CheckSegmentFits(o);
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.code(), Status::Code::kResourceExhausted) << st.ToString();
+  EXPECT_THAT(st.message(), HasSubstr(std::to_string(SegmentBytes(10'000'000, 100'000))));
+  EXPECT_THAT(st.message(), HasSubstr("free"));
+  EXPECT_TRUE(CheckSegmentFits(Options(8, 8)).ok());
+
+  StoreOptions big = Options(200'000, 20'000);
+  struct statvfs vfs {};
+  ASSERT_EQ(statvfs("/dev/shm", &vfs), 0);
+  if (uint64_t{vfs.f_bavail} * vfs.f_frsize >= SegmentBytes(200'000, 20'000)) {
+    GTEST_SKIP() << "/dev/shm has room for 64 GB here";
+  }
+  auto w = ShmWriter::Create(big);
+  ASSERT_FALSE(w.has_value());
+  EXPECT_EQ(w.error().code(), Status::Code::kResourceExhausted) << w.error().ToString();
+  struct stat sst {};
+  EXPECT_NE(stat(ShmPath(name_).c_str(), &sst), 0) << "nothing is made";
 }
 
 TEST_F(ShmStoreTest, ReaderOfMissingSegmentIsNotFound) {
