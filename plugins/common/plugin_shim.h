@@ -9,6 +9,7 @@
 
 #include <cstring>
 #include <exception>
+#include <initializer_list>
 #include <mutex>
 #include <new>
 #include <stdexcept>
@@ -128,6 +129,24 @@ inline const char* ConfigValue(const augur_host_api* host, const std::string& ke
     }
   }
   return nullptr;
+}
+
+// Fails init (AUGUR_ERR_INVALID) on a config key the plugin does not know, naming the ones
+// it does: a misspelt key ("cgroup_root" for "cgroup_parent") would otherwise configure
+// nothing, silently, and the backend would run on its defaults.
+inline void RejectUnknownKeys(const augur_host_api* host, const std::string& plugin,
+                              std::initializer_list<const char*> known) {
+  if (host == nullptr || host->config == nullptr) return;
+  for (uint32_t i = 0; i < host->config_len; ++i) {
+    const std::string key = Str(host->config[i].key);
+    bool ok = false;
+    for (const char* k : known) ok = ok || key == k;
+    if (ok) continue;
+    std::string names;
+    for (const char* k : known) names += (names.empty() ? "" : ", ") + std::string(k);
+    Fail(AUGUR_ERR_INVALID, "unknown config key '" + key + "' in plugins.config." + plugin +
+                                " (known: " + names + ")");
+  }
 }
 
 inline void Log(const augur_host_api* host, int32_t level, const std::string& message) {

@@ -198,14 +198,8 @@ class LibvirtBackend {
  public:
   explicit LibvirtBackend(const augur_host_api* host) : host_(host) {
     // CBinding::Init has checked `host` (non-null, struct_size) before constructing us.
-    static const char* const kKeys[] = {"uri", "template", "name_prefix", "domain_type",
-                                        "max_vcpus", "max_memory_mb"};
-    for (uint32_t i = 0; i < host->config_len; ++i) {
-      std::string key = Str(host->config[i].key);
-      if (std::find(std::begin(kKeys), std::end(kKeys), key) == std::end(kKeys)) {
-        augur_shim::Log(host, AUGUR_LOG_WARN, "libvirt: ignoring unknown config key '" + key + "'");
-      }
-    }
+    augur_shim::RejectUnknownKeys(host, "libvirt", {"uri", "template", "name_prefix",
+                                                    "domain_type", "max_vcpus", "max_memory_mb"});
     auto cfg = [&](const char* key, const char* def) {
       const char* v = augur_shim::ConfigValue(host, key);
       return std::string(v && *v ? v : def);

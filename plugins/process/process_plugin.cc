@@ -206,12 +206,7 @@ class ProcessBackend {
  public:
   explicit ProcessBackend(const augur_host_api* host) : host_(host) {
     // CBinding::Init has checked `host` (non-null, struct_size) before constructing us.
-    for (uint32_t i = 0; i < host->config_len; ++i) {
-      std::string key = Str(host->config[i].key);
-      if (key != "cgroup_parent" && key != "reserve_memory_mb") {
-        augur_shim::Log(host, AUGUR_LOG_WARN, "process: ignoring unknown config key '" + key + "'");
-      }
-    }
+    augur_shim::RejectUnknownKeys(host, "process", {"cgroup_parent", "reserve_memory_mb"});
     const char* parent = augur_shim::ConfigValue(host, "cgroup_parent");
     parent_ = CheckParent(parent ? parent : "augur");
     uint64_t reserve_mb = 512;
