@@ -10,9 +10,11 @@
 
 #include "agent/config.h"
 #include "agent/daemon.h"
+#include "augur_paths.h"
+#include "plugin/plugin_manager.h"
 
 namespace {
-constexpr char kDefaultConfigPath[] = "/etc/augur/augur.yaml";
+constexpr char kDefaultConfigPath[] = AUGUR_DEFAULT_CONFIG;  // /etc/augur/augur.yaml in the package
 
 void SetUpLogging(const std::string& level) {
   auto logger = spdlog::stderr_color_mt("augurd");
@@ -35,8 +37,18 @@ int main(int argc, char** argv) {
                  std::string("configuration file (default ") + kDefaultConfigPath +
                      ", built-in defaults when absent)");
   app.add_option("--check-config", check_path, "validate FILE, print what is wrong, exit 0 or 1");
-  app.set_version_flag("--version", "augurd 0.1.0");
+  bool print_paths = false;
+  app.add_flag("--print-paths", print_paths,
+               "print where this build looks for its config, plugins, plugin host and state");
+  app.set_version_flag("--version", "augurd " AUGUR_VERSION);
   CLI11_PARSE(app, argc, argv);
+
+  if (print_paths) {
+    std::printf("config: %s\nplugins.dir: %s\nplugin_host: %s\nstate_dir: %s\n",
+                kDefaultConfigPath, AUGUR_DEFAULT_PLUGIN_DIR,
+                augur::plugin::DefaultPluginHostPath().c_str(), AUGUR_DEFAULT_STATE_DIR);
+    return 0;
+  }
 
   using augur::agent::Config;
   if (!check_path.empty()) {
@@ -45,12 +57,18 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "%s\n", cfg.error().message().c_str());
       return 1;
     }
+    // The file is valid; would this host run it?
+    if (augur::Status fits = augur::agent::CheckConfigFitsHost(*cfg); !fits.ok()) {
+      std::fprintf(stderr, "%s: %s\n", check_path.c_str(), fits.message().c_str());
+      return 1;
+    }
     std::printf("%s: OK\n", check_path.c_str());
     return 0;
   }
 
   Config config = augur::agent::DefaultConfig();
   std::string origin = "built-in defaults";
+  std::string options_path;  // re-read on SIGHUP
   if (!config_path.empty()) {
     auto cfg = augur::agent::LoadConfigFile(config_path);
     if (!cfg) {
@@ -59,6 +77,7 @@ int main(int argc, char** argv) {
     }
     config = *cfg;
     origin = config_path;
+    options_path = config_path;
   } else {
     struct stat st;
     if (stat(kDefaultConfigPath, &st) == 0) {
@@ -69,14 +88,16 @@ int main(int argc, char** argv) {
       }
       config = *cfg;
       origin = kDefaultConfigPath;
+      options_path = kDefaultConfigPath;
     }
   }
 
   SetUpLogging(config.log.level);
-  spdlog::info("augurd 0.1.0 starting, config from {}", origin);
+  spdlog::info("augurd " AUGUR_VERSION " starting, config from {}", origin);
   augur::agent::DaemonOptions options;
   options.config = config;
   options.handle_signals = true;
+  options.config_path = options_path;
   auto daemon = augur::agent::Daemon::Start(options);
   if (!daemon) {
     spdlog::error("cannot start: {}", daemon.error().message());

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "augur/status.h"
+#include "augur_paths.h"
 
 namespace augur::agent {
 
@@ -67,7 +68,7 @@ struct ForecastConfig {
       "runqueue_latency_seconds{stat=\"p99\"}",
       "cgroup_cpu_seconds_total",
       "cgroup_memory_bytes"};
-  std::string state_dir = "/var/lib/augur/forecast";  // "" = don't persist
+  std::string state_dir = AUGUR_DEFAULT_STATE_DIR "/forecast";  // "" = don't persist
   double anomaly_threshold = 8.0;            // lower is more sensitive; > 0
   uint32_t max_series = 256;                 // series forecast at most; 1..100000
   // Points the store keeps of each derived series (forecasts, anomaly score and events),
@@ -81,9 +82,9 @@ struct ForecastConfig {
 // Provisioning-backend plugins (docs/PLUGINS.md). Each name in `enabled` loads
 // <dir>/augur-<name>.so inside its own augur-plugin-host process.
 struct PluginsConfig {
-  std::string dir = "/usr/lib/augur/plugins";        // absolute path
+  std::string dir = AUGUR_DEFAULT_PLUGIN_DIR;                   // absolute path
   std::vector<std::string> enabled;                   // names, [A-Za-z0-9_-]{1,64}, no repeats
-  std::string state_dir = "/var/lib/augur/plugins";  // absolute path; handles survive restarts
+  std::string state_dir = AUGUR_DEFAULT_STATE_DIR "/plugins";  // absolute path; handles survive restarts
   std::chrono::milliseconds call_timeout{10'000};     // a call slower than this is a hang; 100ms..10m
   // plugins.config.<name>: key/value strings handed to that plugin's init(). Every <name>
   // must be in `enabled` (a typo would otherwise configure nothing, silently). Keys are
@@ -105,6 +106,14 @@ struct Config {
 
 // Built-in defaults (what augurd uses when the config file is absent).
 Config DefaultConfig();
+
+// The dotted keys whose values differ between `a` and `b` ("telemetry.interval",
+// "plugins.config.process"), in file order; for SIGHUP's report of what needs a restart.
+std::vector<std::string> ChangedKeys(const Config& a, const Config& b);
+
+// What --check-config checks beyond the file itself: that the segment the config asks for
+// fits in /dev/shm's free space now. The message names the keys to change.
+Status CheckConfigFitsHost(const Config& config);
 
 // Parses YAML text. `origin` names the source in messages (a file path or "<string>").
 Result<Config> ParseConfig(std::string_view yaml, std::string_view origin = "<string>");

@@ -9,13 +9,20 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "augur_paths.h"
+
 namespace augur::plugin {
 
 std::string DefaultPluginHostPath() {
+  // Beside the executable in a build tree (build/agent/); the installed one lives in
+  // libexec (cmake/AugurInstall.cmake), where people do not run it by hand.
   std::error_code ec;
   std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", ec);
-  if (ec) return "augur-plugin-host";
-  return (self.parent_path() / "augur-plugin-host").string();
+  if (!ec) {
+    const std::string beside = (self.parent_path() / "augur-plugin-host").string();
+    if (::access(beside.c_str(), X_OK) == 0) return beside;
+  }
+  return AUGUR_DEFAULT_PLUGIN_HOST;
 }
 
 Result<std::unique_ptr<PluginManager>> PluginManager::Start(const PluginManagerOptions& options) {

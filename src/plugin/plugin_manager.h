@@ -27,7 +27,7 @@ struct PluginManagerOptions {
   std::string state_dir;              // plugins.state_dir
   std::chrono::milliseconds call_timeout{10'000};
   std::map<std::string, KeyValues> config;  // plugins.config
-  // augur-plugin-host; empty: beside the running executable (/proc/self/exe).
+  // augur-plugin-host; empty: DefaultPluginHostPath().
   std::string host_path;
   // Parent of the private socket directory; empty: $RUNTIME_DIRECTORY (systemd's
   // RuntimeDirectory=), else $XDG_RUNTIME_DIR, else /tmp.
@@ -58,7 +58,8 @@ class PluginManager {
   std::string runtime_dir_;
 };
 
-// The default augur-plugin-host path: beside /proc/self/exe.
+// The default augur-plugin-host path: beside /proc/self/exe when there is one there (a build
+// tree), else the installed one (AUGUR_DEFAULT_PLUGIN_HOST).
 std::string DefaultPluginHostPath();
 
 }  // namespace augur::plugin

@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "augur_paths.h"
+
 namespace augur::agent {
 namespace {
 
@@ -164,11 +166,52 @@ TEST(ParseConfigTest, DefaultsAreTheDocumentedOnes) {
   EXPECT_TRUE(d.metrics.enabled);
   EXPECT_EQ(d.metrics.listen, "127.0.0.1:9464");
   EXPECT_EQ(d.log.level, "info");
-  EXPECT_EQ(d.plugins.dir, "/usr/lib/augur/plugins");
+  // The install layout's (cmake/AugurInstall.cmake): /usr/lib/augur/plugins and
+  // /var/lib/augur/plugins with the Debian prefix /usr.
+  EXPECT_EQ(d.plugins.dir, AUGUR_DEFAULT_PLUGIN_DIR);
   EXPECT_TRUE(d.plugins.enabled.empty());
-  EXPECT_EQ(d.plugins.state_dir, "/var/lib/augur/plugins");
+  EXPECT_EQ(d.plugins.state_dir, std::string(AUGUR_DEFAULT_STATE_DIR) + "/plugins");
+  EXPECT_EQ(d.forecast.state_dir, std::string(AUGUR_DEFAULT_STATE_DIR) + "/forecast");
   EXPECT_EQ(d.plugins.call_timeout, milliseconds(10'000));
   EXPECT_TRUE(d.plugins.config.empty());
+}
+
+// Regression (issue 9): an agent on "x.lock" could take over another agent's lock file.
+TEST(ParseConfigTest, SegmentNamesEndingLikeTheFilesBesideASegmentAreRefused) {
+  for (const char* name : {"x.lock", "augur.new"}) {
+    Result<Config> c = ParseConfig(std::string("telemetry:\n  shm_name: ") + name + "\n", "a.yaml");
+    ASSERT_FALSE(c) << name;
+    EXPECT_THAT(c.error().message(), HasSubstr("a.yaml:2: telemetry.shm_name"));
+    EXPECT_THAT(c.error().message(), HasSubstr("lock or temporary file of another segment"));
+  }
+  EXPECT_TRUE(ParseConfig("telemetry:\n  shm_name: x.locked\n"));
+}
+
+TEST(ChangedKeysTest, NamesEachChangedKeyInFileOrder) {
+  Config a = DefaultConfig();
+  Config b = a;
+  EXPECT_TRUE(ChangedKeys(a, b).empty());
+  b.telemetry.interval = milliseconds(500);
+  b.forecast.horizons = {1, 2};
+  b.plugins.config["process"] = {{"cgroup_parent", "x"}};
+  EXPECT_THAT(ChangedKeys(a, b), ::testing::ElementsAre("telemetry.interval",
+                                                        "forecast.horizons",
+                                                        "plugins.config.process"));
+  b = a;
+  b.log.level = "debug";
+  EXPECT_THAT(ChangedKeys(a, b), ::testing::ElementsAre("log.level"));
+}
+
+TEST(CheckConfigFitsHostTest, ASegmentLargerThanDevShmNamesBothNumbersAndTheKeys) {
+  Config c = DefaultConfig();
+  EXPECT_TRUE(CheckConfigFitsHost(c).ok());
+  c.telemetry.capacity = 10'000'000;
+  c.telemetry.max_series = 1'000'000;
+  Status st = CheckConfigFitsHost(c);
+  ASSERT_FALSE(st.ok());
+  EXPECT_THAT(st.message(), HasSubstr("telemetry.capacity x telemetry.max_series"));
+  EXPECT_THAT(st.message(), HasSubstr("free"));
+  EXPECT_THAT(st.message(), HasSubstr("160000"));  // 1.6e14 bytes, give or take the directory
 }
 
 TEST(ParseConfigTest, PluginConfigValuesArePassedAsWritten) {
@@ -438,7 +481,8 @@ TEST(LoadConfigFileTest, HugeFileIsRefused) {
 
 // ---- packaging/augur.yaml --------------------------------------------------------------
 
-const fs::path kShippedConfig = fs::path(AUGUR_SOURCE_DIR) / "packaging/augur.yaml";
+// As configured for this build's install prefix from packaging/augur.yaml.in.
+const fs::path kShippedConfig = fs::path(AUGUR_BUILD_DIR) / "packaging/augur.yaml";
 
 TEST(ShippedConfigTest, ParsesToTheDefaults) {
   Result<Config> c = LoadConfigFile(kShippedConfig.string());
