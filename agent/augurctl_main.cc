@@ -12,6 +12,7 @@
 
 #include "agent/forecast_view.h"
 #include "agent/top_view.h"
+#include "agent/writer_status.h"
 #include "telemetry/shm_store.h"
 
 namespace {
@@ -27,6 +28,12 @@ std::unique_ptr<ShmReader> OpenOrExit(const std::string& shm) {
       std::fprintf(stderr, "augurctl: is augurd running? (systemctl status augurd)\n");
     }
     std::exit(1);
+  }
+  // Data from a dead or stopped agent is said so, on stderr so that pipes stay clean.
+  const augur::telemetry::SegmentInfo info = (*reader)->Info();
+  if (info.stale) {
+    std::fprintf(stderr, "augurctl: segment %s is %s\n", shm.c_str(),
+                 augur::agent::DescribeWriter(info).c_str());
   }
   return std::move(*reader);
 }

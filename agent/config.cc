@@ -16,10 +16,12 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <span>
 #include <utility>
 
 #include "telemetry/series_key.h"
+#include "telemetry/shm_store.h"
 
 namespace augur::agent {
 namespace {
@@ -357,6 +359,14 @@ void ParseShmName(Errors& errors, const std::string& path, const YAML::Node& key
             std::all_of(text->begin(), text->end(), IsShmNameChar);
   if (!ok) {
     errors.Add(key_node, fmt::format("{}: expected {}, got {}", path, kRule, Describe(value)));
+    return;
+  }
+  // The store keeps <name>.lock and <name>.new beside each segment (telemetry/shm_store.h).
+  if (text->ends_with(".lock") || text->ends_with(".new")) {
+    errors.Add(key_node, fmt::format("{}: {} ends in '{}', which names the lock or temporary "
+                                     "file of another segment; choose another name",
+                                     path, Describe(value),
+                                     text->ends_with(".lock") ? ".lock" : ".new"));
     return;
   }
   *out = *text;
@@ -719,6 +729,58 @@ bool IsHostChar(char c) {
 }  // namespace
 
 Config DefaultConfig() { return Config{}; }
+
+std::vector<std::string> ChangedKeys(const Config& a, const Config& b) {
+  std::vector<std::string> out;
+  auto check = [&](bool differs, std::string_view key) {
+    if (differs) out.emplace_back(key);
+  };
+  const TelemetryConfig &ta = a.telemetry, &tb = b.telemetry;
+  check(ta.interval != tb.interval, "telemetry.interval");
+  check(ta.ebpf != tb.ebpf, "telemetry.ebpf");
+  check(ta.shm_name != tb.shm_name, "telemetry.shm_name");
+  check(ta.capacity != tb.capacity, "telemetry.capacity");
+  check(ta.max_series != tb.max_series, "telemetry.max_series");
+  check(ta.cgroup_depth != tb.cgroup_depth, "telemetry.cgroup_depth");
+  check(ta.max_cgroups != tb.max_cgroups, "telemetry.max_cgroups");
+  // Sections whose keys are few or change together are reported whole.
+  check(a.metrics != b.metrics, "metrics");
+  check(a.log != b.log, "log.level");
+  const ForecastConfig &fa = a.forecast, &fb = b.forecast;
+  check(fa.enabled != fb.enabled, "forecast.enabled");
+  check(fa.step != fb.step, "forecast.step");
+  check(fa.horizons != fb.horizons, "forecast.horizons");
+  check(fa.series != fb.series, "forecast.series");
+  check(fa.state_dir != fb.state_dir, "forecast.state_dir");
+  check(fa.anomaly_threshold != fb.anomaly_threshold, "forecast.anomaly_threshold");
+  check(fa.max_series != fb.max_series, "forecast.max_series");
+  check(fa.history != fb.history, "forecast.history");
+  const PluginsConfig &pa = a.plugins, &pb = b.plugins;
+  check(pa.dir != pb.dir, "plugins.dir");
+  check(pa.enabled != pb.enabled, "plugins.enabled");
+  check(pa.state_dir != pb.state_dir, "plugins.state_dir");
+  check(pa.call_timeout != pb.call_timeout, "plugins.call_timeout");
+  std::set<std::string> names;
+  for (const auto& [name, kv] : pa.config) names.insert(name);
+  for (const auto& [name, kv] : pb.config) names.insert(name);
+  for (const std::string& name : names) {
+    auto ia = pa.config.find(name);
+    auto ib = pb.config.find(name);
+    const bool same = ia != pa.config.end() && ib != pb.config.end() && ia->second == ib->second;
+    check(!same, "plugins.config." + name);
+  }
+  return out;
+}
+
+Status CheckConfigFitsHost(const Config& config) {
+  telemetry::StoreOptions so;
+  so.name = config.telemetry.shm_name;
+  so.capacity = config.telemetry.capacity;
+  so.max_series = config.telemetry.max_series;
+  Status st = telemetry::CheckSegmentFits(so);
+  if (st.ok()) return st;
+  return st.Annotate("telemetry.capacity x telemetry.max_series");
+}
 
 std::string_view EbpfModeName(EbpfMode mode) {
   switch (mode) {

@@ -9,7 +9,10 @@
 #include <fstream>
 #include <unordered_set>
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
+#include <string.h>
 
 #include "agent/forecast_runner.h"
 #include "agent/metrics_server.h"
@@ -26,8 +29,78 @@ namespace {
 using telemetry::Collector;
 using telemetry::SeriesKey;
 
-// Set by the SIGINT/SIGTERM handler (async-signal-safe: a lock-free atomic store).
+// Set by the signal handlers (async-signal-safe: lock-free atomic stores); Run() acts on
+// them within 100 ms, on its own thread.
 std::atomic<int> g_stop_signal{0};
+std::atomic<int> g_reload_requests{0};  // SIGHUP
+std::atomic<int> g_status_requests{0};  // SIGUSR1
+std::atomic<int> g_ignored_signal{0};   // SIGUSR2: logged, nothing else
+// The writer a fatal-signal handler marks stale before the process dies.
+std::atomic<telemetry::ShmWriter*> g_crash_writer{nullptr};
+
+static_assert(std::atomic<int>::is_always_lock_free);
+static_assert(std::atomic<telemetry::ShmWriter*>::is_always_lock_free);
+
+// Signals whose default action would end the agent silently. Each now stops it cleanly,
+// logging which one it was. SIGRTMIN and SIGRTMIN+1 are glibc's own and left alone.
+constexpr int kStopSignals[] = {SIGINT,  SIGTERM, SIGQUIT, SIGALRM, SIGVTALRM,
+                                SIGPROF, SIGXCPU, SIGSTKFLT, SIGPWR, SIGIO};
+// Signals that mean the agent itself is broken: logged and the segment marked stale (so
+// readers do not wait for the heartbeat to learn it), then the default action (a core).
+constexpr int kCrashSignals[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGSYS, SIGTRAP};
+
+std::string SignalName(int sig) {
+  const char* abbrev = ::sigabbrev_np(sig);
+  if (abbrev != nullptr) return std::string("SIG") + abbrev;
+  if (sig >= SIGRTMIN && sig <= SIGRTMAX) return fmt::format("SIGRTMIN+{}", sig - SIGRTMIN);
+  return fmt::format("signal {}", sig);
+}
+
+void OnFatalSignal(int sig) {
+  // Only async-signal-safe calls: write(2), atomic stores, raise().
+  char line[96];
+  const char* abbrev = ::sigabbrev_np(sig);
+  int n = 0;
+  const char prefix[] = "augurd: fatal signal SIG";
+  for (const char* p = prefix; *p != '\0'; ++p) line[n++] = *p;
+  for (const char* p = abbrev != nullptr ? abbrev : "?"; *p != '\0' && n < 40; ++p) line[n++] = *p;
+  const char suffix[] = ", segment marked stale\n";
+  for (const char* p = suffix; *p != '\0'; ++p) line[n++] = *p;
+  (void)!::write(STDERR_FILENO, line, static_cast<size_t>(n));
+  if (telemetry::ShmWriter* w = g_crash_writer.load(std::memory_order_relaxed)) {
+    w->MarkStaleFromSignalHandler();
+  }
+  // SA_RESETHAND restored the default action; raising again ends the process with it.
+  ::raise(sig);
+}
+
+void InstallSignalHandlers() {
+  // Handlers, not a blocked mask plus sigwait: libraries start threads before main()
+  // (OpenBLAS under dlib does), and a process-directed signal landing on one of those with
+  // the default action would kill the agent without its clean stop. The handlers only
+  // record the signal; Run() notices within 100 ms whichever thread took it.
+  struct sigaction sa {};
+  sigemptyset(&sa.sa_mask);
+  sa.sa_handler = [](int sig) { g_stop_signal.store(sig, std::memory_order_relaxed); };
+  for (int sig : kStopSignals) sigaction(sig, &sa, nullptr);
+  for (int sig = SIGRTMIN + 2; sig <= SIGRTMAX; ++sig) sigaction(sig, &sa, nullptr);
+  sa.sa_handler = [](int) { g_reload_requests.fetch_add(1, std::memory_order_relaxed); };
+  sigaction(SIGHUP, &sa, nullptr);
+  sa.sa_handler = [](int) { g_status_requests.fetch_add(1, std::memory_order_relaxed); };
+  sigaction(SIGUSR1, &sa, nullptr);
+  sa.sa_handler = [](int sig) { g_ignored_signal.store(sig, std::memory_order_relaxed); };
+  sigaction(SIGUSR2, &sa, nullptr);
+  // A scraper or a control client that hangs up mid-write must cost an EPIPE, not the agent;
+  // a file over RLIMIT_FSIZE an EFBIG.
+  sa.sa_handler = SIG_IGN;
+  sigaction(SIGPIPE, &sa, nullptr);
+  sigaction(SIGXFSZ, &sa, nullptr);
+  struct sigaction crash {};
+  sigemptyset(&crash.sa_mask);
+  crash.sa_handler = OnFatalSignal;
+  crash.sa_flags = SA_RESETHAND | SA_NODEFER;
+  for (int sig : kCrashSignals) sigaction(sig, &crash, nullptr);
+}
 
 int64_t RealtimeNs() {
   timespec ts;
@@ -117,13 +190,14 @@ struct BpfSpec {
   const char* families[4];
   const char* families_text;
   // A procfs collector whose families this one covers entirely, so it need not run at all.
+  // None does today: procfs_schedstat also gives runqueue_wait_seconds_total, which no eBPF
+  // collector replaces (its runqueue_latency_seconds points are dropped as covered).
   const char* replaces;
 };
 constexpr BpfSpec kBpfSpecs[] = {
     {"cpu", &telemetry::MakeBpfCpuCollector,
      {"cpu_busy_seconds_total", "cgroup_cpu_seconds_total", "runqueue_latency_seconds", nullptr},
-     "cpu_busy_seconds_total, cgroup_cpu_seconds_total, runqueue_latency_seconds",
-     "procfs_schedstat"},
+     "cpu_busy_seconds_total, cgroup_cpu_seconds_total, runqueue_latency_seconds", nullptr},
     {"blockio",
      [](const telemetry::BpfOptions& o, const telemetry::CgroupFs&) {
        return telemetry::MakeBpfBlockIoCollector(o);
@@ -175,11 +249,19 @@ struct Daemon::Impl {
   std::unique_ptr<ForecastRunner> forecaster;
   std::atomic<bool> stop{false};
   uint64_t samples = 0;
+  // The configuration running now (options.config, updated by reloads).
+  Config running;
+
+  // SIGHUP: re-reads options.config_path and applies what can change while running.
+  void Reload();
+  // SIGUSR1: one log line on how the agent is doing.
+  void LogStatus() const;
 };
 
 Daemon::Daemon(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 Daemon::~Daemon() {
+  g_crash_writer.store(nullptr);
   if (impl_->metrics) impl_->metrics->Stop();
   impl_->plugins.reset();  // hosts destroy() their plugins; instances stay for the next agent
   impl_->collectors.clear();  // detaches eBPF links before the segment goes stale
@@ -192,17 +274,8 @@ Result<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& options) {
   impl->options = options;
   const TelemetryConfig& tc = options.config.telemetry;
 
-  if (options.handle_signals) {
-    // A handler, not a blocked mask plus sigwait: libraries start threads before main()
-    // (OpenBLAS under dlib does), and a process-directed SIGTERM landing on one of those with
-    // the default action would kill the agent without its clean stop. The handler only
-    // records the signal; Run() notices within 100 ms whichever thread took it.
-    struct sigaction sa {};
-    sa.sa_handler = [](int sig) { g_stop_signal.store(sig, std::memory_order_relaxed); };
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, nullptr);
-    sigaction(SIGTERM, &sa, nullptr);
-  }
+  impl->running = options.config;
+  if (options.handle_signals) InstallSignalHandlers();
 
   // /metrics is bound before the segment is made so that a port clash touches nothing.
   if (options.config.metrics.enabled) {
@@ -216,9 +289,19 @@ Result<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& options) {
   so.name = tc.shm_name;
   so.capacity = tc.capacity;
   so.max_series = tc.max_series;
+  so.heartbeat_interval_ns = int64_t{tc.interval.count()} * 1'000'000;
+  // A stopped agent leaves nothing in /dev/shm; readers that have the segment mapped keep
+  // its last points and see it closed.
+  so.remove_on_close = true;
   auto writer = telemetry::ShmWriter::Create(so);
-  if (!writer) return Err(writer.error());
+  if (!writer) {
+    if (writer.error().code() == Status::Code::kResourceExhausted) {
+      return Err(writer.error().Annotate("telemetry.capacity x telemetry.max_series"));
+    }
+    return Err(writer.error());
+  }
   impl->writer = std::move(*writer);
+  if (options.handle_signals) g_crash_writer.store(impl->writer.get());
   // A derived series gets a point per forecast step, not per sample: the same number of
   // points as a collected series would keep 60 times the history (60 h at the defaults)
   // and, as its ring fills, that much more of the segment in the agent's RSS.
@@ -318,6 +401,8 @@ Result<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& options) {
 void Daemon::SampleOnce() {
   Impl& s = *impl_;
   const int64_t ts = RealtimeNs();
+  // First, so a slow collector below cannot make a live agent look stalled.
+  s.writer->Heartbeat(ts);
   for (CollectorSlot& slot : s.collectors) {
     const int64_t t0 = MonotonicNs();
     Status st = slot.collector->Collect(ts, *s.sink);
@@ -378,9 +463,15 @@ Status Daemon::Run() {
     // Waits for the next tick, a signal or Stop(), looking at least every 100 ms.
     while (!s.stop.load(std::memory_order_relaxed) && (now = MonotonicNs()) < next) {
       if (const int sig = g_stop_signal.load(std::memory_order_relaxed); sig != 0) {
-        spdlog::info("received {}, stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+        spdlog::info("received {}, stopping", SignalName(sig));
         s.stop = true;
         break;
+      }
+      if (g_reload_requests.exchange(0, std::memory_order_relaxed) != 0) s.Reload();
+      if (g_status_requests.exchange(0, std::memory_order_relaxed) != 0) s.LogStatus();
+      if (const int sig = g_ignored_signal.exchange(0, std::memory_order_relaxed); sig != 0) {
+        spdlog::info("received {}: ignored (SIGHUP reloads, SIGUSR1 logs status, SIGTERM "
+                     "stops)", SignalName(sig));
       }
       const int64_t wait_ns = std::min<int64_t>(next - now, 100'000'000);
       timespec to{time_t(wait_ns / 1'000'000'000), long(wait_ns % 1'000'000'000)};
@@ -391,6 +482,55 @@ Status Daemon::Run() {
 }
 
 void Daemon::Stop() { impl_->stop = true; }
+
+void Daemon::RequestReload() { g_reload_requests.fetch_add(1, std::memory_order_relaxed); }
+
+void Daemon::Impl::Reload() {
+  if (options.config_path.empty()) {
+    spdlog::info("SIGHUP: running on built-in defaults, no config file to reload");
+    return;
+  }
+  Result<Config> fresh = LoadConfigFile(options.config_path);
+  if (!fresh) {
+    // The agent keeps the configuration it runs; every problem is named, as at start.
+    spdlog::error("SIGHUP: {} not reloaded, keeping the running configuration:\n{}",
+                  options.config_path, fresh.error().message());
+    return;
+  }
+  std::vector<std::string> applied;
+  if (fresh->log.level != running.log.level) {
+    spdlog::set_level(spdlog::level::from_str(fresh->log.level));
+    applied.push_back(fmt::format("log.level {} -> {}", running.log.level, fresh->log.level));
+    running.log = fresh->log;
+  }
+  const std::vector<std::string> pending = ChangedKeys(running, *fresh);
+  if (applied.empty() && pending.empty()) {
+    spdlog::info("SIGHUP: {} reloaded, nothing changed", options.config_path);
+    return;
+  }
+  if (!applied.empty()) {
+    spdlog::info("SIGHUP: {} reloaded, applied: {}", options.config_path,
+                 fmt::join(applied, ", "));
+  }
+  if (!pending.empty()) {
+    spdlog::warn("SIGHUP: changed keys that take effect only after a restart "
+                 "(systemctl restart augurd): {}", fmt::join(pending, ", "));
+  }
+}
+
+void Daemon::Impl::LogStatus() const {
+  const telemetry::SegmentInfo info = writer->Info();
+  std::string backends;
+  if (plugins) {
+    for (const plugin::BackendHealth& h : plugins->Health()) {
+      backends += fmt::format(" {}={}", h.name, plugin::HostStateName(h.state));
+    }
+  }
+  spdlog::info("status: {} samples, {} series in /dev/shm/{} ({} of {} bytes), {} collectors, "
+               "{} points dropped, backends:{}", samples, info.series_count,
+               options.config.telemetry.shm_name, info.bytes_used, info.bytes_total,
+               collectors.size(), sink->dropped(), backends.empty() ? " none" : backends);
+}
 
 std::vector<std::string> Daemon::CollectorNames() const {
   std::vector<std::string> names;

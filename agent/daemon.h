@@ -4,9 +4,17 @@
 // With plugins.enabled set it also runs the provisioning backends (plugin/plugin_manager.h)
 // and writes augur_backend_up{backend} and augur_backend_restarts_total{backend} each sample.
 //
-// Run() samples every telemetry.interval until Stop() is called or SIGINT/SIGTERM arrives
-// (with DaemonOptions::handle_signals), then detaches the eBPF programs and marks the segment
-// stale.
+// Run() samples every telemetry.interval until Stop() is called or a stop signal arrives
+// (with DaemonOptions::handle_signals), then detaches the eBPF programs, marks the segment
+// stale and removes it from /dev/shm.
+//
+// Signals (with handle_signals): SIGTERM, SIGINT, SIGQUIT and every other signal whose
+// default would end the process stop it cleanly, logging which one; SIGHUP re-reads the
+// config file, applies what can change live (log.level) and names the changed keys that
+// need a restart; SIGUSR1 logs a status line; SIGUSR2 is logged and ignored; SIGPIPE and
+// SIGXFSZ are ignored. A crash signal (SIGSEGV, SIGABRT, ...) is logged and marks the
+// segment stale before the process dies with it. Readers tell a SIGKILLed agent from a live
+// one by its heartbeat and pid (telemetry/shm_store.h).
 //
 // Thread safety: Stop() may be called from any thread; everything else from one thread.
 #ifndef AUGUR_AGENT_DAEMON_H_
@@ -33,6 +41,8 @@ struct DaemonOptions {
   bool handle_signals = false;
   // augur-plugin-host to start for each plugin; empty: the one beside this executable.
   std::string plugin_host_path;
+  // The file `config` came from, re-read on SIGHUP; empty: built-in defaults.
+  std::string config_path;
 };
 
 class Daemon {
@@ -50,6 +60,8 @@ class Daemon {
   Status Run();
   // Asks Run() to return after the current sample.
   void Stop();
+  // Asks Run() to reload the config file, as SIGHUP does. Any thread.
+  static void RequestReload();
 
   // One sampling pass (Run() calls it every interval). Public for tests and benchmarks.
   void SampleOnce();

@@ -10,6 +10,7 @@ namespace augur::agent {
 namespace {
 
 constexpr std::string_view kUpName = "augur_up";
+constexpr std::string_view kStaleSinceName = "augur_stale_since_seconds";
 
 void AppendValue(std::string& out, double value) {
   if (std::isnan(value)) {
@@ -38,8 +39,11 @@ std::string FormatPrometheusValue(double value) {
   return out;
 }
 
-std::string RenderPrometheus(std::vector<PrometheusSample> samples, bool live) {
-  std::erase_if(samples, [](const PrometheusSample& s) { return s.key.name() == kUpName; });
+std::string RenderPrometheus(std::vector<PrometheusSample> samples, bool live,
+                             int64_t stale_since_ns) {
+  std::erase_if(samples, [](const PrometheusSample& s) {
+    return s.key.name() == kUpName || s.key.name() == kStaleSinceName;
+  });
 
   // The format wants each family's samples together under one TYPE line; the directory is in
   // creation order, so sort. Labels are rendered once here and reused as the sort key.
@@ -63,6 +67,14 @@ std::string RenderPrometheus(std::vector<PrometheusSample> samples, bool live) {
       "# HELP augur_up 1 when the agent writing the store is running, 0 when its segment is "
       "stale.\n# TYPE augur_up gauge\naugur_up ";
   out += live ? "1\n" : "0\n";
+  if (!live && stale_since_ns > 0) {
+    out +=
+        "# HELP augur_stale_since_seconds Unix time since which the agent writing the store "
+        "has not been running.\n# TYPE augur_stale_since_seconds gauge\n"
+        "augur_stale_since_seconds ";
+    AppendValue(out, static_cast<double>(stale_since_ns) / 1e9);
+    out += '\n';
+  }
   std::string_view family;
   for (const Row& row : rows) {
     const std::string& name = row.sample->key.name();
@@ -92,7 +104,7 @@ std::string RenderPrometheus(std::vector<PrometheusSample> samples, bool live) {
 }
 
 std::string RenderPrometheus(const telemetry::ShmReader& reader) {
-  const bool live = !reader.Info().stale;
+  const telemetry::SegmentInfo info = reader.Info();
   std::vector<telemetry::SeriesEntry> entries = reader.List();
   std::vector<PrometheusSample> samples;
   samples.reserve(entries.size());
@@ -103,7 +115,7 @@ std::string RenderPrometheus(const telemetry::ShmReader& reader) {
     if (!p) continue;
     samples.push_back(PrometheusSample{std::move(e.key), *p});
   }
-  return RenderPrometheus(std::move(samples), live);
+  return RenderPrometheus(std::move(samples), !info.stale, info.stale_since_ns);
 }
 
 }  // namespace augur::agent

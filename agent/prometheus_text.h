@@ -36,14 +36,18 @@ struct PrometheusSample {
 };
 
 // Renders the latest point of every series in `reader` (series without points are left
-// out), plus augur_up: 1 while the segment is live, 0 once its writer marked it stale. A
-// series the store itself names augur_up is dropped, since a repeated family makes the
-// whole scrape invalid. One pass over the directory: a few ms for thousands of series.
+// out), plus augur_up: 1 while the writer is live, 0 once it closed the segment, died or
+// stopped beating (ShmReader::Info). While it is not live, augur_stale_since_seconds gives
+// the Unix time the data stopped being fresh. Series the store itself names augur_up or
+// augur_stale_since_seconds are dropped, since a repeated family makes the whole scrape
+// invalid. One pass over the directory: a few ms for thousands of series.
 std::string RenderPrometheus(const telemetry::ShmReader& reader);
 
-// The same from samples already read, in any order. `live` sets augur_up. Keys are taken as
+// The same from samples already read, in any order. `live` sets augur_up;
+// `stale_since_ns` > 0 (when not live) adds augur_stale_since_seconds. Keys are taken as
 // valid (the store validates them on the way in).
-std::string RenderPrometheus(std::vector<PrometheusSample> samples, bool live);
+std::string RenderPrometheus(std::vector<PrometheusSample> samples, bool live,
+                             int64_t stale_since_ns = 0);
 
 // A sample value as Prometheus writes one: the shortest decimal that reads back as the same
 // double ("0.1", "1e+21"), and NaN, +Inf, -Inf for the special values.

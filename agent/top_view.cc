@@ -10,6 +10,8 @@
 
 #include <fmt/format.h>
 
+#include "agent/writer_status.h"
+
 namespace augur::agent {
 namespace {
 
@@ -120,9 +122,8 @@ std::string RenderTop(const ShmReader& reader, const TopOptions& o) {
   std::time_t now = std::time(nullptr);
   char when[32];
   std::strftime(when, sizeof(when), "%H:%M:%S", std::localtime(&now));
-  out += fmt::format("augur top - {} - {} - segment {} ({}, writer pid {}, {} series)\n", host,
-                     when, reader.name(), info.stale ? "STALE: augurd stopped" : "live",
-                     info.writer_pid, info.series_count);
+  out += fmt::format("augur top - {} - {} - segment {} ({}, {} series)\n", host, when,
+                     reader.name(), DescribeWriter(info), info.series_count);
 
   // CPU: busy ratio per CPU is the rate of busy seconds.
   auto all = snap.OneRate("cpu_busy_seconds_total", {{"cpu", "all"}});

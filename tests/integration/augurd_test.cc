@@ -8,6 +8,7 @@
 
 #include <filesystem>
 #include <set>
+#include <thread>
 
 #include <gtest/gtest.h>
 #include <httplib.h>
@@ -131,13 +132,117 @@ TEST_F(AugurdTest, WritesEveryFamilyServesMetricsAndStopsCleanly) {
   EXPECT_NE(top.out.find("CGROUP"), std::string::npos);
   EXPECT_NE(top.out.find("live"), std::string::npos);
 
+  auto reader = telemetry::ShmReader::Open(shm_);
+  ASSERT_TRUE(reader);
   agent->Signal(SIGTERM);
   EXPECT_EQ(agent->Wait(10s), 0) << agent->err();
   EXPECT_NE(agent->err().find("stopped cleanly"), std::string::npos) << agent->err();
+  // A reader that had the segment mapped sees it closed; nothing is left in /dev/shm.
+  EXPECT_EQ((*reader)->Info().writer_state, telemetry::WriterState::kClosed);
+  struct stat st;
+  EXPECT_NE(stat(("/dev/shm/" + shm_).c_str(), &st), 0) << "segment left behind";
+  EXPECT_NE(stat(("/dev/shm/" + shm_ + ".lock").c_str(), &st), 0) << "lock left behind";
+}
+
+// Regression (issue 9): SIGHUP, SIGUSR1, SIGUSR2 and SIGPIPE each killed augurd at once with
+// no log line, leaving the segment "live".
+TEST_F(AugurdTest, SignalsThatAreNotStopsLeaveItRunningAndOthersStopItCleanly) {
+  WriteConfig("off");
+  auto agent = StartAgent();
+  ASSERT_TRUE(WaitFor([&] { return telemetry::ShmReader::Open(shm_).has_value(); }, 10s))
+      << agent->err();
+  for (int sig : {SIGHUP, SIGUSR1, SIGUSR2, SIGPIPE}) {
+    agent->Signal(sig);
+    std::this_thread::sleep_for(300ms);
+    ASSERT_TRUE(agent->running()) << "killed by signal " << sig << "\n" << agent->err();
+  }
+  EXPECT_TRUE(WaitFor([&] {
+    const std::string err = agent->err();
+    return err.find("reloaded, nothing changed") != std::string::npos &&
+           err.find("status: ") != std::string::npos &&
+           err.find("received SIGUSR2: ignored") != std::string::npos;
+  }, 5s)) << agent->err();
+  agent->Signal(SIGQUIT);
+  EXPECT_EQ(agent->Wait(10s), 0) << agent->err();
+  EXPECT_NE(agent->err().find("received SIGQUIT, stopping"), std::string::npos) << agent->err();
+  EXPECT_FALSE(telemetry::ShmReader::Open(shm_).has_value()) << "stopped cleanly: removed";
+}
+
+TEST_F(AugurdTest, SighupAppliesWhatItCanAndNamesWhatNeedsARestart) {
+  WriteConfig("off");
+  auto agent = StartAgent();
+  ASSERT_TRUE(WaitFor([&] { return telemetry::ShmReader::Open(shm_).has_value(); }, 10s))
+      << agent->err();
+  WriteConfig("off", "log:\n  level: debug\n");
+  // Also a key that needs a restart.
+  std::string text = testing::ReadFile(config_path_);
+  text.replace(text.find("interval: 200ms"), 15, "interval: 300ms");
+  std::ofstream(config_path_) << text;
+  agent->Signal(SIGHUP);
+  EXPECT_TRUE(WaitFor([&] {
+    return agent->err().find("applied: log.level info -> debug") != std::string::npos &&
+           agent->err().find("after a restart (systemctl restart augurd): telemetry.interval") !=
+               std::string::npos;
+  }, 5s)) << agent->err();
+  // A broken file is reported line by line and the agent runs on what it had.
+  std::ofstream(config_path_) << "telemetry:\n  intervall: 1s\n";
+  agent->Signal(SIGHUP);
+  EXPECT_TRUE(WaitFor([&] {
+    return agent->err().find("not reloaded, keeping the running configuration") !=
+               std::string::npos &&
+           agent->err().find(":2: unknown key 'telemetry.intervall'") != std::string::npos;
+  }, 5s)) << agent->err();
+  EXPECT_TRUE(agent->running());
+  agent->Signal(SIGTERM);
+  EXPECT_EQ(agent->Wait(10s), 0) << agent->err();
+}
+
+TEST_F(AugurdTest, ACrashSignalIsLoggedAndMarksTheSegmentStaleBeforeDying) {
+  WriteConfig("off");
+  auto agent = StartAgent();
+  ASSERT_TRUE(WaitFor([&] { return telemetry::ShmReader::Open(shm_).has_value(); }, 10s))
+      << agent->err();
   auto reader = telemetry::ShmReader::Open(shm_);
   ASSERT_TRUE(reader);
-  EXPECT_TRUE((*reader)->Info().stale);
-  // The writer lock is released: nothing else holds the name.
+  agent->Signal(SIGSEGV);
+  EXPECT_EQ(agent->Wait(10s), -SIGSEGV) << agent->err();
+  EXPECT_NE(agent->err().find("augurd: fatal signal SIGSEGV, segment marked stale"),
+            std::string::npos)
+      << agent->err();
+  EXPECT_EQ((*reader)->Info().writer_state, telemetry::WriterState::kClosed);
+}
+
+// Regression (issue 9): after kill -9, `augurctl top` kept printing "live, writer pid N".
+TEST_F(AugurdTest, AKilledAgentIsReportedStaleByItsReaders) {
+  WriteConfig("off");
+  auto agent = StartAgent();
+  ASSERT_TRUE(WaitFor([&] {
+    auto r = telemetry::ShmReader::Open(shm_);
+    return r && (*r)->Info().series_count > 10;
+  }, 10s)) << agent->err();
+  const int pid = agent->pid();
+  agent->Signal(SIGKILL);
+  ASSERT_EQ(agent->Wait(10s), -SIGKILL);
+  auto reader = telemetry::ShmReader::Open(shm_);
+  ASSERT_TRUE(reader) << "a killed agent cannot remove its segment";
+  EXPECT_EQ((*reader)->Info().writer_state, telemetry::WriterState::kDead);
+  EXPECT_GT((*reader)->Info().stale_since_ns, 0);
+  auto top = testing::Run({BuildPath("agent/augurctl"), "--shm", shm_, "top", "--once"});
+  EXPECT_EQ(top.code, 0) << top.err;
+  EXPECT_NE(top.out.find("STALE since"), std::string::npos) << top.out;
+  EXPECT_NE(top.out.find("writer pid " + std::to_string(pid) + " is gone"), std::string::npos)
+      << top.out;
+  EXPECT_EQ(top.out.find("live, writer pid"), std::string::npos) << top.out;
+  auto series = testing::Run({BuildPath("agent/augurctl"), "--shm", shm_, "series"});
+  EXPECT_NE(series.err.find("is gone"), std::string::npos) << series.err;
+  // A new agent takes the name over at once.
+  agent = StartAgent();
+  ASSERT_TRUE(WaitFor([&] {
+    auto r = telemetry::ShmReader::Open(shm_);
+    return r && (*r)->Info().writer_state == telemetry::WriterState::kLive;
+  }, 10s)) << agent->err();
+  agent->Signal(SIGTERM);
+  EXPECT_EQ(agent->Wait(10s), 0) << agent->err();
 }
 
 TEST_F(AugurdTest, EbpfOffStillGivesEveryFamilyFromProcfs) {
@@ -183,6 +288,7 @@ TEST_F(AugurdTest, ReaderReattachesAfterAgentRestart) {
   agent->Signal(SIGTERM);
   ASSERT_EQ(agent->Wait(10s), 0);
   EXPECT_TRUE(reader->Info().stale);
+  EXPECT_EQ(reader->Info().writer_state, telemetry::WriterState::kClosed);
   agent = StartAgent();
   bool reattached = false;
   ASSERT_TRUE(WaitFor([&] {
@@ -214,7 +320,7 @@ TEST_F(AugurdTest, BadConfigExitsBeforeTouchingAnything) {
   check = testing::Run({BuildPath("agent/augurd"), "--check-config", config_path_});
   EXPECT_EQ(check.code, 0) << check.err;
   check = testing::Run({BuildPath("agent/augurd"), "--check-config",
-                        std::string(AUGUR_SOURCE_DIR) + "/packaging/augur.yaml"});
+                        std::string(AUGUR_BUILD_DIR) + "/packaging/augur.yaml"});
   EXPECT_EQ(check.code, 0) << check.err;
 }
 
