@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -18,6 +19,7 @@
 #include <optional>
 #include <set>
 #include <span>
+#include <sstream>
 #include <utility>
 
 #include "telemetry/series_key.h"
@@ -908,6 +910,81 @@ Result<HostPort> ParseHostPort(std::string_view text) {
   return out;
 }
 
+namespace {
+
+// Walks the documents of a YAML stream with yaml-cpp's event parser, for what YAML::LoadAll
+// would say about them, without its hang: yaml-cpp 0.7's LoadAll never returns on a stream
+// with a token that cannot start a node at the top level, such as "{a}, b}" or ", a". Its
+// parser then makes an empty document without consuming the token, again and again, and
+// LoadAll keeps each one, so the loop also eats memory (found by tests/fuzz/config_fuzz.cc;
+// regression input tests/fuzz/corpus/config/regress_loadall_hang.yaml). A document that
+// starts where the previous one did has consumed nothing: that is where the walk stops.
+class DocumentWalk : public YAML::EventHandler {
+ public:
+  // Throws YAML::Exception for a syntax error, as LoadAll does.
+  explicit DocumentWalk(const std::string& yaml) {
+    std::istringstream in(yaml);
+    YAML::Parser parser(in);
+    for (;;) {
+      doc_start_.reset();
+      if (!parser.HandleNextDocument(*this)) break;
+      if (stalled_) break;
+    }
+  }
+
+  // The position of a token no document could consume, if any.
+  std::optional<YAML::Mark> stall() const {
+    return stalled_ ? std::optional<YAML::Mark>(stall_mark_) : std::nullopt;
+  }
+  // Where each document after the first that is not empty starts.
+  const std::vector<YAML::Mark>& later_documents() const { return later_; }
+
+  void OnDocumentStart(const YAML::Mark& mark) override {
+    if (have_prev_ && mark.pos == prev_start_.pos) {
+      stalled_ = true;
+      stall_mark_ = mark;
+    }
+    have_prev_ = true;
+    prev_start_ = mark;
+    ++docs_;
+  }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark& mark, YAML::anchor_t) override { Node(mark, /*null=*/true); }
+  void OnAlias(const YAML::Mark& mark, YAML::anchor_t) override { Node(mark, false); }
+  void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                const std::string&) override {
+    Node(mark, false);
+  }
+  void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {
+    Node(mark, false);
+  }
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {
+    Node(mark, false);
+  }
+  void OnMapEnd() override {}
+
+ private:
+  // The first node event of a document is its root.
+  void Node(const YAML::Mark& mark, bool null) {
+    if (doc_start_) return;
+    doc_start_ = mark;
+    if (docs_ > 1 && !null && !stalled_) later_.push_back(mark);
+  }
+
+  bool have_prev_ = false;
+  YAML::Mark prev_start_;
+  bool stalled_ = false;
+  YAML::Mark stall_mark_;
+  size_t docs_ = 0;
+  std::optional<YAML::Mark> doc_start_;
+  std::vector<YAML::Mark> later_;
+};
+
+}  // namespace
+
 Result<Config> ParseConfig(std::string_view yaml, std::string_view origin) {
   if (std::optional<BadByte> bad = FindBadUtf8(yaml)) {
     return Err(Status::InvalidArgument(
@@ -920,12 +997,19 @@ Result<Config> ParseConfig(std::string_view yaml, std::string_view origin) {
   // yaml-cpp reports syntax errors (and the odd bad conversion) by throwing; this is the one
   // place that catches them (STYLE.md: one wrapper per library).
   try {
-    std::vector<YAML::Node> docs = YAML::LoadAll(std::string(yaml));
-    for (size_t i = 1; i < docs.size(); ++i) {
-      if (docs[i].IsNull()) continue;  // a stray trailing "---"
-      errors.Add(docs[i], "a second YAML document starts here; the config is one document");
+    const std::string text(yaml);
+    const DocumentWalk walk(text);  // not YAML::LoadAll, which can hang: see DocumentWalk
+    if (std::optional<YAML::Mark> at = walk.stall()) {
+      const char c = static_cast<size_t>(at->pos) < text.size() ? text[at->pos] : ' ';
+      return Err(Status::InvalidArgument(
+          fmt::format("{}:{}:{}: YAML syntax error: '{}' cannot start or continue a document",
+                      origin, at->line + 1, at->column + 1, c)));
     }
-    YAML::Node root = docs.empty() ? YAML::Node() : docs[0];
+    // Stray trailing "---"s make empty documents, which are fine.
+    for (const YAML::Mark& m : walk.later_documents()) {
+      errors.AddAtLine(m.line + 1, "a second YAML document starts here; the config is one document");
+    }
+    YAML::Node root = YAML::Load(text);  // the first document only
     if (root.IsMap()) {
       ForEachKey(errors, root, "", kTopKeys,
                  [&](std::string_view key, const YAML::Node& k, const YAML::Node& v) {

@@ -24,6 +24,18 @@ namespace {
 constexpr char kWorkersEndpoint[] = "inproc://workers";
 constexpr char kControlEndpoint[] = "inproc://control";
 
+void SetStatus(const Status& s, wire::Reply* reply) {
+  if (s.ok()) return;
+  // Corruption from the adapter means the plugin broke the contract: a fault, after which
+  // augurd restarts this process. Everything else is the plugin's ordinary error.
+  if (s.IsCorruption()) {
+    reply->set_fault(s.message());
+    return;
+  }
+  reply->set_code(static_cast<int32_t>(s.code()));
+  reply->set_message(s.message());
+}
+
 class HostServer {
  public:
   explicit HostServer(zmq::context_t& ctx) : ctx_(ctx) {}
@@ -114,18 +126,6 @@ class HostServer {
     }
   }
 
-  static void SetStatus(const Status& s, wire::Reply* reply) {
-    if (s.ok()) return;
-    // Corruption from the adapter means the plugin broke the contract: a fault, after which
-    // augurd restarts this process. Everything else is the plugin's ordinary error.
-    if (s.IsCorruption()) {
-      reply->set_fault(s.message());
-      return;
-    }
-    reply->set_code(static_cast<int32_t>(s.code()));
-    reply->set_message(s.message());
-  }
-
   wire::Reply Hello(const wire::HelloRequest& hello) {
     wire::Reply reply;
     std::lock_guard<std::mutex> lock(mu_);
@@ -166,69 +166,13 @@ class HostServer {
       std::lock_guard<std::mutex> lock(mu_);
       b = backend_;
     }
-    wire::Reply reply;
     if (!b) {
+      wire::Reply reply;
       reply.set_code(static_cast<int32_t>(Status::Code::kFailedPrecondition));
       reply.set_message("plugin host: no plugin loaded yet (send hello first)");
       return reply;
     }
-    switch (req.op_case()) {
-      case wire::Request::kDescribe: {
-        auto r = b->Describe();
-        if (r) ToWire(*r, reply.mutable_info()); else SetStatus(r.error(), &reply);
-        break;
-      }
-      case wire::Request::kProvision: {
-        auto r = b->Provision(FromWire(req.provision().request()));
-        if (r) ToWire(*r, reply.mutable_instance()); else SetStatus(r.error(), &reply);
-        break;
-      }
-      case wire::Request::kPrewarm: {
-        auto r = b->Prewarm(FromWire(req.prewarm().shape()), req.prewarm().count());
-        if (r) reply.set_prepared(*r); else SetStatus(r.error(), &reply);
-        break;
-      }
-      case wire::Request::kResize: {
-        auto r = b->Resize(req.resize().instance(), FromWire(req.resize().target()));
-        if (r) ToWire(*r, reply.mutable_granted()); else SetStatus(r.error(), &reply);
-        break;
-      }
-      case wire::Request::kRun: {
-        auto r = b->Run(req.run().instance(), FromWire(req.run().task()));
-        if (r) reply.set_invocation(*r); else SetStatus(r.error(), &reply);
-        break;
-      }
-      case wire::Request::kPoll: {
-        auto r = b->Poll(req.poll().invocation(), std::chrono::milliseconds(req.poll().timeout_ms()));
-        if (r) ToWire(*r, reply.mutable_status()); else SetStatus(r.error(), &reply);
-        break;
-      }
-      case wire::Request::kCancel:
-        SetStatus(b->Cancel(req.cancel().handle()), &reply);
-        break;
-      case wire::Request::kRelease:
-        SetStatus(b->Release(req.release().handle()), &reply);
-        break;
-      case wire::Request::kRecover: {
-        std::vector<std::string> inst(req.recover().instances().begin(),
-                                      req.recover().instances().end());
-        std::vector<std::string> inv(req.recover().invocations().begin(),
-                                     req.recover().invocations().end());
-        auto r = b->Recover(inst, inv);
-        if (r) {
-          wire::RecoverReply* out = reply.mutable_recovered();
-          for (InstanceState s : r->instances) out->add_instance_states(static_cast<int32_t>(s));
-          for (TaskState s : r->invocations) out->add_task_states(static_cast<int32_t>(s));
-        } else {
-          SetStatus(r.error(), &reply);
-        }
-        break;
-      }
-      default:
-        reply.set_code(static_cast<int32_t>(Status::Code::kInvalidArgument));
-        reply.set_message("plugin host: request names no known operation");
-    }
-    return reply;
+    return HandleRequest(*b, req);
   }
 
   zmq::context_t& ctx_;
@@ -237,6 +181,67 @@ class HostServer {
 };
 
 }  // namespace
+
+wire::Reply HandleRequest(Backend& b, const wire::Request& req) {
+  wire::Reply reply;
+  switch (req.op_case()) {
+    case wire::Request::kDescribe: {
+      auto r = b.Describe();
+      if (r) ToWire(*r, reply.mutable_info()); else SetStatus(r.error(), &reply);
+      break;
+    }
+    case wire::Request::kProvision: {
+      auto r = b.Provision(FromWire(req.provision().request()));
+      if (r) ToWire(*r, reply.mutable_instance()); else SetStatus(r.error(), &reply);
+      break;
+    }
+    case wire::Request::kPrewarm: {
+      auto r = b.Prewarm(FromWire(req.prewarm().shape()), req.prewarm().count());
+      if (r) reply.set_prepared(*r); else SetStatus(r.error(), &reply);
+      break;
+    }
+    case wire::Request::kResize: {
+      auto r = b.Resize(req.resize().instance(), FromWire(req.resize().target()));
+      if (r) ToWire(*r, reply.mutable_granted()); else SetStatus(r.error(), &reply);
+      break;
+    }
+    case wire::Request::kRun: {
+      auto r = b.Run(req.run().instance(), FromWire(req.run().task()));
+      if (r) reply.set_invocation(*r); else SetStatus(r.error(), &reply);
+      break;
+    }
+    case wire::Request::kPoll: {
+      auto r = b.Poll(req.poll().invocation(), std::chrono::milliseconds(req.poll().timeout_ms()));
+      if (r) ToWire(*r, reply.mutable_status()); else SetStatus(r.error(), &reply);
+      break;
+    }
+    case wire::Request::kCancel:
+      SetStatus(b.Cancel(req.cancel().handle()), &reply);
+      break;
+    case wire::Request::kRelease:
+      SetStatus(b.Release(req.release().handle()), &reply);
+      break;
+    case wire::Request::kRecover: {
+      std::vector<std::string> inst(req.recover().instances().begin(),
+                                    req.recover().instances().end());
+      std::vector<std::string> inv(req.recover().invocations().begin(),
+                                   req.recover().invocations().end());
+      auto r = b.Recover(inst, inv);
+      if (r) {
+        wire::RecoverReply* out = reply.mutable_recovered();
+        for (InstanceState s : r->instances) out->add_instance_states(static_cast<int32_t>(s));
+        for (TaskState s : r->invocations) out->add_task_states(static_cast<int32_t>(s));
+      } else {
+        SetStatus(r.error(), &reply);
+      }
+      break;
+    }
+    default:
+      reply.set_code(static_cast<int32_t>(Status::Code::kInvalidArgument));
+      reply.set_message("plugin host: request names no known operation");
+  }
+  return reply;
+}
 
 int RunPluginHost(const PluginHostOptions& options) {
   zmq::context_t ctx(1);

@@ -13,6 +13,12 @@
 
 namespace augur::plugin {
 
+class Backend;
+namespace wire {
+class Request;
+class Reply;
+}  // namespace wire
+
 struct PluginHostOptions {
   std::string endpoint;  // e.g. ipc:///run/augur/plugins/process.3.sock
   int threads = 4;       // calls served at once; 1..64
@@ -21,6 +27,12 @@ struct PluginHostOptions {
 // Serves until a shutdown request (after which the plugin's destroy() runs) and returns the
 // process exit code: 0 after shutdown, 1 when the endpoint cannot be bound.
 int RunPluginHost(const PluginHostOptions& options);
+
+// Answers one parsed Request other than hello and shutdown (which need the host's state) by
+// calling `backend`: what each worker does with a request. A Corruption from the backend
+// becomes the reply's `fault`. Exposed for tests/fuzz/plugin_request_fuzz.cc, which drives
+// it without a socket.
+wire::Reply HandleRequest(Backend& backend, const wire::Request& req);
 
 }  // namespace augur::plugin
 

@@ -248,6 +248,20 @@ TEST(ParseConfigTest, OriginDefaultsToString) {
   EXPECT_THAT(c.error().message(), HasSubstr("<string>:1: unknown key 'bogus'"));
 }
 
+// Found by tests/fuzz/config_fuzz.cc (corpus/config/regress_loadall_hang.yaml): yaml-cpp's
+// LoadAll looped forever on a token that cannot start a document.
+TEST(ParseConfigTest, StrayTokenAfterADocumentIsAnErrorNotAHang) {
+  for (const auto& [yaml, where] : {std::pair{"{ve}, 0l; Berror}}\n", "x.yaml:1:5: "},
+                                    std::pair{"{a}, b}", "x.yaml:1:4: "},
+                                    std::pair{", a\n", "x.yaml:1:1: "}}) {
+    Result<Config> c = ParseConfig(yaml, "x.yaml");
+    ASSERT_FALSE(c) << yaml;
+    EXPECT_THAT(c.error().message(),
+                HasSubstr(std::string(where) + "YAML syntax error: ',' cannot start or continue"))
+        << yaml;
+  }
+}
+
 TEST(ParseConfigTest, BoundsAreInclusive) {
   Result<Config> lo = ParseConfig(
       "telemetry: {interval: 10ms, capacity: 16, max_series: 16, cgroup_depth: 0, "

@@ -1,0 +1,1 @@
+"describe: name is NULL
