@@ -10,6 +10,8 @@
 #include <cerrno>
 #include <charconv>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <system_error>
 
 #include <fmt/format.h>
@@ -41,8 +43,18 @@ std::string_view ReasonPhrase(HealthReason r) {
   }
 }
 
-// True unless `pid` is certainly not a live process (EPERM: alive, another user's).
-bool ProcessAlive(pid_t pid) { return ::kill(pid, 0) == 0 || errno != ESRCH; }
+// True unless `pid` is certainly not a live process (EPERM: alive, another user's). A
+// zombie is dead: an agent killed with SIGKILL stays one until its parent reaps it, which
+// may be after systemd has already started the next agent.
+bool ProcessAlive(pid_t pid) {
+  if (::kill(pid, 0) != 0 && errno == ESRCH) return false;
+  std::ifstream f(fmt::format("/proc/{}/stat", pid));
+  std::string stat((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  const size_t paren = stat.rfind(')');  // the command name may hold spaces and parens
+  if (paren == std::string::npos || paren + 2 >= stat.size()) return true;
+  const char state = stat[paren + 2];
+  return state != 'Z' && state != 'X';
+}
 
 }  // namespace
 

@@ -166,6 +166,13 @@ TEST(PluginManagerTest, StartRemovesSocketDirectoriesOfDeadAgents) {
   if (dead == 0) ::_exit(0);
   ASSERT_GT(dead, 0);
   ::waitpid(dead, nullptr, 0);
+  // And one not reaped yet: an agent killed with SIGKILL is a zombie until its parent
+  // reaps it.
+  const pid_t zombie = ::fork();
+  if (zombie == 0) ::_exit(0);
+  ASSERT_GT(zombie, 0);
+  siginfo_t si{};
+  ASSERT_EQ(::waitid(P_PID, zombie, &si, WEXITED | WNOWAIT), 0);  // exited, left unreaped
   const std::string parent = runtime.path();
   const std::string stale = fmt::format("{}/augur-plugins.{}.AbC123", parent, dead);
   ASSERT_TRUE(std::filesystem::create_directory(stale));
@@ -182,9 +189,14 @@ TEST(PluginManagerTest, StartRemovesSocketDirectoriesOfDeadAgents) {
   const std::string file = fmt::format("{}/augur-plugins.{}.FiLe00", parent, dead);
   std::ofstream(file) << "x";
 
+  const std::string zombie_dir = fmt::format("{}/augur-plugins.{}.ZoMb1e", parent, zombie);
+  ASSERT_TRUE(std::filesystem::create_directory(zombie_dir));
+
   auto m = PluginManager::Start(ProbingOptions(state, runtime, {"example"}));
+  ::waitpid(zombie, nullptr, 0);
   ASSERT_TRUE(m) << m.error().ToString();
   EXPECT_FALSE(std::filesystem::exists(stale));
+  EXPECT_FALSE(std::filesystem::exists(zombie_dir)) << "a zombie's directory was kept";
   EXPECT_TRUE(std::filesystem::exists(live));
   EXPECT_TRUE(std::filesystem::exists(old_style));
   EXPECT_TRUE(std::filesystem::is_symlink(link));
