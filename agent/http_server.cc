@@ -67,6 +67,10 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   bool waiting() const { return open_ && waiting_; }
   Clock::time_point waiting_since() const { return waiting_since_; }
   const asio::ip::address& peer() const { return peer_; }
+  // Has sent anything since it was accepted: a request before, or part of one now.
+  bool heard_from() const {
+    return requests_ > 0 || buffer_.size() > 0 || (parser_ && parser_->got_some());
+  }
 
   // Closes a waiting connection to make room for a new one. The client gets no answer: it
   // has not asked anything yet, and an idle keep-alive client expects the close anyway.
@@ -124,6 +128,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     }
     if (ec) return Close();  // the client left, timed out, was evicted, or the server stops
     waiting_ = false;        // being answered from here on: never evicted
+    ++requests_;
     const http::request<http::string_body>& req = parser_->get();
     const unsigned version = req.version();  // 10 or 11: Beast's parser takes only HTTP/1.x
     if (req.method() != http::verb::get && req.method() != http::verb::head) {
@@ -186,6 +191,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   asio::ip::address peer_;
   bool open_ = true;
   bool waiting_ = false;
+  uint64_t requests_ = 0;
   Clock::time_point waiting_since_ = Clock::now();
   std::list<HttpSession*>::iterator self_;
   beast::tcp_stream stream_;
@@ -214,19 +220,26 @@ struct HttpServer::Impl {
 
 bool HttpServer::Impl::MakeRoom(const HttpSession& fresh) {
   const HttpServerOptions& o = shared.options;
+  // Whether `a` should be evicted before `b`: the one waiting longer, except that a
+  // connection that has sent nothing at all since it was accepted goes after those that
+  // have (a stalled head, an idle keep-alive). Without that exception, clients reopening
+  // stalled connections as fast as they are closed (each one evicting the oldest) would
+  // push a newcomer out in the moment between its connect and its request.
+  auto before = [](const HttpSession* a, const HttpSession* b) {
+    if (a->heard_from() != b->heard_from()) return a->heard_from();
+    return a->waiting_since() < b->waiting_since();
+  };
   // The open connections other than `fresh`, optionally only those from its address, and
-  // the one of them that has waited longest for a request head (null if none waits).
+  // the waiting one of them to evict first (null if none waits).
   auto scan = [&](bool same_peer, size_t* count) {
-    HttpSession* oldest = nullptr;
+    HttpSession* victim = nullptr;
     *count = 0;
     for (HttpSession* s : shared.sessions) {
       if (s == &fresh || !s->open() || (same_peer && s->peer() != fresh.peer())) continue;
       ++*count;
-      if (s->waiting() && (oldest == nullptr || s->waiting_since() < oldest->waiting_since())) {
-        oldest = s;
-      }
+      if (s->waiting() && (victim == nullptr || before(s, victim))) victim = s;
     }
-    return oldest;
+    return victim;
   };
   size_t count = 0;
   HttpSession* victim = scan(/*same_peer=*/true, &count);

@@ -14,7 +14,9 @@
 // answered. A waiting connection is closed after `header_timeout`. When a new connection
 // would exceed `max_connections`, or its peer address's `max_connections_per_client`, the
 // new one is served and the waiting connection that has waited longest (of all, or of that
-// address) is closed instead: an eviction. An answering connection is never evicted; only
+// address) is closed instead: an eviction. Connections that have sent nothing at all since
+// they were accepted are evicted last, so that stalled connections reopened as fast as
+// they are closed cannot push a newcomer out before it has sent its request. An answering connection is never evicted; only
 // when no waiting one is left to close is the new connection refused (503). So at most
 // `max_connections` are open, plus, briefly, one being told 503.
 //

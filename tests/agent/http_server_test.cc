@@ -344,6 +344,32 @@ TEST_F(HttpServerTest, AtTheCapTheLongestWaitingConnectionIsEvicted) {
   for (int fd : {a, b, c, d}) close(fd);
 }
 
+// A connection that has sent nothing since it was accepted is evicted after those that
+// have (stalled heads, idle keep-alives), even when it is older: it may be a client that has
+// not had the CPU to send its request yet, while reconnecting slowloris clients evict one
+// connection per reconnect.
+TEST_F(HttpServerTest, ASilentNewcomerIsEvictedAfterStalledHeads) {
+  HttpServerOptions o;
+  o.max_connections = 2;
+  o.max_connections_per_client = 100;
+  StartServer(o);
+  int silent = Connect();
+  WaitForAccepted(1);
+  int stalled = Connect();
+  WaitForAccepted(2);
+  ASSERT_GE(silent, 0);
+  ASSERT_GE(stalled, 0);
+  Send(stalled, "GET / HTTP/1.1\r\nHo");
+  std::this_thread::sleep_for(300ms);  // for the server to read it; generous on purpose
+  int fresh = Connect();
+  ASSERT_GE(fresh, 0);
+  Send(fresh, "GET /fresh HTTP/1.1\r\n\r\n");
+  EXPECT_THAT(ReadResponses(fresh, 1), EndsWith("GET /fresh ?"));
+  EXPECT_TRUE(ClosedByServer(stalled)) << "the stalled head was kept";
+  EXPECT_FALSE(ClosedByServer(silent, 200ms)) << "the silent, older one was evicted first";
+  for (int fd : {silent, stalled, fresh}) close(fd);
+}
+
 // One address may hold max_connections_per_client; past it, that client's own oldest waiting
 // connection goes, and other clients' connections are left alone.
 TEST_F(HttpServerTest, PastThePerClientLimitTheClientsOwnOldestIsEvicted) {
