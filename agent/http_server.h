@@ -16,9 +16,10 @@
 // new one is served and the waiting connection that has waited longest (of all, or of that
 // address) is closed instead: an eviction. Connections that have sent nothing at all since
 // they were accepted are evicted last, so that stalled connections reopened as fast as
-// they are closed cannot push a newcomer out before it has sent its request. An answering connection is never evicted; only
-// when no waiting one is left to close is the new connection refused (503). So at most
-// `max_connections` are open, plus, briefly, one being told 503.
+// they are closed cannot push a newcomer out before it has sent its request. An answering
+// connection is never evicted; only when no waiting one is left to close is the new
+// connection refused (503). So at most `max_connections` are open, plus, briefly, one
+// being told 503.
 //
 // One thread serves every connection asynchronously, so a slow client holds only its own
 // connection, never the others. Handlers run on that thread and must not block for long.
