@@ -43,7 +43,8 @@ augur::agent::HttpResponse Handle(const augur::agent::HttpRequest& req) {
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
   augur::agent::HttpServerOptions opts;
-  opts.timeout = std::chrono::milliseconds(2000);
+  opts.header_timeout = std::chrono::milliseconds(2000);
+  opts.write_timeout = std::chrono::milliseconds(2000);
   auto s = HttpServer::Start({"127.0.0.1", 0}, Handle, opts);
   if (!s) {
     std::fprintf(stderr, "http_fuzz: %s\n", s.error().ToString().c_str());
