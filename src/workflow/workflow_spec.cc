@@ -67,7 +67,7 @@ bool IsEnvName(std::string_view s) {
 std::string ParseName(Errors& errors, std::string_view path, const YAML::Node& key_node,
                       const YAML::Node& value, bool dot) {
   const std::string rule =
-      fmt::format("a name of 1-64 characters from A-Z a-z 0-9 _ -{}", dot ? " ." : "");
+      fmt::format("a name of 1-64 characters from A-Z a-z 0-9 _ -{}", dot ? " and ." : "");
   std::optional<std::string> text = yaml::ScalarText(errors, path, key_node, value, rule);
   if (!text) return {};
   if (!IsName(*text, dot)) {
@@ -350,6 +350,7 @@ void ParseMerge(Errors& errors, std::string_view path, const YAML::Node& key_nod
 struct PlaceholderContext {
   const StageSpec* stage;
   bool in_merge;
+  bool shards_ok;  // false when `shards:` had errors: its placeholders are not judged again
 };
 
 void CheckPlaceholders(Errors& errors, std::string_view path, const YAML::Node& at,
@@ -369,6 +370,8 @@ void CheckPlaceholders(Errors& errors, std::string_view path, const YAML::Node& 
                         : fmt::format("is not a placeholder (did you mean {{{}}}?)", near));
     } else if (shard && ctx.in_merge) {
       fail("has no value in a merge command, which runs once for all shards");
+    } else if (shard && !ctx.shards_ok) {
+      // The shards error already says what is wrong.
     } else if ((n == "shard.begin" || n == "shard.end") &&
                s.shards.kind != ShardsSpec::Kind::kRange) {
       fail("needs shards: {range: [begin, end]}");
@@ -410,6 +413,7 @@ void ParseStage(Errors& errors, std::string_view path, const YAML::Node& item, S
     return;
   }
   bool have_run = false;
+  bool shards_ok = true;
   std::vector<YAML::Node> run_nodes, merge_nodes;
   YAML::Node needs_key;
   yaml::ForEachKey(
@@ -449,7 +453,9 @@ void ParseStage(Errors& errors, std::string_view path, const YAML::Node& item, S
         } else if (key == "resources") {
           ParseResources(errors, p, k, v, stage);
         } else if (key == "shards") {
+          const size_t before = errors.size();
           ParseShards(errors, p, k, v, &stage->shards);
+          shards_ok = errors.size() == before;
         } else if (key == "retries") {
           ParseRetries(errors, p, k, v, &stage->retries);
         } else if (key == "timeout") {
@@ -499,11 +505,11 @@ void ParseStage(Errors& errors, std::string_view path, const YAML::Node& item, S
   // Placeholders last: they depend on needs and shards, which may come after run in the file.
   for (size_t i = 0; i < stage->run.size() && i < run_nodes.size(); ++i) {
     CheckPlaceholders(errors, fmt::format("{}.run[{}]", path, i), run_nodes[i], stage->run[i],
-                      {stage, false});
+                      {stage, false, shards_ok});
   }
   for (size_t i = 0; i < stage->merge.command.size() && i < merge_nodes.size(); ++i) {
     CheckPlaceholders(errors, fmt::format("{}.merge.command[{}]", path, i), merge_nodes[i],
-                      stage->merge.command[i], {stage, true});
+                      stage->merge.command[i], {stage, true, shards_ok});
   }
 }
 
