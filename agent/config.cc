@@ -50,6 +50,16 @@ constexpr size_t kMaxConfigFileBytes = 1 << 20;
 // above 10m a hung plugin would hold its caller for longer than any task is worth waiting.
 constexpr milliseconds kMinCallTimeout{100};
 constexpr milliseconds kMaxCallTimeout{600'000};
+// plugins.health_interval: a probe is one describe(); 100ms keeps its cost noise, and an
+// hour is as stale as a health verdict can usefully be.
+constexpr milliseconds kMinHealthInterval{100};
+constexpr milliseconds kMaxHealthInterval{3600'000};
+// metrics.*: a scraper needs one connection; the caps bound what misbehaving clients can
+// hold. The header timeout must outlast a slow network's round trips, and past 10m a
+// slowloris connection would stay for as long as it likes.
+constexpr int64_t kMaxMetricsConnections = 100'000;
+constexpr milliseconds kMinHeaderTimeout{100};
+constexpr milliseconds kMaxHeaderTimeout{600'000};
 constexpr size_t kMaxPluginNameLength = 64;
 constexpr size_t kMaxPluginConfigKeyLength = 128;
 constexpr size_t kMaxPluginConfigValueLength = 4096;  // what a plugin is promised it may read
@@ -58,10 +68,11 @@ constexpr size_t kMaxPathLength = 4095;               // PATH_MAX less the NUL
 constexpr std::string_view kTopKeys[] = {"telemetry", "metrics", "log", "forecast", "plugins"};
 constexpr std::string_view kTelemetryKeys[] = {
     "interval", "ebpf", "shm_name", "capacity", "max_series", "cgroup_depth", "max_cgroups"};
-constexpr std::string_view kMetricsKeys[] = {"enabled", "listen"};
+constexpr std::string_view kMetricsKeys[] = {"enabled", "listen", "max_connections",
+                                             "max_connections_per_client", "header_timeout"};
 constexpr std::string_view kLogKeys[] = {"level"};
-constexpr std::string_view kPluginsKeys[] = {"dir", "enabled", "state_dir", "call_timeout",
-                                             "config"};
+constexpr std::string_view kPluginsKeys[] = {"dir",          "enabled",         "state_dir",
+                                             "call_timeout", "health_interval", "config"};
 constexpr std::string_view kForecastKeys[] = {"enabled",    "step",      "horizons",
                                               "series",     "state_dir", "anomaly_threshold",
                                               "max_series", "history"};
@@ -444,6 +455,17 @@ void ParseMetrics(Errors& errors, const YAML::Node& key_node, const YAML::Node& 
                std::string path = JoinPath("metrics", key);
                if (key == "enabled") ParseBool(errors, path, k, v, &m->enabled);
                if (key == "listen") ParseListen(errors, path, k, v, &m->listen);
+               if (key == "max_connections") {
+                 ParseInteger(errors, path, k, v, 1, kMaxMetricsConnections, &m->max_connections);
+               }
+               if (key == "max_connections_per_client") {
+                 ParseInteger(errors, path, k, v, 1, kMaxMetricsConnections,
+                              &m->max_connections_per_client);
+               }
+               if (key == "header_timeout") {
+                 ParseIntervalValue(errors, path, k, v, kMinHeaderTimeout, kMaxHeaderTimeout,
+                                    &m->header_timeout);
+               }
              });
 }
 
@@ -661,6 +683,9 @@ void ParsePlugins(Errors& errors, const YAML::Node& key_node, const YAML::Node& 
                } else if (key == "call_timeout") {
                  ParseIntervalValue(errors, path, k, v, kMinCallTimeout, kMaxCallTimeout,
                                     &p->call_timeout);
+               } else if (key == "health_interval") {
+                 ParseIntervalValue(errors, path, k, v, kMinHealthInterval, kMaxHealthInterval,
+                                    &p->health_interval);
                } else if (key == "config") {
                  ParsePluginsConfig(errors, k, v, &p->config, &config_lines);
                }
@@ -762,6 +787,7 @@ std::vector<std::string> ChangedKeys(const Config& a, const Config& b) {
   check(pa.enabled != pb.enabled, "plugins.enabled");
   check(pa.state_dir != pb.state_dir, "plugins.state_dir");
   check(pa.call_timeout != pb.call_timeout, "plugins.call_timeout");
+  check(pa.health_interval != pb.health_interval, "plugins.health_interval");
   std::set<std::string> names;
   for (const auto& [name, kv] : pa.config) names.insert(name);
   for (const auto& [name, kv] : pb.config) names.insert(name);

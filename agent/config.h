@@ -42,6 +42,13 @@ struct TelemetryConfig {
 struct MetricsConfig {
   bool enabled = true;
   std::string listen = "127.0.0.1:9464";     // host:port or [v6addr]:port; port 0 picks a free one
+  // Connections open at once, and from one peer IP address; 1..100000 each. At the cap the
+  // connection waiting longest for a request head is closed to serve a new one.
+  uint32_t max_connections = 64;
+  uint32_t max_connections_per_client = 8;
+  // The time a connection gets to send a whole request head, from connect or from the
+  // previous response (so also the idle limit of a kept-alive one); 100ms..10m.
+  std::chrono::milliseconds header_timeout{2000};
 
   friend bool operator==(const MetricsConfig&, const MetricsConfig&) = default;
 };
@@ -86,6 +93,7 @@ struct PluginsConfig {
   std::vector<std::string> enabled;                   // names, [A-Za-z0-9_-]{1,64}, no repeats
   std::string state_dir = AUGUR_DEFAULT_STATE_DIR "/plugins";  // absolute path; handles survive restarts
   std::chrono::milliseconds call_timeout{10'000};     // a call slower than this is a hang; 100ms..10m
+  std::chrono::milliseconds health_interval{10'000};  // describe() probe period; 100ms..1h
   // plugins.config.<name>: key/value strings handed to that plugin's init(). Every <name>
   // must be in `enabled` (a typo would otherwise configure nothing, silently). Keys are
   // [A-Za-z0-9_.-]{1,128}; values any scalar, passed as written.

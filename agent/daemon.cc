@@ -279,7 +279,12 @@ Result<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& options) {
 
   // /metrics is bound before the segment is made so that a port clash touches nothing.
   if (options.config.metrics.enabled) {
-    auto server = MetricsServer::Start(options.config.metrics.listen, tc.shm_name);
+    const MetricsConfig& mc = options.config.metrics;
+    MetricsServerOptions mo;
+    mo.max_connections = mc.max_connections;
+    mo.max_connections_per_client = mc.max_connections_per_client;
+    mo.header_timeout = mc.header_timeout;
+    auto server = MetricsServer::Start(mc.listen, tc.shm_name, mo);
     if (!server) return Err(server.error().Annotate("metrics.listen"));
     impl->metrics = std::move(*server);
     spdlog::info("serving /metrics on {}:{}", options.config.metrics.listen.substr(
@@ -379,6 +384,7 @@ Result<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& options) {
     po.enabled = pc.enabled;
     po.state_dir = pc.state_dir;
     po.call_timeout = pc.call_timeout;
+    po.health_interval = pc.health_interval;
     for (const auto& [name, kv] : pc.config) {
       po.config[name].assign(kv.begin(), kv.end());
     }
@@ -434,10 +440,20 @@ void Daemon::SampleOnce() {
   sink.Emit(SeriesKey("augur_process_cpu_seconds_total", {}), ts, self.cpu_seconds);
   sink.Emit(SeriesKey("augur_process_resident_memory_bytes", {}), ts, self.rss_bytes);
   if (s.plugins) {
+    // Health() returns the prober's last verdict: it never waits on a plugin.
     for (const plugin::BackendHealth& h : s.plugins->Health()) {
       std::vector<telemetry::Label> labels = {{"backend", h.name}};
-      sink.Emit(SeriesKey("augur_backend_up", labels), ts, h.up ? 1.0 : 0.0);
+      // Up means works end to end (host up, describe() answered healthy), not merely that
+      // the host process runs: see docs/PLUGINS.md.
+      sink.Emit(SeriesKey("augur_backend_up", labels), ts, h.healthy ? 1.0 : 0.0);
       sink.Emit(SeriesKey("augur_backend_restarts_total", labels), ts, double(h.restarts));
+      // Why, as a fixed set of 0/1 series: a free-text detail as a label would make a new
+      // series per message (they hold pids) and leave the old ones reading 1.
+      for (plugin::HealthReason r : plugin::kAllHealthReasons) {
+        sink.Emit(SeriesKey("augur_backend_health",
+                            {{"backend", h.name}, {"reason", std::string(HealthReasonName(r))}}),
+                  ts, h.reason == r ? 1.0 : 0.0);
+      }
     }
   }
   const telemetry::SegmentInfo info = s.writer->Info();

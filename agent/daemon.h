@@ -2,7 +2,9 @@
 // load, procfs always), the sampling loop and the /metrics server.
 //
 // With plugins.enabled set it also runs the provisioning backends (plugin/plugin_manager.h)
-// and writes augur_backend_up{backend} and augur_backend_restarts_total{backend} each sample.
+// and writes augur_backend_up{backend} (1 when the backend works end to end: its last
+// describe() answered healthy), augur_backend_health{backend,reason} and
+// augur_backend_restarts_total{backend} each sample.
 //
 // Run() samples every telemetry.interval until Stop() is called or a stop signal arrives
 // (with DaemonOptions::handle_signals), then detaches the eBPF programs, marks the segment

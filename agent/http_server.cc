@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
@@ -20,6 +21,7 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
+using Clock = std::chrono::steady_clock;
 
 // "[::1]:9464" for IPv6 hosts, "127.0.0.1:9464" otherwise: how users write it.
 std::string FormatHostPort(const HostPort& hp) {
@@ -33,18 +35,49 @@ class HttpSession;
 struct Shared {
   HttpHandler handler;
   HttpServerOptions options;
-  std::list<HttpSession*> sessions;  // live sessions; server thread only
+  // Live sessions, open or closing, oldest first; server thread only.
+  std::list<HttpSession*> sessions;
+  // Written on the server thread, read by stats() on any.
+  std::atomic<uint64_t> open{0};
+  std::atomic<uint64_t> peak{0};
+  std::atomic<uint64_t> accepted{0};
+  std::atomic<uint64_t> evicted{0};
+  std::atomic<uint64_t> refused{0};
 };
 
 // One connection: read a request, answer it, and again while the client keeps it open.
 class HttpSession : public std::enable_shared_from_this<HttpSession> {
  public:
   HttpSession(Shared& server, tcp::socket socket) : server_(server), stream_(std::move(socket)) {
+    beast::error_code ec;
+    peer_ = stream_.socket().remote_endpoint(ec).address();  // unspecified if it left already
     self_ = server_.sessions.insert(server_.sessions.end(), this);
+    server_.open.fetch_add(1, std::memory_order_relaxed);
   }
-  ~HttpSession() { server_.sessions.erase(self_); }
+  ~HttpSession() {
+    MarkClosed();
+    server_.sessions.erase(self_);
+  }
 
   void Start() { Read(); }
+
+  // Open: its socket is not closed yet. Waiting: open and without a whole request head yet
+  // (since it was accepted or since its previous response), so it may be evicted.
+  bool open() const { return open_; }
+  bool waiting() const { return open_ && waiting_; }
+  Clock::time_point waiting_since() const { return waiting_since_; }
+  const asio::ip::address& peer() const { return peer_; }
+  // Has sent anything since it was accepted: a request before, or part of one now.
+  bool heard_from() const {
+    return requests_ > 0 || buffer_.size() > 0 || (parser_ && parser_->got_some());
+  }
+
+  // Closes a waiting connection to make room for a new one. The client gets no answer: it
+  // has not asked anything yet, and an idle keep-alive client expects the close anyway.
+  void Evict() {
+    server_.evicted.fetch_add(1, std::memory_order_relaxed);
+    Close();
+  }
 
   // Answers `status` without reading a request, then closes (the connection cap).
   void Refuse(int status, std::string_view detail) {
@@ -55,6 +88,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   void Cancel() {
     beast::error_code ec;
     stream_.socket().close(ec);
+    MarkClosed();
   }
 
  private:
@@ -64,7 +98,11 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     parser_.emplace();
     parser_->header_limit(static_cast<uint32_t>(server_.options.max_header_bytes));
     parser_->body_limit(server_.options.max_body_bytes);
-    stream_.expires_after(server_.options.timeout);
+    waiting_ = true;
+    waiting_since_ = Clock::now();
+    // One deadline for the whole head (and small body), not per read: a client that
+    // trickles a byte at a time is cut when it runs out, however often it sends.
+    stream_.expires_after(server_.options.header_timeout);
     http::async_read(
         stream_, buffer_, *parser_,
         [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
@@ -88,7 +126,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     if (parse_error) {
       return Reply(MakeError(400, "malformed request: " + ec.message(), 11), /*close=*/true);
     }
-    if (ec) return Close();  // the client left, timed out, or the server is stopping
+    if (ec) return Close();  // the client left, timed out, was evicted, or the server stops
+    waiting_ = false;        // being answered from here on: never evicted
+    ++requests_;
     const http::request<http::string_body>& req = parser_->get();
     const unsigned version = req.version();  // 10 or 11: Beast's parser takes only HTTP/1.x
     if (req.method() != http::verb::get && req.method() != http::verb::head) {
@@ -124,8 +164,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   }
 
   void Reply(Response res, bool close) {
+    waiting_ = false;
     response_ = std::move(res);
-    stream_.expires_after(server_.options.timeout);
+    stream_.expires_after(server_.options.write_timeout);
     http::async_write(stream_, response_,
                       [self = shared_from_this(), close](beast::error_code ec, size_t) {
                         if (ec || close) return self->Close();
@@ -137,9 +178,21 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     beast::error_code ec;
     stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
     stream_.socket().close(ec);
+    MarkClosed();
+  }
+
+  void MarkClosed() {
+    if (!open_) return;
+    open_ = false;
+    server_.open.fetch_sub(1, std::memory_order_relaxed);
   }
 
   Shared& server_;
+  asio::ip::address peer_;
+  bool open_ = true;
+  bool waiting_ = false;
+  uint64_t requests_ = 0;
+  Clock::time_point waiting_since_ = Clock::now();
   std::list<HttpSession*>::iterator self_;
   beast::tcp_stream stream_;
   beast::flat_buffer buffer_;
@@ -160,7 +213,47 @@ struct HttpServer::Impl {
   std::thread thread;
 
   void Accept();
+  // Makes room for `fresh` (just accepted) under the caps by evicting, or returns false
+  // when only answering connections stand in the way.
+  bool MakeRoom(const HttpSession& fresh);
 };
+
+bool HttpServer::Impl::MakeRoom(const HttpSession& fresh) {
+  const HttpServerOptions& o = shared.options;
+  // Whether `a` should be evicted before `b`: the one waiting longer, except that a
+  // connection that has sent nothing at all since it was accepted goes after those that
+  // have (a stalled head, an idle keep-alive). Without that exception, clients reopening
+  // stalled connections as fast as they are closed (each one evicting the oldest) would
+  // push a newcomer out in the moment between its connect and its request.
+  auto before = [](const HttpSession* a, const HttpSession* b) {
+    if (a->heard_from() != b->heard_from()) return a->heard_from();
+    return a->waiting_since() < b->waiting_since();
+  };
+  // The open connections other than `fresh`, optionally only those from its address, and
+  // the waiting one of them to evict first (null if none waits).
+  auto scan = [&](bool same_peer, size_t* count) {
+    HttpSession* victim = nullptr;
+    *count = 0;
+    for (HttpSession* s : shared.sessions) {
+      if (s == &fresh || !s->open() || (same_peer && s->peer() != fresh.peer())) continue;
+      ++*count;
+      if (s->waiting() && (victim == nullptr || before(s, victim))) victim = s;
+    }
+    return victim;
+  };
+  size_t count = 0;
+  HttpSession* victim = scan(/*same_peer=*/true, &count);
+  if (count >= o.max_connections_per_client) {
+    if (victim == nullptr) return false;
+    victim->Evict();
+  }
+  victim = scan(/*same_peer=*/false, &count);
+  if (count >= o.max_connections) {
+    if (victim == nullptr) return false;
+    victim->Evict();
+  }
+  return true;
+}
 
 void HttpServer::Impl::Accept() {
   acceptor.async_accept([this](beast::error_code ec, tcp::socket socket) {
@@ -175,9 +268,15 @@ void HttpServer::Impl::Accept() {
       return;
     }
     auto session = std::make_shared<HttpSession>(shared, std::move(socket));
-    if (shared.sessions.size() > shared.options.max_connections) {
-      session->Refuse(503, "too many connections");
+    shared.accepted.fetch_add(1, std::memory_order_relaxed);
+    if (!MakeRoom(*session)) {
+      shared.refused.fetch_add(1, std::memory_order_relaxed);
+      session->Refuse(503, "too many connections, all of them being answered");
     } else {
+      const uint64_t now_open = shared.open.load(std::memory_order_relaxed);
+      if (now_open > shared.peak.load(std::memory_order_relaxed)) {
+        shared.peak.store(now_open, std::memory_order_relaxed);
+      }
       session->Start();
     }
     Accept();
@@ -247,5 +346,16 @@ void HttpServer::Stop() {
 }
 
 int HttpServer::port() const { return impl_->port; }
+
+HttpServerStats HttpServer::stats() const {
+  const Shared& s = impl_->shared;
+  HttpServerStats out;
+  out.connections = s.open.load(std::memory_order_relaxed);
+  out.peak_connections = s.peak.load(std::memory_order_relaxed);
+  out.accepted = s.accepted.load(std::memory_order_relaxed);
+  out.evicted = s.evicted.load(std::memory_order_relaxed);
+  out.refused = s.refused.load(std::memory_order_relaxed);
+  return out;
+}
 
 }  // namespace augur::agent

@@ -93,13 +93,19 @@ MetricsServer::MetricsServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)
 MetricsServer::~MetricsServer() { Stop(); }
 
 Result<std::unique_ptr<MetricsServer>> MetricsServer::Start(const std::string& listen,
-                                                            std::string shm_name) {
+                                                            std::string shm_name,
+                                                            const MetricsServerOptions& options) {
   Result<HostPort> hp = ParseHostPort(listen);
   if (!hp) return Err(hp.error());
   auto impl = std::make_unique<Impl>();
   impl->shm_name = std::move(shm_name);
   Impl* self = impl.get();  // outlives the HTTP thread: Stop() joins it before Impl dies
-  auto http = HttpServer::Start(*hp, [self](const HttpRequest& req) { return self->Handle(req); });
+  HttpServerOptions ho;
+  ho.max_connections = options.max_connections;
+  ho.max_connections_per_client = options.max_connections_per_client;
+  ho.header_timeout = options.header_timeout;
+  auto http = HttpServer::Start(
+      *hp, [self](const HttpRequest& req) { return self->Handle(req); }, ho);
   if (!http) return Err(http.error());
   impl->http = std::move(*http);
   return std::unique_ptr<MetricsServer>(new MetricsServer(std::move(impl)));
@@ -110,5 +116,7 @@ void MetricsServer::Stop() {
 }
 
 int MetricsServer::port() const { return impl_->http->port(); }
+
+uint64_t MetricsServer::evictions() const { return impl_->http->stats().evicted; }
 
 }  // namespace augur::agent

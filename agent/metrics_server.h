@@ -17,12 +17,21 @@
 #ifndef AUGUR_AGENT_METRICS_SERVER_H_
 #define AUGUR_AGENT_METRICS_SERVER_H_
 
+#include <chrono>
+#include <cstdint>
 #include <memory>
 #include <string>
 
 #include "augur/status.h"
 
 namespace augur::agent {
+
+// The connection limits of the HTTP server (see http_server.h); the config's metrics.*.
+struct MetricsServerOptions {
+  size_t max_connections = 64;
+  size_t max_connections_per_client = 8;
+  std::chrono::milliseconds header_timeout{2000};
+};
 
 class MetricsServer {
  public:
@@ -31,7 +40,8 @@ class MetricsServer {
   // reason), never a later surprise; then serves on a thread of its own. Port 0 binds a
   // free port: see port(). `shm_name` is the store's segment name.
   static Result<std::unique_ptr<MetricsServer>> Start(const std::string& listen,
-                                                      std::string shm_name);
+                                                      std::string shm_name,
+                                                      const MetricsServerOptions& options = {});
   // Stop()s.
   ~MetricsServer();
 
@@ -44,6 +54,10 @@ class MetricsServer {
 
   // The bound port (the chosen one when Start was given port 0).
   int port() const;
+
+  // Waiting connections closed to make room for new ones since Start (a sign of clients
+  // holding connections open without asking anything). Any thread.
+  uint64_t evictions() const;
 
  private:
   struct Impl;

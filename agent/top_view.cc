@@ -251,9 +251,18 @@ std::string RenderTop(const ShmReader& reader, const TopOptions& o) {
     const std::string name(e.key.label("backend"));
     const auto up = snap.Value(e);
     const auto restarts = snap.One("augur_backend_restarts_total", {{"backend", name}});
-    backends += fmt::format("  {} {}{}", name, up && *up > 0 ? "up" : "DOWN",
-                            restarts && *restarts > 0 ? fmt::format(" ({:.0f} restarts)", *restarts)
-                                                      : "");
+    // The reason it is down: the augur_backend_health series that reads 1.
+    std::string reason;
+    for (const SeriesEntry& r : snap.Family("augur_backend_health")) {
+      const auto v = snap.Value(r);
+      if (r.key.label("backend") == name && v && *v > 0 && r.key.label("reason") != "ok") {
+        reason = fmt::format(" [{}]", r.key.label("reason"));
+      }
+    }
+    const bool is_up = up && *up > 0;
+    backends +=
+        fmt::format("  {} {}{}{}", name, is_up ? "up" : "DOWN", is_up ? "" : reason,
+                    restarts && *restarts > 0 ? fmt::format(" ({:.0f} restarts)", *restarts) : "");
   }
   if (!backends.empty()) out += fmt::format("\n{}{}\n", Heading(o, "BACKEND"), backends);
 

@@ -89,6 +89,20 @@ std::string_view HostStateName(HostState s) {
   return "unknown";
 }
 
+std::string_view HealthReasonName(HealthReason r) {
+  switch (r) {
+    case HealthReason::kOk: return "ok";
+    case HealthReason::kUnchecked: return "unchecked";
+    case HealthReason::kHostDown: return "host_down";
+    case HealthReason::kRefused: return "refused";
+    case HealthReason::kTimeout: return "describe_timeout";
+    case HealthReason::kContract: return "contract_violation";
+    case HealthReason::kFailed: return "describe_failed";
+    case HealthReason::kPluginUnhealthy: return "plugin_unhealthy";
+  }
+  return "unknown";
+}
+
 struct HostedBackend::Impl {
   // A reply and the host that sent it, so that a reply found invalid later condemns the
   // right host.
@@ -570,6 +584,13 @@ BackendHealth HostedBackend::Health() const {
   h.host_pid = impl_->host ? impl_->host->pid : 0;
   h.recovered_instances = impl_->recovered;
   h.lost_instances = impl_->lost;
+  // Only a describe() tells whether the plugin works (PluginManager asks periodically).
+  h.reason = h.up                             ? HealthReason::kUnchecked
+             : h.state == HostState::kRefused ? HealthReason::kRefused
+                                              : HealthReason::kHostDown;
+  h.health_detail =
+      h.up ? "not checked yet" : fmt::format("plugin host is {}", HostStateName(h.state));
+  if (!h.up && !h.last_error.empty()) h.health_detail += ": " + h.last_error;
   return h;
 }
 

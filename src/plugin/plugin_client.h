@@ -55,16 +55,50 @@ enum class HostState {
 };
 std::string_view HostStateName(HostState s);
 
+// Why a backend is not healthy, as a word from a fixed set: short and bounded, so it can be a
+// label value (augur_backend_health{backend,reason}) without making a series per message.
+// NOTE: the names are part of the exported metrics; add, do not rename.
+enum class HealthReason {
+  kOk,               // "ok": healthy
+  kUnchecked,        // "unchecked": host up, describe() not asked yet
+  kHostDown,         // "host_down": host starting, restarting or stopped
+  kRefused,          // "refused": the plugin cannot be loaded; not retried
+  kTimeout,          // "describe_timeout": describe() did not answer within call_timeout
+  kContract,         // "contract_violation": describe() answered something the ABI forbids
+  kFailed,           // "describe_failed": describe() returned an error
+  kPluginUnhealthy,  // "plugin_unhealthy": describe() answered healthy = 0
+};
+inline constexpr HealthReason kAllHealthReasons[] = {
+    HealthReason::kOk,      HealthReason::kUnchecked,      HealthReason::kHostDown,
+    HealthReason::kRefused, HealthReason::kTimeout,        HealthReason::kContract,
+    HealthReason::kFailed,  HealthReason::kPluginUnhealthy};
+std::string_view HealthReasonName(HealthReason r);
+
 struct BackendHealth {
   std::string name;
   HostState state = HostState::kStarting;
-  bool up = false;              // state == kUp
+  // The host process is up and has loaded the plugin (state == kUp). Says nothing about
+  // whether the plugin answers: see `healthy`.
+  bool up = false;
   uint64_t restarts = 0;        // hosts started after the first
   std::string last_error;       // why the last host was lost or refused ("" if never)
   std::chrono::milliseconds backoff{0};  // the wait before the pending/last restart
   int host_pid = 0;             // 0 when no host runs
   uint64_t recovered_instances = 0;  // from the last recover(): still there
   uint64_t lost_instances = 0;       // ... and gone
+
+  // End-to-end health, from PluginManager's periodic describe() (HostedBackend::Health()
+  // alone leaves these at "unchecked"): true when the host is up AND the last describe()
+  // answered in time with a valid reply AND the plugin said healthy. This is what
+  // augur_backend_up exports.
+  bool healthy = false;
+  HealthReason reason = HealthReason::kUnchecked;
+  std::string health_detail;  // why not healthy, for a human; "" when healthy
+  // When describe() was last asked (system clock); the epoch when never.
+  std::chrono::system_clock::time_point last_check{};
+  // From the last describe() that answered; zero before one did.
+  Resources capacity;
+  Resources available;
 };
 
 class HostedBackend : public Backend {

@@ -165,6 +165,9 @@ TEST(ParseConfigTest, DefaultsAreTheDocumentedOnes) {
   EXPECT_EQ(d.telemetry.max_cgroups, 256u);
   EXPECT_TRUE(d.metrics.enabled);
   EXPECT_EQ(d.metrics.listen, "127.0.0.1:9464");
+  EXPECT_EQ(d.metrics.max_connections, 64u);
+  EXPECT_EQ(d.metrics.max_connections_per_client, 8u);
+  EXPECT_EQ(d.metrics.header_timeout, milliseconds(2000));
   EXPECT_EQ(d.log.level, "info");
   // The install layout's (cmake/AugurInstall.cmake): /usr/lib/augur/plugins and
   // /var/lib/augur/plugins with the Debian prefix /usr.
@@ -173,6 +176,7 @@ TEST(ParseConfigTest, DefaultsAreTheDocumentedOnes) {
   EXPECT_EQ(d.plugins.state_dir, std::string(AUGUR_DEFAULT_STATE_DIR) + "/plugins");
   EXPECT_EQ(d.forecast.state_dir, std::string(AUGUR_DEFAULT_STATE_DIR) + "/forecast");
   EXPECT_EQ(d.plugins.call_timeout, milliseconds(10'000));
+  EXPECT_EQ(d.plugins.health_interval, milliseconds(10'000));
   EXPECT_TRUE(d.plugins.config.empty());
 }
 
@@ -231,6 +235,38 @@ TEST(ParseConfigTest, PluginCallTimeoutBounds) {
   EXPECT_FALSE(ParseConfig("plugins: {call_timeout: 99ms}"));
   EXPECT_FALSE(ParseConfig("plugins: {call_timeout: 601s}"));
   EXPECT_FALSE(ParseConfig("plugins: {call_timeout: 5}"));
+}
+
+TEST(ParseConfigTest, PluginHealthIntervalBounds) {
+  Result<Config> c = ParseConfig("plugins: {health_interval: 2s}");
+  ASSERT_TRUE(c) << c.error().ToString();
+  EXPECT_EQ(c->plugins.health_interval, milliseconds(2000));
+  EXPECT_TRUE(ParseConfig("plugins: {health_interval: 100ms}"));
+  EXPECT_TRUE(ParseConfig("plugins: {health_interval: 1h}"));
+  EXPECT_FALSE(ParseConfig("plugins: {health_interval: 99ms}"));
+  EXPECT_FALSE(ParseConfig("plugins: {health_interval: 61m}"));
+  EXPECT_FALSE(ParseConfig("plugins: {health_interval: 10}"));
+}
+
+TEST(ParseConfigTest, MetricsConnectionLimits) {
+  Result<Config> c = ParseConfig(
+      "metrics: {max_connections: 10, max_connections_per_client: 2, header_timeout: 1.5s}");
+  ASSERT_TRUE(c) << c.error().ToString();
+  EXPECT_EQ(c->metrics.max_connections, 10u);
+  EXPECT_EQ(c->metrics.max_connections_per_client, 2u);
+  EXPECT_EQ(c->metrics.header_timeout, milliseconds(1500));
+  EXPECT_FALSE(ParseConfig("metrics: {max_connections: 0}"));
+  EXPECT_FALSE(ParseConfig("metrics: {max_connections: 100001}"));
+  EXPECT_FALSE(ParseConfig("metrics: {max_connections: -1}"));
+  EXPECT_FALSE(ParseConfig("metrics: {max_connections_per_client: 0}"));
+  EXPECT_FALSE(ParseConfig("metrics: {max_connections_per_client: many}"));
+  EXPECT_FALSE(ParseConfig("metrics: {header_timeout: 99ms}"));
+  EXPECT_FALSE(ParseConfig("metrics: {header_timeout: 601s}"));
+  EXPECT_FALSE(ParseConfig("metrics: {header_timeout: 2}"));
+  Result<Config> bad = ParseConfig("metrics:\n  header_timeout: soon\n", "augur.yaml");
+  ASSERT_FALSE(bad);
+  EXPECT_THAT(bad.error().message(),
+              ::testing::StartsWith("augur.yaml:2: metrics.header_timeout: "));
 }
 
 TEST(ParseConfigTest, PluginNamesAreSafeForFileNames) {
@@ -339,7 +375,9 @@ TEST(ParseConfigTest, LongScalarIsShortenedInTheMessage) {
 TEST(ParseConfigTest, UnknownKeyWithoutCloseMatchListsTheKnownOnes) {
   Result<Config> c = ParseConfig("metrics:\n  colour: blue\n", "x.yaml");
   ASSERT_FALSE(c);
-  EXPECT_EQ(c.error().message(), "x.yaml:2: unknown key 'metrics.colour' (known: enabled, listen)");
+  EXPECT_EQ(c.error().message(),
+            "x.yaml:2: unknown key 'metrics.colour' (known: enabled, listen, "
+            "max_connections, max_connections_per_client, header_timeout)");
 }
 
 // ---- Corpus ----------------------------------------------------------------------------
@@ -400,7 +438,11 @@ std::map<std::string, Config> GoodExpectations() {
                     .max_series = 1'000'000,
                     .cgroup_depth = 0,
                     .max_cgroups = 0};
-  full.metrics = {.enabled = false, .listen = "0.0.0.0:0"};
+  full.metrics = {.enabled = false,
+                  .listen = "0.0.0.0:0",
+                  .max_connections = 1,
+                  .max_connections_per_client = 100'000,
+                  .header_timeout = milliseconds(100)};
   full.log = {.level = "trace"};
   want["full.yaml"] = full;
 
@@ -511,9 +553,10 @@ TEST(ShippedConfigTest, SetsEveryKeyExplicitly) {
   const std::map<std::string, std::vector<std::string>> keys = {
       {"telemetry",
        {"interval", "ebpf", "shm_name", "capacity", "max_series", "cgroup_depth", "max_cgroups"}},
-      {"metrics", {"enabled", "listen"}},
+      {"metrics",
+       {"enabled", "listen", "max_connections", "max_connections_per_client", "header_timeout"}},
       {"log", {"level"}},
-      {"plugins", {"dir", "enabled", "state_dir", "call_timeout", "config"}},
+      {"plugins", {"dir", "enabled", "state_dir", "call_timeout", "health_interval", "config"}},
       {"forecast",
        {"enabled", "step", "horizons", "series", "state_dir", "anomaly_threshold", "max_series",
         "history"}},

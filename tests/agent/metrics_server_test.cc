@@ -3,6 +3,10 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -27,8 +31,8 @@ constexpr int64_t kTs = 1'700'000'000'000'000'000;
 class MetricsServerTest : public ::testing::Test {
  protected:
   // Starts a server for this test's segment on a free loopback port.
-  std::unique_ptr<MetricsServer> StartServer() {
-    auto server = MetricsServer::Start("127.0.0.1:0", segment_.name());
+  std::unique_ptr<MetricsServer> StartServer(const MetricsServerOptions& options = {}) {
+    auto server = MetricsServer::Start("127.0.0.1:0", segment_.name(), options);
     EXPECT_TRUE(server) << server.error().ToString();
     if (!server) return nullptr;
     EXPECT_GT((*server)->port(), 0);
@@ -126,6 +130,38 @@ TEST_F(MetricsServerTest, FollowsTheAgentAcrossARestart) {
   EXPECT_THAT(res->body, HasSubstr("\naugur_up 1\n"));
   EXPECT_THAT(res->body, HasSubstr("\nafter_restart 2 "));
   EXPECT_THAT(res->body, Not(HasSubstr("before_restart")));
+}
+
+// The metrics.* connection limits reach the HTTP server: with room for one connection, an
+// idle one is evicted for a scrape, and a stalled one is cut at header_timeout.
+TEST_F(MetricsServerTest, ConnectionLimitsFromTheOptionsApply) {
+  MetricsServerOptions o;
+  o.max_connections = 1;
+  o.header_timeout = 300ms;
+  auto server = StartServer(o);
+  ASSERT_NE(server, nullptr);
+  int idle = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(server->port()));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(connect(idle, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  std::this_thread::sleep_for(50ms);  // accepted before the scrape's connection
+  auto res = Get(server->port(), "/");
+  ASSERT_TRUE(res) << httplib::to_string(res.error());
+  EXPECT_EQ(res->status, 200);
+  EXPECT_EQ(server->evictions(), 1u);
+  close(idle);
+
+  int stalled = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_EQ(connect(stalled, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ASSERT_EQ(send(stalled, "GET / HT", 8, MSG_NOSIGNAL), 8);
+  pollfd p{stalled, POLLIN, 0};
+  char c;
+  // Closed (EOF) at header_timeout; the 4 s wait is only a bound for a loaded machine.
+  ASSERT_EQ(poll(&p, 1, 4000), 1) << "a stalled head outlived header_timeout";
+  EXPECT_EQ(recv(stalled, &c, 1, 0), 0);
+  close(stalled);
 }
 
 TEST_F(MetricsServerTest, IndexPageAndNotFound) {
