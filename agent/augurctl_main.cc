@@ -1,4 +1,5 @@
-// augurctl: reads augurd's shared-memory segment. See README.md and `augurctl --help`.
+// augurctl: reads augurd's shared-memory segment and checks workflow files. See README.md and
+// `augurctl --help`.
 #include <unistd.h>
 
 #include <chrono>
@@ -14,6 +15,7 @@
 #include "agent/top_view.h"
 #include "agent/writer_status.h"
 #include "telemetry/shm_store.h"
+#include "workflow/workflow_spec.h"
 
 namespace {
 
@@ -170,6 +172,33 @@ int Forecast(const std::string& shm, const std::string& series, bool json, int w
   return 0;
 }
 
+// Checks a workflow file as the engine will read it. Errors go to stderr, one per line, so
+// that editors can jump to FILE:LINE:COLUMN; the summary goes to stdout.
+int Validate(const std::string& path) {
+  auto spec = augur::workflow::LoadWorkflowFile(path);
+  if (!spec) {
+    std::fprintf(stderr, "%s\n", spec.error().message().c_str());
+    return 1;
+  }
+  uint64_t shards = 0;
+  size_t automatic = 0;  // stages whose shard count the planner picks
+  for (const auto& stage : spec->stages) {
+    if (stage.shards.count == 0) {
+      ++automatic;
+    } else {
+      shards += stage.shards.count;
+    }
+  }
+  std::string counted = fmt::format("{} stage{}, {} shard{}", spec->stages.size(),
+                                    spec->stages.size() == 1 ? "" : "s", shards,
+                                    shards == 1 ? "" : "s");
+  if (automatic > 0) {
+    counted += fmt::format(" + count: auto in {} stage{}", automatic, automatic == 1 ? "" : "s");
+  }
+  std::printf("%s: OK (%s)\n", path.c_str(), counted.c_str());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -203,7 +232,14 @@ int main(int argc, char** argv) {
       ->required();
   forecast->add_flag("--json", json, "machine-readable output");
 
+  std::string workflow_file;
+  auto* validate = app.add_subcommand(
+      "validate", "check a workflow file: print every error, or a summary (exit 1 on errors)");
+  validate->add_option("FILE", workflow_file, "workflow file (YAML, docs/WORKFLOWS.md)")
+      ->required();
+
   CLI11_PARSE(app, argc, argv);
+  if (*validate) return Validate(workflow_file);
   if (*top) return Top(shm, once, interval);
   if (*series) return Series(shm, json);
   if (*get) return Get(shm, name, last, json);

@@ -2,10 +2,10 @@
 // built-in defaults.
 //
 // Loading is strict: an unknown key, a value of the wrong type, a bad duration or an
-// out-of-range number is an InvalidArgument whose message names the file, line and key
-// ("augur.yaml:7: telemetry.interval: bad duration 'fast' (use e.g. 500ms, 1s, 2m)").
-// Every error found is reported, one per line, not just the first. YAML syntax errors carry
-// the column too ("augur.yaml:3:5: YAML syntax error: ..."). Duplicate keys are errors.
+// out-of-range number is an InvalidArgument whose message names the file, line, column and
+// key ("augur.yaml:7:3: telemetry.interval: bad duration 'fast' (use e.g. 500ms, 1s, 2m)"),
+// as every YAML file augur reads does (common/yaml_reader.h). Every error found is
+// reported, one per line, not just the first. Duplicate keys are errors.
 // An empty file, one holding only comments, and a section left empty (`log:`) mean the
 // defaults.
 #ifndef AUGUR_AGENT_CONFIG_H_
@@ -133,7 +133,8 @@ Result<Config> LoadConfigFile(const std::string& path);
 // (ms, s, m, h), no space. A fraction is fine when the result is a whole number of
 // milliseconds. A bare number is rejected with a hint to add a unit, because `interval: 5`
 // could mean seconds or milliseconds. InvalidArgument otherwise. No range check: callers
-// know their range.
+// know their range. The same as yaml::ParseDurationText (common/yaml_reader.h), which workflow
+// files use too.
 Result<std::chrono::milliseconds> ParseDuration(std::string_view text);
 
 std::string_view EbpfModeName(EbpfMode mode);

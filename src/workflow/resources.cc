@@ -1,28 +1,36 @@
 #include "workflow/resources.h"
 
-#include <cmath>
-
 #include <fmt/format.h>
 
+#include <cmath>
+#include <limits>
+
 namespace augur::workflow {
+std::string FormatMemory(uint64_t bytes) {
+  constexpr const char* kUnits[] = {"Ti", "Gi", "Mi", "Ki"};
+  for (int i = 0; i < 4; ++i) {
+    const uint64_t unit = 1ULL << (10 * (4 - i));
+    if (bytes < unit) continue;
+    if (bytes % unit == 0) return fmt::format("{}{}", bytes / unit, kUnits[i]);
+    return fmt::format("{:.2f}{}", static_cast<double>(bytes) / static_cast<double>(unit),
+                       kUnits[i]);
+  }
+  return fmt::format("{}", bytes);
+}
 
 Resources Resources::Scaled(double f) const {
-  return {cpu * f, static_cast<uint64_t>(std::ceil(double(memory) * f))};
+  Resources out;
+  out.cpu = cpu * f;
+  // long double: a 64-bit mantissa keeps byte counts exact where double's 53 bits would not.
+  const long double m = std::ceil(static_cast<long double>(memory) * f);
+  constexpr auto kMax = static_cast<long double>(std::numeric_limits<uint64_t>::max());
+  out.memory = m <= 0 ? 0 : m >= kMax ? std::numeric_limits<uint64_t>::max()
+                                      : static_cast<uint64_t>(m);
+  return out;
 }
 
 std::string Resources::ToString() const {
-  // Memory in the largest binary unit that keeps it readable; exact bytes below a KiB.
-  static constexpr const char* kUnits[] = {"", "Ki", "Mi", "Gi", "Ti"};
-  double m = double(memory);
-  int u = 0;
-  while (m >= 1024 && u < 4) {
-    m /= 1024;
-    ++u;
-  }
-  const std::string mem = u == 0 ? fmt::format("{}", memory)
-                                 : (m == std::floor(m) ? fmt::format("{:.0f}{}", m, kUnits[u])
-                                                       : fmt::format("{:.1f}{}", m, kUnits[u]));
-  return fmt::format("{:g} cpu, {}", cpu, mem);
+  return fmt::format("{:g} cpu, {}", cpu, FormatMemory(memory));
 }
 
 }  // namespace augur::workflow

@@ -46,6 +46,10 @@ struct Resources {
   static constexpr double kCpuEpsilon = 1e-9;
 };
 
+// "512Mi", "1.50Gi", "100" (bytes): the largest binary unit the amount reaches, with two
+// decimals when it is not a whole number of that unit. For messages and logs.
+std::string FormatMemory(uint64_t bytes);
+
 }  // namespace augur::workflow
 
 #endif  // AUGUR_WORKFLOW_RESOURCES_H_

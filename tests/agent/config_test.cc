@@ -185,7 +185,7 @@ TEST(ParseConfigTest, SegmentNamesEndingLikeTheFilesBesideASegmentAreRefused) {
   for (const char* name : {"x.lock", "augur.new"}) {
     Result<Config> c = ParseConfig(std::string("telemetry:\n  shm_name: ") + name + "\n", "a.yaml");
     ASSERT_FALSE(c) << name;
-    EXPECT_THAT(c.error().message(), HasSubstr("a.yaml:2: telemetry.shm_name"));
+    EXPECT_THAT(c.error().message(), HasSubstr("a.yaml:2:3: telemetry.shm_name"));
     EXPECT_THAT(c.error().message(), HasSubstr("lock or temporary file of another segment"));
   }
   EXPECT_TRUE(ParseConfig("telemetry:\n  shm_name: x.locked\n"));
@@ -266,7 +266,7 @@ TEST(ParseConfigTest, MetricsConnectionLimits) {
   Result<Config> bad = ParseConfig("metrics:\n  header_timeout: soon\n", "augur.yaml");
   ASSERT_FALSE(bad);
   EXPECT_THAT(bad.error().message(),
-              ::testing::StartsWith("augur.yaml:2: metrics.header_timeout: "));
+              ::testing::StartsWith("augur.yaml:2:3: metrics.header_timeout: "));
 }
 
 TEST(ParseConfigTest, PluginNamesAreSafeForFileNames) {
@@ -281,7 +281,7 @@ TEST(ParseConfigTest, PluginNamesAreSafeForFileNames) {
 TEST(ParseConfigTest, OriginDefaultsToString) {
   Result<Config> c = ParseConfig("bogus: 1\n");
   ASSERT_FALSE(c);
-  EXPECT_THAT(c.error().message(), HasSubstr("<string>:1: unknown key 'bogus'"));
+  EXPECT_THAT(c.error().message(), HasSubstr("<string>:1:1: unknown key 'bogus'"));
 }
 
 // Found by tests/fuzz/config_fuzz.cc (corpus/config/regress_loadall_hang.yaml): yaml-cpp's
@@ -376,14 +376,14 @@ TEST(ParseConfigTest, UnknownKeyWithoutCloseMatchListsTheKnownOnes) {
   Result<Config> c = ParseConfig("metrics:\n  colour: blue\n", "x.yaml");
   ASSERT_FALSE(c);
   EXPECT_EQ(c.error().message(),
-            "x.yaml:2: unknown key 'metrics.colour' (known: enabled, listen, "
+            "x.yaml:2:3: unknown key 'metrics.colour' (known: enabled, listen, "
             "max_connections, max_connections_per_client, header_timeout)");
 }
 
 // ---- Corpus ----------------------------------------------------------------------------
 
 // A bad file says what its error must contain in leading comments:
-//   # expect: <substring of the message>     (one or more)
+//   # expect: <substring of the message>     (one or more; positions are FILE:LINE:COLUMN)
 //   # errors: <n>                            (lines in the message; 1 when absent)
 // Every substring starts with the file name and line where it can, so the position is tested
 // along with the text.
@@ -511,7 +511,7 @@ TEST(LoadConfigFileTest, ErrorsNameTheFullPath) {
   fs::path path = kCorpus / "bad" / "04_bad_duration.yaml";
   Result<Config> c = LoadConfigFile(path.string());
   ASSERT_FALSE(c);
-  EXPECT_THAT(c.error().message(), HasSubstr(path.string() + ":3: telemetry.interval"));
+  EXPECT_THAT(c.error().message(), HasSubstr(path.string() + ":3:3: telemetry.interval"));
 }
 
 TEST(LoadConfigFileTest, DirectoryIsAnError) {
