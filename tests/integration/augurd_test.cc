@@ -190,7 +190,7 @@ TEST_F(AugurdTest, SighupAppliesWhatItCanAndNamesWhatNeedsARestart) {
   EXPECT_TRUE(WaitFor([&] {
     return agent->err().find("not reloaded, keeping the running configuration") !=
                std::string::npos &&
-           agent->err().find(":2: unknown key 'telemetry.intervall'") != std::string::npos;
+           agent->err().find(":2:3: unknown key 'telemetry.intervall'") != std::string::npos;
   }, 5s)) << agent->err();
   EXPECT_TRUE(agent->running());
   agent->Signal(SIGTERM);
