@@ -1,0 +1,165 @@
+// WorkflowStore: the workflow engine's durable state and history, in SQLite (WAL) under
+// state_dir (DESIGN.md: "state before action").
+//
+// The executor writes every workflow, shard, shard attempt (with its grant) and stage result
+// here before it acts on it, so that kill -9 at any point resumes with nothing lost and
+// nothing merged twice: an attempt id is written before its task starts, and a shard's
+// winner is recorded in the same transaction as the shard's state. Every finished attempt
+// is also a history row (measured CPU time, peak memory, wall time, bytes read and written,
+// exit status) that the predictive issue learns from.
+//
+// Errors. A file that is not SQLite, or an SQLite database that is not augur's (no or
+// another `augur_schema` row), is a Corruption naming the file; it is never replaced. A
+// newer schema version than this build knows is FailedPrecondition. I/O errors (a full
+// disk) are IOError naming the file and the statement's purpose; the engine turns them into
+// an error on the workflow concerned, never a crash.
+//
+// Thread safety: one WorkflowStore per thread (the engine thread owns it). Readers in other
+// processes may open the same file (WAL allows concurrent readers).
+#ifndef AUGUR_WORKFLOW_STORE_H_
+#define AUGUR_WORKFLOW_STORE_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "augur/status.h"
+#include "workflow/resources.h"
+
+namespace augur::workflow {
+
+// NOTE: the string values of these enums are stored in the database; do not rename them.
+enum class WorkflowState { kRunning, kSucceeded, kFailed, kCancelled };
+enum class ShardState { kPending, kRunning, kSucceeded, kFailed, kCancelled };
+enum class AttemptState { kStarting, kRunning, kSucceeded, kFailed, kOom, kTimedOut,
+                          kCancelled, kLost };
+std::string_view WorkflowStateName(WorkflowState s);  // "running", "succeeded", ...
+std::string_view ShardStateName(ShardState s);
+std::string_view AttemptStateName(AttemptState s);
+std::optional<WorkflowState> WorkflowStateFromName(std::string_view s);
+std::optional<ShardState> ShardStateFromName(std::string_view s);
+std::optional<AttemptState> AttemptStateFromName(std::string_view s);
+
+struct WorkflowRecord {
+  std::string id;         // "checksum-1a2b3c", unique
+  std::string name;       // the file's `workflow:`
+  std::string spec_yaml;  // the file as submitted (re-parsed on recovery)
+  std::string origin;     // the file's path as given to submit, for messages
+  WorkflowState state = WorkflowState::kRunning;
+  int64_t submitted_ns = 0;
+  int64_t finished_ns = 0;  // 0 while running
+  int64_t deadline_ns = 0;  // 0: none
+  double boost = 0;         // priority points from `augurctl boost`
+  int64_t boost_until_ns = 0;  // 0: for good
+  double spent = 0;         // cost so far, in the backends' cost unit
+  std::string error;        // why it failed, "" otherwise
+};
+
+struct ShardRecord {
+  std::string workflow_id;
+  std::string stage;
+  uint32_t index = 0;      // merge order within the stage
+  std::string shard_id;    // "3", "3.1" after a split
+  uint64_t begin = 0;      // range shards: [begin, end)
+  uint64_t end = 0;
+  std::vector<std::string> items;  // item shards
+  ShardState state = ShardState::kPending;
+  uint32_t attempts = 0;   // started so far
+  Resources want;          // the next attempt's (after grow_memory/grow_cpu)
+  Resources min;
+  int64_t not_before_ns = 0;  // retry backoff: not started before this
+  std::string winner;      // the winning attempt id once succeeded
+  std::string output_path; // the winner's stdout file
+};
+
+struct AttemptRecord {
+  std::string attempt_id;  // "<workflow>/<stage>/<shard_id>#<n>", unique
+  std::string workflow_id;
+  std::string stage;
+  uint32_t shard_index = 0;
+  uint32_t attempt = 1;
+  std::string backend;     // "process"
+  std::string instance;    // backend handle, "" until provisioned
+  std::string invocation;  // backend handle, "" until started
+  Resources grant;         // what the ledger granted (and the backend gave)
+  AttemptState state = AttemptState::kStarting;
+  int64_t started_ns = 0;
+  int64_t finished_ns = 0;
+  int32_t exit_code = 0;
+  int32_t term_signal = 0;
+  double cpu_seconds = 0;
+  uint64_t peak_memory_bytes = 0;
+  uint64_t bytes_read = 0;
+  uint64_t bytes_written = 0;
+  std::string output_path;  // its stdout
+  std::string error;        // why it failed
+};
+
+// A finished attempt as history shows it (`augurctl history`): the facts the predictive
+// allocator learns from.
+struct HistoryRecord {
+  std::string attempt_id;
+  std::string workflow_id;
+  std::string workflow_name;
+  std::string stage;
+  uint32_t shard_index = 0;
+  uint64_t range_begin = 0, range_end = 0;
+  uint32_t items = 0;
+  AttemptState state = AttemptState::kSucceeded;
+  int32_t exit_code = 0;
+  int64_t started_ns = 0;
+  double wall_seconds = 0;
+  double cpu_seconds = 0;
+  uint64_t peak_memory_bytes = 0;
+  uint64_t bytes_read = 0;
+  uint64_t bytes_written = 0;
+  Resources grant;
+};
+
+class WorkflowStore {
+ public:
+  // Opens or creates the database at `path` (WAL, synchronous=NORMAL, a busy timeout),
+  // creating the schema on first use. See the header comment for the errors.
+  static Result<std::unique_ptr<WorkflowStore>> Open(const std::string& path);
+  ~WorkflowStore();
+
+  // Runs `body` in one transaction: committed when it returns OK, rolled back otherwise
+  // (and its Status returned). Nested calls join the outer transaction.
+  Status Transaction(const std::function<Status()>& body);
+
+  // Inserts or replaces by primary key (id; workflow+stage+index; attempt_id).
+  Status PutWorkflow(const WorkflowRecord& w);
+  Status PutShard(const ShardRecord& s);
+  Status PutAttempt(const AttemptRecord& a);
+  // Records a stage's merged output (its file), once the stage completed.
+  Status PutStageOutput(const std::string& workflow_id, const std::string& stage,
+                        const std::string& output_path);
+  // Appends a finished attempt to the history (idempotent on attempt_id).
+  Status AppendHistory(const HistoryRecord& h);
+
+  Result<std::optional<WorkflowRecord>> GetWorkflow(const std::string& id) const;
+  // All workflows, newest first; only those still running when `running_only`.
+  Result<std::vector<WorkflowRecord>> Workflows(bool running_only) const;
+  Result<std::vector<ShardRecord>> Shards(const std::string& workflow_id) const;
+  Result<std::vector<AttemptRecord>> Attempts(const std::string& workflow_id) const;
+  Result<std::optional<std::string>> StageOutput(const std::string& workflow_id,
+                                                 const std::string& stage) const;
+  // History, newest first; of one workflow when `workflow_id` is set (by id or name).
+  Result<std::vector<HistoryRecord>> History(const std::optional<std::string>& workflow,
+                                             size_t limit) const;
+
+  const std::string& path() const { return path_; }
+
+ private:
+  struct Impl;
+  WorkflowStore(std::unique_ptr<Impl> impl, std::string path);
+  std::unique_ptr<Impl> impl_;
+  std::string path_;
+};
+
+}  // namespace augur::workflow
+
+#endif  // AUGUR_WORKFLOW_STORE_H_
