@@ -1,0 +1,535 @@
+#include "workflow/executor.h"
+
+#include <sys/stat.h>
+#include <time.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "plugin/backend.h"
+#include "workflow/store.h"
+#include "workflow/workflow_spec.h"
+
+namespace augur::workflow {
+namespace {
+
+namespace fs = std::filesystem;
+using std::chrono::milliseconds;
+
+int64_t NowNs() {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
+}
+
+uint64_t Fnv1a(std::string_view s) {
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (char c : s) {
+    h ^= static_cast<unsigned char>(c);
+    h *= 0x100000001b3ULL;
+  }
+  return h;
+}
+
+// A backend instance name for an attempt: short (the process backend's cgroup names are
+// bounded), printable, and unique per attempt id.
+std::string InstanceName(const std::string& attempt_id) {
+  return fmt::format("wf-{:016x}", Fnv1a(attempt_id));
+}
+
+plugin::Resources ToPlugin(const Resources& r) { return {r.cpu, r.memory}; }
+Resources FromPlugin(const plugin::Resources& r) { return {r.cpu_cores, r.memory_bytes}; }
+
+AttemptOutcome OutcomeOf(const plugin::TaskStatus& st) {
+  AttemptOutcome o;
+  o.exit_code = st.exit_code;
+  o.term_signal = st.term_signal;
+  o.cpu_seconds = st.cpu_seconds;
+  o.peak_memory_bytes = st.peak_memory_bytes;
+  switch (st.state) {
+    case plugin::TaskState::kExited:
+      o.state = st.exit_code == 0 ? AttemptState::kSucceeded : AttemptState::kFailed;
+      break;
+    case plugin::TaskState::kOom: o.state = AttemptState::kOom; break;
+    case plugin::TaskState::kKilled: o.state = AttemptState::kFailed; break;
+    case plugin::TaskState::kFailed:
+      o.state = AttemptState::kLost;
+      o.error = "the backend lost the task";
+      break;
+    case plugin::TaskState::kRunning: o.state = AttemptState::kRunning; break;
+  }
+  return o;
+}
+
+uint64_t FileSize(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 ? uint64_t(st.st_size) : 0;
+}
+
+// Joins `inputs` into `output` in order. IOError naming the file (a full disk included).
+Status Concat(const std::vector<std::string>& inputs, const std::string& output,
+              uint64_t max_bytes) {
+  std::ofstream out(output, std::ios::binary | std::ios::trunc);
+  if (!out) return Status::IOError("cannot write " + output);
+  uint64_t total = 0;
+  for (const std::string& in : inputs) {
+    std::ifstream f(in, std::ios::binary);
+    if (!f) return Status::IOError("cannot read shard output " + in);
+    char buf[65536];
+    while (f.read(buf, sizeof buf) || f.gcount() > 0) {
+      total += uint64_t(f.gcount());
+      if (total > max_bytes) {
+        return Status::ResourceExhausted(
+            fmt::format("{}: merged output over the {} byte limit", output, max_bytes));
+      }
+      out.write(buf, f.gcount());
+    }
+  }
+  out.flush();
+  if (!out) return Status::IOError("cannot write " + output + " (disk full?)");
+  return Status::OK();
+}
+
+// One running task through a backend: an attempt, or a stage's merge command.
+struct Task {
+  std::string backend;
+  std::string instance;
+  std::string invocation;
+  std::string output;
+  // Attempt tasks: the attempt id; merge tasks: "" (and workflow/stage set).
+  std::string attempt_id;
+  std::string workflow_id, stage;
+};
+
+}  // namespace
+
+struct Executor::Impl {
+  ExecutorOptions o;
+  BackendLookup backends;
+  ForecastFree forecast;
+  std::unique_ptr<WorkflowStore> store;
+  std::unique_ptr<Engine> engine;
+  std::map<std::string, Task> tasks;  // by attempt id, or "merge:<wf>/<stage>"
+
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<std::function<void()>> queue;  // guarded by mu
+  bool stop = false;                        // guarded by mu
+  std::thread thread;
+  std::atomic<size_t> running{0};
+
+  template <typename T>
+  T Post(std::function<T()> fn) {
+    auto task = std::make_shared<std::packaged_task<T()>>(std::move(fn));
+    std::future<T> f = task->get_future();
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      queue.push_back([task] { (*task)(); });
+    }
+    cv.notify_all();
+    return f.get();
+  }
+
+  // Writes what the engine changed, in one transaction. A failure here (a full disk) is
+  // logged; the records stay in memory and the next persist retries them.
+  Status Persist() {
+    Changes c = engine->DrainChanges();
+    if (c.empty()) return Status::OK();
+    Status st = store->Transaction([&]() -> Status {
+      for (const WorkflowRecord& w : c.workflows) {
+        if (Status s = store->PutWorkflow(w); !s.ok()) return s;
+      }
+      for (const ShardRecord& s : c.shards) {
+        if (Status e = store->PutShard(s); !e.ok()) return e;
+      }
+      for (const AttemptRecord& a : c.attempts) {
+        if (Status s = store->PutAttempt(a); !s.ok()) return s;
+      }
+      for (const auto& [key, path] : c.stage_outputs) {
+        const size_t slash = key.find('/');
+        if (Status s = store->PutStageOutput(key.substr(0, slash), key.substr(slash + 1), path);
+            !s.ok()) {
+          return s;
+        }
+      }
+      for (const HistoryRecord& h : c.history) {
+        if (Status s = store->AppendHistory(h); !s.ok()) return s;
+      }
+      return Status::OK();
+    });
+    if (!st.ok()) spdlog::error("workflow store: {}", st.message());
+    return st;
+  }
+
+  void Start(const Action& a) {
+    plugin::Backend* b = backends(a.attempt.backend);
+    const int64_t now = NowNs();
+    auto fail = [&](const std::string& why) {
+      AttemptOutcome o;
+      o.state = AttemptState::kLost;
+      o.error = why;
+      spdlog::warn("workflow {}: attempt {}: {}", a.attempt.workflow_id, a.attempt.attempt_id, why);
+      engine->AttemptEnded(a.attempt.attempt_id, o, now);
+    };
+    if (b == nullptr) return fail("backend '" + a.attempt.backend + "' is not enabled or not up");
+    std::error_code ec;
+    fs::create_directories(fs::path(a.attempt.output_path).parent_path(), ec);
+    if (ec) return fail("cannot create " + a.attempt.output_path + ": " + ec.message());
+    plugin::AllocRequest req;
+    req.name = InstanceName(a.attempt.attempt_id);
+    req.want = req.min = ToPlugin(a.attempt.grant);
+    req.labels = {{"workflow", a.attempt.workflow_id}, {"stage", a.attempt.stage}};
+    auto inst = b->Provision(req);
+    if (!inst) return fail("provision: " + inst.error().message());
+    plugin::Task t;
+    t.argv = a.argv;
+    t.env = {"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=" + a.workdir, "LC_ALL=C"};
+    t.env.insert(t.env.end(), a.env.begin(), a.env.end());
+    t.workdir = a.workdir;
+    t.stdout_path = a.attempt.output_path;
+    t.stderr_path = a.attempt.output_path + ".err";
+    t.meta.workflow = a.attempt.workflow_id;
+    t.meta.stage = a.attempt.stage;
+    t.meta.shard_id = a.attempt.attempt_id;
+    t.meta.range_begin = a.range_begin;
+    t.meta.range_end = a.range_end;
+    t.meta.attempt = a.attempt.attempt;
+    t.meta.priority = a.priority;
+    auto inv = b->Run(inst->handle, t);
+    if (!inv) {
+      (void)b->Release(inst->handle);
+      return fail("run: " + inv.error().message());
+    }
+    AttemptRecord rec = a.attempt;
+    rec.instance = inst->handle;
+    rec.invocation = *inv;
+    rec.state = AttemptState::kRunning;
+    (void)store->PutAttempt(rec);
+    tasks[a.attempt.attempt_id] = {a.attempt.backend, inst->handle, *inv, a.attempt.output_path,
+                                   a.attempt.attempt_id, a.attempt.workflow_id, a.attempt.stage};
+    spdlog::info("workflow {}: started {} ({}) granted {}", a.attempt.workflow_id,
+                 a.attempt.attempt_id, inst->handle, a.attempt.grant.ToString());
+  }
+
+  void Act(const Action& a) {
+    switch (a.kind) {
+      case Action::Kind::kStart:
+        Start(a);
+        break;
+      case Action::Kind::kResize: {
+        auto it = tasks.find(a.attempt.attempt_id);
+        plugin::Backend* b = backends(a.attempt.backend);
+        if (it == tasks.end() || b == nullptr) break;
+        auto g = b->Resize(it->second.instance, ToPlugin(a.resize_to));
+        if (!g) {
+          spdlog::warn("workflow {}: resize of {} to {} failed: {}", a.attempt.workflow_id,
+                       a.attempt.attempt_id, a.resize_to.ToString(), g.error().message());
+          break;
+        }
+        spdlog::info("workflow {}: {} grant {} -> {} ({})", a.attempt.workflow_id,
+                     a.attempt.attempt_id, a.attempt.grant.ToString(),
+                     FromPlugin(*g).ToString(), a.reason);
+        break;
+      }
+      case Action::Kind::kCancel: {
+        auto it = tasks.find(a.attempt.attempt_id);
+        plugin::Backend* b = backends(a.attempt.backend);
+        spdlog::info("workflow {}: cancelling {}: {}", a.attempt.workflow_id, a.attempt.attempt_id,
+                     a.reason);
+        if (it != tasks.end() && b != nullptr) (void)b->Cancel(it->second.invocation);
+        break;
+      }
+      case Action::Kind::kMerge:
+        Merge(a);
+        break;
+    }
+  }
+
+  void Merge(const Action& a) {
+    const int64_t now = NowNs();
+    if (a.argv.empty()) {
+      Status st = Concat(a.inputs, a.output, o.max_output_bytes);
+      engine->MergeDone(a.workflow_id, a.stage, st.ok(), st.message(), now);
+      return;
+    }
+    // A merge command runs like a shard, on the process backend, outside the ledger: it is
+    // one small task per stage.
+    plugin::Backend* b = backends("process");
+    if (b == nullptr) {
+      engine->MergeDone(a.workflow_id, a.stage, false, "the process backend is not up", now);
+      return;
+    }
+    plugin::AllocRequest req;
+    req.name = InstanceName("merge:" + a.workflow_id + "/" + a.stage);
+    req.want = req.min = {1, 256ULL << 20};
+    auto inst = b->Provision(req);
+    if (!inst) {
+      engine->MergeDone(a.workflow_id, a.stage, false, inst.error().message(), now);
+      return;
+    }
+    plugin::Task t;
+    t.argv = a.argv;
+    t.env = {"PATH=/usr/local/bin:/usr/bin:/bin", "LC_ALL=C"};
+    t.workdir = a.workdir;
+    t.stdout_path = a.output;
+    t.stderr_path = a.output + ".err";
+    t.meta.workflow = a.workflow_id;
+    t.meta.stage = a.stage;
+    t.meta.shard_id = "merge";
+    t.meta.attempt = 1;
+    auto inv = b->Run(inst->handle, t);
+    if (!inv) {
+      (void)b->Release(inst->handle);
+      engine->MergeDone(a.workflow_id, a.stage, false, inv.error().message(), now);
+      return;
+    }
+    tasks["merge:" + a.workflow_id + "/" + a.stage] = {"process", inst->handle, *inv, a.output,
+                                                       "", a.workflow_id, a.stage};
+  }
+
+  // Polls every running task once, without waiting.
+  void PollAll() {
+    std::vector<std::string> ended;
+    for (auto& [key, t] : tasks) {
+      plugin::Backend* b = backends(t.backend);
+      if (b == nullptr) continue;  // down: its host restarts and recovers; poll later
+      auto st = b->Poll(t.invocation, milliseconds(0));
+      const int64_t now = NowNs();
+      if (!st) {
+        if (!st.error().IsNotFound()) continue;  // transient (host restarting)
+        plugin::TaskStatus lost;
+        lost.state = plugin::TaskState::kFailed;
+        st = lost;
+      }
+      if (st->state == plugin::TaskState::kRunning) {
+        if (!t.attempt_id.empty() && FileSize(t.output) > o.max_output_bytes) {
+          spdlog::warn("workflow {}: {} output over {} bytes: cancelled", t.workflow_id,
+                       t.attempt_id, o.max_output_bytes);
+          (void)b->Cancel(t.invocation);
+        }
+        continue;
+      }
+      if (t.attempt_id.empty()) {
+        const bool ok = st->state == plugin::TaskState::kExited && st->exit_code == 0;
+        engine->MergeDone(t.workflow_id, t.stage, ok,
+                          ok ? "" : fmt::format("merge command {} (exit {}, signal {})",
+                                                plugin::TaskStateName(st->state), st->exit_code,
+                                                st->term_signal),
+                          now);
+      } else {
+        AttemptOutcome out = OutcomeOf(*st);
+        if (FileSize(t.output) > o.max_output_bytes) {
+          out.state = AttemptState::kFailed;
+          out.error = fmt::format("output over the {} byte limit", o.max_output_bytes);
+        }
+        out.bytes_written = FileSize(t.output);
+        const MergeOutcome mo = engine->AttemptEnded(t.attempt_id, out, now);
+        if (mo == MergeOutcome::kDuplicate) {
+          spdlog::info("workflow {}: {} succeeded after its shard already had a result: "
+                       "discarded", t.workflow_id, t.attempt_id);
+        }
+        spdlog::info("workflow {}: {} ended: {} (exit {}, {:.2f} cpu-s, peak {})", t.workflow_id,
+                     t.attempt_id, AttemptStateName(out.state), out.exit_code, out.cpu_seconds,
+                     FormatMemory(out.peak_memory_bytes));
+      }
+      (void)b->Release(t.instance);
+      ended.push_back(key);
+    }
+    for (const std::string& k : ended) tasks.erase(k);
+  }
+
+  void Loop() {
+    for (;;) {
+      std::deque<std::function<void()>> batch;
+      {
+        std::unique_lock<std::mutex> lock(mu);
+        cv.wait_for(lock, o.tick, [&] { return stop || !queue.empty(); });
+        if (stop) return;
+        batch.swap(queue);
+      }
+      for (auto& fn : batch) fn();
+      PollAll();
+      HostView host;
+      if (forecast) host.predicted_free = forecast();
+      std::vector<Action> actions = engine->Tick(NowNs(), host);
+      // State before action: what the actions will do is on disk first.
+      if (!Persist().ok() && !actions.empty()) {
+        // The attempts were not recorded; starting them could run work twice after a
+        // crash. Leave them to the next tick.
+        spdlog::warn("workflow engine: {} actions deferred until the store accepts writes",
+                     actions.size());
+      }
+      for (const Action& a : actions) Act(a);
+      (void)Persist();
+      running.store(engine->running_attempts());
+    }
+  }
+
+  Status Restore() {
+    auto ws = store->Workflows(/*running_only=*/true);
+    if (!ws) return ws.error();
+    for (const WorkflowRecord& w : *ws) {
+      auto shards = store->Shards(w.id);
+      auto attempts = store->Attempts(w.id);
+      if (!shards || !attempts) return !shards ? shards.error() : attempts.error();
+      std::map<std::string, std::string> outputs;
+      for (const ShardRecord& s : *shards) {
+        if (outputs.contains(s.stage)) continue;
+        auto out = store->StageOutput(w.id, s.stage);
+        if (out && *out) outputs[s.stage] = **out;
+      }
+      std::vector<AttemptRecord> reattach;
+      if (Status st = engine->Restore(w, *shards, *attempts, outputs, &reattach); !st.ok()) {
+        spdlog::error("workflow {}: cannot restore: {}", w.id, st.message());
+        continue;
+      }
+      for (const AttemptRecord& a : reattach) {
+        if (a.invocation.empty()) {
+          // It never started (or we never learned its handle): run it again.
+          AttemptOutcome lost;
+          lost.state = AttemptState::kLost;
+          lost.error = "the agent stopped before the task started";
+          if (plugin::Backend* b = backends(a.backend); b != nullptr && !a.instance.empty()) {
+            (void)b->Release(a.instance);
+          }
+          engine->AttemptEnded(a.attempt_id, lost, NowNs());
+          continue;
+        }
+        tasks[a.attempt_id] = {a.backend, a.instance, a.invocation, a.output_path, a.attempt_id,
+                               a.workflow_id, a.stage};
+      }
+      spdlog::info("workflow {}: restored, {} attempts re-attached", w.id, reattach.size());
+    }
+    return Persist();
+  }
+};
+
+Executor::Executor(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Executor::~Executor() {
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    impl_->stop = true;
+  }
+  impl_->cv.notify_all();
+  if (impl_->thread.joinable()) impl_->thread.join();
+}
+
+Result<std::unique_ptr<Executor>> Executor::Start(ExecutorOptions options, BackendLookup backends,
+                                                  ForecastFree forecast) {
+  auto impl = std::make_unique<Impl>();
+  impl->o = std::move(options);
+  if (impl->o.engine.work_root.empty()) impl->o.engine.work_root = impl->o.state_dir + "/work";
+  impl->backends = std::move(backends);
+  impl->forecast = std::move(forecast);
+  auto store = WorkflowStore::Open(impl->o.state_dir + "/workflows.db");
+  if (!store) return Err(store.error());
+  impl->store = std::move(*store);
+  impl->engine = std::make_unique<Engine>(impl->o.engine);
+  if (Status st = impl->Restore(); !st.ok()) return Err(st);
+  Impl* raw = impl.get();
+  impl->thread = std::thread([raw] { raw->Loop(); });
+  return std::unique_ptr<Executor>(new Executor(std::move(impl)));
+}
+
+Result<std::string> Executor::Submit(const std::string& yaml, const std::string& origin) {
+  auto spec = ParseWorkflow(yaml, origin);
+  if (!spec) return Err(spec.error());
+  return impl_->Post<Result<std::string>>([&]() -> Result<std::string> {
+    auto id = impl_->engine->Submit(*spec, yaml, origin, NowNs());
+    if (id) {
+      (void)impl_->Persist();
+      spdlog::info("workflow {} submitted from {}", *id, origin);
+    }
+    return id;
+  });
+}
+
+Result<std::string> Executor::StatusJson(const std::string& workflow, bool explain) {
+  return impl_->Post<Result<std::string>>(
+      [&] { return impl_->engine->StatusJson(workflow, explain, NowNs()); });
+}
+
+Result<std::string> Executor::Output(const std::string& workflow, const std::string& stage) {
+  return impl_->Post<Result<std::string>>([&]() -> Result<std::string> {
+    auto id = impl_->engine->Resolve(workflow);
+    if (!id) return Err(id.error());
+    auto w = impl_->store->GetWorkflow(*id);
+    if (!w) return Err(w.error());
+    std::string which = stage;
+    if (which.empty()) {
+      auto spec = ParseWorkflow((*w)->spec_yaml, (*w)->origin);
+      if (!spec) return Err(spec.error());
+      which = spec->stages.back().name;
+    }
+    auto out = impl_->store->StageOutput(*id, which);
+    if (!out) return Err(out.error());
+    if (!*out) {
+      return Err(Status::NotFound(fmt::format("workflow {}: stage {} has no result yet ({})", *id,
+                                              which, WorkflowStateName((*w)->state))));
+    }
+    std::ifstream f(**out, std::ios::binary);
+    if (!f) return Err(Status::IOError("cannot read " + **out));
+    return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  });
+}
+
+Status Executor::Cancel(const std::string& workflow) {
+  return impl_->Post<Status>([&] {
+    Status st = impl_->engine->Cancel(workflow, NowNs());
+    (void)impl_->Persist();
+    return st;
+  });
+}
+
+Status Executor::Boost(const std::string& workflow, double points, milliseconds duration) {
+  return impl_->Post<Status>([&] {
+    const int64_t until = duration.count() > 0 ? NowNs() + duration.count() * 1'000'000 : 0;
+    Status st = impl_->engine->Boost(workflow, points, until);
+    (void)impl_->Persist();
+    return st;
+  });
+}
+
+Result<std::string> Executor::HistoryJson(const std::string& workflow, size_t limit) {
+  return impl_->Post<Result<std::string>>([&]() -> Result<std::string> {
+    auto h = impl_->store->History(workflow.empty() ? std::nullopt
+                                                    : std::optional<std::string>(workflow),
+                                   limit);
+    if (!h) return Err(h.error());
+    nlohmann::json arr = nlohmann::json::array();
+    for (const HistoryRecord& r : *h) {
+      arr.push_back({{"attempt", r.attempt_id},
+                     {"workflow", r.workflow_id},
+                     {"name", r.workflow_name},
+                     {"stage", r.stage},
+                     {"shard", r.shard_index},
+                     {"range", {r.range_begin, r.range_end}},
+                     {"state", AttemptStateName(r.state)},
+                     {"exit_code", r.exit_code},
+                     {"started_ns", r.started_ns},
+                     {"wall_seconds", r.wall_seconds},
+                     {"cpu_seconds", r.cpu_seconds},
+                     {"peak_memory_bytes", r.peak_memory_bytes},
+                     {"bytes_read", r.bytes_read},
+                     {"bytes_written", r.bytes_written},
+                     {"grant", r.grant.ToString()}});
+    }
+    return arr.dump(2);
+  });
+}
+
+size_t Executor::running_attempts() const { return impl_->running.load(); }
+
+}  // namespace augur::workflow

@@ -1,0 +1,48 @@
+// WorkflowsConfig: the `workflows:` section of the agent config, owned by the workflow
+// component (agent/config.cc only routes the section here), so that the agent config does
+// not grow with every engine knob.
+//
+//   workflows:
+//     enabled: true                       # run the workflow engine (needs a backend)
+//     state_dir: /var/lib/augur/workflows # workflows.db (SQLite) and work/<workflow>/
+//     max_output: 1Gi                     # per shard or stage output file
+//     preemption: false                   # may a higher score pre-empt lower minimums
+//     aging_after: 5m                     # waiting this long starts raising a shard's score
+//     max_cpu: 0                          # cores all shards may hold at once; 0: the backend's
+//     max_memory: 0                       # bytes likewise (e.g. 12Gi); 0: the backend's
+#ifndef AUGUR_WORKFLOW_WORKFLOW_CONFIG_H_
+#define AUGUR_WORKFLOW_WORKFLOW_CONFIG_H_
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+#include "augur_paths.h"
+#include "common/yaml_reader.h"
+
+namespace augur::workflow {
+
+struct WorkflowsConfig {
+  bool enabled = true;
+  std::string state_dir = AUGUR_DEFAULT_STATE_DIR "/workflows";  // absolute
+  uint64_t max_output = 1ULL << 30;                              // bytes; 1Ki..1Ti
+  bool preemption = false;
+  std::chrono::milliseconds aging_after{300'000};                // 0..1d
+  double max_cpu = 0;        // 0: what the backend reports
+  uint64_t max_memory = 0;   // 0: what the backend reports
+
+  friend bool operator==(const WorkflowsConfig&, const WorkflowsConfig&) = default;
+};
+
+// The keys, for the agent config's did-you-mean across sections.
+inline constexpr std::string_view kWorkflowsKeys[] = {
+    "enabled", "state_dir", "max_output", "preemption", "aging_after", "max_cpu", "max_memory"};
+
+// Reads the section (`node` is its value, `key_node` its key) into `*out`, reporting every
+// problem into `errors` as the agent config does.
+void ParseWorkflowsSection(yaml::Errors& errors, const YAML::Node& key_node,
+                           const YAML::Node& node, WorkflowsConfig* out);
+
+}  // namespace augur::workflow
+
+#endif  // AUGUR_WORKFLOW_WORKFLOW_CONFIG_H_
