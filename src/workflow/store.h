@@ -137,17 +137,20 @@ class WorkflowStore {
   // Records a stage's merged output (its file), once the stage completed.
   Status PutStageOutput(const std::string& workflow_id, const std::string& stage,
                         const std::string& output_path);
-  // Appends a finished attempt to the history (idempotent on attempt_id).
+  // Appends a finished attempt to the history (idempotent on attempt_id: a second append of
+  // the same attempt keeps the first row).
   Status AppendHistory(const HistoryRecord& h);
 
   Result<std::optional<WorkflowRecord>> GetWorkflow(const std::string& id) const;
-  // All workflows, newest first; only those still running when `running_only`.
+  // All workflows, newest first (by submitted_ns, then id descending); only those still
+  // running when `running_only`.
   Result<std::vector<WorkflowRecord>> Workflows(bool running_only) const;
   Result<std::vector<ShardRecord>> Shards(const std::string& workflow_id) const;
   Result<std::vector<AttemptRecord>> Attempts(const std::string& workflow_id) const;
   Result<std::optional<std::string>> StageOutput(const std::string& workflow_id,
                                                  const std::string& stage) const;
-  // History, newest first; of one workflow when `workflow_id` is set (by id or name).
+  // History, newest first; of one workflow when `workflow_id` is set (by id or name). At
+  // most `limit` rows; 0 means all.
   Result<std::vector<HistoryRecord>> History(const std::optional<std::string>& workflow,
                                              size_t limit) const;
 
