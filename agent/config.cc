@@ -67,7 +67,8 @@ constexpr size_t kMaxPluginConfigKeyLength = 128;
 constexpr size_t kMaxPluginConfigValueLength = 4096;  // what a plugin is promised it may read
 constexpr size_t kMaxPathLength = 4095;               // PATH_MAX less the NUL
 
-constexpr std::string_view kTopKeys[] = {"telemetry", "metrics", "log", "forecast", "plugins"};
+constexpr std::string_view kTopKeys[] = {"telemetry", "metrics",  "log",
+                                         "forecast",  "plugins", "workflows"};
 constexpr std::string_view kTelemetryKeys[] = {
     "interval", "ebpf", "shm_name", "capacity", "max_series", "cgroup_depth", "max_cgroups"};
 constexpr std::string_view kMetricsKeys[] = {"enabled", "listen", "max_connections",
@@ -90,7 +91,8 @@ constexpr Section kSections[] = {
     {"metrics", kMetricsKeys},
     {"log", kLogKeys},
     {"forecast", kForecastKeys},
-    {"plugins", kPluginsKeys}};
+    {"plugins", kPluginsKeys},
+    {"workflows", workflow::kWorkflowsKeys}};
 
 // The hint after an unknown key that no key of its own section is close to: the same key in
 // another section ("listen" under telemetry -> metrics.listen).
@@ -497,6 +499,7 @@ std::vector<std::string> ChangedKeys(const Config& a, const Config& b) {
   check(pa.state_dir != pb.state_dir, "plugins.state_dir");
   check(pa.call_timeout != pb.call_timeout, "plugins.call_timeout");
   check(pa.health_interval != pb.health_interval, "plugins.health_interval");
+  check(a.workflows != b.workflows, "workflows");
   std::set<std::string> names;
   for (const auto& [name, kv] : pa.config) names.insert(name);
   for (const auto& [name, kv] : pb.config) names.insert(name);
@@ -603,6 +606,10 @@ Result<Config> ParseConfig(std::string_view yaml, std::string_view origin) {
                    if (key == "metrics") ParseMetrics(errors, k, v, &config.metrics);
                    if (key == "log") ParseLog(errors, k, v, &config.log);
                    if (key == "plugins") ParsePlugins(errors, k, v, &config.plugins);
+                   // The workflow component owns its section's schema.
+                   if (key == "workflows") {
+                     workflow::ParseWorkflowsSection(errors, k, v, &config.workflows);
+                   }
                    if (key == "forecast") {
                      ParseForecast(errors, k, v, &config.forecast, &history_pos);
                    }

@@ -20,6 +20,7 @@
 
 #include "augur/status.h"
 #include "augur_paths.h"
+#include "workflow/workflow_config.h"
 
 namespace augur::agent {
 
@@ -108,6 +109,7 @@ struct Config {
   LogConfig log;
   PluginsConfig plugins;
   ForecastConfig forecast;
+  workflow::WorkflowsConfig workflows;  // src/workflow/workflow_config.h
 
   friend bool operator==(const Config&, const Config&) = default;
 };

@@ -17,6 +17,7 @@
 #include "agent/forecast_runner.h"
 #include "agent/metrics_server.h"
 #include "plugin/plugin_manager.h"
+#include "workflow/executor.h"
 #include "telemetry/bpf_collectors.h"
 #include "telemetry/cgroup_fs.h"
 #include "telemetry/collector.h"
@@ -247,6 +248,8 @@ struct Daemon::Impl {
   std::unique_ptr<MetricsServer> metrics;
   std::unique_ptr<plugin::PluginManager> plugins;  // null when plugins.enabled is empty
   std::unique_ptr<ForecastRunner> forecaster;
+  // The workflow engine (workflows.enabled with the process backend); null otherwise.
+  std::unique_ptr<workflow::Executor> executor;
   std::atomic<bool> stop{false};
   uint64_t samples = 0;
   // The configuration running now (options.config, updated by reloads).
@@ -263,11 +266,60 @@ Daemon::Daemon(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Daemon::~Daemon() {
   g_crash_writer.store(nullptr);
   if (impl_->metrics) impl_->metrics->Stop();
+  impl_->executor.reset();  // before the backends: its thread calls them; tasks keep running
   impl_->plugins.reset();  // hosts destroy() their plugins; instances stay for the next agent
   impl_->collectors.clear();  // detaches eBPF links before the segment goes stale
   impl_->forecaster.reset();  // saves what it learned
   if (impl_->writer) impl_->writer->Close();
 }
+
+namespace {
+
+// The workflow engine runs shards on the backends; without the process backend (its merge
+// commands run there too) it stays off, said once.
+Status StartWorkflows(Daemon::Impl& impl) {
+  const workflow::WorkflowsConfig& wc = impl.options.config.workflows;
+  if (!wc.enabled) return Status::OK();
+  plugin::Backend* process = impl.plugins ? impl.plugins->Find("process") : nullptr;
+  if (process == nullptr) {
+    spdlog::info("workflow engine off: it needs the process backend (plugins.enabled: "
+                 "[process])");
+    return Status::OK();
+  }
+  workflow::ExecutorOptions eo;
+  eo.state_dir = wc.state_dir;
+  eo.max_output_bytes = wc.max_output;
+  // What all shards may hold at once: the process backend's capacity, capped by
+  // workflows.max_cpu / max_memory.
+  auto info = process->Describe();
+  if (info) {
+    eo.engine.capacity = {info->capacity.cpu_cores, info->capacity.memory_bytes};
+  } else {
+    eo.engine.capacity = {double(sysconf(_SC_NPROCESSORS_ONLN)),
+                          uint64_t(sysconf(_SC_PHYS_PAGES)) * uint64_t(sysconf(_SC_PAGESIZE))};
+    spdlog::warn("workflow engine: process backend's describe failed ({}); using the host's {}",
+                 info.error().message(), eo.engine.capacity.ToString());
+  }
+  if (wc.max_cpu > 0) eo.engine.capacity.cpu = std::min(eo.engine.capacity.cpu, wc.max_cpu);
+  if (wc.max_memory > 0) {
+    eo.engine.capacity.memory = std::min(eo.engine.capacity.memory, wc.max_memory);
+  }
+  eo.engine.ledger.allow_preemption = wc.preemption;
+  eo.engine.scheduler.aging_after_s = double(wc.aging_after.count()) / 1000.0;
+  char host[256] = "";
+  gethostname(host, sizeof host - 1);
+  eo.engine.origin_host = host;
+  plugin::PluginManager* plugins = impl.plugins.get();
+  auto executor = workflow::Executor::Start(
+      eo, [plugins](const std::string& name) { return plugins->Find(name); });
+  if (!executor) return executor.error().Annotate("workflows.state_dir");
+  impl.executor = std::move(*executor);
+  spdlog::info("workflow engine up: state in {}, shards may hold {}", wc.state_dir,
+               eo.engine.capacity.ToString());
+  return Status::OK();
+}
+
+}  // namespace
 
 Result<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& options) {
   auto impl = std::make_unique<Impl>();
@@ -398,6 +450,8 @@ Result<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& options) {
       spdlog::error("plugins disabled: {}", manager.error().message());
     }
   }
+
+  if (Status st = StartWorkflows(*impl); !st.ok()) return Err(st);
 
   spdlog::info("augurd sampling every {} ms into /dev/shm/{} ({} collectors)",
                tc.interval.count(), tc.shm_name, impl->collectors.size());
@@ -557,6 +611,8 @@ std::vector<std::string> Daemon::CollectorNames() const {
 }
 
 const plugin::PluginManager* Daemon::plugins() const { return impl_->plugins.get(); }
+
+workflow::Executor* Daemon::workflows() const { return impl_->executor.get(); }
 
 int Daemon::metrics_port() const { return impl_->metrics ? impl_->metrics->port() : 0; }
 

@@ -33,6 +33,9 @@
 namespace augur::plugin {
 class PluginManager;
 }
+namespace augur::workflow {
+class Executor;
+}
 
 namespace augur::agent {
 
@@ -74,9 +77,12 @@ class Daemon {
   // The provisioning backends (plugins.enabled), or nullptr when none are enabled or the
   // manager could not start.
   const plugin::PluginManager* plugins() const;
+  // The workflow engine, or nullptr when it is off (workflows.enabled, the process backend).
+  workflow::Executor* workflows() const;
+
+  struct Impl;
 
  private:
-  struct Impl;
   explicit Daemon(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };

@@ -560,6 +560,9 @@ TEST(ShippedConfigTest, SetsEveryKeyExplicitly) {
       {"forecast",
        {"enabled", "step", "horizons", "series", "state_dir", "anomaly_threshold", "max_series",
         "history"}},
+      {"workflows",
+       {"enabled", "state_dir", "max_output", "preemption", "aging_after", "max_cpu",
+        "max_memory"}},
   };
   // Values that are a list or a map; every other value is a scalar.
   const std::set<std::string> lists = {"plugins.enabled", "forecast.horizons", "forecast.series"};
