@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "agent/forecast_runner.h"
+#include "agent/host_headroom.h"
 #include "agent/metrics_server.h"
 #include "plugin/plugin_manager.h"
 #include "workflow/executor.h"
@@ -127,6 +128,8 @@ class StoreSink : public telemetry::PointSink {
 
   // Every point written is also offered to the forecaster (which picks what it forecasts).
   void SetForecaster(ForecastRunner* forecaster) { forecaster_ = forecaster; }
+  // Forecasts (derived points) are also offered to the workflow engine's headroom.
+  void SetHeadroom(HostHeadroom* headroom) { headroom_ = headroom; }
 
   void Emit(const SeriesKey& key, int64_t ts_ns, double value) override {
     if (!covered_.empty() && covered_.contains(key.name()) && key.label("source") == "procfs") {
@@ -150,6 +153,7 @@ class StoreSink : public telemetry::PointSink {
     DerivedSink(StoreSink& o, uint32_t c) : owner(o), capacity(c) {}
     void Emit(const SeriesKey& key, int64_t ts_ns, double value) override {
       owner.Store(key, ts_ns, value, capacity);
+      if (owner.headroom_ != nullptr) owner.headroom_->Observe(key, value);
     }
     StoreSink& owner;
     const uint32_t capacity;
@@ -177,6 +181,7 @@ class StoreSink : public telemetry::PointSink {
   telemetry::ShmWriter& writer_;
   DerivedSink derived_;
   ForecastRunner* forecaster_ = nullptr;
+  HostHeadroom* headroom_ = nullptr;
   std::unordered_set<std::string> covered_;
   uint64_t written_ = 0;
   uint64_t dropped_ = 0;
@@ -249,6 +254,7 @@ struct Daemon::Impl {
   std::unique_ptr<plugin::PluginManager> plugins;  // null when plugins.enabled is empty
   std::unique_ptr<ForecastRunner> forecaster;
   // The workflow engine (workflows.enabled with the process backend); null otherwise.
+  std::unique_ptr<HostHeadroom> headroom;
   std::unique_ptr<workflow::Executor> executor;
   std::atomic<bool> stop{false};
   uint64_t samples = 0;
@@ -310,8 +316,15 @@ Status StartWorkflows(Daemon::Impl& impl) {
   gethostname(host, sizeof host - 1);
   eo.engine.origin_host = host;
   plugin::PluginManager* plugins = impl.plugins.get();
+  workflow::ForecastFree forecast;
+  if (impl.forecaster) {
+    impl.headroom = std::make_unique<HostHeadroom>(double(sysconf(_SC_NPROCESSORS_ONLN)));
+    impl.sink->SetHeadroom(impl.headroom.get());
+    HostHeadroom* h = impl.headroom.get();
+    forecast = [h] { return h->PredictedFree(); };
+  }
   auto executor = workflow::Executor::Start(
-      eo, [plugins](const std::string& name) { return plugins->Find(name); });
+      eo, [plugins](const std::string& name) { return plugins->Find(name); }, forecast);
   if (!executor) return executor.error().Annotate("workflows.state_dir");
   impl.executor = std::move(*executor);
   spdlog::info("workflow engine up: state in {}, shards may hold {}", wc.state_dir,

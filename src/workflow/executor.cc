@@ -361,7 +361,13 @@ struct Executor::Impl {
       for (auto& fn : batch) fn();
       PollAll();
       HostView host;
-      if (forecast) host.predicted_free = forecast();
+      // The forecast counts our running shards as load; what the host's other load leaves
+      // is that plus our grants.
+      if (forecast) {
+        if (std::optional<Resources> f = forecast()) {
+          host.predicted_free = *f + engine->ledger().Granted();
+        }
+      }
       std::vector<Action> actions = engine->Tick(NowNs(), host);
       // State before action: what the actions will do is on disk first.
       if (!Persist().ok() && !actions.empty()) {
