@@ -66,14 +66,17 @@ constexpr size_t kMaxPluginNameLength = 64;
 constexpr size_t kMaxPluginConfigKeyLength = 128;
 constexpr size_t kMaxPluginConfigValueLength = 4096;  // what a plugin is promised it may read
 constexpr size_t kMaxPathLength = 4095;               // PATH_MAX less the NUL
+constexpr size_t kMaxSocketPathLength = 107;          // sizeof(sockaddr_un::sun_path) less the NUL
+constexpr size_t kMaxGroupNameLength = 32;
 
-constexpr std::string_view kTopKeys[] = {"telemetry", "metrics",  "log",
-                                         "forecast",  "plugins", "workflows"};
+constexpr std::string_view kTopKeys[] = {"telemetry", "metrics", "log",      "forecast",
+                                         "plugins",   "control", "workflows"};
 constexpr std::string_view kTelemetryKeys[] = {
     "interval", "ebpf", "shm_name", "capacity", "max_series", "cgroup_depth", "max_cgroups"};
 constexpr std::string_view kMetricsKeys[] = {"enabled", "listen", "max_connections",
                                              "max_connections_per_client", "header_timeout"};
 constexpr std::string_view kLogKeys[] = {"level"};
+constexpr std::string_view kControlKeys[] = {"socket", "group"};
 constexpr std::string_view kPluginsKeys[] = {"dir",          "enabled",         "state_dir",
                                              "call_timeout", "health_interval", "config"};
 constexpr std::string_view kForecastKeys[] = {"enabled",    "step",      "horizons",
@@ -92,6 +95,7 @@ constexpr Section kSections[] = {
     {"log", kLogKeys},
     {"forecast", kForecastKeys},
     {"plugins", kPluginsKeys},
+    {"control", kControlKeys},
     {"workflows", workflow::kWorkflowsKeys}};
 
 // The hint after an unknown key that no key of its own section is close to: the same key in
@@ -233,6 +237,49 @@ void ParseLog(Errors& errors, const YAML::Node& key_node, const YAML::Node& node
                if (key != "level") return;
                if (auto w = ParseWord(errors, JoinPath("log", key), k, v, kLogLevels)) {
                  l->level = *w;
+               }
+             });
+}
+
+// A Unix group name as useradd/groupadd accept it (the portable subset): a letter or '_',
+// then letters, digits, '_', '.', '-'; at most 32 characters.
+bool IsGroupName(std::string_view name) {
+  if (name.empty() || name.size() > kMaxGroupNameLength) return false;
+  auto alpha = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; };
+  if (!alpha(name.front())) return false;
+  return std::all_of(name.begin(), name.end(), [&](char c) {
+    return alpha(c) || (c >= '0' && c <= '9') || c == '.' || c == '-';
+  });
+}
+
+void ParseAbsolutePath(Errors& errors, const std::string& path, const YAML::Node& key_node,
+                       const YAML::Node& value, std::string* out);
+
+void ParseControl(Errors& errors, const YAML::Node& key_node, const YAML::Node& node,
+                  ControlConfig* c) {
+  if (!IsSectionMap(errors, "control", key_node, node)) return;
+  ForEachSectionKey(errors, node, "control", kControlKeys,
+             [&](std::string_view key, const YAML::Node& k, const YAML::Node& v) {
+               std::string path = JoinPath("control", key);
+               if (key == "socket") {
+                 ParseAbsolutePath(errors, path, k, v, &c->socket);
+                 // sun_path holds 107 bytes and the NUL.
+                 if (c->socket.size() > kMaxSocketPathLength) {
+                   errors.Add(k, fmt::format("{}: '{}' is {} bytes; a Unix socket path may be at "
+                                             "most {}",
+                                             path, c->socket, c->socket.size(),
+                                             kMaxSocketPathLength));
+                 }
+               } else if (key == "group") {
+                 constexpr std::string_view kRule =
+                     "a group name: a letter or _, then up to 31 of A-Z a-z 0-9 _ . -";
+                 std::optional<std::string> text = ScalarText(errors, path, k, v, kRule);
+                 if (!text) return;
+                 if (!IsGroupName(*text)) {
+                   errors.Add(k, fmt::format("{}: expected {}, got {}", path, kRule, Describe(v)));
+                   return;
+                 }
+                 c->group = *text;
                }
              });
 }
@@ -509,6 +556,8 @@ std::vector<std::string> ChangedKeys(const Config& a, const Config& b) {
     const bool same = ia != pa.config.end() && ib != pb.config.end() && ia->second == ib->second;
     check(!same, "plugins.config." + name);
   }
+  check(a.control.socket != b.control.socket, "control.socket");
+  check(a.control.group != b.control.group, "control.group");
   return out;
 }
 
@@ -606,6 +655,7 @@ Result<Config> ParseConfig(std::string_view yaml, std::string_view origin) {
                    if (key == "metrics") ParseMetrics(errors, k, v, &config.metrics);
                    if (key == "log") ParseLog(errors, k, v, &config.log);
                    if (key == "plugins") ParsePlugins(errors, k, v, &config.plugins);
+                   if (key == "control") ParseControl(errors, k, v, &config.control);
                    // The workflow component owns its section's schema.
                    if (key == "workflows") {
                      workflow::ParseWorkflowsSection(errors, k, v, &config.workflows);

@@ -103,12 +103,24 @@ struct PluginsConfig {
   friend bool operator==(const PluginsConfig&, const PluginsConfig&) = default;
 };
 
+// The local control socket augurctl talks to augurd on (agent/control_server.h).
+struct ControlConfig {
+  std::string socket = "/run/augur/augur.sock";  // absolute path
+  // Members of this group (and root) may use the socket; the socket file is made 0660 with
+  // this group when it exists, else 0600 (root only). A group name: [A-Za-z_][A-Za-z0-9_.-]*
+  // of up to 32 characters.
+  std::string group = "augur";
+
+  friend bool operator==(const ControlConfig&, const ControlConfig&) = default;
+};
+
 struct Config {
   TelemetryConfig telemetry;
   MetricsConfig metrics;
   LogConfig log;
   PluginsConfig plugins;
   ForecastConfig forecast;
+  ControlConfig control;
   workflow::WorkflowsConfig workflows;  // src/workflow/workflow_config.h
 
   friend bool operator==(const Config&, const Config&) = default;

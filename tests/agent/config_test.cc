@@ -206,6 +206,37 @@ TEST(ChangedKeysTest, NamesEachChangedKeyInFileOrder) {
   EXPECT_THAT(ChangedKeys(a, b), ::testing::ElementsAre("log.level"));
 }
 
+TEST(ControlConfigTest, DefaultsAndStrictValues) {
+  Config d = DefaultConfig();
+  EXPECT_EQ(d.control.socket, "/run/augur/augur.sock");
+  EXPECT_EQ(d.control.group, "augur");
+  Result<Config> c = ParseConfig("control: {socket: /tmp/x/augur.sock, group: ops_team-1}");
+  ASSERT_TRUE(c) << c.error().ToString();
+  EXPECT_EQ(c->control.socket, "/tmp/x/augur.sock");
+  EXPECT_EQ(c->control.group, "ops_team-1");
+  EXPECT_TRUE(ParseConfig("control:\n"));
+  EXPECT_FALSE(ParseConfig("control: {socket: relative.sock}"));
+  EXPECT_FALSE(ParseConfig("control: {socket: [a]}"));
+  EXPECT_FALSE(ParseConfig("control: {socket: /" + std::string(107, 'a') + "}"));
+  EXPECT_TRUE(ParseConfig("control: {socket: /" + std::string(106, 'a') + "}"));
+  EXPECT_FALSE(ParseConfig("control: {group: ''}"));
+  EXPECT_FALSE(ParseConfig("control: {group: 1abc}"));
+  EXPECT_FALSE(ParseConfig("control: {group: 'a b'}"));
+  EXPECT_FALSE(ParseConfig("control: {group: " + std::string(33, 'a') + "}"));
+  Result<Config> bad = ParseConfig("control:\n  sockets: /x\n", "augur.yaml");
+  ASSERT_FALSE(bad);
+  EXPECT_THAT(bad.error().message(),
+              ::testing::StartsWith("augur.yaml:2:3: unknown key 'control.sockets'"));
+  Result<Config> rel = ParseConfig("control:\n  socket: x.sock\n", "augur.yaml");
+  ASSERT_FALSE(rel);
+  EXPECT_THAT(rel.error().message(), ::testing::StartsWith("augur.yaml:2:3: control.socket: "));
+  Config b = d;
+  b.control.group = "wheel";
+  EXPECT_THAT(ChangedKeys(d, b), ::testing::ElementsAre("control.group"));
+  b.control.socket = "/tmp/s";
+  EXPECT_THAT(ChangedKeys(d, b), ::testing::ElementsAre("control.socket", "control.group"));
+}
+
 TEST(CheckConfigFitsHostTest, ASegmentLargerThanDevShmNamesBothNumbersAndTheKeys) {
   Config c = DefaultConfig();
   EXPECT_TRUE(CheckConfigFitsHost(c).ok());
@@ -560,6 +591,7 @@ TEST(ShippedConfigTest, SetsEveryKeyExplicitly) {
       {"forecast",
        {"enabled", "step", "horizons", "series", "state_dir", "anomaly_threshold", "max_series",
         "history"}},
+      {"control", {"socket", "group"}},
       {"workflows",
        {"enabled", "state_dir", "max_output", "preemption", "aging_after", "max_cpu",
         "max_memory"}},
