@@ -13,6 +13,8 @@
 
 #include "agent/forecast_view.h"
 #include "agent/top_view.h"
+#include "agent/workflow_commands.h"
+#include "common/yaml_reader.h"
 #include "agent/writer_status.h"
 #include "telemetry/shm_store.h"
 #include "workflow/workflow_spec.h"
@@ -238,8 +240,54 @@ int main(int argc, char** argv) {
   validate->add_option("FILE", workflow_file, "workflow file (YAML, docs/WORKFLOWS.md)")
       ->required();
 
+  augur::agent::ControlTarget target;
+  app.add_option("--socket", target.socket, "augurd's control socket (control.socket)")
+      ->capture_default_str();
+  bool wait = false, explain = false;
+  std::string wf, stage, for_text;
+  double points = 0;
+  int limit = 100;
+  auto* submit = app.add_subcommand("submit", "run a workflow file (- reads stdin); prints its id");
+  submit->add_option("FILE", workflow_file, "workflow file (YAML, docs/WORKFLOWS.md)")->required();
+  submit->add_flag("--wait", wait, "show progress per stage until it ends, then print the result");
+  submit->add_flag("--json", json, "machine-readable output");
+  auto* status = app.add_subcommand("status", "workflows, their stages and shards");
+  status->add_option("WORKFLOW", wf, "a workflow id or name (default: all)");
+  status->add_flag("--json", json, "machine-readable output");
+  status->add_flag("--explain", explain, "each waiting shard's score, and every grant");
+  auto* result = app.add_subcommand("result", "print a stage's merged output");
+  result->add_option("WORKFLOW", wf, "a workflow id or name")->required();
+  result->add_option("STAGE", stage, "a stage (default: the last in the file)");
+  auto* cancel = app.add_subcommand("cancel", "stop every running shard and release its grant");
+  cancel->add_option("WORKFLOW", wf, "a workflow id or name")->required();
+  auto* boost = app.add_subcommand("boost", "raise a workflow's priority for a while");
+  boost->add_option("WORKFLOW", wf, "a workflow id or name")->required();
+  boost->add_option("POINTS", points, "priority points to add")->required();
+  boost->add_option("--for", for_text, "how long, e.g. 10m (default: until it ends)");
+  auto* history = app.add_subcommand("history", "finished shard attempts: time, CPU, memory");
+  history->add_option("WORKFLOW", wf, "a workflow id or name (default: all)");
+  history->add_flag("--json", json, "machine-readable output");
+  history->add_option("--limit", limit, "newest this many")->check(CLI::Range(1, 1000000));
+
   CLI11_PARSE(app, argc, argv);
   if (*validate) return Validate(workflow_file);
+  if (*submit) return augur::agent::SubmitCommand(target, workflow_file, wait, json);
+  if (*status) return augur::agent::StatusCommand(target, wf, json, explain);
+  if (*result) return augur::agent::ResultCommand(target, wf, stage);
+  if (*cancel) return augur::agent::CancelCommand(target, wf);
+  if (*history) return augur::agent::HistoryCommand(target, wf, json, limit);
+  if (*boost) {
+    std::chrono::milliseconds duration{0};
+    if (!for_text.empty()) {
+      auto d = augur::yaml::ParseDurationText(for_text);
+      if (!d) {
+        std::fprintf(stderr, "augurctl: --for: %s\n", d.error().message().c_str());
+        return 2;
+      }
+      duration = *d;
+    }
+    return augur::agent::BoostCommand(target, wf, points, duration);
+  }
   if (*top) return Top(shm, once, interval);
   if (*series) return Series(shm, json);
   if (*get) return Get(shm, name, last, json);

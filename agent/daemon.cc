@@ -14,6 +14,8 @@
 #include <spdlog/spdlog.h>
 #include <string.h>
 
+#include "agent/control_server.h"
+#include "agent/control_service.h"
 #include "agent/forecast_runner.h"
 #include "agent/host_headroom.h"
 #include "agent/metrics_server.h"
@@ -256,6 +258,8 @@ struct Daemon::Impl {
   // The workflow engine (workflows.enabled with the process backend); null otherwise.
   std::unique_ptr<HostHeadroom> headroom;
   std::unique_ptr<workflow::Executor> executor;
+  std::string workflows_off;  // why the engine is off, for control replies
+  std::unique_ptr<ControlServer> control;
   std::atomic<bool> stop{false};
   uint64_t samples = 0;
   // The configuration running now (options.config, updated by reloads).
@@ -272,6 +276,7 @@ Daemon::Daemon(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Daemon::~Daemon() {
   g_crash_writer.store(nullptr);
   if (impl_->metrics) impl_->metrics->Stop();
+  if (impl_->control) impl_->control->Stop();  // no request reaches the engine after this
   impl_->executor.reset();  // before the backends: its thread calls them; tasks keep running
   impl_->plugins.reset();  // hosts destroy() their plugins; instances stay for the next agent
   impl_->collectors.clear();  // detaches eBPF links before the segment goes stale
@@ -285,11 +290,14 @@ namespace {
 // commands run there too) it stays off, said once.
 Status StartWorkflows(Daemon::Impl& impl) {
   const workflow::WorkflowsConfig& wc = impl.options.config.workflows;
-  if (!wc.enabled) return Status::OK();
+  if (!wc.enabled) {
+    impl.workflows_off = "workflows.enabled is false";
+    return Status::OK();
+  }
   plugin::Backend* process = impl.plugins ? impl.plugins->Find("process") : nullptr;
   if (process == nullptr) {
-    spdlog::info("workflow engine off: it needs the process backend (plugins.enabled: "
-                 "[process])");
+    impl.workflows_off = "it needs the process backend (plugins.enabled: [process])";
+    spdlog::info("workflow engine off: {}", impl.workflows_off);
     return Status::OK();
   }
   workflow::ExecutorOptions eo;
@@ -465,6 +473,19 @@ Result<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& options) {
   }
 
   if (Status st = StartWorkflows(*impl); !st.ok()) return Err(st);
+  {
+    ControlServerOptions co;
+    co.socket_path = options.config.control.socket;
+    co.group = options.config.control.group;
+    Impl* raw = impl.get();
+    auto server = ControlServer::Start(co, [raw](const control::Request& req,
+                                                 const PeerCredentials& peer) {
+      return HandleControl(raw->executor.get(), raw->workflows_off, req, peer);
+    });
+    if (!server) return Err(server.error().Annotate("control.socket"));
+    impl->control = std::move(*server);
+    spdlog::info("control socket on {}", options.config.control.socket);
+  }
 
   spdlog::info("augurd sampling every {} ms into /dev/shm/{} ({} collectors)",
                tc.interval.count(), tc.shm_name, impl->collectors.size());

@@ -755,6 +755,13 @@ class ProcessBackend {
     if (si->si_code == CLD_EXITED) {
       inv.status.state = AUGUR_TASK_EXITED;
       inv.status.exit_code = si->si_status;
+      // A shell whose child the OOM killer took exits non-zero (sh gives 137) rather than
+      // dying of SIGKILL itself: a failed exit while the cgroup's OOM-kill count grew is an
+      // OOM of the task all the same, so that a retry with more memory is the right answer.
+      if (si->si_status != 0 && !inv.cancelled && inst != nullptr && inv.oom_base) {
+        auto now = inst->cgroup.OomKills();
+        if (now && *now > *inv.oom_base) inv.status.state = AUGUR_TASK_OOM;
+      }
       return;
     }
     inv.status.term_signal = si->si_status;

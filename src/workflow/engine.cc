@@ -444,9 +444,14 @@ MergeOutcome Engine::AttemptEnded(const std::string& attempt_id, const AttemptOu
     return mo;
   }
   if (st.book->winner(s.index)) return mo;  // a failed straggler of a shard already won
-  if (l.preempted) {
+  // Pre-empted, or lost before it ran (the backend could not provision it: its capacity
+  // is shared with merges and other users, or its host was restarting): the shard goes back
+  // to the queue without spending a retry, a bounded number of times.
+  constexpr uint32_t kMaxLost = 20;
+  if (l.preempted || (l.rec.state == AttemptState::kLost && st.preemptions[s.index] < kMaxLost)) {
     ++st.preemptions[s.index];
     s.state = ShardState::kPending;
+    if (!l.preempted) s.not_before_ns = now + 500'000'000;
     m.SaveShard(s);
     return mo;
   }

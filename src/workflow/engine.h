@@ -12,8 +12,9 @@
 //                is an attempt record ("<workflow>/<stage>/<shard>#<n>") and a kStart action
 //                with the task's argv (placeholders filled), environment and output file;
 //                grant changes are kResize actions; shards past their timeout kCancel.
-//   AttemptEnded the merge book (merge.h) accepts the first success of a shard; a failure is
-//                retried after its backoff, with more memory or CPU when the stage says so,
+//   AttemptEnded the merge book (merge.h) accepts the first success of a shard; an attempt
+//                lost before it ran (the backend could not provision it) or pre-empted is
+//                re-queued without spending a retry; a failure is retried after its backoff, with more memory or CPU when the stage says so,
 //                until its retries are spent (then the workflow fails and its other attempts
 //                are cancelled).
 //   all shards   a kMerge action: concat the winners' outputs in shard order, or run the

@@ -64,8 +64,11 @@ class AugurdTest : public ::testing::Test {
     std::ofstream f(config_path_);
     f << "telemetry:\n  interval: 200ms\n  ebpf: " << ebpf << "\n  shm_name: " << shm_
       << "\nmetrics:\n  listen: 127.0.0.1:" << port_
-      << "\nforecast:\n  state_dir: \"\"\n" << extra;
+      << "\nforecast:\n  state_dir: \"\"\n" << ControlSection() << extra;
   }
+
+  // Every agent a test starts has a control socket of its own: tests run side by side.
+  std::string ControlSection() const { return "control:\n  socket: /tmp/" + shm_ + ".sock\n"; }
 
   std::unique_ptr<Subprocess> StartAgent() {
     return std::make_unique<Subprocess>(
@@ -330,7 +333,7 @@ TEST_F(AugurdTest, ForecastsAppearInTheStoreAndAugurctlPlotsThem) {
     f << "telemetry:\n  interval: 200ms\n  ebpf: off\n  shm_name: " << shm_
       << "\nmetrics:\n  enabled: false\nforecast:\n  state_dir: \"\"\n  step: 1s\n"
       << "  horizons: [1, 3]\n  series: ['memory_bytes{kind=\"available\"}']\n"
-      << "  history: 50\n";
+      << "  history: 50\n" << ControlSection();
   }
   auto agent = StartAgent();
   const telemetry::SeriesKey derived(
@@ -382,7 +385,7 @@ TEST_F(AugurdTest, ReportsBackendHealthAndSurvivesABadPlugin) {
     f << "telemetry:\n  interval: 200ms\n  ebpf: off\n  shm_name: " << shm_
       << "\nmetrics:\n  enabled: false\nforecast:\n  enabled: false\n"
       << "plugins:\n  dir: " << BuildPath("plugins") << "\n  enabled: [example, test_abi_major_2]"
-      << "\n  state_dir: " << state_dir << "\n  call_timeout: 2s\n";
+      << "\n  state_dir: " << state_dir << "\n  call_timeout: 2s\n" << ControlSection();
   }
   auto agent = StartAgent();
   const telemetry::SeriesKey good("augur_backend_up", {{"backend", "example"}});

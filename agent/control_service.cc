@@ -1,0 +1,79 @@
+#include "agent/control_service.h"
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "workflow/executor.h"
+
+namespace augur::agent {
+namespace {
+
+control::Reply Ok(std::string message, std::string json = "") {
+  control::Reply r;
+  r.set_code(0);
+  r.set_message(std::move(message));
+  r.set_json(std::move(json));
+  return r;
+}
+
+control::Reply FromStatus(const Status& s) {
+  control::Reply r;
+  r.set_code(static_cast<int32_t>(s.code()));
+  r.set_message(s.message());
+  return r;
+}
+
+}  // namespace
+
+control::Reply HandleControl(workflow::Executor* ex, const std::string& why_off,
+                             const control::Request& req, const PeerCredentials& peer) {
+  if (ex == nullptr) {
+    return FromStatus(Status::FailedPrecondition("the workflow engine is off: " + why_off));
+  }
+  switch (req.command_case()) {
+    case control::Request::kSubmit: {
+      const std::string origin =
+          req.submit().origin().empty() ? "<submitted>" : req.submit().origin();
+      auto id = ex->Submit(req.submit().yaml(), origin);
+      if (!id) return FromStatus(id.error());
+      spdlog::info("workflow {} submitted by uid {} (pid {})", *id, peer.uid, peer.pid);
+      return Ok(fmt::format("submitted {}", *id), nlohmann::json{{"id", *id}}.dump());
+    }
+    case control::Request::kStatus: {
+      auto j = ex->StatusJson(req.status().workflow(), req.status().explain());
+      return j ? Ok("", *j) : FromStatus(j.error());
+    }
+    case control::Request::kResult: {
+      auto out = ex->Output(req.result().workflow(), req.result().stage());
+      if (!out) return FromStatus(out.error());
+      control::Reply r = Ok("");
+      r.set_output(std::move(*out));
+      return r;
+    }
+    case control::Request::kCancel: {
+      Status s = ex->Cancel(req.cancel().workflow());
+      if (!s.ok()) return FromStatus(s);
+      spdlog::info("workflow {} cancelled by uid {}", req.cancel().workflow(), peer.uid);
+      return Ok(fmt::format("cancelled {}", req.cancel().workflow()));
+    }
+    case control::Request::kBoost: {
+      const control::Boost& b = req.boost();
+      Status s = ex->Boost(b.workflow(), b.points(), std::chrono::milliseconds(b.for_ms()));
+      if (!s.ok()) return FromStatus(s);
+      return Ok(b.for_ms() > 0 ? fmt::format("boosted {} by {:g} for {:g}s", b.workflow(),
+                                             b.points(), b.for_ms() / 1000.0)
+                               : fmt::format("boosted {} by {:g}", b.workflow(), b.points()));
+    }
+    case control::Request::kHistory: {
+      auto j = ex->HistoryJson(req.history().workflow(),
+                               req.history().limit() == 0 ? 100 : req.history().limit());
+      return j ? Ok("", *j) : FromStatus(j.error());
+    }
+    case control::Request::COMMAND_NOT_SET:
+      break;
+  }
+  return FromStatus(Status::InvalidArgument("the request names no command"));
+}
+
+}  // namespace augur::agent

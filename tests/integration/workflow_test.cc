@@ -1,0 +1,278 @@
+// The workflow engine end to end: a real augurd with the process backend (cgroups), driven
+// by augurctl over the control socket. Each example in examples/ is checked against a direct
+// computation; then kill -9 halfway, an OOM retried with more memory, a high-priority
+// workflow shrinking a low one's grant (read from the cgroup files) and growing it back, and
+// an unprivileged user refused. Needs root (cgroups); skips, saying so, without it.
+#include <dirent.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "integration/subprocess.h"
+
+namespace augur {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::BuildPath;
+using testing::Subprocess;
+using testing::WaitFor;
+using namespace std::chrono_literals;
+
+std::string Sh(const std::string& cmd) {
+  auto r = testing::Run({"/bin/sh", "-c", cmd}, 60s);
+  return r.out;
+}
+
+class WorkflowTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (geteuid() != 0) GTEST_SKIP() << "needs root: the process backend makes cgroups";
+    if (access("/sys/fs/cgroup/cpu", W_OK) != 0 && access("/sys/fs/cgroup/cgroup.procs", W_OK) != 0) {
+      GTEST_SKIP() << "no writable cgroup hierarchy here";
+    }
+    name_ = "augur-wf-" + std::to_string(getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    dir_ = "/tmp/" + name_;
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    socket_ = dir_ + "/augur.sock";
+  }
+  void TearDown() override {
+    agent_.reset();
+    // The backend's parent cgroup, left empty by released instances.
+    Sh("for h in /sys/fs/cgroup/*/ /sys/fs/cgroup/; do rmdir $h" + name_ + " 2>/dev/null; done");
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+
+  void WriteConfig(const std::string& workflows_extra = "") {
+    std::ofstream f(dir_ + "/augur.yaml");
+    f << "telemetry:\n  interval: 500ms\n  ebpf: off\n  shm_name: " << name_
+      << "\nmetrics:\n  enabled: false\nforecast:\n  enabled: false\n"
+      << "plugins:\n  dir: " << BuildPath("plugins") << "\n  enabled: [process]\n  state_dir: "
+      << dir_ << "/plugins\n  config:\n    process:\n      cgroup_parent: " << name_
+      << "\ncontrol:\n  socket: " << socket_ << "\nworkflows:\n  state_dir: " << dir_
+      << "/wf\n"
+      << workflows_extra;
+  }
+  void StartAgent() {
+    agent_ = std::make_unique<Subprocess>(
+        std::vector<std::string>{BuildPath("agent/augurd"), "--config", dir_ + "/augur.yaml"});
+    ASSERT_TRUE(WaitFor([&] { return access(socket_.c_str(), F_OK) == 0 || !agent_->running(); },
+                        20s));
+    ASSERT_TRUE(agent_->running()) << agent_->err();
+  }
+  testing::RunResult Ctl(std::vector<std::string> args, std::chrono::milliseconds t = 60s) {
+    std::vector<std::string> argv = {BuildPath("agent/augurctl"), "--socket", socket_};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return testing::Run(argv, t);
+  }
+  std::string Submit(const std::string& file) {
+    auto r = Ctl({"submit", file});
+    EXPECT_EQ(r.code, 0) << r.err;
+    std::string id = r.out;
+    while (!id.empty() && id.back() == '\n') id.pop_back();
+    return id;
+  }
+  // The workflow's status object; an empty object while augurd does not answer.
+  nlohmann::json Status(const std::string& id) {
+    auto r = Ctl({"status", id, "--json", "--explain"});
+    if (r.code != 0) return nlohmann::json::object();
+    auto j = nlohmann::json::parse(r.out, nullptr, false);
+    return j.is_array() && !j.empty() ? j[0] : nlohmann::json::object();
+  }
+  std::string WaitDone(const std::string& id, std::chrono::seconds t = 60s) {
+    std::string state;
+    WaitFor([&] {
+      state = Status(id).value("state", "");
+      return state != "" && state != "running";
+    }, t);
+    return state;
+  }
+  std::string Example(const std::string& name) {
+    return std::string(AUGUR_SOURCE_DIR) + "/examples/" + name;
+  }
+  std::string WriteWorkflow(const std::string& file, const std::string& text) {
+    std::ofstream(dir_ + "/" + file) << text;
+    return dir_ + "/" + file;
+  }
+
+  std::string name_, dir_, socket_;
+  std::unique_ptr<Subprocess> agent_;
+};
+
+TEST_F(WorkflowTest, TheExamplesMatchADirectComputation) {
+  WriteConfig("  max_memory: 1Gi\n");  // a small host: examples/tight.yaml must split
+  StartAgent();
+  Sh("head -c 8M /dev/urandom > /tmp/augur-example-input");
+  const std::string fan = Submit(Example("fanout.yaml"));
+  const std::string sum = Submit(Example("checksum.yaml"));
+  const std::string tight = Submit(Example("tight.yaml"));
+  for (const std::string& id : {fan, sum, tight}) {
+    EXPECT_EQ(WaitDone(id), "succeeded") << id << "\n" << Status(id).dump(2) << agent_->err();
+  }
+  EXPECT_EQ(Ctl({"result", fan}).out,
+            Sh("seq 1 10000 | awk '{s+=$1*$1+$1*$1*$1} END {printf \"%.0f\\n\", s}'"));
+  EXPECT_EQ(Ctl({"result", sum}).out,
+            Sh("for i in 0 1 2 3 4 5 6 7; do dd if=/tmp/augur-example-input bs=1M skip=$i "
+               "count=1 2>/dev/null | cksum; done"));
+  EXPECT_EQ(Ctl({"result", tight}).out, Sh("seq 1 200000 | wc -w"));
+  // It really split: 4 GiB wanted, at least 2 GiB, on a host that grants 1 GiB.
+  const nlohmann::json t = Status(tight);
+  EXPECT_GT(t["stages"][0]["shards"].get<int>(), 1) << t.dump(2);
+  EXPECT_NE(t["stages"][0]["note"].get<std::string>().find("split"), std::string::npos);
+  // A stage other than the last, by name.
+  EXPECT_EQ(Ctl({"result", "fanout", "numbers"}).out, Sh("seq 1 10000"));
+  // History has every attempt, with what it used.
+  auto h = nlohmann::json::parse(Ctl({"history", "checksum", "--json"}).out);
+  ASSERT_EQ(h.size(), 8u);
+  for (const auto& row : h) {
+    EXPECT_EQ(row["state"], "succeeded");
+    EXPECT_GT(row["wall_seconds"].get<double>(), 0);
+    EXPECT_GT(row["bytes_written"].get<uint64_t>(), 0u);
+  }
+}
+
+TEST_F(WorkflowTest, KillNineHalfwayThenRestartGivesTheSameOutputWithNoShardTwice) {
+  WriteConfig("  max_cpu: 2\n");
+  StartAgent();
+  const std::string wf = WriteWorkflow("slow.yaml", R"(workflow: slow
+stages:
+  - name: tick
+    resources: {cpu: 1, memory: 32Mi}
+    shards: {range: [0, 8], count: 8}
+    run: [sh, -c, "sleep 1; echo shard {shard.index}"]
+)");
+  const std::string id = Submit(wf);
+  ASSERT_FALSE(id.empty());
+  // Some shards done, some running.
+  ASSERT_TRUE(WaitFor([&] {
+    auto st = Status(id);
+    return st.contains("stages") && st["stages"][0]["counts"].value("succeeded", 0) >= 3;
+  }, 30s));
+  agent_->Signal(SIGKILL);
+  agent_->Wait(10s);
+  StartAgent();
+  // Its socket file outlived the kill; wait for the new agent to answer on it.
+  ASSERT_TRUE(WaitFor([&] { return Ctl({"status"}).code == 0; }, 20s)) << agent_->err();
+  EXPECT_EQ(WaitDone(id), "succeeded") << Status(id).dump(2) << agent_->err();
+  EXPECT_EQ(Ctl({"result", id}).out,
+            Sh("for i in 0 1 2 3 4 5 6 7; do echo shard $i; done"));
+  // Every shard has exactly one successful attempt in the history.
+  auto h = nlohmann::json::parse(Ctl({"history", id, "--json", "--limit", "1000"}).out);
+  std::multiset<int> ok;
+  for (const auto& row : h) {
+    if (row["state"] == "succeeded") ok.insert(row["shard"].get<int>());
+  }
+  for (int i = 0; i < 8; ++i) EXPECT_EQ(ok.count(i), 1u) << "shard " << i << "\n" << h.dump(2);
+}
+
+TEST_F(WorkflowTest, AnOomKilledShardSucceedsOnRetryWithMoreMemory) {
+  WriteConfig();
+  StartAgent();
+  const std::string wf = WriteWorkflow("oom.yaml", R"(workflow: oom
+stages:
+  - name: grow
+    resources: {cpu: 1, memory: 48Mi}
+    retries: {count: 2, backoff: 100ms, grow_memory: 3}
+    run: [sh, -c, "dd if=/dev/zero of=/dev/null bs=90M count=1 2>/dev/null && echo filled"]
+)");
+  const std::string id = Submit(wf);
+  EXPECT_EQ(WaitDone(id), "succeeded") << Status(id).dump(2) << agent_->err();
+  EXPECT_EQ(Ctl({"result", id}).out, "filled\n");
+  auto h = nlohmann::json::parse(Ctl({"history", id, "--json"}).out);
+  std::vector<std::string> states;
+  for (const auto& row : h) states.push_back(row["state"]);
+  EXPECT_NE(std::find(states.begin(), states.end(), "oom"), states.end()) << h.dump(2);
+}
+
+// Reads the CFS quota of the one instance cgroup whose task runs `marker`.
+double QuotaCoresOf(const std::string& parent, const std::string& marker) {
+  for (const std::string& root : {"/sys/fs/cgroup/cpu", "/sys/fs/cgroup"}) {
+    const std::string dir = root + "/" + parent;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(dir, ec)) {
+      std::ifstream procs(e.path() / "cgroup.procs");
+      pid_t pid;
+      while (procs >> pid) {
+        std::ifstream cmd("/proc/" + std::to_string(pid) + "/cmdline");
+        std::string c((std::istreambuf_iterator<char>(cmd)), std::istreambuf_iterator<char>());
+        if (c.find(marker) == std::string::npos) continue;
+        std::ifstream q(e.path() / "cpu.cfs_quota_us"), p(e.path() / "cpu.cfs_period_us");
+        double quota = 0, period = 0;
+        if (q >> quota && p >> period && period > 0) return quota < 0 ? -1 : quota / period;
+        std::ifstream max(e.path() / "cpu.max");
+        std::string qs;
+        if (max >> qs >> period && qs != "max") return std::stod(qs) / period;
+        return -1;
+      }
+    }
+  }
+  return 0;
+}
+
+TEST_F(WorkflowTest, AHighPriorityArrivalShrinksALowOnesGrantAndItGrowsBack) {
+  WriteConfig("  max_cpu: 2\n");
+  StartAgent();
+  const std::string low = Submit(WriteWorkflow("low.yaml", R"(workflow: low
+priority: 2
+stages:
+  - name: hold
+    resources: {cpu: 2, memory: 32Mi, min_cpu: 0.5, min_memory: 32Mi}
+    run: [sh, -c, "sleep 12 # lowmarker"]
+)"));
+  ASSERT_TRUE(WaitFor([&] { return QuotaCoresOf(name_, "lowmarker") > 1.9; }, 20s))
+      << Status(low).dump(2);
+  const std::string high = Submit(WriteWorkflow("high.yaml", R"(workflow: high
+priority: 9
+stages:
+  - name: burst
+    resources: {cpu: 1.5, memory: 32Mi, min_cpu: 1, min_memory: 32Mi}
+    run: [sh, -c, "sleep 3 # highmarker"]
+)"));
+  // The low grant shrinks toward its minimum to make room, as the cgroup says.
+  EXPECT_TRUE(WaitFor([&] { return std::abs(QuotaCoresOf(name_, "lowmarker") - 0.5) < 0.01; },
+                      20s))
+      << QuotaCoresOf(name_, "lowmarker") << "\n" << Status(low).dump(2) << agent_->err();
+  EXPECT_NEAR(QuotaCoresOf(name_, "highmarker"), 1.5, 0.01);
+  EXPECT_EQ(WaitDone(high), "succeeded");
+  // And grows back once the high one is gone.
+  EXPECT_TRUE(WaitFor([&] { return QuotaCoresOf(name_, "lowmarker") > 1.9; }, 20s))
+      << QuotaCoresOf(name_, "lowmarker");
+  EXPECT_EQ(WaitDone(low), "succeeded");
+  EXPECT_NE(agent_->err().find("making room for"), std::string::npos) << "logged with its reason";
+}
+
+TEST_F(WorkflowTest, CancelStopsEverythingAndAnUnprivilegedUserIsRefused) {
+  WriteConfig();
+  StartAgent();
+  const std::string id = Submit(WriteWorkflow("long.yaml", R"(workflow: long
+stages:
+  - name: wait
+    resources: {cpu: 0.5, memory: 32Mi}
+    shards: {range: [0, 2], count: 2}
+    run: [sh, -c, "sleep 300 # cancelmarker"]
+)"));
+  ASSERT_TRUE(WaitFor([&] { return QuotaCoresOf(name_, "cancelmarker") > 0; }, 20s));
+  // nobody (uid 65534) may not use the socket.
+  std::vector<std::string> argv = {BuildPath("agent/augurctl"), "--socket", socket_, "status"};
+  Subprocess nobody(argv, 65534);
+  EXPECT_EQ(nobody.Wait(20s), 1);
+  EXPECT_NE(nobody.err().find("permission denied"), std::string::npos) << nobody.err();
+  auto r = Ctl({"cancel", id});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(WaitDone(id), "cancelled");
+  EXPECT_TRUE(WaitFor([&] { return QuotaCoresOf(name_, "cancelmarker") == 0; }, 20s))
+      << "every shard stopped";
+  EXPECT_EQ(Ctl({"cancel", id}).code, 1) << "twice";
+}
+
+}  // namespace
+}  // namespace augur
