@@ -121,6 +121,7 @@ struct Executor::Impl {
   std::unique_ptr<WorkflowStore> store;
   std::unique_ptr<Engine> engine;
   std::map<std::string, Task> tasks;  // by attempt id, or "merge:<wf>/<stage>"
+  Changes unwritten;                  // records the store refused, written with the next
 
   std::mutex mu;
   std::condition_variable cv;
@@ -142,9 +143,20 @@ struct Executor::Impl {
   }
 
   // Writes what the engine changed, in one transaction. A failure here (a full disk) is
-  // logged; the records stay in memory and the next persist retries them.
+  // logged; the records are kept and the next persist writes them again (later versions of
+  // a record replace earlier ones: every Put is by key).
   Status Persist() {
-    Changes c = engine->DrainChanges();
+    Changes c = std::move(unwritten);
+    unwritten = {};
+    Changes fresh = engine->DrainChanges();
+    auto append = [](auto& to, auto& from) {
+      to.insert(to.end(), std::make_move_iterator(from.begin()), std::make_move_iterator(from.end()));
+    };
+    append(c.workflows, fresh.workflows);
+    append(c.shards, fresh.shards);
+    append(c.attempts, fresh.attempts);
+    append(c.stage_outputs, fresh.stage_outputs);
+    append(c.history, fresh.history);
     if (c.empty()) return Status::OK();
     Status st = store->Transaction([&]() -> Status {
       for (const WorkflowRecord& w : c.workflows) {
@@ -168,8 +180,32 @@ struct Executor::Impl {
       }
       return Status::OK();
     });
-    if (!st.ok()) spdlog::error("workflow store: {}", st.message());
+    if (!st.ok()) {
+      spdlog::error("workflow store: {}", st.message());
+      unwritten = std::move(c);
+    }
     return st;
+  }
+
+  // The store refused this round's records (a full disk): act on nothing that needs them.
+  // Starts are reported lost (the shard is re-queued, a bounded number of times, and fails
+  // its workflow after); a merge fails its workflow; resizes and cancels go ahead, since
+  // they only release resources.
+  void ActWithoutRecords(const std::vector<Action>& actions, const Status& why) {
+    const int64_t now = NowNs();
+    for (const Action& a : actions) {
+      if (a.kind == Action::Kind::kStart) {
+        AttemptOutcome lost;
+        lost.state = AttemptState::kLost;
+        lost.error = "not started: the workflow store cannot record it: " + why.message();
+        engine->AttemptEnded(a.attempt.attempt_id, lost, now);
+      } else if (a.kind == Action::Kind::kMerge) {
+        engine->MergeDone(a.workflow_id, a.stage, false,
+                          "the workflow store cannot record the result: " + why.message(), now);
+      } else {
+        Act(a);
+      }
+    }
   }
 
   void Start(const Action& a) {
@@ -363,24 +399,28 @@ struct Executor::Impl {
       }
       for (auto& fn : batch) fn();
       PollAll();
-      HostView host;
-      // The forecast counts our running shards as load; what the host's other load leaves
-      // is that plus our grants.
-      if (forecast) {
-        if (std::optional<Resources> f = forecast()) {
-          host.predicted_free = *f + engine->ledger().Granted();
+      // A merge done inline (concat) readies the next stage at once, and a start can free
+      // nothing; so decide again while the last round acted, a few rounds at most, rather
+      // than leaving each step of a chain to the next tick.
+      for (int round = 0; round < 8; ++round) {
+        HostView host;
+        // The forecast counts our running shards as load; what the host's other load
+        // leaves is that plus our grants.
+        if (forecast) {
+          if (std::optional<Resources> f = forecast()) {
+            host.predicted_free = *f + engine->ledger().Granted();
+          }
         }
+        std::vector<Action> actions = engine->Tick(NowNs(), host);
+        // State before action: what the actions will do is on disk first.
+        if (Status st = Persist(); !st.ok()) {
+          ActWithoutRecords(actions, st);
+          break;
+        }
+        for (const Action& a : actions) Act(a);
+        (void)Persist();
+        if (actions.empty()) break;
       }
-      std::vector<Action> actions = engine->Tick(NowNs(), host);
-      // State before action: what the actions will do is on disk first.
-      if (!Persist().ok() && !actions.empty()) {
-        // The attempts were not recorded; starting them could run work twice after a
-        // crash. Leave them to the next tick.
-        spdlog::warn("workflow engine: {} actions deferred until the store accepts writes",
-                     actions.size());
-      }
-      for (const Action& a : actions) Act(a);
-      (void)Persist();
       running.store(engine->running_attempts());
     }
   }
