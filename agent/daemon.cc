@@ -314,6 +314,8 @@ Status StartWorkflows(Daemon::Impl& impl) {
     spdlog::warn("workflow engine: process backend's describe failed ({}); using the host's {}",
                  info.error().message(), eo.engine.capacity.ToString());
   }
+  // Room for two merge commands at once, which run outside the ledger.
+  eo.engine.capacity -= workflow::kMergeReserve + workflow::kMergeReserve;
   if (wc.max_cpu > 0) eo.engine.capacity.cpu = std::min(eo.engine.capacity.cpu, wc.max_cpu);
   if (wc.max_memory > 0) {
     eo.engine.capacity.memory = std::min(eo.engine.capacity.memory, wc.max_memory);

@@ -310,8 +310,7 @@ struct Executor::Impl {
     req.name = InstanceName("merge:" + a.workflow_id + "/" + a.stage);
     // Outside the ledger, so kept small; a shard that then finds the backend full is
     // re-queued (Engine::AttemptEnded, kLost).
-    req.want = {0.5, 256ULL << 20};
-    req.min = {0.05, 64ULL << 20};
+    req.want = req.min = {kMergeReserve.cpu, kMergeReserve.memory};
     auto inst = b->Provision(req);
     if (!inst) {
       engine->MergeDone(a.workflow_id, a.stage, false, inst.error().message(), now);

@@ -40,6 +40,11 @@ class Backend;
 
 namespace augur::workflow {
 
+// What one merge command is granted on the process backend, outside the ledger. augurd
+// keeps this much of the backend's capacity out of the ledger (per concurrent merge it
+// expects) so that shards it admits find room.
+inline constexpr Resources kMergeReserve{0.1, 64ULL << 20};
+
 struct ExecutorOptions {
   std::string state_dir;  // workflows.db and work/ live here
   EngineOptions engine;   // work_root is set from state_dir when empty

@@ -130,14 +130,20 @@ TEST_F(WorkflowTest, TheExamplesMatchADirectComputation) {
   EXPECT_NE(t["stages"][0]["note"].get<std::string>().find("split"), std::string::npos);
   // A stage other than the last, by name.
   EXPECT_EQ(Ctl({"result", "fanout", "numbers"}).out, Sh("seq 1 10000"));
-  // History has every attempt, with what it used.
+  // History has every attempt, with what it used: one success per shard (an attempt the
+  // backend could not provision while merges held some of its capacity shows as lost).
   auto h = nlohmann::json::parse(Ctl({"history", "checksum", "--json"}).out);
-  ASSERT_EQ(h.size(), 8u);
+  std::multiset<int> ok;
   for (const auto& row : h) {
-    EXPECT_EQ(row["state"], "succeeded");
+    if (row["state"] != "succeeded") {
+      EXPECT_EQ(row["state"], "lost") << row.dump();
+      continue;
+    }
+    ok.insert(row["shard"].get<int>());
     EXPECT_GT(row["wall_seconds"].get<double>(), 0);
     EXPECT_GT(row["bytes_written"].get<uint64_t>(), 0u);
   }
+  for (int i = 0; i < 8; ++i) EXPECT_EQ(ok.count(i), 1u) << "shard " << i;
 }
 
 TEST_F(WorkflowTest, KillNineHalfwayThenRestartGivesTheSameOutputWithNoShardTwice) {
@@ -219,33 +225,34 @@ double QuotaCoresOf(const std::string& parent, const std::string& marker) {
 }
 
 TEST_F(WorkflowTest, AHighPriorityArrivalShrinksALowOnesGrantAndItGrowsBack) {
-  WriteConfig("  max_cpu: 2\n");
+  WriteConfig("  max_cpu: 1.6\n");  // what shards may hold, whatever this host has
   StartAgent();
   const std::string low = Submit(WriteWorkflow("low.yaml", R"(workflow: low
 priority: 2
 stages:
   - name: hold
-    resources: {cpu: 2, memory: 32Mi, min_cpu: 0.5, min_memory: 32Mi}
+    resources: {cpu: 1.6, memory: 32Mi, min_cpu: 0.4, min_memory: 32Mi}
     run: [sh, -c, "sleep 12 # lowmarker"]
 )"));
-  ASSERT_TRUE(WaitFor([&] { return QuotaCoresOf(name_, "lowmarker") > 1.9; }, 20s))
-      << Status(low).dump(2);
+  auto near = [&](const char* marker, double cores) {
+    return WaitFor([&] { return std::abs(QuotaCoresOf(name_, marker) - cores) < 0.01; }, 20s);
+  };
+  ASSERT_TRUE(near("lowmarker", 1.6)) << QuotaCoresOf(name_, "lowmarker") << Status(low).dump(2);
   const std::string high = Submit(WriteWorkflow("high.yaml", R"(workflow: high
 priority: 9
 stages:
   - name: burst
-    resources: {cpu: 1.5, memory: 32Mi, min_cpu: 1, min_memory: 32Mi}
+    resources: {cpu: 1.2, memory: 32Mi, min_cpu: 0.8, min_memory: 32Mi}
     run: [sh, -c, "sleep 3 # highmarker"]
 )"));
-  // The low grant shrinks toward its minimum to make room, as the cgroup says.
-  EXPECT_TRUE(WaitFor([&] { return std::abs(QuotaCoresOf(name_, "lowmarker") - 0.5) < 0.01; },
-                      20s))
+  // The low grant shrinks toward its minimum to make room, as the cgroup says, and the high
+  // one gets all it wants.
+  EXPECT_TRUE(near("lowmarker", 0.4))
       << QuotaCoresOf(name_, "lowmarker") << "\n" << Status(low).dump(2) << agent_->err();
-  EXPECT_NEAR(QuotaCoresOf(name_, "highmarker"), 1.5, 0.01);
+  EXPECT_TRUE(near("highmarker", 1.2)) << QuotaCoresOf(name_, "highmarker");
   EXPECT_EQ(WaitDone(high), "succeeded");
   // And grows back once the high one is gone.
-  EXPECT_TRUE(WaitFor([&] { return QuotaCoresOf(name_, "lowmarker") > 1.9; }, 20s))
-      << QuotaCoresOf(name_, "lowmarker");
+  EXPECT_TRUE(near("lowmarker", 1.6)) << QuotaCoresOf(name_, "lowmarker");
   EXPECT_EQ(WaitDone(low), "succeeded");
   EXPECT_NE(agent_->err().find("making room for"), std::string::npos) << "logged with its reason";
 }
