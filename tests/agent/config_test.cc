@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "testing/corpus_files.h"
 #include "augur_paths.h"
 
 namespace augur::agent {
@@ -24,28 +25,9 @@ using ::testing::HasSubstr;
 
 const fs::path kCorpus = fs::path(AUGUR_SOURCE_DIR) / "tests/agent/config_corpus";
 
-std::string ReadFile(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-std::vector<std::string> SplitLines(const std::string& s) {
-  std::vector<std::string> out;
-  std::istringstream in(s);
-  for (std::string line; std::getline(in, line);) out.push_back(line);
-  return out;
-}
-
-std::vector<fs::path> CorpusFiles(const std::string& dir) {
-  std::vector<fs::path> out;
-  for (const auto& e : fs::directory_iterator(kCorpus / dir)) {
-    if (e.path().extension() == ".yaml") out.push_back(e.path());
-  }
-  std::sort(out.begin(), out.end());
-  return out;
-}
+using testing::SplitLines;
+std::string ReadFile(const fs::path& path) { return testing::ReadWholeFile(path); }
+std::vector<fs::path> CorpusFiles(const std::string& dir) { return testing::YamlFilesIn(kCorpus / dir); }
 
 // ---- ParseDuration ---------------------------------------------------------------------
 

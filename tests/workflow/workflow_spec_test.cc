@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "testing/corpus_files.h"
+
 namespace augur::workflow {
 namespace {
 
@@ -20,28 +22,9 @@ using ::testing::HasSubstr;
 
 const fs::path kCorpus = fs::path(AUGUR_SOURCE_DIR) / "tests/workflow/corpus";
 
-std::string ReadFile(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-std::vector<std::string> SplitLines(const std::string& s) {
-  std::vector<std::string> out;
-  std::istringstream in(s);
-  for (std::string line; std::getline(in, line);) out.push_back(line);
-  return out;
-}
-
-std::vector<fs::path> CorpusFiles(const std::string& dir) {
-  std::vector<fs::path> out;
-  for (const auto& e : fs::directory_iterator(kCorpus / dir)) {
-    if (e.path().extension() == ".yaml") out.push_back(e.path());
-  }
-  std::sort(out.begin(), out.end());
-  return out;
-}
+using testing::SplitLines;
+std::string ReadFile(const fs::path& path) { return testing::ReadWholeFile(path); }
+std::vector<fs::path> CorpusFiles(const std::string& dir) { return testing::YamlFilesIn(kCorpus / dir); }
 
 // The error lines of a workflow that must not parse.
 std::vector<std::string> ErrorsOf(std::string_view yaml) {
