@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <deque>
 #include <set>
 
 #include <fmt/format.h>
@@ -74,13 +75,25 @@ struct Engine::Impl {
   uint64_t next_seq = 0;
   std::vector<WaitingShard> last_waiting;
 
-  double PredictedS(const StageSpec& st) const {
+  // Past shard durations by "workflow name/stage", newest last, at most kKeep.
+  static constexpr size_t kKeep = 32;
+  std::map<std::string, std::deque<double>> learned;
+
+  double PredictedS(const std::string& workflow, const StageSpec& st) const {
+    if (auto it = learned.find(workflow + "/" + st.name); it != learned.end() && !it->second.empty()) {
+      std::vector<double> v(it->second.begin(), it->second.end());
+      std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
+      return v[v.size() / 2];
+    }
     return st.expected ? double(st.expected->count()) / 1000.0 : o.default_expected_s;
+  }
+  double PredictedS(const Run& r, int stage) const {
+    return PredictedS(r.spec.name, r.spec.stages[stage]);
   }
 
   void Recompute(Run& r) {
     std::vector<double> d(r.stages.size());
-    for (size_t i = 0; i < d.size(); ++i) d[i] = r.stages[i].done ? 0 : PredictedS(r.spec.stages[i]);
+    for (size_t i = 0; i < d.size(); ++i) d[i] = r.stages[i].done ? 0 : PredictedS(r, int(i));
     r.remaining_s = ComputeCriticalPath(*r.dag, d).remaining_s;
   }
 
@@ -112,7 +125,7 @@ struct Engine::Impl {
     PlanInput in;
     in.capacity = o.capacity;
     in.free = ledger.Free();
-    const double per = PredictedS(spec);
+    const double per = PredictedS(r, si);
     in.whole_stage_s = spec.shards.count == 0 ? per : per * std::max<uint32_t>(1, spec.shards.count);
     auto plan = PlanShards(spec, in);
     st.planned = true;
@@ -306,7 +319,7 @@ std::vector<Action> Engine::Tick(int64_t now, const HostView& host_in) {
         p.deadline_ns = r.rec.deadline_ns;
         p.ideal_finish_ns = r.ideal_finish_ns;
         p.remaining_path_s = r.remaining_s[si];
-        p.predicted_s = m.PredictedS(spec);
+        p.predicted_s = m.PredictedS(r, int(si));
         p.want = s.want;
         p.min = s.min;
         p.seq = r.seq;
@@ -319,7 +332,7 @@ std::vector<Action> Engine::Tick(int64_t now, const HostView& host_in) {
   HostView host = host_in;
   for (const auto& [id, l] : m.live) {
     const Run* r = m.Find(l.workflow);
-    const double pred = r ? m.PredictedS(r->spec.stages[l.stage]) : m.o.default_expected_s;
+    const double pred = r ? m.PredictedS(*r, l.stage) : m.o.default_expected_s;
     host.running.push_back({id, l.rec.started_ns + int64_t(pred * kNsPerSec)});
   }
   ScheduleResult sched = Schedule(pending, m.ledger, host, now, m.o.scheduler);
@@ -436,6 +449,7 @@ MergeOutcome Engine::AttemptEnded(const std::string& attempt_id, const AttemptOu
   const MergeOutcome mo = st.book->Offer(s.index, attempt_id, ok);
   if (mo == MergeOutcome::kDuplicate || Terminal(r->rec.state)) return mo;
   if (mo == MergeOutcome::kAccepted) {
+    LearnDuration(r->spec.name, l.rec.stage, double(now - l.rec.started_ns) / kNsPerSec);
     s.state = ShardState::kSucceeded;
     s.winner = attempt_id;
     s.output_path = l.rec.output_path;
@@ -527,6 +541,14 @@ Result<std::string> Engine::Resolve(const std::string& workflow) const {
     return Err(Status::NotFound(fmt::format("no workflow '{}' (augurctl status lists them)", workflow)));
   }
   return best->rec.id;
+}
+
+void Engine::LearnDuration(const std::string& workflow_name, const std::string& stage,
+                           double wall_s) {
+  if (!(wall_s >= 0)) return;
+  std::deque<double>& d = impl_->learned[workflow_name + "/" + stage];
+  d.push_back(wall_s);
+  while (d.size() > Impl::kKeep) d.pop_front();
 }
 
 Status Engine::Cancel(const std::string& workflow, int64_t now) {

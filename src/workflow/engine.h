@@ -6,7 +6,9 @@
 //
 // The life of a workflow:
 //   Submit       the spec is checked, the DAG and its critical path (predicted durations:
-//                `expected:`, else a default) computed; stages without needs become ready.
+//                the median of the stage's past shards, else `expected:`, else a default)
+//                computed; stages without needs become ready. The path is recomputed as
+//                stages finish.
 //   ready stage  its shards are planned (shard_plan.h) against the backend's capacity.
 //   Tick         pending shards are scored and admitted (scheduler.h, ledger.h); each start
 //                is an attempt record ("<workflow>/<stage>/<shard>#<n>") and a kStart action
@@ -125,6 +127,12 @@ class Engine {
   // The end of a stage's merge.
   void MergeDone(const std::string& workflow_id, const std::string& stage, bool ok,
                  const std::string& error, int64_t now_ns);
+
+  // Teaches the engine how long a successful shard of `stage` in workflows named
+  // `workflow_name` took (the executor feeds it the history at start; the engine learns from
+  // each success itself). Predictions use the median of the last 32 of a stage, else the
+  // stage's `expected:`, else default_expected_s.
+  void LearnDuration(const std::string& workflow_name, const std::string& stage, double wall_s);
 
   Status Cancel(const std::string& workflow, int64_t now_ns);
   Status Boost(const std::string& workflow, double points, int64_t until_ns);

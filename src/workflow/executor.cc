@@ -425,6 +425,14 @@ struct Executor::Impl {
   }
 
   Status Restore() {
+    // What past runs took, oldest first so that the newest are the ones kept.
+    if (auto h = store->History(std::nullopt, 5000)) {
+      for (auto it = h->rbegin(); it != h->rend(); ++it) {
+        if (it->state == AttemptState::kSucceeded) {
+          engine->LearnDuration(it->workflow_name, it->stage, it->wall_seconds);
+        }
+      }
+    }
     auto ws = store->Workflows(/*running_only=*/true);
     if (!ws) return ws.error();
     for (const WorkflowRecord& w : *ws) {

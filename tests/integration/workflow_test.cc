@@ -199,6 +199,25 @@ stages:
   EXPECT_NE(std::find(states.begin(), states.end(), "oom"), states.end()) << h.dump(2);
 }
 
+TEST_F(WorkflowTest, AShardPastItsTimeoutIsCancelledThroughTheBackend) {
+  WriteConfig();
+  StartAgent();
+  const std::string id = Submit(WriteWorkflow("slow.yaml", R"(workflow: late
+stages:
+  - name: nap
+    resources: {cpu: 0.5, memory: 32Mi}
+    timeout: 1s
+    run: [sleep, "30"]
+)"));
+  EXPECT_EQ(WaitDone(id, 20s), "failed");
+  EXPECT_NE(Status(id).value("error", "").find("timed out after 1s"), std::string::npos)
+      << Status(id).dump(2);
+  auto h = nlohmann::json::parse(Ctl({"history", id, "--json"}).out);
+  ASSERT_EQ(h.size(), 1u);
+  EXPECT_EQ(h[0]["state"], "timed_out");
+  EXPECT_LT(h[0]["wall_seconds"].get<double>(), 10) << "cancelled, not left to run 30 s";
+}
+
 // Reads the CFS quota of the one instance cgroup whose task runs `marker`.
 double QuotaCoresOf(const std::string& parent, const std::string& marker) {
   for (const std::string& root : {"/sys/fs/cgroup/cpu", "/sys/fs/cgroup"}) {

@@ -3,6 +3,7 @@
 #include "workflow/engine.h"
 
 #include <gmock/gmock.h>
+#include <nlohmann/json.hpp>
 #include <gtest/gtest.h>
 
 namespace augur::workflow {
@@ -177,6 +178,38 @@ TEST(EngineTest, ARestoredEngineReattachesRunningAttemptsAndKeepsFinishedShards)
   starts = Of(second.Tick(2 * kSec, {}), Action::Kind::kStart);
   ASSERT_EQ(starts.size(), 1u);
   EXPECT_EQ(starts[0].attempt.attempt_id, *id + "/count/2#1");
+}
+
+}  // namespace
+}  // namespace augur::workflow
+
+namespace augur::workflow {
+namespace {
+
+TEST(EngineTest, PredictionsComeFromHistoryElseExpectedElseTheDefault) {
+  const char yaml[] = R"(workflow: p
+deadline: 1h
+stages:
+  - name: a
+    expected: 30s
+    run: ["true"]
+  - name: b
+    needs: [a]
+    run: ["true"]
+)";
+  auto spec = ParseWorkflow(yaml, "p.yaml");
+  ASSERT_TRUE(spec) << spec.error().ToString();
+  auto eta = [&](Engine& e) {
+    auto id = e.Submit(*spec, yaml, "p.yaml", 0);
+    auto j = nlohmann::json::parse(*e.StatusJson(*id, false, 0));
+    return j[0]["eta_s"].get<double>();
+  };
+  Engine fresh(Options());
+  EXPECT_DOUBLE_EQ(eta(fresh), 30 + 60) << "expected: for a, the default for b";
+  Engine taught(Options());
+  for (double s : {4.0, 5.0, 100.0}) taught.LearnDuration("p", "b", s);
+  taught.LearnDuration("p", "a", 2);
+  EXPECT_DOUBLE_EQ(eta(taught), 2 + 5) << "medians of what past shards took";
 }
 
 }  // namespace
