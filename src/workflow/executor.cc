@@ -535,6 +535,13 @@ Result<std::string> Executor::Output(const std::string& workflow, const std::str
       return Err(Status::NotFound(fmt::format("workflow {}: stage {} has no result yet ({})", *id,
                                               which, WorkflowStateName((*w)->state))));
     }
+    // The control socket carries messages of up to 4 MiB; a larger result is named instead.
+    constexpr uint64_t kMaxInline = (4ULL << 20) - 4096;
+    if (const uint64_t size = FileSize(**out); size > kMaxInline) {
+      return Err(Status::ResourceExhausted(fmt::format(
+          "workflow {}: stage {} output is {} bytes, more than augurctl result carries; it is "
+          "in {}", *id, which, size, **out)));
+    }
     std::ifstream f(**out, std::ios::binary);
     if (!f) return Err(Status::IOError("cannot read " + **out));
     return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
