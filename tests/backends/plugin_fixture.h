@@ -38,14 +38,7 @@ class PluginLib {
     api_ = entry();
   }
   ~PluginLib() {
-#if !defined(__SANITIZE_ADDRESS__)
     if (handle_ != nullptr) dlclose(handle_);
-#else
-    // Not under ASan: LeakSanitizer's exit-time scan crashes ("Tracer caught signal 11")
-    // when a library that started threads (libvirt's) has been unloaded, and ASan's
-    // reports need the library's symbols mapped anyway.
-    (void)handle_;
-#endif
   }
   PluginLib(const PluginLib&) = delete;
   PluginLib& operator=(const PluginLib&) = delete;
