@@ -269,6 +269,10 @@ struct Daemon::Impl {
   void Reload();
   // SIGUSR1: one log line on how the agent is doing.
   void LogStatus() const;
+  // The workflow engine, when workflows.enabled and the process backend runs (else
+  // workflows_off says why), and the control socket that reaches it.
+  Status StartWorkflows();
+  Status StartControl();
 };
 
 Daemon::Daemon(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -284,20 +288,18 @@ Daemon::~Daemon() {
   if (impl_->writer) impl_->writer->Close();
 }
 
-namespace {
-
 // The workflow engine runs shards on the backends; without the process backend (its merge
 // commands run there too) it stays off, said once.
-Status StartWorkflows(Daemon::Impl& impl) {
-  const workflow::WorkflowsConfig& wc = impl.options.config.workflows;
+Status Daemon::Impl::StartWorkflows() {
+  const workflow::WorkflowsConfig& wc = options.config.workflows;
   if (!wc.enabled) {
-    impl.workflows_off = "workflows.enabled is false";
+    workflows_off = "workflows.enabled is false";
     return Status::OK();
   }
-  plugin::Backend* process = impl.plugins ? impl.plugins->Find("process") : nullptr;
+  plugin::Backend* process = plugins ? plugins->Find("process") : nullptr;
   if (process == nullptr) {
-    impl.workflows_off = "it needs the process backend (plugins.enabled: [process])";
-    spdlog::info("workflow engine off: {}", impl.workflows_off);
+    workflows_off = "it needs the process backend (plugins.enabled: [process])";
+    spdlog::info("workflow engine off: {}", workflows_off);
     return Status::OK();
   }
   workflow::ExecutorOptions eo;
@@ -322,27 +324,36 @@ Status StartWorkflows(Daemon::Impl& impl) {
   }
   eo.engine.ledger.allow_preemption = wc.preemption;
   eo.engine.scheduler.aging_after_s = double(wc.aging_after.count()) / 1000.0;
-  char host[256] = "";
-  gethostname(host, sizeof host - 1);
-  eo.engine.origin_host = host;
-  plugin::PluginManager* plugins = impl.plugins.get();
+  plugin::PluginManager* manager = plugins.get();
   workflow::ForecastFree forecast;
-  if (impl.forecaster) {
-    impl.headroom = std::make_unique<HostHeadroom>(double(sysconf(_SC_NPROCESSORS_ONLN)));
-    impl.sink->SetHeadroom(impl.headroom.get());
-    HostHeadroom* h = impl.headroom.get();
+  if (forecaster) {
+    headroom = std::make_unique<HostHeadroom>(double(sysconf(_SC_NPROCESSORS_ONLN)));
+    sink->SetHeadroom(headroom.get());
+    HostHeadroom* h = headroom.get();
     forecast = [h] { return h->PredictedFree(); };
   }
-  auto executor = workflow::Executor::Start(
-      eo, [plugins](const std::string& name) { return plugins->Find(name); }, forecast);
-  if (!executor) return executor.error().Annotate("workflows.state_dir");
-  impl.executor = std::move(*executor);
+  auto started = workflow::Executor::Start(
+      eo, [manager](const std::string& name) { return manager->Find(name); }, forecast);
+  if (!started) return started.error().Annotate("workflows.state_dir");
+  executor = std::move(*started);
   spdlog::info("workflow engine up: state in {}, shards may hold {}", wc.state_dir,
                eo.engine.capacity.ToString());
   return Status::OK();
 }
 
-}  // namespace
+Status Daemon::Impl::StartControl() {
+  ControlServerOptions co;
+  co.socket_path = options.config.control.socket;
+  co.group = options.config.control.group;
+  auto server = ControlServer::Start(
+      co, [this](const control::Request& req, const PeerCredentials& peer) {
+        return HandleControl(executor.get(), workflows_off, req, peer);
+      });
+  if (!server) return server.error().Annotate("control.socket");
+  control = std::move(*server);
+  spdlog::info("control socket on {}", options.config.control.socket);
+  return Status::OK();
+}
 
 Result<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& options) {
   auto impl = std::make_unique<Impl>();
@@ -474,20 +485,8 @@ Result<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& options) {
     }
   }
 
-  if (Status st = StartWorkflows(*impl); !st.ok()) return Err(st);
-  {
-    ControlServerOptions co;
-    co.socket_path = options.config.control.socket;
-    co.group = options.config.control.group;
-    Impl* raw = impl.get();
-    auto server = ControlServer::Start(co, [raw](const control::Request& req,
-                                                 const PeerCredentials& peer) {
-      return HandleControl(raw->executor.get(), raw->workflows_off, req, peer);
-    });
-    if (!server) return Err(server.error().Annotate("control.socket"));
-    impl->control = std::move(*server);
-    spdlog::info("control socket on {}", options.config.control.socket);
-  }
+  if (Status st = impl->StartWorkflows(); !st.ok()) return Err(st);
+  if (Status st = impl->StartControl(); !st.ok()) return Err(st);
 
   spdlog::info("augurd sampling every {} ms into /dev/shm/{} ({} collectors)",
                tc.interval.count(), tc.shm_name, impl->collectors.size());
@@ -589,8 +588,6 @@ Status Daemon::Run() {
 
 void Daemon::Stop() { impl_->stop = true; }
 
-void Daemon::RequestReload() { g_reload_requests.fetch_add(1, std::memory_order_relaxed); }
-
 void Daemon::Impl::Reload() {
   if (options.config_path.empty()) {
     spdlog::info("SIGHUP: running on built-in defaults, no config file to reload");
@@ -647,8 +644,6 @@ std::vector<std::string> Daemon::CollectorNames() const {
 }
 
 const plugin::PluginManager* Daemon::plugins() const { return impl_->plugins.get(); }
-
-workflow::Executor* Daemon::workflows() const { return impl_->executor.get(); }
 
 int Daemon::metrics_port() const { return impl_->metrics ? impl_->metrics->port() : 0; }
 

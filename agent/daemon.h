@@ -33,9 +33,6 @@
 namespace augur::plugin {
 class PluginManager;
 }
-namespace augur::workflow {
-class Executor;
-}
 
 namespace augur::agent {
 
@@ -65,8 +62,6 @@ class Daemon {
   Status Run();
   // Asks Run() to return after the current sample.
   void Stop();
-  // Asks Run() to reload the config file, as SIGHUP does. Any thread.
-  static void RequestReload();
 
   // One sampling pass (Run() calls it every interval). Public for tests and benchmarks.
   void SampleOnce();
@@ -77,12 +72,9 @@ class Daemon {
   // The provisioning backends (plugins.enabled), or nullptr when none are enabled or the
   // manager could not start.
   const plugin::PluginManager* plugins() const;
-  // The workflow engine, or nullptr when it is off (workflows.enabled, the process backend).
-  workflow::Executor* workflows() const;
-
-  struct Impl;
 
  private:
+  struct Impl;
   explicit Daemon(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };

@@ -34,7 +34,9 @@ struct StageRun {
   std::string note;          // how the shards were planned
   std::vector<ShardRecord> shards;
   std::unique_ptr<MergeBook> book;
-  std::map<uint32_t, uint32_t> preemptions;  // per shard: attempts that do not count
+  // Per shard: attempts that do not count against its retries (pre-empted, or lost before
+  // they ran).
+  std::map<uint32_t, uint32_t> uncounted;
 };
 
 struct Run {
@@ -49,11 +51,10 @@ struct Run {
   bool cancel_live = false;  // live attempts are to be cancelled at the next Tick
 };
 
+// An attempt that holds a grant; rec.workflow_id and rec.shard_index say whose.
 struct Live {
   AttemptRecord rec;
-  std::string workflow;
-  int stage = 0;
-  uint32_t shard = 0;
+  int stage = 0;              // index of rec.stage in its workflow
   int64_t timeout_at_ns = 0;  // 0: none
   bool cancelling = false;
   bool preempted = false;
@@ -75,15 +76,19 @@ struct Engine::Impl {
   uint64_t next_seq = 0;
   std::vector<WaitingShard> last_waiting;
 
-  // Past shard durations by "workflow name/stage", newest last, at most kKeep.
+  // Past shard durations by "workflow name/stage", newest last, at most kKeep, and their
+  // median (kept up to date as they come: predictions are read for every pending shard of
+  // every tick).
   static constexpr size_t kKeep = 32;
-  std::map<std::string, std::deque<double>> learned;
+  struct Learned {
+    std::deque<double> recent;
+    double median = 0;
+  };
+  std::map<std::string, Learned> learned;
 
   double PredictedS(const std::string& workflow, const StageSpec& st) const {
-    if (auto it = learned.find(workflow + "/" + st.name); it != learned.end() && !it->second.empty()) {
-      std::vector<double> v(it->second.begin(), it->second.end());
-      std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
-      return v[v.size() / 2];
+    if (auto it = learned.find(workflow + "/" + st.name); it != learned.end()) {
+      return it->second.median;
     }
     return st.expected ? double(st.expected->count()) / 1000.0 : o.default_expected_s;
   }
@@ -101,9 +106,11 @@ struct Engine::Impl {
   void SaveShard(const ShardRecord& s) { changes.shards.push_back(s); }
   void SaveAttempt(const AttemptRecord& a) { changes.attempts.push_back(a); }
 
-  void Fail(Run& r, const std::string& why, int64_t now) {
+  // Ends a workflow that did not succeed (kFailed, kCancelled): its pending shards are
+  // cancelled and its live attempts stopped at the next Tick.
+  void Finish(Run& r, WorkflowState state, const std::string& why, int64_t now) {
     if (Terminal(r.rec.state)) return;
-    r.rec.state = WorkflowState::kFailed;
+    r.rec.state = state;
     r.rec.error = why;
     r.rec.finished_ns = now;
     r.cancel_live = true;
@@ -131,7 +138,7 @@ struct Engine::Impl {
     st.planned = true;
     st.ready_ns = now;
     if (!plan) {
-      Fail(r, plan.error().message(), now);
+      Finish(r, WorkflowState::kFailed, plan.error().message(), now);
       return;
     }
     st.note = plan->note;
@@ -180,6 +187,116 @@ struct Engine::Impl {
     return v;
   }
 
+  // The DAG of a workflow's stages (needs as predecessors).
+  static Result<Dag> DagOf(const WorkflowSpec& spec) {
+    std::vector<std::vector<int>> preds(spec.stages.size());
+    for (size_t i = 0; i < spec.stages.size(); ++i) {
+      for (const std::string& n : spec.stages[i].needs) preds[i].push_back(spec.StageIndex(n));
+    }
+    return Dag::FromPredecessors(std::move(preds));
+  }
+
+  // Predictions for a new or restored run: remaining paths, and the earliest finish that
+  // slack is measured against when there is no deadline.
+  void Predict(Run& r) {
+    Recompute(r);
+    double cp = 0;
+    for (double x : r.remaining_s) cp = std::max(cp, x);
+    r.ideal_finish_ns = r.rec.submitted_ns + int64_t(cp * kNsPerSec);
+  }
+
+  // Where a stage's merged output goes.
+  static std::string StageOutputPath(const Run& r, const std::string& stage) {
+    return r.workdir + "/" + stage + ".out";
+  }
+
+  // The merge of a stage whose shards all have a winner: concat, or its merge command with
+  // {inputs} filled.
+  Action MergeAction(Run& r, int si) {
+    StageRun& st = r.stages[si];
+    st.merging = true;
+    st.merge_pending = false;
+    Action a;
+    a.kind = Action::Kind::kMerge;
+    a.workflow_id = r.rec.id;
+    a.stage = r.spec.stages[si].name;
+    a.workdir = r.workdir;
+    for (uint32_t k = 0; k < st.book->shards(); ++k) a.inputs.push_back(st.shards[k].output_path);
+    a.output = StageOutputPath(r, a.stage);
+    const MergeSpec& ms = r.spec.stages[si].merge;
+    if (ms.kind != MergeSpec::Kind::kCommand) return a;
+    std::string inputs;
+    for (const std::string& in : a.inputs) inputs += (inputs.empty() ? "" : " ") + in;
+    const PlaceholderValues v = {{"workdir", r.workdir}, {"output", a.output}, {"inputs", inputs}};
+    for (const std::string& arg : ms.command) {
+      // {inputs} alone as an argument stands for one argument per input file.
+      if (arg == "{inputs}") {
+        a.argv.insert(a.argv.end(), a.inputs.begin(), a.inputs.end());
+      } else {
+        a.argv.push_back(ExpandPlaceholders(arg, v));
+      }
+    }
+    return a;
+  }
+
+  // A new attempt of shard `s` of stage `si` with the scheduler's grant: recorded, live, and
+  // the task to start (placeholders filled).
+  Action StartAttempt(Run& r, int si, ShardRecord& s, const StartDecision& d, int64_t now) {
+    const StageSpec& spec = r.spec.stages[si];
+    s.attempts += 1;
+    s.state = ShardState::kRunning;
+    SaveShard(s);
+    Live l;
+    l.stage = si;
+    l.rec.attempt_id = d.key;
+    l.rec.workflow_id = r.rec.id;
+    l.rec.stage = spec.name;
+    l.rec.shard_index = s.index;
+    l.rec.attempt = s.attempts;
+    l.rec.backend = spec.backend;
+    l.rec.grant = d.grant;
+    l.rec.state = AttemptState::kStarting;
+    l.rec.started_ns = now;
+    l.rec.output_path =
+        fmt::format("{}/{}/{}.{}.out", r.workdir, spec.name, s.shard_id, s.attempts);
+    l.timeout_at_ns = spec.timeout.count() > 0 ? now + spec.timeout.count() * 1'000'000 : 0;
+    SaveAttempt(l.rec);
+    Action a;
+    a.kind = Action::Kind::kStart;
+    a.attempt = l.rec;
+    const PlaceholderValues v = Values(r, si, s, l.rec.output_path);
+    for (const std::string& arg : spec.run) a.argv.push_back(ExpandPlaceholders(arg, v));
+    for (const auto& [k, val] : spec.env) a.env.push_back(k + "=" + val);
+    a.workdir = r.workdir;
+    a.priority = r.spec.PriorityOf(spec);
+    a.range_begin = s.begin;
+    a.range_end = s.end;
+    live.emplace(d.key, std::move(l));
+    return a;
+  }
+
+  // A grant change the scheduler decided for a live attempt: a resize, or a pre-emption
+  // (a cancel whose end re-queues the shard). nullopt for a holder that is gone.
+  std::optional<Action> ChangeAction(const GrantChange& c) {
+    auto it = live.find(c.holder);
+    if (it == live.end()) return std::nullopt;
+    Action a;
+    a.attempt = it->second.rec;
+    a.reason = c.reason;
+    if (c.kind == GrantChange::Kind::kPreempt) {
+      a.kind = Action::Kind::kCancel;
+      a.reason = "pre-empted: " + c.reason;
+      it->second.cancelling = true;
+      it->second.preempted = true;
+    } else {
+      a.kind = Action::Kind::kResize;
+      a.resize_to = c.to;
+      it->second.rec.grant = c.to;
+      SaveAttempt(it->second.rec);
+    }
+    return a;
+  }
+
   Run* Find(const std::string& id) {
     auto it = runs.find(id);
     return it == runs.end() ? nullptr : &it->second;
@@ -209,11 +326,7 @@ Changes Engine::DrainChanges() {
 Result<std::string> Engine::Submit(const WorkflowSpec& spec, std::string yaml, std::string origin,
                                    int64_t now_ns) {
   Impl& m = *impl_;
-  std::vector<std::vector<int>> preds(spec.stages.size());
-  for (size_t i = 0; i < spec.stages.size(); ++i) {
-    for (const std::string& n : spec.stages[i].needs) preds[i].push_back(spec.StageIndex(n));
-  }
-  auto dag = Dag::FromPredecessors(preds);
+  auto dag = Impl::DagOf(spec);
   if (!dag) return Err(dag.error().Annotate("workflow " + spec.name));
   Run r;
   r.seq = m.next_seq++;
@@ -231,10 +344,7 @@ Result<std::string> Engine::Submit(const WorkflowSpec& spec, std::string yaml, s
   for (size_t i = 0; i < spec.stages.size(); ++i) {
     r.stages[i].waiting_needs = static_cast<int>(spec.stages[i].needs.size());
   }
-  m.Recompute(r);
-  double cp = 0;
-  for (double x : r.remaining_s) cp = std::max(cp, x);
-  r.ideal_finish_ns = now_ns + int64_t(cp * kNsPerSec);
+  m.Predict(r);
   const std::string id = r.rec.id;
   m.SaveWorkflow(r);
   auto [it, inserted] = m.runs.emplace(id, std::move(r));
@@ -250,7 +360,7 @@ std::vector<Action> Engine::Tick(int64_t now, const HostView& host_in) {
   // Cancellations: timeouts, and every live attempt of a cancelled or failed workflow.
   for (auto& [id, l] : m.live) {
     if (l.cancelling) continue;
-    Run* r = m.Find(l.workflow);
+    Run* r = m.Find(l.rec.workflow_id);
     const bool stop_all = r != nullptr && r->cancel_live;
     const bool timeout = l.timeout_at_ns != 0 && now >= l.timeout_at_ns;
     if (!stop_all && !timeout) continue;
@@ -277,35 +387,7 @@ std::vector<Action> Engine::Tick(int64_t now, const HostView& host_in) {
     if (Terminal(r.rec.state)) continue;
     for (size_t si = 0; si < r.stages.size(); ++si) {
       StageRun& st = r.stages[si];
-      if (st.merge_pending && !st.merging) {
-        st.merging = true;
-        st.merge_pending = false;
-        Action a;
-        a.kind = Action::Kind::kMerge;
-        a.workflow_id = r.rec.id;
-        a.stage = r.spec.stages[si].name;
-        a.workdir = r.workdir;
-        for (uint32_t k = 0; k < st.book->shards(); ++k) a.inputs.push_back(st.shards[k].output_path);
-        a.output = r.workdir + "/" + a.stage + ".out";
-        const MergeSpec& ms = r.spec.stages[si].merge;
-        if (ms.kind == MergeSpec::Kind::kCommand) {
-          std::string inputs;
-          for (const std::string& in : a.inputs) inputs += (inputs.empty() ? "" : " ") + in;
-          PlaceholderValues v;
-          v["workdir"] = r.workdir;
-          v["output"] = a.output;
-          v["inputs"] = inputs;
-          for (const std::string& arg : ms.command) {
-            // {inputs} alone as an argument stands for one argument per input file.
-            if (arg == "{inputs}") {
-              a.argv.insert(a.argv.end(), a.inputs.begin(), a.inputs.end());
-            } else {
-              a.argv.push_back(ExpandPlaceholders(arg, v));
-            }
-          }
-        }
-        actions.push_back(std::move(a));
-      }
+      if (st.merge_pending && !st.merging) actions.push_back(m.MergeAction(r, int(si)));
       if (!st.planned || st.done) continue;
       const StageSpec& spec = r.spec.stages[si];
       for (ShardRecord& s : st.shards) {
@@ -331,73 +413,24 @@ std::vector<Action> Engine::Tick(int64_t now, const HostView& host_in) {
 
   HostView host = host_in;
   for (const auto& [id, l] : m.live) {
-    const Run* r = m.Find(l.workflow);
+    const Run* r = m.Find(l.rec.workflow_id);
     const double pred = r ? m.PredictedS(*r, l.stage) : m.o.default_expected_s;
     host.running.push_back({id, l.rec.started_ns + int64_t(pred * kNsPerSec)});
   }
   ScheduleResult sched = Schedule(pending, m.ledger, host, now, m.o.scheduler);
   m.last_waiting = sched.waiting;
 
-  auto change_action = [&](const GrantChange& c) {
-    auto it = m.live.find(c.holder);
-    if (it == m.live.end()) return;
-    Action a;
-    a.attempt = it->second.rec;
-    a.reason = c.reason;
-    if (c.kind == GrantChange::Kind::kPreempt) {
-      a.kind = Action::Kind::kCancel;
-      a.reason = "pre-empted: " + c.reason;
-      it->second.cancelling = true;
-      it->second.preempted = true;
-    } else {
-      a.kind = Action::Kind::kResize;
-      a.resize_to = c.to;
-      it->second.rec.grant = c.to;
-      m.SaveAttempt(it->second.rec);
-    }
-    actions.push_back(std::move(a));
-  };
   for (const StartDecision& d : sched.starts) {
-    for (const GrantChange& c : d.changes) change_action(c);
+    for (const GrantChange& c : d.changes) {
+      if (auto a = m.ChangeAction(c)) actions.push_back(std::move(*a));
+    }
     const Ref ref = refs.at(d.key);
     Run& r = *ref.run;
-    StageRun& st = r.stages[ref.stage];
-    ShardRecord& s = st.shards[ref.shard];
-    const StageSpec& spec = r.spec.stages[ref.stage];
-    s.attempts += 1;
-    s.state = ShardState::kRunning;
-    m.SaveShard(s);
-    Live l;
-    l.workflow = r.rec.id;
-    l.stage = ref.stage;
-    l.shard = ref.shard;
-    l.rec.attempt_id = d.key;
-    l.rec.workflow_id = r.rec.id;
-    l.rec.stage = spec.name;
-    l.rec.shard_index = s.index;
-    l.rec.attempt = s.attempts;
-    l.rec.backend = spec.backend;
-    l.rec.grant = d.grant;
-    l.rec.state = AttemptState::kStarting;
-    l.rec.started_ns = now;
-    l.rec.output_path =
-        fmt::format("{}/{}/{}.{}.out", r.workdir, spec.name, s.shard_id, s.attempts);
-    l.timeout_at_ns = spec.timeout.count() > 0 ? now + spec.timeout.count() * 1'000'000 : 0;
-    m.SaveAttempt(l.rec);
-    Action a;
-    a.kind = Action::Kind::kStart;
-    a.attempt = l.rec;
-    const PlaceholderValues v = m.Values(r, ref.stage, s, l.rec.output_path);
-    for (const std::string& arg : spec.run) a.argv.push_back(ExpandPlaceholders(arg, v));
-    for (const auto& [k, val] : spec.env) a.env.push_back(k + "=" + val);
-    a.workdir = r.workdir;
-    a.priority = r.spec.PriorityOf(spec);
-    a.range_begin = s.begin;
-    a.range_end = s.end;
-    actions.push_back(std::move(a));
-    m.live.emplace(d.key, std::move(l));
+    actions.push_back(m.StartAttempt(r, ref.stage, r.stages[ref.stage].shards[ref.shard], d, now));
   }
-  for (const GrantChange& c : sched.grow_back) change_action(c);
+  for (const GrantChange& c : sched.grow_back) {
+    if (auto a = m.ChangeAction(c)) actions.push_back(std::move(*a));
+  }
   return actions;
 }
 
@@ -420,10 +453,10 @@ MergeOutcome Engine::AttemptEnded(const std::string& attempt_id, const AttemptOu
   l.rec.bytes_written = out.bytes_written;
   l.rec.error = l.timed_out ? "timed out" : out.error;
   m.SaveAttempt(l.rec);
-  Run* r = m.Find(l.workflow);
+  Run* r = m.Find(l.rec.workflow_id);
   if (r == nullptr) return MergeOutcome::kUnknown;
   StageRun& st = r->stages[l.stage];
-  ShardRecord& s = st.shards[l.shard];
+  ShardRecord& s = st.shards[l.rec.shard_index];
   {
     HistoryRecord h;
     h.attempt_id = attempt_id;
@@ -462,15 +495,15 @@ MergeOutcome Engine::AttemptEnded(const std::string& attempt_id, const AttemptOu
   // is shared with merges and other users, or its host was restarting): the shard goes back
   // to the queue without spending a retry, a bounded number of times.
   constexpr uint32_t kMaxLost = 20;
-  if (l.preempted || (l.rec.state == AttemptState::kLost && st.preemptions[s.index] < kMaxLost)) {
-    ++st.preemptions[s.index];
+  if (l.preempted || (l.rec.state == AttemptState::kLost && st.uncounted[s.index] < kMaxLost)) {
+    ++st.uncounted[s.index];
     s.state = ShardState::kPending;
     if (!l.preempted) s.not_before_ns = now + 500'000'000;
     m.SaveShard(s);
     return mo;
   }
   const StageSpec& spec = r->spec.stages[l.stage];
-  const uint32_t failures = s.attempts - st.preemptions[s.index];
+  const uint32_t failures = s.attempts - st.uncounted[s.index];
   if (failures <= spec.retries.count) {
     s.state = ShardState::kPending;
     const double backoff_ms = double(spec.retries.backoff.count()) * std::pow(2.0, failures - 1);
@@ -495,7 +528,7 @@ MergeOutcome Engine::AttemptEnded(const std::string& attempt_id, const AttemptOu
       : out.term_signal != 0 ? fmt::format("killed by signal {}", out.term_signal)
       : !out.error.empty()   ? out.error
                              : fmt::format("exited with status {}", out.exit_code);
-  m.Fail(*r,
+  m.Finish(*r, WorkflowState::kFailed,
          fmt::format("stage {} shard {} failed after {} attempt{}: {}", spec.name, s.shard_id,
                      failures, failures == 1 ? "" : "s", why),
          now);
@@ -512,11 +545,11 @@ void Engine::MergeDone(const std::string& workflow_id, const std::string& stage,
   StageRun& st = r->stages[si];
   st.merging = false;
   if (!ok) {
-    m.Fail(*r, fmt::format("stage {}: merge failed: {}", stage, error), now);
+    m.Finish(*r, WorkflowState::kFailed, fmt::format("stage {}: merge failed: {}", stage, error), now);
     return;
   }
   st.done = true;
-  st.output = r->workdir + "/" + stage + ".out";
+  st.output = Impl::StageOutputPath(*r, stage);
   m.changes.stage_outputs.push_back({workflow_id + "/" + stage, st.output});
   m.Recompute(*r);
   for (int next : r->dag->succs(si)) {
@@ -543,12 +576,28 @@ Result<std::string> Engine::Resolve(const std::string& workflow) const {
   return best->rec.id;
 }
 
+Result<std::string> Engine::StageOf(const std::string& id, const std::string& stage) const {
+  const WorkflowSpec& spec = impl_->runs.at(id).spec;
+  if (stage.empty()) return spec.stages.back().name;
+  if (spec.StageIndex(stage) < 0) {
+    return Err(Status::NotFound(fmt::format("workflow {} has no stage '{}'", id, stage)));
+  }
+  return stage;
+}
+
+std::string_view Engine::StateOf(const std::string& id) const {
+  return WorkflowStateName(impl_->runs.at(id).rec.state);
+}
+
 void Engine::LearnDuration(const std::string& workflow_name, const std::string& stage,
                            double wall_s) {
   if (!(wall_s >= 0)) return;
-  std::deque<double>& d = impl_->learned[workflow_name + "/" + stage];
-  d.push_back(wall_s);
-  while (d.size() > Impl::kKeep) d.pop_front();
+  Impl::Learned& l = impl_->learned[workflow_name + "/" + stage];
+  l.recent.push_back(wall_s);
+  while (l.recent.size() > Impl::kKeep) l.recent.pop_front();
+  std::vector<double> v(l.recent.begin(), l.recent.end());
+  std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
+  l.median = v[v.size() / 2];
 }
 
 Status Engine::Cancel(const std::string& workflow, int64_t now) {
@@ -559,9 +608,7 @@ Status Engine::Cancel(const std::string& workflow, int64_t now) {
     return Status::FailedPrecondition(
         fmt::format("workflow {} is already {}", *id, WorkflowStateName(r.rec.state)));
   }
-  impl_->Fail(r, "cancelled", now);
-  r.rec.state = WorkflowState::kCancelled;
-  impl_->SaveWorkflow(r);
+  impl_->Finish(r, WorkflowState::kCancelled, "cancelled", now);
   return Status::OK();
 }
 
@@ -582,11 +629,7 @@ Status Engine::Restore(const WorkflowRecord& w, const std::vector<ShardRecord>& 
   Impl& m = *impl_;
   auto spec = ParseWorkflow(w.spec_yaml, w.origin.empty() ? w.id : w.origin);
   if (!spec) return spec.error().Annotate("restoring workflow " + w.id);
-  std::vector<std::vector<int>> preds(spec->stages.size());
-  for (size_t i = 0; i < spec->stages.size(); ++i) {
-    for (const std::string& n : spec->stages[i].needs) preds[i].push_back(spec->StageIndex(n));
-  }
-  auto dag = Dag::FromPredecessors(preds);
+  auto dag = Impl::DagOf(*spec);
   if (!dag) return dag.error();
   Run r;
   r.seq = m.next_seq++;
@@ -625,10 +668,7 @@ Status Engine::Restore(const WorkflowRecord& w, const std::vector<ShardRecord>& 
     }
     r.stages[i].waiting_needs = waiting;
   }
-  m.Recompute(r);
-  double cp = 0;
-  for (double x : r.remaining_s) cp = std::max(cp, x);
-  r.ideal_finish_ns = w.submitted_ns + int64_t(cp * kNsPerSec);
+  m.Predict(r);
   const std::string id = w.id;
   auto [it, inserted] = m.runs.emplace(id, std::move(r));
   Run& run = it->second;
@@ -638,6 +678,7 @@ Status Engine::Restore(const WorkflowRecord& w, const std::vector<ShardRecord>& 
   }
   // Attempts that were starting or running: the executor re-attaches them or reports them
   // lost; their shards stay running meanwhile, their grants held.
+  std::set<const ShardRecord*> reattached;
   for (const AttemptRecord& a : attempts) {
     if (a.state != AttemptState::kStarting && a.state != AttemptState::kRunning) continue;
     const int si = run.spec.StageIndex(a.stage);
@@ -645,17 +686,15 @@ Status Engine::Restore(const WorkflowRecord& w, const std::vector<ShardRecord>& 
     ShardRecord& s = run.stages[si].shards[a.shard_index];
     if (s.state == ShardState::kSucceeded) continue;
     s.state = ShardState::kRunning;
+    reattached.insert(&s);
     Live l;
     l.rec = a;
-    l.workflow = id;
     l.stage = si;
-    l.shard = a.shard_index;
     const StageSpec& spec = run.spec.stages[si];
     l.timeout_at_ns = spec.timeout.count() > 0 ? a.started_ns + spec.timeout.count() * 1'000'000 : 0;
-    Grant g{a.attempt_id, s.want, s.min, Resources::Min(a.grant, m.ledger.Free()),
-            double(run.spec.PriorityOf(spec))};
-    g.granted = Resources::Max(g.granted, Resources::Min(g.min, m.ledger.Free()));
-    (void)m.ledger.Restore(g);
+    // The grant as recorded, or what still fits of it if the capacity shrank meanwhile.
+    (void)m.ledger.Restore({a.attempt_id, s.want, s.min, Resources::Min(a.grant, m.ledger.Free()),
+                            double(run.spec.PriorityOf(spec))});
     m.live.emplace(a.attempt_id, std::move(l));
     reattach->push_back(a);
   }
@@ -663,19 +702,13 @@ Status Engine::Restore(const WorkflowRecord& w, const std::vector<ShardRecord>& 
   // before the crash) start again.
   for (StageRun& st : run.stages) {
     for (ShardRecord& s : st.shards) {
-      if (s.state != ShardState::kRunning) continue;
-      bool has_live = false;
-      for (const auto& [aid, l] : m.live) {
-        has_live = has_live || (l.workflow == id && l.rec.stage == s.stage && l.shard == s.index);
-      }
-      if (!has_live) s.state = ShardState::kPending;
+      if (s.state == ShardState::kRunning && !reattached.contains(&s)) s.state = ShardState::kPending;
     }
   }
   return Status::OK();
 }
 
-Result<std::string> Engine::StatusJson(const std::string& workflow, bool explain,
-                                       int64_t now) const {
+Result<std::string> Engine::StatusJson(const std::string& workflow, bool explain) const {
   const Impl& m = *impl_;
   std::vector<const Run*> which;
   if (!workflow.empty()) {
@@ -749,7 +782,6 @@ Result<std::string> Engine::StatusJson(const std::string& workflow, bool explain
     }
     out.push_back(std::move(w));
   }
-  (void)now;
   return out.dump(2);
 }
 

@@ -51,7 +51,6 @@ struct EngineOptions {
   SchedulerOptions scheduler;
   LedgerOptions ledger;
   double default_expected_s = 60;  // a shard's predicted time without `expected:`
-  std::string origin_host;         // carried in every invocation's metadata
 };
 
 // What the executor must do, after persisting Changes.
@@ -140,9 +139,14 @@ class Engine {
   // `augurctl status` as JSON text: every workflow (or one, by id or name), its stages with
   // shard counts by state, an ETA from predictions, and with `explain` each pending shard's
   // score parts and why it waits.
-  Result<std::string> StatusJson(const std::string& workflow, bool explain, int64_t now_ns) const;
+  Result<std::string> StatusJson(const std::string& workflow, bool explain) const;
   // The id of a workflow given by id or name (the newest of that name).
   Result<std::string> Resolve(const std::string& workflow) const;
+  // A stage of workflow `id` by name, or its last stage when `stage` is ""; NotFound for a
+  // stage it does not have. REQUIRES: `id` from Resolve().
+  Result<std::string> StageOf(const std::string& id, const std::string& stage) const;
+  // "running", "succeeded", ... REQUIRES: `id` from Resolve().
+  std::string_view StateOf(const std::string& id) const;
 
   Changes DrainChanges();
   // The ledger (for tests and metrics).

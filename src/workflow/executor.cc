@@ -11,6 +11,7 @@
 #include <future>
 #include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include <fmt/format.h>
@@ -101,6 +102,9 @@ Status Concat(const std::vector<std::string>& inputs, const std::string& output,
   return Status::OK();
 }
 
+// The environment every task starts with (a task gets only what it is given).
+std::vector<std::string> BaseEnv() { return {"PATH=/usr/local/bin:/usr/bin:/bin", "LC_ALL=C"}; }
+
 // One running task through a backend: an attempt, or a stage's merge command.
 struct Task {
   std::string backend;
@@ -128,7 +132,6 @@ struct Executor::Impl {
   std::deque<std::function<void()>> queue;  // guarded by mu
   bool stop = false;                        // guarded by mu
   std::thread thread;
-  std::atomic<size_t> running{0};
 
   template <typename T>
   T Post(std::function<T()> fn) {
@@ -230,7 +233,8 @@ struct Executor::Impl {
     if (!inst) return fail("provision: " + inst.error().message());
     plugin::Task t;
     t.argv = a.argv;
-    t.env = {"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=" + a.workdir, "LC_ALL=C"};
+    t.env = BaseEnv();
+    t.env.push_back("HOME=" + a.workdir);
     t.env.insert(t.env.end(), a.env.begin(), a.env.end());
     t.workdir = a.workdir;
     t.stdout_path = a.attempt.output_path;
@@ -318,7 +322,7 @@ struct Executor::Impl {
     }
     plugin::Task t;
     t.argv = a.argv;
-    t.env = {"PATH=/usr/local/bin:/usr/bin:/bin", "LC_ALL=C"};
+    t.env = BaseEnv();
     t.workdir = a.workdir;
     t.stdout_path = a.output;
     t.stderr_path = a.output + ".err";
@@ -420,7 +424,6 @@ struct Executor::Impl {
         (void)Persist();
         if (actions.empty()) break;
       }
-      running.store(engine->running_attempts());
     }
   }
 
@@ -439,11 +442,12 @@ struct Executor::Impl {
       auto shards = store->Shards(w.id);
       auto attempts = store->Attempts(w.id);
       if (!shards || !attempts) return !shards ? shards.error() : attempts.error();
+      std::set<std::string> stages;
+      for (const ShardRecord& s : *shards) stages.insert(s.stage);
       std::map<std::string, std::string> outputs;
-      for (const ShardRecord& s : *shards) {
-        if (outputs.contains(s.stage)) continue;
-        auto out = store->StageOutput(w.id, s.stage);
-        if (out && *out) outputs[s.stage] = **out;
+      for (const std::string& stage : stages) {
+        auto out = store->StageOutput(w.id, stage);
+        if (out && *out) outputs[stage] = **out;
       }
       std::vector<AttemptRecord> reattach;
       if (Status st = engine->Restore(w, *shards, *attempts, outputs, &reattach); !st.ok()) {
@@ -514,33 +518,27 @@ Result<std::string> Executor::Submit(const std::string& yaml, const std::string&
 
 Result<std::string> Executor::StatusJson(const std::string& workflow, bool explain) {
   return impl_->Post<Result<std::string>>(
-      [&] { return impl_->engine->StatusJson(workflow, explain, NowNs()); });
+      [&] { return impl_->engine->StatusJson(workflow, explain); });
 }
 
 Result<std::string> Executor::Output(const std::string& workflow, const std::string& stage) {
   return impl_->Post<Result<std::string>>([&]() -> Result<std::string> {
     auto id = impl_->engine->Resolve(workflow);
     if (!id) return Err(id.error());
-    auto w = impl_->store->GetWorkflow(*id);
-    if (!w) return Err(w.error());
-    std::string which = stage;
-    if (which.empty()) {
-      auto spec = ParseWorkflow((*w)->spec_yaml, (*w)->origin);
-      if (!spec) return Err(spec.error());
-      which = spec->stages.back().name;
-    }
-    auto out = impl_->store->StageOutput(*id, which);
+    auto which = impl_->engine->StageOf(*id, stage);
+    if (!which) return Err(which.error());
+    auto out = impl_->store->StageOutput(*id, *which);
     if (!out) return Err(out.error());
     if (!*out) {
       return Err(Status::NotFound(fmt::format("workflow {}: stage {} has no result yet ({})", *id,
-                                              which, WorkflowStateName((*w)->state))));
+                                              *which, impl_->engine->StateOf(*id))));
     }
     // The control socket carries messages of up to 4 MiB; a larger result is named instead.
     constexpr uint64_t kMaxInline = (4ULL << 20) - 4096;
     if (const uint64_t size = FileSize(**out); size > kMaxInline) {
       return Err(Status::ResourceExhausted(fmt::format(
           "workflow {}: stage {} output is {} bytes, more than augurctl result carries; it is "
-          "in {}", *id, which, size, **out)));
+          "in {}", *id, *which, size, **out)));
     }
     std::ifstream f(**out, std::ios::binary);
     if (!f) return Err(Status::IOError("cannot read " + **out));
@@ -592,7 +590,5 @@ Result<std::string> Executor::HistoryJson(const std::string& workflow, size_t li
     return arr.dump(2);
   });
 }
-
-size_t Executor::running_attempts() const { return impl_->running.load(); }
 
 }  // namespace augur::workflow

@@ -75,9 +75,6 @@ class Executor {
   Status Boost(const std::string& workflow, double points, std::chrono::milliseconds duration);
   Result<std::string> HistoryJson(const std::string& workflow, size_t limit);
 
-  // For tests and metrics: attempts running now, and shard results discarded as duplicates.
-  size_t running_attempts() const;
-
   struct Impl;
 
  private:

@@ -96,7 +96,7 @@ TEST(EngineTest, RunsAWorkflowThroughItsStagesAndRetriesWithMoreMemory) {
   ASSERT_EQ(merges.size(), 1u);
   e.MergeDone(*id, "total", true, "", 7 * kSec);
   EXPECT_TRUE(e.idle());
-  auto status = e.StatusJson(*id, false, 7 * kSec);
+  auto status = e.StatusJson(*id, false);
   ASSERT_TRUE(status);
   EXPECT_THAT(*status, HasSubstr("\"state\": \"succeeded\""));
   c = e.DrainChanges();
@@ -130,7 +130,7 @@ TEST(EngineTest, SpentRetriesFailTheWorkflowAndCancelTheRest) {
   std::vector<Action> cancels = Of(e.Tick(4 * kSec, {}), Action::Kind::kCancel);
   EXPECT_EQ(cancels.size(), e.running_attempts());
   EXPECT_GE(cancels.size(), 1u);
-  auto status = e.StatusJson(*id, false, 4 * kSec);
+  auto status = e.StatusJson(*id, false);
   EXPECT_THAT(*status, HasSubstr("stage count shard 0 failed after 2 attempts: exited with "
                                  "status 3"));
 }
@@ -201,7 +201,7 @@ stages:
   ASSERT_TRUE(spec) << spec.error().ToString();
   auto eta = [&](Engine& e) {
     auto id = e.Submit(*spec, yaml, "p.yaml", 0);
-    auto j = nlohmann::json::parse(*e.StatusJson(*id, false, 0));
+    auto j = nlohmann::json::parse(*e.StatusJson(*id, false));
     return j[0]["eta_s"].get<double>();
   };
   Engine fresh(Options());
