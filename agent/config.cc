@@ -26,7 +26,9 @@ using yaml::Describe;
 using yaml::EqualsIgnoreCase;
 using yaml::Errors;
 using yaml::JoinPath;
+using yaml::IsMapOrNull;
 using yaml::JoinWords;
+using yaml::ParseAbsolutePath;
 using yaml::ParseBool;
 using yaml::ParseInteger;
 using yaml::ParseWord;
@@ -65,7 +67,6 @@ constexpr milliseconds kMaxHeaderTimeout{600'000};
 constexpr size_t kMaxPluginNameLength = 64;
 constexpr size_t kMaxPluginConfigKeyLength = 128;
 constexpr size_t kMaxPluginConfigValueLength = 4096;  // what a plugin is promised it may read
-constexpr size_t kMaxPathLength = 4095;               // PATH_MAX less the NUL
 constexpr size_t kMaxSocketPathLength = 107;          // sizeof(sockaddr_un::sun_path) less the NUL
 constexpr size_t kMaxGroupNameLength = 32;
 
@@ -116,12 +117,6 @@ void ForEachSectionKey(Errors& errors, const YAML::Node& map, std::string_view p
   yaml::ForEachKey(errors, map, path, known, handle, OtherSectionHint);
 }
 
-bool IsSectionMap(Errors& errors, std::string_view name, const YAML::Node& key_node,
-                  const YAML::Node& value) {
-  return yaml::IsMapOrNull(errors, name, key_node, value);
-}
-
-int LineOf(const YAML::Node& node) { return yaml::PosOf(node).line; }
 
 void ParseEbpf(Errors& errors, const std::string& path, const YAML::Node& key_node,
                const YAML::Node& value, EbpfMode* out) {
@@ -186,7 +181,7 @@ void ParseListen(Errors& errors, const std::string& path, const YAML::Node& key_
 
 void ParseTelemetry(Errors& errors, const YAML::Node& key_node, const YAML::Node& node,
                     TelemetryConfig* t) {
-  if (!IsSectionMap(errors, "telemetry", key_node, node)) return;
+  if (!IsMapOrNull(errors, "telemetry", key_node, node)) return;
   ForEachSectionKey(errors, node, "telemetry", kTelemetryKeys,
              [&](std::string_view key, const YAML::Node& k, const YAML::Node& v) {
                std::string path = JoinPath("telemetry", key);
@@ -210,7 +205,7 @@ void ParseTelemetry(Errors& errors, const YAML::Node& key_node, const YAML::Node
 
 void ParseMetrics(Errors& errors, const YAML::Node& key_node, const YAML::Node& node,
                   MetricsConfig* m) {
-  if (!IsSectionMap(errors, "metrics", key_node, node)) return;
+  if (!IsMapOrNull(errors, "metrics", key_node, node)) return;
   ForEachSectionKey(errors, node, "metrics", kMetricsKeys,
              [&](std::string_view key, const YAML::Node& k, const YAML::Node& v) {
                std::string path = JoinPath("metrics", key);
@@ -231,7 +226,7 @@ void ParseMetrics(Errors& errors, const YAML::Node& key_node, const YAML::Node& 
 }
 
 void ParseLog(Errors& errors, const YAML::Node& key_node, const YAML::Node& node, LogConfig* l) {
-  if (!IsSectionMap(errors, "log", key_node, node)) return;
+  if (!IsMapOrNull(errors, "log", key_node, node)) return;
   ForEachSectionKey(errors, node, "log", kLogKeys,
              [&](std::string_view key, const YAML::Node& k, const YAML::Node& v) {
                if (key != "level") return;
@@ -252,12 +247,9 @@ bool IsGroupName(std::string_view name) {
   });
 }
 
-void ParseAbsolutePath(Errors& errors, const std::string& path, const YAML::Node& key_node,
-                       const YAML::Node& value, std::string* out);
-
 void ParseControl(Errors& errors, const YAML::Node& key_node, const YAML::Node& node,
                   ControlConfig* c) {
-  if (!IsSectionMap(errors, "control", key_node, node)) return;
+  if (!IsMapOrNull(errors, "control", key_node, node)) return;
   ForEachSectionKey(errors, node, "control", kControlKeys,
              [&](std::string_view key, const YAML::Node& k, const YAML::Node& v) {
                std::string path = JoinPath("control", key);
@@ -310,8 +302,8 @@ void ParseList(Errors& errors, const std::string& path, const YAML::Node& key_no
 // telemetry.capacity once every section is read.
 void ParseForecast(Errors& errors, const YAML::Node& key_node, const YAML::Node& node,
                    ForecastConfig* f, yaml::Pos* history_pos) {
-  if (!IsSectionMap(errors, "forecast", key_node, node)) return;
-  ForEachKey(
+  if (!IsMapOrNull(errors, "forecast", key_node, node)) return;
+  ForEachSectionKey(
       errors, node, "forecast", kForecastKeys,
       [&](std::string_view key, const YAML::Node& k, const YAML::Node& v) {
         std::string path = JoinPath("forecast", key);
@@ -350,18 +342,10 @@ void ParseForecast(Errors& errors, const YAML::Node& key_node, const YAML::Node&
             }
           }
         } else if (key == "anomaly_threshold") {
-          std::optional<std::string> text =
-              ScalarText(errors, path, k, v, "a number greater than 0");
-          if (!text) return;
-          double d = 0;
-          auto [ptr, ec] = std::from_chars(text->data(), text->data() + text->size(), d);
-          if (text->empty() || ec != std::errc() || ptr != text->data() + text->size() ||
-              !(d > 0) || !std::isfinite(d)) {
-            errors.Add(k, fmt::format("{}: expected a number greater than 0, got {}", path,
-                                      Describe(v)));
-            return;
-          }
-          f->anomaly_threshold = d;
+          // denorm_min: the smallest double above 0, so that the range is "greater than 0".
+          yaml::ParseNumber(errors, path, k, v, std::numeric_limits<double>::denorm_min(),
+                            std::numeric_limits<double>::max(), "a number greater than 0",
+                            &f->anomaly_threshold);
         } else if (key == "max_series") {
           ParseInteger(errors, path, k, v, 1, 100'000, &f->max_series);
         } else if (key == "history") {
@@ -390,19 +374,6 @@ bool IsPluginName(std::string_view s) {
 
 constexpr std::string_view kPluginNameRule = "a plugin name: 1-64 of A-Z a-z 0-9 _ -";
 
-void ParseAbsolutePath(Errors& errors, const std::string& path, const YAML::Node& key_node,
-                       const YAML::Node& value, std::string* out) {
-  std::optional<std::string> text =
-      ScalarText(errors, path, key_node, value, "an absolute path, e.g. /usr/lib/augur/plugins");
-  if (!text) return;
-  if (!text->starts_with('/') || text->size() > kMaxPathLength ||
-      text->find('\n') != std::string::npos) {
-    errors.Add(key_node, fmt::format("{}: expected an absolute path (starting with /), got {}",
-                                     path, Describe(value)));
-    return;
-  }
-  *out = *text;
-}
 
 void ParsePluginsEnabled(Errors& errors, const YAML::Node& key_node, const YAML::Node& value,
                          std::vector<std::string>* out, std::map<std::string, int>* lines) {
@@ -414,13 +385,13 @@ void ParsePluginsEnabled(Errors& errors, const YAML::Node& key_node, const YAML:
     return;
   }
   for (const YAML::Node& item : value) {
-    const YAML::Node& at = LineOf(item) > 0 ? item : key_node;
+    const YAML::Node& at = yaml::PosOf(item).line > 0 ? item : key_node;
     if (!item.IsScalar() || !IsPluginName(item.Scalar())) {
       errors.Add(at, fmt::format("plugins.enabled: expected {}, got {}", kPluginNameRule,
                                  Describe(item)));
       continue;
     }
-    auto [it, inserted] = lines->emplace(item.Scalar(), LineOf(at));
+    auto [it, inserted] = lines->emplace(item.Scalar(), yaml::PosOf(at).line);
     if (!inserted) {
       errors.Add(at, fmt::format("plugins.enabled: '{}' is listed twice (first on line {})",
                                  item.Scalar(), it->second));
@@ -435,7 +406,7 @@ void ParsePluginsEnabled(Errors& errors, const YAML::Node& key_node, const YAML:
 void ParsePluginsConfig(Errors& errors, const YAML::Node& key_node, const YAML::Node& value,
                         std::map<std::string, std::map<std::string, std::string>>* out,
                         std::map<std::string, yaml::Pos>* positions) {
-  if (!IsSectionMap(errors, "plugins.config", key_node, value)) return;
+  if (!IsMapOrNull(errors, "plugins.config", key_node, value)) return;
   ForEachSectionKey(errors, value, "plugins.config", {},
              [&](std::string_view name, const YAML::Node& k, const YAML::Node& v) {
                std::string path = JoinPath("plugins.config", name);
@@ -445,7 +416,7 @@ void ParsePluginsConfig(Errors& errors, const YAML::Node& key_node, const YAML::
                }
                (*positions)[std::string(name)] = yaml::PosOf(k);
                std::map<std::string, std::string>& kv = (*out)[std::string(name)];
-               if (!IsSectionMap(errors, path, k, v)) return;
+               if (!IsMapOrNull(errors, path, k, v)) return;
                ForEachSectionKey(errors, v, path, {},
                           [&](std::string_view key, const YAML::Node& kk, const YAML::Node& vv) {
                             std::string kpath = JoinPath(path, key);
@@ -473,7 +444,7 @@ void ParsePluginsConfig(Errors& errors, const YAML::Node& key_node, const YAML::
 
 void ParsePlugins(Errors& errors, const YAML::Node& key_node, const YAML::Node& node,
                   PluginsConfig* p) {
-  if (!IsSectionMap(errors, "plugins", key_node, node)) return;
+  if (!IsMapOrNull(errors, "plugins", key_node, node)) return;
   std::map<std::string, int> enabled_lines;
   std::map<std::string, yaml::Pos> config_positions;
   ForEachSectionKey(errors, node, "plugins", kPluginsKeys,
@@ -495,9 +466,9 @@ void ParsePlugins(Errors& errors, const YAML::Node& key_node, const YAML::Node& 
                  ParsePluginsConfig(errors, k, v, &p->config, &config_positions);
                }
              });
+  const std::vector<std::string_view> names(p->enabled.begin(), p->enabled.end());
   for (const auto& [name, pos] : config_positions) {
     if (enabled_lines.contains(name)) continue;
-    std::vector<std::string_view> names(p->enabled.begin(), p->enabled.end());
     std::string_view near = ClosestWord(name, names);
     errors.AddAt(pos, fmt::format("plugins.config.{}: '{}' is not in plugins.enabled "
                                        "({}add it there or remove this section)",

@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <fstream>
 #include <iostream>
 #include <sstream>
 #include <thread>
@@ -15,6 +14,8 @@
 
 #include "agent/control.pb.h"
 #include "agent/control_client.h"
+#include "common/yaml_reader.h"
+#include "workflow/workflow_spec.h"
 
 namespace augur::agent {
 namespace {
@@ -95,14 +96,12 @@ int SubmitCommand(const ControlTarget& t, const std::string& file, bool wait, bo
     ss << std::cin.rdbuf();
     yaml = ss.str();
   } else {
-    std::ifstream in(file);
-    if (!in) {
-      std::fprintf(stderr, "augurctl: cannot read %s\n", file.c_str());
+    auto text = yaml::ReadFileCapped(file, workflow::kMaxWorkflowFileBytes, "workflow");
+    if (!text) {
+      std::fprintf(stderr, "augurctl: %s\n", text.error().message().c_str());
       return 1;
     }
-    std::stringstream ss;
-    ss << in.rdbuf();
-    yaml = ss.str();
+    yaml = std::move(*text);
   }
   control::Request req;
   req.mutable_submit()->set_yaml(yaml);

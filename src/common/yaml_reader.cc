@@ -385,19 +385,35 @@ bool ParseIntegerText(std::string_view text, int64_t lo, int64_t hi, int64_t* ou
   return true;
 }
 
-void ParseNumber(Errors& errors, std::string_view path, const YAML::Node& key_node,
+bool ParseAbsolutePath(Errors& errors, std::string_view path, const YAML::Node& key_node,
+                       const YAML::Node& value, std::string* out) {
+  std::optional<std::string> text =
+      ScalarText(errors, path, key_node, value, "an absolute path, e.g. /usr/lib/augur/plugins");
+  if (!text) return false;
+  if (!text->starts_with('/') || text->size() > kMaxPathLength ||
+      text->find('\n') != std::string::npos) {
+    errors.Add(key_node, fmt::format("{}: expected an absolute path (starting with /), got {}",
+                                     path, Describe(value)));
+    return false;
+  }
+  *out = *text;
+  return true;
+}
+
+bool ParseNumber(Errors& errors, std::string_view path, const YAML::Node& key_node,
                  const YAML::Node& value, double lo, double hi, std::string_view expected,
                  double* out) {
   std::optional<std::string> text = ScalarText(errors, path, key_node, value, expected);
-  if (!text) return;
+  if (!text) return false;
   double d = 0;
   const char* end = text->data() + text->size();
   auto [ptr, ec] = std::from_chars(text->data(), end, d);
   if (text->empty() || ec != std::errc() || ptr != end || !std::isfinite(d) || d < lo || d > hi) {
     errors.Add(key_node, fmt::format("{}: expected {}, got {}", path, expected, Describe(value)));
-    return;
+    return false;
   }
   *out = d;
+  return true;
 }
 
 Result<milliseconds> ParseDurationText(std::string_view text) {
@@ -458,22 +474,23 @@ Result<milliseconds> ParseDurationText(std::string_view text) {
   return milliseconds(static_cast<int64_t>(ms));
 }
 
-void ParseDuration(Errors& errors, std::string_view path, const YAML::Node& key_node,
+bool ParseDuration(Errors& errors, std::string_view path, const YAML::Node& key_node,
                    const YAML::Node& value, milliseconds lo, milliseconds hi, milliseconds* out) {
   std::optional<std::string> text =
       ScalarText(errors, path, key_node, value, "a duration such as 500ms, 1s or 2m");
-  if (!text) return;
+  if (!text) return false;
   Result<milliseconds> d = ParseDurationText(*text);
   if (!d) {
     errors.Add(key_node, fmt::format("{}: {}", path, d.error().message()));
-    return;
+    return false;
   }
   if (*d < lo || *d > hi) {
     errors.Add(key_node, fmt::format("{}: {} is out of range {}..{}", path, *text,
                                      FormatDuration(lo), FormatDuration(hi)));
-    return;
+    return false;
   }
   *out = *d;
+  return true;
 }
 
 std::optional<std::string> ParseWord(Errors& errors, std::string_view path,
@@ -489,16 +506,17 @@ std::optional<std::string> ParseWord(Errors& errors, std::string_view path,
   return std::nullopt;
 }
 
-void ParseBool(Errors& errors, std::string_view path, const YAML::Node& key_node,
+bool ParseBool(Errors& errors, std::string_view path, const YAML::Node& key_node,
                const YAML::Node& value, bool* out) {
   std::optional<std::string> text = ScalarText(errors, path, key_node, value, "true or false");
-  if (!text) return;
+  if (!text) return false;
   bool b = false;
   if (!YAML::convert<bool>::decode(value, b)) {
     errors.Add(key_node, fmt::format("{}: expected true or false, got {}", path, Describe(value)));
-    return;
+    return false;
   }
   *out = b;
+  return true;
 }
 
 }  // namespace augur::yaml

@@ -8,7 +8,8 @@
 // on inputs that make yaml-cpp 0.7's LoadAll loop (see ReadDocument).
 //
 // The Parse* helpers report into an Errors and leave `*out` unchanged on error, so that the
-// caller keeps its default and goes on to find the next problem. They take the key node as
+// caller keeps its default and goes on to find the next problem; they return whether they
+// wrote `*out`. They take the key node as
 // the position of a value's problem: a value's own mark points past the key for an empty
 // value or a nested map, while the key is where the reader should look.
 //
@@ -142,22 +143,30 @@ std::optional<std::string> ScalarText(Errors& errors, std::string_view path,
 // files of sizes and counts, and the message shows the accepted range.
 bool ParseIntegerText(std::string_view text, int64_t lo, int64_t hi, int64_t* out);
 template <typename T>
-void ParseInteger(Errors& errors, std::string_view path, const YAML::Node& key_node,
+bool ParseInteger(Errors& errors, std::string_view path, const YAML::Node& key_node,
                   const YAML::Node& value, int64_t lo, int64_t hi, T* out) {
   std::string expected = "an integer in " + std::to_string(lo) + ".." + std::to_string(hi);
   std::optional<std::string> text = ScalarText(errors, path, key_node, value, expected);
-  if (!text) return;
+  if (!text) return false;
   int64_t v = 0;
   if (!ParseIntegerText(*text, lo, hi, &v)) {
     errors.Add(key_node, std::string(path) + ": expected " + expected + ", got " + Describe(value));
-    return;
+    return false;
   }
   *out = static_cast<T>(v);
+  return true;
 }
+
+// Longest path accepted: PATH_MAX less the NUL.
+inline constexpr size_t kMaxPathLength = 4095;
+// An absolute path of at most kMaxPathLength bytes, without a newline
+// ("PATH: expected an absolute path (starting with /), got ...").
+bool ParseAbsolutePath(Errors& errors, std::string_view path, const YAML::Node& key_node,
+                       const YAML::Node& value, std::string* out);
 
 // A finite decimal number in lo..hi (from_chars: no hex, no "inf"); the message says
 // "PATH: expected EXPECTED, got ...".
-void ParseNumber(Errors& errors, std::string_view path, const YAML::Node& key_node,
+bool ParseNumber(Errors& errors, std::string_view path, const YAML::Node& key_node,
                  const YAML::Node& value, double lo, double hi, std::string_view expected,
                  double* out);
 
@@ -167,7 +176,7 @@ void ParseNumber(Errors& errors, std::string_view path, const YAML::Node& key_no
 // could mean seconds or milliseconds. InvalidArgument otherwise. No range check.
 Result<std::chrono::milliseconds> ParseDurationText(std::string_view text);
 // A duration value in lo..hi ("PATH: 2h is out of range 10ms..1h").
-void ParseDuration(Errors& errors, std::string_view path, const YAML::Node& key_node,
+bool ParseDuration(Errors& errors, std::string_view path, const YAML::Node& key_node,
                    const YAML::Node& value, std::chrono::milliseconds lo,
                    std::chrono::milliseconds hi, std::chrono::milliseconds* out);
 
@@ -179,7 +188,7 @@ std::optional<std::string> ParseWord(Errors& errors, std::string_view path,
                                      std::string_view also_expected = {});
 
 // YAML 1.1 booleans as yaml-cpp reads them (true/false, yes/no, on/off in any case).
-void ParseBool(Errors& errors, std::string_view path, const YAML::Node& key_node,
+bool ParseBool(Errors& errors, std::string_view path, const YAML::Node& key_node,
                const YAML::Node& value, bool* out);
 
 }  // namespace augur::yaml

@@ -9,6 +9,9 @@
 #include <algorithm>
 #include <cstdint>
 #include <string>
+#include <string_view>
+
+#include "augur/status.h"
 
 namespace augur::workflow {
 
@@ -49,6 +52,13 @@ struct Resources {
 // "512Mi", "1.50Gi", "100" (bytes): the largest binary unit the amount reaches, with two
 // decimals when it is not a whole number of that unit. For messages and logs.
 std::string FormatMemory(uint64_t bytes);
+
+// Quantities as workflow files write them. Both are exact or InvalidArgument saying why.
+//   memory: 512Mi, 2Gi, 1.5Gi, 100M, 1G, 4096 (bytes); Ki Mi Gi Ti are powers of 1024,
+//           k M G T powers of 1000.
+//   cpu:    2, 0.5, 1.25, 500m (millicores); > 0.
+Result<uint64_t> ParseMemory(std::string_view text);
+Result<double> ParseCpu(std::string_view text);
 
 }  // namespace augur::workflow
 

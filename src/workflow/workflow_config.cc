@@ -2,13 +2,14 @@
 
 #include <fmt/format.h>
 
-#include "workflow/workflow_spec.h"
+#include "common/yaml_reader.h"
+#include "workflow/resources.h"
 
 namespace augur::workflow {
 
 void ParseWorkflowsSection(yaml::Errors& errors, const YAML::Node& key_node,
                            const YAML::Node& node, WorkflowsConfig* out) {
-  if (!yaml::IsMapOrNull(errors, "workflows", key_node, node) || node.IsNull()) return;
+  if (!yaml::IsMapOrNull(errors, "workflows", key_node, node)) return;
   yaml::ForEachKey(errors, node, "workflows", kWorkflowsKeys,
                    [&](std::string_view key, const YAML::Node& k, const YAML::Node& v) {
                      const std::string path = yaml::JoinPath("workflows", key);
@@ -17,14 +18,7 @@ void ParseWorkflowsSection(yaml::Errors& errors, const YAML::Node& key_node,
                      } else if (key == "preemption") {
                        yaml::ParseBool(errors, path, k, v, &out->preemption);
                      } else if (key == "state_dir") {
-                       auto text = yaml::ScalarText(errors, path, k, v, "an absolute path");
-                       if (!text) return;
-                       if (text->empty() || (*text)[0] != '/') {
-                         errors.Add(k, fmt::format("{}: expected an absolute path, got {}", path,
-                                                   yaml::Describe(v)));
-                         return;
-                       }
-                       out->state_dir = *text;
+                       yaml::ParseAbsolutePath(errors, path, k, v, &out->state_dir);
                      } else if (key == "max_output") {
                        auto text = yaml::ScalarText(errors, path, k, v, "a size such as 1Gi");
                        if (!text) return;

@@ -16,9 +16,18 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "augur_paths.h"
-#include "common/yaml_reader.h"
+
+// Declared, not included: this header reaches every includer of agent/config.h, which need
+// not see yaml-cpp.
+namespace YAML {
+class Node;
+}
+namespace augur::yaml {
+class Errors;
+}
 
 namespace augur::workflow {
 

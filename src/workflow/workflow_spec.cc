@@ -24,7 +24,6 @@ using yaml::JoinPath;
 using yaml::Pos;
 
 // A workflow file is a few KB; an items list of a hundred thousand file names fits in 4 MiB.
-constexpr size_t kMaxWorkflowFileBytes = 4 << 20;
 constexpr size_t kMaxStages = 1000;
 constexpr int64_t kMaxShards = 100'000;
 constexpr size_t kMaxItems = 1'000'000;
@@ -101,32 +100,33 @@ bool ParseScalarList(Errors& errors, std::string_view path, const YAML::Node& ke
   return ok;
 }
 
-void ParseMemoryValue(Errors& errors, std::string_view path, const YAML::Node& key_node,
-                      const YAML::Node& value, uint64_t* out, bool* set) {
+// Whether `*out` was written, like the yaml:: readers.
+bool ParseMemoryValue(Errors& errors, std::string_view path, const YAML::Node& key_node,
+                      const YAML::Node& value, uint64_t* out) {
   std::optional<std::string> text =
       yaml::ScalarText(errors, path, key_node, value, "an amount such as 512Mi or 2Gi");
-  if (!text) return;
+  if (!text) return false;
   Result<uint64_t> m = ParseMemory(*text);
   if (!m) {
     errors.Add(key_node, fmt::format("{}: {}", path, m.error().message()));
-    return;
+    return false;
   }
   *out = *m;
-  *set = true;
+  return true;
 }
 
-void ParseCpuValue(Errors& errors, std::string_view path, const YAML::Node& key_node,
-                   const YAML::Node& value, double* out, bool* set) {
+bool ParseCpuValue(Errors& errors, std::string_view path, const YAML::Node& key_node,
+                   const YAML::Node& value, double* out) {
   std::optional<std::string> text =
       yaml::ScalarText(errors, path, key_node, value, "cores such as 2, 0.5 or 500m");
-  if (!text) return;
+  if (!text) return false;
   Result<double> c = ParseCpu(*text);
   if (!c) {
     errors.Add(key_node, fmt::format("{}: {}", path, c.error().message()));
-    return;
+    return false;
   }
   *out = *c;
-  *set = true;
+  return true;
 }
 
 void ParseResources(Errors& errors, std::string_view path, const YAML::Node& key_node,
@@ -140,16 +140,16 @@ void ParseResources(Errors& errors, std::string_view path, const YAML::Node& key
   yaml::ForEachKey(errors, value, path, kResourceKeys,
                    [&](std::string_view key, const YAML::Node& k, const YAML::Node& v) {
                      const std::string p = JoinPath(path, key);
-                     if (key == "cpu") ParseCpuValue(errors, p, k, v, &stage->want.cpu, &cpu_set);
+                     if (key == "cpu") cpu_set = ParseCpuValue(errors, p, k, v, &stage->want.cpu);
                      if (key == "memory") {
-                       ParseMemoryValue(errors, p, k, v, &stage->want.memory, &memory_set);
+                       memory_set = ParseMemoryValue(errors, p, k, v, &stage->want.memory);
                      }
                      if (key == "min_cpu") {
-                       ParseCpuValue(errors, p, k, v, &stage->min.cpu, &min_cpu_set);
+                       min_cpu_set = ParseCpuValue(errors, p, k, v, &stage->min.cpu);
                        min_cpu_key = k;
                      }
                      if (key == "min_memory") {
-                       ParseMemoryValue(errors, p, k, v, &stage->min.memory, &min_memory_set);
+                       min_memory_set = ParseMemoryValue(errors, p, k, v, &stage->min.memory);
                        min_memory_key = k;
                      }
                    });
@@ -243,9 +243,7 @@ void ParseShards(Errors& errors, std::string_view path, const YAML::Node& key_no
           count_set = true;
         } else if (key == "max") {
           max_key = k;
-          const size_t before = errors.size();
-          yaml::ParseInteger(errors, p, k, v, 1, kMaxShards, &shards->max);
-          max_set = errors.size() == before;
+          max_set = yaml::ParseInteger(errors, p, k, v, 1, kMaxShards, &shards->max);
         } else if (key == "split") {
           yaml::ParseBool(errors, p, k, v, &shards->split_to_fit);
         }
@@ -313,6 +311,24 @@ void ParseRetries(Errors& errors, std::string_view path, const YAML::Node& key_n
                    });
 }
 
+// A command as a non-empty list of text whose first item (the program) is not empty, and the
+// nodes of its items (for the placeholder check); false, with `*nodes` left empty, when not.
+bool ParseCommand(Errors& errors, const std::string& path, const YAML::Node& key_node,
+                  const YAML::Node& value, std::string_view want, std::vector<std::string>* argv,
+                  std::vector<YAML::Node>* nodes) {
+  std::vector<std::string> a;
+  std::vector<YAML::Node> n;
+  if (!ParseScalarList(errors, path, key_node, value, want, &a, &n)) return false;
+  if (a.empty() || a[0].empty()) {
+    errors.Add(key_node, fmt::format("{}: expected {}, got {}", path, want,
+                                     a.empty() ? "an empty list" : "an empty program name"));
+    return false;
+  }
+  *argv = std::move(a);
+  *nodes = std::move(n);
+  return true;
+}
+
 void ParseMerge(Errors& errors, std::string_view path, const YAML::Node& key_node,
                 const YAML::Node& value, MergeSpec* merge, std::vector<YAML::Node>* nodes) {
   if (value.IsMap()) {
@@ -320,21 +336,11 @@ void ParseMerge(Errors& errors, std::string_view path, const YAML::Node& key_nod
     yaml::ForEachKey(errors, value, path, kMergeKeys,
                      [&](std::string_view, const YAML::Node& k, const YAML::Node& v) {
                        have_command = true;
-                       const std::string p = JoinPath(path, "command");
-                       std::vector<std::string> argv;
-                       std::vector<YAML::Node> n;
-                       constexpr std::string_view kWant =
-                           "a command as a list, e.g. [sort, -m, '{inputs}']";
-                       if (!ParseScalarList(errors, p, k, v, kWant, &argv, &n)) return;
-                       if (argv.empty() || argv[0].empty()) {
-                         errors.Add(k, fmt::format("{}: expected {}, got {}", p, kWant,
-                                                   argv.empty() ? "an empty list"
-                                                                : "an empty program name"));
-                         return;
+                       if (ParseCommand(errors, JoinPath(path, "command"), k, v,
+                                        "a command as a list, e.g. [sort, -m, '{inputs}']",
+                                        &merge->command, nodes)) {
+                         merge->kind = MergeSpec::Kind::kCommand;
                        }
-                       merge->kind = MergeSpec::Kind::kCommand;
-                       merge->command = std::move(argv);
-                       *nodes = std::move(n);
                      });
     if (!have_command && value.size() == 0) {
       errors.Add(key_node, fmt::format("{}: expected concat or {{command: [...]}}, got {{}}", path));
@@ -399,14 +405,12 @@ void CheckPlaceholders(Errors& errors, std::string_view path, const YAML::Node& 
 
 // What ParseStage keeps beyond the spec, for the checks across stages.
 struct StageNodes {
-  YAML::Node item;  // the stage's map
   YAML::Node name_key;
   std::vector<YAML::Node> needs;  // one per needs entry
 };
 
 void ParseStage(Errors& errors, std::string_view path, const YAML::Node& item, StageSpec* stage,
                 StageNodes* nodes) {
-  nodes->item = item;
   if (!item.IsMap()) {
     errors.Add(item, fmt::format("{}: expected a stage (a map with name and run), got {}", path,
                                  Describe(item)));
@@ -447,9 +451,7 @@ void ParseStage(Errors& errors, std::string_view path, const YAML::Node& item, S
           if (!b.empty()) stage->backend = b;
         } else if (key == "priority") {
           int pr = 0;
-          const size_t before = errors.size();
-          yaml::ParseInteger(errors, p, k, v, 1, 10, &pr);
-          if (errors.size() == before) stage->priority = pr;
+          if (yaml::ParseInteger(errors, p, k, v, 1, 10, &pr)) stage->priority = pr;
         } else if (key == "resources") {
           ParseResources(errors, p, k, v, stage);
         } else if (key == "shards") {
@@ -462,9 +464,9 @@ void ParseStage(Errors& errors, std::string_view path, const YAML::Node& item, S
           yaml::ParseDuration(errors, p, k, v, milliseconds(0), kMaxDuration, &stage->timeout);
         } else if (key == "expected") {
           milliseconds e{0};
-          const size_t before = errors.size();
-          yaml::ParseDuration(errors, p, k, v, milliseconds(1), kMaxDuration, &e);
-          if (errors.size() == before) stage->expected = e;
+          if (yaml::ParseDuration(errors, p, k, v, milliseconds(1), kMaxDuration, &e)) {
+            stage->expected = e;
+          }
         } else if (key == "env") {
           if (!yaml::IsMapOrNull(errors, p, k, v, "a map of variables, e.g. {LC_ALL: C}")) return;
           yaml::ForEachKey(errors, v, p, {},
@@ -482,17 +484,9 @@ void ParseStage(Errors& errors, std::string_view path, const YAML::Node& item, S
                            });
         } else if (key == "run") {
           have_run = true;
-          constexpr std::string_view kWant =
-              "a command as a list, e.g. [sh, -c, 'seq {shard.begin} {shard.end}']";
-          std::vector<std::string> argv;
-          if (!ParseScalarList(errors, p, k, v, kWant, &argv, &run_nodes)) return;
-          if (argv.empty() || argv[0].empty()) {
-            errors.Add(k, fmt::format("{}: expected {}, got {}", p, kWant,
-                                      argv.empty() ? "an empty list" : "an empty program name"));
-            run_nodes.clear();
-            return;
-          }
-          stage->run = std::move(argv);
+          ParseCommand(errors, p, k, v,
+                       "a command as a list, e.g. [sh, -c, 'seq {shard.begin} {shard.end}']",
+                       &stage->run, &run_nodes);
         } else if (key == "merge") {
           ParseMerge(errors, p, k, v, &stage->merge, &merge_nodes);
         }
@@ -678,42 +672,11 @@ void ParseDeadline(Errors& errors, const YAML::Node& k, const YAML::Node& v, Dea
     return;
   }
   milliseconds rel{0};
-  const size_t before = errors.size();
-  yaml::ParseDuration(errors, "deadline", k, v, milliseconds(1000), kMaxDeadline, &rel);
-  if (errors.size() != before) return;
+  if (!yaml::ParseDuration(errors, "deadline", k, v, milliseconds(1000), kMaxDeadline, &rel)) {
+    return;
+  }
   out->kind = Deadline::Kind::kRelative;
   out->relative = rel;
-}
-
-// Exact decimal "<digits>[.<digits>]" times `unit` / `divide`, or nullopt when it is not a
-// whole number or overflows uint64.
-std::optional<uint64_t> ScaleDecimal(std::string_view number, uint64_t unit, uint64_t divide,
-                                     bool* not_whole) {
-  size_t dot = number.find('.');
-  std::string_view whole = number.substr(0, dot);
-  std::string_view frac = dot == std::string_view::npos ? std::string_view() : number.substr(dot + 1);
-  auto all_digits = [](std::string_view s) {
-    return std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
-  };
-  if (whole.empty() || !all_digits(whole) || !all_digits(frac) ||
-      (dot != std::string_view::npos && frac.empty()) || frac.size() > 9) {
-    return std::nullopt;
-  }
-  std::string digits = std::string(whole) + std::string(frac);
-  digits.erase(0, std::min(digits.find_first_not_of('0'), digits.size()));
-  if (digits.size() > 19) return std::nullopt;
-  unsigned __int128 mantissa = 0;
-  for (char c : digits) mantissa = mantissa * 10 + static_cast<unsigned>(c - '0');
-  unsigned __int128 divisor = divide;
-  for (size_t k = 0; k < frac.size(); ++k) divisor *= 10;
-  const unsigned __int128 scaled = mantissa * unit;
-  if (scaled % divisor != 0) {
-    *not_whole = true;
-    return std::nullopt;
-  }
-  const unsigned __int128 v = scaled / divisor;
-  if (v > std::numeric_limits<uint64_t>::max()) return std::nullopt;
-  return static_cast<uint64_t>(v);
 }
 
 }  // namespace
@@ -735,76 +698,6 @@ int WorkflowSpec::StageIndex(std::string_view name) const {
     if (stages[i].name == name) return static_cast<int>(i);
   }
   return -1;
-}
-
-Result<uint64_t> ParseMemory(std::string_view text) {
-  size_t n = 0;
-  while (n < text.size() && ((text[n] >= '0' && text[n] <= '9') || text[n] == '.')) ++n;
-  const std::string_view number = text.substr(0, n);
-  const std::string_view unit = text.substr(n);
-  static constexpr std::pair<std::string_view, uint64_t> kUnits[] = {
-      {"", 1},
-      {"k", 1000},
-      {"M", 1000'000},
-      {"G", 1000'000'000},
-      {"T", 1000'000'000'000},
-      {"Ki", 1ULL << 10},
-      {"Mi", 1ULL << 20},
-      {"Gi", 1ULL << 30},
-      {"Ti", 1ULL << 40}};
-  const auto* u = std::find_if(std::begin(kUnits), std::end(kUnits),
-                               [&](const auto& p) { return p.first == unit; });
-  if (number.empty()) {
-    return Err(Status::InvalidArgument(
-        fmt::format("bad memory '{}' (use e.g. 512Mi, 2Gi, 100M or a number of bytes)", text)));
-  }
-  if (u == std::end(kUnits)) {
-    std::string hint;
-    // "512MB", "2GB": the two readings differ by 5-10%, so ask rather than guess.
-    if (unit.size() == 2 && (unit[1] == 'B' || unit[1] == 'b')) {
-      std::string_view p = unit.substr(0, 1);
-      const std::string si = p == "K" ? "k" : std::string(p);
-      hint = fmt::format("; did you mean {}{} (powers of 1000) or {}{}i (powers of 1024)?", number,
-                         si, number, p == "k" ? "K" : p);
-    }
-    return Err(Status::InvalidArgument(fmt::format(
-        "bad memory '{}': unknown unit '{}' (Ki Mi Gi Ti are powers of 1024, k M G T of "
-        "1000){}",
-        text, unit, hint)));
-  }
-  bool not_whole = false;
-  std::optional<uint64_t> v = ScaleDecimal(number, u->second, 1, &not_whole);
-  if (!v) {
-    if (not_whole) {
-      return Err(Status::InvalidArgument(
-          fmt::format("bad memory '{}': not a whole number of bytes", text)));
-    }
-    return Err(Status::InvalidArgument(fmt::format("bad memory '{}' (use e.g. 512Mi, 2Gi, 100M "
-                                                   "or a number of bytes)",
-                                                   text)));
-  }
-  if (*v == 0) return Err(Status::InvalidArgument(fmt::format("memory '{}' must be more than 0", text)));
-  return *v;
-}
-
-Result<double> ParseCpu(std::string_view text) {
-  auto bad = [&] {
-    return Err(Status::InvalidArgument(
-        fmt::format("bad cpu '{}' (use cores, e.g. 2, 0.5, or millicores, e.g. 500m)", text)));
-  };
-  if (text.ends_with('m')) {
-    bool not_whole = false;
-    std::optional<uint64_t> milli = ScaleDecimal(text.substr(0, text.size() - 1), 1, 1, &not_whole);
-    if (!milli || text.find('.') != std::string_view::npos) return bad();
-    if (*milli == 0) return Err(Status::InvalidArgument(fmt::format("cpu '{}' must be more than 0", text)));
-    return static_cast<double>(*milli) / 1000.0;
-  }
-  double v = 0;
-  const char* end = text.data() + text.size();
-  auto [ptr, ec] = std::from_chars(text.data(), end, v, std::chars_format::fixed);
-  if (text.empty() || ec != std::errc() || ptr != end || !std::isfinite(v)) return bad();
-  if (!(v > 0)) return Err(Status::InvalidArgument(fmt::format("cpu '{}' must be more than 0", text)));
-  return v;
 }
 
 Result<WorkflowSpec> ParseWorkflow(std::string_view yaml, std::string_view origin) {
@@ -830,11 +723,11 @@ Result<WorkflowSpec> ParseWorkflow(std::string_view yaml, std::string_view origi
                          ParseDeadline(errors, k, v, &spec.deadline);
                        } else if (key == "budget") {
                          double b = 0;
-                         const size_t before = errors.size();
-                         yaml::ParseNumber(errors, "budget", k, v, 0,
-                                           std::numeric_limits<double>::max(), "a number >= 0",
-                                           &b);
-                         if (errors.size() == before) spec.budget = b;
+                         if (yaml::ParseNumber(errors, "budget", k, v, 0,
+                                               std::numeric_limits<double>::max(),
+                                               "a number >= 0", &b)) {
+                           spec.budget = b;
+                         }
                        } else if (key == "stages") {
                          have_stages = true;
                          ParseStages(errors, k, v, &spec.stages);

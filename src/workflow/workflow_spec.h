@@ -117,14 +117,11 @@ struct WorkflowSpec {
 // does not need exactly one stage, {inputs.X} for an X not in needs, {shard.item} without
 // items), bad UTF-8. `origin` names the file in messages.
 Result<WorkflowSpec> ParseWorkflow(std::string_view yaml, std::string_view origin = "<string>");
+// Reads at most kMaxWorkflowFileBytes (a workflow file is a few KiB; the cap keeps
+// `submit /dev/zero` from eating memory).
 Result<WorkflowSpec> LoadWorkflowFile(const std::string& path);
+inline constexpr size_t kMaxWorkflowFileBytes = 4 << 20;
 
-// Quantities as workflow files write them. Both are exact or InvalidArgument saying why.
-//   memory: 512Mi, 2Gi, 1.5Gi, 100M, 1G, 4096 (bytes); Ki Mi Gi Ti are powers of 1024,
-//           k M G T powers of 1000.
-//   cpu:    2, 0.5, 1.25, 500m (millicores); > 0.
-Result<uint64_t> ParseMemory(std::string_view text);
-Result<double> ParseCpu(std::string_view text);
 
 }  // namespace augur::workflow
 
