@@ -323,6 +323,7 @@ Status Daemon::Impl::StartWorkflows() {
     eo.engine.capacity.memory = std::min(eo.engine.capacity.memory, wc.max_memory);
   }
   eo.engine.ledger.allow_preemption = wc.preemption;
+  eo.backends = options.config.plugins.enabled;
   eo.engine.scheduler.aging_after_s = double(wc.aging_after.count()) / 1000.0;
   plugin::PluginManager* manager = plugins.get();
   workflow::ForecastFree forecast;

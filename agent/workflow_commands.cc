@@ -59,6 +59,11 @@ void PrintWorkflow(const json& w, bool explain) {
                                  w["state"].get<std::string>(), w["priority"].get<int>());
   if (w.value("boost", 0.0) != 0) line += fmt::format(" (boost {:g})", w["boost"].get<double>());
   if (w["state"] == "running") line += "  ETA " + FormatSeconds(w.value("eta_s", 0.0));
+  if (w.contains("budget") && w["budget"].is_number()) {
+    line += fmt::format("  cost {:.4f} of {:.4f}", w.value("spent", 0.0), w["budget"].get<double>());
+  } else if (w.value("spent", 0.0) > 0) {
+    line += fmt::format("  cost {:.4f}", w.value("spent", 0.0));
+  }
   if (!w.value("error", "").empty()) line += "  " + w["error"].get<std::string>();
   std::printf("%s\n", line.c_str());
   for (const json& st : w["stages"]) std::printf("%s\n", StageLine(st).c_str());

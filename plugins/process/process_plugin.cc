@@ -17,6 +17,10 @@
 // Config keys (plugins.config.process):
 //   cgroup_parent      parent cgroup, relative to each hierarchy's root (default "augur")
 //   reserve_memory_mb  memory kept back from MemTotal for the host itself (default 512)
+//   cost_per_core_hour, cost_per_gib_hour
+//                      prices of this host's capacity, reported as one cost class (named by
+//                      cost_class, default "local") so that workflow budgets apply here;
+//                      unset: no cost class, shards are free
 //
 // Threading: one mutex guards the instance and invocation tables and the capacity ledger;
 // each invocation has its own mutex for its status, so a poll() waiting on one task never
@@ -206,7 +210,10 @@ class ProcessBackend {
  public:
   explicit ProcessBackend(const augur_host_api* host) : host_(host) {
     // CBinding::Init has checked `host` (non-null, struct_size) before constructing us.
-    augur_shim::RejectUnknownKeys(host, "process", {"cgroup_parent", "reserve_memory_mb"});
+    augur_shim::RejectUnknownKeys(host, "process",
+                                  {"cgroup_parent", "reserve_memory_mb", "cost_class",
+                                   "cost_per_core_hour", "cost_per_gib_hour"});
+    ReadCost(host);
     const char* parent = augur_shim::ConfigValue(host, "cgroup_parent");
     parent_ = CheckParent(parent ? parent : "augur");
     uint64_t reserve_mb = 512;
@@ -233,6 +240,31 @@ class ProcessBackend {
 
   augur_shim::ErrorSlot& errors() { return errors_; }
 
+  // The one cost class of cost_per_core_hour / cost_per_gib_hour, when either is set.
+  void ReadCost(const augur_host_api* host) {
+    auto price = [&](const char* key, double* out) {
+      const char* v = augur_shim::ConfigValue(host, key);
+      if (v == nullptr) return;
+      char* end = nullptr;
+      errno = 0;
+      const double d = std::strtod(v, &end);
+      if (errno != 0 || end == v || *end != '\0' || !(d >= 0) || !std::isfinite(d)) {
+        Fail(AUGUR_ERR_INVALID,
+             std::string(key) + " must be a number >= 0, got '" + v + "'");
+      }
+      *out = d;
+      cost_set_ = true;
+    };
+    price("cost_per_core_hour", &cost_.per_core_hour);
+    price("cost_per_gib_hour", &cost_.per_gib_hour);
+    if (const char* c = augur_shim::ConfigValue(host, "cost_class")) {
+      if (*c == '\0') Fail(AUGUR_ERR_INVALID, "cost_class must not be empty");
+      cost_class_ = c;
+    }
+    cost_.resource_class = cost_class_.c_str();
+    cost_.preemptible = 0;
+  }
+
   void Describe(augur_backend_info* out) {
     std::lock_guard lock(mu_);
     out->name = "process";
@@ -242,8 +274,8 @@ class ProcessBackend {
         out->healthy ? "" : "reserve_memory_mb is not smaller than the host's memory";
     out->capacity = capacity_;
     out->available = AvailableLocked();
-    out->costs = nullptr;
-    out->costs_len = 0;
+    out->costs = cost_set_ ? &cost_ : nullptr;
+    out->costs_len = cost_set_ ? 1 : 0;
     out->labels = labels_.data();
     out->labels_len = static_cast<uint32_t>(labels_.size());
   }
@@ -866,6 +898,9 @@ class ProcessBackend {
   augur_resources capacity_{};
   std::string summary_;
   std::vector<std::pair<std::string, std::string>> labels_storage_;
+  std::string cost_class_ = "local";
+  augur_cost cost_{};
+  bool cost_set_ = false;
   std::vector<augur_kv> labels_;
   augur_shim::ErrorSlot errors_;
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <deque>
+#include <limits>
 #include <set>
 
 #include <fmt/format.h>
@@ -59,6 +60,11 @@ struct Live {
   bool cancelling = false;
   bool preempted = false;
   bool timed_out = false;
+  // Cost: the rate of its grant on its backend's class, and what it has cost up to
+  // charged_to_ns (a resize charges the old rate up to its time).
+  double rate_per_hour = 0;
+  double cost = 0;
+  int64_t charged_to_ns = 0;
 };
 
 bool Terminal(WorkflowState s) { return s != WorkflowState::kRunning; }
@@ -75,6 +81,42 @@ struct Engine::Impl {
   Changes changes;
   uint64_t next_seq = 0;
   std::vector<WaitingShard> last_waiting;
+  int64_t last_tick_ns = 0;  // the clock of the last Tick, for status
+  std::map<std::string, CostClass> cost_class;  // by backend; absent: free
+
+  double RateOf(const std::string& backend, const Resources& r) const {
+    auto it = cost_class.find(backend);
+    return it == cost_class.end() ? 0.0 : CostPerHour(it->second, r);
+  }
+  // Charges a live attempt for its grant up to `now`.
+  static void Charge(Live& l, int64_t now) {
+    if (now > l.charged_to_ns) {
+      l.cost += l.rate_per_hour * double(now - l.charged_to_ns) / (3600.0 * kNsPerSec);
+      l.charged_to_ns = now;
+    }
+  }
+  // What a workflow has spent, with what its live attempts have cost so far.
+  double SpentWithLive(const Run& r, int64_t now) const {
+    double total = r.rec.spent;
+    for (const auto& [id, l] : live) {
+      if (l.rec.workflow_id != r.rec.id) continue;
+      total += l.cost + l.rate_per_hour * double(std::max<int64_t>(0, now - l.charged_to_ns)) /
+                            (3600.0 * kNsPerSec);
+    }
+    return total;
+  }
+  // What is left of a workflow's budget for new shards: the budget less what it spent and
+  // what its running attempts are predicted to cost in all. Infinite without a budget.
+  double BudgetLeft(const Run& r, int64_t now) const {
+    if (!r.spec.budget) return std::numeric_limits<double>::infinity();
+    double committed = r.rec.spent;
+    for (const auto& [id, l] : live) {
+      if (l.rec.workflow_id != r.rec.id) continue;
+      const double elapsed_s = double(std::max<int64_t>(0, now - l.rec.started_ns)) / kNsPerSec;
+      committed += l.rate_per_hour * std::max(elapsed_s, PredictedS(r, l.stage)) / 3600.0;
+    }
+    return *r.spec.budget - committed;
+  }
 
   // Past shard durations by "workflow name/stage", newest last, at most kKeep, and their
   // median (kept up to date as they come: predictions are read for every pending shard of
@@ -260,6 +302,8 @@ struct Engine::Impl {
     l.rec.output_path =
         fmt::format("{}/{}/{}.{}.out", r.workdir, spec.name, s.shard_id, s.attempts);
     l.timeout_at_ns = spec.timeout.count() > 0 ? now + spec.timeout.count() * 1'000'000 : 0;
+    l.rate_per_hour = RateOf(spec.backend, d.grant);
+    l.charged_to_ns = now;
     SaveAttempt(l.rec);
     Action a;
     a.kind = Action::Kind::kStart;
@@ -277,7 +321,7 @@ struct Engine::Impl {
 
   // A grant change the scheduler decided for a live attempt: a resize, or a pre-emption
   // (a cancel whose end re-queues the shard). nullopt for a holder that is gone.
-  std::optional<Action> ChangeAction(const GrantChange& c) {
+  std::optional<Action> ChangeAction(const GrantChange& c, int64_t now) {
     auto it = live.find(c.holder);
     if (it == live.end()) return std::nullopt;
     Action a;
@@ -291,6 +335,8 @@ struct Engine::Impl {
     } else {
       a.kind = Action::Kind::kResize;
       a.resize_to = c.to;
+      Charge(it->second, now);
+      it->second.rate_per_hour = RateOf(it->second.rec.backend, c.to);
       it->second.rec.grant = c.to;
       SaveAttempt(it->second.rec);
     }
@@ -356,6 +402,7 @@ Result<std::string> Engine::Submit(const WorkflowSpec& spec, std::string yaml, s
 
 std::vector<Action> Engine::Tick(int64_t now, const HostView& host_in) {
   Impl& m = *impl_;
+  m.last_tick_ns = now;
   std::vector<Action> actions;
   // Cancellations: timeouts, and every live attempt of a cancelled or failed workflow.
   for (auto& [id, l] : m.live) {
@@ -385,6 +432,14 @@ std::vector<Action> Engine::Tick(int64_t now, const HostView& host_in) {
   std::map<std::string, Ref> refs;
   for (auto& [id, r] : m.runs) {
     if (Terminal(r.rec.state)) continue;
+    const double budget_left = m.BudgetLeft(r, now);
+    // A workflow with nothing running whose every ready shard costs more than its budget
+    // has left would wait for ever: it fails instead, saying so.
+    bool any_live = false;
+    for (const auto& [aid, l] : m.live) any_live = any_live || l.rec.workflow_id == r.rec.id;
+    double cheapest = std::numeric_limits<double>::infinity();
+    std::string cheapest_key;
+    const size_t pending_before = pending.size();
     for (size_t si = 0; si < r.stages.size(); ++si) {
       StageRun& st = r.stages[si];
       if (st.merge_pending && !st.merging) actions.push_back(m.MergeAction(r, int(si)));
@@ -404,10 +459,25 @@ std::vector<Action> Engine::Tick(int64_t now, const HostView& host_in) {
         p.predicted_s = m.PredictedS(r, int(si));
         p.want = s.want;
         p.min = s.min;
+        p.cost_per_hour = m.RateOf(spec.backend, s.want);
+        p.budget_left = budget_left;
         p.seq = r.seq;
+        if (const double c = p.cost_per_hour * p.predicted_s / 3600.0; c < cheapest) {
+          cheapest = c;
+          cheapest_key = p.key;
+        }
         refs[p.key] = {&r, int(si), s.index};
         pending.push_back(std::move(p));
       }
+    }
+    if (!any_live && pending.size() > pending_before && cheapest > budget_left + 1e-12) {
+      for (size_t k = pending_before; k < pending.size(); ++k) refs.erase(pending[k].key);
+      pending.resize(pending_before);
+      m.Finish(r, WorkflowState::kFailed,
+               fmt::format("over budget: {} is predicted to cost {:.4f}, {:.4f} of the budget "
+                           "{:.4f} is left",
+                           cheapest_key, cheapest, std::max(0.0, budget_left), *r.spec.budget),
+               now);
     }
   }
 
@@ -422,14 +492,14 @@ std::vector<Action> Engine::Tick(int64_t now, const HostView& host_in) {
 
   for (const StartDecision& d : sched.starts) {
     for (const GrantChange& c : d.changes) {
-      if (auto a = m.ChangeAction(c)) actions.push_back(std::move(*a));
+      if (auto a = m.ChangeAction(c, now)) actions.push_back(std::move(*a));
     }
     const Ref ref = refs.at(d.key);
     Run& r = *ref.run;
     actions.push_back(m.StartAttempt(r, ref.stage, r.stages[ref.stage].shards[ref.shard], d, now));
   }
   for (const GrantChange& c : sched.grow_back) {
-    if (auto a = m.ChangeAction(c)) actions.push_back(std::move(*a));
+    if (auto a = m.ChangeAction(c, now)) actions.push_back(std::move(*a));
   }
   return actions;
 }
@@ -445,6 +515,7 @@ MergeOutcome Engine::AttemptEnded(const std::string& attempt_id, const AttemptOu
   l.rec.state = l.timed_out ? AttemptState::kTimedOut : out.state;
   if (l.preempted) l.rec.state = AttemptState::kCancelled;
   l.rec.finished_ns = now;
+  Impl::Charge(l, now);
   l.rec.exit_code = out.exit_code;
   l.rec.term_signal = out.term_signal;
   l.rec.cpu_seconds = out.cpu_seconds;
@@ -455,6 +526,10 @@ MergeOutcome Engine::AttemptEnded(const std::string& attempt_id, const AttemptOu
   m.SaveAttempt(l.rec);
   Run* r = m.Find(l.rec.workflow_id);
   if (r == nullptr) return MergeOutcome::kUnknown;
+  if (l.cost > 0) {
+    r->rec.spent += l.cost;
+    m.SaveWorkflow(*r);
+  }
   StageRun& st = r->stages[l.stage];
   ShardRecord& s = st.shards[l.rec.shard_index];
   {
@@ -600,6 +675,14 @@ void Engine::LearnDuration(const std::string& workflow_name, const std::string& 
   l.median = v[v.size() / 2];
 }
 
+void Engine::SetBackendCosts(const std::string& backend, const std::vector<CostClass>& classes) {
+  if (std::optional<CostClass> c = DefaultClass(classes)) {
+    impl_->cost_class[backend] = *c;
+  } else {
+    impl_->cost_class.erase(backend);
+  }
+}
+
 Status Engine::Cancel(const std::string& workflow, int64_t now) {
   auto id = Resolve(workflow);
   if (!id) return id.error();
@@ -692,6 +775,9 @@ Status Engine::Restore(const WorkflowRecord& w, const std::vector<ShardRecord>& 
     l.stage = si;
     const StageSpec& spec = run.spec.stages[si];
     l.timeout_at_ns = spec.timeout.count() > 0 ? a.started_ns + spec.timeout.count() * 1'000'000 : 0;
+    // Charged from its start at the rate known now (the agent was down meanwhile).
+    l.rate_per_hour = m.RateOf(a.backend, a.grant);
+    l.charged_to_ns = a.started_ns;
     // The grant as recorded, or what still fits of it if the capacity shrank meanwhile.
     (void)m.ledger.Restore({a.attempt_id, s.want, s.min, Resources::Min(a.grant, m.ledger.Free()),
                             double(run.spec.PriorityOf(spec))});
@@ -731,6 +817,9 @@ Result<std::string> Engine::StatusJson(const std::string& workflow, bool explain
                         {"deadline_ns", r->rec.deadline_ns},
                         {"priority", r->spec.priority},
                         {"boost", r->rec.boost},
+                        {"spent", m.SpentWithLive(*r, m.last_tick_ns)},
+                        {"budget", r->spec.budget ? nlohmann::json(*r->spec.budget)
+                                                  : nlohmann::json(nullptr)},
                         {"error", r->rec.error}};
     double eta = 0;
     nlohmann::json stages = nlohmann::json::array();

@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "augur/status.h"
+#include "workflow/cost.h"
 #include "workflow/dag.h"
 #include "workflow/ledger.h"
 #include "workflow/merge.h"
@@ -132,6 +133,10 @@ class Engine {
   // each success itself). Predictions use the median of the last 32 of a stage, else the
   // stage's `expected:`, else default_expected_s.
   void LearnDuration(const std::string& workflow_name, const std::string& stage, double wall_s);
+
+  // The cost classes a backend reports (describe()); shards on it are charged at its
+  // DefaultClass (cost.h). A backend never set, or set to none, is free.
+  void SetBackendCosts(const std::string& backend, const std::vector<CostClass>& classes);
 
   Status Cancel(const std::string& workflow, int64_t now_ns);
   Status Boost(const std::string& workflow, double points, int64_t until_ns);

@@ -126,6 +126,7 @@ struct Executor::Impl {
   std::unique_ptr<Engine> engine;
   std::map<std::string, Task> tasks;  // by attempt id, or "merge:<wf>/<stage>"
   Changes unwritten;                  // records the store refused, written with the next
+  int64_t costs_read_ns = 0;          // when the backends' cost classes were last read
 
   std::mutex mu;
   std::condition_variable cv;
@@ -340,6 +341,28 @@ struct Executor::Impl {
                                                        "", a.workflow_id, a.stage};
   }
 
+  // Reads each backend's cost classes into the engine, every cost_refresh. A backend that
+  // does not answer keeps the classes it had.
+  void RefreshCosts() {
+    const int64_t now = NowNs();
+    if (costs_read_ns != 0 &&
+        now - costs_read_ns < int64_t(o.cost_refresh.count()) * 1'000'000) {
+      return;
+    }
+    costs_read_ns = now;
+    for (const std::string& name : o.backends) {
+      plugin::Backend* b = backends(name);
+      if (b == nullptr) continue;
+      auto info = b->Describe();
+      if (!info) continue;
+      std::vector<CostClass> classes;
+      for (const plugin::Cost& c : info->costs) {
+        classes.push_back({c.resource_class, c.per_core_hour, c.per_gib_hour, c.preemptible});
+      }
+      engine->SetBackendCosts(name, classes);
+    }
+  }
+
   // Polls every running task once, without waiting.
   void PollAll() {
     std::vector<std::string> ended;
@@ -401,6 +424,7 @@ struct Executor::Impl {
         batch.swap(queue);
       }
       for (auto& fn : batch) fn();
+      RefreshCosts();
       PollAll();
       // A merge done inline (concat) readies the next stage at once, and a start can free
       // nothing; so decide again while the last round acted, a few rounds at most, rather
@@ -497,6 +521,7 @@ Result<std::unique_ptr<Executor>> Executor::Start(ExecutorOptions options, Backe
   if (!store) return Err(store.error());
   impl->store = std::move(*store);
   impl->engine = std::make_unique<Engine>(impl->o.engine);
+  impl->RefreshCosts();  // re-attached attempts are charged at their backend's class
   if (Status st = impl->Restore(); !st.ok()) return Err(st);
   Impl* raw = impl.get();
   impl->thread = std::thread([raw] { raw->Loop(); });

@@ -29,6 +29,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "augur/status.h"
 #include "workflow/engine.h"
@@ -50,6 +51,10 @@ struct ExecutorOptions {
   EngineOptions engine;   // work_root is set from state_dir when empty
   uint64_t max_output_bytes = 1ULL << 30;  // per shard or stage output file
   std::chrono::milliseconds tick{100};
+  // Backends whose cost classes (describe()) the engine charges shards at; read at start
+  // and every cost_refresh after (a backend's prices may change).
+  std::vector<std::string> backends;
+  std::chrono::milliseconds cost_refresh{30'000};
 };
 
 // The backend of a given name, or nullptr when it is not enabled or not up.

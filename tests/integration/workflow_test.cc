@@ -2,7 +2,7 @@
 // by augurctl over the control socket. Each example in examples/ is checked against a direct
 // computation; then kill -9 halfway, an OOM retried with more memory, a high-priority
 // workflow shrinking a low one's grant (read from the cgroup files) and growing it back, and
-// an unprivileged user refused. Needs root (cgroups); skips, saying so, without it.
+// an unprivileged user refused, and shards charged at the backend's price under a budget. Needs root (cgroups); skips, saying so, without it.
 #include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -11,6 +11,8 @@
 #include <fstream>
 #include <set>
 
+#include <fmt/format.h>
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -23,6 +25,7 @@ namespace fs = std::filesystem;
 using testing::BuildPath;
 using testing::Subprocess;
 using testing::WaitFor;
+using ::testing::HasSubstr;
 using namespace std::chrono_literals;
 
 std::string Sh(const std::string& cmd) {
@@ -52,13 +55,13 @@ class WorkflowTest : public ::testing::Test {
     fs::remove_all(dir_, ec);
   }
 
-  void WriteConfig(const std::string& workflows_extra = "") {
+  void WriteConfig(const std::string& workflows_extra = "", const std::string& process_extra = "") {
     std::ofstream f(dir_ + "/augur.yaml");
     f << "telemetry:\n  interval: 500ms\n  ebpf: off\n  shm_name: " << name_
       << "\nmetrics:\n  enabled: false\nforecast:\n  enabled: false\n"
       << "plugins:\n  dir: " << BuildPath("plugins") << "\n  enabled: [process]\n  state_dir: "
       << dir_ << "/plugins\n  config:\n    process:\n      cgroup_parent: " << name_
-      << "\ncontrol:\n  socket: " << socket_ << "\nworkflows:\n  state_dir: " << dir_
+      << "\n" << process_extra << "control:\n  socket: " << socket_ << "\nworkflows:\n  state_dir: " << dir_
       << "/wf\n"
       << workflows_extra;
   }
@@ -220,8 +223,8 @@ stages:
 
 // Reads the CFS quota of the one instance cgroup whose task runs `marker`.
 double QuotaCoresOf(const std::string& parent, const std::string& marker) {
-  for (const std::string& root : {"/sys/fs/cgroup/cpu", "/sys/fs/cgroup"}) {
-    const std::string dir = root + "/" + parent;
+  for (const char* root : {"/sys/fs/cgroup/cpu", "/sys/fs/cgroup"}) {
+    const std::string dir = std::string(root) + "/" + parent;
     std::error_code ec;
     for (const auto& e : fs::directory_iterator(dir, ec)) {
       std::ifstream procs(e.path() / "cgroup.procs");
@@ -301,4 +304,34 @@ stages:
 }
 
 }  // namespace
+
+TEST_F(WorkflowTest, ShardsAreChargedAtTheBackendsPriceAndABudgetStopsAWorkflow) {
+  // One core-second costs 1: each one-second shard of one core costs about 1.
+  WriteConfig("", "      cost_per_core_hour: 3600\n      cost_class: metered\n");
+  StartAgent();
+  auto paid = [&](const std::string& name, double budget) {
+    return WriteWorkflow(name + ".yaml", fmt::format(R"(workflow: {}
+budget: {}
+stages:
+  - name: work
+    resources: {{cpu: 1, memory: 64Mi}}
+    shards: {{range: [0, 2], count: 2}}
+    expected: 1s
+    run: [sleep, "1"]
+)", name, budget));
+  };
+  const std::string rich = Submit(paid("rich", 10));
+  EXPECT_EQ(WaitDone(rich), "succeeded") << Status(rich).dump(2) << agent_->err();
+  const double spent = Status(rich).value("spent", 0.0);
+  EXPECT_GT(spent, 1.9) << "two shards of about one core-second each";
+  EXPECT_LT(spent, 4.0);
+  EXPECT_THAT(Ctl({"status", rich}).out, HasSubstr("cost "));
+
+  // 1.5 admits the first shard (predicted 1); after it the rest cannot fit: failed, saying so.
+  const std::string poor = Submit(paid("poor", 1.5));
+  EXPECT_EQ(WaitDone(poor), "failed");
+  EXPECT_THAT(Status(poor).value("error", ""), HasSubstr("over budget"));
+  EXPECT_LT(Status(poor).value("spent", 0.0), 1.5);
+}
+
 }  // namespace augur

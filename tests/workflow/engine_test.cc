@@ -212,5 +212,73 @@ stages:
   EXPECT_DOUBLE_EQ(eta(taught), 2 + 5) << "medians of what past shards took";
 }
 
+
+const char kBudgeted[] = R"(workflow: paid
+budget: 0.5
+stages:
+  - name: work
+    resources: {cpu: 1, memory: 1Gi}
+    shards: {range: [0, 6], count: 6}
+    expected: 1h
+    run: [sh, -c, "true"]
+)";
+
+TEST(EngineTest, ShardsAreChargedForTheirGrantOverTimeAndTheBudgetHoldsBackTheRest) {
+  auto spec = ParseWorkflow(kBudgeted, "paid.yaml");
+  ASSERT_TRUE(spec) << spec.error().ToString();
+  EngineOptions o = Options();
+  o.capacity = {8, 16384 * kMi};
+  Engine e(o);
+  // 0.1 per core-hour and 0.1 per GiB-hour: a shard costs 0.2 an hour, and is predicted to
+  // run an hour. The budget of 0.5 admits two (0.4), not a third.
+  e.SetBackendCosts("process", {{"spot", 0.01, 0.01, true}, {"local", 0.1, 0.1, false}});
+  auto id = e.Submit(*spec, kBudgeted, "paid.yaml", 0);
+  ASSERT_TRUE(id) << id.error().ToString();
+  std::vector<Action> starts = Of(e.Tick(0, {}), Action::Kind::kStart);
+  ASSERT_EQ(starts.size(), 2u) << "the on-demand class is the default; two fit the budget";
+
+  // Half an hour in, one ends: it cost 0.1, and shards of the stage are now predicted to
+  // take half an hour (0.1 each).
+  e.AttemptEnded(starts[0].attempt.attempt_id, Ok(), 1800 * kSec);
+  auto st = nlohmann::json::parse(*e.StatusJson(*id, false));
+  EXPECT_NEAR(st[0]["spent"].get<double>(), 0.1, 1e-9) << "0.2/h for half an hour";
+  EXPECT_EQ(st[0]["budget"].get<double>(), 0.5);
+
+  // Spent 0.1, the live one is predicted at 0.1 in all: 0.3 left, enough for three of the
+  // four waiting.
+  starts = Of(e.Tick(1800 * kSec, {}), Action::Kind::kStart);
+  ASSERT_EQ(starts.size(), 3u);
+  auto w = nlohmann::json::parse(*e.StatusJson(*id, true));
+  ASSERT_EQ(w[0]["waiting"].size(), 1u);
+  EXPECT_THAT(w[0]["waiting"][0]["reason"].get<std::string>(), HasSubstr("budget"));
+}
+
+TEST(EngineTest, AWorkflowWhoseNextShardCannotFitItsBudgetFailsSayingSo) {
+  auto spec = ParseWorkflow(kBudgeted, "paid.yaml");
+  ASSERT_TRUE(spec) << spec.error().ToString();
+  Engine e(Options());
+  e.SetBackendCosts("process", {{"local", 1.0, 0, false}});  // 1 an hour a shard
+  auto id = e.Submit(*spec, kBudgeted, "paid.yaml", 0);
+  ASSERT_TRUE(id) << id.error().ToString();
+  EXPECT_TRUE(Of(e.Tick(0, {}), Action::Kind::kStart).empty());
+  auto st = nlohmann::json::parse(*e.StatusJson(*id, false));
+  EXPECT_EQ(st[0]["state"], "failed");
+  EXPECT_THAT(st[0]["error"].get<std::string>(), HasSubstr("over budget"));
+  EXPECT_TRUE(e.idle());
+}
+
+TEST(EngineTest, WithoutCostClassesShardsAreFree) {
+  auto spec = ParseWorkflow(kBudgeted, "paid.yaml");
+  ASSERT_TRUE(spec) << spec.error().ToString();
+  EngineOptions o = Options();
+  o.capacity = {8, 16384 * kMi};
+  Engine e(o);
+  e.SetBackendCosts("process", {{"local", 1.0, 0, false}});
+  e.SetBackendCosts("process", {});  // the backend stopped reporting a class
+  auto id = e.Submit(*spec, kBudgeted, "paid.yaml", 0);
+  ASSERT_TRUE(id) << id.error().ToString();
+  EXPECT_EQ(Of(e.Tick(0, {}), Action::Kind::kStart).size(), 6u);
+}
+
 }  // namespace
 }  // namespace augur::workflow
