@@ -5,6 +5,7 @@
 #include <deque>
 #include <limits>
 #include <set>
+#include <utility>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -38,6 +39,17 @@ struct StageRun {
   // Per shard: attempts that do not count against its retries (pre-empted, or lost before
   // they ran).
   std::map<uint32_t, uint32_t> uncounted;
+  // The canary: the one shard run alone first when the stage has no history, or -1.
+  int canary = -1;
+  // Speculative pieces (indices into `shards`, after the planned ones) by the merge index of
+  // the shard they re-run, in range order; and each piece's shard.
+  std::map<uint32_t, std::vector<uint32_t>> pieces;
+  std::map<uint32_t, uint32_t> parent_of;
+  // The merge index a shard's output counts for: its own, or its parent's for a piece.
+  uint32_t MergeIndex(const ShardRecord& s) const {
+    auto it = parent_of.find(s.index);
+    return it == parent_of.end() ? s.index : it->second;
+  }
 };
 
 struct Run {
@@ -60,6 +72,7 @@ struct Live {
   bool cancelling = false;
   bool preempted = false;
   bool timed_out = false;
+  bool superseded = false;  // its shard was won by another attempt (or by its pieces)
   // Cost: the rate of its grant on its backend's class, and what it has cost up to
   // charged_to_ns (a resize charges the old rate up to its time).
   double rate_per_hour = 0;
@@ -68,6 +81,19 @@ struct Live {
 };
 
 bool Terminal(WorkflowState s) { return s != WorkflowState::kRunning; }
+
+// A speculative piece of shard P re-runs part of P's range or items; its id is "P~k".
+constexpr char kPieceMark = '~';
+bool IsPiece(const ShardRecord& s) { return s.shard_id.find(kPieceMark) != std::string::npos; }
+std::string ParentIdOf(const std::string& piece_id) {
+  return piece_id.substr(0, piece_id.rfind(kPieceMark));
+}
+// How many values or items a shard covers (0: not ranged, not items).
+uint64_t UnitsOf(const ShardRecord& s) {
+  return s.items.empty() ? s.end - s.begin : s.items.size();
+}
+// The winner of a shard whose pieces all succeeded before it did.
+constexpr std::string_view kSplitWinner = "split:";
 
 }  // namespace
 
@@ -82,6 +108,7 @@ struct Engine::Impl {
   uint64_t next_seq = 0;
   std::vector<WaitingShard> last_waiting;
   int64_t last_tick_ns = 0;  // the clock of the last Tick, for status
+  std::vector<std::pair<std::string, std::string>> notes;  // (workflow, what was decided)
   std::map<std::string, CostClass> cost_class;  // by backend; absent: free
 
   double RateOf(const std::string& backend, const Resources& r) const {
@@ -137,6 +164,9 @@ struct Engine::Impl {
   double PredictedS(const Run& r, int stage) const {
     return PredictedS(r.spec.name, r.spec.stages[stage]);
   }
+  bool HasHistory(const Run& r, int stage) const {
+    return learned.contains(r.spec.name + "/" + r.spec.stages[stage].name);
+  }
 
   void Recompute(Run& r) {
     std::vector<double> d(r.stages.size());
@@ -184,6 +214,12 @@ struct Engine::Impl {
       return;
     }
     st.note = plan->note;
+    if (plan->shards.size() >= 2 && !HasHistory(r, si) &&
+        spec.canary.value_or(plan->shards.size() >= 3)) {
+      st.canary = 0;
+      st.note += std::string(st.note.empty() ? "" : "; ") +
+                 "canary: shard 0 runs first (no history for this stage)";
+    }
     st.book = std::make_unique<MergeBook>(static_cast<uint32_t>(plan->shards.size()));
     for (const ShardDef& d : plan->shards) {
       ShardRecord s;
@@ -209,8 +245,8 @@ struct Engine::Impl {
                            const std::string& output) const {
     const StageSpec& spec = r.spec.stages[si];
     PlaceholderValues v;
-    v["shard.index"] = std::to_string(s.index);
-    v["shard.count"] = std::to_string(r.stages[si].shards.size());
+    v["shard.index"] = std::to_string(r.stages[si].MergeIndex(s));
+    v["shard.count"] = std::to_string(r.stages[si].book->shards());
     v["shard.begin"] = std::to_string(s.begin);
     v["shard.end"] = std::to_string(s.end);
     std::string items;
@@ -263,7 +299,14 @@ struct Engine::Impl {
     a.workflow_id = r.rec.id;
     a.stage = r.spec.stages[si].name;
     a.workdir = r.workdir;
-    for (uint32_t k = 0; k < st.book->shards(); ++k) a.inputs.push_back(st.shards[k].output_path);
+    for (uint32_t k = 0; k < st.book->shards(); ++k) {
+      if (!st.shards[k].winner.starts_with(kSplitWinner)) {
+        a.inputs.push_back(st.shards[k].output_path);
+        continue;
+      }
+      // Won by its pieces: their outputs, in range order, stand for it.
+      for (uint32_t p : st.pieces.at(k)) a.inputs.push_back(st.shards[p].output_path);
+    }
     a.output = StageOutputPath(r, a.stage);
     const MergeSpec& ms = r.spec.stages[si].merge;
     if (ms.kind != MergeSpec::Kind::kCommand) return a;
@@ -343,6 +386,152 @@ struct Engine::Impl {
     return a;
   }
 
+  // Marks the live attempts of shard `index` of stage `si` to be cancelled at the next Tick
+  // because the shard no longer needs them.
+  void Supersede(const Run& r, int si, uint32_t index) {
+    for (auto& [id, l] : live) {
+      if (l.rec.workflow_id == r.rec.id && l.stage == si && l.rec.shard_index == index &&
+          !l.cancelling) {
+        l.superseded = true;
+      }
+    }
+  }
+
+  // Gives up the pieces of shard `parent` (it finished first, or a piece failed): pending
+  // ones are cancelled, running ones stopped. The shard is not split again.
+  void AbandonPieces(Run& r, int si, uint32_t parent) {
+    StageRun& st = r.stages[si];
+    auto it = st.pieces.find(parent);
+    if (it == st.pieces.end()) return;
+    for (uint32_t p : it->second) {
+      ShardRecord& piece = st.shards[p];
+      if (piece.state == ShardState::kPending || piece.state == ShardState::kRunning) {
+        if (piece.state == ShardState::kRunning) Supersede(r, si, p);
+        piece.state = ShardState::kCancelled;
+        SaveShard(piece);
+      }
+    }
+  }
+
+  // The end of an attempt of a speculative piece. Its shard wins when every piece has
+  // succeeded before the shard's own attempt did.
+  MergeOutcome PieceEnded(Run& r, int si, ShardRecord& piece, const Live& l, bool ok,
+                          int64_t now) {
+    StageRun& st = r.stages[si];
+    const uint32_t parent = st.parent_of.at(piece.index);
+    if (piece.state != ShardState::kRunning || st.book->winner(parent)) {
+      return ok ? MergeOutcome::kDuplicate : MergeOutcome::kFailed;  // abandoned meanwhile
+    }
+    if (!ok) {
+      if (l.preempted || l.rec.state == AttemptState::kLost) {
+        piece.state = ShardState::kPending;
+        piece.not_before_ns = now + (l.preempted ? 0 : 500'000'000);
+        SaveShard(piece);
+      } else {
+        piece.state = ShardState::kFailed;
+        SaveShard(piece);
+        AbandonPieces(r, si, parent);  // the shard's own attempt carries on
+      }
+      return MergeOutcome::kFailed;
+    }
+    piece.state = ShardState::kSucceeded;
+    piece.winner = l.rec.attempt_id;
+    piece.output_path = l.rec.output_path;
+    SaveShard(piece);
+    std::string winner(kSplitWinner);
+    for (uint32_t p : st.pieces.at(parent)) {
+      if (st.shards[p].state != ShardState::kSucceeded) return MergeOutcome::kAccepted;
+      winner += (winner.size() == kSplitWinner.size() ? "" : ",") + st.shards[p].shard_id;
+    }
+    (void)st.book->Offer(parent, winner, true);
+    ShardRecord& shard = st.shards[parent];
+    shard.state = ShardState::kSucceeded;
+    shard.winner = winner;
+    shard.output_path.clear();
+    SaveShard(shard);
+    Supersede(r, si, parent);
+    if (st.book->Complete()) st.merge_pending = true;
+    return MergeOutcome::kAccepted;
+  }
+
+  // Straggler speculation (seeds 001, 004: dynamic re-sharding). A running shard of a
+  // ranged or item stage that has run `straggler_factor` times its prediction has its range
+  // re-run split into k pieces in parallel, when that pays:
+  //   remaining  = elapsed (it has shown it is slow; assume it needs as long again)
+  //   piece time = max(predicted, elapsed) / k + start-up
+  //   saving     = remaining - piece time, at least max(min_saving_s, remaining / 4)
+  //   work redone: the whole range again, so the pieces start only in room that is free now
+  //   (their minimums fit without shrinking or pre-empting anyone).
+  // The first to finish wins: the shard's own attempt (the pieces are cancelled) or all its
+  // pieces (the attempt is cancelled and their outputs, in order, stand for the shard's).
+  void Speculate(int64_t now, const HostView& host) {
+    const SpeculationOptions& so = o.speculation;
+    if (so.max_pieces < 2) return;
+    Resources room = ledger.Free();
+    if (host.predicted_free) room = Resources::Min(room, *host.predicted_free - ledger.Granted());
+    std::vector<std::string> stragglers;
+    for (const auto& [id, l] : live) {
+      if (l.cancelling || l.superseded) continue;
+      Run* r = Find(l.rec.workflow_id);
+      if (r == nullptr || Terminal(r->rec.state)) continue;
+      StageRun& st = r->stages[l.stage];
+      const StageSpec& spec = r->spec.stages[l.stage];
+      const ShardRecord& s = st.shards[l.rec.shard_index];
+      if (!spec.speculate || IsPiece(s) || st.pieces.contains(s.index) || UnitsOf(s) < 2) continue;
+      const double pred = PredictedS(*r, l.stage);
+      const double elapsed = double(now - l.rec.started_ns) / kNsPerSec;
+      if (elapsed < so.straggler_factor * pred) continue;
+      const uint32_t k = static_cast<uint32_t>(std::min<uint64_t>(so.max_pieces, UnitsOf(s)));
+      const double piece_s = std::max(pred, elapsed) / k + so.startup_s;
+      const double saving = elapsed - piece_s;
+      if (saving < std::max(so.min_saving_s, elapsed / 4)) continue;
+      if (!s.min.Scaled(double(k)).FitsIn(room)) continue;
+      room -= s.min.Scaled(double(k));
+      stragglers.push_back(id);
+    }
+    for (const std::string& id : stragglers) Split(live.at(id), now);
+  }
+
+  // Cuts shard `l` is running into pieces (Speculate decided it pays).
+  void Split(const Live& l, int64_t now) {
+    Run& r = *Find(l.rec.workflow_id);
+    StageRun& st = r.stages[l.stage];
+    const ShardRecord parent = st.shards[l.rec.shard_index];  // a copy: shards grows below
+    const uint32_t k = static_cast<uint32_t>(std::min<uint64_t>(o.speculation.max_pieces,
+                                                                 UnitsOf(parent)));
+    std::vector<uint32_t>& pieces = st.pieces[parent.index];
+    const uint64_t units = UnitsOf(parent);
+    for (uint32_t j = 0; j < k; ++j) {
+      ShardRecord piece;
+      piece.workflow_id = parent.workflow_id;
+      piece.stage = parent.stage;
+      piece.index = static_cast<uint32_t>(st.shards.size());
+      piece.shard_id = parent.shard_id + kPieceMark + std::to_string(j);
+      const uint64_t from = units * j / k, to = units * (j + 1) / k;
+      if (parent.items.empty()) {
+        piece.begin = parent.begin + from;
+        piece.end = parent.begin + to;
+      } else {
+        piece.items.assign(parent.items.begin() + from, parent.items.begin() + to);
+      }
+      piece.want = parent.want;
+      piece.min = parent.min;
+      piece.not_before_ns = now;
+      pieces.push_back(piece.index);
+      st.parent_of[piece.index] = parent.index;
+      SaveShard(piece);
+      st.shards.push_back(std::move(piece));
+    }
+    spdlog_note(r, fmt::format("shard {} of stage {} is a straggler ({:.1f}s, predicted {:.1f}s): "
+                               "its range re-runs as {} pieces",
+                               parent.shard_id, parent.stage,
+                               double(now - l.rec.started_ns) / kNsPerSec,
+                               PredictedS(r, l.stage), k));
+  }
+
+  // Notes shown in status (the executor logs them too).
+  void spdlog_note(Run& r, std::string note) { notes.push_back({r.rec.id, std::move(note)}); }
+
   Run* Find(const std::string& id) {
     auto it = runs.find(id);
     return it == runs.end() ? nullptr : &it->second;
@@ -361,6 +550,10 @@ bool Engine::idle() const {
     if (!Terminal(r.rec.state)) return false;
   }
   return true;
+}
+
+std::vector<std::pair<std::string, std::string>> Engine::DrainNotes() {
+  return std::exchange(impl_->notes, {});
 }
 
 Changes Engine::DrainChanges() {
@@ -410,17 +603,19 @@ std::vector<Action> Engine::Tick(int64_t now, const HostView& host_in) {
     Run* r = m.Find(l.rec.workflow_id);
     const bool stop_all = r != nullptr && r->cancel_live;
     const bool timeout = l.timeout_at_ns != 0 && now >= l.timeout_at_ns;
-    if (!stop_all && !timeout) continue;
+    if (!stop_all && !timeout && !l.superseded) continue;
     l.cancelling = true;
-    l.timed_out = timeout && !stop_all;
+    l.timed_out = timeout && !stop_all && !l.superseded;
     Action a;
     a.kind = Action::Kind::kCancel;
     a.attempt = l.rec;
-    a.reason = l.timed_out ? "timed out" : "workflow " + std::string(WorkflowStateName(
-                                                              r->rec.state));
+    a.reason = stop_all     ? "workflow " + std::string(WorkflowStateName(r->rec.state))
+               : l.superseded ? "superseded: its shard has its result"
+                              : "timed out";
     actions.push_back(std::move(a));
   }
   for (auto& [id, r] : m.runs) r.cancel_live = false;
+  m.Speculate(now, host_in);
 
   // Merges that are due, and pending shards.
   std::vector<PendingShard> pending;
@@ -447,6 +642,7 @@ std::vector<Action> Engine::Tick(int64_t now, const HostView& host_in) {
       const StageSpec& spec = r.spec.stages[si];
       for (ShardRecord& s : st.shards) {
         if (s.state != ShardState::kPending || s.not_before_ns > now) continue;
+        if (st.canary >= 0 && st.MergeIndex(s) != uint32_t(st.canary)) continue;
         PendingShard p;
         p.key = m.AttemptId(r, int(si), s, s.attempts + 1);
         p.group = r.rec.id;
@@ -457,6 +653,11 @@ std::vector<Action> Engine::Tick(int64_t now, const HostView& host_in) {
         p.ideal_finish_ns = r.ideal_finish_ns;
         p.remaining_path_s = r.remaining_s[si];
         p.predicted_s = m.PredictedS(r, int(si));
+        if (auto par = st.parent_of.find(s.index); par != st.parent_of.end()) {
+          // A piece: its share of the shard it re-runs.
+          const uint64_t whole = UnitsOf(st.shards[par->second]);
+          if (whole > 0) p.predicted_s *= double(UnitsOf(s)) / double(whole);
+        }
         p.want = s.want;
         p.min = s.min;
         p.cost_per_hour = m.RateOf(spec.backend, s.want);
@@ -513,7 +714,11 @@ MergeOutcome Engine::AttemptEnded(const std::string& attempt_id, const AttemptOu
   m.live.erase(it);
   (void)m.ledger.Release(attempt_id);
   l.rec.state = l.timed_out ? AttemptState::kTimedOut : out.state;
-  if (l.preempted) l.rec.state = AttemptState::kCancelled;
+  // A stopped attempt counts as cancelled, unless it had succeeded before the stop reached
+  // it (its result is then a duplicate, discarded by the merge book).
+  if (l.preempted || (l.superseded && out.state != AttemptState::kSucceeded)) {
+    l.rec.state = AttemptState::kCancelled;
+  }
   l.rec.finished_ns = now;
   Impl::Charge(l, now);
   l.rec.exit_code = out.exit_code;
@@ -554,14 +759,21 @@ MergeOutcome Engine::AttemptEnded(const std::string& attempt_id, const AttemptOu
     m.changes.history.push_back(std::move(h));
   }
   const bool ok = l.rec.state == AttemptState::kSucceeded;
+  if (st.parent_of.contains(s.index)) {
+    return Terminal(r->rec.state) ? MergeOutcome::kFailed : m.PieceEnded(*r, l.stage, s, l, ok, now);
+  }
+  // Every success is a sample of how long the stage's shards take (a piece is not: it is a
+  // share of one).
+  if (ok) LearnDuration(r->spec.name, l.rec.stage, double(now - l.rec.started_ns) / kNsPerSec);
   const MergeOutcome mo = st.book->Offer(s.index, attempt_id, ok);
   if (mo == MergeOutcome::kDuplicate || Terminal(r->rec.state)) return mo;
   if (mo == MergeOutcome::kAccepted) {
-    LearnDuration(r->spec.name, l.rec.stage, double(now - l.rec.started_ns) / kNsPerSec);
     s.state = ShardState::kSucceeded;
     s.winner = attempt_id;
     s.output_path = l.rec.output_path;
     m.SaveShard(s);
+    m.AbandonPieces(*r, l.stage, s.index);
+    if (st.canary == int(s.index)) st.canary = -1;  // learned from: the rest may start
     if (st.book->Complete()) st.merge_pending = true;
     return mo;
   }
@@ -732,10 +944,33 @@ Status Engine::Restore(const WorkflowRecord& w, const std::vector<ShardRecord>& 
     if (!st.shards.empty()) {
       st.planned = true;
       st.ready_ns = w.submitted_ns;
-      st.book = std::make_unique<MergeBook>(static_cast<uint32_t>(st.shards.size()));
+      std::map<std::string, uint32_t> by_id;
+      uint32_t planned = 0;
       for (const ShardRecord& s : st.shards) {
-        if (s.state == ShardState::kSucceeded) (void)st.book->Offer(s.index, s.winner, true);
+        if (IsPiece(s)) continue;
+        by_id[s.shard_id] = s.index;
+        ++planned;
       }
+      for (const ShardRecord& s : st.shards) {
+        if (!IsPiece(s)) continue;
+        auto parent = by_id.find(ParentIdOf(s.shard_id));
+        if (parent == by_id.end()) continue;  // not written by this engine: left alone
+        st.pieces[parent->second].push_back(s.index);
+        st.parent_of[s.index] = parent->second;
+      }
+      st.book = std::make_unique<MergeBook>(planned);
+      for (const ShardRecord& s : st.shards) {
+        if (s.state == ShardState::kSucceeded && !IsPiece(s)) {
+          (void)st.book->Offer(s.index, s.winner, true);
+        }
+      }
+    }
+    const bool any_won = std::any_of(st.shards.begin(), st.shards.end(), [](const ShardRecord& s) {
+      return s.state == ShardState::kSucceeded;
+    });
+    if (st.book && st.book->shards() >= 2 && !any_won && !m.HasHistory(r, int(i)) &&
+        r.spec.stages[i].canary.value_or(st.book->shards() >= 3)) {
+      st.canary = 0;  // the canary had not finished: it still runs first
     }
     if (auto it = stage_outputs.find(name); it != stage_outputs.end()) {
       st.done = true;

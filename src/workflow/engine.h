@@ -46,12 +46,22 @@
 
 namespace augur::workflow {
 
+// Straggler speculation (Engine: a shard far past its prediction has its range re-run in
+// pieces when that pays; see engine.cc Speculate).
+struct SpeculationOptions {
+  double straggler_factor = 2.0;  // a straggler has run this many times its prediction
+  uint32_t max_pieces = 4;        // pieces a straggler's range is cut into (< 2: off)
+  double min_saving_s = 1.0;      // the least predicted saving that pays
+  double startup_s = 0.2;         // a piece's start-up time, until profiles know better
+};
+
 struct EngineOptions {
   std::string work_root;   // per-workflow directories (outputs) live under it
   Resources capacity;      // what the backends can grant at once (the ledger's capacity)
   SchedulerOptions scheduler;
   LedgerOptions ledger;
   double default_expected_s = 60;  // a shard's predicted time without `expected:`
+  SpeculationOptions speculation;
 };
 
 // What the executor must do, after persisting Changes.
@@ -154,6 +164,9 @@ class Engine {
   std::string_view StateOf(const std::string& id) const;
 
   Changes DrainChanges();
+  // What the engine decided on its own since the last call (a straggler split, ...), as
+  // (workflow id, sentence) for the log.
+  std::vector<std::pair<std::string, std::string>> DrainNotes();
   // The ledger (for tests and metrics).
   const Ledger& ledger() const;
   size_t running_attempts() const;

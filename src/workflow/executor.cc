@@ -439,6 +439,9 @@ struct Executor::Impl {
           }
         }
         std::vector<Action> actions = engine->Tick(NowNs(), host);
+        for (const auto& [wf, note] : engine->DrainNotes()) {
+          spdlog::info("workflow {}: {}", wf, note);
+        }
         // State before action: what the actions will do is on disk first.
         if (Status st = Persist(); !st.ok()) {
           ActWithoutRecords(actions, st);

@@ -34,7 +34,8 @@ constexpr milliseconds kMaxDeadline{366LL * 24 * 3600'000};
 constexpr std::string_view kTopKeys[] = {"workflow", "priority", "deadline", "budget", "stages"};
 constexpr std::string_view kStageKeys[] = {"name",    "needs",    "backend", "priority",
                                            "resources", "shards", "retries", "timeout",
-                                           "expected", "env",     "run",     "merge"};
+                                           "expected", "env",     "run",     "merge",
+                                           "canary", "speculate"};
 constexpr std::string_view kResourceKeys[] = {"cpu", "memory", "min_cpu", "min_memory"};
 constexpr std::string_view kShardKeys[] = {"range", "count", "max", "items", "split"};
 constexpr std::string_view kRetryKeys[] = {"count", "backoff", "grow_memory", "grow_cpu"};
@@ -462,6 +463,11 @@ void ParseStage(Errors& errors, std::string_view path, const YAML::Node& item, S
           ParseRetries(errors, p, k, v, &stage->retries);
         } else if (key == "timeout") {
           yaml::ParseDuration(errors, p, k, v, milliseconds(0), kMaxDuration, &stage->timeout);
+        } else if (key == "canary") {
+          bool b = false;
+          if (yaml::ParseBool(errors, p, k, v, &b)) stage->canary = b;
+        } else if (key == "speculate") {
+          yaml::ParseBool(errors, p, k, v, &stage->speculate);
         } else if (key == "expected") {
           milliseconds e{0};
           if (yaml::ParseDuration(errors, p, k, v, milliseconds(1), kMaxDuration, &e)) {

@@ -80,6 +80,12 @@ struct StageSpec {
   std::optional<std::chrono::milliseconds> expected;
   std::vector<std::string> run;  // argv with placeholders; non-empty
   MergeSpec merge;
+  // `canary:`: when the stage has no history, run one shard first, learn from it, then size
+  // and start the rest (seed 001). Unset: on for a stage of 3 or more shards.
+  std::optional<bool> canary;
+  // `speculate:`: a ranged or item shard running well past its prediction may have its
+  // range re-run split in parallel; the first to finish (the shard, or all its pieces) wins.
+  bool speculate = true;
   std::vector<std::pair<std::string, std::string>> env;  // `env: {K: V}`, added to the task's
   SourcePos pos;  // of the stage's `name:` key
 };

@@ -334,4 +334,37 @@ stages:
   EXPECT_LT(Status(poor).value("spent", 0.0), 1.5);
 }
 
+
+TEST_F(WorkflowTest, AStragglersRangeIsRerunInPiecesAndTheResultStaysExact) {
+  WriteConfig();
+  StartAgent();
+  // Shard 3 covers [300, 400): whole, it hangs for a minute (a slow input); any piece of it
+  // runs at once. The stage's other shards teach the engine that a shard takes a moment.
+  const std::string file = WriteWorkflow("skew.yaml", R"(workflow: skew
+stages:
+  - name: sum
+    resources: {cpu: 0.25, memory: 32Mi}
+    shards: {range: [0, 400], count: 4}
+    canary: false
+    run: [sh, -c, "if [ $(({shard.end} - {shard.begin})) -gt 50 ] && [ {shard.begin} -ge 300 ]; then sleep 60; fi; seq {shard.begin} $(({shard.end} - 1)) | awk '{s+=$1} END {print s}'"]
+  - name: total
+    needs: [sum]
+    run: [sh, -c, "awk '{s+=$1} END {print s}' {input}"]
+)");
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::string id = Submit(file);
+  EXPECT_EQ(WaitDone(id, 50s), "succeeded") << Status(id).dump(2) << agent_->err();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 30s) << "not the minute of the straggler";
+  EXPECT_EQ(Ctl({"result", id}).out, "79800\n") << "sum of 0..399, each value once";
+  auto h = nlohmann::json::parse(Ctl({"history", id, "--json"}).out);
+  int pieces = 0, cancelled = 0;
+  for (const auto& a : h) {
+    const std::string attempt = a["attempt"];
+    if (attempt.find("/sum/3~") != std::string::npos && a["state"] == "succeeded") ++pieces;
+    if (attempt.find("/sum/3#") != std::string::npos && a["state"] == "cancelled") ++cancelled;
+  }
+  EXPECT_GE(pieces, 2);
+  EXPECT_EQ(cancelled, 1) << h.dump(2);
+  EXPECT_THAT(agent_->err(), HasSubstr("straggler"));
+}
 }  // namespace augur

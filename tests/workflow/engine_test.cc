@@ -20,6 +20,7 @@ stages:
   - name: count
     resources: {cpu: 1, memory: 64Mi}
     shards: {range: [0, 100], count: 4}
+    canary: false
     retries: {count: 1, backoff: 1s, grow_memory: 2}
     run: [sh, -c, "seq {shard.begin} {shard.end} > {output}"]
   - name: total
@@ -219,6 +220,7 @@ stages:
   - name: work
     resources: {cpu: 1, memory: 1Gi}
     shards: {range: [0, 6], count: 6}
+    canary: false
     expected: 1h
     run: [sh, -c, "true"]
 )";
@@ -278,6 +280,147 @@ TEST(EngineTest, WithoutCostClassesShardsAreFree) {
   auto id = e.Submit(*spec, kBudgeted, "paid.yaml", 0);
   ASSERT_TRUE(id) << id.error().ToString();
   EXPECT_EQ(Of(e.Tick(0, {}), Action::Kind::kStart).size(), 6u);
+}
+
+
+const char kCanaried[] = R"(workflow: fresh
+stages:
+  - name: work
+    resources: {cpu: 1, memory: 64Mi}
+    shards: {range: [0, 40], count: 4}
+    expected: 10s
+    run: [sh, -c, "seq {shard.begin} {shard.end}"]
+)";
+
+TEST(EngineTest, AStageWithoutHistoryRunsOneCanaryShardFirstThenFansOut) {
+  auto spec = ParseWorkflow(kCanaried, "fresh.yaml");
+  ASSERT_TRUE(spec) << spec.error().ToString();
+  EngineOptions o = Options();
+  o.capacity = {8, 1024 * kMi};
+  Engine e(o);
+  auto id = e.Submit(*spec, kCanaried, "fresh.yaml", 0);
+  ASSERT_TRUE(id) << id.error().ToString();
+  std::vector<Action> starts = Of(e.Tick(0, {}), Action::Kind::kStart);
+  ASSERT_EQ(starts.size(), 1u) << "room for four, but the stage is new: one canary";
+  EXPECT_EQ(starts[0].attempt.attempt_id, *id + "/work/0#1");
+  auto st = nlohmann::json::parse(*e.StatusJson(*id, false));
+  EXPECT_THAT(st[0]["stages"][0]["note"].get<std::string>(), HasSubstr("canary"));
+  EXPECT_TRUE(Of(e.Tick(kSec, {}), Action::Kind::kStart).empty()) << "the rest wait for it";
+
+  e.AttemptEnded(starts[0].attempt.attempt_id, Ok(), 2 * kSec);
+  EXPECT_EQ(Of(e.Tick(2 * kSec, {}), Action::Kind::kStart).size(), 3u) << "learned: fan out";
+
+  // The next run of the same workflow has history: no canary.
+  auto id2 = e.Submit(*spec, kCanaried, "fresh.yaml", 3 * kSec);
+  ASSERT_TRUE(id2);
+  std::vector<Action> next = Of(e.Tick(3 * kSec, {}), Action::Kind::kStart);
+  EXPECT_EQ(next.size(), 4u);
+}
+
+TEST(EngineTest, ACanaryCanBeTurnedOffPerStage) {
+  std::string yaml = kCanaried;
+  yaml.replace(yaml.find("    expected"), 0, "    canary: false\n");
+  auto spec = ParseWorkflow(yaml, "fresh.yaml");
+  ASSERT_TRUE(spec) << spec.error().ToString();
+  EngineOptions o = Options();
+  o.capacity = {8, 1024 * kMi};
+  Engine e(o);
+  ASSERT_TRUE(e.Submit(*spec, yaml, "fresh.yaml", 0));
+  EXPECT_EQ(Of(e.Tick(0, {}), Action::Kind::kStart).size(), 4u);
+}
+
+TEST(EngineTest, AStragglerIsRerunInPiecesAndThePiecesOutputsStandForIt) {
+  std::string yaml = kCanaried;
+  yaml.replace(yaml.find("    expected"), 0, "    canary: false\n");
+  auto spec = ParseWorkflow(yaml, "fresh.yaml");
+  ASSERT_TRUE(spec) << spec.error().ToString();
+  EngineOptions o = Options();
+  o.capacity = {8, 1024 * kMi};
+  Engine e(o);
+  auto id = e.Submit(*spec, yaml, "fresh.yaml", 0);
+  ASSERT_TRUE(id);
+  std::vector<Action> starts = Of(e.Tick(0, {}), Action::Kind::kStart);
+  ASSERT_EQ(starts.size(), 4u);
+  for (int k = 0; k < 3; ++k) e.AttemptEnded(starts[k].attempt.attempt_id, Ok(), 10 * kSec);
+  // Shard 3 ([30, 40)) is predicted at 10 s. At 15 s it is not yet a straggler.
+  EXPECT_TRUE(Of(e.Tick(15 * kSec, {}), Action::Kind::kStart).empty());
+  // At 25 s it is: its range re-runs as 4 pieces (room for them is free).
+  std::vector<Action> pieces = Of(e.Tick(25 * kSec, {}), Action::Kind::kStart);
+  ASSERT_EQ(pieces.size(), 4u);
+  EXPECT_EQ(pieces[0].attempt.attempt_id, *id + "/work/3~0#1");
+  EXPECT_EQ(pieces[0].range_begin, 30u);
+  EXPECT_EQ(pieces[0].range_end, 32u);
+  EXPECT_EQ(pieces[3].range_end, 40u);
+  EXPECT_THAT(pieces[1].argv[2], HasSubstr("seq 32 35")) << "{shard.begin} is the piece's";
+  EXPECT_EQ(e.DrainNotes().size(), 1u) << "the split is said";
+  // The pieces finish first: the straggler is cancelled, and the merge reads shards 0-2 and
+  // then the four pieces in range order.
+  for (const Action& p : pieces) e.AttemptEnded(p.attempt.attempt_id, Ok(), 27 * kSec);
+  std::vector<Action> next = e.Tick(27 * kSec, {});
+  std::vector<Action> cancels = Of(next, Action::Kind::kCancel);
+  ASSERT_EQ(cancels.size(), 1u);
+  EXPECT_EQ(cancels[0].attempt.attempt_id, starts[3].attempt.attempt_id);
+  std::vector<Action> merges = Of(next, Action::Kind::kMerge);
+  ASSERT_EQ(merges.size(), 1u);
+  ASSERT_EQ(merges[0].inputs.size(), 7u);
+  EXPECT_EQ(merges[0].inputs[2], starts[2].attempt.output_path);
+  EXPECT_EQ(merges[0].inputs[3], pieces[0].attempt.output_path);
+  EXPECT_EQ(merges[0].inputs[6], pieces[3].attempt.output_path);
+  // The cancelled straggler's end changes nothing.
+  AttemptOutcome killed;
+  killed.state = AttemptState::kFailed;
+  killed.term_signal = 9;
+  EXPECT_EQ(e.AttemptEnded(starts[3].attempt.attempt_id, killed, 28 * kSec),
+            MergeOutcome::kFailed);
+  e.MergeDone(*id, "work", true, "", 28 * kSec);
+  EXPECT_EQ(nlohmann::json::parse(*e.StatusJson(*id, false))[0]["state"], "succeeded");
+}
+
+TEST(EngineTest, AStragglerThatFinishesFirstWinsAndItsPiecesAreCancelled) {
+  std::string yaml = kCanaried;
+  yaml.replace(yaml.find("    expected"), 0, "    canary: false\n");
+  auto spec = ParseWorkflow(yaml, "fresh.yaml");
+  ASSERT_TRUE(spec);
+  EngineOptions o = Options();
+  o.capacity = {8, 1024 * kMi};
+  Engine e(o);
+  auto id = e.Submit(*spec, yaml, "fresh.yaml", 0);
+  std::vector<Action> starts = Of(e.Tick(0, {}), Action::Kind::kStart);
+  for (int k = 0; k < 3; ++k) e.AttemptEnded(starts[k].attempt.attempt_id, Ok(), 10 * kSec);
+  std::vector<Action> pieces = Of(e.Tick(25 * kSec, {}), Action::Kind::kStart);
+  ASSERT_EQ(pieces.size(), 4u);
+  e.AttemptEnded(pieces[0].attempt.attempt_id, Ok(), 26 * kSec);
+  EXPECT_EQ(e.AttemptEnded(starts[3].attempt.attempt_id, Ok(), 26 * kSec),
+            MergeOutcome::kAccepted);
+  std::vector<Action> next = e.Tick(26 * kSec, {});
+  EXPECT_EQ(Of(next, Action::Kind::kCancel).size(), 3u) << "the three pieces still running";
+  std::vector<Action> merges = Of(next, Action::Kind::kMerge);
+  ASSERT_EQ(merges.size(), 1u);
+  ASSERT_EQ(merges[0].inputs.size(), 4u);
+  EXPECT_EQ(merges[0].inputs[3], starts[3].attempt.output_path);
+  // A piece that succeeds after its shard won is a duplicate.
+  EXPECT_EQ(e.AttemptEnded(pieces[1].attempt.attempt_id, Ok(), 27 * kSec),
+            MergeOutcome::kDuplicate);
+}
+
+TEST(EngineTest, NoSpeculationWithoutFreeRoomOrWhenTurnedOff) {
+  std::string yaml = kCanaried;
+  yaml.replace(yaml.find("    expected"), 0, "    canary: false\n");
+  for (const bool off : {false, true}) {
+    std::string y = yaml;
+    if (off) y.replace(y.find("    expected"), 0, "    speculate: false\n");
+    auto spec = ParseWorkflow(y, "fresh.yaml");
+    ASSERT_TRUE(spec);
+    EngineOptions o = Options();
+    o.capacity = off ? Resources{8, 1024 * kMi} : Resources{4, 1024 * kMi};
+    Engine e(o);
+    ASSERT_TRUE(e.Submit(*spec, y, "fresh.yaml", 0));
+    std::vector<Action> starts = Of(e.Tick(0, {}), Action::Kind::kStart);
+    ASSERT_EQ(starts.size(), 4u);
+    // With 4 cores: three finish, one runs on; four pieces at 1 core do not fit in the 3 free.
+    for (int k = 0; k < 3; ++k) e.AttemptEnded(starts[k].attempt.attempt_id, Ok(), 10 * kSec);
+    EXPECT_TRUE(Of(e.Tick(60 * kSec, {}), Action::Kind::kStart).empty()) << off;
+  }
 }
 
 }  // namespace
