@@ -17,6 +17,7 @@
 #include "agent/control_server.h"
 #include "agent/control_service.h"
 #include "agent/forecast_runner.h"
+#include "agent/anomaly_watch.h"
 #include "agent/host_headroom.h"
 #include "agent/metrics_server.h"
 #include "plugin/plugin_manager.h"
@@ -132,6 +133,8 @@ class StoreSink : public telemetry::PointSink {
   void SetForecaster(ForecastRunner* forecaster) { forecaster_ = forecaster; }
   // Forecasts (derived points) are also offered to the workflow engine's headroom.
   void SetHeadroom(HostHeadroom* headroom) { headroom_ = headroom; }
+  // And to the watch that turns anomaly counters into events for the engine.
+  void SetAnomalyWatch(AnomalyWatch* watch) { anomalies_ = watch; }
 
   void Emit(const SeriesKey& key, int64_t ts_ns, double value) override {
     if (!covered_.empty() && covered_.contains(key.name()) && key.label("source") == "procfs") {
@@ -156,6 +159,7 @@ class StoreSink : public telemetry::PointSink {
     void Emit(const SeriesKey& key, int64_t ts_ns, double value) override {
       owner.Store(key, ts_ns, value, capacity);
       if (owner.headroom_ != nullptr) owner.headroom_->Observe(key, value);
+      if (owner.anomalies_ != nullptr) owner.anomalies_->Observe(key, value);
     }
     StoreSink& owner;
     const uint32_t capacity;
@@ -184,6 +188,7 @@ class StoreSink : public telemetry::PointSink {
   DerivedSink derived_;
   ForecastRunner* forecaster_ = nullptr;
   HostHeadroom* headroom_ = nullptr;
+  AnomalyWatch* anomalies_ = nullptr;
   std::unordered_set<std::string> covered_;
   uint64_t written_ = 0;
   uint64_t dropped_ = 0;
@@ -258,6 +263,8 @@ struct Daemon::Impl {
   // The workflow engine (workflows.enabled with the process backend); null otherwise.
   std::unique_ptr<HostHeadroom> headroom;
   std::unique_ptr<workflow::Executor> executor;
+  // The forecaster's anomaly events, for the engine (with forecasting and the engine on).
+  std::unique_ptr<AnomalyWatch> anomalies;
   std::string workflows_off;  // why the engine is off, for control replies
   std::unique_ptr<ControlServer> control;
   std::atomic<bool> stop{false};
@@ -324,6 +331,9 @@ Status Daemon::Impl::StartWorkflows() {
   }
   eo.engine.ledger.allow_preemption = wc.preemption;
   eo.backends = options.config.plugins.enabled;
+  eo.engine.anomaly.action =
+      workflow::AnomalyActionFromName(wc.anomaly_action).value_or(workflow::AnomalyAction::kGrow);
+  eo.engine.anomaly.caution_s = double(wc.anomaly_caution.count()) / 1000.0;
   eo.engine.scheduler.aging_after_s = double(wc.aging_after.count()) / 1000.0;
   plugin::PluginManager* manager = plugins.get();
   workflow::ForecastFree forecast;
@@ -337,6 +347,12 @@ Status Daemon::Impl::StartWorkflows() {
       eo, [manager](const std::string& name) { return manager->Find(name); }, forecast);
   if (!started) return started.error().Annotate("workflows.state_dir");
   executor = std::move(*started);
+  if (forecaster) {
+    workflow::Executor* ex = executor.get();
+    anomalies = std::make_unique<AnomalyWatch>(
+        [ex](const std::string& base, const std::string& cgroup) { ex->Anomaly(base, cgroup); });
+    sink->SetAnomalyWatch(anomalies.get());
+  }
   spdlog::info("workflow engine up: state in {}, shards may hold {}", wc.state_dir,
                eo.engine.capacity.ToString());
   return Status::OK();

@@ -62,6 +62,7 @@ struct Run {
   std::string workdir;
   uint64_t seq = 0;
   bool cancel_live = false;  // live attempts are to be cancelled at the next Tick
+  std::deque<std::string> events;  // the newest anomaly events, for status
 };
 
 // An attempt that holds a grant; rec.workflow_id and rec.shard_index say whose.
@@ -108,6 +109,7 @@ struct Engine::Impl {
   uint64_t next_seq = 0;
   std::vector<WaitingShard> last_waiting;
   int64_t last_tick_ns = 0;  // the clock of the last Tick, for status
+  int64_t caution_until_ns = 0;  // host anomaly: cautious admission until then
   std::vector<std::pair<std::string, std::string>> notes;  // (workflow, what was decided)
   std::map<std::string, CostClass> cost_class;  // by backend; absent: free
 
@@ -477,7 +479,7 @@ struct Engine::Impl {
       StageRun& st = r->stages[l.stage];
       const StageSpec& spec = r->spec.stages[l.stage];
       const ShardRecord& s = st.shards[l.rec.shard_index];
-      if (!spec.speculate || IsPiece(s) || st.pieces.contains(s.index) || UnitsOf(s) < 2) continue;
+      if (!spec.speculate || !Splittable(st, s)) continue;
       const double pred = PredictedS(*r, l.stage);
       const double elapsed = double(now - l.rec.started_ns) / kNsPerSec;
       if (elapsed < so.straggler_factor * pred) continue;
@@ -490,6 +492,10 @@ struct Engine::Impl {
       stragglers.push_back(id);
     }
     for (const std::string& id : stragglers) Split(live.at(id), now);
+  }
+
+  static bool Splittable(const StageRun& st, const ShardRecord& s) {
+    return !IsPiece(s) && !st.pieces.contains(s.index) && UnitsOf(s) >= 2;
   }
 
   // Cuts shard `l` is running into pieces (Speculate decided it pays).
@@ -683,6 +689,13 @@ std::vector<Action> Engine::Tick(int64_t now, const HostView& host_in) {
   }
 
   HostView host = host_in;
+  if (now < m.caution_until_ns) {
+    // Cautious admission after a host anomaly: new grants get a share of the free room.
+    const Resources free = m.ledger.Free();
+    const Resources cautious = m.ledger.Granted() + free.Scaled(m.o.anomaly.caution_share);
+    host.predicted_free =
+        host.predicted_free ? Resources::Min(*host.predicted_free, cautious) : cautious;
+  }
   for (const auto& [id, l] : m.live) {
     const Run* r = m.Find(l.rec.workflow_id);
     const double pred = r ? m.PredictedS(*r, l.stage) : m.o.default_expected_s;
@@ -887,6 +900,69 @@ void Engine::LearnDuration(const std::string& workflow_name, const std::string& 
   l.median = v[v.size() / 2];
 }
 
+std::string_view AnomalyActionName(AnomalyAction a) {
+  switch (a) {
+    case AnomalyAction::kAlert: return "alert";
+    case AnomalyAction::kGrow: return "grow";
+    case AnomalyAction::kReshard: return "reshard";
+  }
+  return "alert";
+}
+
+std::optional<AnomalyAction> AnomalyActionFromName(std::string_view name) {
+  for (AnomalyAction a : {AnomalyAction::kAlert, AnomalyAction::kGrow, AnomalyAction::kReshard}) {
+    if (AnomalyActionName(a) == name) return a;
+  }
+  return std::nullopt;
+}
+
+Result<std::string> Engine::ShardAnomaly(const std::string& attempt_id, std::string_view series,
+                                         int64_t now) {
+  Impl& m = *impl_;
+  auto it = m.live.find(attempt_id);
+  Run* r = it == m.live.end() ? nullptr : m.Find(it->second.rec.workflow_id);
+  if (r == nullptr || it->second.cancelling || Terminal(r->rec.state)) {
+    return Err(Status::NotFound(fmt::format("attempt {} is not running", attempt_id)));
+  }
+  Live& l = it->second;
+  StageRun& st = r->stages[l.stage];
+  ShardRecord& s = st.shards[l.rec.shard_index];
+  const AnomalyOptions& ao = m.o.anomaly;
+  std::string done = "alerted";
+  if (ao.action == AnomalyAction::kGrow) {
+    if (const Grant* g = m.ledger.Find(attempt_id)) {
+      const Resources want = Resources::Min(g->want.Scaled(ao.grow_factor), m.o.capacity);
+      if (!(want == g->want) && m.ledger.SetWant(attempt_id, want).ok()) {
+        s.want = Resources::Max(s.want, want);  // a retry starts from it too
+        m.SaveShard(s);
+        done = fmt::format("its want raised to {} (it grows into free room)", want.ToString());
+      }
+    }
+  } else if (ao.action == AnomalyAction::kReshard) {
+    if (r->spec.stages[l.stage].speculate && Impl::Splittable(st, s) &&
+        s.min.Scaled(double(std::min<uint64_t>(m.o.speculation.max_pieces, UnitsOf(s))))
+            .FitsIn(m.ledger.Free())) {
+      m.Split(l, now);
+      done = "its range re-runs in pieces";
+    } else {
+      done = "alerted (it cannot be re-sharded now)";
+    }
+  }
+  std::string event = fmt::format("anomaly on {} of shard {} (attempt {}, instance {}): {}",
+                                  series, s.shard_id, attempt_id, l.rec.instance, done);
+  r->events.push_back(event);
+  while (r->events.size() > 20) r->events.pop_front();
+  return event;
+}
+
+std::string Engine::HostAnomaly(std::string_view series, int64_t now) {
+  Impl& m = *impl_;
+  if (m.o.anomaly.caution_s <= 0) return fmt::format("host anomaly on {}", series);
+  m.caution_until_ns = std::max(m.caution_until_ns, now + int64_t(m.o.anomaly.caution_s * 1e9));
+  return fmt::format("host anomaly on {}: new shards get {:.0f}% of the free room for {:.0f}s",
+                     series, m.o.anomaly.caution_share * 100, m.o.anomaly.caution_s);
+}
+
 void Engine::SetBackendCosts(const std::string& backend, const std::vector<CostClass>& classes) {
   if (std::optional<CostClass> c = DefaultClass(classes)) {
     impl_->cost_class[backend] = *c;
@@ -1055,7 +1131,8 @@ Result<std::string> Engine::StatusJson(const std::string& workflow, bool explain
                         {"spent", m.SpentWithLive(*r, m.last_tick_ns)},
                         {"budget", r->spec.budget ? nlohmann::json(*r->spec.budget)
                                                   : nlohmann::json(nullptr)},
-                        {"error", r->rec.error}};
+                        {"error", r->rec.error},
+                        {"events", r->events}};
     double eta = 0;
     nlohmann::json stages = nlohmann::json::array();
     for (size_t si = 0; si < r->stages.size(); ++si) {

@@ -55,6 +55,24 @@ struct SpeculationOptions {
   double startup_s = 0.2;         // a piece's start-up time, until profiles know better
 };
 
+// What an anomaly on a running shard's own series does (seed 003).
+enum class AnomalyAction {
+  kAlert,    // log the event with the shard's handle, nothing more
+  kGrow,     // and raise what the shard wants by grow_factor; it grows into free room
+  kReshard,  // and re-run its range in pieces now, as for a straggler (else alert)
+};
+std::string_view AnomalyActionName(AnomalyAction a);  // "alert", "grow", "reshard"
+std::optional<AnomalyAction> AnomalyActionFromName(std::string_view name);
+
+struct AnomalyOptions {
+  AnomalyAction action = AnomalyAction::kGrow;
+  double grow_factor = 1.5;
+  // An anomaly on one of the host's own series makes admission cautious for this long: new
+  // shards may take at most caution_share of the room free at each decision. 0: off.
+  double caution_s = 300;
+  double caution_share = 0.5;
+};
+
 struct EngineOptions {
   std::string work_root;   // per-workflow directories (outputs) live under it
   Resources capacity;      // what the backends can grant at once (the ledger's capacity)
@@ -62,6 +80,7 @@ struct EngineOptions {
   LedgerOptions ledger;
   double default_expected_s = 60;  // a shard's predicted time without `expected:`
   SpeculationOptions speculation;
+  AnomalyOptions anomaly;
 };
 
 // What the executor must do, after persisting Changes.
@@ -147,6 +166,16 @@ class Engine {
   // The cost classes a backend reports (describe()); shards on it are charged at its
   // DefaultClass (cost.h). A backend never set, or set to none, is free.
   void SetBackendCosts(const std::string& backend, const std::vector<CostClass>& classes);
+
+  // An anomaly on the series of the instance that runs `attempt_id` (the anomaly detector's
+  // event on its cgroup's series): recorded as an event of its workflow (status shows the
+  // last ones) and the configured action applied. Returns the event's sentence; NotFound
+  // for an attempt that is not running.
+  Result<std::string> ShardAnomaly(const std::string& attempt_id, std::string_view series,
+                                   int64_t now_ns);
+  // An anomaly on one of the host's own series: admission is cautious until
+  // now + anomaly.caution_s. Returns the sentence to log.
+  std::string HostAnomaly(std::string_view series, int64_t now_ns);
 
   Status Cancel(const std::string& workflow, int64_t now_ns);
   Status Boost(const std::string& workflow, double points, int64_t until_ns);

@@ -591,6 +591,28 @@ Status Executor::Boost(const std::string& workflow, double points, milliseconds 
   });
 }
 
+void Executor::Anomaly(const std::string& series, const std::string& cgroup) {
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    impl_->queue.push_back([impl = impl_.get(), series, cgroup] {
+      const int64_t now = NowNs();
+      if (!cgroup.empty()) {
+        for (const auto& [key, t] : impl->tasks) {
+          // The process backend's instance is the cgroup <parent>/<handle>.
+          if (t.attempt_id.empty() || !cgroup.ends_with("/" + t.instance)) continue;
+          if (auto e = impl->engine->ShardAnomaly(t.attempt_id, series, now)) {
+            spdlog::warn("workflow {}: {}", t.workflow_id, *e);
+            return;
+          }
+        }
+      }
+      spdlog::warn("{}", impl->engine->HostAnomaly(
+                             cgroup.empty() ? series : series + "{cgroup=" + cgroup + "}", now));
+    });
+  }
+  impl_->cv.notify_all();
+}
+
 Result<std::string> Executor::HistoryJson(const std::string& workflow, size_t limit) {
   return impl_->Post<Result<std::string>>([&]() -> Result<std::string> {
     auto h = impl_->store->History(workflow.empty() ? std::nullopt

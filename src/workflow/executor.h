@@ -79,6 +79,11 @@ class Executor {
   Status Cancel(const std::string& workflow);
   Status Boost(const std::string& workflow, double points, std::chrono::milliseconds duration);
   Result<std::string> HistoryJson(const std::string& workflow, size_t limit);
+  // An anomaly event of the forecaster's detector on `series`; `cgroup` is the series'
+  // cgroup label, "" for a host-wide series. A cgroup of a running shard's instance is that
+  // shard's anomaly (Engine::ShardAnomaly); anything else is the host's
+  // (Engine::HostAnomaly). Queued for the engine thread; does not wait.
+  void Anomaly(const std::string& series, const std::string& cgroup);
 
   struct Impl;
 

@@ -189,6 +189,16 @@ Status Ledger::Release(const std::string& holder) {
   return Status::OK();
 }
 
+Status Ledger::SetWant(const std::string& holder, const Resources& want) {
+  auto it = grants_.find(holder);
+  if (it == grants_.end()) return Status::NotFound(fmt::format("no grant held by {}", holder));
+  Grant& g = it->second;
+  g.want = want;
+  g.min = Resources::Min(g.min, want);
+  g.granted = Resources::Min(g.granted, want);
+  return Status::OK();
+}
+
 Status Ledger::Restore(const Grant& grant) {
   if (grants_.contains(grant.holder)) {
     return Status::InvalidArgument(fmt::format("{} already holds a grant", grant.holder));

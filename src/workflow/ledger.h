@@ -104,6 +104,10 @@ class Ledger {
   Status ApplyChange(const GrantChange& change, std::optional<Resources> granted = {});
   // Ends a grant (the shard attempt finished or was cancelled). NotFound for an unknown one.
   Status Release(const std::string& holder);
+  // Changes what a holder wants (its minimum and grant come down with it if above): a
+  // grant that should grow past its old want (a shard whose usage ran away) then grows
+  // through PlanGrowBack like a shrunk one. NotFound for an unknown holder.
+  Status SetWant(const std::string& holder, const Resources& want);
   // Records a grant as it was found (recovery after a restart). Fails if it does not fit.
   Status Restore(const Grant& grant);
 

@@ -47,6 +47,16 @@ void ParseWorkflowsSection(yaml::Errors& errors, const YAML::Node& key_node,
                          return;
                        }
                        out->max_memory = *bytes;
+                     } else if (key == "anomaly_action") {
+                       static constexpr std::string_view kActions[] = {"alert", "grow",
+                                                                       "reshard"};
+                       if (auto w = yaml::ParseWord(errors, path, k, v, kActions)) {
+                         out->anomaly_action = *w;
+                       }
+                     } else if (key == "anomaly_caution") {
+                       yaml::ParseDuration(errors, path, k, v, std::chrono::milliseconds(0),
+                                           std::chrono::milliseconds(86'400'000),
+                                           &out->anomaly_caution);
                      } else if (key == "aging_after") {
                        yaml::ParseDuration(errors, path, k, v, std::chrono::milliseconds(0),
                                            std::chrono::milliseconds(86'400'000),

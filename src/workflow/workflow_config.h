@@ -39,13 +39,18 @@ struct WorkflowsConfig {
   std::chrono::milliseconds aging_after{300'000};                // 0..1d
   double max_cpu = 0;        // 0: what the backend reports
   uint64_t max_memory = 0;   // 0: what the backend reports
+  // What an anomaly on a running shard's own series does: "alert", "grow" or "reshard"
+  // (engine.h AnomalyAction); and how long an anomaly on the host makes admission cautious.
+  std::string anomaly_action = "grow";
+  std::chrono::milliseconds anomaly_caution{300'000};            // 0..1d; 0: off
 
   friend bool operator==(const WorkflowsConfig&, const WorkflowsConfig&) = default;
 };
 
 // The keys, for the agent config's did-you-mean across sections.
 inline constexpr std::string_view kWorkflowsKeys[] = {
-    "enabled", "state_dir", "max_output", "preemption", "aging_after", "max_cpu", "max_memory"};
+    "enabled",    "state_dir",      "max_output",     "preemption", "aging_after",
+    "max_cpu",    "max_memory",     "anomaly_action", "anomaly_caution"};
 
 // Reads the section (`node` is its value, `key_node` its key) into `*out`, reporting every
 // problem into `errors` as the agent config does.

@@ -423,5 +423,59 @@ TEST(EngineTest, NoSpeculationWithoutFreeRoomOrWhenTurnedOff) {
   }
 }
 
+
+TEST(EngineTest, AnAnomalyOnAShardGrowsItsGrantOrReshardsItOrOnlyAlerts) {
+  std::string yaml = kCanaried;
+  yaml.replace(yaml.find("    expected"), 0, "    canary: false\n");
+  auto spec = ParseWorkflow(yaml, "fresh.yaml");
+  ASSERT_TRUE(spec);
+  for (AnomalyAction action :
+       {AnomalyAction::kAlert, AnomalyAction::kGrow, AnomalyAction::kReshard}) {
+    EngineOptions o = Options();
+    o.capacity = {8, 1024 * kMi};
+    o.anomaly.action = action;
+    Engine e(o);
+    auto id = e.Submit(*spec, yaml, "fresh.yaml", 0);
+    std::vector<Action> starts = Of(e.Tick(0, {}), Action::Kind::kStart);
+    ASSERT_EQ(starts.size(), 4u);
+    auto event = e.ShardAnomaly(starts[1].attempt.attempt_id, "cgroup_memory_bytes", kSec);
+    ASSERT_TRUE(event) << event.error().ToString();
+    EXPECT_THAT(*event, HasSubstr(starts[1].attempt.attempt_id));
+    std::vector<Action> next = e.Tick(kSec, {});
+    auto st = nlohmann::json::parse(*e.StatusJson(*id, false));
+    ASSERT_EQ(st[0]["events"].size(), 1u);
+    if (action == AnomalyAction::kAlert) {
+      EXPECT_TRUE(next.empty());
+    } else if (action == AnomalyAction::kGrow) {
+      // 1 cpu, 64Mi wanted; raised by half, and grown at once into the free room.
+      std::vector<Action> resizes = Of(next, Action::Kind::kResize);
+      ASSERT_EQ(resizes.size(), 1u);
+      EXPECT_EQ(resizes[0].attempt.attempt_id, starts[1].attempt.attempt_id);
+      EXPECT_EQ(resizes[0].resize_to, (Resources{1.5, 96 * kMi}));
+    } else {
+      EXPECT_EQ(Of(next, Action::Kind::kStart).size(), 4u) << "its range in pieces";
+    }
+  }
+  Engine e(Options());
+  EXPECT_FALSE(e.ShardAnomaly("nobody/x/0#1", "cgroup_memory_bytes", 0));
+}
+
+TEST(EngineTest, AHostAnomalyMakesAdmissionCautiousForAWhile) {
+  std::string yaml = kCanaried;
+  yaml.replace(yaml.find("    expected"), 0, "    canary: false\n");
+  auto spec = ParseWorkflow(yaml, "fresh.yaml");
+  ASSERT_TRUE(spec);
+  EngineOptions o = Options();
+  o.capacity = {4, 1024 * kMi};
+  o.anomaly.caution_s = 60;
+  Engine e(o);
+  EXPECT_THAT(e.HostAnomaly("psi_some_ratio", 0), HasSubstr("50%"));
+  ASSERT_TRUE(e.Submit(*spec, yaml, "fresh.yaml", 0));
+  // Four cores free, but only half may be handed out while cautious.
+  EXPECT_EQ(Of(e.Tick(kSec, {}), Action::Kind::kStart).size(), 2u);
+  EXPECT_EQ(Of(e.Tick(2 * kSec, {}), Action::Kind::kStart).size(), 1u) << "half of what is left";
+  EXPECT_EQ(Of(e.Tick(61 * kSec, {}), Action::Kind::kStart).size(), 1u) << "caution over";
+}
+
 }  // namespace
 }  // namespace augur::workflow
