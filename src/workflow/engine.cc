@@ -74,6 +74,13 @@ struct Live {
   bool preempted = false;
   bool timed_out = false;
   bool superseded = false;  // its shard was won by another attempt (or by its pieces)
+  // Usage as the backend reports it (ReportUsage): the cores used over the last window of
+  // at least a second, and the feedback resizes it led to.
+  Usage usage;
+  bool usage_known = false;
+  double window_cpu_s = 0;
+  int64_t window_start_ns = 0;
+  int64_t last_feedback_ns = 0;
   // Cost: the rate of its grant on its backend's class, and what it has cost up to
   // charged_to_ns (a resize charges the old rate up to its time).
   double rate_per_hour = 0;
@@ -535,6 +542,58 @@ struct Engine::Impl {
                                PredictedS(r, l.stage), k));
   }
 
+  // What the stage's shards are predicted to use (upper edges), for feedback. Nothing yet
+  // without profiles.
+  UsagePrediction PredictUsage(const Run& /*r*/, int /*stage*/, const ShardRecord& /*s*/) const {
+    return {};
+  }
+
+  // Feedback (feedback.h): live attempts whose usage departs from their grant or prediction
+  // get a new want; a smaller one shrinks the grant now (a resize), a larger one grows it
+  // into free room with the other grow-backs.
+  void Feedback(int64_t now, std::vector<Action>& actions) {
+    const FeedbackOptions& fo = o.feedback;
+    for (auto& [id, l] : live) {
+      if (!l.usage_known || l.cancelling || l.superseded) continue;
+      if (l.last_feedback_ns != 0 && double(now - l.last_feedback_ns) / kNsPerSec < fo.resize_interval_s) {
+        continue;
+      }
+      const Grant* g = ledger.Find(id);
+      Run* r = Find(l.rec.workflow_id);
+      if (g == nullptr || r == nullptr || Terminal(r->rec.state)) continue;
+      ShardRecord& s = r->stages[l.stage].shards[l.rec.shard_index];
+      // A cgroup's peak counts page cache, which fills any limit when a shard reads much:
+      // feedback never takes a shard past 4 times what its stage declared.
+      const Resources ceiling =
+          Resources::Min(o.capacity, r->spec.stages[l.stage].want.Scaled(fo.max_growth));
+      FeedbackDecision d = DecideFeedback(g->granted, g->want, g->min, ceiling, l.usage,
+                                          PredictUsage(*r, l.stage, s), fo);
+      if (!d.want) continue;
+      const Resources granted = g->granted;
+      if (!ledger.SetWant(id, *d.want).ok()) continue;
+      l.last_feedback_ns = now;
+      notes.push_back({r->rec.id, fmt::format("{}: want {} -> {} ({})", id,
+                                              s.want.ToString(), d.want->ToString(), d.reason)});
+      if (d.want->memory > s.want.memory || d.want->cpu > s.want.cpu) {
+        s.want = Resources::Max(s.want, *d.want);  // a retry starts from it
+        SaveShard(s);
+      }
+      const Resources now_granted = Resources::Min(granted, *d.want);
+      if (!(now_granted == granted)) {
+        Charge(l, now);
+        l.rate_per_hour = RateOf(l.rec.backend, now_granted);
+        l.rec.grant = now_granted;
+        SaveAttempt(l.rec);
+        Action a;
+        a.kind = Action::Kind::kResize;
+        a.attempt = l.rec;
+        a.resize_to = now_granted;
+        a.reason = d.reason;
+        actions.push_back(std::move(a));
+      }
+    }
+  }
+
   // Notes shown in status (the executor logs them too).
   void spdlog_note(Run& r, std::string note) { notes.push_back({r.rec.id, std::move(note)}); }
 
@@ -621,6 +680,7 @@ std::vector<Action> Engine::Tick(int64_t now, const HostView& host_in) {
     actions.push_back(std::move(a));
   }
   for (auto& [id, r] : m.runs) r.cancel_live = false;
+  m.Feedback(now, actions);
   m.Speculate(now, host_in);
 
   // Merges that are due, and pending shards.
@@ -833,6 +893,26 @@ MergeOutcome Engine::AttemptEnded(const std::string& attempt_id, const AttemptOu
                      failures, failures == 1 ? "" : "s", why),
          now);
   return mo;
+}
+
+void Engine::ReportUsage(const std::string& attempt_id, double cpu_seconds,
+                         uint64_t peak_memory, int64_t now) {
+  auto it = impl_->live.find(attempt_id);
+  if (it == impl_->live.end()) return;
+  Live& l = it->second;
+  l.usage.elapsed_s = double(now - l.rec.started_ns) / kNsPerSec;
+  l.usage.peak_memory = std::max(l.usage.peak_memory, peak_memory);
+  if (l.window_start_ns == 0) {
+    l.window_start_ns = now;
+    l.window_cpu_s = cpu_seconds;
+    return;
+  }
+  const double window_s = double(now - l.window_start_ns) / kNsPerSec;
+  if (window_s < 1.0) return;  // a rate over less than a second is noise
+  l.usage.cores = std::max(0.0, cpu_seconds - l.window_cpu_s) / window_s;
+  l.usage_known = true;
+  l.window_start_ns = now;
+  l.window_cpu_s = cpu_seconds;
 }
 
 void Engine::MergeDone(const std::string& workflow_id, const std::string& stage, bool ok,

@@ -37,6 +37,7 @@
 #include "augur/status.h"
 #include "workflow/cost.h"
 #include "workflow/dag.h"
+#include "workflow/feedback.h"
 #include "workflow/ledger.h"
 #include "workflow/merge.h"
 #include "workflow/resources.h"
@@ -81,6 +82,7 @@ struct EngineOptions {
   double default_expected_s = 60;  // a shard's predicted time without `expected:`
   SpeculationOptions speculation;
   AnomalyOptions anomaly;
+  FeedbackOptions feedback;
 };
 
 // What the executor must do, after persisting Changes.
@@ -153,6 +155,11 @@ class Engine {
   // caller from the returned outcome).
   MergeOutcome AttemptEnded(const std::string& attempt_id, const AttemptOutcome& outcome,
                             int64_t now_ns);
+  // What a running attempt has used so far, as its backend reports it while polling: CPU
+  // seconds and peak memory. The engine resizes the attempt's grant live when the usage
+  // departs from its grant or prediction (feedback.h); unknown attempts are ignored.
+  void ReportUsage(const std::string& attempt_id, double cpu_seconds, uint64_t peak_memory,
+                   int64_t now_ns);
   // The end of a stage's merge.
   void MergeDone(const std::string& workflow_id, const std::string& stage, bool ok,
                  const std::string& error, int64_t now_ns);

@@ -378,6 +378,9 @@ struct Executor::Impl {
         st = lost;
       }
       if (st->state == plugin::TaskState::kRunning) {
+        if (!t.attempt_id.empty()) {
+          engine->ReportUsage(t.attempt_id, st->cpu_seconds, st->peak_memory_bytes, now);
+        }
         if (!t.attempt_id.empty() && FileSize(t.output) > o.max_output_bytes) {
           spdlog::warn("workflow {}: {} output over {} bytes: cancelled", t.workflow_id,
                        t.attempt_id, o.max_output_bytes);

@@ -477,5 +477,33 @@ TEST(EngineTest, AHostAnomalyMakesAdmissionCautiousForAWhile) {
   EXPECT_EQ(Of(e.Tick(61 * kSec, {}), Action::Kind::kStart).size(), 1u) << "caution over";
 }
 
+
+TEST(EngineTest, AShardNearItsMemoryLimitIsGrownLiveFromWhatItsBackendReports) {
+  std::string yaml = kCanaried;
+  yaml.replace(yaml.find("    expected"), 0, "    canary: false\n");
+  auto spec = ParseWorkflow(yaml, "fresh.yaml");
+  ASSERT_TRUE(spec);
+  EngineOptions o = Options();
+  o.capacity = {8, 1024 * kMi};
+  Engine e(o);
+  ASSERT_TRUE(e.Submit(*spec, yaml, "fresh.yaml", 0));
+  std::vector<Action> starts = Of(e.Tick(0, {}), Action::Kind::kStart);
+  ASSERT_EQ(starts.size(), 4u);
+  const std::string a = starts[2].attempt.attempt_id;
+  e.ReportUsage(a, 0.1, 20 * kMi, kSec / 2);
+  e.ReportUsage(a, 0.6, 62 * kMi, 2 * kSec);  // 0.33 cores; 62 of its 64Mi
+  e.ReportUsage("gone/x/0#1", 1, 1, 2 * kSec);  // ignored
+  std::vector<Action> resizes = Of(e.Tick(2 * kSec, {}), Action::Kind::kResize);
+  ASSERT_EQ(resizes.size(), 1u);
+  EXPECT_EQ(resizes[0].attempt.attempt_id, a);
+  EXPECT_EQ(resizes[0].resize_to.memory, 93 * kMi);
+  std::vector<std::pair<std::string, std::string>> notes = e.DrainNotes();
+  ASSERT_EQ(notes.size(), 1u);
+  EXPECT_THAT(notes[0].second, HasSubstr("feedback: peak memory 62Mi"));
+  // Not again within the interval.
+  e.ReportUsage(a, 1.6, 92 * kMi, 4 * kSec);
+  EXPECT_TRUE(Of(e.Tick(4 * kSec, {}), Action::Kind::kResize).empty());
+}
+
 }  // namespace
 }  // namespace augur::workflow
