@@ -36,6 +36,26 @@ double CostPerHour(const CostClass& c, const Resources& r);
 // away, else the cheapest of all; nullopt when the backend reports none (free).
 std::optional<CostClass> DefaultClass(const std::vector<CostClass>& classes);
 
+// Placement among a backend's classes (seed 004: "the most cost-effective resource types,
+// e.g. spot instances, based on predicted execution duration and budget constraints"):
+//   1. the cheapest class whose predicted cost (its rate for `want` times predicted_s) fits
+//      `budget_left` and which meets the deadline: a class that may be taken away meets it
+//      only when the shard's slack could absorb losing it and running again
+//      (slack_s >= predicted_s); one that cannot be taken away always does;
+//   2. else the cheapest class that fits the budget (the deadline is lost either way);
+//   3. else the cheapest class (the scheduler then holds the shard back for its budget).
+// Classes that may be taken away are skipped when `avoid_preemptible` (the shard was already
+// taken away once). nullopt when the backend reports no class (free).
+struct ClassChoice {
+  CostClass cls;
+  double cost_per_hour = 0;  // of `want`
+  std::string why;           // for --explain and the log
+};
+std::optional<ClassChoice> ChooseClass(const std::vector<CostClass>& classes,
+                                       const Resources& want, double predicted_s,
+                                       double slack_s, double budget_left,
+                                       bool avoid_preemptible);
+
 }  // namespace augur::workflow
 
 #endif  // AUGUR_WORKFLOW_COST_H_

@@ -45,6 +45,8 @@ struct StageRun {
   // the shard they re-run, in range order; and each piece's shard.
   std::map<uint32_t, std::vector<uint32_t>> pieces;
   std::map<uint32_t, uint32_t> parent_of;
+  // Shards that were taken away from a class that may do that: they run on another now.
+  std::set<uint32_t> avoid_preemptible;
   // The merge index a shard's output counts for: its own, or its parent's for a piece.
   uint32_t MergeIndex(const ShardRecord& s) const {
     auto it = parent_of.find(s.index);
@@ -83,6 +85,7 @@ struct Live {
   int64_t last_feedback_ns = 0;
   // Cost: the rate of its grant on its backend's class, and what it has cost up to
   // charged_to_ns (a resize charges the old rate up to its time).
+  std::optional<CostClass> cls;  // the backend's cost class it runs on; none: free
   double rate_per_hour = 0;
   double cost = 0;
   int64_t charged_to_ns = 0;
@@ -118,11 +121,19 @@ struct Engine::Impl {
   int64_t last_tick_ns = 0;  // the clock of the last Tick, for status
   int64_t caution_until_ns = 0;  // host anomaly: cautious admission until then
   std::vector<std::pair<std::string, std::string>> notes;  // (workflow, what was decided)
-  std::map<std::string, CostClass> cost_class;  // by backend; absent: free
+  std::map<std::string, std::vector<CostClass>> cost_classes;  // by backend; absent: free
 
-  double RateOf(const std::string& backend, const Resources& r) const {
-    auto it = cost_class.find(backend);
-    return it == cost_class.end() ? 0.0 : CostPerHour(it->second, r);
+  // What `r` costs an hour on the class an attempt runs on (free without one).
+  static double RateOf(const Live& l, const Resources& r) {
+    return l.cls ? CostPerHour(*l.cls, r) : 0.0;
+  }
+  // The class a shard of `backend` runs on (cost.h ChooseClass).
+  std::optional<ClassChoice> ChooseClassFor(const std::string& backend, const Resources& want,
+                                            double predicted_s, double slack_s,
+                                            double budget_left, bool avoid_preemptible) const {
+    auto it = cost_classes.find(backend);
+    if (it == cost_classes.end()) return std::nullopt;
+    return ChooseClass(it->second, want, predicted_s, slack_s, budget_left, avoid_preemptible);
   }
   // Charges a live attempt for its grant up to `now`.
   static void Charge(Live& l, int64_t now) {
@@ -335,7 +346,8 @@ struct Engine::Impl {
 
   // A new attempt of shard `s` of stage `si` with the scheduler's grant: recorded, live, and
   // the task to start (placeholders filled).
-  Action StartAttempt(Run& r, int si, ShardRecord& s, const StartDecision& d, int64_t now) {
+  Action StartAttempt(Run& r, int si, ShardRecord& s, const StartDecision& d,
+                      const std::optional<ClassChoice>& cls, int64_t now) {
     const StageSpec& spec = r.spec.stages[si];
     s.attempts += 1;
     s.state = ShardState::kRunning;
@@ -354,7 +366,11 @@ struct Engine::Impl {
     l.rec.output_path =
         fmt::format("{}/{}/{}.{}.out", r.workdir, spec.name, s.shard_id, s.attempts);
     l.timeout_at_ns = spec.timeout.count() > 0 ? now + spec.timeout.count() * 1'000'000 : 0;
-    l.rate_per_hour = RateOf(spec.backend, d.grant);
+    if (cls) {
+      l.cls = cls->cls;
+      l.rec.resource_class = cls->cls.name;
+    }
+    l.rate_per_hour = RateOf(l, d.grant);
     l.charged_to_ns = now;
     SaveAttempt(l.rec);
     Action a;
@@ -367,6 +383,7 @@ struct Engine::Impl {
     a.priority = r.spec.PriorityOf(spec);
     a.range_begin = s.begin;
     a.range_end = s.end;
+    if (cls) a.resource_class = cls->cls.name;
     live.emplace(d.key, std::move(l));
     return a;
   }
@@ -388,7 +405,7 @@ struct Engine::Impl {
       a.kind = Action::Kind::kResize;
       a.resize_to = c.to;
       Charge(it->second, now);
-      it->second.rate_per_hour = RateOf(it->second.rec.backend, c.to);
+      it->second.rate_per_hour = RateOf(it->second, c.to);
       it->second.rec.grant = c.to;
       SaveAttempt(it->second.rec);
     }
@@ -581,7 +598,7 @@ struct Engine::Impl {
       const Resources now_granted = Resources::Min(granted, *d.want);
       if (!(now_granted == granted)) {
         Charge(l, now);
-        l.rate_per_hour = RateOf(l.rec.backend, now_granted);
+        l.rate_per_hour = RateOf(l, now_granted);
         l.rec.grant = now_granted;
         SaveAttempt(l.rec);
         Action a;
@@ -689,6 +706,7 @@ std::vector<Action> Engine::Tick(int64_t now, const HostView& host_in) {
     Run* run;
     int stage;
     uint32_t shard;
+    std::optional<ClassChoice> cls;
   };
   std::map<std::string, Ref> refs;
   for (auto& [id, r] : m.runs) {
@@ -726,14 +744,21 @@ std::vector<Action> Engine::Tick(int64_t now, const HostView& host_in) {
         }
         p.want = s.want;
         p.min = s.min;
-        p.cost_per_hour = m.RateOf(spec.backend, s.want);
+        const double slack_s =
+            r.rec.deadline_ns != 0
+                ? double(r.rec.deadline_ns - now) / kNsPerSec - r.remaining_s[si]
+                : std::numeric_limits<double>::infinity();
+        std::optional<ClassChoice> cls =
+            m.ChooseClassFor(spec.backend, s.want, p.predicted_s, slack_s, budget_left,
+                             st.avoid_preemptible.contains(st.MergeIndex(s)));
+        p.cost_per_hour = cls ? cls->cost_per_hour : 0;
         p.budget_left = budget_left;
         p.seq = r.seq;
         if (const double c = p.cost_per_hour * p.predicted_s / 3600.0; c < cheapest) {
           cheapest = c;
           cheapest_key = p.key;
         }
-        refs[p.key] = {&r, int(si), s.index};
+        refs[p.key] = {&r, int(si), s.index, std::move(cls)};
         pending.push_back(std::move(p));
       }
     }
@@ -770,7 +795,8 @@ std::vector<Action> Engine::Tick(int64_t now, const HostView& host_in) {
     }
     const Ref ref = refs.at(d.key);
     Run& r = *ref.run;
-    actions.push_back(m.StartAttempt(r, ref.stage, r.stages[ref.stage].shards[ref.shard], d, now));
+    actions.push_back(
+        m.StartAttempt(r, ref.stage, r.stages[ref.stage].shards[ref.shard], d, ref.cls, now));
   }
   for (const GrantChange& c : sched.grow_back) {
     if (auto a = m.ChangeAction(c, now)) actions.push_back(std::move(*a));
@@ -855,10 +881,15 @@ MergeOutcome Engine::AttemptEnded(const std::string& attempt_id, const AttemptOu
   // is shared with merges and other users, or its host was restarting): the shard goes back
   // to the queue without spending a retry, a bounded number of times.
   constexpr uint32_t kMaxLost = 20;
-  if (l.preempted || (l.rec.state == AttemptState::kLost && st.uncounted[s.index] < kMaxLost)) {
+  if (l.rec.state == AttemptState::kReclaimed) {
+    // Its class took the instance away (a spot instance): again, on a class that does not.
+    st.avoid_preemptible.insert(s.index);
+  }
+  if (l.preempted || l.rec.state == AttemptState::kReclaimed ||
+      (l.rec.state == AttemptState::kLost && st.uncounted[s.index] < kMaxLost)) {
     ++st.uncounted[s.index];
     s.state = ShardState::kPending;
-    if (!l.preempted) s.not_before_ns = now + 500'000'000;
+    if (l.rec.state == AttemptState::kLost) s.not_before_ns = now + 500'000'000;
     m.SaveShard(s);
     return mo;
   }
@@ -1044,10 +1075,10 @@ std::string Engine::HostAnomaly(std::string_view series, int64_t now) {
 }
 
 void Engine::SetBackendCosts(const std::string& backend, const std::vector<CostClass>& classes) {
-  if (std::optional<CostClass> c = DefaultClass(classes)) {
-    impl_->cost_class[backend] = *c;
+  if (classes.empty()) {
+    impl_->cost_classes.erase(backend);
   } else {
-    impl_->cost_class.erase(backend);
+    impl_->cost_classes[backend] = classes;
   }
 }
 
@@ -1167,7 +1198,14 @@ Status Engine::Restore(const WorkflowRecord& w, const std::vector<ShardRecord>& 
     const StageSpec& spec = run.spec.stages[si];
     l.timeout_at_ns = spec.timeout.count() > 0 ? a.started_ns + spec.timeout.count() * 1'000'000 : 0;
     // Charged from its start at the rate known now (the agent was down meanwhile).
-    l.rate_per_hour = m.RateOf(a.backend, a.grant);
+    if (auto it = m.cost_classes.find(a.backend); it != m.cost_classes.end()) {
+      // The class it ran on, by name; else the backend's default.
+      for (const CostClass& c : it->second) {
+        if (c.name == a.resource_class) l.cls = c;
+      }
+      if (!l.cls) l.cls = DefaultClass(it->second);
+    }
+    l.rate_per_hour = Impl::RateOf(l, a.grant);
     l.charged_to_ns = a.started_ns;
     // The grant as recorded, or what still fits of it if the capacity shrank meanwhile.
     (void)m.ledger.Restore({a.attempt_id, s.want, s.min, Resources::Min(a.grant, m.ledger.Free()),

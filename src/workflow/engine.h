@@ -100,6 +100,7 @@ struct Action {
   std::string workdir;               // kStart, kMerge
   int priority = 5;                  // kStart: for the invocation's metadata
   uint64_t range_begin = 0, range_end = 0;
+  std::string resource_class;        // kStart: the backend's cost class ("": its default)
   Resources resize_to;               // kResize
   std::string reason;                // kResize, kCancel: for the log
   std::string workflow_id, stage;    // kMerge
@@ -170,8 +171,9 @@ class Engine {
   // stage's `expected:`, else default_expected_s.
   void LearnDuration(const std::string& workflow_name, const std::string& stage, double wall_s);
 
-  // The cost classes a backend reports (describe()); shards on it are charged at its
-  // DefaultClass (cost.h). A backend never set, or set to none, is free.
+  // The cost classes a backend reports (describe()). Each shard on it runs on the class
+  // ChooseClass (cost.h) picks for its prediction, deadline and budget, and is charged at
+  // it. A backend never set, or set to none, is free.
   void SetBackendCosts(const std::string& backend, const std::vector<CostClass>& classes);
 
   // An anomaly on the series of the instance that runs `attempt_id` (the anomaly detector's

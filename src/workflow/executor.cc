@@ -229,6 +229,7 @@ struct Executor::Impl {
     plugin::AllocRequest req;
     req.name = InstanceName(a.attempt.attempt_id);
     req.want = req.min = ToPlugin(a.attempt.grant);
+    req.resource_class = a.resource_class;
     req.labels = {{"workflow", a.attempt.workflow_id}, {"stage", a.attempt.stage}};
     auto inst = b->Provision(req);
     if (!inst) return fail("provision: " + inst.error().message());

@@ -201,8 +201,9 @@ constexpr std::array<std::string_view, 4> kWorkflowStates = {"running", "succeed
                                                              "cancelled"};
 constexpr std::array<std::string_view, 5> kShardStates = {"pending", "running", "succeeded",
                                                           "failed", "cancelled"};
-constexpr std::array<std::string_view, 8> kAttemptStates = {
-    "starting", "running", "succeeded", "failed", "oom", "timed_out", "cancelled", "lost"};
+constexpr std::array<std::string_view, 9> kAttemptStates = {
+    "starting", "running",   "succeeded", "failed",   "oom",
+    "timed_out", "cancelled", "lost",     "reclaimed"};
 
 }  // namespace
 

@@ -34,8 +34,9 @@ namespace augur::workflow {
 // NOTE: the string values of these enums are stored in the database; do not rename them.
 enum class WorkflowState { kRunning, kSucceeded, kFailed, kCancelled };
 enum class ShardState { kPending, kRunning, kSucceeded, kFailed, kCancelled };
+// kReclaimed: the backend's class took the instance away (a spot instance), not a failure.
 enum class AttemptState { kStarting, kRunning, kSucceeded, kFailed, kOom, kTimedOut,
-                          kCancelled, kLost };
+                          kCancelled, kLost, kReclaimed };
 std::string_view WorkflowStateName(WorkflowState s);  // "running", "succeeded", ...
 std::string_view ShardStateName(ShardState s);
 std::string_view AttemptStateName(AttemptState s);
@@ -84,6 +85,7 @@ struct AttemptRecord {
   std::string backend;     // "process"
   std::string instance;    // backend handle, "" until provisioned
   std::string invocation;  // backend handle, "" until started
+  std::string resource_class;  // the backend's cost class it runs on ("": default or none)
   Resources grant;         // what the ledger granted (and the backend gave)
   AttemptState state = AttemptState::kStarting;
   int64_t started_ns = 0;

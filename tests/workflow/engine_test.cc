@@ -233,11 +233,11 @@ TEST(EngineTest, ShardsAreChargedForTheirGrantOverTimeAndTheBudgetHoldsBackTheRe
   Engine e(o);
   // 0.1 per core-hour and 0.1 per GiB-hour: a shard costs 0.2 an hour, and is predicted to
   // run an hour. The budget of 0.5 admits two (0.4), not a third.
-  e.SetBackendCosts("process", {{"spot", 0.01, 0.01, true}, {"local", 0.1, 0.1, false}});
+  e.SetBackendCosts("process", {{"local", 0.1, 0.1, false}});
   auto id = e.Submit(*spec, kBudgeted, "paid.yaml", 0);
   ASSERT_TRUE(id) << id.error().ToString();
   std::vector<Action> starts = Of(e.Tick(0, {}), Action::Kind::kStart);
-  ASSERT_EQ(starts.size(), 2u) << "the on-demand class is the default; two fit the budget";
+  ASSERT_EQ(starts.size(), 2u) << "two fit the budget";
 
   // Half an hour in, one ends: it cost 0.1, and shards of the stage are now predicted to
   // take half an hour (0.1 each).
@@ -503,6 +503,52 @@ TEST(EngineTest, AShardNearItsMemoryLimitIsGrownLiveFromWhatItsBackendReports) {
   // Not again within the interval.
   e.ReportUsage(a, 1.6, 92 * kMi, 4 * kSec);
   EXPECT_TRUE(Of(e.Tick(4 * kSec, {}), Action::Kind::kResize).empty());
+}
+
+
+TEST(EngineTest, ShardsRunOnTheCheapestClassThatMeetsTheirDeadlineAndASpotLossMovesThem) {
+  const std::vector<CostClass> classes = {{"on-demand", 0.10, 0, false}, {"spot", 0.03, 0, true}};
+  // Without a deadline, spot: nothing to miss if it is taken away.
+  {
+    auto spec = ParseWorkflow(kBudgeted, "paid.yaml");
+    ASSERT_TRUE(spec);
+    EngineOptions o = Options();
+    o.capacity = {8, 16384 * kMi};
+    Engine e(o);
+    e.SetBackendCosts("process", classes);
+    auto id = e.Submit(*spec, kBudgeted, "paid.yaml", 0);
+    std::vector<Action> starts = Of(e.Tick(0, {}), Action::Kind::kStart);
+    ASSERT_EQ(starts.size(), 6u);
+    EXPECT_EQ(starts[0].resource_class, "spot");
+    // The spot instance is taken away: the shard goes again, on on-demand, and it is not a
+    // failure (no retries are configured).
+    AttemptOutcome gone;
+    gone.state = AttemptState::kReclaimed;
+    e.AttemptEnded(starts[0].attempt.attempt_id, gone, 600 * kSec);
+    std::vector<Action> again = Of(e.Tick(600 * kSec, {}), Action::Kind::kStart);
+    ASSERT_EQ(again.size(), 1u);
+    EXPECT_EQ(again[0].attempt.attempt_id, *id + "/work/0#2");
+    EXPECT_EQ(again[0].resource_class, "on-demand");
+    // Six shards ran 600 s on one core of spot each (0.005 apiece); the new one has not
+    // cost anything yet.
+    EXPECT_NEAR(nlohmann::json::parse(*e.StatusJson(*id, false))[0]["spent"].get<double>(),
+                0.03, 1e-9);
+  }
+  // A deadline the slack of which cannot absorb a re-run: on-demand.
+  {
+    std::string yaml = kBudgeted;
+    yaml.replace(yaml.find("budget: 0.5"), 11, "budget: 5\ndeadline: 90m");
+    auto spec = ParseWorkflow(yaml, "paid.yaml");
+    ASSERT_TRUE(spec) << spec.error().ToString();
+    EngineOptions o = Options();
+    o.capacity = {8, 16384 * kMi};
+    Engine e(o);
+    e.SetBackendCosts("process", classes);
+    ASSERT_TRUE(e.Submit(*spec, yaml, "paid.yaml", 0));
+    std::vector<Action> starts = Of(e.Tick(0, {}), Action::Kind::kStart);
+    ASSERT_FALSE(starts.empty());
+    EXPECT_EQ(starts[0].resource_class, "on-demand") << "1h predicted, 30m of slack";
+  }
 }
 
 }  // namespace
