@@ -68,6 +68,15 @@ void PrintWorkflow(const json& w, bool explain) {
   std::printf("%s\n", line.c_str());
   for (const json& st : w["stages"]) std::printf("%s\n", StageLine(st).c_str());
   if (!explain) return;
+  for (const json& st : w["stages"]) {
+    if (!st.contains("count_candidates")) continue;
+    std::string line = "  count: auto for " + st["name"].get<std::string>() + ":";
+    for (const json& c : st["count_candidates"]) {
+      line += fmt::format(" {}->{:.1f}s{}", c["count"].get<int>(), c["predicted_s"].get<double>(),
+                          c.value("over_budget", false) ? "(over budget)" : "");
+    }
+    std::printf("%s\n", line.c_str());
+  }
   for (const json& g : w.value("grants", json::array())) {
     std::printf("  granted  %-40s %s (wants %s, at least %s)\n",
                 g["attempt"].get<std::string>().c_str(), g["granted"].get<std::string>().c_str(),

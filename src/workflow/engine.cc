@@ -47,6 +47,7 @@ struct StageRun {
   std::map<uint32_t, uint32_t> parent_of;
   // Shards that were taken away from a class that may do that: they run on another now.
   std::set<uint32_t> avoid_preemptible;
+  std::vector<CountCandidate> candidates;  // what count: auto considered, for --explain
   // The merge index a shard's output counts for: its own, or its parent's for a piece.
   uint32_t MergeIndex(const ShardRecord& s) const {
     auto it = parent_of.find(s.index);
@@ -226,6 +227,11 @@ struct Engine::Impl {
     in.free = ledger.Free();
     const double per = PredictedS(r, si);
     in.whole_stage_s = spec.shards.count == 0 ? per : per * std::max<uint32_t>(1, spec.shards.count);
+    in.budget_left = BudgetLeft(r, now);
+    if (auto cls = ChooseClassFor(spec.backend, spec.want, per, std::numeric_limits<double>::infinity(),
+                                  in.budget_left, false)) {
+      in.cost_per_hour = cls->cost_per_hour;
+    }
     auto plan = PlanShards(spec, in);
     st.planned = true;
     st.ready_ns = now;
@@ -234,6 +240,7 @@ struct Engine::Impl {
       return;
     }
     st.note = plan->note;
+    st.candidates = plan->candidates;
     if (plan->shards.size() >= 2 && !HasHistory(r, si) &&
         spec.canary.value_or(plan->shards.size() >= 3)) {
       st.canary = 0;
@@ -1261,12 +1268,24 @@ Result<std::string> Engine::StatusJson(const std::string& workflow, bool explain
       const char* state = st.done ? "done" : st.merging || st.merge_pending ? "merging"
                           : st.planned ? "running" : "waiting";
       if (!st.done) eta = std::max(eta, r->remaining_s[si]);
-      stages.push_back({{"name", r->spec.stages[si].name},
-                        {"state", state},
-                        {"shards", st.shards.size()},
-                        {"counts", counts},
-                        {"note", st.note},
-                        {"output", st.output}});
+      nlohmann::json stage = {{"name", r->spec.stages[si].name},
+                              {"state", state},
+                              {"shards", st.shards.size()},
+                              {"counts", counts},
+                              {"note", st.note},
+                              {"output", st.output}};
+      if (explain && !st.candidates.empty()) {
+        nlohmann::json c = nlohmann::json::array();
+        for (const CountCandidate& k : st.candidates) {
+          c.push_back({{"count", k.count},
+                       {"parallel", k.parallel},
+                       {"predicted_s", k.predicted_s},
+                       {"predicted_cost", k.predicted_cost},
+                       {"over_budget", k.over_budget}});
+        }
+        stage["count_candidates"] = std::move(c);
+      }
+      stages.push_back(std::move(stage));
     }
     w["stages"] = std::move(stages);
     w["eta_s"] = Terminal(r->rec.state) ? 0.0 : eta;

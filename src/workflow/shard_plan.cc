@@ -109,23 +109,36 @@ Result<ShardPlan> PlanShards(const StageSpec& st, const PlanInput& in) {
       uint32_t count = sh.count;
       if (count == 0) {
         // count: auto. Completion ~ waves x (start-up + work per shard), where a wave is as
-        // many shards as fit at once. Ties go to fewer shards (less start-up, less merging).
+        // many shards as fit at once; cost ~ k x (start-up + work per shard) at the shard's
+        // rate. The fastest candidate within the budget wins (the cheapest when none is);
+        // ties go to fewer shards (less start-up, less merging).
         const uint64_t units = sh.end - sh.begin;
         const uint32_t max = static_cast<uint32_t>(
             std::min<uint64_t>(units, sh.max != 0 ? sh.max : in.default_max));
-        double best = std::numeric_limits<double>::infinity();
         for (uint32_t k = 1; k <= std::max<uint32_t>(1, max); ++k) {
           const uint32_t p = Parallel(st.want, in.free, k);
           const double waves = std::ceil(double(k) / p);
-          const double t = waves * (in.startup_s + in.whole_stage_s / k);
-          plan.candidates.push_back({k, p, t});
-          if (t < best - 1e-12) {
-            best = t;
-            count = k;
-          }
+          const double per_shard = in.startup_s + in.whole_stage_s / k;
+          const double cost = in.cost_per_hour * k * per_shard / 3600.0;
+          plan.candidates.push_back({k, p, waves * per_shard, cost, cost > in.budget_left + 1e-12});
         }
-        plan.note = fmt::format("count: auto chose {} of {} candidates (predicted {:.1f}s)", count,
-                                plan.candidates.size(), best);
+        const bool any_fits = std::any_of(plan.candidates.begin(), plan.candidates.end(),
+                                          [](const CountCandidate& c) { return !c.over_budget; });
+        const CountCandidate* best = nullptr;
+        for (const CountCandidate& c : plan.candidates) {
+          if (any_fits && c.over_budget) continue;
+          const bool better = best == nullptr ||
+                              (any_fits ? c.predicted_s < best->predicted_s - 1e-12
+                                        : c.predicted_cost < best->predicted_cost - 1e-12);
+          if (better) best = &c;
+        }
+        count = best->count;
+        plan.note = fmt::format("count: auto chose {} of {} candidates (predicted {:.1f}s{}{})",
+                                count, plan.candidates.size(), best->predicted_s,
+                                in.cost_per_hour > 0
+                                    ? fmt::format(", cost {:.4f}", best->predicted_cost)
+                                    : "",
+                                any_fits ? "" : "; none fits the budget: the cheapest");
       }
       cut = CutRange(st, count);
       break;

@@ -17,6 +17,7 @@
 #define AUGUR_WORKFLOW_SHARD_PLAN_H_
 
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -46,6 +47,11 @@ struct PlanInput {
   double whole_stage_s = 60;
   double startup_s = 0.05;
   uint32_t default_max = 64;  // count: auto without max
+  // count: auto with a budget: what one shard costs an hour at its want, and what is left
+  // of the workflow's budget. Candidates whose predicted cost (k shards, each start-up plus
+  // its share of the work) is over it are not chosen unless none fits.
+  double cost_per_hour = 0;
+  double budget_left = std::numeric_limits<double>::infinity();
 };
 
 // One candidate shard count considered by count: auto, for --explain.
@@ -53,6 +59,8 @@ struct CountCandidate {
   uint32_t count = 0;
   uint32_t parallel = 0;   // shards that fit at once
   double predicted_s = 0;  // predicted completion time of the stage
+  double predicted_cost = 0;  // of all its shards, start-up included
+  bool over_budget = false;
 };
 
 struct ShardPlan {

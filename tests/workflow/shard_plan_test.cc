@@ -104,6 +104,32 @@ TEST(ShardPlanTest, CountAutoFillsWhatFitsAtOnce) {
   EXPECT_THAT(p->note, ::testing::HasSubstr("count: auto chose 4"));
 }
 
+TEST(ShardPlanTest, CountAutoKeepsWithinTheBudgetOrTakesTheCheapest) {
+  PlanInput in;
+  in.capacity = {8, 8192 * kMi};
+  in.free = {4, 8192 * kMi};
+  in.whole_stage_s = 400;
+  in.startup_s = 60;  // start-up dominates: each shard more costs a minute of a core
+  in.cost_per_hour = 3.6;  // 0.001 a second
+  const StageSpec st = RangeStage(0, 1'000'000, 0, {1, 64 * kMi}, {1, 64 * kMi});
+  auto p = PlanShards(st, in);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->shards.size(), 4u) << "no budget: the fastest";
+  EXPECT_NEAR(p->candidates[3].predicted_cost, 4 * (60 + 100) * 0.001, 1e-9);
+  in.budget_left = 0.5;  // 1 shard: 0.46; 2 shards: 0.52
+  p = PlanShards(st, in);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->shards.size(), 1u);
+  EXPECT_TRUE(p->candidates[1].over_budget);
+  EXPECT_FALSE(p->candidates[0].over_budget);
+  EXPECT_THAT(p->note, ::testing::HasSubstr("cost 0.4600"));
+  in.budget_left = 0.1;  // nothing fits: the cheapest, said
+  p = PlanShards(st, in);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->shards.size(), 1u);
+  EXPECT_THAT(p->note, ::testing::HasSubstr("none fits the budget"));
+}
+
 // Seeded: whatever the sizes, the plan covers the range exactly once, in order, and every
 // shard's minimum fits.
 TEST(ShardPlanPropertyTest, PlansCoverTheRangeOnceAndFit) {
