@@ -22,9 +22,9 @@
  *     the fields it knows and ignores the rest.
  *   - Out-structs are allocated by the host as the plugin's declared minor defines them (a
  *     minor-0 plugin gets ABI 1.0's augur_task_status, 48 bytes). A plugin may write its own
- *     sizeof() back into struct_size; the host then reads only the fields inside it, and
- *     treats a value smaller than ABI 1.0's struct or larger than what it allocated as a
- *     broken answer.
+ *     sizeof() back into struct_size; the host then reads only the fields inside it. For
+ *     augur_task_status (the one out-struct a minor has grown so far) a value smaller than
+ *     ABI 1.0's struct or larger than what the host allocated is a broken answer.
  * Minor versions:
  *   1.0  the functions and structs below without the fields marked "1.1".
  *   1.1  augur_invocation_meta.origin_host; augur_task_status.bytes_read and bytes_written.
