@@ -217,14 +217,16 @@ int HistoryCommand(const ControlTarget& t, const std::string& workflow, bool as_
     std::printf("%s\n", h.dump(2).c_str());
     return 0;
   }
-  std::printf("%-48s %-10s %5s %8s %8s %10s %12s\n", "ATTEMPT", "STATE", "EXIT", "WALL", "CPU",
-              "PEAK MEM", "BYTES OUT");
+  // BYTES IN / OUT: storage bytes read and written as the backend measured them.
+  std::printf("%-48s %-10s %5s %8s %8s %10s %12s %12s\n", "ATTEMPT", "STATE", "EXIT", "WALL",
+              "CPU", "PEAK MEM", "BYTES IN", "BYTES OUT");
   for (const json& r2 : h) {
-    std::printf("%-48s %-10s %5d %7.2fs %7.2fs %9.1fM %12llu\n",
+    std::printf("%-48s %-10s %5d %7.2fs %7.2fs %9.1fM %12llu %12llu\n",
                 r2["attempt"].get<std::string>().c_str(), r2["state"].get<std::string>().c_str(),
                 r2["exit_code"].get<int>(), r2["wall_seconds"].get<double>(),
                 r2["cpu_seconds"].get<double>(),
                 double(r2["peak_memory_bytes"].get<uint64_t>()) / (1 << 20),
+                static_cast<unsigned long long>(r2["bytes_read"].get<uint64_t>()),
                 static_cast<unsigned long long>(r2["bytes_written"].get<uint64_t>()));
   }
   return 0;

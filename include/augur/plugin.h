@@ -17,6 +17,17 @@
  * host's. Fields are only ever appended (never inserted or reordered); the host reads a field
  * only when struct_size says the plugin's table has it. Every struct passed across the ABI
  * starts with struct_size for the same reason: set it to sizeof() of your struct.
+ *   - Structs the host passes in (augur_task, ...) carry the host's struct_size, which is
+ *     never smaller than the plugin's (an older host refuses a newer minor): a plugin reads
+ *     the fields it knows and ignores the rest.
+ *   - Out-structs are allocated by the host as the plugin's declared minor defines them (a
+ *     minor-0 plugin gets ABI 1.0's augur_task_status, 48 bytes). A plugin may write its own
+ *     sizeof() back into struct_size; the host then reads only the fields inside it. For
+ *     augur_task_status (the one out-struct a minor has grown so far) a value smaller than
+ *     ABI 1.0's struct or larger than what the host allocated is a broken answer.
+ * Minor versions:
+ *   1.0  the functions and structs below without the fields marked "1.1".
+ *   1.1  augur_invocation_meta.origin_host; augur_task_status.bytes_read and bytes_written.
  *
  * Ownership (read this once; each declaration repeats what applies):
  *  - Pointers the host passes in (requests, strings, arrays) are host-owned and valid only
@@ -51,7 +62,7 @@ extern "C" {
 #endif
 
 #define AUGUR_PLUGIN_ABI_MAJOR 1
-#define AUGUR_PLUGIN_ABI_MINOR 0
+#define AUGUR_PLUGIN_ABI_MINOR 1
 
 /* Size of every handle buffer, including the terminating NUL. */
 #define AUGUR_HANDLE_MAX 128
@@ -156,7 +167,11 @@ typedef struct augur_instance_info {
   int32_t state;                  /* AUGUR_INSTANCE_* */
 } augur_instance_info;
 
-/* Who a task belongs to; carried so results can be merged and logs attributed. */
+/* Who a task belongs to; carried so results can be merged and logs attributed.
+ * NOTE: this struct has no struct_size of its own. It is the last member of augur_task, so
+ * augur_task.struct_size covers it: a field appended here is present when
+ * task->struct_size >= offsetof(augur_task, meta) + offsetof(augur_invocation_meta, field)
+ * + sizeof(field). It must stay the last member of augur_task for that to hold. */
 typedef struct augur_invocation_meta {
   const char* workflow;
   const char* stage;
@@ -165,6 +180,9 @@ typedef struct augur_invocation_meta {
   uint64_t range_end;
   uint32_t attempt;      /* 1 for the first try */
   int32_t priority;      /* 1..10, 10 highest */
+  /* 1.1: the host that owns the workflow (where it was submitted and its results are
+   * merged); "" when unknown. Never NULL. */
+  const char* origin_host;
 } augur_invocation_meta;
 
 typedef struct augur_task {
@@ -176,7 +194,7 @@ typedef struct augur_task {
   const char* workdir;      /* "" for the backend's default */
   const char* stdout_path;  /* "" to discard */
   const char* stderr_path;  /* "" to discard */
-  augur_invocation_meta meta;
+  augur_invocation_meta meta; /* NOTE: stays last; see augur_invocation_meta */
 } augur_task;
 
 /* Task states. NOTE: values are part of the ABI; append only. */
@@ -195,6 +213,12 @@ typedef struct augur_task_status {
   uint64_t peak_memory_bytes;  /* high-water mark so far */
   int64_t started_ns;          /* CLOCK_REALTIME */
   int64_t finished_ns;         /* 0 while running */
+  /* 1.1: bytes the task and everything it started read from and wrote to storage, as far
+   * as the backend can see it (each backend documents what it counts; 0 when it cannot
+   * measure). So far while running, never decreasing; final once finished. At most
+   * INT64_MAX: a larger value is refused as garbage (a negative count cast to unsigned). */
+  uint64_t bytes_read;
+  uint64_t bytes_written;
 } augur_task_status;
 
 typedef struct augur_plugin augur_plugin; /* opaque; plugin-owned */

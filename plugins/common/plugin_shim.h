@@ -80,8 +80,9 @@ augur_rc Guard(ErrorSlot& errors, Body&& body) noexcept {
   }
 }
 
-// Checks that a host-provided struct is at least the size this plugin was built with. ABI
-// 1.0 has no optional fields yet, so anything smaller is a host bug, not an older host.
+// Checks that a host-provided struct is at least the size this plugin was built with. A host
+// refuses plugins of a newer minor than its own, so it always passes at least this plugin's
+// struct: anything smaller is a host bug, not an older host.
 template <typename T>
 void CheckIn(const T* s, const char* what) {
   if (s == nullptr) Fail(AUGUR_ERR_INVALID, std::string(what) + " is NULL");
@@ -93,7 +94,8 @@ void CheckIn(const T* s, const char* what) {
 }
 
 // Prepares a host-provided out-struct: a struct_size of 0 (host left it unset) or at least
-// sizeof(T) is accepted; the struct is then cleared and stamped with sizeof(T).
+// sizeof(T) is accepted; the struct is then cleared and stamped with sizeof(T), which tells
+// the host how far this plugin's answer reaches (plugin.h, "Versioning").
 template <typename T>
 void PrepareOut(T* s, const char* what) {
   if (s == nullptr) Fail(AUGUR_ERR_INVALID, std::string(what) + " is NULL");

@@ -7,6 +7,14 @@
  * host being killed and a new host can report its exit code. No cgroups, so the grant is
  * not enforced: that is the process backend's job.
  *
+ * It reports no I/O counters (bytes_read = bytes_written = 0): without a cgroup or a look at
+ * every process the task started, it cannot see what they read and wrote.
+ *
+ * ABI minor. Built as is, it speaks this header's minor. Built with -DEXAMPLE_ABI_MINOR=0
+ * (plugins/testing builds it so, as augur-test_example_abi_1_0.so) it is a plugin of ABI 1.0:
+ * it declares minor 0, expects only ABI 1.0's struct sizes and touches no field of 1.1, which
+ * is how the agent's support for older plugins is tested.
+ *
  * Files in the state directory (all written to a temporary name and renamed into place):
  *   inst-<handle>       "<cpu_cores> <memory_bytes> <request name>"
  *   run-<id>.pid        "<monitor pid> <task pid> <started_ns> <instance handle>"
@@ -23,6 +31,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,7 +42,20 @@
 #include <time.h>
 #include <unistd.h>
 
-#define EXAMPLE_VERSION "1.0.0"
+#define EXAMPLE_VERSION "1.1.0"
+
+#ifndef EXAMPLE_ABI_MINOR
+#define EXAMPLE_ABI_MINOR AUGUR_PLUGIN_ABI_MINOR
+#endif
+/* The structs as this plugin knows them. A field is there when struct_size reaches past it;
+ * ABI 1.0's augur_task ended with meta.priority and its augur_task_status with finished_ns. */
+#if EXAMPLE_ABI_MINOR >= 1
+#define EX_TASK_SIZE sizeof(augur_task)
+#define EX_STATUS_SIZE sizeof(augur_task_status)
+#else
+#define EX_TASK_SIZE (offsetof(augur_task, meta) + offsetof(augur_invocation_meta, origin_host))
+#define EX_STATUS_SIZE offsetof(augur_task_status, bytes_read)
+#endif
 
 struct augur_plugin {
   const augur_host_api* host;
@@ -424,6 +446,9 @@ static void monitor_main(int report_fd, const char* status_path, const augur_tas
     (void)!write(errpipe[1], &e, sizeof e);
     _exit(127);
   }
+  /* The task's own group, set from this side too: run() returns once the pid is reported,
+   * and a cancel() right after must find the group even if the child has not run yet. */
+  if (task > 0) setpgid(task, task);
   close(errpipe[1]);
   struct spawn_report rep = {getpid(), task};
   (void)!write(report_fd, &rep, sizeof rep);
@@ -451,9 +476,15 @@ static void monitor_main(int report_fd, const char* status_path, const augur_tas
   _exit(0);
 }
 
+/* "" for a NULL string, so a careless host cannot crash a log line. */
+static const char* str_or_empty(const char* s) { return s != NULL ? s : ""; }
+
 static augur_rc ex_run(augur_plugin* p, const char* instance, const augur_task* t,
                        char invocation[AUGUR_HANDLE_MAX]) {
   if (t == NULL || invocation == NULL) return fail(AUGUR_ERR_INVALID, "NULL argument");
+  if (t->struct_size < EX_TASK_SIZE)
+    return fail(AUGUR_ERR_INVALID, "task.struct_size is %u, less than this plugin's %u",
+                t->struct_size, (unsigned)EX_TASK_SIZE);
   if (t->argc == 0 || t->argv == NULL) return fail(AUGUR_ERR_INVALID, "argv is empty");
   for (uint32_t i = 0; i < t->argc; ++i)
     if (t->argv[i] == NULL) return fail(AUGUR_ERR_INVALID, "argv[%u] is NULL", i);
@@ -524,6 +555,16 @@ static augur_rc ex_run(augur_plugin* p, const char* instance, const augur_task* 
     return fail(AUGUR_ERR_IO, "cannot write %s: %s", pid_path, strerror(errno));
   }
   snprintf(invocation, AUGUR_HANDLE_MAX, "%s", id);
+  /* The metadata is for logs like this one (and accounting). */
+#if EXAMPLE_ABI_MINOR >= 1
+  logf_(p, AUGUR_LOG_DEBUG, "%s: workflow '%s' stage '%s' shard '%s' attempt %u from host '%s'", id,
+        str_or_empty(t->meta.workflow), str_or_empty(t->meta.stage), str_or_empty(t->meta.shard_id),
+        t->meta.attempt, str_or_empty(t->meta.origin_host));
+#else
+  logf_(p, AUGUR_LOG_DEBUG, "%s: workflow '%s' stage '%s' shard '%s' attempt %u", id,
+        str_or_empty(t->meta.workflow), str_or_empty(t->meta.stage),
+        str_or_empty(t->meta.shard_id), t->meta.attempt);
+#endif
   return AUGUR_OK;
 }
 
@@ -610,10 +651,8 @@ static augur_rc task_state_now(augur_plugin* p, const char* id, augur_task_statu
   return AUGUR_OK;
 }
 
-static augur_rc ex_poll(augur_plugin* p, const char* invocation, int32_t timeout_ms,
-                        augur_task_status* out) {
-  if (out == NULL) return fail(AUGUR_ERR_INVALID, "out is NULL");
-  if (timeout_ms < 0) return fail(AUGUR_ERR_INVALID, "negative timeout %d", timeout_ms);
+static augur_rc wait_state(augur_plugin* p, const char* invocation, int32_t timeout_ms,
+                           augur_task_status* out) {
   int64_t deadline = realtime_ns() + (int64_t)timeout_ms * 1000000;
   for (;;) {
     augur_rc rc = task_state_now(p, invocation, out);
@@ -621,6 +660,23 @@ static augur_rc ex_poll(augur_plugin* p, const char* invocation, int32_t timeout
     struct timespec ts = {0, 5 * 1000000};
     nanosleep(&ts, NULL);
   }
+}
+
+static augur_rc ex_poll(augur_plugin* p, const char* invocation, int32_t timeout_ms,
+                        augur_task_status* out) {
+  if (out == NULL) return fail(AUGUR_ERR_INVALID, "out is NULL");
+  /* The host allocated out; it must hold every field this plugin writes. */
+  if (out->struct_size < EX_STATUS_SIZE)
+    return fail(AUGUR_ERR_INVALID, "out.struct_size is %u, less than this plugin's %u",
+                out->struct_size, (unsigned)EX_STATUS_SIZE);
+  if (timeout_ms < 0) return fail(AUGUR_ERR_INVALID, "negative timeout %d", timeout_ms);
+  augur_rc rc = wait_state(p, invocation, timeout_ms, out);
+#if EXAMPLE_ABI_MINOR >= 1
+  out->bytes_read = 0; /* this backend cannot see the task's I/O */
+  out->bytes_written = 0;
+#endif
+  out->struct_size = EX_STATUS_SIZE; /* how far this answer reaches */
+  return rc;
 }
 
 static augur_rc ex_cancel(augur_plugin* p, const char* invocation) {
@@ -632,7 +688,7 @@ static augur_rc ex_cancel(augur_plugin* p, const char* invocation) {
   if (read_run(p, invocation, &r) != 0) return fail(AUGUR_ERR_NOT_FOUND, "no invocation '%s'", invocation);
   kill(-r.task, SIGKILL);
   /* Wait (briefly) for the monitor to record it, so that a poll right after says KILLED. */
-  (void)ex_poll(p, invocation, 2000, &st);
+  (void)wait_state(p, invocation, 2000, &st);
   return AUGUR_OK;
 }
 
@@ -690,7 +746,7 @@ static augur_rc ex_recover(augur_plugin* p, const char* const* instances, uint32
 
 static const augur_plugin_api kApi = {
     .abi_major = AUGUR_PLUGIN_ABI_MAJOR,
-    .abi_minor = AUGUR_PLUGIN_ABI_MINOR,
+    .abi_minor = EXAMPLE_ABI_MINOR,
     .struct_size = sizeof(augur_plugin_api),
     .init = ex_init,
     .destroy = ex_destroy,

@@ -8,6 +8,13 @@
 //   recover   = look the domains up again by name (the instance handle)
 //   run       = the QEMU guest agent (guest-exec / guest-exec-status), only on the qemu
 //               driver; every other driver answers AUGUR_ERR_UNSUPPORTED saying why
+//   I/O       = bytes_read / bytes_written of a task are what the domain's virtual disks
+//               read and wrote (virDomainBlockStats, summed over its disks: disk_io.h) from
+//               run() to the poll that sees the task end: guest page-cache hits are not in
+//               them, and everything else the guest does in that time is (the instance is
+//               the unit of accounting, as CPU is for the process backend). A domain
+//               without disks, or a driver without block statistics, gives 0. After a
+//               restart the baseline is lost and counting is from the domain's start.
 //
 // libvirt is the source of truth: the plugin keeps no table of its own instances, it asks
 // libvirt (domains whose names start with name_prefix), so a restart loses nothing.
@@ -46,6 +53,7 @@
 #include <vector>
 
 #include "augur/plugin.h"
+#include "disk_io.h"
 #include "plugin_shim.h"
 
 namespace augur_libvirt {
@@ -190,6 +198,12 @@ struct GuestTask {
   int64_t started_ns = 0;
   std::string stdout_path, stderr_path;
   bool cancelled = false;
+  DiskBytes base;        // the domain's disk totals at run(); zero after a restart
+  uint64_t read = 0;     // the counters reported so far (they never go down)
+  uint64_t written = 0;
+  // The status once the agent reported the end: the agent forgets a process after saying
+  // it exited, so later polls answer from here.
+  std::optional<augur_task_status> final;
 };
 
 }  // namespace
@@ -411,6 +425,7 @@ class LibvirtBackend {
     std::string handle = instance + "/" + *pid;
     GuestTask gt;
     gt.started_ns = NowNs(host_);
+    gt.base = DomainDiskBytes(d.get());
     gt.stdout_path = Str(task.stdout_path);
     gt.stderr_path = Str(task.stderr_path);
     tasks_[handle] = gt;
@@ -555,6 +570,7 @@ class LibvirtBackend {
     std::lock_guard lock(mu_);
     auto it = tasks_.find(handle);
     if (it == tasks_.end()) Fail(AUGUR_ERR_NOT_FOUND, "no invocation '" + handle + "'");
+    if (it->second.final) return *it->second.final;
     EnsureConnected();
     auto [instance, pid] = SplitInvocation(handle);
     Domain d = LookupOwnedLocked(instance);
@@ -564,6 +580,15 @@ class LibvirtBackend {
     augur_task_status st{};
     st.struct_size = sizeof st;
     st.started_ns = it->second.started_ns;
+    // Disk I/O since run(); a domain restarted meanwhile (counters reset) keeps the last.
+    GuestTask& gt = it->second;
+    DiskBytes now = DomainDiskBytes(d.get());
+    if (now.read >= gt.base.read) gt.read = std::max(gt.read, now.read - gt.base.read);
+    if (now.written >= gt.base.written) {
+      gt.written = std::max(gt.written, now.written - gt.base.written);
+    }
+    st.bytes_read = gt.read;
+    st.bytes_written = gt.written;
     // The agent reports neither CPU time nor memory of a guest process: both stay 0.
     if (JsonField(reply, "exited").value_or("false") != "true") {
       st.state = AUGUR_TASK_RUNNING;
@@ -584,6 +609,7 @@ class LibvirtBackend {
     };
     write(it->second.stdout_path, JsonField(reply, "out-data"));
     write(it->second.stderr_path, JsonField(reply, "err-data"));
+    gt.final = st;
     return st;
   }
 

@@ -13,6 +13,27 @@
 //     side by side in one instance share it (the instance is the unit of accounting).
 //   - Waiting uses a pidfd per task: poll() sleeps on it with the caller's timeout and reaps
 //     with waitid(), so no reaper thread and no SIGCHLD handler is needed.
+//   - I/O counters (ABI 1.1 bytes_read / bytes_written) are the kernel's storage I/O
+//     accounting of the task's process, /proc/PID/io read_bytes and write_bytes. The kernel
+//     adds a child's counters to its parent's when the parent reaps it, so the task's
+//     process counts itself and every descendant reaped below it. The final figures are read
+//     when the task has exited but is not reaped yet (waitid with WNOWAIT), then it is
+//     reaped. What they count:
+//       bytes_read     bytes the task caused to be read from a block device: page-cache
+//                      misses, readahead and direct I/O. A read served from the page cache
+//                      counts 0.
+//       bytes_written  bytes the task sent toward a block device: page-cache pages it
+//                      dirtied (counted when dirtied, whole pages, before any writeback, and
+//                      still counted if the file is deleted before writeback) plus direct
+//                      I/O. Writes to pipes, sockets, /dev/null and tmpfs count 0.
+//     Not counted: descendants that are still running when the task exits or that were
+//     re-parented away from it (daemons; their parent is init then), and I/O of a task
+//     recovered after a restart once it exits (only its last sample while running is
+//     known). Why not the blkio controller: on this backend's hybrid hosts the v1 blkio
+//     counters (blkio.throttle.io_service_bytes*) stay 0 unless a throttle rule is set on
+//     the device, and buffered writes reach the block layer only at writeback, charged to
+//     the root cgroup on v1 (and on v2 possibly after the task has ended). docs/BACKENDS.md
+//     has the measurements.
 //
 // Config keys (plugins.config.process):
 //   cgroup_parent      parent cgroup, relative to each hierarchy's root (default "augur")
@@ -100,6 +121,30 @@ std::optional<ProcStat> ReadProcStat(pid_t pid) {
   in >> st.starttime;
   if (!in) return std::nullopt;
   return st;
+}
+
+// Storage I/O of a process so far, itself and every child it has reaped (read_bytes and
+// write_bytes of /proc/PID/io); nullopt when the file cannot be read.
+struct IoCounts {
+  uint64_t read = 0;
+  uint64_t written = 0;
+};
+
+std::optional<IoCounts> ReadProcIo(pid_t pid) {
+  auto text = ReadFile("/proc/" + std::to_string(pid) + "/io");
+  if (!text) return std::nullopt;
+  // "rchar: 1\nwchar: 2\n...read_bytes: 3\nwrite_bytes: 4\ncancelled_write_bytes: 5"
+  std::istringstream in(*text);
+  std::string key;
+  uint64_t value;
+  IoCounts out;
+  int found = 0;
+  while (in >> key >> value) {
+    if (key == "read_bytes:") out.read = value, ++found;
+    if (key == "write_bytes:") out.written = value, ++found;
+  }
+  if (found != 2) return std::nullopt;
+  return out;
 }
 
 // A process identified by pid and start time still exists and has not exited.
@@ -736,8 +781,14 @@ class ProcessBackend {
   void Refresh(Invocation& inv, Instance* inst) {
     if (inv.finished) return;
     siginfo_t si{};
-    int r = waitid(P_PID, inv.pid, &si, WEXITED | WNOHANG);
+    // WNOWAIT leaves an exited task a zombie, whose I/O counters (by now including every
+    // child it reaped) are read before it is reaped.
+    int r = waitid(P_PID, inv.pid, &si, WEXITED | WNOHANG | WNOWAIT);
     if (r == 0 && si.si_pid == inv.pid) {
+      SampleIo(inv);
+      siginfo_t reaped{};
+      while (waitid(P_PID, inv.pid, &reaped, WEXITED | WNOHANG) < 0 && errno == EINTR) {
+      }
       Finish(inv, inst, &si);
       return;
     }
@@ -753,6 +804,19 @@ class ProcessBackend {
       return;
     }
     Sample(inv, inst);
+    SampleIo(inv);
+  }
+
+  // Reads the task process's I/O counters, if it is still ours to read (same start time,
+  // not reaped). The figures only grow: a failed read keeps the last ones.
+  void SampleIo(Invocation& inv) {
+    auto io = ReadProcIo(inv.pid);
+    // Checked after the read: had the task been reaped and its pid reused in between, the
+    // start time would now differ.
+    auto st = ReadProcStat(inv.pid);
+    if (!io || !st || st->starttime != inv.starttime) return;
+    inv.status.bytes_read = std::max(inv.status.bytes_read, io->read);
+    inv.status.bytes_written = std::max(inv.status.bytes_written, io->written);
   }
 
   void Sample(Invocation& inv, Instance* inst) {
@@ -872,9 +936,11 @@ class ProcessBackend {
     auto st = ReadProcStat(inv->pid);
     if (st && st->starttime == inv->starttime && st->state == 'Z') {
       siginfo_t si{};
-      if (waitid(P_PID, inv->pid, &si, WEXITED | WNOHANG) == 0 && si.si_pid == inv->pid) {
+      if (waitid(P_PID, inv->pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+          si.si_pid == inv->pid) {
         inv->is_child = true;
-        Finish(*inv, it->second.get(), &si);
+        inv->finished = false;
+        Refresh(*inv, it->second.get());  // reads its I/O, reaps it, finishes it
         return inv;
       }
     }

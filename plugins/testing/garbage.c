@@ -4,11 +4,16 @@
  *   prewarm    more instances prepared than asked for
  *   resize     a NaN granted cpu_cores
  *   run        OK with an empty invocation handle
- *   poll       task state 99
+ *   poll       task state 99; for invocation "inv-io-huge" a valid status whose bytes_written
+ *              is 2^64-1, for "inv-size-big" one whose struct_size claims 4096 bytes; and for
+ *              "inv-io-short" (not garbage) counters set beyond the struct_size it writes
+ *              back, which the host must not read
  *   cancel     result code 12345
  *   release    fails with a 1 MiB last_error()
  *   recover    leaves states unset */
 #include "testing_common.h"
+
+#include <stddef.h>
 
 static char huge[1 << 20];
 
@@ -37,7 +42,20 @@ static augur_rc g_run(augur_plugin* p, const char* i, const augur_task* t, char 
   (void)p; (void)i; (void)t; inv[0] = '\0'; return AUGUR_OK;
 }
 static augur_rc g_poll(augur_plugin* p, const char* i, int32_t ms, augur_task_status* out) {
-  (void)p; (void)i; (void)ms; out->state = 99; return AUGUR_OK;
+  (void)p; (void)ms;
+  out->state = AUGUR_TASK_EXITED;
+  if (i != NULL && strcmp(i, "inv-io-huge") == 0) {
+    out->bytes_written = UINT64_MAX;
+  } else if (i != NULL && strcmp(i, "inv-size-big") == 0) {
+    out->struct_size = 4096;
+  } else if (i != NULL && strcmp(i, "inv-io-short") == 0) {
+    out->bytes_read = 5;
+    out->bytes_written = 7;
+    out->struct_size = offsetof(augur_task_status, bytes_read); /* "my answer ends before" */
+  } else {
+    out->state = 99;
+  }
+  return AUGUR_OK;
 }
 static augur_rc g_cancel(augur_plugin* p, const char* i) { (void)p; (void)i; return 12345; }
 static augur_rc g_release(augur_plugin* p, const char* i) {

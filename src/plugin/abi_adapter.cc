@@ -3,8 +3,11 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstddef>
 #include <cstring>
+#include <limits>
 #include <filesystem>
 
 #include <fmt/format.h>
@@ -25,6 +28,14 @@ Result<std::string> CopyCString(std::string_view what, const char* s, size_t max
   if (Status st = CheckText(what, out, max_bytes); !st.ok()) return Err(st);
   return out;
 }
+
+// augur_task_status as ABI 1.0 defined it (it ended with finished_ns), and where the 1.1
+// counters end. A minor-0 plugin is handed the 1.0 size; counters are read only from a
+// struct that holds them.
+constexpr uint32_t kTaskStatusSize_1_0 = offsetof(augur_task_status, bytes_read);
+constexpr uint32_t kTaskStatusIoEnd =
+    offsetof(augur_task_status, bytes_written) + sizeof(augur_task_status::bytes_written);
+static_assert(kTaskStatusSize_1_0 == 48, "ABI 1.0's augur_task_status is 48 bytes");
 
 Resources FromC(const augur_resources& r) { return {r.cpu_cores, r.memory_bytes}; }
 augur_resources ToC(const Resources& r) { return {r.cpu_cores, r.memory_bytes}; }
@@ -235,9 +246,10 @@ Result<std::string> AbiBackend::Run(const std::string& instance, const Task& tas
   c.workdir = task.workdir.c_str();
   c.stdout_path = task.stdout_path.c_str();
   c.stderr_path = task.stderr_path.c_str();
+  // Every plugin gets the whole struct: one of an older minor reads only what it knows.
   c.meta = {task.meta.workflow.c_str(), task.meta.stage.c_str(), task.meta.shard_id.c_str(),
             task.meta.range_begin,      task.meta.range_end,     task.meta.attempt,
-            task.meta.priority};
+            task.meta.priority,         task.meta.origin_host.c_str()};
   char handle[AUGUR_HANDLE_MAX] = {};
   augur_rc rc = plugin_->api().run(state_, instance.c_str(), &c, handle);
   if (rc != AUGUR_OK) return Err(CallFailed("run", rc));
@@ -248,12 +260,25 @@ Result<std::string> AbiBackend::Run(const std::string& instance, const Task& tas
 
 Result<TaskStatus> AbiBackend::Poll(const std::string& invocation, std::chrono::milliseconds wait) {
   augur_task_status c{};
-  c.struct_size = sizeof c;
+  // The struct as the plugin's minor defines it (plugin.h, "Versioning").
+  const uint32_t allocated = plugin_->api().abi_minor >= 1 ? sizeof c : kTaskStatusSize_1_0;
+  c.struct_size = allocated;
   c.state = -1;
   const int32_t timeout_ms = static_cast<int32_t>(
       std::clamp<int64_t>(wait.count(), 0, std::numeric_limits<int32_t>::max()));
   augur_rc rc = plugin_->api().poll(state_, invocation.c_str(), timeout_ms, &c);
   if (rc != AUGUR_OK) return Err(CallFailed("poll", rc));
+  // A plugin may write its own size back; it must lie between ABI 1.0's and what was given.
+  if (c.struct_size > allocated) {
+    return Err(Status::Corruption(
+        fmt::format("poll: out.struct_size is {}, more than the {} bytes the host allocated",
+                    c.struct_size, allocated)));
+  }
+  if (c.struct_size < kTaskStatusSize_1_0) {
+    return Err(Status::Corruption(fmt::format(
+        "poll: out.struct_size is {}, less than the {} bytes of ABI 1.0's augur_task_status",
+        c.struct_size, kTaskStatusSize_1_0)));
+  }
   TaskStatus st;
   auto state = TaskStateFromInt("task state", c.state);
   if (!state) return Err(state.error().Annotate("poll"));
@@ -264,6 +289,10 @@ Result<TaskStatus> AbiBackend::Poll(const std::string& invocation, std::chrono::
   st.peak_memory_bytes = c.peak_memory_bytes;
   st.started_ns = c.started_ns;
   st.finished_ns = c.finished_ns;
+  if (c.struct_size >= kTaskStatusIoEnd) {
+    st.bytes_read = c.bytes_read;
+    st.bytes_written = c.bytes_written;
+  }
   if (Status s = CheckTaskStatus(st); !s.ok()) return Err(s.Annotate("poll"));
   return st;
 }

@@ -4,9 +4,15 @@
 // Validation: a NULL where a value is due, a string with no NUL within its bound
 // (kMaxNameBytes / kMaxTextBytes from plugin_protocol.h), text that is not UTF-8, a handle
 // that is not printable ASCII, an enum or result code the ABI does not define: each is
-// returned as a Corruption ("describe: name is NULL"), never passed on. A plugin that
-// returns garbage can still crash this process (a wild pointer, say); that is why augurd
-// runs AbiBackend only inside augur-plugin-host.
+// returned as a Corruption ("describe: name is NULL"), never passed on; so is a poll() whose
+// out.struct_size comes back smaller than ABI 1.0's struct or larger than the host gave. A
+// plugin that returns garbage can still crash this process (a wild pointer, say); that is
+// why augurd runs AbiBackend only inside augur-plugin-host.
+//
+// Minor versions: a plugin gets augur_task_status as its declared abi_minor defines it, and
+// the fields are read only as far as its struct_size reaches; so a plugin of ABI 1.0 reports
+// bytes_read = bytes_written = 0. Structs passed in (augur_task) are always the whole of
+// this build's: an older plugin reads only the fields it knows.
 //
 // Thread safety: as the ABI allows, calls go to the plugin concurrently, except describe(),
 // which is serialised (see plugin.h on the lifetime of describe()'s strings).

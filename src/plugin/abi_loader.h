@@ -4,7 +4,7 @@
 // Used inside augur-plugin-host and by augur-plugin-check; augurd itself never dlopens a
 // plugin. Refusals name the plugin, what it declared and what this agent supports, e.g.
 //   plugin 'foo' (/usr/lib/augur/plugins/augur-foo.so) declares plugin ABI 2.0; this agent
-//   supports plugin ABI 1.0 (same major, minor at most 0)
+//   supports plugin ABI 1.1 (same major, minor at most 1)
 //
 // Thread safety: a LoadedPlugin is immutable after Load(); share it freely.
 #ifndef AUGUR_PLUGIN_ABI_LOADER_H_
@@ -21,7 +21,7 @@ namespace augur::plugin {
 // "augur-foo.so" -> "foo"; anything else -> the file name without a trailing ".so".
 std::string PluginNameFromPath(const std::string& path);
 
-// "supports plugin ABI 1.0 (same major, minor at most 0)": the tail of every refusal.
+// "supports plugin ABI 1.1 (same major, minor at most 1)": the tail of every refusal.
 std::string SupportedAbiText();
 
 class LoadedPlugin {

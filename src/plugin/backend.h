@@ -80,6 +80,7 @@ struct InvocationMeta {
   uint64_t range_end = 0;
   uint32_t attempt = 1;
   int32_t priority = 5;  // 1..10, 10 highest
+  std::string origin_host;  // the host that owns the workflow; "" when unknown (ABI 1.1)
 };
 
 struct Task {
@@ -102,6 +103,11 @@ struct TaskStatus {
   uint64_t peak_memory_bytes = 0;
   int64_t started_ns = 0;   // CLOCK_REALTIME
   int64_t finished_ns = 0;  // 0 while running
+  // Storage bytes the task and what it started read and wrote, as the backend measures them
+  // (docs/BACKENDS.md says what each counts); 0 when it cannot, and always 0 from a plugin
+  // of ABI 1.0. At most kMaxIoBytes (plugin_protocol.h).
+  uint64_t bytes_read = 0;
+  uint64_t bytes_written = 0;
 };
 
 // What recover() found: one state per handle passed in, in the same order.

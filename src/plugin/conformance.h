@@ -3,9 +3,10 @@
 // taking the checker down.
 //
 // Checks (each one line of output): abi, describe, lifecycle, idempotent_provision, tasks,
-// cancel, bad_arguments, resize, double_release, prewarm, threads, recover. A backend may
-// decline an optional operation (prewarm, run) with AUGUR_ERR_UNSUPPORTED; that check is
-// then skipped, not failed.
+// cancel, io_counters, bad_arguments, resize, double_release, prewarm, threads, recover.
+// Plugins of every minor of ABI major 1 are checked (a 1.0 plugin's I/O counters must read
+// 0). A backend may decline an optional operation (prewarm, run) with AUGUR_ERR_UNSUPPORTED;
+// that check is then skipped, not failed.
 #ifndef AUGUR_PLUGIN_CONFORMANCE_H_
 #define AUGUR_PLUGIN_CONFORMANCE_H_
 

@@ -131,6 +131,7 @@ struct HostedBackend::Impl {
   Clock::time_point up_since;
   uint64_t recovered = 0;
   uint64_t lost = 0;
+  uint32_t abi_major = 0, abi_minor = 0;  // what the last loaded plugin declared
   bool stopping = false;
   bool first_attempt_done = false;
   std::thread supervisor;
@@ -487,6 +488,8 @@ struct HostedBackend::Impl {
     up_since = Clock::now();
     recovered = recovered_now;
     lost = lost_now;
+    abi_major = o.reply.hello().abi_major();
+    abi_minor = o.reply.hello().abi_minor();
     first_attempt_done = true;
     spdlog::info("backend '{}' up: plugin host pid {}, plugin ABI {}.{}", opt.name, h->pid,
                  o.reply.hello().abi_major(), o.reply.hello().abi_minor());
@@ -584,6 +587,8 @@ BackendHealth HostedBackend::Health() const {
   h.host_pid = impl_->host ? impl_->host->pid : 0;
   h.recovered_instances = impl_->recovered;
   h.lost_instances = impl_->lost;
+  h.abi_major = impl_->abi_major;
+  h.abi_minor = impl_->abi_minor;
   // Only a describe() tells whether the plugin works (PluginManager asks periodically).
   h.reason = h.up                             ? HealthReason::kUnchecked
              : h.state == HostState::kRefused ? HealthReason::kRefused

@@ -86,6 +86,9 @@ struct BackendHealth {
   int host_pid = 0;             // 0 when no host runs
   uint64_t recovered_instances = 0;  // from the last recover(): still there
   uint64_t lost_instances = 0;       // ... and gone
+  // The plugin ABI the loaded plugin declares (from the host's hello); 0.0 before it loaded.
+  uint32_t abi_major = 0;
+  uint32_t abi_minor = 0;
 
   // End-to-end health, from PluginManager's periodic describe() (HostedBackend::Health()
   // alone leaves these at "unchecked"): true when the host is up AND the last describe()

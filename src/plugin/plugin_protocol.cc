@@ -115,6 +115,13 @@ Status CheckTaskStatus(const TaskStatus& st) {
   if (!std::isfinite(st.cpu_seconds) || st.cpu_seconds < 0) {
     return Status::Corruption(fmt::format("cpu_seconds is {}", st.cpu_seconds));
   }
+  for (const auto& [what, v] : {std::pair{"bytes_read", st.bytes_read},
+                                std::pair{"bytes_written", st.bytes_written}}) {
+    if (v > kMaxIoBytes) {
+      return Status::Corruption(fmt::format(
+          "{} is {}, more than {} (a negative count cast to unsigned?)", what, v, kMaxIoBytes));
+    }
+  }
   return Status::OK();
 }
 
@@ -247,6 +254,7 @@ void ToWire(const Task& in, wire::Task* out) {
   m->set_range_end(in.meta.range_end);
   m->set_attempt(in.meta.attempt);
   m->set_priority(in.meta.priority);
+  m->set_origin_host(in.meta.origin_host);
 }
 
 void ToWire(const TaskStatus& in, wire::TaskStatus* out) {
@@ -257,6 +265,8 @@ void ToWire(const TaskStatus& in, wire::TaskStatus* out) {
   out->set_peak_memory_bytes(in.peak_memory_bytes);
   out->set_started_ns(in.started_ns);
   out->set_finished_ns(in.finished_ns);
+  out->set_bytes_read(in.bytes_read);
+  out->set_bytes_written(in.bytes_written);
 }
 
 Resources FromWire(const wire::Resources& in) { return {in.cpu_cores(), in.memory_bytes()}; }
@@ -280,8 +290,8 @@ Task FromWire(const wire::Task& in) {
   t.stdout_path = in.stdout_path();
   t.stderr_path = in.stderr_path();
   const wire::InvocationMeta& m = in.meta();
-  t.meta = {m.workflow(),    m.stage(),   m.shard_id(), m.range_begin(),
-            m.range_end(),   m.attempt(), m.priority()};
+  t.meta = {m.workflow(),  m.stage(),   m.shard_id(), m.range_begin(),
+            m.range_end(), m.attempt(), m.priority(), m.origin_host()};
   return t;
 }
 
@@ -324,6 +334,8 @@ Result<TaskStatus> TaskStatusFromWire(const wire::TaskStatus& in) {
   out.peak_memory_bytes = in.peak_memory_bytes();
   out.started_ns = in.started_ns();
   out.finished_ns = in.finished_ns();
+  out.bytes_read = in.bytes_read();
+  out.bytes_written = in.bytes_written();
   if (Status s = CheckTaskStatus(out); !s.ok()) return Err(s);
   return out;
 }

@@ -9,6 +9,7 @@
 #define AUGUR_PLUGIN_PLUGIN_PROTOCOL_H_
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -28,13 +29,16 @@ inline constexpr size_t kMaxTextBytes = 4096;
 inline constexpr size_t kMaxListEntries = 1024;
 // Longest message accepted on the plugin socket (a describe with every list full fits).
 inline constexpr size_t kMaxMessageBytes = 16 << 20;
+// Largest bytes_read / bytes_written a task status may carry: the history stores them as
+// SQLite integers (signed 64-bit), and a larger one is a negative count cast to unsigned.
+inline constexpr uint64_t kMaxIoBytes = static_cast<uint64_t>(INT64_MAX);
 
 // Each returns OK or a Corruption naming `what` and the problem.
 Status CheckText(std::string_view what, std::string_view s, size_t max_bytes);
 Status CheckHandle(std::string_view what, std::string_view handle);  // 1..127 printable ASCII
 Status CheckResources(std::string_view what, const Resources& r);    // finite, >= 0
 Status CheckBackendInfo(const BackendInfo& info);
-Status CheckTaskStatus(const TaskStatus& st);
+Status CheckTaskStatus(const TaskStatus& st);  // cpu_seconds, bytes_* within bounds
 Result<InstanceState> InstanceStateFromInt(std::string_view what, int32_t v);
 Result<TaskState> TaskStateFromInt(std::string_view what, int32_t v);
 

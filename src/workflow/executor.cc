@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <condition_variable>
@@ -19,6 +20,7 @@
 #include <spdlog/spdlog.h>
 
 #include "plugin/backend.h"
+#include "plugin/plugin_protocol.h"
 #include "workflow/store.h"
 #include "workflow/workflow_spec.h"
 
@@ -58,6 +60,8 @@ AttemptOutcome OutcomeOf(const plugin::TaskStatus& st) {
   o.term_signal = st.term_signal;
   o.cpu_seconds = st.cpu_seconds;
   o.peak_memory_bytes = st.peak_memory_bytes;
+  o.bytes_read = st.bytes_read;
+  o.bytes_written = st.bytes_written;
   switch (st.state) {
     case plugin::TaskState::kExited:
       o.state = st.exit_code == 0 ? AttemptState::kSucceeded : AttemptState::kFailed;
@@ -116,7 +120,29 @@ struct Task {
   std::string workflow_id, stage;
 };
 
+// What a plugin accepts as InvocationMeta::origin_host.
+Status CheckHostName(const std::string& name) {
+  if (name.size() > 255) {
+    return Status::InvalidArgument(fmt::format("host name '{}...' is longer than 255 bytes",
+                                               name.substr(0, 32)));
+  }
+  for (char c : name) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+      return Status::InvalidArgument(
+          fmt::format("host name has control character 0x{:02x}", static_cast<unsigned>(c)));
+    }
+  }
+  if (!plugin::IsValidUtf8(name)) return Status::InvalidArgument("host name is not UTF-8");
+  return Status::OK();
+}
+
 }  // namespace
+
+std::string LocalHostName() {
+  char buf[256] = {};
+  if (::gethostname(buf, sizeof buf - 1) != 0) return "";
+  return buf;
+}
 
 struct Executor::Impl {
   ExecutorOptions o;
@@ -248,6 +274,7 @@ struct Executor::Impl {
     t.meta.range_end = a.range_end;
     t.meta.attempt = a.attempt.attempt;
     t.meta.priority = a.priority;
+    t.meta.origin_host = o.host_name;
     auto inv = b->Run(inst->handle, t);
     if (!inv) {
       (void)b->Release(inst->handle);
@@ -332,6 +359,7 @@ struct Executor::Impl {
     t.meta.stage = a.stage;
     t.meta.shard_id = "merge";
     t.meta.attempt = 1;
+    t.meta.origin_host = o.host_name;
     auto inv = b->Run(inst->handle, t);
     if (!inv) {
       (void)b->Release(inst->handle);
@@ -397,20 +425,22 @@ struct Executor::Impl {
                                                 st->term_signal),
                           now);
       } else {
+        // bytes_read / bytes_written are the backend's measure; the output file's size only
+        // decides the limit.
         AttemptOutcome out = OutcomeOf(*st);
         if (FileSize(t.output) > o.max_output_bytes) {
           out.state = AttemptState::kFailed;
           out.error = fmt::format("output over the {} byte limit", o.max_output_bytes);
         }
-        out.bytes_written = FileSize(t.output);
         const MergeOutcome mo = engine->AttemptEnded(t.attempt_id, out, now);
         if (mo == MergeOutcome::kDuplicate) {
           spdlog::info("workflow {}: {} succeeded after its shard already had a result: "
                        "discarded", t.workflow_id, t.attempt_id);
         }
-        spdlog::info("workflow {}: {} ended: {} (exit {}, {:.2f} cpu-s, peak {})", t.workflow_id,
-                     t.attempt_id, AttemptStateName(out.state), out.exit_code, out.cpu_seconds,
-                     FormatMemory(out.peak_memory_bytes));
+        spdlog::info("workflow {}: {} ended: {} (exit {}, {:.2f} cpu-s, peak {}, read {} B, "
+                     "wrote {} B)", t.workflow_id, t.attempt_id, AttemptStateName(out.state),
+                     out.exit_code, out.cpu_seconds, FormatMemory(out.peak_memory_bytes),
+                     out.bytes_read, out.bytes_written);
       }
       (void)b->Release(t.instance);
       ended.push_back(key);
@@ -519,6 +549,7 @@ Executor::~Executor() {
 
 Result<std::unique_ptr<Executor>> Executor::Start(ExecutorOptions options, BackendLookup backends,
                                                   ForecastFree forecast) {
+  if (Status st = CheckHostName(options.host_name); !st.ok()) return Err(st);
   auto impl = std::make_unique<Impl>();
   impl->o = std::move(options);
   if (impl->o.engine.work_root.empty()) impl->o.engine.work_root = impl->o.state_dir + "/work";

@@ -17,6 +17,10 @@
 // calls; requests from the control socket are posted to it and wait for its answer. The
 // sampling loop of augurd never waits on it.
 //
+// Every task carries its origin host (ExecutorOptions::host_name). When it ends, its history
+// row gets the backend's final figures: CPU, peak memory, and the storage bytes it read and
+// wrote as the backend measured them (0 where a backend cannot; docs/BACKENDS.md).
+//
 // Outputs live under <state_dir>/work/<workflow>/. A shard whose output grows past
 // max_output_bytes is cancelled and fails its workflow; a full disk fails the workflow
 // concerned, never the agent.
@@ -46,6 +50,9 @@ namespace augur::workflow {
 // expects) so that shards it admits find room.
 inline constexpr Resources kMergeReserve{0.1, 64ULL << 20};
 
+// This host's name (gethostname()); "" when it has none.
+std::string LocalHostName();
+
 struct ExecutorOptions {
   std::string state_dir;  // workflows.db and work/ live here
   EngineOptions engine;   // work_root is set from state_dir when empty
@@ -55,6 +62,11 @@ struct ExecutorOptions {
   // and every cost_refresh after (a backend's prices may change).
   std::vector<std::string> backends;
   std::chrono::milliseconds cost_refresh{30'000};
+  // The host that owns the workflows this executor runs, sent with every task as its origin
+  // (plugin::InvocationMeta::origin_host). Every workflow is owned by the host it was
+  // submitted to, so this host; the mesh will set its owner id here. At most 255 bytes of
+  // UTF-8 without control characters (Start refuses others); "" for unknown.
+  std::string host_name = LocalHostName();
 };
 
 // The backend of a given name, or nullptr when it is not enabled or not up.
@@ -65,7 +77,7 @@ using ForecastFree = std::function<std::optional<Resources>()>;
 class Executor {
  public:
   // Opens the store (errors name the file), restores running workflows, and starts the
-  // engine thread.
+  // engine thread. InvalidArgument for a host_name that cannot go to a plugin.
   static Result<std::unique_ptr<Executor>> Start(ExecutorOptions options, BackendLookup backends,
                                                  ForecastFree forecast = nullptr);
   // Stops the engine thread. Running tasks are left running: the next start re-attaches.

@@ -150,6 +150,7 @@ class PluginInstance {
     task.meta.shard_id = "0";
     task.meta.attempt = 1;
     task.meta.priority = 5;
+    task.meta.origin_host = "test-host";
     char handle[AUGUR_HANDLE_MAX] = {};
     augur_rc rc = api_->run(plugin_, instance.c_str(), &task, handle);
     *invocation = handle;

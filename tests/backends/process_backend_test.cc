@@ -2,8 +2,10 @@
 // These tests create real cgroups and run real processes: they need root and writable cgroup
 // hierarchies and skip, saying why, without them. Each test uses its own cgroup parent
 // (augur-test-<pid>-<n>) so runs never see each other's instances.
+#include <linux/magic.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -274,6 +276,61 @@ TEST_F(ProcessBackendTest, CancelKillsTheTaskAndEverythingItForked) {
   }
   EXPECT_EQ(plugin_->Cancel(inv), AUGUR_OK);  // cancelling a finished task is fine
   unlink(out.c_str());
+}
+
+// bytes_read / bytes_written are the storage I/O of the task and the children it reaped
+// (/proc/PID/io read_bytes / write_bytes, read at reap time). A real task: sh starts dd to
+// write 8 MiB with fsync, then dd to read it back with O_DIRECT (so the read reaches the
+// disk, not the page cache); neither dd is the task's own process.
+TEST_F(ProcessBackendTest, IoCountersAreTheStorageBytesOfTheTaskAndItsChildren) {
+  const std::string dir = "/tmp/" + parent_ + "-io";
+  ASSERT_EQ(mkdir(dir.c_str(), 0755), 0) << dir;
+  struct statfs fs {};
+  ASSERT_EQ(statfs(dir.c_str(), &fs), 0);
+  if (fs.f_type == TMPFS_MAGIC) {
+    rmdir(dir.c_str());
+    GTEST_SKIP() << "/tmp is tmpfs: no block device to count I/O on";
+  }
+  std::string inst = Provision("io", 1, 256 * kMiB);
+  auto run = [&](const std::string& script, augur_task_status* s) {
+    std::string inv;
+    ASSERT_EQ(plugin_->Run(inst, {"/bin/sh", "-c", script}, {"PATH=/usr/bin:/bin"}, &inv, "",
+                           dir),
+              AUGUR_OK)
+        << plugin_->LastError();
+    ASSERT_EQ(plugin_->Poll(inv, 30000, s), AUGUR_OK) << plugin_->LastError();
+    ASSERT_EQ(s->state, AUGUR_TASK_EXITED) << script;
+    ASSERT_EQ(s->exit_code, 0) << script;
+    // Final figures: a second poll of the finished task gives the same.
+    augur_task_status again;
+    ASSERT_EQ(plugin_->Poll(inv, 0, &again), AUGUR_OK);
+    EXPECT_EQ(again.bytes_read, s->bytes_read);
+    EXPECT_EQ(again.bytes_written, s->bytes_written);
+  };
+
+  augur_task_status s;
+  run("dd if=/dev/zero of=data bs=1M count=8 conv=fsync 2>/dev/null && "
+      "dd if=data of=/dev/null bs=1M iflag=direct 2>/dev/null",
+      &s);
+  // Written: the 8 MiB of data pages (counted when dirtied, whole pages); a little more is
+  // sane (metadata), a second copy is not.
+  EXPECT_GE(s.bytes_written, 8 * kMiB);
+  EXPECT_LE(s.bytes_written, 9 * kMiB);
+  // Read: the 8 MiB from the disk, plus whatever program pages were not cached.
+  EXPECT_GE(s.bytes_read, 8 * kMiB);
+  EXPECT_LE(s.bytes_read, 12 * kMiB);
+
+  // What does not reach storage is not counted: 8 MiB into /dev/null and through a pipe,
+  // and the file read back from the page cache right after it was written there.
+  run("dd if=/dev/zero bs=1M count=8 2>/dev/null | cat > /dev/null && "
+      "dd if=/dev/zero of=cached bs=1M count=4 2>/dev/null && cat cached > /dev/null",
+      &s);
+  EXPECT_GE(s.bytes_written, 4 * kMiB);  // the 4 MiB file
+  EXPECT_LT(s.bytes_written, 5 * kMiB);
+  EXPECT_LT(s.bytes_read, 1 * kMiB);
+  unlink((dir + "/data").c_str());
+  unlink((dir + "/cached").c_str());
+  rmdir(dir.c_str());
 }
 
 TEST_F(ProcessBackendTest, TaskGetsExactlyItsEnvironmentWorkdirAndCgroup) {

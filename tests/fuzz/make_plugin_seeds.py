@@ -36,8 +36,14 @@ req = {
     "resize": f_varint(1, 4) + f_bytes(14, f_bytes(1, "inst-1") + f_bytes(2, resources(1.5, 4096))),
     "run": f_varint(1, 5) + f_bytes(15, f_bytes(1, "inst-1") + f_bytes(2, f_bytes(1, "inv-1")
                                         + f_bytes(1, "--flag") + f_bytes(2, "A=B")
-                                        + f_bytes(6, f_bytes(1, "wf") + f_varint(6, 1)))),
+                                        + f_bytes(6, f_bytes(1, "wf") + f_varint(6, 1)
+                                                     + f_bytes(8, "owner.example")))),
+    # No argv: the mirror plugin answers with the origin host as the invocation handle.
+    "run_origin": f_varint(1, 10) + f_bytes(15, f_bytes(1, "inst-1") + f_bytes(2, f_bytes(6,
+                                        f_bytes(1, "wf") + f_bytes(8, "h\x01st")))),
     "poll": f_varint(1, 6) + f_bytes(16, f_bytes(1, "inv-1") + f_varint(2, 0)),
+    # A negative timeout: the mirror reports it as I/O counters past INT64_MAX.
+    "poll_negative": f_varint(1, 11) + f_bytes(16, f_bytes(1, "inv-12") + f_varint(2, -7)),
     "cancel": f_varint(1, 7) + f_bytes(17, f_bytes(1, "inv-1")),
     "release": f_varint(1, 8) + f_bytes(18, f_bytes(1, "inst-1")),
     "recover": f_varint(1, 9) + f_bytes(19, f_bytes(1, "inst-1") + f_bytes(2, "inv-22")),
@@ -54,7 +60,9 @@ rep = {
     "granted": f_varint(1, 4) + f_bytes(14, resources(1.5, 4096)),
     "invocation": f_varint(1, 5) + f_bytes(15, "inv-1"),
     "status": f_varint(1, 6) + f_bytes(16, f_varint(1, 1) + f_varint(2, 0) + f_double(4, 0.25)
-                                       + f_varint(6, 1700000000000000000)),
+                                       + f_varint(6, 1700000000000000000)
+                                       + f_varint(8, 8 << 20) + f_varint(9, 4096)),
+    "status_io_huge": f_varint(1, 12) + f_bytes(16, f_varint(1, 1) + f_varint(9, (1 << 64) - 1)),
     "recovered": f_varint(1, 9) + f_bytes(17, f_bytes(1, varint(1)) + f_bytes(2, varint(1))),
     "error": f_varint(1, 10) + f_varint(2, 1) + f_bytes(3, "not found"),
     "fault": f_varint(1, 11) + f_bytes(4, "describe: name is NULL"),

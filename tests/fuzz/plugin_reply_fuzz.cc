@@ -73,8 +73,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         wire::TaskStatus again;
         ToWire(*st, &again);
         auto back = TaskStatusFromWire(again);
-        Require(back && back->state == st->state && back->cpu_seconds == st->cpu_seconds,
+        Require(back && back->state == st->state && back->cpu_seconds == st->cpu_seconds &&
+                    back->bytes_read == st->bytes_read &&
+                    back->bytes_written == st->bytes_written,
                 "TaskStatus does not round-trip");
+        Require(st->bytes_read <= kMaxIoBytes && st->bytes_written <= kMaxIoBytes,
+                "TaskStatusFromWire accepted an I/O counter past kMaxIoBytes");
       }
       break;
     }

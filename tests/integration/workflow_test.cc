@@ -4,7 +4,9 @@
 // workflow shrinking a low one's grant (read from the cgroup files) and growing it back, and
 // an unprivileged user refused, and shards charged at the backend's price under a budget. Needs root (cgroups); skips, saying so, without it.
 #include <dirent.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -144,6 +146,7 @@ TEST_F(WorkflowTest, TheExamplesMatchADirectComputation) {
     }
     ok.insert(row["shard"].get<int>());
     EXPECT_GT(row["wall_seconds"].get<double>(), 0);
+    // Its cksum line, as the backend counts writes: one dirtied page of the output file.
     EXPECT_GT(row["bytes_written"].get<uint64_t>(), 0u);
   }
   for (int i = 0; i < 8; ++i) EXPECT_EQ(ok.count(i), 1u) << "shard " << i;
@@ -200,6 +203,44 @@ stages:
   std::vector<std::string> states;
   for (const auto& row : h) states.push_back(row["state"]);
   EXPECT_NE(std::find(states.begin(), states.end(), "oom"), states.end()) << h.dump(2);
+}
+
+// Each attempt's storage I/O, as the process backend measures it (/proc/PID/io of the task at
+// reap time), reaches the history and augurctl's table: a shard writes 4 MiB (fsync) and
+// reads it back with O_DIRECT, so both directions reach the disk.
+TEST_F(WorkflowTest, TheHistoryHasEachShardsStorageBytes) {
+  struct statfs st {};
+  ASSERT_EQ(statfs(dir_.c_str(), &st), 0);
+  if (st.f_type == TMPFS_MAGIC) GTEST_SKIP() << dir_ << " is on tmpfs: no storage I/O to count";
+  WriteConfig();
+  StartAgent();
+  const std::string id = Submit(WriteWorkflow("io.yaml", R"(workflow: io
+stages:
+  - name: write
+    resources: {cpu: 0.5, memory: 64Mi}
+    shards: {range: [0, 2], count: 2}
+    run: [sh, -c, "f=part.{shard.index}; dd if=/dev/zero of=$f bs=1M count=4 conv=fsync 2>/dev/null && dd if=$f of=/dev/null bs=1M iflag=direct 2>/dev/null && rm $f && echo ok"]
+)"));
+  ASSERT_EQ(WaitDone(id), "succeeded") << Status(id).dump(2) << agent_->err();
+  auto h = nlohmann::json::parse(Ctl({"history", id, "--json"}).out);
+  ASSERT_EQ(h.size(), 2u) << h.dump(2);
+  constexpr uint64_t kMiB = 1ULL << 20;
+  for (const auto& row : h) {
+    EXPECT_EQ(row["state"], "succeeded") << row.dump();
+    // The 4 MiB file and the 3-byte output (one page); not the output file's size alone.
+    EXPECT_GE(row["bytes_written"].get<uint64_t>(), 4 * kMiB) << row.dump();
+    EXPECT_LE(row["bytes_written"].get<uint64_t>(), 5 * kMiB) << row.dump();
+    EXPECT_GE(row["bytes_read"].get<uint64_t>(), 4 * kMiB) << row.dump();
+    EXPECT_LE(row["bytes_read"].get<uint64_t>(), 8 * kMiB) << row.dump();
+  }
+  // The table shows both columns, with the same figures.
+  const std::string table = Ctl({"history", id}).out;
+  EXPECT_NE(table.find("BYTES IN"), std::string::npos) << table;
+  EXPECT_NE(table.find("BYTES OUT"), std::string::npos) << table;
+  EXPECT_NE(table.find(std::to_string(h[0]["bytes_read"].get<uint64_t>())), std::string::npos)
+      << table;
+  EXPECT_NE(table.find(std::to_string(h[0]["bytes_written"].get<uint64_t>())), std::string::npos)
+      << table;
 }
 
 TEST_F(WorkflowTest, AShardPastItsTimeoutIsCancelledThroughTheBackend) {

@@ -6,6 +6,8 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <spdlog/sinks/ringbuffer_sink.h>
+#include <spdlog/spdlog.h>
 
 #include "plugin_test_util.h"
 
@@ -13,6 +15,7 @@ namespace augur::plugin {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 using std::chrono::milliseconds;
 
 std::unique_ptr<AbiBackend> Make(const std::string& name, const std::string& state_dir) {
@@ -23,6 +26,28 @@ std::unique_ptr<AbiBackend> Make(const std::string& name, const std::string& sta
   EXPECT_TRUE(b) << b.error().ToString();
   return b ? std::move(*b) : nullptr;
 }
+
+// What plugins log through the host api (spdlog's default logger) while this lives.
+class LogCapture {
+ public:
+  LogCapture()
+      : sink_(std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(1024)),
+        previous_(spdlog::default_logger()) {
+    auto logger = std::make_shared<spdlog::logger>("capture", sink_);
+    logger->set_level(spdlog::level::debug);
+    spdlog::set_default_logger(logger);
+  }
+  ~LogCapture() { spdlog::set_default_logger(previous_); }
+  std::string Text() const {
+    std::string out;
+    for (const std::string& line : sink_->last_formatted()) out += line;
+    return out;
+  }
+
+ private:
+  std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> sink_;
+  std::shared_ptr<spdlog::logger> previous_;
+};
 
 TEST(AbiAdapterTest, ExampleLifecycle) {
   testing::TempDir dir;
@@ -53,6 +78,8 @@ TEST(AbiAdapterTest, ExampleLifecycle) {
   EXPECT_EQ(st->state, TaskState::kExited);
   EXPECT_EQ(st->exit_code, 3);
   EXPECT_GT(st->finished_ns, 0);
+  EXPECT_EQ(st->bytes_read, 0u);  // the example cannot see I/O and says 0
+  EXPECT_EQ(st->bytes_written, 0u);
   std::ifstream in(out);
   std::string line;
   std::getline(in, line);
@@ -65,6 +92,59 @@ TEST(AbiAdapterTest, ExampleLifecycle) {
   Status again = b->Release(inst->handle);
   EXPECT_TRUE(again.IsNotFound()) << again.ToString();
   EXPECT_THAT(again.message(), HasSubstr("release: AUGUR_ERR_NOT_FOUND: no instance"));
+}
+
+// The task's metadata crosses the C boundary whole, origin host included: the example logs
+// it through the host api.
+TEST(AbiAdapterTest, TheOriginHostReachesThePlugin) {
+  testing::TempDir dir;
+  auto b = Make("example", dir.path());
+  ASSERT_NE(b, nullptr);
+  auto inst = b->Provision({"origin", {1, 1 << 20}, {1, 1 << 20}, "", "", {}});
+  ASSERT_TRUE(inst) << inst.error().ToString();
+  Task t;
+  t.argv = {"/bin/true"};
+  t.meta = {"wf-9", "map", "shard-4", 0, 100, 2, 7, "owner-host.example"};
+  LogCapture log;
+  auto inv = b->Run(inst->handle, t);
+  ASSERT_TRUE(inv) << inv.error().ToString();
+  EXPECT_THAT(log.Text(), HasSubstr(*inv + ": workflow 'wf-9' stage 'map' shard 'shard-4' "
+                                           "attempt 2 from host 'owner-host.example'"));
+  ASSERT_TRUE(b->Poll(*inv, milliseconds(5000)));
+  EXPECT_TRUE(b->Release(inst->handle).ok());
+}
+
+// A plugin built against ABI 1.0 (the example, built declaring minor 0 and 1.0's struct
+// sizes) still runs: it gets the 1.0-sized status it expects (it refuses a smaller one)
+// and its answer carries no I/O counters.
+TEST(AbiAdapterTest, APluginOfAbi1_0StillWorks) {
+  testing::TempDir dir;
+  auto b = Make("test_example_abi_1_0", dir.path());
+  ASSERT_NE(b, nullptr);
+  EXPECT_EQ(b->plugin().api().abi_minor, 0u);
+  auto inst = b->Provision({"old", {1, 1 << 20}, {1, 1 << 20}, "", "", {}});
+  ASSERT_TRUE(inst) << inst.error().ToString();
+  const std::string out = dir.path() + "/old.txt";
+  Task t;
+  t.argv = {"/bin/sh", "-c", "head -c 100000 /dev/zero > " + dir.path() + "/data; echo done"};
+  t.stdout_path = out;
+  t.meta.origin_host = "owner";  // beyond the 1.0 struct: ignored, harmless
+  LogCapture log;
+  auto inv = b->Run(inst->handle, t);
+  ASSERT_TRUE(inv) << inv.error().ToString();
+  EXPECT_THAT(log.Text(), Not(HasSubstr("from host")));
+  auto st = b->Poll(*inv, milliseconds(5000));
+  ASSERT_TRUE(st) << st.error().ToString();
+  EXPECT_EQ(st->state, TaskState::kExited);
+  EXPECT_EQ(st->exit_code, 0);
+  EXPECT_GT(st->finished_ns, st->started_ns);
+  EXPECT_EQ(st->bytes_read, 0u);
+  EXPECT_EQ(st->bytes_written, 0u);
+  std::ifstream in(out);
+  std::string line;
+  std::getline(in, line);
+  EXPECT_EQ(line, "done");
+  EXPECT_TRUE(b->Release(inst->handle).ok());
 }
 
 TEST(AbiAdapterTest, PluginErrorsCarryTheirCodeAndMessage) {
@@ -111,6 +191,24 @@ TEST(AbiAdapterTest, GarbageAnswersAreCorruption) {
   auto st = b->Poll("inv-1", milliseconds(0));
   ASSERT_FALSE(st);
   EXPECT_EQ(st.error().message(), "poll: task state is 99, not an AUGUR_TASK_* value");
+  st = b->Poll("inv-io-huge", milliseconds(0));
+  ASSERT_FALSE(st);
+  EXPECT_TRUE(st.error().IsCorruption());
+  EXPECT_EQ(st.error().message(),
+            "poll: bytes_written is 18446744073709551615, more than 9223372036854775807 (a "
+            "negative count cast to unsigned?)");
+  st = b->Poll("inv-size-big", milliseconds(0));
+  ASSERT_FALSE(st);
+  EXPECT_TRUE(st.error().IsCorruption());
+  EXPECT_EQ(st.error().message(), "poll: out.struct_size is 4096, more than the " +
+                                      std::to_string(sizeof(augur_task_status)) +
+                                      " bytes the host allocated");
+  // Not garbage: counters past the struct_size the plugin wrote back are not read.
+  st = b->Poll("inv-io-short", milliseconds(0));
+  ASSERT_TRUE(st) << st.error().ToString();
+  EXPECT_EQ(st->state, TaskState::kExited);
+  EXPECT_EQ(st->bytes_read, 0u);
+  EXPECT_EQ(st->bytes_written, 0u);
 
   Status c = b->Cancel("inv-1");
   EXPECT_TRUE(c.IsCorruption());

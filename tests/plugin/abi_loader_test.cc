@@ -33,8 +33,8 @@ TEST(AbiLoaderTest, RefusesAnotherMajorNamingPluginDeclaredAndSupported) {
   EXPECT_EQ(p.error().code(), Status::Code::kFailedPrecondition);
   EXPECT_EQ(p.error().message(),
             "plugin 'test_abi_major_2' (" + path +
-                ") declares plugin ABI 2.3; this agent supports plugin ABI 1.0 (same major, "
-                "minor at most 0)");
+                ") declares plugin ABI 2.3; this agent supports plugin ABI 1.1 (same major, "
+                "minor at most 1)");
 }
 
 TEST(AbiLoaderTest, RefusesAPluginWithoutTheEntrySymbol) {
@@ -45,8 +45,8 @@ TEST(AbiLoaderTest, RefusesAPluginWithoutTheEntrySymbol) {
   EXPECT_EQ(p.error().message(),
             "plugin 'test_no_entry_symbol' (" + path +
                 "): does not export augur_plugin_entry() (declares no plugin ABI; build it with "
-                "AUGUR_PLUGIN_EXPORT from augur/plugin.h); this agent supports plugin ABI 1.0 "
-                "(same major, minor at most 0)");
+                "AUGUR_PLUGIN_EXPORT from augur/plugin.h); this agent supports plugin ABI 1.1 "
+                "(same major, minor at most 1)");
 }
 
 TEST(AbiLoaderTest, MissingFileIsNotFound) {

@@ -12,6 +12,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "augur/plugin.h"
 #include "plugin_test_util.h"
 
 namespace augur::plugin {
@@ -87,8 +88,8 @@ TEST_F(PluginClientTest, AbiMismatchIsRefusedAndNotRestarted) {
   ASSERT_FALSE(b);
   EXPECT_EQ(b.error().message(),
             "plugin 'test_abi_major_2' (" + testing::PluginPath("test_abi_major_2") +
-                ") declares plugin ABI 2.3; this agent supports plugin ABI 1.0 (same major, "
-                "minor at most 0)");
+                ") declares plugin ABI 2.3; this agent supports plugin ABI 1.1 (same major, "
+                "minor at most 1)");
   auto n = HostedBackend::Start(TestOptions("test_no_entry_symbol", runtime_, ""));
   ASSERT_FALSE(n);
   EXPECT_THAT(n.error().message(), HasSubstr("does not export augur_plugin_entry()"));
@@ -183,6 +184,9 @@ TEST_F(PluginClientTest, GarbageAnswersRestartTheHost) {
                    "instance handle has no NUL within 128 bytes");
   expect_restarted(garbage->Poll("inv-1", milliseconds(0)).error(),
                    "task state is 99, not an AUGUR_TASK_* value");
+  expect_restarted(garbage->Poll("inv-io-huge", milliseconds(0)).error(),
+                   "backend 'test_garbage': poll: the plugin broke the ABI contract: poll: "
+                   "bytes_written is 18446744073709551615, more than 9223372036854775807");
   expect_restarted(garbage->Cancel("inv-1"), "returned 12345");
   expect_restarted(garbage->Release("inst-1"), "last_error() is longer than 4096 bytes");
   ExpectExampleUnaffected();
@@ -213,6 +217,34 @@ TEST_F(PluginClientTest, RecoverReattachesATaskAfterTheHostIsKilled) {
   EXPECT_EQ(st->state, TaskState::kExited);
   EXPECT_EQ(st->exit_code, 7);
   EXPECT_TRUE(example_->Release(inst->handle).ok());
+}
+
+// A plugin of ABI 1.0 through a real host: loaded (its minor reported), its tasks run and
+// report no I/O counters, and the backend beside it is unaffected.
+TEST_F(PluginClientTest, APluginOfAbi1_0RunsThroughTheHost) {
+  auto old = StartOrDie(TestOptions("test_example_abi_1_0", runtime_, state_.path()));
+  ASSERT_NE(old, nullptr);
+  BackendHealth h = old->Health();
+  ASSERT_TRUE(h.up) << h.last_error;
+  EXPECT_EQ(h.abi_major, 1u);
+  EXPECT_EQ(h.abi_minor, 0u);
+  EXPECT_EQ(example_->Health().abi_minor, uint32_t{AUGUR_PLUGIN_ABI_MINOR});
+  auto inst = old->Provision({"old", {1, 1 << 20}, {1, 1 << 20}, "", "", {}});
+  ASSERT_TRUE(inst) << inst.error().ToString();
+  Task t;
+  t.argv = {"/bin/sh", "-c", "exit 4"};
+  t.meta.origin_host = "owner";
+  auto inv = old->Run(inst->handle, t);
+  ASSERT_TRUE(inv) << inv.error().ToString();
+  auto st = old->Poll(*inv, milliseconds(5000));
+  ASSERT_TRUE(st) << st.error().ToString();
+  EXPECT_EQ(st->state, TaskState::kExited);
+  EXPECT_EQ(st->exit_code, 4);
+  EXPECT_EQ(st->bytes_read, 0u);
+  EXPECT_EQ(st->bytes_written, 0u);
+  EXPECT_TRUE(old->Release(inst->handle).ok());
+  EXPECT_EQ(old->Health().restarts, 0u);
+  ExpectExampleUnaffected();
 }
 
 TEST_F(PluginClientTest, RecoverAfterAnAgentRestartFromPersistedHandles) {

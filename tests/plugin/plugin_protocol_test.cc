@@ -94,7 +94,7 @@ TEST(PluginProtocolTest, TaskAndRequestRoundTrip) {
   t.env = {"A=1"};
   t.workdir = "/tmp";
   t.stdout_path = "/tmp/o";
-  t.meta = {"wf", "stage-1", "shard-3", 10, 20, 2, 9};
+  t.meta = {"wf", "stage-1", "shard-3", 10, 20, 2, 9, "owner.example"};
   wire::Task w;
   ToWire(t, &w);
   Task back = FromWire(w);
@@ -105,6 +105,14 @@ TEST(PluginProtocolTest, TaskAndRequestRoundTrip) {
   EXPECT_EQ(back.meta.range_end, 20u);
   EXPECT_EQ(back.meta.attempt, 2u);
   EXPECT_EQ(back.meta.priority, 9);
+  EXPECT_EQ(back.meta.origin_host, "owner.example");
+  // Through the bytes on the socket too, as the host parses them.
+  wire::Task parsed;
+  ASSERT_TRUE(parsed.ParseFromString(w.SerializeAsString()));
+  EXPECT_EQ(FromWire(parsed).meta.origin_host, "owner.example");
+  // A request from an agent that does not set it reads as "" (unknown).
+  w.mutable_meta()->clear_origin_host();
+  EXPECT_EQ(FromWire(w).meta.origin_host, "");
 
   AllocRequest r{"job", {2, 100}, {1, 50}, "img", "spot", {{"k", "v"}}};
   wire::AllocRequest wr;
@@ -135,6 +143,42 @@ TEST(PluginProtocolTest, InstanceAndStatusFromWireValidate) {
   EXPECT_EQ(st->exit_code, 3);
   ws.set_cpu_seconds(-1);
   EXPECT_FALSE(TaskStatusFromWire(ws));
+}
+
+TEST(PluginProtocolTest, IoCountersRoundTripAndAreBounded) {
+  TaskStatus st;
+  st.state = TaskState::kExited;
+  st.cpu_seconds = 1.5;
+  st.bytes_read = 8ull << 20;
+  st.bytes_written = kMaxIoBytes;  // the largest the history can store
+  wire::TaskStatus w;
+  ToWire(st, &w);
+  wire::TaskStatus parsed;
+  ASSERT_TRUE(parsed.ParseFromString(w.SerializeAsString()));
+  auto back = TaskStatusFromWire(parsed);
+  ASSERT_TRUE(back) << back.error().ToString();
+  EXPECT_EQ(back->bytes_read, 8ull << 20);
+  EXPECT_EQ(back->bytes_written, kMaxIoBytes);
+
+  // A count past 2^63-1 is a negative number cast to unsigned: garbage, named.
+  w.set_bytes_written(kMaxIoBytes + 1);
+  auto bad = TaskStatusFromWire(w);
+  ASSERT_FALSE(bad);
+  EXPECT_TRUE(bad.error().IsCorruption());
+  EXPECT_EQ(bad.error().message(),
+            "bytes_written is 9223372036854775808, more than 9223372036854775807 (a negative "
+            "count cast to unsigned?)");
+  w.set_bytes_written(0);
+  w.set_bytes_read(~0ull);
+  bad = TaskStatusFromWire(w);
+  ASSERT_FALSE(bad);
+  EXPECT_THAT(bad.error().message(), HasSubstr("bytes_read is 18446744073709551615"));
+  // A reply from a host that does not send them (an ABI 1.0 plugin's) reads as 0.
+  w.clear_bytes_read();
+  auto none = TaskStatusFromWire(w);
+  ASSERT_TRUE(none);
+  EXPECT_EQ(none->bytes_read, 0u);
+  EXPECT_EQ(none->bytes_written, 0u);
 }
 
 }  // namespace

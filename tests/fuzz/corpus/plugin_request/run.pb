@@ -1,5 +1,5 @@
-z&
-inst-1
+z5
+inst-1+
 inv-1
---flagA=B2
-wf0
+--flagA=B2
+wf0Bowner.example

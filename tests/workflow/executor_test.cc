@@ -1,0 +1,176 @@
+// The executor's side of the backend contract, against a recording backend: what a task is
+// sent with (its origin host among the metadata) and what a finished task's status becomes
+// in the history (the backend's I/O counters, not the size of the output file). Real
+// SQLite store and engine thread; the end to end run on the process backend is in
+// tests/integration/workflow_test.cc.
+#include "workflow/executor.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <thread>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "plugin/backend.h"
+
+namespace augur::workflow {
+namespace {
+
+namespace fs = std::filesystem;
+using std::chrono::milliseconds;
+
+// Grants what is asked, "runs" a task by writing its output file, and reports it finished
+// with fixed usage figures.
+class RecordingBackend : public plugin::Backend {
+ public:
+  static constexpr uint64_t kRead = 123456789;
+  static constexpr uint64_t kWritten = 987654321;
+
+  const std::string& name() const override { return name_; }
+  Result<plugin::BackendInfo> Describe() override { return plugin::BackendInfo{}; }
+  Result<plugin::Instance> Provision(const plugin::AllocRequest& req) override {
+    return plugin::Instance{req.name, req.want, plugin::InstanceState::kReady};
+  }
+  Result<uint32_t> Prewarm(const plugin::AllocRequest&, uint32_t) override { return 0u; }
+  Result<plugin::Resources> Resize(const std::string&, const plugin::Resources& t) override {
+    return t;
+  }
+  Result<std::string> Run(const std::string&, const plugin::Task& task) override {
+    std::ofstream(task.stdout_path) << "out\n";  // 4 bytes: not what the history must show
+    std::lock_guard<std::mutex> lock(mu_);
+    tasks_.push_back(task);
+    return "inv-" + std::to_string(tasks_.size());
+  }
+  Result<plugin::TaskStatus> Poll(const std::string&, milliseconds) override {
+    plugin::TaskStatus st;
+    st.state = plugin::TaskState::kExited;
+    st.cpu_seconds = 0.5;
+    st.started_ns = 1;
+    st.finished_ns = 2;
+    st.bytes_read = kRead;
+    st.bytes_written = kWritten;
+    return st;
+  }
+  Status Cancel(const std::string&) override { return Status::OK(); }
+  Status Release(const std::string&) override { return Status::OK(); }
+  Result<plugin::RecoverResult> Recover(const std::vector<std::string>&,
+                                        const std::vector<std::string>&) override {
+    return plugin::RecoverResult{};
+  }
+
+  std::vector<plugin::Task> tasks() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return tasks_;
+  }
+
+ private:
+  std::string name_ = "process";
+  std::mutex mu_;
+  std::vector<plugin::Task> tasks_;
+};
+
+class ExecutorTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string t = "/tmp/augur-executor-test.XXXXXX";
+    ASSERT_NE(::mkdtemp(t.data()), nullptr);
+    dir_ = t;
+  }
+  void TearDown() override {
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+
+  ExecutorOptions Options() {
+    ExecutorOptions o;
+    o.state_dir = dir_;
+    o.engine.capacity = {4, 4ULL << 30};
+    o.tick = milliseconds(10);
+    return o;
+  }
+
+  Result<std::unique_ptr<Executor>> Start(ExecutorOptions o) {
+    return Executor::Start(std::move(o), [this](const std::string& name) -> plugin::Backend* {
+      return name == "process" ? &backend_ : nullptr;
+    });
+  }
+
+  // The history rows, once there are at least `n` (or what there is after 10 s).
+  nlohmann::json History(Executor& e, size_t n) {
+    nlohmann::json rows = nlohmann::json::array();
+    for (int i = 0; i < 1000 && rows.size() < n; ++i) {
+      auto h = e.HistoryJson("", 100);
+      if (h) rows = nlohmann::json::parse(*h);
+      if (rows.size() < n) std::this_thread::sleep_for(milliseconds(10));
+    }
+    return rows;
+  }
+
+  std::string dir_;
+  RecordingBackend backend_;
+};
+
+constexpr char kTwoShards[] = R"(workflow: io
+stages:
+  - name: work
+    resources: {cpu: 0.5, memory: 64Mi}
+    shards: {range: [0, 2], count: 2}
+    run: [sh, -c, "echo {shard.index}"]
+)";
+
+TEST_F(ExecutorTest, TasksCarryTheOriginHostAndTheHistoryTheBackendsIoCounters) {
+  ExecutorOptions o = Options();
+  o.host_name = "owner.example";
+  auto e = Start(o);
+  ASSERT_TRUE(e) << e.error().ToString();
+  auto id = (*e)->Submit(kTwoShards, "test");
+  ASSERT_TRUE(id) << id.error().ToString();
+  nlohmann::json rows = History(**e, 2);
+  ASSERT_EQ(rows.size(), 2u) << rows.dump(2);
+  for (const auto& row : rows) {
+    EXPECT_EQ(row["state"], "succeeded") << row.dump();
+    EXPECT_EQ(row["bytes_read"].get<uint64_t>(), RecordingBackend::kRead) << row.dump();
+    EXPECT_EQ(row["bytes_written"].get<uint64_t>(), RecordingBackend::kWritten) << row.dump();
+  }
+  std::vector<plugin::Task> tasks = backend_.tasks();
+  ASSERT_GE(tasks.size(), 2u);
+  for (const plugin::Task& t : tasks) {
+    EXPECT_EQ(t.meta.origin_host, "owner.example") << t.meta.shard_id;
+    EXPECT_EQ(t.meta.workflow, *id);
+  }
+}
+
+TEST_F(ExecutorTest, TheOriginHostIsThisHostsNameUnlessSet) {
+  char host[256] = {};
+  ASSERT_EQ(::gethostname(host, sizeof host - 1), 0);
+  EXPECT_EQ(ExecutorOptions{}.host_name, host);
+  EXPECT_EQ(LocalHostName(), host);
+  auto e = Start(Options());
+  ASSERT_TRUE(e) << e.error().ToString();
+  ASSERT_TRUE((*e)->Submit(kTwoShards, "test"));
+  ASSERT_EQ(History(**e, 2).size(), 2u);
+  for (const plugin::Task& t : backend_.tasks()) EXPECT_EQ(t.meta.origin_host, host);
+}
+
+TEST_F(ExecutorTest, AHostNameAPluginCannotTakeIsRefusedAtStart) {
+  for (const std::string& bad : {std::string("two\nlines"), std::string(256, 'h'),
+                                 std::string("\xff\xfe")}) {
+    ExecutorOptions o = Options();
+    o.host_name = bad;
+    auto e = Start(o);
+    ASSERT_FALSE(e) << bad;
+    EXPECT_TRUE(e.error().IsInvalidArgument()) << e.error().ToString();
+    EXPECT_NE(e.error().message().find("host name"), std::string::npos) << e.error().ToString();
+  }
+  ExecutorOptions unknown = Options();
+  unknown.host_name = "";  // allowed: "unknown"
+  EXPECT_TRUE(Start(unknown));
+}
+
+}  // namespace
+}  // namespace augur::workflow
