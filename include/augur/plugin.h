@@ -203,6 +203,10 @@ typedef struct augur_task {
 #define AUGUR_TASK_KILLED 2     /* by a signal (term_signal), e.g. cancel() */
 #define AUGUR_TASK_OOM 3        /* killed for exceeding the instance's memory */
 #define AUGUR_TASK_FAILED 4     /* could not be started or lost; last_error says why */
+/* Since 1.1: the instance's cost class took it away (a spot instance reclaimed by its
+ * provider). Not the task's failure: augurd runs it again, on a class that is not
+ * preemptible, without counting a retry. */
+#define AUGUR_TASK_RECLAIMED 5
 
 typedef struct augur_task_status {
   uint32_t struct_size;

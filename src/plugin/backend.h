@@ -93,7 +93,14 @@ struct Task {
 };
 
 // NOTE: values equal the ABI's AUGUR_TASK_*; do not renumber.
-enum class TaskState : int32_t { kRunning = 0, kExited = 1, kKilled = 2, kOom = 3, kFailed = 4 };
+enum class TaskState : int32_t {
+  kRunning = 0,
+  kExited = 1,
+  kKilled = 2,
+  kOom = 3,
+  kFailed = 4,
+  kReclaimed = 5,  // ABI 1.1: its cost class took the instance away
+};
 
 struct TaskStatus {
   TaskState state = TaskState::kRunning;

@@ -23,6 +23,7 @@ std::string_view TaskStateName(TaskState s) {
     case TaskState::kKilled: return "killed";
     case TaskState::kOom: return "oom";
     case TaskState::kFailed: return "failed";
+    case TaskState::kReclaimed: return "reclaimed";
   }
   return "unknown";
 }
@@ -133,7 +134,7 @@ Result<InstanceState> InstanceStateFromInt(std::string_view what, int32_t v) {
 }
 
 Result<TaskState> TaskStateFromInt(std::string_view what, int32_t v) {
-  if (v < AUGUR_TASK_RUNNING || v > AUGUR_TASK_FAILED) {
+  if (v < AUGUR_TASK_RUNNING || v > AUGUR_TASK_RECLAIMED) {
     return Err(Status::Corruption(fmt::format("{} is {}, not an AUGUR_TASK_* value", what, v)));
   }
   return static_cast<TaskState>(v);

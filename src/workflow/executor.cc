@@ -72,6 +72,10 @@ AttemptOutcome OutcomeOf(const plugin::TaskStatus& st) {
       o.state = AttemptState::kLost;
       o.error = "the backend lost the task";
       break;
+    case plugin::TaskState::kReclaimed:
+      o.state = AttemptState::kReclaimed;
+      o.error = "its cost class took the instance away";
+      break;
     case plugin::TaskState::kRunning: o.state = AttemptState::kRunning; break;
   }
   return o;

@@ -61,6 +61,8 @@ TEST(PluginProtocolTest, StatusCodesRoundTrip) {
 
 TEST(PluginProtocolTest, EnumsOutsideTheAbiAreCorruption) {
   EXPECT_EQ(*TaskStateFromInt("s", AUGUR_TASK_OOM), TaskState::kOom);
+  EXPECT_EQ(*TaskStateFromInt("s", AUGUR_TASK_RECLAIMED), TaskState::kReclaimed);
+  EXPECT_FALSE(TaskStateFromInt("s", AUGUR_TASK_RECLAIMED + 1));
   EXPECT_EQ(TaskStateFromInt("task state", 99).error().message(),
             "task state is 99, not an AUGUR_TASK_* value");
   EXPECT_FALSE(TaskStateFromInt("s", -1));
