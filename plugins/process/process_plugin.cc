@@ -664,7 +664,7 @@ class ProcessBackend {
     return out;
   }
 
-  static void CheckShape(const augur_alloc_request& req) {
+  void CheckShape(const augur_alloc_request& req) const {
     augur_shim::CheckResources(req.want, "want");
     augur_shim::CheckResources(req.min, "min");
     if (!(req.want.cpu_cores > 0) || req.want.memory_bytes == 0) {
@@ -677,8 +677,9 @@ class ProcessBackend {
       Fail(AUGUR_ERR_INVALID, "the process backend has no templates; template_ref must be \"\"");
     }
     std::string cls = Str(req.resource_class);
-    if (!cls.empty() && cls != "local") {
-      Fail(AUGUR_ERR_INVALID, "the process backend offers only resource class \"local\"");
+    if (!cls.empty() && cls != cost_class_) {
+      Fail(AUGUR_ERR_INVALID,
+           "the process backend offers only resource class \"" + cost_class_ + "\"");
     }
   }
 

@@ -576,7 +576,7 @@ TEST(ShippedConfigTest, SetsEveryKeyExplicitly) {
       {"control", {"socket", "group"}},
       {"workflows",
        {"enabled", "state_dir", "max_output", "preemption", "aging_after", "max_cpu",
-        "max_memory"}},
+        "max_memory", "anomaly_action", "anomaly_caution"}},
   };
   // Values that are a list or a map; every other value is a scalar.
   const std::set<std::string> lists = {"plugins.enabled", "forecast.horizons", "forecast.series"};
