@@ -10,6 +10,7 @@
 //     aging_after: 5m                     # waiting this long starts raising a shard's score
 //     max_cpu: 0                          # cores all shards may hold at once; 0: the backend's
 //     max_memory: 0                       # bytes likewise (e.g. 12Gi); 0: the backend's
+//     history_retention: 180d             # history and finished workflows older are pruned
 #ifndef AUGUR_WORKFLOW_WORKFLOW_CONFIG_H_
 #define AUGUR_WORKFLOW_WORKFLOW_CONFIG_H_
 
@@ -39,13 +40,16 @@ struct WorkflowsConfig {
   std::chrono::milliseconds aging_after{300'000};                // 0..1d
   double max_cpu = 0;        // 0: what the backend reports
   uint64_t max_memory = 0;   // 0: what the backend reports
+  // History rows, finished workflows and events older than this are pruned; 0: kept for good.
+  std::chrono::milliseconds history_retention{180LL * 86'400'000};  // 0, or 1h..3650d
 
   friend bool operator==(const WorkflowsConfig&, const WorkflowsConfig&) = default;
 };
 
 // The keys, for the agent config's did-you-mean across sections.
 inline constexpr std::string_view kWorkflowsKeys[] = {
-    "enabled", "state_dir", "max_output", "preemption", "aging_after", "max_cpu", "max_memory"};
+    "enabled",   "state_dir", "max_output", "preemption",
+    "aging_after", "max_cpu", "max_memory", "history_retention"};
 
 // Reads the section (`node` is its value, `key_node` its key) into `*out`, reporting every
 // problem into `errors` as the agent config does.
