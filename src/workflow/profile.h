@@ -18,13 +18,13 @@
 // had one size keeps the prior, one whose sizes spread learns its own exponent
 // (Estimate::size_model says which).
 //
-// Intervals are calibrated online (split-conformal on one-step-ahead residuals): before a
-// sample is learned, the profile predicts it, and the log ratio actual/predicted is kept. The
-// interval is the point times exp of those residuals' (1-c)/2 and (1+c)/2 weighted quantiles
-// (c = `coverage`, 80 %), widened for a size far from those seen (the fit's leverage). With
-// fewer than 20 residuals a Student-t interval on their mean and spread is used instead, which
-// is wider for small counts. tests/workflow/profile_test.cc measures the coverage on generated
-// data and on the WfCommons traces.
+// Intervals are calibrated online (split-conformal on one-step-ahead residuals, conformal.h):
+// before a sample is learned, the profile predicts it, and the log ratio actual/predicted is
+// kept. The interval is the fit times exp of the newest 2 * half_life residuals' (1-c)/2 and
+// (1+c)/2 quantiles (c = `coverage`, 80 %), widened for a size far from those seen (the
+// fit's leverage). With fewer than 20 residuals a Student-t interval on their mean and spread
+// is used instead, which is wider for small counts. tests/workflow/profile_test.cc measures
+// the coverage on generated data and on the WfCommons traces.
 //
 // Predictions answer only from history: nullopt until a profile holds `min_samples` successful
 // samples, so that the caller falls back to the stage's declared `expected:` and resources,
@@ -72,7 +72,7 @@ struct ProfileOptions {
   size_t max_samples = 200;   // kept per profile, the newest (>= min_samples, >= 2)
   size_t max_profiles = 4096; // (workflow, stage) profiles kept; as many backends
   double coverage = 0.8;      // of the intervals, in 0.5..0.99
-  double half_life = 50;      // samples; an older sample's weight halves per this many newer
+  double half_life = 25;      // samples; an older sample's weight halves per this many newer
 };
 
 // Where an answer came from. Only kHistory today; the caller names its own fallbacks
