@@ -216,7 +216,7 @@ DemandForecast DemandModel::Predict(std::string_view workflow, int64_t now_ns, i
   const int64_t first = d.Hour(f.from_ns), last = d.Hour(f.to_ns - 1);
   d.Advance(workflow, m, open_hour, open_count, std::min(d.Hour(now_ns), first), nullptr);
   f.hours_seen = m.closed;
-  f.model = m.closed == 0 ? "none" : UseWeek(m) ? "hour-of-week" : "hour-of-day";
+  f.model = m.closed > 0 ? (UseWeek(m) ? "hour-of-week" : "hour-of-day") : "current-hour";
   double base = 0;
   for (int64_t h = first; h <= last; ++h) {
     const int64_t a = std::max(f.from_ns, d.HourStart(h));

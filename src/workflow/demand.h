@@ -53,7 +53,9 @@ struct DemandForecast {
   double from_events = 0;      // announced by events in the window
   std::vector<EventRecord> events;  // those events, by time
   uint64_t hours_seen = 0;     // closed hours of history behind the baseline
-  std::string_view model = "none";  // "none" (no history), "hour-of-day", "hour-of-week"
+  // "none" (no submissions), "current-hour" (no hour has ended yet: the current hour's count
+  // stands for the rate), "hour-of-day", "hour-of-week".
+  std::string_view model = "none";
 };
 
 class DemandModel {

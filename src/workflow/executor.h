@@ -17,6 +17,11 @@
 // calls; requests from the control socket are posted to it and wait for its answer. The
 // sampling loop of augurd never waits on it.
 //
+// Learning: every finished attempt teaches the ProfileBook (profile.h), every submission
+// the DemandModel (demand.h), both fed from the store at start; provisioning plus starting a
+// task teaches the backend's start-up time. Retention prunes the store in bounded batches
+// (WorkflowStore::PruneHistory) between ticks.
+//
 // Outputs live under <state_dir>/work/<workflow>/. A shard whose output grows past
 // max_output_bytes is cancelled and fails its workflow; a full disk fails the workflow
 // concerned, never the agent.
@@ -31,7 +36,9 @@
 #include <string>
 
 #include "augur/status.h"
+#include "workflow/demand.h"
 #include "workflow/engine.h"
+#include "workflow/profile.h"
 #include "workflow/resources.h"
 
 namespace augur::plugin {
@@ -50,7 +57,16 @@ struct ExecutorOptions {
   EngineOptions engine;   // work_root is set from state_dir when empty
   uint64_t max_output_bytes = 1ULL << 30;  // per shard or stage output file
   std::chrono::milliseconds tick{100};
+  // History, finished workflows (with their work dirs) and events older than this are
+  // pruned, a batch of kPruneBatch rows per tick while there is a backlog, else once a
+  // minute; 0 keeps everything.
+  std::chrono::milliseconds history_retention{180LL * 86'400'000};
+  ProfileOptions profile;  // what is learned per stage (augurctl profile)
+  DemandOptions demand;    // submissions per hour (utc_offset_s: the host's local time)
 };
+
+// Rows deleted per retention batch: a few milliseconds of the engine thread.
+inline constexpr size_t kPruneBatch = 1000;
 
 // The backend of a given name, or nullptr when it is not enabled or not up.
 using BackendLookup = std::function<plugin::Backend*(const std::string& name)>;
@@ -74,6 +90,18 @@ class Executor {
   Status Cancel(const std::string& workflow);
   Status Boost(const std::string& workflow, double points, std::chrono::milliseconds duration);
   Result<std::string> HistoryJson(const std::string& workflow, size_t limit);
+  // What was learned about a workflow (by name, or the name of a workflow id), or one stage
+  // of it, as JSON: per stage each quantity with its interval, sample count, size model and
+  // source (or the fallback that applies), the next hour's demand and upcoming events, and
+  // each backend's start-up time. NotFound for a workflow never seen here.
+  Result<std::string> ProfileJson(const std::string& workflow, const std::string& stage);
+  // Stores an event and tells the demand model at once. InvalidArgument for a bad name or
+  // workflow name, an expected count outside 1..1000000, or a time over an hour in the past
+  // or more than 366 days ahead.
+  Status AddEvent(const std::string& name, const std::string& workflow, double expected,
+                  int64_t at_ns);
+  // Stored events (of one workflow name when not ""), by time, as a JSON array.
+  Result<std::string> EventsJson(const std::string& workflow);
 
   struct Impl;
 

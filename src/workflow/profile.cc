@@ -41,6 +41,7 @@ constexpr std::array<std::string_view, kQ> kNames = {
 
 struct Sample {
   uint64_t seq = 0;
+  double units = 0;   // as recorded
   double x = 0;       // log(units); 0 when unsized
   bool sized = false;
   int64_t started_ns = 0;
@@ -267,7 +268,11 @@ struct ProfileBook::Impl {
     if (f.n < o.min_samples) return std::nullopt;
     const LogEstimate l = Log(f, units);
     Estimate e;
-    auto back = [&](double v) { return std::max(0.0, std::exp(v) - kEps[q]); };
+    // Back from log space; what is left of a zero after exp(log(eps)) - eps is rounding.
+    auto back = [&](double v) {
+      const double r = std::exp(v) - kEps[q];
+      return r < kEps[q] * 1e-6 ? 0.0 : r;
+    };
     e.value = back(l.point);
     e.lo = std::min(back(l.lo), e.value);
     e.hi = std::max(back(l.hi), e.value);
@@ -295,12 +300,15 @@ struct ProfileBook::Impl {
       if (f.n == 0) continue;
       // Predict before learning: the residual is what calibrates the intervals, and the
       // check is what `augurctl profile` reports as the observed coverage.
-      const At at = Locate(f, s.sized ? std::exp(s.x) : 0);
+      const At at = Locate(f, s.units);
       s.resid[q] = s.y[q] - at.centre;
       if (f.n >= o.min_samples) {
-        const LogEstimate l = Log(f, s.sized ? std::exp(s.x) : 0);
+        const LogEstimate l = Log(f, s.units);
         ++p.checked[q];
-        if (s.y[q] >= l.lo && s.y[q] <= l.hi) ++p.hits[q];
+        // (With a tolerance: a quantity that never varies has an interval of zero width,
+        // which its next value meets only up to rounding.)
+        constexpr double kTol = 1e-9;
+        if (s.y[q] >= l.lo - kTol && s.y[q] <= l.hi + kTol) ++p.hits[q];
       }
     }
     p.samples.push_back(s);
@@ -350,6 +358,7 @@ bool ProfileBook::Learn(const HistoryRecord& h) {
   if (h.state != AttemptState::kSucceeded) return false;
   Sample s;
   s.sized = units > 0;
+  s.units = units;
   s.x = s.sized ? std::log(units) : 0;
   s.started_ns = h.started_ns;
   for (Quantity q : kAllQuantities) {
@@ -411,12 +420,16 @@ std::optional<ProfileView> ProfileBook::View(std::string_view workflow,
   for (const Sample& s : p->samples) {
     v.last_started_ns = std::max(v.last_started_ns, s.started_ns);
     if (!s.sized) continue;
-    const double u = std::exp(s.x);
+    const double u = s.units;
     v.units_min = sized ? std::min(v.units_min, u) : u;
     v.units_max = sized ? std::max(v.units_max, u) : u;
     sized = true;
   }
-  if (sized) v.units_typical = std::exp(p->fit[size_t(Quantity::kWall)].xbar);
+  if (sized) {
+    // (Clamped: exp(log(u)) need not give u back exactly when every shard had size u.)
+    v.units_typical =
+        std::clamp(std::exp(p->fit[size_t(Quantity::kWall)].xbar), v.units_min, v.units_max);
+  }
   v.memory_floor = impl_->Floor(*p, 0);
   for (size_t q = 0; q < kQ; ++q) {
     QuantityView& qv = v.quantities[q];

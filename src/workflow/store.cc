@@ -841,6 +841,25 @@ Result<PruneResult> WorkflowStore::PruneHistory(int64_t cutoff_ns, size_t max_ro
   return r;
 }
 
+Result<std::vector<std::pair<std::string, int64_t>>> WorkflowStore::Submissions(
+    int64_t since_ns) const {
+  static constexpr std::string_view kSql =
+      "SELECT name, submitted_ns FROM workflows WHERE submitted_ns >= ? "
+      "ORDER BY submitted_ns, id";
+  auto st = impl_->Prepare(kSql, "reading the submissions");
+  if (!st) return Err(st.error());
+  Stmt q(*impl_, *st, "reading the submissions");
+  q.Int(since_ns);
+  std::vector<std::pair<std::string, int64_t>> out;
+  while (true) {
+    auto row = q.Step();
+    if (!row) return Err(row.error());
+    if (!*row) break;
+    out.emplace_back(q.ColText(0), q.ColInt(1));
+  }
+  return out;
+}
+
 Result<std::optional<WorkflowRecord>> WorkflowStore::LatestNamed(const std::string& name) const {
   static const std::string kSql = fmt::format(
       "SELECT {} FROM workflows WHERE name = ? ORDER BY submitted_ns DESC, id DESC LIMIT 1",

@@ -189,6 +189,9 @@ class WorkflowStore {
   // most `limit` rows; 0 means all.
   Result<std::vector<HistoryRecord>> History(const std::optional<std::string>& workflow,
                                              size_t limit) const;
+  // (name, submitted_ns) of the workflows submitted at or after `since_ns`, oldest first:
+  // what the demand model learns from.
+  Result<std::vector<std::pair<std::string, int64_t>>> Submissions(int64_t since_ns) const;
   // The newest workflow of this name, if any.
   Result<std::optional<WorkflowRecord>> LatestNamed(const std::string& name) const;
   // Events, by time then name; of one workflow name when `workflow` is not "".

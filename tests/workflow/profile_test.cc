@@ -233,9 +233,15 @@ TEST(ProfileTest, AStepChangeIsFollowedWithinAFewHalfLives) {
     auto e = book.Predict("drift", "s", Quantity::kWall);
     if (i >= 100) inside += wall >= e->lo && wall <= e->hi;
     // After one half-life, about half way (in log: sqrt(10 * 30)); after two, more.
-    if (i == 25) EXPECT_GT(e->value, 0.9 * std::sqrt(10.0 * 30)) << "after 25 samples";
-    if (i == 50) EXPECT_GT(e->value, 20) << "after 50 samples";
-    if (i == 100) EXPECT_NEAR(e->value, 30, 4.5) << "after 100 samples";
+    if (i == 25) {
+      EXPECT_GT(e->value, 0.9 * std::sqrt(10.0 * 30)) << "after 25 samples";
+    }
+    if (i == 50) {
+      EXPECT_GT(e->value, 20) << "after 50 samples";
+    }
+    if (i == 100) {
+      EXPECT_NEAR(e->value, 30, 4.5) << "after 100 samples";
+    }
     book.Learn(Shard("drift", "s", 0, wall));
   }
   // Once the old regime's residuals have left the window, the intervals cover again.
@@ -361,7 +367,9 @@ TEST(ProfileTest, PropertiesHoldOnRandomHistories) {
         ASSERT_GE(e[q]->samples, o.min_samples);
         ASSERT_LE(e[q]->samples, o.max_samples);
       }
-      if (auto v = book.View("p", stage)) ASSERT_LE(v->samples, o.max_samples);
+      if (auto v = book.View("p", stage)) {
+        ASSERT_LE(v->samples, o.max_samples);
+      }
     }
   }
 }

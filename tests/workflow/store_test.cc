@@ -748,6 +748,28 @@ TEST_F(StoreTest, ANewFileIsSchema2WithIncrementalVacuum) {
   EXPECT_EQ(SqlInt(db_, "PRAGMA auto_vacuum"), 2);  // incremental
 }
 
+TEST_F(StoreTest, SubmissionsOldestFirstSinceATimeAndTheNewestOfAName) {
+  auto s = OpenOk(db_);
+  ASSERT_TRUE(s);
+  for (auto [id, t] : {std::pair{"c", 30}, std::pair{"a", 10}, std::pair{"b", 20}}) {
+    WorkflowRecord w = Workflow(id, t, WorkflowState::kSucceeded);
+    w.name = std::string("n") + id;
+    ASSERT_TRUE(s->PutWorkflow(w).ok());
+  }
+  WorkflowRecord again = Workflow("a2", 40, WorkflowState::kRunning);
+  again.name = "na";
+  ASSERT_TRUE(s->PutWorkflow(again).ok());
+  auto subs = s->Submissions(15);
+  ASSERT_TRUE(subs);
+  ASSERT_EQ(subs->size(), 3u);
+  EXPECT_EQ((*subs)[0], (std::pair<std::string, int64_t>{"nb", 20}));
+  EXPECT_EQ((*subs)[2], (std::pair<std::string, int64_t>{"na", 40}));
+  auto latest = s->LatestNamed("na");
+  ASSERT_TRUE(latest && *latest);
+  EXPECT_EQ((*latest)->id, "a2");
+  EXPECT_FALSE(*s->LatestNamed("nobody"));
+}
+
 TEST_F(StoreTest, EventsRoundTripReplaceByNameAndSortByTime) {
   auto s = OpenOk(db_);
   ASSERT_TRUE(s);
