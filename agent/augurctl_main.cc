@@ -283,15 +283,15 @@ int main(int argc, char** argv) {
       "event",
       "announce demand: about N submissions of a workflow are coming at a time; the demand "
       "forecast (augurctl profile) adds it at once. The same name again replaces the event");
-  event->add_option("NAME", event_name, "the event's name (1-64 of A-Z a-z 0-9 _ - .)")
-      ->required();
+  event->add_option("NAME", event_name, "the event's name (1-64 of A-Z a-z 0-9 _ - .)")->required();
   event->add_option("--workflow", wf, "the workflow name the submissions will have")->required();
   event->add_option("--expect", expect, "how many submissions (1..1000000)")
       ->required()
       ->check(CLI::Range(1.0, 1e6));
-  event->add_option("--at", at_text,
-                    "when: an RFC 3339 time (2026-12-04T18:00:00Z) or a duration from now "
-                    "(30m, 2h, 1d)")
+  event
+      ->add_option("--at", at_text,
+                   "when: an RFC 3339 time (2026-12-04T18:00:00Z) or a duration from now "
+                   "(30m, 2h, 1d)")
       ->required();
   event->add_flag("--json", json, "machine-readable output");
   auto* events = app.add_subcommand("events", "the stored demand events, by time");

@@ -264,8 +264,8 @@ std::string EventLine(const json& e, int64_t now) {
 void PrintStage(const json& st, size_t min_samples) {
   const std::string source = st["quantities"]["wall_seconds"].value("source", "none");
   const size_t samples = st.value("samples", size_t{0});
-  std::string head = fmt::format("stage {}: {} sample{}", st.value("stage", ""), samples,
-                                 samples == 1 ? "" : "s");
+  std::string head =
+      fmt::format("stage {}: {} sample{}", st.value("stage", ""), samples, samples == 1 ? "" : "s");
   if (st.value("learned", size_t{0}) > samples) {
     head += fmt::format(" (of {} learned)", st.value("learned", size_t{0}));
   }
@@ -308,17 +308,18 @@ void PrintStage(const json& st, size_t min_samples) {
     }
     const std::string model = e.value("size_model", "none");
     const std::string size =
-        model == "none" ? "none" : fmt::format("units^{:.2f} ({})", e.value("exponent", 0.0), model);
+        model == "none" ? "none"
+                        : fmt::format("units^{:.2f} ({})", e.value("exponent", 0.0), model);
     const size_t checked = e.value("checked", size_t{0});
-    const std::string cov =
-        checked == 0 ? "-"
-                     : fmt::format("{:.0f} % of {} inside", 100 * e.value("observed_coverage", 0.0),
-                                   checked);
-    std::printf("  %-14s %10s  %-23s %7zu  %-20s %s\n", std::string(Label(name)).c_str(),
-                Amount(name, e.value("value", 0.0)).c_str(),
-                (Amount(name, e.value("lo", 0.0)) + " .. " + Amount(name, e.value("hi", 0.0)))
-                    .c_str(),
-                e.value("samples", size_t{0}), size.c_str(), cov.c_str());
+    const std::string cov = checked == 0
+                                ? "-"
+                                : fmt::format("{:.0f} % of {} inside",
+                                              100 * e.value("observed_coverage", 0.0), checked);
+    std::printf(
+        "  %-14s %10s  %-23s %7zu  %-20s %s\n", std::string(Label(name)).c_str(),
+        Amount(name, e.value("value", 0.0)).c_str(),
+        (Amount(name, e.value("lo", 0.0)) + " .. " + Amount(name, e.value("hi", 0.0))).c_str(),
+        e.value("samples", size_t{0}), size.c_str(), cov.c_str());
   }
   if (!st["memory_floor"].is_null()) {
     std::printf("  an OOM kill showed its peak memory is above %s\n",
@@ -333,10 +334,10 @@ Result<int64_t> ParseEventTime(const std::string& at, int64_t now_ns) {
   if (at.size() > 4 && at[4] == '-') {
     std::optional<int64_t> ns = workflow::ParseRfc3339(at);
     if (!ns) {
-      return Err(Status::InvalidArgument(fmt::format(
-          "bad time '{}' (use RFC 3339 with an offset, e.g. 2026-12-04T18:00:00Z, or a "
-          "duration from now such as 30m or 2h)",
-          at)));
+      return Err(Status::InvalidArgument(
+          fmt::format("bad time '{}' (use RFC 3339 with an offset, e.g. 2026-12-04T18:00:00Z, or a "
+                      "duration from now such as 30m or 2h)",
+                      at)));
     }
     return *ns;
   }
@@ -375,8 +376,8 @@ int ProfileCommand(const ControlTarget& t, const std::string& workflow, const st
   } else if (d.value("model", "") == "current-hour") {
     line += "; no whole hour seen yet: this hour's count so far)";
   } else {
-    line += fmt::format("; {} model, {} hours seen)", d.value("model", ""),
-                        d.value("hours_seen", 0));
+    line +=
+        fmt::format("; {} model, {} hours seen)", d.value("model", ""), d.value("hours_seen", 0));
   }
   std::printf("%s\n", line.c_str());
   if (d.value("from_events", 0.0) > 0) {
@@ -397,8 +398,7 @@ int ProfileCommand(const ControlTarget& t, const std::string& workflow, const st
                 b.value("backend", "").c_str(),
                 Amount("wall_seconds", b.value("value", 0.0)).c_str(),
                 Amount("wall_seconds", b.value("lo", 0.0)).c_str(),
-                Amount("wall_seconds", b.value("hi", 0.0)).c_str(),
-                b.value("samples", size_t{0}));
+                Amount("wall_seconds", b.value("hi", 0.0)).c_str(), b.value("samples", size_t{0}));
   }
   return 0;
 }
@@ -419,12 +419,11 @@ int EventCommand(const ControlTarget& t, const std::string& name, const std::str
   auto r = Call(t, req);
   if (!r) return 1;
   if (as_json) {
-    std::printf("%s\n", json{{"name", name},
-                             {"workflow", workflow},
-                             {"expected", expected},
-                             {"at_ns", *when}}
-                            .dump(2)
-                            .c_str());
+    std::printf(
+        "%s\n",
+        json{{"name", name}, {"workflow", workflow}, {"expected", expected}, {"at_ns", *when}}
+            .dump(2)
+            .c_str());
     return 0;
   }
   std::printf("%s at %s\n", r->message().c_str(), When(*when, NowNs()).c_str());

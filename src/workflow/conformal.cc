@@ -47,8 +47,8 @@ ConformalBounds Bounds(std::vector<double>& r, double coverage, size_t min_confo
     // Rank ceil(level * (n + 1)) of n + 1 points, the extra one at the far end; out of reach
     // (n too small for the level), the extreme residual.
     const size_t rank = size_t(std::ceil(level * double(n + 1)));
-    const size_t hi = std::min(rank, n) - 1;       // 0-based, from the bottom
-    const size_t lo = n - std::min(rank, n);       // symmetric, from the top
+    const size_t hi = std::min(rank, n) - 1;  // 0-based, from the bottom
+    const size_t lo = n - std::min(rank, n);  // symmetric, from the top
     auto at = [&](size_t k) {
       std::nth_element(r.begin(), r.begin() + k, r.end());
       return r[k];

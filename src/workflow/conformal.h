@@ -28,9 +28,9 @@ double NormalQuantile(double p);
 double TQuantile(double p, double nu);
 
 struct ConformalBounds {
-  double centre = 0;         // the residuals' median (t fallback: their mean)
-  double lo = 0, hi = 0;     // residual bounds, lo <= centre <= hi
-  bool conformal = false;    // false: the t fallback (or no residuals at all)
+  double centre = 0;       // the residuals' median (t fallback: their mean)
+  double lo = 0, hi = 0;   // residual bounds, lo <= centre <= hi
+  bool conformal = false;  // false: the t fallback (or no residuals at all)
 };
 
 // Bounds at `coverage` from `residuals` (reordered in place; O(n)). At least `min_conformal`

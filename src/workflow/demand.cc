@@ -69,7 +69,9 @@ struct DemandModel::Impl {
   std::map<std::string, Series, std::less<>> series;
   std::map<std::string, EventRecord, std::less<>> events;  // by name
 
-  int64_t Hour(int64_t ns) const { return FloorDiv(ns + o.utc_offset_s * 1'000'000'000, kNsPerHour); }
+  int64_t Hour(int64_t ns) const {
+    return FloorDiv(ns + o.utc_offset_s * 1'000'000'000, kNsPerHour);
+  }
   int64_t HourStart(int64_t hour) const {
     return hour * kNsPerHour - o.utc_offset_s * 1'000'000'000;
   }
@@ -90,8 +92,8 @@ struct DemandModel::Impl {
   // scaled residual of the prediction made before, and the error race is run.
   void Close(std::string_view workflow, Means& m, int64_t hour, double count,
              std::deque<float>* residuals) const {
-    count = std::max(0.0, count - EventCount(workflow, HourStart(hour), HourStart(hour + 1),
-                                             nullptr));
+    count =
+        std::max(0.0, count - EventCount(workflow, HourStart(hour), HourStart(hour + 1), nullptr));
     if (residuals != nullptr && m.closed > 0) {
       const double p = Pred(m, hour);
       residuals->push_back(float((count - p) / std::sqrt(p + 1)));
@@ -171,9 +173,9 @@ Status DemandModel::AddEvent(const EventRecord& e) {
     return Status::InvalidArgument(fmt::format("event {}: needs a workflow", e.name));
   }
   if (!std::isfinite(e.expected) || e.expected < 0 || e.expected > 1e6) {
-    return Status::InvalidArgument(fmt::format(
-        "event {}: expected submissions must be a number in 0..1000000, got {}", e.name,
-        e.expected));
+    return Status::InvalidArgument(
+        fmt::format("event {}: expected submissions must be a number in 0..1000000, got {}", e.name,
+                    e.expected));
   }
   Impl& d = *impl_;
   d.events[e.name] = e;

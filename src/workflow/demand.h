@@ -37,22 +37,22 @@
 namespace augur::workflow {
 
 struct DemandOptions {
-  double day_alpha = 0.2;     // weight of the newest day in an hour-of-day mean (0..1]
-  double week_alpha = 0.3;    // weight of the newest week in an hour-of-week mean (0..1]
-  int64_t utc_offset_s = 0;   // hours of the day are counted in UTC + this
-  double coverage = 0.8;      // of the intervals, 0.5..0.99
+  double day_alpha = 0.2;    // weight of the newest day in an hour-of-day mean (0..1]
+  double week_alpha = 0.3;   // weight of the newest week in an hour-of-week mean (0..1]
+  int64_t utc_offset_s = 0;  // hours of the day are counted in UTC + this
+  double coverage = 0.8;     // of the intervals, 0.5..0.99
   size_t max_workflows = 1024;
   size_t max_events = 10000;
 };
 
 struct DemandForecast {
   int64_t from_ns = 0, to_ns = 0;
-  double expected = 0;         // baseline + events
-  double lo = 0, hi = 0;       // the `coverage` interval of the count, lo <= expected <= hi
-  double baseline = 0;         // from the submission history
-  double from_events = 0;      // announced by events in the window
+  double expected = 0;              // baseline + events
+  double lo = 0, hi = 0;            // the `coverage` interval of the count, lo <= expected <= hi
+  double baseline = 0;              // from the submission history
+  double from_events = 0;           // announced by events in the window
   std::vector<EventRecord> events;  // those events, by time
-  uint64_t hours_seen = 0;     // closed hours of history behind the baseline
+  uint64_t hours_seen = 0;          // closed hours of history behind the baseline
   // "none" (no submissions), "current-hour" (no hour has ended yet: the current hour's count
   // stands for the rate), "hour-of-day", "hour-of-week".
   std::string_view model = "none";

@@ -477,10 +477,11 @@ struct Executor::Impl {
       return;
     }
     if (pruned.history_rows + pruned.workflows + pruned.other_rows + pruned.pages_released > 0) {
-      spdlog::info("workflow store: pruned what was older than {}: {} history rows, {} "
-                   "workflows ({} more rows), {} pages given back",
-                   yaml::FormatDuration(o.history_retention), pruned.history_rows,
-                   pruned.workflows, pruned.other_rows, pruned.pages_released);
+      spdlog::info(
+          "workflow store: pruned what was older than {}: {} history rows, {} "
+          "workflows ({} more rows), {} pages given back",
+          yaml::FormatDuration(o.history_retention), pruned.history_rows, pruned.workflows,
+          pruned.other_rows, pruned.pages_released);
     }
     pruned = {};
     next_prune_ns = now + kIdle;
@@ -490,7 +491,8 @@ struct Executor::Impl {
   // are the ones kept. Bounded: the newest kRestoreRows history rows, of which each profile
   // keeps only what its window holds; the submissions of the demand model's weeks.
   void Learn() {
-    constexpr size_t kRestoreRows = 50'000;
+    // (About 20-30 us per learned row: at most ~0.6 s of start-up.)
+    constexpr size_t kRestoreRows = 20'000;
     auto h = store->History(std::nullopt, kRestoreRows);
     if (!h) {
       spdlog::warn("workflow store: reading history to learn from: {}", h.error().message());
@@ -498,6 +500,7 @@ struct Executor::Impl {
       std::map<std::string, size_t> per;  // rows taken per "name/stage", newest first
       std::vector<const HistoryRecord*> take;
       for (const HistoryRecord& r : *h) {
+        // A few more than the window, for the OOM floors among them.
         if (++per[r.workflow_name + "/" + r.stage] <= profiles.options().max_samples + 16) {
           take.push_back(&r);
         }
@@ -518,8 +521,7 @@ struct Executor::Impl {
     if (auto subs = store->Submissions(now - kDemandWindow)) {
       for (const auto& [name, at] : *subs) demand.Submitted(name, at);
     } else {
-      spdlog::warn("workflow store: reading submissions to learn from: {}",
-                   subs.error().message());
+      spdlog::warn("workflow store: reading submissions to learn from: {}", subs.error().message());
     }
   }
 
@@ -707,8 +709,7 @@ nlohmann::json EventJson(const EventRecord& e) {
 
 }  // namespace
 
-Result<std::string> Executor::ProfileJson(const std::string& workflow,
-                                          const std::string& stage) {
+Result<std::string> Executor::ProfileJson(const std::string& workflow, const std::string& stage) {
   return impl_->Post<Result<std::string>>([&]() -> Result<std::string> {
     Impl& d = *impl_;
     const int64_t now = NowNs();
@@ -729,8 +730,8 @@ Result<std::string> Executor::ProfileJson(const std::string& workflow,
     }
     const DemandForecast next = d.demand.NextHour(name, now);
     const std::vector<EventRecord> upcoming = d.demand.Events(name, now);
-    if (!rec && d.profiles.Stages(name).empty() && next.hours_seen == 0 &&
-        next.model == "none" && upcoming.empty()) {
+    if (!rec && d.profiles.Stages(name).empty() && next.hours_seen == 0 && next.model == "none" &&
+        upcoming.empty()) {
       return Err(Status::NotFound(fmt::format(
           "no workflow named '{}' (or with that id) has run here (augurctl history lists what "
           "has)",
@@ -753,8 +754,8 @@ Result<std::string> Executor::ProfileJson(const std::string& workflow,
       if (std::find(stages.begin(), stages.end(), stage) == stages.end()) {
         std::string known;
         for (const std::string& st : stages) known += (known.empty() ? "" : ", ") + st;
-        return Err(Status::NotFound(fmt::format("workflow {} has no stage '{}' (stages: {})",
-                                                name, stage, known.empty() ? "none" : known)));
+        return Err(Status::NotFound(fmt::format("workflow {} has no stage '{}' (stages: {})", name,
+                                                stage, known.empty() ? "none" : known)));
       }
       stages = {stage};
     }
@@ -770,20 +771,19 @@ Result<std::string> Executor::ProfileJson(const std::string& workflow,
                           {"samples", v ? v->samples : 0},
                           {"learned", v ? v->learned : 0},
                           {"ooms", v ? v->ooms : 0}};
-      j["units"] = v && v->units_max > 0
-                       ? nlohmann::json{{"min", v->units_min},
-                                        {"max", v->units_max},
-                                        {"typical", v->units_typical}}
-                       : nlohmann::json(nullptr);
+      j["units"] = v && v->units_max > 0 ? nlohmann::json{{"min", v->units_min},
+                                                          {"max", v->units_max},
+                                                          {"typical", v->units_typical}}
+                                         : nlohmann::json(nullptr);
       j["memory_floor"] =
           v && v->memory_floor ? nlohmann::json(*v->memory_floor) : nlohmann::json(nullptr);
       if (declared != nullptr) {
-        j["declared"] = {{"expected_seconds",
-                          declared->expected
-                              ? nlohmann::json(double(declared->expected->count()) / 1000)
-                              : nlohmann::json(nullptr)},
-                         {"cpu", declared->want.cpu},
-                         {"memory", declared->want.memory}};
+        j["declared"] = {
+            {"expected_seconds", declared->expected
+                                     ? nlohmann::json(double(declared->expected->count()) / 1000)
+                                     : nlohmann::json(nullptr)},
+            {"cpu", declared->want.cpu},
+            {"memory", declared->want.memory}};
       } else {
         j["declared"] = nullptr;
       }
@@ -850,8 +850,8 @@ Result<std::string> Executor::ProfileJson(const std::string& workflow,
 Status Executor::AddEvent(const std::string& name, const std::string& workflow, double expected,
                           int64_t at_ns) {
   if (!IsWorkflowName(name)) {
-    return Status::InvalidArgument(fmt::format(
-        "event name '{}': expected 1-64 characters from A-Z a-z 0-9 _ - .", name));
+    return Status::InvalidArgument(
+        fmt::format("event name '{}': expected 1-64 characters from A-Z a-z 0-9 _ - .", name));
   }
   if (!IsWorkflowName(workflow)) {
     return Status::InvalidArgument(fmt::format(
@@ -859,17 +859,16 @@ Status Executor::AddEvent(const std::string& name, const std::string& workflow, 
         name, workflow));
   }
   if (!std::isfinite(expected) || expected < 1 || expected > 1e6) {
-    return Status::InvalidArgument(fmt::format(
-        "event {}: the expected number of submissions must be in 1..1000000, got {}", name,
-        expected));
+    return Status::InvalidArgument(
+        fmt::format("event {}: the expected number of submissions must be in 1..1000000, got {}",
+                    name, expected));
   }
   return impl_->Post<Status>([&]() -> Status {
     const int64_t now = NowNs();
     constexpr int64_t kHourNs = 3600LL * 1'000'000'000;
     if (at_ns < now - kHourNs) {
-      return Status::InvalidArgument(fmt::format(
-          "event {}: its time is {:.0f} minutes in the past", name,
-          double(now - at_ns) / 60e9));
+      return Status::InvalidArgument(fmt::format("event {}: its time is {:.0f} minutes in the past",
+                                                 name, double(now - at_ns) / 60e9));
     }
     if (at_ns > now + 366 * 24 * kHourNs) {
       return Status::InvalidArgument(
@@ -878,8 +877,8 @@ Status Executor::AddEvent(const std::string& name, const std::string& workflow, 
     EventRecord e{name, workflow, expected, at_ns, now};
     AUGUR_RETURN_IF_ERROR(impl_->store->PutEvent(e));
     AUGUR_RETURN_IF_ERROR(impl_->demand.AddEvent(e));
-    spdlog::info("event {}: {:g} submissions of {} expected in {:.0f} s", name, expected,
-                 workflow, double(at_ns - now) / 1e9);
+    spdlog::info("event {}: {:g} submissions of {} expected in {:.0f} s", name, expected, workflow,
+                 double(at_ns - now) / 1e9);
     return Status::OK();
   });
 }

@@ -41,8 +41,8 @@ constexpr std::array<std::string_view, kQ> kNames = {
 
 struct Sample {
   uint64_t seq = 0;
-  double units = 0;   // as recorded
-  double x = 0;       // log(units); 0 when unsized
+  double units = 0;  // as recorded
+  double x = 0;      // log(units); 0 when unsized
   bool sized = false;
   int64_t started_ns = 0;
   std::array<double, kQ> y;      // log(value + eps); NaN: not measured
@@ -58,11 +58,11 @@ struct Oom {
 
 // The fit of one quantity over the window.
 struct Fit {
-  size_t n = 0;             // samples with a value
+  size_t n = 0;  // samples with a value
   double xbar = 0, ybar = 0;
-  double b = 0;             // exponent
-  double sxx = 0;           // weighted squared log-size deviations
-  double n_eff = 0;         // effective sample count of the weights
+  double b = 0;               // exponent
+  double sxx = 0;             // weighted squared log-size deviations
+  double n_eff = 0;           // effective sample count of the weights
   double q_lo = 0, q_hi = 0;  // residual quantiles: the interval around the fit
   SizeModel model = SizeModel::kNone;
 };
@@ -109,21 +109,30 @@ std::string_view QuantityName(Quantity q) {
 
 std::string_view SizeModelName(SizeModel m) {
   switch (m) {
-    case SizeModel::kNone: return "none";
-    case SizeModel::kPrior: return "prior";
-    case SizeModel::kFit: return "fit";
+    case SizeModel::kNone:
+      return "none";
+    case SizeModel::kPrior:
+      return "prior";
+    case SizeModel::kFit:
+      return "fit";
   }
   return "unknown";
 }
 
 double QuantityOf(const HistoryRecord& h, Quantity q) {
   switch (q) {
-    case Quantity::kWall: return h.wall_seconds;
-    case Quantity::kCpu: return h.cpu_seconds;
-    case Quantity::kMemory: return double(h.peak_memory_bytes);
-    case Quantity::kBytesRead: return double(h.bytes_read);
-    case Quantity::kBytesWritten: return double(h.bytes_written);
-    case Quantity::kCost: return h.cost;
+    case Quantity::kWall:
+      return h.wall_seconds;
+    case Quantity::kCpu:
+      return h.cpu_seconds;
+    case Quantity::kMemory:
+      return double(h.peak_memory_bytes);
+    case Quantity::kBytesRead:
+      return double(h.bytes_read);
+    case Quantity::kBytesWritten:
+      return double(h.bytes_written);
+    case Quantity::kCost:
+      return h.cost;
   }
   return kNaN;
 }
@@ -142,7 +151,7 @@ struct ProfileBook::Impl {
   ProfileOptions o;
   std::map<std::string, Profile, std::less<>> stages;    // "workflow/stage"
   std::map<std::string, Profile, std::less<>> backends;  // start-up times
-  uint64_t clock = 0;  // counts uses, for the LRU order
+  uint64_t clock = 0;                                    // counts uses, for the LRU order
   std::vector<double> decay;  // decay[age] = 2^(-age / half_life), age < max_samples
   size_t residual_window = 0;
 
@@ -181,7 +190,8 @@ struct ProfileBook::Impl {
   std::vector<double> Weights(const Profile& p) const {
     std::vector<double> w;
     w.reserve(p.samples.size());
-    for (const Sample& s : p.samples) w.push_back(decay[std::min<uint64_t>(p.seq - s.seq, decay.size() - 1)]);
+    for (const Sample& s : p.samples)
+      w.push_back(decay[std::min<uint64_t>(p.seq - s.seq, decay.size() - 1)]);
     return w;
   }
 
@@ -225,8 +235,7 @@ struct ProfileBook::Impl {
     // factor of two either way.
     std::vector<double> r;
     r.reserve(std::min(p.samples.size(), residual_window));
-    for (auto it = p.samples.rbegin(); it != p.samples.rend() && r.size() < residual_window;
-         ++it) {
+    for (auto it = p.samples.rbegin(); it != p.samples.rend() && r.size() < residual_window; ++it) {
       if (!std::isnan(it->resid[q])) r.push_back(it->resid[q]);
     }
     const ConformalBounds cb = Bounds(r, o.coverage, kConformalMin, std::log(2.0));

@@ -68,11 +68,11 @@ double ShardUnits(const HistoryRecord& h);
 double ShardUnits(const ShardRecord& s);
 
 struct ProfileOptions {
-  size_t min_samples = 3;     // successful samples before Predict answers (>= 1)
-  size_t max_samples = 200;   // kept per profile, the newest (>= min_samples, >= 2)
-  size_t max_profiles = 4096; // (workflow, stage) profiles kept; as many backends
-  double coverage = 0.8;      // of the intervals, in 0.5..0.99
-  double half_life = 25;      // samples; an older sample's weight halves per this many newer
+  size_t min_samples = 3;      // successful samples before Predict answers (>= 1)
+  size_t max_samples = 200;    // kept per profile, the newest (>= min_samples, >= 2)
+  size_t max_profiles = 4096;  // (workflow, stage) profiles kept; as many backends
+  double coverage = 0.8;       // of the intervals, in 0.5..0.99
+  double half_life = 25;       // samples; an older sample's weight halves per this many newer
 };
 
 // Where an answer came from. Only kHistory today; the caller names its own fallbacks
@@ -89,12 +89,12 @@ std::string_view SizeModelName(SizeModel m);  // "none", "prior", "fit"
 
 // One quantity for one shard, from history.
 struct Estimate {
-  double value = 0;      // the point (the geometric mean at this size), >= 0
-  double lo = 0, hi = 0; // the `coverage` interval, lo <= value <= hi
-  size_t samples = 0;    // successful samples it rests on
+  double value = 0;       // the point (the geometric mean at this size), >= 0
+  double lo = 0, hi = 0;  // the `coverage` interval, lo <= value <= hi
+  size_t samples = 0;     // successful samples it rests on
   std::string_view source = kSourceHistory;
-  double units = 0;      // the size it is for (0: a typical shard of the stage)
-  double exponent = 0;   // value grows as units^exponent
+  double units = 0;     // the size it is for (0: a typical shard of the stage)
+  double exponent = 0;  // value grows as units^exponent
   SizeModel size_model = SizeModel::kNone;
   // kMemory only: an OOM-killed attempt showed the peak at this size is above this many
   // bytes; value and lo are raised to it.
@@ -120,12 +120,12 @@ struct QuantityView {
 };
 struct ProfileView {
   std::string workflow, stage;
-  size_t samples = 0;       // successful samples held (<= max_samples)
-  size_t learned = 0;       // successful samples ever learned
-  size_t ooms = 0;          // OOM-killed attempts that set a memory floor, held
+  size_t samples = 0;  // successful samples held (<= max_samples)
+  size_t learned = 0;  // successful samples ever learned
+  size_t ooms = 0;     // OOM-killed attempts that set a memory floor, held
   double units_min = 0, units_max = 0, units_typical = 0;  // sizes seen (0: none)
-  int64_t last_started_ns = 0;  // the newest sample's start
-  std::optional<double> memory_floor;  // at the typical size
+  int64_t last_started_ns = 0;                             // the newest sample's start
+  std::optional<double> memory_floor;                      // at the typical size
   std::array<QuantityView, kQuantityCount> quantities;
 };
 
@@ -149,8 +149,7 @@ class ProfileBook {
   // profile has fewer than min_samples successful samples (or none exists).
   std::optional<Estimate> Predict(std::string_view workflow, std::string_view stage, Quantity q,
                                   double units = 0) const;
-  ShardEstimate Predict(std::string_view workflow, std::string_view stage,
-                        double units = 0) const;
+  ShardEstimate Predict(std::string_view workflow, std::string_view stage, double units = 0) const;
   // The memory lower bound that OOM kills set for a shard of `units`, if any (also before
   // min_samples successes: an OOM alone says to grant more).
   std::optional<double> MemoryFloor(std::string_view workflow, std::string_view stage,

@@ -713,8 +713,8 @@ Result<std::vector<EventRecord>> WorkflowStore::Events(const std::string& workfl
   static constexpr std::string_view kOne =
       "SELECT name, workflow, expected, at_ns, created_ns FROM events WHERE workflow = ? "
       "ORDER BY at_ns, name";
-  std::string what = workflow.empty() ? "listing events"
-                                      : fmt::format("listing the events of {}", workflow);
+  std::string what =
+      workflow.empty() ? "listing events" : fmt::format("listing the events of {}", workflow);
   auto st = impl_->Prepare(workflow.empty() ? kAll : kOne, what);
   if (!st) return Err(st.error());
   Stmt q(*impl_, *st, std::move(what));
@@ -750,9 +750,10 @@ Result<PruneResult> WorkflowStore::PruneHistory(int64_t cutoff_ns, size_t max_ro
     return int64_t{sqlite3_changes(d.db.get())};
   };
   Status st = Transaction([&]() -> Status {
-    auto h = del("DELETE FROM history WHERE rowid IN (SELECT rowid FROM history WHERE "
-                 "started_ns < ?1 ORDER BY started_ns LIMIT ?2)",
-                 "pruning history", [&](Stmt& q) { q.Int(cutoff_ns).Int(budget); });
+    auto h =
+        del("DELETE FROM history WHERE rowid IN (SELECT rowid FROM history WHERE "
+            "started_ns < ?1 ORDER BY started_ns LIMIT ?2)",
+            "pruning history", [&](Stmt& q) { q.Int(cutoff_ns).Int(budget); });
     if (!h) return h.error();
     r.history_rows = size_t(*h);
     budget -= *h;
@@ -802,9 +803,10 @@ Result<PruneResult> WorkflowStore::PruneHistory(int64_t cutoff_ns, size_t max_ro
     }
     if (budget > 0) {
       const int64_t limit = budget;
-      auto n = del("DELETE FROM events WHERE rowid IN (SELECT rowid FROM events WHERE "
-                   "at_ns < ?1 ORDER BY at_ns LIMIT ?2)",
-                   "pruning events", [&](Stmt& q) { q.Int(cutoff_ns).Int(limit); });
+      auto n =
+          del("DELETE FROM events WHERE rowid IN (SELECT rowid FROM events WHERE "
+              "at_ns < ?1 ORDER BY at_ns LIMIT ?2)",
+              "pruning events", [&](Stmt& q) { q.Int(cutoff_ns).Int(limit); });
       if (!n) return n.error();
       r.other_rows += size_t(*n);
       budget -= *n;
@@ -830,9 +832,8 @@ Result<PruneResult> WorkflowStore::PruneHistory(int64_t cutoff_ns, size_t max_ro
     return Err(!mode ? mode.error() : !free_pages ? free_pages.error() : pages.error());
   }
   if (*mode == 2 && *free_pages > int64_t(max_rows) && *free_pages * 4 > *pages) {
-    AUGUR_STORE_RETURN_ERR(
-        d.Exec(fmt::format("PRAGMA incremental_vacuum({})", max_rows).c_str(),
-               "giving free pages back"));
+    AUGUR_STORE_RETURN_ERR(d.Exec(fmt::format("PRAGMA incremental_vacuum({})", max_rows).c_str(),
+                                  "giving free pages back"));
     auto after = pragma("PRAGMA freelist_count");
     if (!after) return Err(after.error());
     r.pages_released = size_t(std::max<int64_t>(0, *free_pages - *after));

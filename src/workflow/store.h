@@ -135,12 +135,12 @@ struct EventRecord {
 
 // What one PruneHistory batch did.
 struct PruneResult {
-  size_t history_rows = 0;  // history rows deleted
-  size_t workflows = 0;     // finished workflows deleted with everything they had
-  size_t other_rows = 0;    // their shards, attempts and stage outputs, and old events
+  size_t history_rows = 0;    // history rows deleted
+  size_t workflows = 0;       // finished workflows deleted with everything they had
+  size_t other_rows = 0;      // their shards, attempts and stage outputs, and old events
   size_t pages_released = 0;  // free pages given back to the file system
   std::vector<std::string> workflow_ids;  // the workflows deleted (their work dirs can go)
-  bool more = false;        // the batch hit its budget: call again
+  bool more = false;                      // the batch hit its budget: call again
 };
 
 class WorkflowStore {

@@ -48,8 +48,8 @@ struct WorkflowsConfig {
 
 // The keys, for the agent config's did-you-mean across sections.
 inline constexpr std::string_view kWorkflowsKeys[] = {
-    "enabled",   "state_dir", "max_output", "preemption",
-    "aging_after", "max_cpu", "max_memory", "history_retention"};
+    "enabled",     "state_dir", "max_output", "preemption",
+    "aging_after", "max_cpu",   "max_memory", "history_retention"};
 
 // Reads the section (`node` is its value, `key_node` its key) into `*out`, reporting every
 // problem into `errors` as the agent config does.

@@ -33,10 +33,14 @@ std::vector<fs::path> CorpusFiles(const std::string& dir) { return testing::Yaml
 
 TEST(ParseDurationTest, AcceptsOneNumberAndOneUnit) {
   const std::pair<const char*, int64_t> cases[] = {
-      {"500ms", 500},   {"1s", 1000},  {"1.5s", 1500},   {"2m", 120'000},
-      {"1h", 3600'000}, {"0ms", 0},    {"0.25s", 250},   {"1.5ms", -1},
-      {"007s", 7000},   {"0.001s", 1}, {"1.000s", 1000}, {"24h", 86'400'000},
-      {"1d", 86'400'000}, {"180d", 180LL * 86'400'000}, {"0.5d", 43'200'000},
+      {"500ms", 500},       {"1s", 1000},
+      {"1.5s", 1500},       {"2m", 120'000},
+      {"1h", 3600'000},     {"0ms", 0},
+      {"0.25s", 250},       {"1.5ms", -1},
+      {"007s", 7000},       {"0.001s", 1},
+      {"1.000s", 1000},     {"24h", 86'400'000},
+      {"1d", 86'400'000},   {"180d", 180LL * 86'400'000},
+      {"0.5d", 43'200'000},
   };
   for (const auto& [text, want_ms] : cases) {
     SCOPED_TRACE(text);
@@ -582,8 +586,8 @@ TEST(ShippedConfigTest, SetsEveryKeyExplicitly) {
         "history"}},
       {"control", {"socket", "group"}},
       {"workflows",
-       {"enabled", "state_dir", "max_output", "preemption", "aging_after", "max_cpu",
-        "max_memory", "history_retention"}},
+       {"enabled", "state_dir", "max_output", "preemption", "aging_after", "max_cpu", "max_memory",
+        "history_retention"}},
   };
   // Values that are a list or a map; every other value is a scalar.
   const std::set<std::string> lists = {"plugins.enabled", "forecast.horizons", "forecast.series"};

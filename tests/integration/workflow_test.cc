@@ -373,8 +373,8 @@ stages:
   ASSERT_EQ(list.size(), 1u);
   EXPECT_EQ(list[0]["workflow"], "learn");
   // Bad events are refused with the reason.
-  auto past = Ctl({"event", "old", "--workflow", "learn", "--expect", "3", "--at",
-                   "2020-01-01T00:00:00Z"});
+  auto past =
+      Ctl({"event", "old", "--workflow", "learn", "--expect", "3", "--at", "2020-01-01T00:00:00Z"});
   EXPECT_EQ(past.code, 1);
   EXPECT_NE(past.err.find("in the past"), std::string::npos) << past.err;
   auto garbled = Ctl({"event", "x", "--workflow", "learn", "--expect", "3", "--at", "soon"});
@@ -405,27 +405,29 @@ TEST_F(WorkflowTest, RetentionPrunesOldHistoryInTheBackground) {
   {
     auto store = workflow::WorkflowStore::Open(dir_ + "/wf/workflows.db");
     ASSERT_TRUE(store) << store.error().ToString();
-    ASSERT_TRUE((*store)->Transaction([&]() -> augur::Status {
-      workflow::WorkflowRecord w;
-      w.id = "ancient-1";
-      w.name = "ancient";
-      w.spec_yaml = "workflow: ancient\nstages: [{name: s, run: [true]}]\n";
-      w.state = workflow::WorkflowState::kSucceeded;
-      w.submitted_ns = now - 200 * day;
-      w.finished_ns = now - 200 * day + 1;
-      AUGUR_RETURN_IF_ERROR((*store)->PutWorkflow(w));
-      for (int i = 0; i < 5000; ++i) {
-        workflow::HistoryRecord h;
-        h.attempt_id = "ancient-1/s/" + std::to_string(i) + "#1";
-        h.workflow_id = "ancient-1";
-        h.workflow_name = "ancient";
-        h.stage = "s";
-        h.started_ns = now - (i % 2 ? 200 : 10) * day + i;  // half old, half recent
-        h.wall_seconds = 1;
-        AUGUR_RETURN_IF_ERROR((*store)->AppendHistory(h));
-      }
-      return augur::Status::OK();
-    }).ok());
+    ASSERT_TRUE((*store)
+                    ->Transaction([&]() -> augur::Status {
+                      workflow::WorkflowRecord w;
+                      w.id = "ancient-1";
+                      w.name = "ancient";
+                      w.spec_yaml = "workflow: ancient\nstages: [{name: s, run: [true]}]\n";
+                      w.state = workflow::WorkflowState::kSucceeded;
+                      w.submitted_ns = now - 200 * day;
+                      w.finished_ns = now - 200 * day + 1;
+                      AUGUR_RETURN_IF_ERROR((*store)->PutWorkflow(w));
+                      for (int i = 0; i < 5000; ++i) {
+                        workflow::HistoryRecord h;
+                        h.attempt_id = "ancient-1/s/" + std::to_string(i) + "#1";
+                        h.workflow_id = "ancient-1";
+                        h.workflow_name = "ancient";
+                        h.stage = "s";
+                        h.started_ns = now - (i % 2 ? 200 : 10) * day + i;  // half old, half recent
+                        h.wall_seconds = 1;
+                        AUGUR_RETURN_IF_ERROR((*store)->AppendHistory(h));
+                      }
+                      return augur::Status::OK();
+                    })
+                    .ok());
   }
   fs::create_directories(dir_ + "/wf/work/ancient-1");
   std::ofstream(dir_ + "/wf/work/ancient-1/out") << "old output\n";
@@ -446,10 +448,13 @@ stages:
   EXPECT_TRUE(WaitFor([&] { return !fs::exists(dir_ + "/wf/work/ancient-1"); }, 10s));
   EXPECT_TRUE(fs::exists(dir_ + "/wf/work/" + id)) << "a new workflow's outputs stay";
   EXPECT_EQ(Ctl({"result", id}).out, "hi\n");
-  EXPECT_TRUE(WaitFor([&] { return agent_->err().find("pruned what was older than 180d: 2500 "
-                                                      "history rows, 1 workflows") !=
-                                   std::string::npos; },
-                      10s))
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        return agent_->err().find(
+                   "pruned what was older than 180d: 2500 "
+                   "history rows, 1 workflows") != std::string::npos;
+      },
+      10s))
       << agent_->err();
 }
 
@@ -474,8 +479,7 @@ stages:
                            "--workflow", "long", "--expect", "5", "--at", "10m"},
                           65534);
   EXPECT_EQ(nobody_event.Wait(20s), 1);
-  EXPECT_NE(nobody_event.err().find("permission denied"), std::string::npos)
-      << nobody_event.err();
+  EXPECT_NE(nobody_event.err().find("permission denied"), std::string::npos) << nobody_event.err();
   EXPECT_NE(Ctl({"events"}).out.find("no events"), std::string::npos);
   auto r = Ctl({"cancel", id});
   EXPECT_EQ(r.code, 0) << r.err;

@@ -74,9 +74,10 @@ TEST(DemandTest, TheDailyShapeIsLearnedWithCalibratedIntervals) {
       for (int i = 0; i < k; ++i) m.Submitted("etl", start + (i + 1) * (kHour / (k + 1)));
     }
     const double mae = abs_err / double(hours), coverage = double(inside) / double(hours);
-    std::printf("seed %u: hourly MAE %.2f submissions (rates 0.5..12), coverage %.3f over %zu "
-                "hours\n",
-                seed, mae, coverage, hours);
+    std::printf(
+        "seed %u: hourly MAE %.2f submissions (rates 0.5..12), coverage %.3f over %zu "
+        "hours\n",
+        seed, mae, coverage, hours);
     EXPECT_LT(mae, 1.2);
     // Counts are whole numbers and the bounds are not: coverage lands a little above.
     EXPECT_GT(coverage, 0.75);
@@ -139,8 +140,7 @@ TEST(DemandTest, AnEventAddsToItsHourAndIsNotLearnedAsAHabit) {
   Feed(m, rng, 0, 28, false);
   const int64_t at = kMonday + 28 * kDay + 3 * kHour + 15 * 60 * 1'000'000'000LL;  // 03:15
   const int64_t now = kMonday + 28 * kDay;
-  const DemandForecast before =
-      m.Predict("etl", now, now + 3 * kHour, now + 4 * kHour);
+  const DemandForecast before = m.Predict("etl", now, now + 3 * kHour, now + 4 * kHour);
   ASSERT_TRUE(m.AddEvent({"launch", "etl", 200, at, 1}).ok());
   ASSERT_TRUE(m.AddEvent({"other", "render", 50, at, 1}).ok());
   DemandForecast f = m.Predict("etl", now, now + 3 * kHour, now + 4 * kHour);

@@ -12,7 +12,6 @@
 #include <random>
 
 #include <fmt/format.h>
-
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -126,10 +125,11 @@ TEST(ProfileTest, IntervalsCoverAboutEightyPercentOnGeneratedData) {
       book.Learn(Shard("gen", "stage", units, wall, 1, mem));
     }
     const double coverage = double(inside) / double(checked);
-    std::printf("seed %u (%s, log sigma %.1f): coverage %.3f over %zu predictions, mean log "
-                "width %.2f (ideal %.2f)\n",
-                seed, seed % 2 == 0 ? "laplace" : "normal", sigma, coverage, checked,
-                width / double(width_n), 2 * 1.2816 * sigma);
+    std::printf(
+        "seed %u (%s, log sigma %.1f): coverage %.3f over %zu predictions, mean log "
+        "width %.2f (ideal %.2f)\n",
+        seed, seed % 2 == 0 ? "laplace" : "normal", sigma, coverage, checked,
+        width / double(width_n), 2 * 1.2816 * sigma);
     EXPECT_GT(coverage, 0.75) << "seed " << seed;
     EXPECT_LT(coverage, 0.86) << "seed " << seed;
     // Calibrated but not vacuous: within 40 % of the ideal width (for Laplace noise the
@@ -294,8 +294,8 @@ TEST(ProfileTest, MemoryIsBounded) {
     (void)book.Predict("b", "s", Quantity::kWall);
   }
   EXPECT_EQ(book.profiles(), 10u);
-  EXPECT_TRUE(book.View("b", "s"));     // recently predicted: kept
-  EXPECT_FALSE(book.View("b", "s0"));   // least recently used: dropped
+  EXPECT_TRUE(book.View("b", "s"));    // recently predicted: kept
+  EXPECT_FALSE(book.View("b", "s0"));  // least recently used: dropped
   EXPECT_TRUE(book.View("b", "s10"));
 }
 
@@ -407,8 +407,8 @@ TEST(ProfileTest, IntervalsOnTheWfCommonsExecutions) {
   for (const auto& e : fs::directory_iterator(TracesDir(), ec)) {
     if (e.path().filename().string().starts_with("wfcommons-")) files.push_back(e.path());
   }
-  if (files.empty()) GTEST_SKIP() << "no WfCommons traces in " << TracesDir()
-                                  << " (set AUGUR_TRACES_DIR)";
+  if (files.empty())
+    GTEST_SKIP() << "no WfCommons traces in " << TracesDir() << " (set AUGUR_TRACES_DIR)";
   std::sort(files.begin(), files.end());
   size_t all_checked = 0, all_inside = 0;
   for (const fs::path& path : files) {
@@ -456,15 +456,14 @@ TEST(ProfileTest, IntervalsOnTheWfCommonsExecutions) {
     }
     std::printf("%s: wall %zu/%zu inside the 80 %% interval (%.2f):%s; memory %zu/%zu\n",
                 path.filename().c_str(), inside, checked,
-                checked ? double(inside) / double(checked) : 0.0, line.c_str(), minside,
-                mchecked);
+                checked ? double(inside) / double(checked) : 0.0, line.c_str(), minside, mchecked);
     all_checked += checked + mchecked;
     all_inside += inside + minside;
   }
   ASSERT_GT(all_checked, 100u);
   const double coverage = double(all_inside) / double(all_checked);
-  std::printf("WfCommons: %zu/%zu one-step-ahead actuals inside (%.3f)\n", all_inside,
-              all_checked, coverage);
+  std::printf("WfCommons: %zu/%zu one-step-ahead actuals inside (%.3f)\n", all_inside, all_checked,
+              coverage);
   // A few hundred tasks in small categories (most in the t regime): a loose band around 80 %.
   EXPECT_GT(coverage, 0.65);
   EXPECT_LT(coverage, 0.97);

@@ -16,9 +16,9 @@
 #include <fstream>
 #include <random>
 
+#include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <fmt/format.h>
 
 namespace augur::workflow {
 namespace {
@@ -799,38 +799,39 @@ TEST_F(StoreTest, PruneDeletesOnlyWhatIsOlderInBoundedBatches) {
   ASSERT_TRUE(s);
   constexpr int64_t kCut = 1'000'000;
   ASSERT_TRUE(s->Transaction([&]() -> Status {
-    for (int i = 0; i < 50; ++i) {
-      AUGUR_RETURN_IF_ERROR(s->AppendHistory(History("old" + std::to_string(i), "w", "w", i)));
-      AUGUR_RETURN_IF_ERROR(
-          s->AppendHistory(History("new" + std::to_string(i), "w", "w", kCut + i)));
-    }
-    // An old finished workflow with 30 shards and attempts, an old one still running, a
-    // new finished one.
-    for (auto [id, state, finished] :
-         {std::tuple{"done-old", WorkflowState::kSucceeded, int64_t{500}},
-          std::tuple{"running-old", WorkflowState::kRunning, int64_t{0}},
-          std::tuple{"done-new", WorkflowState::kFailed, kCut + 5}}) {
-      WorkflowRecord w = Workflow(id, 1, state);
-      w.finished_ns = finished;
-      AUGUR_RETURN_IF_ERROR(s->PutWorkflow(w));
-      for (uint32_t k = 0; k < 30; ++k) {
-        ShardRecord sh;
-        sh.workflow_id = id;
-        sh.stage = "count";
-        sh.index = k;
-        AUGUR_RETURN_IF_ERROR(s->PutShard(sh));
-        AttemptRecord a;
-        a.attempt_id = fmt::format("{}/count/{}#1", id, k);
-        a.workflow_id = id;
-        a.stage = "count";
-        AUGUR_RETURN_IF_ERROR(s->PutAttempt(a));
-      }
-      AUGUR_RETURN_IF_ERROR(s->PutStageOutput(id, "count", "/out"));
-    }
-    AUGUR_RETURN_IF_ERROR(s->PutEvent({"past", "w", 1, 10, 1}));
-    AUGUR_RETURN_IF_ERROR(s->PutEvent({"future", "w", 1, kCut + 10, 1}));
-    return Status::OK();
-  }).ok());
+                 for (int i = 0; i < 50; ++i) {
+                   AUGUR_RETURN_IF_ERROR(
+                       s->AppendHistory(History("old" + std::to_string(i), "w", "w", i)));
+                   AUGUR_RETURN_IF_ERROR(
+                       s->AppendHistory(History("new" + std::to_string(i), "w", "w", kCut + i)));
+                 }
+                 // An old finished workflow with 30 shards and attempts, an old one still running,
+                 // a new finished one.
+                 for (auto [id, state, finished] :
+                      {std::tuple{"done-old", WorkflowState::kSucceeded, int64_t{500}},
+                       std::tuple{"running-old", WorkflowState::kRunning, int64_t{0}},
+                       std::tuple{"done-new", WorkflowState::kFailed, kCut + 5}}) {
+                   WorkflowRecord w = Workflow(id, 1, state);
+                   w.finished_ns = finished;
+                   AUGUR_RETURN_IF_ERROR(s->PutWorkflow(w));
+                   for (uint32_t k = 0; k < 30; ++k) {
+                     ShardRecord sh;
+                     sh.workflow_id = id;
+                     sh.stage = "count";
+                     sh.index = k;
+                     AUGUR_RETURN_IF_ERROR(s->PutShard(sh));
+                     AttemptRecord a;
+                     a.attempt_id = fmt::format("{}/count/{}#1", id, k);
+                     a.workflow_id = id;
+                     a.stage = "count";
+                     AUGUR_RETURN_IF_ERROR(s->PutAttempt(a));
+                   }
+                   AUGUR_RETURN_IF_ERROR(s->PutStageOutput(id, "count", "/out"));
+                 }
+                 AUGUR_RETURN_IF_ERROR(s->PutEvent({"past", "w", 1, 10, 1}));
+                 AUGUR_RETURN_IF_ERROR(s->PutEvent({"future", "w", 1, kCut + 10, 1}));
+                 return Status::OK();
+               }).ok());
   // Batches of 20 rows: the 50 old history rows take three, then the old workflow's 61 rows
   // and its own over four more.
   size_t batches = 0, history_rows = 0, workflows = 0, other = 0;
@@ -930,9 +931,9 @@ TEST_F(StoreTest, AYearOfHistoryPrunedTo180DaysKeepsTheFileBounded) {
   };
   auto t0 = std::chrono::steady_clock::now();
   ASSERT_TRUE(s->Transaction([&]() -> Status {
-    for (int d = 0; d < 365; ++d) AUGUR_RETURN_IF_ERROR(day(d));
-    return Status::OK();
-  }).ok());
+                 for (int d = 0; d < 365; ++d) AUGUR_RETURN_IF_ERROR(day(d));
+                 return Status::OK();
+               }).ok());
   auto t1 = std::chrono::steady_clock::now();
   const auto [year_mib, year_wal] = mib();
   // Retention as the executor runs it: one batch of 1000 rows per call, until done.
@@ -942,8 +943,8 @@ TEST_F(StoreTest, AYearOfHistoryPrunedTo180DaysKeepsTheFileBounded) {
     for (;;) {
       auto b0 = std::chrono::steady_clock::now();
       auto r = s->PruneHistory(cutoff, 1000);
-      ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - b0)
-                       .count());
+      ms.push_back(
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - b0).count());
       EXPECT_TRUE(r) << r.error().ToString();
       if (!r) return;
       pruned += r->history_rows;
@@ -969,14 +970,16 @@ TEST_F(StoreTest, AYearOfHistoryPrunedTo180DaysKeepsTheFileBounded) {
     month_mib.push_back(mib().first);
   }
   const double month_max = *std::max_element(month_mib.begin(), month_mib.end());
-  std::printf("a year: %d history rows (+%lld workflows) inserted in %.1f s; file %.1f MiB "
-              "(+wal %.1f)\n",
-              kRowsPerDay * 365, static_cast<long long>(seq / kShards),
-              std::chrono::duration<double>(t1 - t0).count(), year_mib, year_wal);
-  std::printf("pruned to 180 days: %zu rows in %zu batches of 1000, per batch median %.1f ms, "
-              "p99 %.1f ms, max %.1f ms; %zu pages released; file %.1f MiB (+wal %.1f)\n",
-              pruned_year, batches, sorted[sorted.size() / 2], sorted[sorted.size() * 99 / 100],
-              sorted.back(), released, after_mib, after_wal);
+  std::printf(
+      "a year: %d history rows (+%lld workflows) inserted in %.1f s; file %.1f MiB "
+      "(+wal %.1f)\n",
+      kRowsPerDay * 365, static_cast<long long>(seq / kShards),
+      std::chrono::duration<double>(t1 - t0).count(), year_mib, year_wal);
+  std::printf(
+      "pruned to 180 days: %zu rows in %zu batches of 1000, per batch median %.1f ms, "
+      "p99 %.1f ms, max %.1f ms; %zu pages released; file %.1f MiB (+wal %.1f)\n",
+      pruned_year, batches, sorted[sorted.size() / 2], sorted[sorted.size() * 99 / 100],
+      sorted.back(), released, after_mib, after_wal);
   std::printf("a month more with pruning: file %.1f..%.1f MiB\n",
               *std::min_element(month_mib.begin(), month_mib.end()), month_max);
   // Half the rows went: the file gives back most of their pages.
