@@ -269,7 +269,41 @@ int main(int argc, char** argv) {
   history->add_flag("--json", json, "machine-readable output");
   history->add_option("--limit", limit, "newest this many")->check(CLI::Range(1, 1000000));
 
+  auto* profile = app.add_subcommand(
+      "profile",
+      "what augurd learned about a workflow from its history: per stage run time, CPU, peak "
+      "memory, bytes and cost with 80 % intervals and sample counts, how they grow with the "
+      "shard's size, and the next hour's predicted submissions (with upcoming events)");
+  profile->add_option("WORKFLOW", wf, "a workflow name (or the id of one)")->required();
+  profile->add_option("STAGE", stage, "one stage (default: every stage)");
+  profile->add_flag("--json", json, "machine-readable output");
+  std::string event_name, at_text;
+  double expect = 0;
+  auto* event = app.add_subcommand(
+      "event",
+      "announce demand: about N submissions of a workflow are coming at a time; the demand "
+      "forecast (augurctl profile) adds it at once. The same name again replaces the event");
+  event->add_option("NAME", event_name, "the event's name (1-64 of A-Z a-z 0-9 _ - .)")->required();
+  event->add_option("--workflow", wf, "the workflow name the submissions will have")->required();
+  event->add_option("--expect", expect, "how many submissions (1..1000000)")
+      ->required()
+      ->check(CLI::Range(1.0, 1e6));
+  event
+      ->add_option("--at", at_text,
+                   "when: an RFC 3339 time (2026-12-04T18:00:00Z) or a duration from now "
+                   "(30m, 2h, 1d)")
+      ->required();
+  event->add_flag("--json", json, "machine-readable output");
+  auto* events = app.add_subcommand("events", "the stored demand events, by time");
+  events->add_option("--workflow", wf, "only those of this workflow name");
+  events->add_flag("--json", json, "machine-readable output");
+
   CLI11_PARSE(app, argc, argv);
+  if (*profile) return augur::agent::ProfileCommand(target, wf, stage, json);
+  if (*event) {
+    return augur::agent::EventCommand(target, event_name, wf, expect, at_text, json);
+  }
+  if (*events) return augur::agent::EventsCommand(target, wf, json);
   if (*validate) return Validate(workflow_file);
   if (*submit) return augur::agent::SubmitCommand(target, workflow_file, wait, json);
   if (*status) return augur::agent::StatusCommand(target, wf, json, explain);

@@ -158,6 +158,9 @@ std::string CommandName(const control::Request& r) {
     case control::Request::kCancel: return "cancel";
     case control::Request::kBoost: return "boost";
     case control::Request::kHistory: return "history";
+    case control::Request::kProfile: return "profile";
+    case control::Request::kEvent: return "event";
+    case control::Request::kEvents: return "events";
     case control::Request::COMMAND_NOT_SET: break;
   }
   return "none";

@@ -70,6 +70,22 @@ control::Reply HandleControl(workflow::Executor* ex, const std::string& why_off,
                                req.history().limit() == 0 ? 100 : req.history().limit());
       return j ? Ok("", *j) : FromStatus(j.error());
     }
+    case control::Request::kProfile: {
+      auto j = ex->ProfileJson(req.profile().workflow(), req.profile().stage());
+      return j ? Ok("", *j) : FromStatus(j.error());
+    }
+    case control::Request::kEvent: {
+      const control::Event& e = req.event();
+      Status s = ex->AddEvent(e.name(), e.workflow(), e.expected(), e.at_ns());
+      if (!s.ok()) return FromStatus(s);
+      spdlog::info("event {} for {} stored by uid {}", e.name(), e.workflow(), peer.uid);
+      return Ok(fmt::format("event {}: {:g} submissions of {} expected", e.name(), e.expected(),
+                            e.workflow()));
+    }
+    case control::Request::kEvents: {
+      auto j = ex->EventsJson(req.events().workflow());
+      return j ? Ok("", *j) : FromStatus(j.error());
+    }
     case control::Request::COMMAND_NOT_SET:
       break;
   }

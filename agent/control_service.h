@@ -3,7 +3,8 @@
 //
 //   submit  -> {"id": "..."}        status  -> the engine's status JSON
 //   result  -> the stage's output   cancel, boost -> a one-line message
-//   history -> the history JSON
+//   history -> the history JSON     profile -> what was learned (JSON)
+//   event   -> a one-line message   events  -> the stored events (JSON)
 // With the engine off, every command is answered with why (FailedPrecondition).
 //
 // Thread safety: Handle may be called from any control connection thread; the executor

@@ -329,6 +329,13 @@ Status Daemon::Impl::StartWorkflows() {
   if (wc.max_memory > 0) {
     eo.engine.capacity.memory = std::min(eo.engine.capacity.memory, wc.max_memory);
   }
+  eo.history_retention = wc.history_retention;
+  // Submissions are counted per hour of the host's local day.
+  {
+    const time_t t = time(nullptr);
+    struct tm local {};
+    if (localtime_r(&t, &local) != nullptr) eo.demand.utc_offset_s = local.tm_gmtoff;
+  }
   eo.engine.ledger.allow_preemption = wc.preemption;
   eo.backends = options.config.plugins.enabled;
   eo.engine.anomaly.action =

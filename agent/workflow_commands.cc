@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 #include <iostream>
+#include <ctime>
 #include <sstream>
 #include <thread>
 
@@ -15,6 +16,7 @@
 #include "agent/control.pb.h"
 #include "agent/control_client.h"
 #include "common/yaml_reader.h"
+#include "workflow/resources.h"
 #include "workflow/workflow_spec.h"
 
 namespace augur::agent {
@@ -228,6 +230,242 @@ int HistoryCommand(const ControlTarget& t, const std::string& workflow, bool as_
                 double(r2["peak_memory_bytes"].get<uint64_t>()) / (1 << 20),
                 static_cast<unsigned long long>(r2["bytes_read"].get<uint64_t>()),
                 static_cast<unsigned long long>(r2["bytes_written"].get<uint64_t>()));
+  }
+  return 0;
+}
+
+namespace {
+
+int64_t NowNs() {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
+}
+
+// A learned quantity as people read it: times in seconds, sizes in binary units.
+std::string Amount(std::string_view quantity, double v) {
+  if (!std::isfinite(v)) return "-";
+  if (quantity == "wall_seconds" || quantity == "cpu_seconds") {
+    return v < 60 ? fmt::format("{:.{}f}s", v, v < 10 ? 2 : 1) : FormatSeconds(v);
+  }
+  if (quantity == "cost") return fmt::format("{:.4g}", v);
+  return workflow::FormatMemory(uint64_t(std::llround(std::max(0.0, v))));
+}
+
+std::string_view Label(std::string_view quantity) {
+  if (quantity == "wall_seconds") return "wall time";
+  if (quantity == "cpu_seconds") return "cpu time";
+  if (quantity == "peak_memory_bytes") return "peak memory";
+  if (quantity == "bytes_read") return "bytes read";
+  if (quantity == "bytes_written") return "bytes written";
+  return quantity;
+}
+
+// "2026-12-06 14:30 (in 28m)", in local time.
+std::string When(int64_t at_ns, int64_t now_ns) {
+  const time_t t = time_t(at_ns / 1'000'000'000);
+  struct tm tm {};
+  char buf[64] = "?";
+  if (localtime_r(&t, &tm) != nullptr) std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M %Z", &tm);
+  const double d = double(at_ns - now_ns) / 1e9;
+  return d >= 0 ? fmt::format("{} (in {})", buf, FormatSeconds(d))
+                : fmt::format("{} ({} ago)", buf, FormatSeconds(-d));
+}
+
+std::string EventLine(const json& e, int64_t now) {
+  return fmt::format("{} {:g} at {}", e.value("name", ""), e.value("expected", 0.0),
+                     When(e.value("at_ns", int64_t{0}), now));
+}
+
+void PrintStage(const json& st, size_t min_samples) {
+  const std::string source = st["quantities"]["wall_seconds"].value("source", "none");
+  const size_t samples = st.value("samples", size_t{0});
+  std::string head =
+      fmt::format("stage {}: {} sample{}", st.value("stage", ""), samples, samples == 1 ? "" : "s");
+  if (st.value("learned", size_t{0}) > samples) {
+    head += fmt::format(" (of {} learned)", st.value("learned", size_t{0}));
+  }
+  if (st.contains("units") && st["units"].is_object()) {
+    const json& u = st["units"];
+    head += u["min"] == u["max"] ? fmt::format(", shards of {:g} units", u["min"].get<double>())
+                                 : fmt::format(", shards of {:g}..{:g} units",
+                                               u["min"].get<double>(), u["max"].get<double>());
+  }
+  if (st.value("ooms", 0) > 0) head += fmt::format(", {} OOM kill(s) held", st["ooms"].get<int>());
+  if (source != "history") {
+    // Not enough history: say what applies instead.
+    std::string fallback;
+    const json& wall = st["quantities"]["wall_seconds"];
+    if (source == "expected") {
+      fallback = "its declared expected: " + Amount("wall_seconds", wall.value("value", 0.0));
+    } else {
+      fallback = "the default run time " + Amount("wall_seconds", wall.value("value", 0.0));
+    }
+    const json& mem = st["quantities"]["peak_memory_bytes"];
+    if (mem.value("source", "") == "declared") {
+      fallback += ", declared memory " + Amount("peak_memory_bytes", mem.value("value", 0.0));
+    }
+    std::printf("%s; fewer than %zu: %s apply\n", head.c_str(), min_samples, fallback.c_str());
+    if (!st["memory_floor"].is_null()) {
+      std::printf("  an OOM kill showed its peak memory is above %s\n",
+                  Amount("peak_memory_bytes", st["memory_floor"].get<double>()).c_str());
+    }
+    return;
+  }
+  std::printf("%s\n", head.c_str());
+  std::printf("  %-14s %10s  %-23s %7s  %-20s %s\n", "QUANTITY", "ESTIMATE", "80 % INTERVAL",
+              "SAMPLES", "SIZE MODEL", "CHECKED");
+  for (const char* name : {"wall_seconds", "cpu_seconds", "peak_memory_bytes", "bytes_read",
+                           "bytes_written", "cost"}) {
+    const json& e = st["quantities"].value(name, json::object());
+    if (e.value("source", "") != "history") {
+      std::printf("  %-14s %10s\n", std::string(Label(name)).c_str(), "-");
+      continue;
+    }
+    const std::string model = e.value("size_model", "none");
+    const std::string size =
+        model == "none" ? "none"
+                        : fmt::format("units^{:.2f} ({})", e.value("exponent", 0.0), model);
+    const size_t checked = e.value("checked", size_t{0});
+    const std::string cov = checked == 0
+                                ? "-"
+                                : fmt::format("{:.0f} % of {} inside",
+                                              100 * e.value("observed_coverage", 0.0), checked);
+    std::printf(
+        "  %-14s %10s  %-23s %7zu  %-20s %s\n", std::string(Label(name)).c_str(),
+        Amount(name, e.value("value", 0.0)).c_str(),
+        (Amount(name, e.value("lo", 0.0)) + " .. " + Amount(name, e.value("hi", 0.0))).c_str(),
+        e.value("samples", size_t{0}), size.c_str(), cov.c_str());
+  }
+  if (!st["memory_floor"].is_null()) {
+    std::printf("  an OOM kill showed its peak memory is above %s\n",
+                Amount("peak_memory_bytes", st["memory_floor"].get<double>()).c_str());
+  }
+}
+
+}  // namespace
+
+Result<int64_t> ParseEventTime(const std::string& at, int64_t now_ns) {
+  // A date starts with four digits and a dash; nothing else in a duration does.
+  if (at.size() > 4 && at[4] == '-') {
+    std::optional<int64_t> ns = workflow::ParseRfc3339(at);
+    if (!ns) {
+      return Err(Status::InvalidArgument(
+          fmt::format("bad time '{}' (use RFC 3339 with an offset, e.g. 2026-12-04T18:00:00Z, or a "
+                      "duration from now such as 30m or 2h)",
+                      at)));
+    }
+    return *ns;
+  }
+  auto d = yaml::ParseDurationText(at);
+  if (!d) {
+    return Err(Status::InvalidArgument(
+        fmt::format("{} (or an RFC 3339 time such as 2026-12-04T18:00:00Z)", d.error().message())));
+  }
+  return now_ns + int64_t(d->count()) * 1'000'000;
+}
+
+int ProfileCommand(const ControlTarget& t, const std::string& workflow, const std::string& stage,
+                   bool as_json) {
+  control::Request req;
+  req.mutable_profile()->set_workflow(workflow);
+  req.mutable_profile()->set_stage(stage);
+  auto r = Call(t, req);
+  if (!r) return 1;
+  const json p = json::parse(r->json(), nullptr, false);
+  if (as_json) {
+    std::printf("%s\n", p.dump(2).c_str());
+    return 0;
+  }
+  if (!p.is_object()) {
+    std::fprintf(stderr, "augurctl: augurd sent a profile that is not JSON\n");
+    return 1;
+  }
+  const int64_t now = p.value("now_ns", NowNs());
+  const json& d = p["demand"];
+  std::string line = fmt::format("{}: next hour {:.1f} submission{} expected (80 %: {:.0f}..{:.0f}",
+                                 p.value("workflow", ""), d.value("expected", 0.0),
+                                 d.value("expected", 0.0) == 1 ? "" : "s",
+                                 std::floor(d.value("lo", 0.0)), std::ceil(d.value("hi", 0.0)));
+  if (d.value("model", "none") == "none") {
+    line += "; no submissions seen)";
+  } else if (d.value("model", "") == "current-hour") {
+    line += "; no whole hour seen yet: this hour's count so far)";
+  } else {
+    line +=
+        fmt::format("; {} model, {} hours seen)", d.value("model", ""), d.value("hours_seen", 0));
+  }
+  std::printf("%s\n", line.c_str());
+  if (d.value("from_events", 0.0) > 0) {
+    std::printf("  of which announced by events: %g\n", d["from_events"].get<double>());
+  }
+  for (const json& e : p.value("upcoming_events", json::array())) {
+    std::printf("  event %s\n", EventLine(e, now).c_str());
+  }
+  const size_t min_samples = p.value("min_samples", size_t{3});
+  for (const json& st : p.value("stages", json::array())) {
+    std::printf("\n");
+    PrintStage(st, min_samples);
+  }
+  const json& startup = p.value("startup", json::array());
+  if (!startup.empty()) std::printf("\n");
+  for (const json& b : startup) {
+    std::printf("start-up on %s: %s (80 %%: %s .. %s, %zu samples)\n",
+                b.value("backend", "").c_str(),
+                Amount("wall_seconds", b.value("value", 0.0)).c_str(),
+                Amount("wall_seconds", b.value("lo", 0.0)).c_str(),
+                Amount("wall_seconds", b.value("hi", 0.0)).c_str(), b.value("samples", size_t{0}));
+  }
+  return 0;
+}
+
+int EventCommand(const ControlTarget& t, const std::string& name, const std::string& workflow,
+                 double expected, const std::string& at, bool as_json) {
+  auto when = ParseEventTime(at, NowNs());
+  if (!when) {
+    std::fprintf(stderr, "augurctl: --at: %s\n", when.error().message().c_str());
+    return 2;
+  }
+  control::Request req;
+  control::Event* e = req.mutable_event();
+  e->set_name(name);
+  e->set_workflow(workflow);
+  e->set_expected(expected);
+  e->set_at_ns(*when);
+  auto r = Call(t, req);
+  if (!r) return 1;
+  if (as_json) {
+    std::printf(
+        "%s\n",
+        json{{"name", name}, {"workflow", workflow}, {"expected", expected}, {"at_ns", *when}}
+            .dump(2)
+            .c_str());
+    return 0;
+  }
+  std::printf("%s at %s\n", r->message().c_str(), When(*when, NowNs()).c_str());
+  return 0;
+}
+
+int EventsCommand(const ControlTarget& t, const std::string& workflow, bool as_json) {
+  control::Request req;
+  req.mutable_events()->set_workflow(workflow);
+  auto r = Call(t, req);
+  if (!r) return 1;
+  const json ev = json::parse(r->json(), nullptr, false);
+  if (as_json) {
+    std::printf("%s\n", ev.dump(2).c_str());
+    return 0;
+  }
+  if (!ev.is_array() || ev.empty()) {
+    std::printf("no events\n");
+    return 0;
+  }
+  const int64_t now = NowNs();
+  std::printf("%-24s %-24s %9s  %s\n", "EVENT", "WORKFLOW", "EXPECTED", "AT");
+  for (const json& e : ev) {
+    std::printf("%-24s %-24s %9g  %s\n", e.value("name", "").c_str(),
+                e.value("workflow", "").c_str(), e.value("expected", 0.0),
+                When(e.value("at_ns", int64_t{0}), now).c_str());
   }
   return 0;
 }

@@ -205,6 +205,7 @@ std::string Describe(const YAML::Node& node) {
 
 std::string FormatDuration(milliseconds d) {
   int64_t ms = d.count();
+  if (ms != 0 && ms % 86'400'000 == 0) return fmt::format("{}d", ms / 86'400'000);
   if (ms != 0 && ms % 3600'000 == 0) return fmt::format("{}h", ms / 3600'000);
   if (ms != 0 && ms % 60'000 == 0) return fmt::format("{}m", ms / 60'000);
   if (ms != 0 && ms % 1000 == 0) return fmt::format("{}s", ms / 1000);
@@ -448,6 +449,8 @@ Result<milliseconds> ParseDurationText(std::string_view text) {
     unit_ms = 60'000;
   } else if (unit == "h") {
     unit_ms = 3600'000;
+  } else if (unit == "d") {
+    unit_ms = 86'400'000;
   } else {
     return bad();
   }

@@ -81,7 +81,7 @@ std::string JoinPath(std::string_view path, std::string_view key);
 // How a node reads in an error message: 'text' for a scalar (cut at 40 characters),
 // "a map", "a list", "nothing".
 std::string Describe(const YAML::Node& node);
-// "2h", "5m", "30s", "250ms": the largest unit that is exact.
+// "180d", "2h", "5m", "30s", "250ms": the largest unit that is exact.
 std::string FormatDuration(std::chrono::milliseconds d);
 
 // ---- Documents and files --------------------------------------------------------------
@@ -170,8 +170,8 @@ bool ParseNumber(Errors& errors, std::string_view path, const YAML::Node& key_no
                  const YAML::Node& value, double lo, double hi, std::string_view expected,
                  double* out);
 
-// "500ms", "1s", "1.5s", "2m", "1h" -> milliseconds: one non-negative number and one unit
-// (ms, s, m, h), no space. A fraction is fine when the result is a whole number of
+// "500ms", "1s", "1.5s", "2m", "1h", "180d" -> milliseconds: one non-negative number and one
+// unit (ms, s, m, h, d), no space. A fraction is fine when the result is a whole number of
 // milliseconds. A bare number is rejected with a hint to add a unit, because `interval: 5`
 // could mean seconds or milliseconds. InvalidArgument otherwise. No range check.
 Result<std::chrono::milliseconds> ParseDurationText(std::string_view text);

@@ -4,7 +4,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <condition_variable>
 #include <deque>
 #include <filesystem>
@@ -19,8 +21,11 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "common/yaml_reader.h"
 #include "plugin/backend.h"
 #include "plugin/plugin_protocol.h"
+#include "workflow/demand.h"
+#include "workflow/profile.h"
 #include "workflow/store.h"
 #include "workflow/workflow_spec.h"
 
@@ -157,6 +162,10 @@ struct Executor::Impl {
   std::map<std::string, Task> tasks;  // by attempt id, or "merge:<wf>/<stage>"
   Changes unwritten;                  // records the store refused, written with the next
   int64_t costs_read_ns = 0;          // when the backends' cost classes were last read
+  ProfileBook profiles;               // per (workflow name, stage), and start-up per backend
+  DemandModel demand;                 // submissions per hour, and events
+  int64_t next_prune_ns = 0;          // when retention runs next
+  PruneResult pruned;                 // what the current retention backlog removed so far
 
   std::mutex mu;
   std::condition_variable cv;
@@ -183,6 +192,9 @@ struct Executor::Impl {
     Changes c = std::move(unwritten);
     unwritten = {};
     Changes fresh = engine->DrainChanges();
+    // Learned once, as they come (a record the store refuses is written again later, but
+    // not learned again).
+    for (const HistoryRecord& h : fresh.history) profiles.Learn(h);
     auto append = [](auto& to, auto& from) {
       to.insert(to.end(), std::make_move_iterator(from.begin()), std::make_move_iterator(from.end()));
     };
@@ -284,6 +296,9 @@ struct Executor::Impl {
       (void)b->Release(inst->handle);
       return fail("run: " + inv.error().message());
     }
+    // From the attempt's start (the engine's decision) to its task running: what a new
+    // shard on this backend costs before it does any work.
+    profiles.LearnStartup(a.attempt.backend, double(NowNs() - a.attempt.started_ns) / 1e9);
     AttemptRecord rec = a.attempt;
     rec.instance = inst->handle;
     rec.invocation = *inv;
@@ -489,18 +504,94 @@ struct Executor::Impl {
         (void)Persist();
         if (actions.empty()) break;
       }
+      Prune(NowNs());
+    }
+  }
+
+  // One retention batch when it is due: every tick while a backlog lasts, then once a
+  // minute. A batch is at most kPruneBatch row deletions (a few milliseconds).
+  void Prune(int64_t now) {
+    const int64_t keep_ns = o.history_retention.count() * 1'000'000;
+    if (keep_ns <= 0 || now < next_prune_ns) return;
+    constexpr int64_t kIdle = 60LL * 1'000'000'000;
+    const int64_t cutoff = now - keep_ns;
+    auto r = store->PruneHistory(cutoff, kPruneBatch);
+    if (!r) {
+      spdlog::warn("workflow store: pruning history older than {}: {}",
+                   yaml::FormatDuration(o.history_retention), r.error().message());
+      next_prune_ns = now + kIdle;
+      return;
+    }
+    demand.ForgetEventsBefore(cutoff);
+    for (const std::string& id : r->workflow_ids) {
+      // Its records are gone, so its outputs can no longer be asked for.
+      if (id.empty() || id == "." || id == ".." || id.find('/') != std::string::npos) continue;
+      std::error_code ec;
+      fs::remove_all(fs::path(o.engine.work_root) / id, ec);
+      if (ec) {
+        spdlog::warn("workflow {}: removing its outputs under {}: {}", id, o.engine.work_root,
+                     ec.message());
+      }
+    }
+    pruned.history_rows += r->history_rows;
+    pruned.workflows += r->workflows;
+    pruned.other_rows += r->other_rows;
+    pruned.pages_released += r->pages_released;
+    if (r->more) {
+      next_prune_ns = now;  // the next tick goes on
+      return;
+    }
+    if (pruned.history_rows + pruned.workflows + pruned.other_rows + pruned.pages_released > 0) {
+      spdlog::info(
+          "workflow store: pruned what was older than {}: {} history rows, {} "
+          "workflows ({} more rows), {} pages given back",
+          yaml::FormatDuration(o.history_retention), pruned.history_rows, pruned.workflows,
+          pruned.other_rows, pruned.pages_released);
+    }
+    pruned = {};
+    next_prune_ns = now + kIdle;
+  }
+
+  // What past runs took and when workflows were submitted, oldest first so that the newest
+  // are the ones kept. Bounded: the newest kRestoreRows history rows, of which each profile
+  // keeps only what its window holds; the submissions of the demand model's weeks.
+  void Learn() {
+    // (About 20-30 us per learned row: at most ~0.6 s of start-up.)
+    constexpr size_t kRestoreRows = 20'000;
+    auto h = store->History(std::nullopt, kRestoreRows);
+    if (!h) {
+      spdlog::warn("workflow store: reading history to learn from: {}", h.error().message());
+    } else {
+      std::map<std::string, size_t> per;  // rows taken per "name/stage", newest first
+      std::vector<const HistoryRecord*> take;
+      for (const HistoryRecord& r : *h) {
+        // A few more than the window, for the OOM floors among them.
+        if (++per[r.workflow_name + "/" + r.stage] <= profiles.options().max_samples + 16) {
+          take.push_back(&r);
+        }
+      }
+      for (auto it = take.rbegin(); it != take.rend(); ++it) {
+        const HistoryRecord& r = **it;
+        if (r.state == AttemptState::kSucceeded) {
+          engine->LearnDuration(r.workflow_name, r.stage, r.wall_seconds);
+        }
+        profiles.Learn(r);
+      }
+    }
+    const int64_t now = NowNs();
+    if (auto ev = store->Events("")) {
+      for (const EventRecord& e : *ev) (void)demand.AddEvent(e);
+    }
+    constexpr int64_t kDemandWindow = 8LL * 7 * 86'400 * 1'000'000'000;  // eight weeks
+    if (auto subs = store->Submissions(now - kDemandWindow)) {
+      for (const auto& [name, at] : *subs) demand.Submitted(name, at);
+    } else {
+      spdlog::warn("workflow store: reading submissions to learn from: {}", subs.error().message());
     }
   }
 
   Status Restore() {
-    // What past runs took, oldest first so that the newest are the ones kept.
-    if (auto h = store->History(std::nullopt, 5000)) {
-      for (auto it = h->rbegin(); it != h->rend(); ++it) {
-        if (it->state == AttemptState::kSucceeded) {
-          engine->LearnDuration(it->workflow_name, it->stage, it->wall_seconds);
-        }
-      }
-    }
+    Learn();
     auto ws = store->Workflows(/*running_only=*/true);
     if (!ws) return ws.error();
     for (const WorkflowRecord& w : *ws) {
@@ -564,6 +655,8 @@ Result<std::unique_ptr<Executor>> Executor::Start(ExecutorOptions options, Backe
   impl->store = std::move(*store);
   impl->engine = std::make_unique<Engine>(impl->o.engine);
   impl->RefreshCosts();  // re-attached attempts are charged at their backend's class
+  impl->profiles = ProfileBook(impl->o.profile);
+  impl->demand = DemandModel(impl->o.demand);
   if (Status st = impl->Restore(); !st.ok()) return Err(st);
   Impl* raw = impl.get();
   impl->thread = std::thread([raw] { raw->Loop(); });
@@ -574,8 +667,10 @@ Result<std::string> Executor::Submit(const std::string& yaml, const std::string&
   auto spec = ParseWorkflow(yaml, origin);
   if (!spec) return Err(spec.error());
   return impl_->Post<Result<std::string>>([&]() -> Result<std::string> {
-    auto id = impl_->engine->Submit(*spec, yaml, origin, NowNs());
+    const int64_t now = NowNs();
+    auto id = impl_->engine->Submit(*spec, yaml, origin, now);
     if (id) {
+      impl_->demand.Submitted(spec->name, now);
       (void)impl_->Persist();
       spdlog::info("workflow {} submitted from {}", *id, origin);
     }
@@ -674,8 +769,215 @@ Result<std::string> Executor::HistoryJson(const std::string& workflow, size_t li
                      {"peak_memory_bytes", r.peak_memory_bytes},
                      {"bytes_read", r.bytes_read},
                      {"bytes_written", r.bytes_written},
-                     {"grant", r.grant.ToString()}});
+                     {"grant", r.grant.ToString()},
+                     {"cost", r.cost}});
     }
+    return arr.dump(2);
+  });
+}
+
+namespace {
+
+nlohmann::json EstimateJson(const Estimate& e) {
+  return {{"source", e.source},
+          {"value", e.value},
+          {"lo", e.lo},
+          {"hi", e.hi},
+          {"samples", e.samples},
+          {"size_model", SizeModelName(e.size_model)},
+          {"exponent", e.exponent}};
+}
+
+nlohmann::json EventJson(const EventRecord& e) {
+  return {{"name", e.name},
+          {"workflow", e.workflow},
+          {"expected", e.expected},
+          {"at_ns", e.at_ns},
+          {"created_ns", e.created_ns}};
+}
+
+}  // namespace
+
+Result<std::string> Executor::ProfileJson(const std::string& workflow, const std::string& stage) {
+  return impl_->Post<Result<std::string>>([&]() -> Result<std::string> {
+    Impl& d = *impl_;
+    const int64_t now = NowNs();
+    // By name; else the name of a workflow id.
+    std::string name = workflow;
+    auto latest = d.store->LatestNamed(name);
+    if (!latest) return Err(latest.error());
+    std::optional<WorkflowRecord> rec = *latest;
+    if (!rec && d.profiles.Stages(name).empty()) {
+      auto by_id = d.store->GetWorkflow(workflow);
+      if (!by_id) return Err(by_id.error());
+      if (*by_id) {
+        name = (*by_id)->name;
+        auto l = d.store->LatestNamed(name);
+        if (!l) return Err(l.error());
+        rec = *l;
+      }
+    }
+    const DemandForecast next = d.demand.NextHour(name, now);
+    const std::vector<EventRecord> upcoming = d.demand.Events(name, now);
+    if (!rec && d.profiles.Stages(name).empty() && next.hours_seen == 0 && next.model == "none" &&
+        upcoming.empty()) {
+      return Err(Status::NotFound(fmt::format(
+          "no workflow named '{}' (or with that id) has run here (augurctl history lists what "
+          "has)",
+          workflow)));
+    }
+    // The stages: as the newest file of this name declares them, then any learned stage it
+    // no longer has.
+    std::optional<WorkflowSpec> spec;
+    if (rec) {
+      if (auto sp = ParseWorkflow(rec->spec_yaml, rec->origin)) spec = std::move(*sp);
+    }
+    std::vector<std::string> stages;
+    if (spec) {
+      for (const StageSpec& st : spec->stages) stages.push_back(st.name);
+    }
+    for (const std::string& st : d.profiles.Stages(name)) {
+      if (std::find(stages.begin(), stages.end(), st) == stages.end()) stages.push_back(st);
+    }
+    if (!stage.empty()) {
+      if (std::find(stages.begin(), stages.end(), stage) == stages.end()) {
+        std::string known;
+        for (const std::string& st : stages) known += (known.empty() ? "" : ", ") + st;
+        return Err(Status::NotFound(fmt::format("workflow {} has no stage '{}' (stages: {})", name,
+                                                stage, known.empty() ? "none" : known)));
+      }
+      stages = {stage};
+    }
+    const ProfileOptions& po = d.profiles.options();
+    nlohmann::json out_stages = nlohmann::json::array();
+    for (const std::string& st : stages) {
+      const StageSpec* declared = nullptr;
+      if (spec) {
+        if (int i = spec->StageIndex(st); i >= 0) declared = &spec->stages[size_t(i)];
+      }
+      std::optional<ProfileView> v = d.profiles.View(name, st);
+      nlohmann::json j = {{"stage", st},
+                          {"samples", v ? v->samples : 0},
+                          {"learned", v ? v->learned : 0},
+                          {"ooms", v ? v->ooms : 0}};
+      j["units"] = v && v->units_max > 0 ? nlohmann::json{{"min", v->units_min},
+                                                          {"max", v->units_max},
+                                                          {"typical", v->units_typical}}
+                                         : nlohmann::json(nullptr);
+      j["memory_floor"] =
+          v && v->memory_floor ? nlohmann::json(*v->memory_floor) : nlohmann::json(nullptr);
+      if (declared != nullptr) {
+        j["declared"] = {
+            {"expected_seconds", declared->expected
+                                     ? nlohmann::json(double(declared->expected->count()) / 1000)
+                                     : nlohmann::json(nullptr)},
+            {"cpu", declared->want.cpu},
+            {"memory", declared->want.memory}};
+      } else {
+        j["declared"] = nullptr;
+      }
+      nlohmann::json q = nlohmann::json::object();
+      for (Quantity k : kAllQuantities) {
+        nlohmann::json e;
+        const QuantityView* qv = v ? &v->quantities[size_t(k)] : nullptr;
+        if (qv != nullptr && qv->typical) {
+          e = EstimateJson(*qv->typical);
+          e["observed_coverage"] = qv->observed_coverage;
+          e["checked"] = qv->checked;
+        } else if (k == Quantity::kWall) {
+          // The fallbacks the engine uses, named.
+          if (declared != nullptr && declared->expected) {
+            e = {{"source", "expected"}, {"value", double(declared->expected->count()) / 1000}};
+          } else {
+            e = {{"source", "default"}, {"value", d.o.engine.default_expected_s}};
+          }
+        } else if (k == Quantity::kMemory && declared != nullptr) {
+          e = {{"source", "declared"}, {"value", declared->want.memory}};
+        } else {
+          e = {{"source", "none"}};
+        }
+        q[std::string(QuantityName(k))] = std::move(e);
+      }
+      j["source"] = q["wall_seconds"]["source"];
+      j["quantities"] = std::move(q);
+      out_stages.push_back(std::move(j));
+    }
+    nlohmann::json events = nlohmann::json::array();
+    for (const EventRecord& e : next.events) events.push_back(EventJson(e));
+    nlohmann::json up = nlohmann::json::array();
+    for (const EventRecord& e : upcoming) up.push_back(EventJson(e));
+    nlohmann::json startup = nlohmann::json::array();
+    for (const std::string& b : d.profiles.Backends()) {
+      if (auto e = d.profiles.PredictStartup(b)) {
+        nlohmann::json j = EstimateJson(*e);
+        j["backend"] = b;
+        startup.push_back(std::move(j));
+      }
+    }
+    nlohmann::json j = {{"workflow", name},
+                        {"now_ns", now},
+                        {"min_samples", po.min_samples},
+                        {"coverage", po.coverage},
+                        {"stages", std::move(out_stages)},
+                        {"demand",
+                         {{"from_ns", next.from_ns},
+                          {"to_ns", next.to_ns},
+                          {"expected", next.expected},
+                          {"lo", next.lo},
+                          {"hi", next.hi},
+                          {"baseline", next.baseline},
+                          {"from_events", next.from_events},
+                          {"hours_seen", next.hours_seen},
+                          {"model", next.model},
+                          {"events", std::move(events)}}},
+                        {"upcoming_events", std::move(up)},
+                        {"startup", std::move(startup)}};
+    return j.dump(2);
+  });
+}
+
+Status Executor::AddEvent(const std::string& name, const std::string& workflow, double expected,
+                          int64_t at_ns) {
+  if (!IsWorkflowName(name)) {
+    return Status::InvalidArgument(
+        fmt::format("event name '{}': expected 1-64 characters from A-Z a-z 0-9 _ - .", name));
+  }
+  if (!IsWorkflowName(workflow)) {
+    return Status::InvalidArgument(fmt::format(
+        "event {}: workflow '{}' is not a workflow name (1-64 characters from A-Z a-z 0-9 _ - .)",
+        name, workflow));
+  }
+  if (!std::isfinite(expected) || expected < 1 || expected > 1e6) {
+    return Status::InvalidArgument(
+        fmt::format("event {}: the expected number of submissions must be in 1..1000000, got {}",
+                    name, expected));
+  }
+  return impl_->Post<Status>([&]() -> Status {
+    const int64_t now = NowNs();
+    constexpr int64_t kHourNs = 3600LL * 1'000'000'000;
+    if (at_ns < now - kHourNs) {
+      return Status::InvalidArgument(fmt::format("event {}: its time is {:.0f} minutes in the past",
+                                                 name, double(now - at_ns) / 60e9));
+    }
+    if (at_ns > now + 366 * 24 * kHourNs) {
+      return Status::InvalidArgument(
+          fmt::format("event {}: its time is more than 366 days ahead", name));
+    }
+    EventRecord e{name, workflow, expected, at_ns, now};
+    AUGUR_RETURN_IF_ERROR(impl_->store->PutEvent(e));
+    AUGUR_RETURN_IF_ERROR(impl_->demand.AddEvent(e));
+    spdlog::info("event {}: {:g} submissions of {} expected in {:.0f} s", name, expected, workflow,
+                 double(at_ns - now) / 1e9);
+    return Status::OK();
+  });
+}
+
+Result<std::string> Executor::EventsJson(const std::string& workflow) {
+  return impl_->Post<Result<std::string>>([&]() -> Result<std::string> {
+    auto ev = impl_->store->Events(workflow);
+    if (!ev) return Err(ev.error());
+    nlohmann::json arr = nlohmann::json::array();
+    for (const EventRecord& e : *ev) arr.push_back(EventJson(e));
     return arr.dump(2);
   });
 }

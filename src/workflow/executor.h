@@ -20,6 +20,10 @@
 // Every task carries its origin host (ExecutorOptions::host_name). When it ends, its history
 // row gets the backend's final figures: CPU, peak memory, and the storage bytes it read and
 // wrote as the backend measured them (0 where a backend cannot; docs/BACKENDS.md).
+// Learning: every finished attempt teaches the ProfileBook (profile.h), every submission
+// the DemandModel (demand.h), both fed from the store at start; provisioning plus starting a
+// task teaches the backend's start-up time. Retention prunes the store in bounded batches
+// (WorkflowStore::PruneHistory) between ticks.
 //
 // Outputs live under <state_dir>/work/<workflow>/. A shard whose output grows past
 // max_output_bytes is cancelled and fails its workflow; a full disk fails the workflow
@@ -36,7 +40,9 @@
 #include <vector>
 
 #include "augur/status.h"
+#include "workflow/demand.h"
 #include "workflow/engine.h"
+#include "workflow/profile.h"
 #include "workflow/resources.h"
 
 namespace augur::plugin {
@@ -67,7 +73,16 @@ struct ExecutorOptions {
   // submitted to, so this host; the mesh will set its owner id here. At most 255 bytes of
   // UTF-8 without control characters (Start refuses others); "" for unknown.
   std::string host_name = LocalHostName();
+  // History, finished workflows (with their work dirs) and events older than this are
+  // pruned, a batch of kPruneBatch rows per tick while there is a backlog, else once a
+  // minute; 0 keeps everything.
+  std::chrono::milliseconds history_retention{180LL * 86'400'000};
+  ProfileOptions profile;  // what is learned per stage (augurctl profile)
+  DemandOptions demand;    // submissions per hour (utc_offset_s: the host's local time)
 };
+
+// Rows deleted per retention batch: a few milliseconds of the engine thread.
+inline constexpr size_t kPruneBatch = 1000;
 
 // The backend of a given name, or nullptr when it is not enabled or not up.
 using BackendLookup = std::function<plugin::Backend*(const std::string& name)>;
@@ -96,6 +111,18 @@ class Executor {
   // shard's anomaly (Engine::ShardAnomaly); anything else is the host's
   // (Engine::HostAnomaly). Queued for the engine thread; does not wait.
   void Anomaly(const std::string& series, const std::string& cgroup);
+  // What was learned about a workflow (by name, or the name of a workflow id), or one stage
+  // of it, as JSON: per stage each quantity with its interval, sample count, size model and
+  // source (or the fallback that applies), the next hour's demand and upcoming events, and
+  // each backend's start-up time. NotFound for a workflow never seen here.
+  Result<std::string> ProfileJson(const std::string& workflow, const std::string& stage);
+  // Stores an event and tells the demand model at once. InvalidArgument for a bad name or
+  // workflow name, an expected count outside 1..1000000, or a time over an hour in the past
+  // or more than 366 days ahead.
+  Status AddEvent(const std::string& name, const std::string& workflow, double expected,
+                  int64_t at_ns);
+  // Stored events (of one workflow name when not ""), by time, as a JSON array.
+  Result<std::string> EventsJson(const std::string& workflow);
 
   struct Impl;
 

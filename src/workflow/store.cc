@@ -13,14 +13,17 @@
 #include <unordered_map>
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 namespace augur::workflow {
 namespace {
 
 // The schema this build writes. A database with a higher version was written by a newer
-// augur and is refused (FailedPrecondition); lower versions would be migrated here.
-constexpr int64_t kSchemaVersion = 1;
+// augur and is refused (FailedPrecondition); lower versions are migrated when opened.
+constexpr int64_t kSchemaVersion = 2;
 
+// Version 1's schema. A new database gets it and then every migration below, so that the
+// path old files take is the one every new file takes too.
 constexpr std::string_view kSchema = R"sql(
 CREATE TABLE augur_schema (version INTEGER NOT NULL);
 CREATE TABLE workflows (
@@ -111,6 +114,27 @@ CREATE INDEX history_by_workflow ON history (workflow_id, started_ns);
 CREATE INDEX history_by_name ON history (workflow_name, started_ns);
 CREATE INDEX history_by_started ON history (started_ns);
 )sql";
+
+// kMigrations[i] takes a database from version i + 1 to i + 2, in the transaction that
+// records the new version. Never edit one that has shipped: append.
+constexpr std::string_view kMigrations[] = {
+    // 2: the cost of each attempt; demand events; retention's lookups (finished workflows
+    // oldest first) and `augurctl profile`'s (the newest workflow of a name).
+    R"sql(
+ALTER TABLE history ADD COLUMN cost REAL NOT NULL DEFAULT 0;
+CREATE TABLE events (
+  name TEXT PRIMARY KEY NOT NULL,
+  workflow TEXT NOT NULL,
+  expected REAL NOT NULL,
+  at_ns INTEGER NOT NULL,
+  created_ns INTEGER NOT NULL
+);
+CREATE INDEX events_by_at ON events (at_ns);
+CREATE INDEX workflows_by_finished ON workflows (finished_ns);
+CREATE INDEX workflows_by_name ON workflows (name, submitted_ns);
+)sql",
+};
+static_assert(std::size(kMigrations) == kSchemaVersion - 1);
 
 struct DbCloser {
   void operator()(sqlite3* db) const { sqlite3_close_v2(db); }
@@ -377,6 +401,47 @@ struct WorkflowStore::Impl : Connection {
     if (!_augur_st.ok()) return Err(_augur_st); \
   } while (0)
 
+namespace {
+
+// Brings a database of an older schema up to kSchemaVersion, one migration per transaction
+// (each re-reads the version under the write lock: another process may have migrated it).
+// `created`: the file is new (its migrations are not news for the log).
+Status Migrate(Connection& impl, bool created) {
+  for (;;) {
+    AUGUR_RETURN_IF_ERROR(impl.Exec("BEGIN IMMEDIATE", "migrating the schema"));
+    auto version = [&]() -> Result<int64_t> {
+      auto st = impl.Prepare("SELECT max(version) FROM augur_schema", "reading the schema version");
+      if (!st) return Err(st.error());
+      Stmt q(impl, *st, "reading the schema version");
+      auto row = q.Step();
+      if (!row) return Err(row.error());
+      return q.ColInt(0);
+    }();
+    Status st = version.has_value() ? Status::OK() : version.error();
+    if (st.ok() && *version >= kSchemaVersion) {
+      return impl.Exec("COMMIT", "migrating the schema");
+    }
+    if (st.ok()) {
+      const int64_t to = *version + 1;
+      st = impl.Exec(std::string(kMigrations[*version - 1]).c_str(),
+                     fmt::format("migrating the schema to version {}", to));
+      if (st.ok()) {
+        st = impl.Exec(fmt::format("UPDATE augur_schema SET version = {}", to).c_str(),
+                       fmt::format("migrating the schema to version {}", to));
+      }
+      if (st.ok()) st = impl.Exec("COMMIT", "migrating the schema");
+      if (st.ok()) {
+        if (!created) spdlog::info("{}: schema migrated to version {}", impl.path, to);
+        continue;
+      }
+    }
+    if (!sqlite3_get_autocommit(impl.db.get())) (void)impl.Exec("ROLLBACK", "migrating");
+    return st;
+  }
+}
+
+}  // namespace
+
 WorkflowStore::WorkflowStore(std::unique_ptr<Impl> impl, std::string path)
     : impl_(std::move(impl)), path_(std::move(path)) {}
 
@@ -422,9 +487,14 @@ Result<std::unique_ptr<WorkflowStore>> WorkflowStore::Open(const std::string& pa
     }
     return Err(t.error());
   }
-  if (t->first == 0) {
-    // A new database. WAL first (it cannot change inside a transaction), then the schema
-    // under a write lock, checking again in case another process created it meanwhile.
+  const bool created = t->first == 0;
+  if (created) {
+    // A new database. Incremental vacuum first (it can only be chosen before the first
+    // table, and, in WAL mode, before WAL), so that retention can give pages back in bounded
+    // steps; then WAL (it cannot change inside a transaction), then the schema under a write
+    // lock, checking again in case another process created it meanwhile.
+    AUGUR_STORE_RETURN_ERR(
+        impl->Exec("PRAGMA auto_vacuum=INCREMENTAL", "choosing incremental vacuum"));
     auto jm = impl->Prepare("PRAGMA journal_mode=WAL", "switching to WAL");
     if (!jm) return Err(jm.error());
     {
@@ -444,10 +514,9 @@ Result<std::unique_ptr<WorkflowStore>> WorkflowStore::Open(const std::string& pa
       st = again.error();
     } else if (again->first == 0) {
       st = impl->Exec(std::string(kSchema).c_str(), "creating the schema");
+      // Version 1; the migrations below bring it up to this build's.
       if (st.ok()) {
-        st = impl->Exec(
-            fmt::format("INSERT INTO augur_schema (version) VALUES ({})", kSchemaVersion).c_str(),
-            "creating the schema");
+        st = impl->Exec("INSERT INTO augur_schema (version) VALUES (1)", "creating the schema");
       }
     }
     if (!st.ok()) {
@@ -487,11 +556,14 @@ Result<std::unique_ptr<WorkflowStore>> WorkflowStore::Open(const std::string& pa
           fmt::format("{}: bad schema version {}; left untouched", path, version)));
     }
   }
+  AUGUR_STORE_RETURN_ERR(Migrate(*impl, created));
   // Ours: the connection's settings. journal_mode is persistent; set again in case the file
   // was copied or restored without it.
   // A 16 MiB page cache: a big transaction (a year of history) stays in memory until COMMIT.
-  for (const char* pragma :
-       {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA cache_size=-16384"}) {
+  // The WAL file is cut back to 16 MiB after each checkpoint, so that one big transaction
+  // does not leave a WAL as big as itself for good.
+  for (const char* pragma : {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL",
+                             "PRAGMA cache_size=-16384", "PRAGMA journal_size_limit=16777216"}) {
     auto st = impl->Prepare(pragma, "setting up the connection");
     if (!st) return Err(st.error());
     Stmt q(*impl, *st, fmt::format("setting up the connection ({})", pragma));
@@ -610,8 +682,8 @@ Status WorkflowStore::AppendHistory(const HistoryRecord& h) {
   static constexpr std::string_view kSql =
       "INSERT OR IGNORE INTO history (attempt_id, workflow_id, workflow_name, stage, "
       "shard_index, range_begin, range_end, items, state, exit_code, started_ns, wall_seconds, "
-      "cpu_seconds, peak_memory_bytes, bytes_read, bytes_written, grant_cpu, grant_memory) "
-      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+      "cpu_seconds, peak_memory_bytes, bytes_read, bytes_written, grant_cpu, grant_memory, "
+      "cost) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
   std::string what = fmt::format("appending history of attempt {}", h.attempt_id);
   auto st = impl_->Prepare(kSql, what);
   if (!st) return st.error();
@@ -620,8 +692,191 @@ Status WorkflowStore::AppendHistory(const HistoryRecord& h) {
   q.Int(h.shard_index).U64(h.range_begin).U64(h.range_end).Int(h.items);
   q.Text(AttemptStateName(h.state)).Int(h.exit_code).Int(h.started_ns).Real(h.wall_seconds);
   q.Real(h.cpu_seconds).U64(h.peak_memory_bytes).U64(h.bytes_read).U64(h.bytes_written);
-  q.Real(h.grant.cpu).U64(h.grant.memory);
+  q.Real(h.grant.cpu).U64(h.grant.memory).Real(h.cost);
   return q.Run();
+}
+
+Status WorkflowStore::PutEvent(const EventRecord& e) {
+  static constexpr std::string_view kSql =
+      "INSERT OR REPLACE INTO events (name, workflow, expected, at_ns, created_ns) "
+      "VALUES (?, ?, ?, ?, ?)";
+  std::string what = fmt::format("saving event {}", e.name);
+  auto st = impl_->Prepare(kSql, what);
+  if (!st) return st.error();
+  Stmt q(*impl_, *st, std::move(what));
+  q.Text(e.name).Text(e.workflow).Real(e.expected).Int(e.at_ns).Int(e.created_ns);
+  return q.Run();
+}
+
+Result<std::vector<EventRecord>> WorkflowStore::Events(const std::string& workflow) const {
+  static constexpr std::string_view kAll =
+      "SELECT name, workflow, expected, at_ns, created_ns FROM events ORDER BY at_ns, name";
+  static constexpr std::string_view kOne =
+      "SELECT name, workflow, expected, at_ns, created_ns FROM events WHERE workflow = ? "
+      "ORDER BY at_ns, name";
+  std::string what =
+      workflow.empty() ? "listing events" : fmt::format("listing the events of {}", workflow);
+  auto st = impl_->Prepare(workflow.empty() ? kAll : kOne, what);
+  if (!st) return Err(st.error());
+  Stmt q(*impl_, *st, std::move(what));
+  if (!workflow.empty()) q.Text(workflow);
+  std::vector<EventRecord> out;
+  while (true) {
+    auto row = q.Step();
+    if (!row) return Err(row.error());
+    if (!*row) break;
+    EventRecord e;
+    e.name = q.ColText(0);
+    e.workflow = q.ColText(1);
+    e.expected = q.ColReal(2);
+    e.at_ns = q.ColInt(3);
+    e.created_ns = q.ColInt(4);
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+Result<PruneResult> WorkflowStore::PruneHistory(int64_t cutoff_ns, size_t max_rows) {
+  Impl& d = *impl_;
+  max_rows = std::max<size_t>(max_rows, 1);
+  PruneResult r;
+  int64_t budget = static_cast<int64_t>(std::min<size_t>(max_rows, INT32_MAX));
+  // Runs a DELETE bound to (cutoff or id, limit); returns the rows it deleted.
+  auto del = [&](std::string_view sql, std::string_view what, auto bind) -> Result<int64_t> {
+    auto st = d.Prepare(sql, what);
+    if (!st) return Err(st.error());
+    Stmt q(d, *st, std::string(what));
+    bind(q);
+    AUGUR_STORE_RETURN_ERR(q.Run());
+    return int64_t{sqlite3_changes(d.db.get())};
+  };
+  Status st = Transaction([&]() -> Status {
+    auto h =
+        del("DELETE FROM history WHERE rowid IN (SELECT rowid FROM history WHERE "
+            "started_ns < ?1 ORDER BY started_ns LIMIT ?2)",
+            "pruning history", [&](Stmt& q) { q.Int(cutoff_ns).Int(budget); });
+    if (!h) return h.error();
+    r.history_rows = size_t(*h);
+    budget -= *h;
+    // Finished workflows, oldest first: a workflow's rows go before its own row, so that a
+    // batch that runs out of budget midway leaves it to the next.
+    while (budget > 0) {
+      std::string id;
+      {
+        static constexpr std::string_view kSql =
+            "SELECT id FROM workflows WHERE finished_ns > 0 AND finished_ns < ? AND "
+            "state != 'running' ORDER BY finished_ns LIMIT 1";
+        auto sel = d.Prepare(kSql, "finding finished workflows to prune");
+        if (!sel) return sel.error();
+        Stmt q(d, *sel, "finding finished workflows to prune");
+        q.Int(cutoff_ns);
+        auto row = q.Step();
+        if (!row) return row.error();
+        if (!*row) break;
+        id = q.ColText(0);
+      }
+      bool whole = true;
+      for (std::string_view sql :
+           {std::string_view("DELETE FROM attempts WHERE rowid IN (SELECT rowid FROM attempts "
+                             "WHERE workflow_id = ?1 LIMIT ?2)"),
+            std::string_view("DELETE FROM shards WHERE rowid IN (SELECT rowid FROM shards "
+                             "WHERE workflow_id = ?1 LIMIT ?2)"),
+            std::string_view("DELETE FROM stage_outputs WHERE rowid IN (SELECT rowid FROM "
+                             "stage_outputs WHERE workflow_id = ?1 LIMIT ?2)")}) {
+        const int64_t limit = budget;
+        auto n = del(sql, fmt::format("pruning workflow {}", id),
+                     [&](Stmt& q) { q.Text(id).Int(limit); });
+        if (!n) return n.error();
+        r.other_rows += size_t(*n);
+        budget -= *n;
+        if (*n == limit) {  // maybe more of them: the next batch goes on
+          whole = false;
+          break;
+        }
+      }
+      if (!whole) break;
+      auto n = del("DELETE FROM workflows WHERE id = ?1", fmt::format("pruning workflow {}", id),
+                   [&](Stmt& q) { q.Text(id); });
+      if (!n) return n.error();
+      --budget;
+      ++r.workflows;
+      r.workflow_ids.push_back(std::move(id));
+    }
+    if (budget > 0) {
+      const int64_t limit = budget;
+      auto n =
+          del("DELETE FROM events WHERE rowid IN (SELECT rowid FROM events WHERE "
+              "at_ns < ?1 ORDER BY at_ns LIMIT ?2)",
+              "pruning events", [&](Stmt& q) { q.Int(cutoff_ns).Int(limit); });
+      if (!n) return n.error();
+      r.other_rows += size_t(*n);
+      budget -= *n;
+    }
+    return Status::OK();
+  });
+  if (!st.ok()) return Err(st);
+  r.more = budget <= 0;
+  // Give free pages back when many are free (a backlog was pruned); a few are better left
+  // for the next inserts to reuse. Only files created with incremental vacuum can.
+  auto pragma = [&](const char* sql) -> Result<int64_t> {
+    auto p = d.Prepare(sql, "reading the page counts");
+    if (!p) return Err(p.error());
+    Stmt q(d, *p, "reading the page counts");
+    auto row = q.Step();
+    if (!row) return Err(row.error());
+    return *row ? q.ColInt(0) : 0;
+  };
+  auto mode = pragma("PRAGMA auto_vacuum");
+  auto free_pages = pragma("PRAGMA freelist_count");
+  auto pages = pragma("PRAGMA page_count");
+  if (!mode || !free_pages || !pages) {
+    return Err(!mode ? mode.error() : !free_pages ? free_pages.error() : pages.error());
+  }
+  if (*mode == 2 && *free_pages > int64_t(max_rows) && *free_pages * 4 > *pages) {
+    AUGUR_STORE_RETURN_ERR(d.Exec(fmt::format("PRAGMA incremental_vacuum({})", max_rows).c_str(),
+                                  "giving free pages back"));
+    auto after = pragma("PRAGMA freelist_count");
+    if (!after) return Err(after.error());
+    r.pages_released = size_t(std::max<int64_t>(0, *free_pages - *after));
+    if (*after > int64_t(max_rows)) r.more = true;
+  }
+  return r;
+}
+
+Result<std::vector<std::pair<std::string, int64_t>>> WorkflowStore::Submissions(
+    int64_t since_ns) const {
+  static constexpr std::string_view kSql =
+      "SELECT name, submitted_ns FROM workflows WHERE submitted_ns >= ? "
+      "ORDER BY submitted_ns, id";
+  auto st = impl_->Prepare(kSql, "reading the submissions");
+  if (!st) return Err(st.error());
+  Stmt q(*impl_, *st, "reading the submissions");
+  q.Int(since_ns);
+  std::vector<std::pair<std::string, int64_t>> out;
+  while (true) {
+    auto row = q.Step();
+    if (!row) return Err(row.error());
+    if (!*row) break;
+    out.emplace_back(q.ColText(0), q.ColInt(1));
+  }
+  return out;
+}
+
+Result<std::optional<WorkflowRecord>> WorkflowStore::LatestNamed(const std::string& name) const {
+  static const std::string kSql = fmt::format(
+      "SELECT {} FROM workflows WHERE name = ? ORDER BY submitted_ns DESC, id DESC LIMIT 1",
+      kWorkflowColumns);
+  std::string what = fmt::format("reading the newest workflow named {}", name);
+  auto st = impl_->Prepare(kSql, what);
+  if (!st) return Err(st.error());
+  Stmt q(*impl_, *st, std::move(what));
+  q.Text(name);
+  auto row = q.Step();
+  if (!row) return Err(row.error());
+  if (!*row) return std::optional<WorkflowRecord>();
+  auto w = ReadWorkflow(path_, q);
+  if (!w) return Err(w.error());
+  return std::optional<WorkflowRecord>(std::move(*w));
 }
 
 Result<std::optional<WorkflowRecord>> WorkflowStore::GetWorkflow(const std::string& id) const {
@@ -772,7 +1027,7 @@ Result<std::vector<HistoryRecord>> WorkflowStore::History(
   static constexpr std::string_view kColumns =
       "attempt_id, workflow_id, workflow_name, stage, shard_index, range_begin, range_end, "
       "items, state, exit_code, started_ns, wall_seconds, cpu_seconds, peak_memory_bytes, "
-      "bytes_read, bytes_written, grant_cpu, grant_memory";
+      "bytes_read, bytes_written, grant_cpu, grant_memory, cost";
   static const std::string kAll = fmt::format(
       "SELECT {} FROM history ORDER BY started_ns DESC, attempt_id DESC LIMIT ?", kColumns);
   // By id or by name: the newest `limit` of each through its (key, started_ns) index, then
@@ -819,6 +1074,7 @@ Result<std::vector<HistoryRecord>> WorkflowStore::History(
     h.bytes_read = q.ColU64(14);
     h.bytes_written = q.ColU64(15);
     h.grant = {q.ColReal(16), q.ColU64(17)};
+    h.cost = q.ColReal(18);
     out.push_back(std::move(h));
   }
   return out;

@@ -8,6 +8,9 @@
 // is also a history row (measured CPU time, peak memory, wall time, bytes read and written,
 // exit status) that the predictive issue learns from.
 //
+// Schema 2 (this build) added history.cost, the events table and incremental vacuum; a
+// schema 1 file is migrated in place when opened (the new column defaults to 0).
+//
 // Errors. A file that is not SQLite, or an SQLite database that is not augur's (no or
 // another `augur_schema` row), is a Corruption naming the file; it is never replaced. A
 // newer schema version than this build knows is FailedPrecondition. I/O errors (a full
@@ -119,6 +122,27 @@ struct HistoryRecord {
   uint64_t bytes_read = 0;
   uint64_t bytes_written = 0;
   Resources grant;
+  double cost = 0;  // in the backends' cost unit; 0 when the backend reports none
+};
+
+// A demand event (`augurctl event`): NAME says that about `expected` submissions of
+// `workflow` are coming at `at_ns`. The demand model (demand.h) adds it to its forecast.
+struct EventRecord {
+  std::string name;      // unique: a second Put of the same name replaces the first
+  std::string workflow;  // a workflow name
+  double expected = 0;   // submissions
+  int64_t at_ns = 0;
+  int64_t created_ns = 0;
+};
+
+// What one PruneHistory batch did.
+struct PruneResult {
+  size_t history_rows = 0;    // history rows deleted
+  size_t workflows = 0;       // finished workflows deleted with everything they had
+  size_t other_rows = 0;      // their shards, attempts and stage outputs, and old events
+  size_t pages_released = 0;  // free pages given back to the file system
+  std::vector<std::string> workflow_ids;  // the workflows deleted (their work dirs can go)
+  bool more = false;                      // the batch hit its budget: call again
 };
 
 class WorkflowStore {
@@ -142,6 +166,18 @@ class WorkflowStore {
   // Appends a finished attempt to the history (idempotent on attempt_id: a second append of
   // the same attempt keeps the first row).
   Status AppendHistory(const HistoryRecord& h);
+  // Inserts or replaces an event by name.
+  Status PutEvent(const EventRecord& e);
+
+  // Retention: deletes, in one transaction of at most about `max_rows` row deletions, the
+  // oldest history rows that started before `cutoff_ns`, then the oldest workflows that
+  // finished before it (not running ones) with their shards, attempts and stage outputs (a
+  // workflow too big for one batch is deleted over several, its own row last), then events
+  // whose time is before it. When many pages are free afterwards (a quarter of the file and
+  // more than `max_rows` pages), up to `max_rows` of them are given back to the file system
+  // (incremental vacuum; databases created before schema 2 only reuse free pages). Call
+  // again while `more`; each call takes time bounded by `max_rows`, not by the backlog.
+  Result<PruneResult> PruneHistory(int64_t cutoff_ns, size_t max_rows = 1000);
 
   Result<std::optional<WorkflowRecord>> GetWorkflow(const std::string& id) const;
   // All workflows, newest first (by submitted_ns, then id descending); only those still
@@ -155,6 +191,13 @@ class WorkflowStore {
   // most `limit` rows; 0 means all.
   Result<std::vector<HistoryRecord>> History(const std::optional<std::string>& workflow,
                                              size_t limit) const;
+  // (name, submitted_ns) of the workflows submitted at or after `since_ns`, oldest first:
+  // what the demand model learns from.
+  Result<std::vector<std::pair<std::string, int64_t>>> Submissions(int64_t since_ns) const;
+  // The newest workflow of this name, if any.
+  Result<std::optional<WorkflowRecord>> LatestNamed(const std::string& name) const;
+  // Events, by time then name; of one workflow name when `workflow` is not "".
+  Result<std::vector<EventRecord>> Events(const std::string& workflow) const;
 
   const std::string& path() const { return path_; }
 

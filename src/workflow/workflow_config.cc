@@ -6,6 +6,13 @@
 #include "workflow/resources.h"
 
 namespace augur::workflow {
+namespace {
+
+// Less than an hour of history would starve the learners; ten years is "for good" enough.
+constexpr std::chrono::milliseconds kMinRetention{3600'000};
+constexpr std::chrono::milliseconds kMaxRetention{3650LL * 86'400'000};
+
+}  // namespace
 
 void ParseWorkflowsSection(yaml::Errors& errors, const YAML::Node& key_node,
                            const YAML::Node& node, WorkflowsConfig* out) {
@@ -57,6 +64,21 @@ void ParseWorkflowsSection(yaml::Errors& errors, const YAML::Node& key_node,
                        yaml::ParseDuration(errors, path, k, v, std::chrono::milliseconds(0),
                                            std::chrono::milliseconds(86'400'000),
                                            &out->anomaly_caution);
+                     } else if (key == "history_retention") {
+                       std::chrono::milliseconds d{0};
+                       if (!yaml::ParseDuration(errors, path, k, v, std::chrono::milliseconds(0),
+                                                kMaxRetention, &d)) {
+                         return;
+                       }
+                       if (d.count() != 0 && d < kMinRetention) {
+                         errors.Add(k, fmt::format("{}: {} is out of range {}..{} (or 0 to keep "
+                                                   "everything)",
+                                                   path, yaml::FormatDuration(d),
+                                                   yaml::FormatDuration(kMinRetention),
+                                                   yaml::FormatDuration(kMaxRetention)));
+                         return;
+                       }
+                       out->history_retention = d;
                      } else if (key == "aging_after") {
                        yaml::ParseDuration(errors, path, k, v, std::chrono::milliseconds(0),
                                            std::chrono::milliseconds(86'400'000),

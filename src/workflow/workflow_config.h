@@ -10,6 +10,7 @@
 //     aging_after: 5m                     # waiting this long starts raising a shard's score
 //     max_cpu: 0                          # cores all shards may hold at once; 0: the backend's
 //     max_memory: 0                       # bytes likewise (e.g. 12Gi); 0: the backend's
+//     history_retention: 180d             # history and finished workflows older are pruned
 #ifndef AUGUR_WORKFLOW_WORKFLOW_CONFIG_H_
 #define AUGUR_WORKFLOW_WORKFLOW_CONFIG_H_
 
@@ -43,14 +44,17 @@ struct WorkflowsConfig {
   // (engine.h AnomalyAction); and how long an anomaly on the host makes admission cautious.
   std::string anomaly_action = "grow";
   std::chrono::milliseconds anomaly_caution{300'000};            // 0..1d; 0: off
+  // History rows, finished workflows and events older than this are pruned; 0: kept for good.
+  std::chrono::milliseconds history_retention{180LL * 86'400'000};  // 0, or 1h..3650d
 
   friend bool operator==(const WorkflowsConfig&, const WorkflowsConfig&) = default;
 };
 
 // The keys, for the agent config's did-you-mean across sections.
 inline constexpr std::string_view kWorkflowsKeys[] = {
-    "enabled",    "state_dir",      "max_output",     "preemption", "aging_after",
-    "max_cpu",    "max_memory",     "anomaly_action", "anomaly_caution"};
+    "enabled",         "state_dir",      "max_output",     "preemption",
+    "aging_after",     "max_cpu",        "max_memory",     "anomaly_action",
+    "anomaly_caution", "history_retention"};
 
 // Reads the section (`node` is its value, `key_node` its key) into `*out`, reporting every
 // problem into `errors` as the agent config does.

@@ -605,8 +605,8 @@ int64_t DaysFromCivil(int64_t y, int m, int d) {
   return era * 146097 + doe - 719468;
 }
 
-// RFC 3339 date-time: 2026-12-04T18:00:00Z, 2026-12-04T18:00:00.5+01:00. Nanoseconds since
-// the epoch, or nullopt.
+}  // namespace
+
 std::optional<int64_t> ParseRfc3339(std::string_view t) {
   auto digits = [&](size_t at, size_t n, int* out) {
     if (at + n > t.size()) return false;
@@ -659,6 +659,8 @@ std::optional<int64_t> ParseRfc3339(std::string_view t) {
   return secs * 1'000'000'000 + frac_ns;
 }
 
+namespace {
+
 void ParseDeadline(Errors& errors, const YAML::Node& k, const YAML::Node& v, Deadline* out) {
   constexpr std::string_view kWant =
       "a duration after submission (15m, 2h) or an RFC 3339 time (2026-12-04T18:00:00Z)";
@@ -698,6 +700,9 @@ int64_t Deadline::At(int64_t submitted_ns) const {
   }
   return 0;
 }
+
+bool IsWorkflowName(std::string_view s) { return IsName(s, /*dot=*/true); }
+bool IsStageName(std::string_view s) { return IsName(s, /*dot=*/false); }
 
 int WorkflowSpec::StageIndex(std::string_view name) const {
   for (size_t i = 0; i < stages.size(); ++i) {

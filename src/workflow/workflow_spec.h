@@ -128,6 +128,13 @@ Result<WorkflowSpec> ParseWorkflow(std::string_view yaml, std::string_view origi
 Result<WorkflowSpec> LoadWorkflowFile(const std::string& path);
 inline constexpr size_t kMaxWorkflowFileBytes = 4 << 20;
 
+// A workflow's name as `workflow:` accepts it: 1-64 of A-Z a-z 0-9 _ - . (stage names are the
+// same without the dot).
+bool IsWorkflowName(std::string_view s);
+bool IsStageName(std::string_view s);
+// An RFC 3339 date-time with its offset (2026-12-04T18:00:00Z, 2026-12-04T19:00:00.5+01:00),
+// as `deadline:` accepts it: nanoseconds since the epoch, or nullopt.
+std::optional<int64_t> ParseRfc3339(std::string_view text);
 
 }  // namespace augur::workflow
 

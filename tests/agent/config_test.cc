@@ -33,9 +33,14 @@ std::vector<fs::path> CorpusFiles(const std::string& dir) { return testing::Yaml
 
 TEST(ParseDurationTest, AcceptsOneNumberAndOneUnit) {
   const std::pair<const char*, int64_t> cases[] = {
-      {"500ms", 500},   {"1s", 1000},  {"1.5s", 1500},   {"2m", 120'000},
-      {"1h", 3600'000}, {"0ms", 0},    {"0.25s", 250},   {"1.5ms", -1},
-      {"007s", 7000},   {"0.001s", 1}, {"1.000s", 1000}, {"24h", 86'400'000},
+      {"500ms", 500},       {"1s", 1000},
+      {"1.5s", 1500},       {"2m", 120'000},
+      {"1h", 3600'000},     {"0ms", 0},
+      {"0.25s", 250},       {"1.5ms", -1},
+      {"007s", 7000},       {"0.001s", 1},
+      {"1.000s", 1000},     {"24h", 86'400'000},
+      {"1d", 86'400'000},   {"180d", 180LL * 86'400'000},
+      {"0.5d", 43'200'000},
   };
   for (const auto& [text, want_ms] : cases) {
     SCOPED_TRACE(text);
@@ -59,7 +64,7 @@ TEST(ParseDurationTest, BareNumberAsksForAUnit) {
 }
 
 TEST(ParseDurationTest, RejectsEverythingElse) {
-  for (const char* text : {"", "s", "fast", "-1s", "1 s", " 1s", "1s ", "1S", "1sec", "1us", "1d",
+  for (const char* text : {"", "s", "fast", "-1s", "1 s", " 1s", "1s ", "1S", "1sec", "1us", "1w",
                            "1.s", ".5s", "1..5s", "1m30s", "+1s", "1e3ms", "0x10s"}) {
     SCOPED_TRACE(text);
     Result<milliseconds> d = ParseDuration(text);
@@ -494,6 +499,12 @@ std::map<std::string, Config> GoodExpectations() {
   history.telemetry.capacity = 100;
   history.forecast.history = 100;  // up to telemetry.capacity, inclusive
   want["forecast_history.yaml"] = history;
+  Config retention = d;
+  retention.workflows.history_retention = milliseconds(30LL * 86'400'000);
+  want["workflows_retention.yaml"] = retention;
+  Config keep = d;
+  keep.workflows.history_retention = milliseconds(0);
+  want["workflows_retention_off.yaml"] = keep;
   return want;
 }
 
@@ -576,7 +587,7 @@ TEST(ShippedConfigTest, SetsEveryKeyExplicitly) {
       {"control", {"socket", "group"}},
       {"workflows",
        {"enabled", "state_dir", "max_output", "preemption", "aging_after", "max_cpu",
-        "max_memory", "anomaly_action", "anomaly_caution"}},
+        "max_memory", "anomaly_action", "anomaly_caution", "history_retention"}},
   };
   // Values that are a list or a map; every other value is a scalar.
   const std::set<std::string> lists = {"plugins.enabled", "forecast.horizons", "forecast.series"};

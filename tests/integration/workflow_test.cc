@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "integration/subprocess.h"
+#include "workflow/store.h"
 
 namespace augur {
 namespace {
@@ -320,6 +321,187 @@ stages:
   EXPECT_NE(agent_->err().find("making room for"), std::string::npos) << "logged with its reason";
 }
 
+// Two runs teach augurctl profile what the shards of a stage take (with intervals and the
+// sample count); a stage with too few samples says its declared values apply; an event shows
+// in the next hour's demand at once, and both survive a restart (learned again from the
+// store).
+TEST_F(WorkflowTest, ProfileShowsWhatRunsTaughtAndEventsReachTheDemand) {
+  WriteConfig();
+  StartAgent();
+  const std::string wf = WriteWorkflow("learn.yaml", R"(workflow: learn
+stages:
+  - name: work
+    resources: {cpu: 0.5, memory: 32Mi}
+    shards: {range: [0, 40000], count: 4}
+    run: [sh, -c, "seq {shard.begin} $(({shard.end} - 1)) | wc -l"]
+  - name: total
+    needs: [work]
+    expected: 5s
+    run: [sh, -c, "cat {input} | wc -l"]
+)");
+  // Nothing known yet: said so.
+  auto none = Ctl({"profile", "learn"});
+  EXPECT_EQ(none.code, 1);
+  EXPECT_NE(none.err.find("no workflow named 'learn'"), std::string::npos) << none.err;
+  for (int run = 0; run < 2; ++run) {
+    const std::string id = Submit(wf);
+    ASSERT_EQ(WaitDone(id), "succeeded") << Status(id).dump(2) << agent_->err();
+  }
+  auto check = [&](const nlohmann::json& p, bool with_event) {
+    ASSERT_TRUE(p.is_object()) << p;
+    EXPECT_EQ(p["workflow"], "learn");
+    ASSERT_EQ(p["stages"].size(), 2u) << p.dump(2);
+    const nlohmann::json& work = p["stages"][0];
+    EXPECT_EQ(work["stage"], "work");
+    EXPECT_EQ(work["source"], "history");
+    EXPECT_EQ(work["samples"].get<int>(), 8) << work.dump(2);  // 4 shards, twice
+    EXPECT_EQ(work["units"]["typical"].get<double>(), 10000);
+    for (const char* q : {"wall_seconds", "cpu_seconds", "peak_memory_bytes", "bytes_written"}) {
+      const nlohmann::json& e = work["quantities"][q];
+      EXPECT_EQ(e["source"], "history") << q;
+      EXPECT_EQ(e["samples"].get<int>(), 8) << q;
+      EXPECT_LE(e["lo"].get<double>(), e["value"].get<double>()) << q;
+      EXPECT_LE(e["value"].get<double>(), e["hi"].get<double>()) << q;
+    }
+    EXPECT_GT(work["quantities"]["wall_seconds"]["value"].get<double>(), 0);
+    EXPECT_LT(work["quantities"]["wall_seconds"]["lo"].get<double>(),
+              work["quantities"]["wall_seconds"]["hi"].get<double>());
+    EXPECT_GT(work["quantities"]["peak_memory_bytes"]["value"].get<double>(), 0);
+    // "6\n" per shard.
+    EXPECT_NEAR(work["quantities"]["bytes_written"]["value"].get<double>(), 6, 0.01);
+    // Two samples of the last stage: its expected: applies, and says so.
+    const nlohmann::json& total = p["stages"][1];
+    EXPECT_EQ(total["samples"].get<int>(), 2);
+    EXPECT_EQ(total["source"], "expected");
+    EXPECT_EQ(total["quantities"]["wall_seconds"]["value"].get<double>(), 5);
+    EXPECT_EQ(total["quantities"]["peak_memory_bytes"]["source"], "declared");
+    // Demand from the two submissions; start-up time of the process backend.
+    EXPECT_GE(p["demand"]["expected"].get<double>(), with_event ? 25 : 0);
+    EXPECT_EQ(p["demand"]["from_events"].get<double>(), with_event ? 25 : 0);
+    ASSERT_FALSE(p["startup"].empty());
+    EXPECT_EQ(p["startup"][0]["backend"], "process");
+    EXPECT_EQ(p["startup"][0]["samples"].get<int>(), 10);
+  };
+  auto profile = [&] {
+    auto r = Ctl({"profile", "learn", "--json"});
+    EXPECT_EQ(r.code, 0) << r.err;
+    return nlohmann::json::parse(r.out, nullptr, false);
+  };
+  check(profile(), false);
+  // The table people read.
+  auto table = Ctl({"profile", "learn"});
+  EXPECT_EQ(table.code, 0) << table.err;
+  EXPECT_NE(table.out.find("stage work: 8 samples"), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find("80 % INTERVAL"), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find("stage total: 2 samples; fewer than 3: its declared expected"),
+            std::string::npos)
+      << table.out;
+  // One stage, and one that does not exist.
+  auto one = nlohmann::json::parse(Ctl({"profile", "learn", "total", "--json"}).out);
+  ASSERT_EQ(one["stages"].size(), 1u);
+  auto bad = Ctl({"profile", "learn", "nope"});
+  EXPECT_EQ(bad.code, 1);
+  EXPECT_NE(bad.err.find("no stage 'nope' (stages: work, total)"), std::string::npos) << bad.err;
+
+  // An event 30 minutes from now: in the next hour's demand at once.
+  auto ev = Ctl({"event", "launch", "--workflow", "learn", "--expect", "25", "--at", "30m"});
+  EXPECT_EQ(ev.code, 0) << ev.err;
+  EXPECT_NE(ev.out.find("event launch: 25 submissions of learn expected"), std::string::npos)
+      << ev.out;
+  nlohmann::json p = profile();
+  check(p, true);
+  ASSERT_EQ(p["upcoming_events"].size(), 1u);
+  EXPECT_EQ(p["upcoming_events"][0]["name"], "launch");
+  EXPECT_NE(Ctl({"profile", "learn"}).out.find("event launch 25 at"), std::string::npos);
+  auto list = nlohmann::json::parse(Ctl({"events", "--json"}).out);
+  ASSERT_EQ(list.size(), 1u);
+  EXPECT_EQ(list[0]["workflow"], "learn");
+  // Bad events are refused with the reason.
+  auto past =
+      Ctl({"event", "old", "--workflow", "learn", "--expect", "3", "--at", "2020-01-01T00:00:00Z"});
+  EXPECT_EQ(past.code, 1);
+  EXPECT_NE(past.err.find("in the past"), std::string::npos) << past.err;
+  auto garbled = Ctl({"event", "x", "--workflow", "learn", "--expect", "3", "--at", "soon"});
+  EXPECT_EQ(garbled.code, 2);
+  EXPECT_NE(garbled.err.find("--at: bad duration 'soon'"), std::string::npos) << garbled.err;
+
+  // A restart learns it all again from the store.
+  agent_->Signal(SIGTERM);
+  agent_->Wait(10s);
+  StartAgent();
+  ASSERT_TRUE(WaitFor([&] { return Ctl({"events"}).code == 0; }, 20s)) << agent_->err();
+  nlohmann::json again = profile();
+  const nlohmann::json& work = again["stages"][0];
+  EXPECT_EQ(work["samples"].get<int>(), 8) << work.dump(2);
+  EXPECT_EQ(again["demand"]["from_events"].get<double>(), 25);
+  EXPECT_EQ(again["demand"]["model"] == "none", false) << again["demand"].dump(2);
+}
+
+// A store with 200-day-old history and an old finished workflow (with its outputs): augurd
+// prunes them in the background with workflows.history_retention: 180d, while a new
+// workflow runs as usual; newer history stays.
+TEST_F(WorkflowTest, RetentionPrunesOldHistoryInTheBackground) {
+  WriteConfig("  history_retention: 180d\n");
+  const int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  const int64_t day = 86'400LL * 1'000'000'000;
+  {
+    auto store = workflow::WorkflowStore::Open(dir_ + "/wf/workflows.db");
+    ASSERT_TRUE(store) << store.error().ToString();
+    ASSERT_TRUE((*store)
+                    ->Transaction([&]() -> augur::Status {
+                      workflow::WorkflowRecord w;
+                      w.id = "ancient-1";
+                      w.name = "ancient";
+                      w.spec_yaml = "workflow: ancient\nstages: [{name: s, run: [true]}]\n";
+                      w.state = workflow::WorkflowState::kSucceeded;
+                      w.submitted_ns = now - 200 * day;
+                      w.finished_ns = now - 200 * day + 1;
+                      AUGUR_RETURN_IF_ERROR((*store)->PutWorkflow(w));
+                      for (int i = 0; i < 5000; ++i) {
+                        workflow::HistoryRecord h;
+                        h.attempt_id = "ancient-1/s/" + std::to_string(i) + "#1";
+                        h.workflow_id = "ancient-1";
+                        h.workflow_name = "ancient";
+                        h.stage = "s";
+                        h.started_ns = now - (i % 2 ? 200 : 10) * day + i;  // half old, half recent
+                        h.wall_seconds = 1;
+                        AUGUR_RETURN_IF_ERROR((*store)->AppendHistory(h));
+                      }
+                      return augur::Status::OK();
+                    })
+                    .ok());
+  }
+  fs::create_directories(dir_ + "/wf/work/ancient-1");
+  std::ofstream(dir_ + "/wf/work/ancient-1/out") << "old output\n";
+  StartAgent();
+  const std::string id = Submit(WriteWorkflow("quick.yaml", R"(workflow: quick
+stages:
+  - name: one
+    resources: {cpu: 0.5, memory: 32Mi}
+    run: [echo, hi]
+)"));
+  EXPECT_EQ(WaitDone(id), "succeeded") << agent_->err();
+  auto rows = [&] {
+    auto h = nlohmann::json::parse(Ctl({"history", "ancient", "--json", "--limit", "100000"}).out,
+                                   nullptr, false);
+    return h.is_array() ? h.size() : size_t(0);
+  };
+  EXPECT_TRUE(WaitFor([&] { return rows() == 2500; }, 30s)) << rows() << agent_->err();
+  EXPECT_TRUE(WaitFor([&] { return !fs::exists(dir_ + "/wf/work/ancient-1"); }, 10s));
+  EXPECT_TRUE(fs::exists(dir_ + "/wf/work/" + id)) << "a new workflow's outputs stay";
+  EXPECT_EQ(Ctl({"result", id}).out, "hi\n");
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        return agent_->err().find(
+                   "pruned what was older than 180d: 2500 "
+                   "history rows, 1 workflows") != std::string::npos;
+      },
+      10s))
+      << agent_->err();
+}
+
 TEST_F(WorkflowTest, CancelStopsEverythingAndAnUnprivilegedUserIsRefused) {
   WriteConfig();
   StartAgent();
@@ -336,6 +518,13 @@ stages:
   Subprocess nobody(argv, 65534);
   EXPECT_EQ(nobody.Wait(20s), 1);
   EXPECT_NE(nobody.err().find("permission denied"), std::string::npos) << nobody.err();
+  // Nor announce demand.
+  Subprocess nobody_event({BuildPath("agent/augurctl"), "--socket", socket_, "event", "x",
+                           "--workflow", "long", "--expect", "5", "--at", "10m"},
+                          65534);
+  EXPECT_EQ(nobody_event.Wait(20s), 1);
+  EXPECT_NE(nobody_event.err().find("permission denied"), std::string::npos) << nobody_event.err();
+  EXPECT_NE(Ctl({"events"}).out.find("no events"), std::string::npos);
   auto r = Ctl({"cancel", id});
   EXPECT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(WaitDone(id), "cancelled");

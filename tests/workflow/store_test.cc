@@ -16,6 +16,7 @@
 #include <fstream>
 #include <random>
 
+#include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -246,6 +247,7 @@ TEST_F(StoreTest, EveryRecordRoundTripsWithEveryField) {
   h.bytes_read = 1ULL << 40;
   h.bytes_written = 3;
   h.grant = {2, 8ULL << 30};
+  h.cost = 0.125;
   ASSERT_TRUE(s->AppendHistory(h).ok());
   auto hist = s->History(std::nullopt, 10);
   ASSERT_TRUE(hist) << hist.error().ToString();
@@ -268,6 +270,7 @@ TEST_F(StoreTest, EveryRecordRoundTripsWithEveryField) {
   EXPECT_EQ(g.bytes_read, h.bytes_read);
   EXPECT_EQ(g.bytes_written, h.bytes_written);
   EXPECT_EQ(g.grant, h.grant);
+  EXPECT_EQ(g.cost, h.cost);
 }
 
 TEST_F(StoreTest, StateNamesRoundTrip) {
@@ -640,6 +643,352 @@ TEST_F(StoreTest, AFullDiskIsIOErrorAndReadsStillWork) {
   st = s->PutWorkflow(big);
   EXPECT_TRUE(st.ok()) << st.ToString();
   s.reset();
+}
+
+// Schema 1 exactly as the first release wrote it: an old database to migrate.
+constexpr const char* kSchemaV1 = R"sql(
+PRAGMA journal_mode=WAL;
+CREATE TABLE augur_schema (version INTEGER NOT NULL);
+CREATE TABLE workflows (id TEXT PRIMARY KEY NOT NULL, name TEXT NOT NULL, spec_yaml TEXT NOT NULL,
+  origin TEXT NOT NULL, state TEXT NOT NULL, submitted_ns INTEGER NOT NULL,
+  finished_ns INTEGER NOT NULL, deadline_ns INTEGER NOT NULL, boost REAL NOT NULL,
+  boost_until_ns INTEGER NOT NULL, spent REAL NOT NULL, error TEXT NOT NULL);
+CREATE INDEX workflows_by_submitted ON workflows (submitted_ns);
+CREATE TABLE shards (workflow_id TEXT NOT NULL, stage TEXT NOT NULL, idx INTEGER NOT NULL,
+  shard_id TEXT NOT NULL, range_begin INTEGER NOT NULL, range_end INTEGER NOT NULL,
+  items TEXT NOT NULL, state TEXT NOT NULL, attempts INTEGER NOT NULL, want_cpu REAL NOT NULL,
+  want_memory INTEGER NOT NULL, min_cpu REAL NOT NULL, min_memory INTEGER NOT NULL,
+  not_before_ns INTEGER NOT NULL, winner TEXT NOT NULL, output_path TEXT NOT NULL,
+  PRIMARY KEY (workflow_id, stage, idx));
+CREATE TABLE attempts (attempt_id TEXT PRIMARY KEY NOT NULL, workflow_id TEXT NOT NULL,
+  stage TEXT NOT NULL, shard_index INTEGER NOT NULL, attempt INTEGER NOT NULL,
+  backend TEXT NOT NULL, instance TEXT NOT NULL, invocation TEXT NOT NULL,
+  grant_cpu REAL NOT NULL, grant_memory INTEGER NOT NULL, state TEXT NOT NULL,
+  started_ns INTEGER NOT NULL, finished_ns INTEGER NOT NULL, exit_code INTEGER NOT NULL,
+  term_signal INTEGER NOT NULL, cpu_seconds REAL NOT NULL, peak_memory_bytes INTEGER NOT NULL,
+  bytes_read INTEGER NOT NULL, bytes_written INTEGER NOT NULL, output_path TEXT NOT NULL,
+  error TEXT NOT NULL);
+CREATE INDEX attempts_by_workflow ON attempts (workflow_id);
+CREATE TABLE stage_outputs (workflow_id TEXT NOT NULL, stage TEXT NOT NULL,
+  output_path TEXT NOT NULL, PRIMARY KEY (workflow_id, stage));
+CREATE TABLE history (attempt_id TEXT PRIMARY KEY NOT NULL, workflow_id TEXT NOT NULL,
+  workflow_name TEXT NOT NULL, stage TEXT NOT NULL, shard_index INTEGER NOT NULL,
+  range_begin INTEGER NOT NULL, range_end INTEGER NOT NULL, items INTEGER NOT NULL,
+  state TEXT NOT NULL, exit_code INTEGER NOT NULL, started_ns INTEGER NOT NULL,
+  wall_seconds REAL NOT NULL, cpu_seconds REAL NOT NULL, peak_memory_bytes INTEGER NOT NULL,
+  bytes_read INTEGER NOT NULL, bytes_written INTEGER NOT NULL, grant_cpu REAL NOT NULL,
+  grant_memory INTEGER NOT NULL);
+CREATE INDEX history_by_workflow ON history (workflow_id, started_ns);
+CREATE INDEX history_by_name ON history (workflow_name, started_ns);
+CREATE INDEX history_by_started ON history (started_ns);
+INSERT INTO augur_schema (version) VALUES (1);
+)sql";
+
+int64_t SqlInt(const std::string& path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  EXPECT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  int64_t v = -1;
+  if (sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) == SQLITE_OK &&
+      sqlite3_step(st) == SQLITE_ROW) {
+    v = sqlite3_column_int64(st, 0);
+  }
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  return v;
+}
+
+TEST_F(StoreTest, ASchema1FileIsMigratedAndKeepsItsRows) {
+  fs::create_directories(db_.substr(0, db_.rfind('/')));
+  RawSql(db_, std::string(kSchemaV1) +
+                  "INSERT INTO workflows VALUES ('old-1', 'old', 'workflow: old', '/o.yaml', "
+                  "'succeeded', 10, 20, 0, 0, 0, 0.5, '');"
+                  "INSERT INTO history VALUES ('old-1/s/0#1', 'old-1', 'old', 's', 0, 0, 10, 0, "
+                  "'succeeded', 0, 11, 1.5, 1.25, 4096, 0, 7, 1, 1024);");
+  {
+    auto s = OpenOk(db_);
+    ASSERT_TRUE(s);
+    auto h = s->History(std::nullopt, 10);
+    ASSERT_TRUE(h) << h.error().ToString();
+    ASSERT_EQ(h->size(), 1u);
+    EXPECT_EQ((*h)[0].wall_seconds, 1.5);
+    EXPECT_EQ((*h)[0].bytes_written, 7u);
+    EXPECT_EQ((*h)[0].cost, 0);  // the new column's default
+    auto w = s->GetWorkflow("old-1");
+    ASSERT_TRUE(w && *w);
+    EXPECT_EQ((*w)->spent, 0.5);
+    // What schema 2 added works.
+    HistoryRecord n = History("new-1/s/0#1", "new-1", "old", 12);
+    n.cost = 2.5;
+    ASSERT_TRUE(s->AppendHistory(n).ok());
+    ASSERT_TRUE(s->PutEvent({"launch", "old", 40, 5'000'000, 5}).ok());
+    auto latest = s->LatestNamed("old");
+    ASSERT_TRUE(latest && *latest);
+    EXPECT_EQ((*latest)->id, "old-1");
+    // A v1 file keeps its vacuum mode (none): pruning there only reuses pages.
+    auto r = s->PruneHistory(1'000'000, 1000);
+    ASSERT_TRUE(r) << r.error().ToString();
+    EXPECT_EQ(r->history_rows, 2u);
+    EXPECT_EQ(r->workflows, 1u);
+    EXPECT_EQ(r->pages_released, 0u);
+  }
+  EXPECT_EQ(SqlInt(db_, "SELECT max(version) FROM augur_schema"), 2);
+  EXPECT_EQ(SqlInt(db_, "SELECT count(*) FROM augur_schema"), 1);
+  // Opening again does not migrate again.
+  auto again = OpenOk(db_);
+  ASSERT_TRUE(again);
+  auto ev = again->Events("");
+  ASSERT_TRUE(ev);
+  ASSERT_EQ(ev->size(), 1u);
+}
+
+TEST_F(StoreTest, ANewFileIsSchema2WithIncrementalVacuum) {
+  { ASSERT_TRUE(OpenOk(db_)); }
+  EXPECT_EQ(SqlInt(db_, "SELECT max(version) FROM augur_schema"), 2);
+  EXPECT_EQ(SqlInt(db_, "PRAGMA auto_vacuum"), 2);  // incremental
+}
+
+TEST_F(StoreTest, SubmissionsOldestFirstSinceATimeAndTheNewestOfAName) {
+  auto s = OpenOk(db_);
+  ASSERT_TRUE(s);
+  for (auto [id, t] : {std::pair{"c", 30}, std::pair{"a", 10}, std::pair{"b", 20}}) {
+    WorkflowRecord w = Workflow(id, t, WorkflowState::kSucceeded);
+    w.name = std::string("n") + id;
+    ASSERT_TRUE(s->PutWorkflow(w).ok());
+  }
+  WorkflowRecord again = Workflow("a2", 40, WorkflowState::kRunning);
+  again.name = "na";
+  ASSERT_TRUE(s->PutWorkflow(again).ok());
+  auto subs = s->Submissions(15);
+  ASSERT_TRUE(subs);
+  ASSERT_EQ(subs->size(), 3u);
+  EXPECT_EQ((*subs)[0], (std::pair<std::string, int64_t>{"nb", 20}));
+  EXPECT_EQ((*subs)[2], (std::pair<std::string, int64_t>{"na", 40}));
+  auto latest = s->LatestNamed("na");
+  ASSERT_TRUE(latest && *latest);
+  EXPECT_EQ((*latest)->id, "a2");
+  EXPECT_FALSE(*s->LatestNamed("nobody"));
+}
+
+TEST_F(StoreTest, EventsRoundTripReplaceByNameAndSortByTime) {
+  auto s = OpenOk(db_);
+  ASSERT_TRUE(s);
+  ASSERT_TRUE(s->PutEvent({"b-launch", "render", 50, 3000, 1}).ok());
+  ASSERT_TRUE(s->PutEvent({"a-sale", "checksum", 12.5, 2000, 2}).ok());
+  ASSERT_TRUE(s->PutEvent({"c-night", "render", 5, 1000, 3}).ok());
+  ASSERT_TRUE(s->PutEvent({"b-launch", "render", 80, 4000, 4}).ok());  // replaces
+  auto all = s->Events("");
+  ASSERT_TRUE(all);
+  ASSERT_EQ(all->size(), 3u);
+  EXPECT_EQ((*all)[0].name, "c-night");
+  EXPECT_EQ((*all)[1].name, "a-sale");
+  EXPECT_EQ((*all)[1].expected, 12.5);
+  EXPECT_EQ((*all)[1].workflow, "checksum");
+  EXPECT_EQ((*all)[2].name, "b-launch");
+  EXPECT_EQ((*all)[2].expected, 80);
+  EXPECT_EQ((*all)[2].at_ns, 4000);
+  EXPECT_EQ((*all)[2].created_ns, 4);
+  auto render = s->Events("render");
+  ASSERT_TRUE(render);
+  ASSERT_EQ(render->size(), 2u);
+  EXPECT_EQ((*render)[0].name, "c-night");
+}
+
+TEST_F(StoreTest, PruneDeletesOnlyWhatIsOlderInBoundedBatches) {
+  auto s = OpenOk(db_);
+  ASSERT_TRUE(s);
+  constexpr int64_t kCut = 1'000'000;
+  ASSERT_TRUE(s->Transaction([&]() -> Status {
+                 for (int i = 0; i < 50; ++i) {
+                   AUGUR_RETURN_IF_ERROR(
+                       s->AppendHistory(History("old" + std::to_string(i), "w", "w", i)));
+                   AUGUR_RETURN_IF_ERROR(
+                       s->AppendHistory(History("new" + std::to_string(i), "w", "w", kCut + i)));
+                 }
+                 // An old finished workflow with 30 shards and attempts, an old one still running,
+                 // a new finished one.
+                 for (auto [id, state, finished] :
+                      {std::tuple{"done-old", WorkflowState::kSucceeded, int64_t{500}},
+                       std::tuple{"running-old", WorkflowState::kRunning, int64_t{0}},
+                       std::tuple{"done-new", WorkflowState::kFailed, kCut + 5}}) {
+                   WorkflowRecord w = Workflow(id, 1, state);
+                   w.finished_ns = finished;
+                   AUGUR_RETURN_IF_ERROR(s->PutWorkflow(w));
+                   for (uint32_t k = 0; k < 30; ++k) {
+                     ShardRecord sh;
+                     sh.workflow_id = id;
+                     sh.stage = "count";
+                     sh.index = k;
+                     AUGUR_RETURN_IF_ERROR(s->PutShard(sh));
+                     AttemptRecord a;
+                     a.attempt_id = fmt::format("{}/count/{}#1", id, k);
+                     a.workflow_id = id;
+                     a.stage = "count";
+                     AUGUR_RETURN_IF_ERROR(s->PutAttempt(a));
+                   }
+                   AUGUR_RETURN_IF_ERROR(s->PutStageOutput(id, "count", "/out"));
+                 }
+                 AUGUR_RETURN_IF_ERROR(s->PutEvent({"past", "w", 1, 10, 1}));
+                 AUGUR_RETURN_IF_ERROR(s->PutEvent({"future", "w", 1, kCut + 10, 1}));
+                 return Status::OK();
+               }).ok());
+  // Batches of 20 rows: the 50 old history rows take three, then the old workflow's 61 rows
+  // and its own over four more.
+  size_t batches = 0, history_rows = 0, workflows = 0, other = 0;
+  std::vector<std::string> ids;
+  for (;;) {
+    auto r = s->PruneHistory(kCut, 20);
+    ASSERT_TRUE(r) << r.error().ToString();
+    ++batches;
+    EXPECT_LE(r->history_rows + r->other_rows + r->workflows, 20u);
+    history_rows += r->history_rows;
+    workflows += r->workflows;
+    other += r->other_rows;
+    ids.insert(ids.end(), r->workflow_ids.begin(), r->workflow_ids.end());
+    if (!r->more) break;
+    ASSERT_LT(batches, 20u);
+  }
+  EXPECT_GE(batches, 6u);
+  EXPECT_EQ(history_rows, 50u);
+  EXPECT_EQ(workflows, 1u);
+  EXPECT_EQ(ids, std::vector<std::string>{"done-old"});
+  EXPECT_EQ(other, 61u + 1u);  // 30 shards, 30 attempts, 1 output; 1 event
+  auto h = s->History(std::nullopt, 0);
+  ASSERT_TRUE(h);
+  EXPECT_EQ(h->size(), 50u);
+  for (const HistoryRecord& r : *h) EXPECT_GE(r.started_ns, kCut);
+  EXPECT_FALSE(*s->GetWorkflow("done-old"));
+  EXPECT_TRUE(s->Shards("done-old")->empty());
+  EXPECT_TRUE(s->Attempts("done-old")->empty());
+  EXPECT_FALSE(*s->StageOutput("done-old", "count"));
+  EXPECT_TRUE(*s->GetWorkflow("running-old"));
+  EXPECT_EQ(s->Shards("running-old")->size(), 30u);
+  EXPECT_TRUE(*s->GetWorkflow("done-new"));
+  EXPECT_EQ(s->Attempts("done-new")->size(), 30u);
+  auto ev = s->Events("");
+  ASSERT_EQ(ev->size(), 1u);
+  EXPECT_EQ((*ev)[0].name, "future");
+  // Nothing left: a batch says so at once.
+  auto r = s->PruneHistory(kCut, 20);
+  ASSERT_TRUE(r);
+  EXPECT_FALSE(r->more);
+  EXPECT_EQ(r->history_rows + r->other_rows + r->workflows, 0u);
+}
+
+// A year of history for a busy host (500,000 finished attempts, ~1,400 a day, and their
+// workflows), pruned to 180 days in bounded batches: each batch is short, the freed pages are
+// given back, and another month of the same load with pruning as it goes does not grow the
+// file.
+TEST_F(StoreTest, AYearOfHistoryPrunedTo180DaysKeepsTheFileBounded) {
+  auto s = OpenOk(db_);
+  ASSERT_TRUE(s);
+  constexpr int64_t kDayNs = 24LL * 3600 * 1'000'000'000;
+  constexpr int kRowsPerDay = 500'000 / 365;
+  constexpr int kShards = 20;  // per workflow
+  auto mib = [&] {
+    double wal = fs::exists(db_ + "-wal") ? double(fs::file_size(db_ + "-wal")) : 0;
+    return std::pair{double(fs::file_size(db_)) / (1 << 20), wal / (1 << 20)};
+  };
+  // One day of load: kRowsPerDay attempts of workflows of kShards shards, finished that day.
+  int64_t seq = 0;
+  auto day = [&](int d) -> Status {
+    HistoryRecord h;
+    h.stage = "count";
+    h.grant = {2, 4ULL << 30};
+    for (int i = 0; i < kRowsPerDay; ++i, ++seq) {
+      const int64_t wf = seq / kShards;
+      const std::string id = "checksum-" + std::to_string(wf);
+      const int64_t t = d * kDayNs + kDayNs / kRowsPerDay * i;
+      if (seq % kShards == 0) {
+        WorkflowRecord w = Workflow(id, t, WorkflowState::kSucceeded);
+        w.finished_ns = t + kDayNs / kRowsPerDay * kShards;
+        AUGUR_RETURN_IF_ERROR(s->PutWorkflow(w));
+        AUGUR_RETURN_IF_ERROR(s->PutStageOutput(id, "count", "/var/lib/augur/out/" + id));
+      }
+      h.workflow_id = id;
+      h.workflow_name = wf % 2 ? "checksum" : "render";
+      h.shard_index = uint32_t(seq % kShards);
+      h.attempt_id = fmt::format("{}/count/{}#1", id, h.shard_index);
+      h.started_ns = t;
+      h.wall_seconds = 10 + double(seq % 50);
+      h.cpu_seconds = 9 + double(seq % 40);
+      h.peak_memory_bytes = (1ULL << 30) + uint64_t(seq);
+      AUGUR_RETURN_IF_ERROR(s->AppendHistory(h));
+      if (seq % 4 == 0) {  // a few shards and attempts kept per workflow
+        ShardRecord sh;
+        sh.workflow_id = id;
+        sh.stage = "count";
+        sh.index = h.shard_index;
+        AUGUR_RETURN_IF_ERROR(s->PutShard(sh));
+        AttemptRecord a;
+        a.attempt_id = h.attempt_id;
+        a.workflow_id = id;
+        a.stage = "count";
+        AUGUR_RETURN_IF_ERROR(s->PutAttempt(a));
+      }
+    }
+    return Status::OK();
+  };
+  auto t0 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(s->Transaction([&]() -> Status {
+                 for (int d = 0; d < 365; ++d) AUGUR_RETURN_IF_ERROR(day(d));
+                 return Status::OK();
+               }).ok());
+  auto t1 = std::chrono::steady_clock::now();
+  const auto [year_mib, year_wal] = mib();
+  // Retention as the executor runs it: one batch of 1000 rows per call, until done.
+  std::vector<double> ms;
+  size_t pruned = 0, released = 0;
+  auto prune = [&](int64_t cutoff) {
+    for (;;) {
+      auto b0 = std::chrono::steady_clock::now();
+      auto r = s->PruneHistory(cutoff, 1000);
+      ms.push_back(
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - b0).count());
+      EXPECT_TRUE(r) << r.error().ToString();
+      if (!r) return;
+      pruned += r->history_rows;
+      released += r->pages_released;
+      if (!r->more) return;
+    }
+  };
+  prune(365 * kDayNs - 180 * kDayNs);
+  const size_t batches = ms.size();
+  const size_t pruned_year = pruned;
+  std::vector<double> sorted = ms;
+  std::sort(sorted.begin(), sorted.end());
+  const auto [after_mib, after_wal] = mib();
+  auto left = s->History(std::nullopt, 0);
+  ASSERT_TRUE(left);
+  EXPECT_EQ(left->size(), size_t(kRowsPerDay) * 180);
+  EXPECT_EQ(pruned_year, size_t(kRowsPerDay) * 185);
+  // Another 30 days of the same load, a day's rows per transaction, pruning after each.
+  std::vector<double> month_mib;
+  for (int d = 365; d < 395; ++d) {
+    ASSERT_TRUE(s->Transaction([&] { return day(d); }).ok());
+    prune((d + 1) * kDayNs - 180 * kDayNs);
+    month_mib.push_back(mib().first);
+  }
+  const double month_max = *std::max_element(month_mib.begin(), month_mib.end());
+  std::printf(
+      "a year: %d history rows (+%lld workflows) inserted in %.1f s; file %.1f MiB "
+      "(+wal %.1f)\n",
+      kRowsPerDay * 365, static_cast<long long>(seq / kShards),
+      std::chrono::duration<double>(t1 - t0).count(), year_mib, year_wal);
+  std::printf(
+      "pruned to 180 days: %zu rows in %zu batches of 1000, per batch median %.1f ms, "
+      "p99 %.1f ms, max %.1f ms; %zu pages released; file %.1f MiB (+wal %.1f)\n",
+      pruned_year, batches, sorted[sorted.size() / 2], sorted[sorted.size() * 99 / 100],
+      sorted.back(), released, after_mib, after_wal);
+  std::printf("a month more with pruning: file %.1f..%.1f MiB\n",
+              *std::min_element(month_mib.begin(), month_mib.end()), month_max);
+  // Half the rows went: the file gives back most of their pages.
+  EXPECT_LT(after_mib, 0.7 * year_mib);
+  // Steady state: freed pages are reused; the file does not grow past where it was.
+  EXPECT_LT(month_max, after_mib * 1.1);
+  // Each batch is short (a generous bound on a shared machine; the median is what matters).
+  EXPECT_LT(sorted[sorted.size() / 2], 100);
+  EXPECT_LT(sorted.back(), 1000);
 }
 
 // A year of history for a busy host: ~550 finished attempts a day.
