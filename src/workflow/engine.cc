@@ -48,6 +48,7 @@ struct StageRun {
   // Shards that were taken away from a class that may do that: they run on another now.
   std::set<uint32_t> avoid_preemptible;
   std::vector<CountCandidate> candidates;  // what count: auto considered, for --explain
+  std::string sizing = "declared";          // where the shards' wants came from, for status
   // The merge index a shard's output counts for: its own, or its parent's for a piece.
   uint32_t MergeIndex(const ShardRecord& s) const {
     auto it = parent_of.find(s.index);
@@ -175,18 +176,83 @@ struct Engine::Impl {
     double median = 0;
   };
   std::map<std::string, Learned> learned;
+  void LearnDuration(const std::string& workflow_name, const std::string& stage, double wall_s);
 
-  double PredictedS(const std::string& workflow, const StageSpec& st) const {
+  ProfileBook profiles{o.profile};
+
+  // A shard's predicted run time: its stage's profile at `units` (0: a typical shard), else
+  // the median of the stage's recent run times, else `expected:`, else the default.
+  double PredictedS(const std::string& workflow, const StageSpec& st, double units = 0) const {
+    if (auto e = profiles.Predict(workflow, st.name, Quantity::kWall, units)) return e->value;
     if (auto it = learned.find(workflow + "/" + st.name); it != learned.end()) {
       return it->second.median;
     }
     return st.expected ? double(st.expected->count()) / 1000.0 : o.default_expected_s;
   }
-  double PredictedS(const Run& r, int stage) const {
-    return PredictedS(r.spec.name, r.spec.stages[stage]);
+  double PredictedS(const Run& r, int stage, double units = 0) const {
+    return PredictedS(r.spec.name, r.spec.stages[stage], units);
   }
   bool HasHistory(const Run& r, int stage) const {
     return learned.contains(r.spec.name + "/" + r.spec.stages[stage].name);
+  }
+
+  // After a canary: the stage's waiting shards want what the canary used (peak memory x 1.5,
+  // its cores x 1.25), within the file's bounds, unless the profile already knows better.
+  void SizeFromCanary(Run& r, int si, const ShardRecord& canary, const AttemptOutcome& out,
+                      double wall_s) {
+    StageRun& st = r.stages[si];
+    const StageSpec& spec = r.spec.stages[si];
+    if (out.peak_memory_bytes == 0 && out.cpu_seconds <= 0) return;  // nothing measured
+    for (ShardRecord& s : st.shards) {
+      if (s.state != ShardState::kPending || s.index == canary.index) continue;
+      if (SizedWant(r, si, ShardUnits(s), s.want, s.min)) continue;
+      Resources w = s.want;
+      if (out.peak_memory_bytes > 0) {
+        w.memory = std::clamp<uint64_t>(uint64_t(double(out.peak_memory_bytes) * 1.5), s.min.memory,
+                                        s.want.memory);
+      }
+      if (out.cpu_seconds > 0 && wall_s > 0) {
+        w.cpu = std::clamp(out.cpu_seconds / wall_s * o.size_cpu_margin, s.min.cpu, s.want.cpu);
+      }
+      s.want = w;
+      SaveShard(s);
+    }
+    st.sizing = fmt::format("canary: used {:.2f} cores, peak {}; the rest want {} (declared {})",
+                            wall_s > 0 ? out.cpu_seconds / wall_s : 0.0,
+                            FormatMemory(out.peak_memory_bytes),
+                            st.shards.size() > 1 ? st.shards[canary.index == 0 ? 1 : 0].want.ToString()
+                                                 : spec.want.ToString(),
+                            spec.want.ToString());
+  }
+
+  // Right-sizing (issue 11): the want of a shard of `units` from its stage's profile: the
+  // learned upper edges of peak memory (and any OOM floor) and of the cores it uses, times
+  // margins, within the file's min and want. nullopt without a profile.
+  std::optional<Resources> SizedWant(const Run& r, int si, double units, const Resources& want,
+                                     const Resources& min) const {
+    const std::string& stage = r.spec.stages[si].name;
+    ShardEstimate e = profiles.Predict(r.spec.name, stage, units);
+    if (!e.memory() && !e.cpu()) return std::nullopt;
+    Resources sized = want;
+    if (e.memory()) {
+      double mem = e.memory()->hi * o.size_memory_margin;
+      if (e.memory()->floor) mem = std::max(mem, *e.memory()->floor * 1.2);
+      sized.memory = std::clamp<uint64_t>(uint64_t(std::ceil(mem)), min.memory, want.memory);
+    }
+    if (e.cpu() && e.wall() && e.wall()->value > 0) {
+      const double cores = e.cpu()->hi / e.wall()->value * o.size_cpu_margin;
+      sized.cpu = std::clamp(cores, min.cpu, want.cpu);
+    }
+    return sized;
+  }
+
+  // What the stage's shards are predicted to use at most, for feedback.
+  UsagePrediction PredictUsage(const Run& r, int si, const ShardRecord& s) const {
+    UsagePrediction p;
+    ShardEstimate e = profiles.Predict(r.spec.name, r.spec.stages[si].name, ShardUnits(s));
+    if (e.memory()) p.peak_memory_hi = uint64_t(e.memory()->hi);
+    if (e.cpu() && e.wall() && e.wall()->value > 0) p.cores_hi = e.cpu()->hi / e.wall()->value;
+    return p;
   }
 
   void Recompute(Run& r) {
@@ -227,6 +293,14 @@ struct Engine::Impl {
     in.free = ledger.Free();
     const double per = PredictedS(r, si);
     in.whole_stage_s = spec.shards.count == 0 ? per : per * std::max<uint32_t>(1, spec.shards.count);
+    if (spec.shards.kind == ShardsSpec::Kind::kRange) {
+      // The profile knows how run time grows with a shard's size: ask for the whole range.
+      if (auto e = profiles.Predict(r.spec.name, spec.name, Quantity::kWall,
+                                    double(spec.shards.end - spec.shards.begin))) {
+        in.whole_stage_s = e->value;
+      }
+    }
+    if (auto e = profiles.PredictStartup(spec.backend)) in.startup_s = e->value;
     in.budget_left = BudgetLeft(r, now);
     if (auto cls = ChooseClassFor(spec.backend, spec.want, per, std::numeric_limits<double>::infinity(),
                                   in.budget_left, false)) {
@@ -248,6 +322,7 @@ struct Engine::Impl {
                  "canary: shard 0 runs first (no history for this stage)";
     }
     st.book = std::make_unique<MergeBook>(static_cast<uint32_t>(plan->shards.size()));
+    size_t sized = 0;
     for (const ShardDef& d : plan->shards) {
       ShardRecord s;
       s.workflow_id = r.rec.id;
@@ -259,8 +334,18 @@ struct Engine::Impl {
       s.items = d.items;
       s.want = d.want;
       s.min = d.min;
+      if (auto w = SizedWant(r, si, ShardUnits(s), d.want, d.min)) {
+        s.want = *w;
+        ++sized;
+      }
       st.shards.push_back(s);
       SaveShard(s);
+    }
+    if (sized > 0) {
+      const std::optional<ProfileView> v = profiles.View(r.spec.name, spec.name);
+      st.sizing = fmt::format("history ({} samples): shard 0 wants {} (declared {})",
+                              v ? v->samples : 0, st.shards[0].want.ToString(),
+                              spec.want.ToString());
     }
   }
 
@@ -511,9 +596,14 @@ struct Engine::Impl {
       const StageSpec& spec = r->spec.stages[l.stage];
       const ShardRecord& s = st.shards[l.rec.shard_index];
       if (!spec.speculate || !Splittable(st, s)) continue;
-      const double pred = PredictedS(*r, l.stage);
+      const double pred = PredictedS(*r, l.stage, ShardUnits(s));
       const double elapsed = double(now - l.rec.started_ns) / kNsPerSec;
-      if (elapsed < so.straggler_factor * pred) continue;
+      // Past twice its prediction, and past the upper edge of its interval where known.
+      double threshold = so.straggler_factor * pred;
+      if (auto e = profiles.Predict(r->spec.name, spec.name, Quantity::kWall, ShardUnits(s))) {
+        threshold = std::max(threshold, e->hi);
+      }
+      if (elapsed < threshold) continue;
       const uint32_t k = static_cast<uint32_t>(std::min<uint64_t>(so.max_pieces, UnitsOf(s)));
       const double piece_s = std::max(pred, elapsed) / k + so.startup_s;
       const double saving = elapsed - piece_s;
@@ -564,12 +654,6 @@ struct Engine::Impl {
                                parent.shard_id, parent.stage,
                                double(now - l.rec.started_ns) / kNsPerSec,
                                PredictedS(r, l.stage), k));
-  }
-
-  // What the stage's shards are predicted to use (upper edges), for feedback. Nothing yet
-  // without profiles.
-  UsagePrediction PredictUsage(const Run& /*r*/, int /*stage*/, const ShardRecord& /*s*/) const {
-    return {};
   }
 
   // Feedback (feedback.h): live attempts whose usage departs from their grant or prediction
@@ -743,8 +827,10 @@ std::vector<Action> Engine::Tick(int64_t now, const HostView& host_in) {
         p.deadline_ns = r.rec.deadline_ns;
         p.ideal_finish_ns = r.ideal_finish_ns;
         p.remaining_path_s = r.remaining_s[si];
-        p.predicted_s = m.PredictedS(r, int(si));
-        if (auto par = st.parent_of.find(s.index); par != st.parent_of.end()) {
+        p.predicted_s = m.PredictedS(r, int(si), ShardUnits(s));
+        if (auto par = st.parent_of.find(s.index);
+            par != st.parent_of.end() && !m.profiles.Predict(r.spec.name, spec.name,
+                                                             Quantity::kWall, ShardUnits(s))) {
           // A piece: its share of the shard it re-runs.
           const uint64_t whole = UnitsOf(st.shards[par->second]);
           if (whole > 0) p.predicted_s *= double(UnitsOf(s)) / double(whole);
@@ -862,6 +948,8 @@ MergeOutcome Engine::AttemptEnded(const std::string& attempt_id, const AttemptOu
     h.bytes_read = out.bytes_read;
     h.bytes_written = out.bytes_written;
     h.grant = l.rec.grant;
+    h.cost = l.cost;
+    m.profiles.Learn(h);
     m.changes.history.push_back(std::move(h));
   }
   const bool ok = l.rec.state == AttemptState::kSucceeded;
@@ -870,7 +958,7 @@ MergeOutcome Engine::AttemptEnded(const std::string& attempt_id, const AttemptOu
   }
   // Every success is a sample of how long the stage's shards take (a piece is not: it is a
   // share of one).
-  if (ok) LearnDuration(r->spec.name, l.rec.stage, double(now - l.rec.started_ns) / kNsPerSec);
+  if (ok) m.LearnDuration(r->spec.name, l.rec.stage, double(now - l.rec.started_ns) / kNsPerSec);
   const MergeOutcome mo = st.book->Offer(s.index, attempt_id, ok);
   if (mo == MergeOutcome::kDuplicate || Terminal(r->rec.state)) return mo;
   if (mo == MergeOutcome::kAccepted) {
@@ -879,7 +967,11 @@ MergeOutcome Engine::AttemptEnded(const std::string& attempt_id, const AttemptOu
     s.output_path = l.rec.output_path;
     m.SaveShard(s);
     m.AbandonPieces(*r, l.stage, s.index);
-    if (st.canary == int(s.index)) st.canary = -1;  // learned from: the rest may start
+    if (st.canary == int(s.index)) {
+      // Learned from: size the rest from what the canary used, then let them start.
+      st.canary = -1;
+      m.SizeFromCanary(*r, l.stage, s, out, double(now - l.rec.started_ns) / kNsPerSec);
+    }
     if (st.book->Complete()) st.merge_pending = true;
     return mo;
   }
@@ -1007,10 +1099,18 @@ std::string_view Engine::StateOf(const std::string& id) const {
   return WorkflowStateName(impl_->runs.at(id).rec.state);
 }
 
-void Engine::LearnDuration(const std::string& workflow_name, const std::string& stage,
-                           double wall_s) {
+ProfileBook& Engine::profiles() { return impl_->profiles; }
+const ProfileBook& Engine::profiles() const { return impl_->profiles; }
+
+void Engine::Learn(const HistoryRecord& h) {
+  impl_->profiles.Learn(h);
+  if (h.state == AttemptState::kSucceeded) impl_->LearnDuration(h.workflow_name, h.stage, h.wall_seconds);
+}
+
+void Engine::Impl::LearnDuration(const std::string& workflow_name, const std::string& stage,
+                                 double wall_s) {
   if (!(wall_s >= 0)) return;
-  Impl::Learned& l = impl_->learned[workflow_name + "/" + stage];
+  Impl::Learned& l = learned[workflow_name + "/" + stage];
   l.recent.push_back(wall_s);
   while (l.recent.size() > Impl::kKeep) l.recent.pop_front();
   std::vector<double> v(l.recent.begin(), l.recent.end());
@@ -1273,6 +1373,7 @@ Result<std::string> Engine::StatusJson(const std::string& workflow, bool explain
                               {"shards", st.shards.size()},
                               {"counts", counts},
                               {"note", st.note},
+                              {"sizing", st.sizing},
                               {"output", st.output}};
       if (explain && !st.candidates.empty()) {
         nlohmann::json c = nlohmann::json::array();

@@ -40,6 +40,7 @@
 #include "workflow/feedback.h"
 #include "workflow/ledger.h"
 #include "workflow/merge.h"
+#include "workflow/profile.h"
 #include "workflow/resources.h"
 #include "workflow/scheduler.h"
 #include "workflow/store.h"
@@ -83,6 +84,11 @@ struct EngineOptions {
   SpeculationOptions speculation;
   AnomalyOptions anomaly;
   FeedbackOptions feedback;
+  ProfileOptions profile;  // what is learned per stage (profile.h)
+  // Right-sizing: a shard's want comes from its stage's learned upper edges times these
+  // margins, within the file's min and want (the file's values are bounds).
+  double size_memory_margin = 1.1;
+  double size_cpu_margin = 1.25;
 };
 
 // What the executor must do, after persisting Changes.
@@ -165,11 +171,17 @@ class Engine {
   void MergeDone(const std::string& workflow_id, const std::string& stage, bool ok,
                  const std::string& error, int64_t now_ns);
 
-  // Teaches the engine how long a successful shard of `stage` in workflows named
-  // `workflow_name` took (the executor feeds it the history at start; the engine learns from
-  // each success itself). Predictions use the median of the last 32 of a stage, else the
-  // stage's `expected:`, else default_expected_s.
-  void LearnDuration(const std::string& workflow_name, const std::string& stage, double wall_s);
+  // Teaches the engine a finished attempt of the past (the executor feeds it the stored
+  // history at start, oldest first; the engine learns from each attempt that ends itself):
+  // its stage's profile (profile.h) and, for a success, the median of the stage's last 32
+  // run times. A shard's predicted run time is its profile's estimate for its size (3
+  // samples or more), else that median, else the stage's `expected:`, else
+  // default_expected_s.
+  void Learn(const HistoryRecord& h);
+  // What was learned per stage and per backend (augurctl profile); the executor teaches it
+  // start-up times (ProfileBook::LearnStartup).
+  ProfileBook& profiles();
+  const ProfileBook& profiles() const;
 
   // The cost classes a backend reports (describe()). Each shard on it runs on the class
   // ChooseClass (cost.h) picks for its prediction, deadline and budget, and is charged at

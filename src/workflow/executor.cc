@@ -162,7 +162,6 @@ struct Executor::Impl {
   std::map<std::string, Task> tasks;  // by attempt id, or "merge:<wf>/<stage>"
   Changes unwritten;                  // records the store refused, written with the next
   int64_t costs_read_ns = 0;          // when the backends' cost classes were last read
-  ProfileBook profiles;               // per (workflow name, stage), and start-up per backend
   DemandModel demand;                 // submissions per hour, and events
   int64_t next_prune_ns = 0;          // when retention runs next
   PruneResult pruned;                 // what the current retention backlog removed so far
@@ -192,9 +191,6 @@ struct Executor::Impl {
     Changes c = std::move(unwritten);
     unwritten = {};
     Changes fresh = engine->DrainChanges();
-    // Learned once, as they come (a record the store refuses is written again later, but
-    // not learned again).
-    for (const HistoryRecord& h : fresh.history) profiles.Learn(h);
     auto append = [](auto& to, auto& from) {
       to.insert(to.end(), std::make_move_iterator(from.begin()), std::make_move_iterator(from.end()));
     };
@@ -298,7 +294,7 @@ struct Executor::Impl {
     }
     // From the attempt's start (the engine's decision) to its task running: what a new
     // shard on this backend costs before it does any work.
-    profiles.LearnStartup(a.attempt.backend, double(NowNs() - a.attempt.started_ns) / 1e9);
+    engine->profiles().LearnStartup(a.attempt.backend, double(NowNs() - a.attempt.started_ns) / 1e9);
     AttemptRecord rec = a.attempt;
     rec.instance = inst->handle;
     rec.invocation = *inv;
@@ -566,16 +562,13 @@ struct Executor::Impl {
       std::vector<const HistoryRecord*> take;
       for (const HistoryRecord& r : *h) {
         // A few more than the window, for the OOM floors among them.
-        if (++per[r.workflow_name + "/" + r.stage] <= profiles.options().max_samples + 16) {
+        if (++per[r.workflow_name + "/" + r.stage] <=
+            engine->profiles().options().max_samples + 16) {
           take.push_back(&r);
         }
       }
       for (auto it = take.rbegin(); it != take.rend(); ++it) {
-        const HistoryRecord& r = **it;
-        if (r.state == AttemptState::kSucceeded) {
-          engine->LearnDuration(r.workflow_name, r.stage, r.wall_seconds);
-        }
-        profiles.Learn(r);
+        engine->Learn(**it);
       }
     }
     const int64_t now = NowNs();
@@ -653,9 +646,9 @@ Result<std::unique_ptr<Executor>> Executor::Start(ExecutorOptions options, Backe
   auto store = WorkflowStore::Open(impl->o.state_dir + "/workflows.db");
   if (!store) return Err(store.error());
   impl->store = std::move(*store);
+  impl->o.engine.profile = impl->o.profile;
   impl->engine = std::make_unique<Engine>(impl->o.engine);
   impl->RefreshCosts();  // re-attached attempts are charged at their backend's class
-  impl->profiles = ProfileBook(impl->o.profile);
   impl->demand = DemandModel(impl->o.demand);
   if (Status st = impl->Restore(); !st.ok()) return Err(st);
   Impl* raw = impl.get();
@@ -807,7 +800,7 @@ Result<std::string> Executor::ProfileJson(const std::string& workflow, const std
     auto latest = d.store->LatestNamed(name);
     if (!latest) return Err(latest.error());
     std::optional<WorkflowRecord> rec = *latest;
-    if (!rec && d.profiles.Stages(name).empty()) {
+    if (!rec && d.engine->profiles().Stages(name).empty()) {
       auto by_id = d.store->GetWorkflow(workflow);
       if (!by_id) return Err(by_id.error());
       if (*by_id) {
@@ -819,7 +812,7 @@ Result<std::string> Executor::ProfileJson(const std::string& workflow, const std
     }
     const DemandForecast next = d.demand.NextHour(name, now);
     const std::vector<EventRecord> upcoming = d.demand.Events(name, now);
-    if (!rec && d.profiles.Stages(name).empty() && next.hours_seen == 0 && next.model == "none" &&
+    if (!rec && d.engine->profiles().Stages(name).empty() && next.hours_seen == 0 && next.model == "none" &&
         upcoming.empty()) {
       return Err(Status::NotFound(fmt::format(
           "no workflow named '{}' (or with that id) has run here (augurctl history lists what "
@@ -836,7 +829,7 @@ Result<std::string> Executor::ProfileJson(const std::string& workflow, const std
     if (spec) {
       for (const StageSpec& st : spec->stages) stages.push_back(st.name);
     }
-    for (const std::string& st : d.profiles.Stages(name)) {
+    for (const std::string& st : d.engine->profiles().Stages(name)) {
       if (std::find(stages.begin(), stages.end(), st) == stages.end()) stages.push_back(st);
     }
     if (!stage.empty()) {
@@ -848,14 +841,14 @@ Result<std::string> Executor::ProfileJson(const std::string& workflow, const std
       }
       stages = {stage};
     }
-    const ProfileOptions& po = d.profiles.options();
+    const ProfileOptions& po = d.engine->profiles().options();
     nlohmann::json out_stages = nlohmann::json::array();
     for (const std::string& st : stages) {
       const StageSpec* declared = nullptr;
       if (spec) {
         if (int i = spec->StageIndex(st); i >= 0) declared = &spec->stages[size_t(i)];
       }
-      std::optional<ProfileView> v = d.profiles.View(name, st);
+      std::optional<ProfileView> v = d.engine->profiles().View(name, st);
       nlohmann::json j = {{"stage", st},
                           {"samples", v ? v->samples : 0},
                           {"learned", v ? v->learned : 0},
@@ -907,8 +900,8 @@ Result<std::string> Executor::ProfileJson(const std::string& workflow, const std
     nlohmann::json up = nlohmann::json::array();
     for (const EventRecord& e : upcoming) up.push_back(EventJson(e));
     nlohmann::json startup = nlohmann::json::array();
-    for (const std::string& b : d.profiles.Backends()) {
-      if (auto e = d.profiles.PredictStartup(b)) {
+    for (const std::string& b : d.engine->profiles().Backends()) {
+      if (auto e = d.engine->profiles().PredictStartup(b)) {
         nlohmann::json j = EstimateJson(*e);
         j["backend"] = b;
         startup.push_back(std::move(j));

@@ -207,10 +207,25 @@ stages:
   };
   Engine fresh(Options());
   EXPECT_DOUBLE_EQ(eta(fresh), 30 + 60) << "expected: for a, the default for b";
+  auto past = [](const std::string& stage, double wall_s) {
+    HistoryRecord h;
+    h.workflow_name = "p";
+    h.stage = stage;
+    h.state = AttemptState::kSucceeded;
+    h.wall_seconds = wall_s;
+    h.cpu_seconds = wall_s / 2;
+    h.peak_memory_bytes = 10 * kMi;
+    return h;
+  };
   Engine taught(Options());
-  for (double s : {4.0, 5.0, 100.0}) taught.LearnDuration("p", "b", s);
-  taught.LearnDuration("p", "a", 2);
-  EXPECT_DOUBLE_EQ(eta(taught), 2 + 5) << "medians of what past shards took";
+  taught.Learn(past("a", 2));
+  taught.Learn(past("b", 4));
+  taught.Learn(past("b", 5));
+  EXPECT_DOUBLE_EQ(eta(taught), 2 + 5) << "under 3 samples: (upper) medians of what they took";
+  taught.Learn(past("b", 100));
+  // From 3 samples on, b's profile answers: its log-space estimate, about the geometric mean
+  // (4 x 5 x 100)^(1/3) = 12.6, newer samples weighing a little more.
+  EXPECT_NEAR(eta(taught), 2 + 12.6, 1.0) << "the profile's estimate";
 }
 
 
