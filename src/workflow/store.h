@@ -119,6 +119,17 @@ struct HistoryRecord {
   Resources grant;
 };
 
+// A pre-warmed instance not yet given to a shard (warm_pool.h). Recorded before it is
+// provisioned and deleted in the same transaction as the attempt that takes it, so that
+// after a restart the instances that were warmed and never used are found and released.
+struct WarmRecord {
+  std::string name;  // the provision request's name ("warm-<hash>"), unique
+  std::string backend;
+  std::string instance;  // backend handle, "" until provisioned
+  Resources shape;
+  int64_t created_ns = 0;
+};
+
 class WorkflowStore {
  public:
   // Opens or creates the database at `path` (WAL, synchronous=NORMAL, a busy timeout),
@@ -153,6 +164,12 @@ class WorkflowStore {
   // most `limit` rows; 0 means all.
   Result<std::vector<HistoryRecord>> History(const std::optional<std::string>& workflow,
                                              size_t limit) const;
+
+  // The warm pool's instances (WarmRecord): insert or replace by name, delete (deleting an
+  // unknown name is OK), and all of them by name.
+  Status PutWarm(const WarmRecord& w);
+  Status DeleteWarm(const std::string& name);
+  Result<std::vector<WarmRecord>> Warm() const;
 
   const std::string& path() const { return path_; }
 
