@@ -10,6 +10,14 @@
 //     aging_after: 5m                     # waiting this long starts raising a shard's score
 //     max_cpu: 0                          # cores all shards may hold at once; 0: the backend's
 //     max_memory: 0                       # bytes likewise (e.g. 12Gi); 0: the backend's
+//     prewarm:                            # instances prepared ahead of predicted starts
+//       enabled: true
+//       lead: 5s                          # this long before the predicted start (0s..1h)
+//       idle_timeout: 60s                 # a warm instance unused this long goes (1s..1d)
+//       max_instances: 8                  # warm at once, per backend and in all (1..1000)
+//       probe: []                         # warm-up check run in it; []: provisioned is ready
+//       probe_timeout: 10s                # (100ms..1h)
+//       follow_window: 10m                # "B follows A" within this; 0s: off (0s..1d)
 #ifndef AUGUR_WORKFLOW_WORKFLOW_CONFIG_H_
 #define AUGUR_WORKFLOW_WORKFLOW_CONFIG_H_
 
@@ -17,6 +25,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "augur_paths.h"
 
@@ -31,6 +40,22 @@ class Errors;
 
 namespace augur::workflow {
 
+// workflows.prewarm (docs/WORKFLOWS.md "Pre-warming"; the decisions are prewarm.h's).
+struct PrewarmConfig {
+  bool enabled = true;
+  std::chrono::milliseconds lead{5'000};
+  std::chrono::milliseconds idle_timeout{60'000};
+  uint32_t max_instances = 8;
+  std::vector<std::string> probe;  // argv; empty: the backend's own readiness
+  std::chrono::milliseconds probe_timeout{10'000};
+  std::chrono::milliseconds follow_window{600'000};  // 0: no cross-workflow predictions
+
+  friend bool operator==(const PrewarmConfig&, const PrewarmConfig&) = default;
+};
+
+inline constexpr std::string_view kPrewarmKeys[] = {
+    "enabled", "lead", "idle_timeout", "max_instances", "probe", "probe_timeout", "follow_window"};
+
 struct WorkflowsConfig {
   bool enabled = true;
   std::string state_dir = AUGUR_DEFAULT_STATE_DIR "/workflows";  // absolute
@@ -39,13 +64,15 @@ struct WorkflowsConfig {
   std::chrono::milliseconds aging_after{300'000};                // 0..1d
   double max_cpu = 0;        // 0: what the backend reports
   uint64_t max_memory = 0;   // 0: what the backend reports
+  PrewarmConfig prewarm;
 
   friend bool operator==(const WorkflowsConfig&, const WorkflowsConfig&) = default;
 };
 
 // The keys, for the agent config's did-you-mean across sections.
-inline constexpr std::string_view kWorkflowsKeys[] = {
-    "enabled", "state_dir", "max_output", "preemption", "aging_after", "max_cpu", "max_memory"};
+inline constexpr std::string_view kWorkflowsKeys[] = {"enabled",    "state_dir",   "max_output",
+                                                      "preemption", "aging_after", "max_cpu",
+                                                      "max_memory", "prewarm"};
 
 // Reads the section (`node` is its value, `key_node` its key) into `*out`, reporting every
 // problem into `errors` as the agent config does.
