@@ -7,8 +7,11 @@
 //   3. runs Engine::Tick;
 //   4. writes everything that changed to the store in one transaction (state before
 //      action), and only then
-//   5. acts: provisions an instance per attempt (a cgroup for the process backend) and runs
-//      the task in it with its invocation metadata, resizes grants live, cancels, merges.
+//   5. acts: provisions an instance per attempt (a cgroup for the process backend), or takes
+//      a pre-warmed one (warm_pool.h), and runs the task in it with its invocation
+//      metadata, resizes grants live, cancels, merges;
+//   6. pre-warms: the warm pool acts on Engine::Upcoming() and the cross-workflow
+//      predictions (warm_pool.h).
 // A crash between 4 and 5 loses nothing: on the next start the running workflows are
 // restored from the store, attempts that were running are re-attached through the backend
 // (whose plugin host recovered its handles) or, when gone, re-run; merging is idempotent.
@@ -34,6 +37,7 @@
 #include "augur/status.h"
 #include "workflow/engine.h"
 #include "workflow/resources.h"
+#include "workflow/warm_pool.h"
 
 namespace augur::plugin {
 class Backend;
@@ -55,6 +59,9 @@ struct ExecutorOptions {
   // and every cost_refresh after (a backend's prices may change).
   std::vector<std::string> backends;
   std::chrono::milliseconds cost_refresh{30'000};
+  // Pre-warming (off unless enabled). scratch_dir is set from state_dir when empty;
+  // capacity from engine.capacity, keep_free to the room of two merges.
+  WarmPoolOptions prewarm;
 };
 
 // The backend of a given name, or nullptr when it is not enabled or not up.
@@ -79,6 +86,8 @@ class Executor {
   Status Cancel(const std::string& workflow);
   Status Boost(const std::string& workflow, double points, std::chrono::milliseconds duration);
   Result<std::string> HistoryJson(const std::string& workflow, size_t limit);
+  // Pre-warming's counters; any thread, never waits on the engine thread.
+  PrewarmStats prewarm_stats() const;
 
   struct Impl;
 
