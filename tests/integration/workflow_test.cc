@@ -334,4 +334,157 @@ stages:
   EXPECT_LT(Status(poor).value("spent", 0.0), 1.5);
 }
 
+// ---- Pre-warming (issue 11) ------------------------------------------------------------
+namespace {
+
+// The warm instances the process backend holds now (cgroups named augur-warm-*).
+int WarmCgroups(const std::string& parent) {
+  return std::stoi(Sh("ls -d /sys/fs/cgroup/*/" + parent + "/augur-warm-* /sys/fs/cgroup/" +
+                      parent + "/augur-warm-* 2>/dev/null | sed 's|.*/||' | sort -u | wc -l"));
+}
+
+// Stage b needs a; a runs about as long as it says, so b's two shards are predicted and
+// their instances made (and probed) before a ends.
+std::string TwoStages(const std::string& name, const std::string& a_run,
+                      const std::string& a_expected,
+                      const std::string& b_run = "echo {shard.item}") {
+  return fmt::format(R"(workflow: {}
+stages:
+  - name: a
+    resources: {{cpu: 0.5, memory: 32Mi}}
+    expected: {}
+    run: [sh, -c, "{}"]
+  - name: b
+    needs: [a]
+    resources: {{cpu: 0.5, memory: 32Mi}}
+    shards: {{items: [x, y]}}
+    run: [sh, -c, "{} > {{output}}"]
+)",
+                     name, a_expected, a_run, b_run);
+}
+
+TEST_F(WorkflowTest, TheSecondStageStartsInInstancesPreWarmedAndProbedBeforeTheFirstEnds) {
+  WriteConfig(fmt::format(
+      "  prewarm:\n    lead: 5s\n    probe: [sh, -c, \"echo ok >> {}/probe-ran\"]\n", dir_));
+  StartAgent();
+  const std::string id = Submit(WriteWorkflow("ab.yaml", TwoStages("ab", "sleep 3", "3s")));
+  // While a runs, b's two instances are warm.
+  EXPECT_TRUE(WaitFor([&] { return Status(id)["prewarm"]["pool"].value("warm_now", 0) == 2; }, 10s))
+      << Status(id).dump(2) << agent_->err();
+  EXPECT_EQ(Status(id)["stages"][0]["state"], "running") << "before a ended";
+  EXPECT_EQ(WarmCgroups(name_), 2);
+  EXPECT_EQ(WaitDone(id), "succeeded") << Status(id).dump(2) << agent_->err();
+  EXPECT_EQ(Ctl({"result", id}).out, "x\ny\n");
+  const nlohmann::json p = Status(id)["prewarm"];
+  EXPECT_EQ(p.value("hits", 0), 2) << p.dump(2);
+  EXPECT_EQ(p.value("misses", 0), 0);
+  EXPECT_EQ(p.value("cold", 0), 1) << "a itself: nothing predicted it";
+  EXPECT_GT(p.value("saved_s", 0.0), 0);
+  // The probe ran in each instance.
+  EXPECT_EQ(Sh("cat " + dir_ + "/probe-ran"), "ok\nok\n");
+  EXPECT_THAT(agent_->err(), HasSubstr("pre-warming: hit"));
+  EXPECT_EQ(WarmCgroups(name_), 0) << "used, then released with their shards";
+}
+
+TEST_F(WorkflowTest, AnIdleWarmInstanceIsReleasedAfterItsTimeoutAndCountedAsWaste) {
+  WriteConfig("  prewarm:\n    lead: 5s\n    idle_timeout: 1s\n");
+  StartAgent();
+  // a is said to take 1 s and takes 5: b's instances wait, go idle and are released.
+  const std::string id = Submit(WriteWorkflow("late.yaml", TwoStages("late", "sleep 5", "1s")));
+  EXPECT_TRUE(
+      WaitFor([&] { return Status(id)["prewarm"]["pool"].value("released_idle", 0) >= 1; }, 10s))
+      << Status(id).dump(2) << agent_->err();
+  EXPECT_EQ(Status(id)["stages"][0]["state"], "running") << "released before a ended";
+  EXPECT_EQ(WaitDone(id), "succeeded") << Status(id).dump(2) << agent_->err();
+  const nlohmann::json pool = Status(id)["prewarm"]["pool"];
+  EXPECT_GT(pool.value("wasted_instance_s", 0.0), 1.0) << pool.dump(2);
+  EXPECT_EQ(pool.value("hits", 0), 0);
+  EXPECT_EQ(pool.value("warm_now", 0), 0);
+  EXPECT_EQ(WarmCgroups(name_), 0) << "nothing left behind";
+}
+
+TEST_F(WorkflowTest, AFailingProbeIsCountedAndItsInstanceIsNeverUsed) {
+  WriteConfig("  prewarm:\n    lead: 5s\n    probe: [sh, -c, \"echo broken >&2; exit 3\"]\n");
+  StartAgent();
+  const std::string id = Submit(WriteWorkflow("bad.yaml", TwoStages("badprobe", "sleep 2", "2s")));
+  EXPECT_EQ(WaitDone(id), "succeeded") << Status(id).dump(2) << agent_->err();
+  EXPECT_EQ(Ctl({"result", id}).out, "x\ny\n");
+  const nlohmann::json p = Status(id)["prewarm"];
+  EXPECT_GE(p["pool"].value("probe_failures", 0), 1) << p.dump(2);
+  EXPECT_EQ(p.value("hits", 0), 0);
+  EXPECT_EQ(p.value("misses", 0), 2) << "predicted, but nothing warm to start in";
+  EXPECT_THAT(agent_->err(), HasSubstr("exited with status 3: broken"));
+  EXPECT_EQ(WarmCgroups(name_), 0);
+}
+
+TEST_F(WorkflowTest, KillNineKeepsShardsInWarmInstancesAndReleasesTheUnusedOnes) {
+  WriteConfig("  prewarm:\n    lead: 5s\n");
+  StartAgent();
+  const std::string id = Submit(
+      WriteWorkflow("kill.yaml", TwoStages("kill", "sleep 4", "4s", "sleep 3; echo {shard.item}")));
+  // Killed while b's instances are warm and unused: the next agent releases them.
+  ASSERT_TRUE(WaitFor([&] { return WarmCgroups(name_) == 2; }, 10s)) << agent_->err();
+  agent_->Signal(SIGKILL);
+  agent_->Wait(10s);
+  StartAgent();
+  ASSERT_TRUE(WaitFor([&] { return Ctl({"status"}).code == 0; }, 20s)) << agent_->err();
+  EXPECT_THAT(agent_->err(), HasSubstr("warmed before the restart and never used"));
+  // Then killed while b runs in the instances warmed again: its shards are re-attached.
+  ASSERT_TRUE(
+      WaitFor([&] { return Status(id)["stages"][1]["counts"].value("running", 0) == 2; }, 20s))
+      << Status(id).dump(2) << agent_->err();
+  // (a's attempt, lost across the kill as a re-attached task is, may start again in one of
+  // b's instances: a hit as well.)
+  EXPECT_GE(Status(id)["prewarm"].value("hits", 0), 2) << agent_->err();
+  EXPECT_THAT(agent_->err(), HasSubstr("started " + id + "/b/0#1 (augur-warm-"));
+  EXPECT_THAT(agent_->err(), HasSubstr("started " + id + "/b/1#1 (augur-warm-"));
+  agent_->Signal(SIGKILL);
+  agent_->Wait(10s);
+  StartAgent();
+  ASSERT_TRUE(WaitFor([&] { return Ctl({"status"}).code == 0; }, 20s)) << agent_->err();
+  EXPECT_EQ(WaitDone(id), "succeeded") << Status(id).dump(2) << agent_->err();
+  EXPECT_EQ(Ctl({"result", id}).out, "x\ny\n");
+  auto h = nlohmann::json::parse(Ctl({"history", id, "--json", "--limit", "1000"}).out);
+  std::multiset<int> ok;
+  for (const auto& row : h) {
+    if (row["state"] == "succeeded" && row["stage"] == "b") ok.insert(row["shard"].get<int>());
+  }
+  EXPECT_EQ(ok.count(0), 1u) << h.dump(2);
+  EXPECT_EQ(ok.count(1), 1u) << "re-attached, not run again";
+  EXPECT_EQ(WarmCgroups(name_), 0);
+}
+
+TEST_F(WorkflowTest, AWorkflowThatFollowsAnotherStartsInInstancesWarmedWhenThatOneIsSubmitted) {
+  WriteConfig("  prewarm:\n    lead: 5s\n    follow_window: 2s\n");
+  StartAgent();
+  const std::string first = WriteWorkflow("first.yaml", R"(workflow: first
+stages:
+  - name: only
+    resources: {cpu: 0.2, memory: 16Mi}
+    run: [sh, -c, "echo first > {output}"]
+)");
+  const std::string then = WriteWorkflow("then.yaml", R"(workflow: then
+stages:
+  - name: go
+    resources: {cpu: 0.3, memory: 24Mi}
+    shards: {items: [p, q]}
+    run: [sh, -c, "echo {shard.item} > {output}"]
+)");
+  // Three times: "then" 0.5 s after "first"; each window closes before the next.
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(WaitDone(Submit(first)), "succeeded");
+    usleep(500'000);
+    EXPECT_EQ(WaitDone(Submit(then)), "succeeded");
+    usleep(2'200'000);
+  }
+  const std::string a = Submit(first);
+  ASSERT_TRUE(WaitFor([&] { return WarmCgroups(name_) == 2; }, 5s)) << agent_->err();
+  const std::string b = Submit(then);
+  EXPECT_EQ(WaitDone(b), "succeeded") << Status(b).dump(2) << agent_->err();
+  EXPECT_EQ(Status(b)["prewarm"].value("hits", 0), 2) << Status(b).dump(2) << agent_->err();
+  EXPECT_EQ(Ctl({"result", b}).out, "p\nq\n");
+  EXPECT_EQ(WaitDone(a), "succeeded");
+}
+
+}  // namespace
 }  // namespace augur
