@@ -50,7 +50,7 @@ class WorkflowTest : public ::testing::Test {
   void TearDown() override {
     agent_.reset();
     // The backend's parent cgroup, left empty by released instances.
-    Sh("for h in /sys/fs/cgroup/*/ /sys/fs/cgroup/; do rmdir $h" + name_ + " 2>/dev/null; done");
+    Sh("for h in /sys/fs/cgroup/*/ /sys/fs/cgroup/; do rmdir ${h}" + name_ + " 2>/dev/null; done");
     std::error_code ec;
     fs::remove_all(dir_, ec);
   }
