@@ -473,10 +473,8 @@ struct Executor::Impl {
         (void)Persist();
         if (actions.empty()) break;
       }
-      if (o.prewarm.enabled) {
-        const int64_t now = NowNs();
-        pool->Tick(engine->Upcoming(now), now);
-      }
+      const int64_t now = NowNs();
+      pool->Tick(o.prewarm.enabled ? engine->Upcoming(now) : std::vector<UpcomingStart>{}, now);
     }
   }
 
@@ -528,8 +526,7 @@ struct Executor::Impl {
     // never used and go.
     std::set<std::string> in_use;
     for (const auto& [key, t] : tasks) in_use.insert(t.instance);
-    auto all = store->Workflows(/*running_only=*/false);
-    pool->Restore(in_use, all ? *all : std::vector<WorkflowRecord>{});
+    pool->Restore(in_use);
     return Persist();
   }
 };
@@ -575,7 +572,7 @@ Result<std::string> Executor::Submit(const std::string& yaml, const std::string&
     const int64_t now = NowNs();
     auto id = impl_->engine->Submit(*spec, yaml, origin, now);
     if (id) {
-      impl_->pool->Submitted(*id, *spec, yaml, now);
+      impl_->pool->Submitted(*id, *spec, now);
       (void)impl_->Persist();
       spdlog::info("workflow {} submitted from {}", *id, origin);
     }

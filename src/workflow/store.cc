@@ -883,4 +883,26 @@ Result<std::vector<WarmRecord>> WorkflowStore::Warm() const {
   return out;
 }
 
+Result<std::vector<WorkflowRecord>> WorkflowStore::Submissions(size_t limit) const {
+  static constexpr std::string_view kSql =
+      "SELECT id, name, submitted_ns FROM workflows ORDER BY submitted_ns DESC, id DESC "
+      "LIMIT ?";
+  auto st = impl_->Prepare(kSql, "listing submissions");
+  if (!st) return Err(st.error());
+  Stmt q(*impl_, *st, "listing submissions");
+  q.Int(limit == 0 ? -1 : int64_t(limit));
+  std::vector<WorkflowRecord> out;
+  while (true) {
+    auto row = q.Step();
+    if (!row) return Err(row.error());
+    if (!*row) break;
+    WorkflowRecord w;
+    w.id = q.ColText(0);
+    w.name = q.ColText(1);
+    w.submitted_ns = q.ColInt(2);
+    out.push_back(std::move(w));
+  }
+  return out;
+}
+
 }  // namespace augur::workflow

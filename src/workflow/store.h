@@ -170,6 +170,9 @@ class WorkflowStore {
   Status PutWarm(const WarmRecord& w);
   Status DeleteWarm(const std::string& name);
   Result<std::vector<WarmRecord>> Warm() const;
+  // The newest `limit` workflows (0: all), newest first, with only id, name and
+  // submitted_ns read (the submission history pre-warming learns from).
+  Result<std::vector<WorkflowRecord>> Submissions(size_t limit) const;
 
   const std::string& path() const { return path_; }
 

@@ -76,20 +76,17 @@ WarmPool::WarmPool(WarmPoolOptions options, BackendLookup backends, WorkflowStor
 
 WarmPool::~WarmPool() = default;
 
-void WarmPool::Restore(const std::set<std::string>& in_use,
-                       const std::vector<WorkflowRecord>& workflows) {
-  std::vector<const WorkflowRecord*> newest(workflows.size());
-  for (size_t i = 0; i < workflows.size(); ++i) newest[i] = &workflows[i];
-  std::sort(newest.begin(), newest.end(), [](const WorkflowRecord* a, const WorkflowRecord* b) {
-    return a->submitted_ns > b->submitted_ns;
-  });
-  std::map<std::string, size_t> per_name;
-  for (const WorkflowRecord* w : newest) {
-    if (submissions_.size() >= kKeepTotal) break;
-    if (per_name[w->name]++ >= kKeepPerName) continue;
-    submissions_.push_back({w->name, w->submitted_ns});
-    name_of_[w->id] = w->name;
-    latest_yaml_.emplace(w->name, w->spec_yaml);  // the newest, first seen
+void WarmPool::Restore(const std::set<std::string>& in_use) {
+  if (auto subs = store_->Submissions(kKeepTotal)) {
+    std::map<std::string, size_t> per_name;
+    for (const WorkflowRecord& w : *subs) {  // newest first
+      if (per_name[w.name]++ >= kKeepPerName) continue;
+      submissions_.push_back({w.name, w.submitted_ns});
+      name_of_[w.id] = w.name;
+      latest_id_.emplace(w.name, w.id);
+    }
+  } else {
+    spdlog::warn("pre-warming: cannot read the submission history: {}", subs.error().message());
   }
   auto rows = store_->Warm();
   if (!rows) {
@@ -145,11 +142,10 @@ void WarmPool::ReleaseLeftovers() {
   leftovers_ = std::move(keep);
 }
 
-void WarmPool::Submitted(const std::string& id, const WorkflowSpec& spec, const std::string& yaml,
-                         int64_t now) {
+void WarmPool::Submitted(const std::string& id, const WorkflowSpec& spec, int64_t now) {
   submissions_.push_back({spec.name, now});
   name_of_[id] = spec.name;
-  latest_yaml_[spec.name] = yaml;
+  latest_id_[spec.name] = id;
   parsed_[spec.name] = spec;
   // Bounded: the oldest go first, per name and in all.
   size_t of_name = 0;
@@ -176,9 +172,12 @@ std::vector<UpcomingStart> WarmPool::Followers(int64_t now) {
   for (const Follower& f : PredictFollowers(submissions_, now, o_.follow)) {
     auto [it, fresh] = parsed_.try_emplace(f.name);
     if (fresh) {
-      auto y = latest_yaml_.find(f.name);
-      if (y != latest_yaml_.end()) {
-        auto spec = ParseWorkflow(y->second, f.name);
+      // The newest submission's file (read once per name).
+      auto id = latest_id_.find(f.name);
+      auto w = id == latest_id_.end() ? Result<std::optional<WorkflowRecord>>(std::nullopt)
+                                      : store_->GetWorkflow(id->second);
+      if (w && *w) {
+        auto spec = ParseWorkflow((*w)->spec_yaml, (*w)->origin.empty() ? f.name : (*w)->origin);
         if (spec) it->second = std::move(*spec);
       }
     }
@@ -191,8 +190,8 @@ std::vector<UpcomingStart> WarmPool::Followers(int64_t now) {
 }
 
 void WarmPool::Tick(const std::vector<UpcomingStart>& upcoming, int64_t now) {
-  if (!o_.enabled) return;
   if (!leftovers_.empty()) ReleaseLeftovers();
+  if (!o_.enabled) return;
   std::vector<std::string> names;
   for (auto& [name, e] : pool_) names.push_back(name);
   for (const std::string& name : names) {

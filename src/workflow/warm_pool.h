@@ -96,13 +96,12 @@ class WarmPool {
 
   // After a restart: the warm instances the store lists that no attempt holds (`in_use`:
   // the instance handles of re-attached attempts) are released, now or, for a backend not up
-  // yet, in a later Tick. `workflows` (any order) are the past submissions the cross-workflow
-  // predictions learn from.
-  void Restore(const std::set<std::string>& in_use, const std::vector<WorkflowRecord>& workflows);
+  // yet, in a later Tick; and the past submissions the cross-workflow predictions learn from
+  // are read from the store.
+  void Restore(const std::set<std::string>& in_use);
 
   // A workflow was submitted (the cross-workflow predictions learn from it).
-  void Submitted(const std::string& id, const WorkflowSpec& spec, const std::string& yaml,
-                 int64_t now_ns);
+  void Submitted(const std::string& id, const WorkflowSpec& spec, int64_t now_ns);
 
   // One round: probes, left-over releases, then the plan for `upcoming` (the DAG's
   // predictions) and the cross-workflow ones, acted on.
@@ -158,8 +157,8 @@ class WarmPool {
   // Cross-workflow: submissions, the workflow name of each id, the latest spec by name.
   std::vector<Submission> submissions_;
   std::map<std::string, std::string> name_of_;
-  std::map<std::string, std::string> latest_yaml_;
-  std::map<std::string, std::optional<WorkflowSpec>> parsed_;  // by name, from latest_yaml_
+  std::map<std::string, std::string> latest_id_;  // by name: whose spec is read when needed
+  std::map<std::string, std::optional<WorkflowSpec>> parsed_;  // by name
   struct PerWorkflow {
     uint64_t hits = 0, misses = 0, cold = 0;
     double saved_s = 0;

@@ -437,7 +437,9 @@ TEST(FollowPropertyTest, PredictionsHaveSupportAndFallInTheWindow) {
       EXPECT_GT(f.at_ns, t0);
       EXPECT_LE(f.at_ns, t0 + o.window_ns);
       for (const Submission& s : h) {
-        if (s.name == f.name) EXPECT_FALSE(s.at_ns > t0 && s.at_ns <= now) << "already came";
+        if (s.name == f.name) {
+          EXPECT_FALSE(s.at_ns > t0 && s.at_ns <= now) << "already came";
+        }
       }
     }
   }

@@ -286,7 +286,7 @@ TEST_F(WarmPoolTest, ARestartReleasesTheWarmInstancesNoAttemptTookAndKeepsTheOth
   half.instance = "";
   ASSERT_TRUE(store_->PutWarm(half).ok());
   auto pool = Pool(o);
-  pool->Restore({used}, {});
+  pool->Restore({used});
   EXPECT_THAT(*store_->Warm(), IsEmpty());
   EXPECT_EQ(b_.instances.size(), 1u);
   EXPECT_TRUE(b_.instances.contains(used)) << "the attempt's instance stays";
@@ -314,18 +314,18 @@ stages:
   // b came 30 s after a, three times.
   int64_t t = 0;
   for (int i = 0; i < 3; ++i, t += 3600 * kSec) {
-    pool->Submitted("a-" + std::to_string(i), *a, kA, t);
-    pool->Submitted("b-" + std::to_string(i), *b, kB, t + 30 * kSec);
+    pool->Submitted("a-" + std::to_string(i), *a, t);
+    pool->Submitted("b-" + std::to_string(i), *b, t + 30 * kSec);
     pool->Tick({}, t + 31 * kSec);
   }
   EXPECT_THAT(b_.instances, IsEmpty()) << "support comes with the third pair";
-  pool->Submitted("a-3", *a, kA, t);
+  pool->Submitted("a-3", *a, t);
   pool->Tick({}, t + 10 * kSec);
   EXPECT_THAT(b_.instances, IsEmpty()) << "b is predicted at +30 s; lead 5 s";
   pool->Tick({}, t + 26 * kSec);
   ASSERT_EQ(b_.instances.size(), 2u) << "b's first stage: two shards";
   EXPECT_EQ(b_.instances.begin()->second, (plugin::Resources{0.5, 64 * kMi}));
-  pool->Submitted("b-3", *b, kB, t + 29 * kSec);
+  pool->Submitted("b-3", *b, t + 29 * kSec);
   auto taken = pool->Take(Attempt("first", {0.5, 64 * kMi}, "b-3"), t + 29 * kSec);
   ASSERT_TRUE(taken);
   EXPECT_EQ(pool->stats().hits, 1u);
@@ -335,6 +335,43 @@ stages:
   EXPECT_EQ(b_.released.size(), 1u);
   ASSERT_EQ(b_.instances.size(), 1u);
   EXPECT_EQ(b_.instances.begin()->first, taken->handle);
+}
+
+TEST_F(WarmPoolTest, AfterARestartTheSubmissionHistoryAndTheFilesComeFromTheStore) {
+  WarmPoolOptions o = Options();
+  o.probe.clear();
+  const char kA[] = "workflow: a\nstages:\n  - name: x\n    run: [true]\n";
+  const char kB[] = R"(workflow: b
+stages:
+  - name: first
+    resources: {cpu: 0.25, memory: 32Mi}
+    run: [true]
+)";
+  auto put = [&](const std::string& id, const std::string& name, const char* yaml, int64_t at) {
+    WorkflowRecord w;
+    w.id = id;
+    w.name = name;
+    w.spec_yaml = yaml;
+    w.origin = name + ".yaml";
+    w.state = WorkflowState::kSucceeded;
+    w.submitted_ns = at;
+    ASSERT_TRUE(store_->PutWorkflow(w).ok());
+  };
+  int64_t t = 0;
+  for (int i = 0; i < 3; ++i, t += 3600 * kSec) {
+    put("a-" + std::to_string(i), "a", kA, t);
+    put("b-" + std::to_string(i), "b", kB, t + 20 * kSec);
+  }
+  auto pool = Pool(o);
+  pool->Restore({});
+  auto a = ParseWorkflow(kA);
+  ASSERT_TRUE(a);
+  pool->Submitted("a-3", *a, t);
+  pool->Tick({}, t + kSec);
+  EXPECT_THAT(b_.instances, IsEmpty()) << "b is predicted 20 s after a; lead 5 s";
+  pool->Tick({}, t + 16 * kSec);
+  ASSERT_EQ(b_.instances.size(), 1u) << "b's file was read from the store";
+  EXPECT_EQ(b_.instances.begin()->second, (plugin::Resources{0.25, 32 * kMi}));
 }
 
 TEST_F(WarmPoolTest, AStoreWrittenBeforeTheWarmTableGainsItWhenOpened) {
