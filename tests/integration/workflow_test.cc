@@ -4,17 +4,17 @@
 // workflow shrinking a low one's grant (read from the cgroup files) and growing it back, and
 // an unprivileged user refused, and shards charged at the backend's price under a budget. Needs root (cgroups); skips, saying so, without it.
 #include <dirent.h>
+#include <fmt/format.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
-#include <set>
-
-#include <fmt/format.h>
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+#include <regex>
+#include <set>
 
 #include "integration/subprocess.h"
 
@@ -384,6 +384,17 @@ TEST_F(WorkflowTest, TheSecondStageStartsInInstancesPreWarmedAndProbedBeforeTheF
   EXPECT_EQ(Sh("cat " + dir_ + "/probe-ran"), "ok\nok\n");
   EXPECT_THAT(agent_->err(), HasSubstr("pre-warming: hit"));
   EXPECT_EQ(WarmCgroups(name_), 0) << "used, then released with their shards";
+  // The same counters as series (what /metrics serves), written each sample.
+  std::string series;
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        series = testing::Run({BuildPath("agent/augurctl"), "--shm", name_, "series"}, 10s).out;
+        return series.find("augur_prewarm_hits_total") != std::string::npos &&
+               std::regex_search(series, std::regex("augur_prewarm_hits_total\\s+2\\b"));
+      },
+      10s))
+      << series;
+  EXPECT_THAT(series, HasSubstr("augur_prewarm_wasted_instance_seconds_total"));
 }
 
 TEST_F(WorkflowTest, AnIdleWarmInstanceIsReleasedAfterItsTimeoutAndCountedAsWaste) {
