@@ -342,6 +342,14 @@ Status Daemon::Impl::StartWorkflows() {
       workflow::AnomalyActionFromName(wc.anomaly_action).value_or(workflow::AnomalyAction::kGrow);
   eo.engine.anomaly.caution_s = double(wc.anomaly_caution.count()) / 1000.0;
   eo.engine.scheduler.aging_after_s = double(wc.aging_after.count()) / 1000.0;
+  const workflow::PrewarmConfig& pw = wc.prewarm;
+  eo.prewarm.enabled = pw.enabled;
+  eo.prewarm.plan.lead_ns = int64_t(pw.lead.count()) * 1'000'000;
+  eo.prewarm.plan.idle_timeout_ns = int64_t(pw.idle_timeout.count()) * 1'000'000;
+  eo.prewarm.plan.max_per_backend = eo.prewarm.plan.max_total = pw.max_instances;
+  eo.prewarm.probe = pw.probe;
+  eo.prewarm.probe_timeout = pw.probe_timeout;
+  eo.prewarm.follow.window_ns = int64_t(pw.follow_window.count()) * 1'000'000;
   plugin::PluginManager* manager = plugins.get();
   workflow::ForecastFree forecast;
   if (forecaster) {
@@ -568,6 +576,21 @@ void Daemon::SampleOnce() {
                   ts, h.reason == r ? 1.0 : 0.0);
       }
     }
+  }
+  if (s.executor) {
+    // Pre-warming (docs/WORKFLOWS.md): a getter that never waits on the engine thread.
+    const workflow::PrewarmStats p = s.executor->prewarm_stats();
+    sink.Emit(SeriesKey("augur_prewarm_hits_total", {}), ts, double(p.hits));
+    sink.Emit(SeriesKey("augur_prewarm_misses_total", {}), ts, double(p.misses));
+    sink.Emit(SeriesKey("augur_prewarm_cold_starts_total", {}), ts, double(p.cold));
+    sink.Emit(SeriesKey("augur_prewarm_warmed_total", {}), ts, double(p.warmed));
+    sink.Emit(SeriesKey("augur_prewarm_probe_failures_total", {}), ts, double(p.probe_failures));
+    sink.Emit(SeriesKey("augur_prewarm_saved_seconds_total", {}), ts, p.saved_s);
+    sink.Emit(SeriesKey("augur_prewarm_wasted_instance_seconds_total", {}), ts,
+              p.wasted_instance_s);
+    sink.Emit(SeriesKey("augur_prewarm_instances", {{"state", "warm"}}), ts, double(p.warm_now));
+    sink.Emit(SeriesKey("augur_prewarm_instances", {{"state", "probing"}}), ts,
+              double(p.probing_now));
   }
   const telemetry::SegmentInfo info = s.writer->Info();
   sink.Emit(SeriesKey("augur_shm_bytes_used", {}), ts, double(info.bytes_used));

@@ -3,7 +3,7 @@
 # (root: cgroups): a workflow of N one-shard stages in a chain (each shard `true`) submitted
 # with `augurctl submit --wait`, against running `true` N times directly; and augurd's CPU
 # time and RSS while it runs them. Prints medians of R runs.
-#   bash bench/workflow_overhead.sh build [N] [R]
+#   bash bench/workflow_overhead.sh build [N] [R]      (PREWARM=false: pre-warming off)
 set -eu
 build=${1:-build}
 n=${2:-20}
@@ -20,7 +20,7 @@ plugins:
   state_dir: $work/plugins
   config: {process: {cgroup_parent: augur-wfbench}}
 control: {socket: $work/augur.sock}
-workflows: {state_dir: $work/wf}
+workflows: {state_dir: $work/wf, prewarm: {enabled: ${PREWARM:-true}}}
 YAML
 {
   echo "workflow: chain"

@@ -1424,4 +1424,56 @@ Result<std::string> Engine::StatusJson(const std::string& workflow, bool explain
   return out.dump(2);
 }
 
+std::vector<UpcomingStart> Engine::Upcoming(int64_t now) const {
+  const Impl& m = *impl_;
+  // When each stage of each running workflow is predicted to finish its shards.
+  auto finish_of = [&](const Run& r, int si) -> std::optional<int64_t> {
+    const StageRun& st = r.stages[si];
+    if (st.done || st.merging || st.merge_pending) return now;
+    if (!st.planned) return std::nullopt;
+    const int64_t per = int64_t(m.PredictedS(r, si) * kNsPerSec);
+    std::optional<int64_t> f;
+    for (const ShardRecord& s : st.shards) {
+      if (s.state == ShardState::kPending) {
+        f = std::max(f.value_or(0), std::max(now, s.not_before_ns) + per);
+      }
+    }
+    for (const auto& [id, l] : m.live) {
+      if (l.rec.workflow_id == r.rec.id && l.stage == si) {
+        f = std::max(f.value_or(0), l.rec.started_ns + per);
+      }
+    }
+    return f.value_or(now);
+  };
+  std::vector<UpcomingStart> out;
+  for (const auto& [id, r] : m.runs) {
+    if (Terminal(r.rec.state)) continue;
+    for (size_t si = 0; si < r.stages.size(); ++si) {
+      if (r.stages[si].planned || r.stages[si].done) continue;
+      std::optional<int64_t> at;
+      bool all = true;
+      for (int need : r.dag->preds(int(si))) {
+        const std::optional<int64_t> f = finish_of(r, need);
+        if (!f) {
+          all = false;
+          break;
+        }
+        at = std::max(at.value_or(*f), *f);
+      }
+      if (!all || !at) continue;
+      const StageSpec& spec = r.spec.stages[si];
+      UpcomingStart u;
+      u.backend = spec.backend;
+      u.shape = PredictedShape(spec, m.o.capacity);
+      u.count = PredictedShardCount(spec);
+      u.at_ns = *at;
+      u.workflow_id = r.rec.id;
+      u.workflow_name = r.rec.name;
+      u.stage = spec.name;
+      out.push_back(std::move(u));
+    }
+  }
+  return out;
+}
+
 }  // namespace augur::workflow

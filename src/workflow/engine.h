@@ -41,6 +41,7 @@
 #include "workflow/ledger.h"
 #include "workflow/merge.h"
 #include "workflow/profile.h"
+#include "workflow/prewarm.h"
 #include "workflow/resources.h"
 #include "workflow/scheduler.h"
 #include "workflow/store.h"
@@ -212,6 +213,14 @@ class Engine {
   Result<std::string> StageOf(const std::string& id, const std::string& stage) const;
   // "running", "succeeded", ... REQUIRES: `id` from Resolve().
   std::string_view StateOf(const std::string& id) const;
+
+  // The stages predicted to become ready (pre-warming, prewarm.h): each not yet planned
+  // stage of a running workflow whose needs are all planned (running, merging or done), at
+  // the time the last of them is predicted to finish (a need with shards waiting: now plus
+  // its predicted shard time; else its running attempts' starts plus that time, which is
+  // in the past for one that overran), with its backend, its resources as the shape and its
+  // shard count when the file gives it (else 1).
+  std::vector<UpcomingStart> Upcoming(int64_t now_ns) const;
 
   Changes DrainChanges();
   // What the engine decided on its own since the last call (a straggler split, ...), as

@@ -165,6 +165,7 @@ struct Executor::Impl {
   DemandModel demand;                 // submissions per hour, and events
   int64_t next_prune_ns = 0;          // when retention runs next
   PruneResult pruned;                 // what the current retention backlog removed so far
+  std::unique_ptr<WarmPool> pool;     // pre-warmed instances
 
   std::mutex mu;
   std::condition_variable cv;
@@ -264,13 +265,27 @@ struct Executor::Impl {
     std::error_code ec;
     fs::create_directories(fs::path(a.attempt.output_path).parent_path(), ec);
     if (ec) return fail("cannot create " + a.attempt.output_path + ": " + ec.message());
-    plugin::AllocRequest req;
-    req.name = InstanceName(a.attempt.attempt_id);
-    req.want = req.min = ToPlugin(a.attempt.grant);
-    req.resource_class = a.resource_class;
-    req.labels = {{"workflow", a.attempt.workflow_id}, {"stage", a.attempt.stage}};
-    auto inst = b->Provision(req);
-    if (!inst) return fail("provision: " + inst.error().message());
+    // A pre-warmed instance when one holds the grant; else a new one. A provision refused
+    // for room is tried again once after the backend's unused warm instances are released.
+    std::optional<WarmPool::Taken> warm = pool->Take(a.attempt, now);
+    Result<plugin::Instance> inst = plugin::Instance{};
+    if (warm) {
+      inst->handle = warm->handle;
+      inst->granted = ToPlugin(warm->granted);
+      inst->state = plugin::InstanceState::kReady;
+    } else {
+      plugin::AllocRequest req;
+      req.name = InstanceName(a.attempt.attempt_id);
+      req.want = req.min = ToPlugin(a.attempt.grant);
+      req.resource_class = a.resource_class;
+      req.labels = {{"workflow", a.attempt.workflow_id}, {"stage", a.attempt.stage}};
+      inst = b->Provision(req);
+      if (!inst && inst.error().code() == Status::Code::kUnavailable &&
+          pool->Evict(a.attempt.backend, now)) {
+        inst = b->Provision(req);
+      }
+      if (!inst) return fail("provision: " + inst.error().message());
+    }
     plugin::Task t;
     t.argv = a.argv;
     t.env = BaseEnv();
@@ -290,6 +305,7 @@ struct Executor::Impl {
     auto inv = b->Run(inst->handle, t);
     if (!inv) {
       (void)b->Release(inst->handle);
+      if (warm) (void)pool->Forget(warm->name);
       return fail("run: " + inv.error().message());
     }
     // From the attempt's start (the engine's decision) to its task running: what a new
@@ -299,11 +315,17 @@ struct Executor::Impl {
     rec.instance = inst->handle;
     rec.invocation = *inv;
     rec.state = AttemptState::kRunning;
-    (void)store->PutAttempt(rec);
+    // A warm instance becomes the attempt's in one step: a restart finds it in exactly one
+    // of the two tables.
+    (void)store->Transaction([&]() -> Status {
+      if (Status st = store->PutAttempt(rec); !st.ok()) return st;
+      return warm ? pool->Forget(warm->name) : Status::OK();
+    });
     tasks[a.attempt.attempt_id] = {a.attempt.backend, inst->handle, *inv, a.attempt.output_path,
                                    a.attempt.attempt_id, a.attempt.workflow_id, a.attempt.stage};
-    spdlog::info("workflow {}: started {} ({}) granted {}", a.attempt.workflow_id,
-                 a.attempt.attempt_id, inst->handle, a.attempt.grant.ToString());
+    spdlog::info("workflow {}: started {} ({}{}) granted {}", a.attempt.workflow_id,
+                 a.attempt.attempt_id, inst->handle, warm ? ", pre-warmed" : "",
+                 a.attempt.grant.ToString());
   }
 
   void Act(const Action& a) {
@@ -360,6 +382,9 @@ struct Executor::Impl {
     // re-queued (Engine::AttemptEnded, kLost).
     req.want = req.min = {kMergeReserve.cpu, kMergeReserve.memory};
     auto inst = b->Provision(req);
+    if (!inst && inst.error().code() == Status::Code::kUnavailable && pool->Evict("process", now)) {
+      inst = b->Provision(req);
+    }
     if (!inst) {
       engine->MergeDone(a.workflow_id, a.stage, false, inst.error().message(), now);
       return;
@@ -500,7 +525,9 @@ struct Executor::Impl {
         (void)Persist();
         if (actions.empty()) break;
       }
-      Prune(NowNs());
+      const int64_t now = NowNs();
+      pool->Tick(o.prewarm.enabled ? engine->Upcoming(now) : std::vector<UpcomingStart>{}, now);
+      Prune(now);
     }
   }
 
@@ -577,7 +604,9 @@ struct Executor::Impl {
     }
     constexpr int64_t kDemandWindow = 8LL * 7 * 86'400 * 1'000'000'000;  // eight weeks
     if (auto subs = store->Submissions(now - kDemandWindow)) {
-      for (const auto& [name, at] : *subs) demand.Submitted(name, at);
+      for (auto it = subs->rbegin(); it != subs->rend(); ++it) {  // oldest first
+        demand.Submitted(it->name, it->submitted_ns);
+      }
     } else {
       spdlog::warn("workflow store: reading submissions to learn from: {}", subs.error().message());
     }
@@ -620,6 +649,11 @@ struct Executor::Impl {
       }
       spdlog::info("workflow {}: restored, {} attempts re-attached", w.id, reattach.size());
     }
+    // Warm instances an attempt took before the restart are that attempt's; the others were
+    // never used and go.
+    std::set<std::string> in_use;
+    for (const auto& [key, t] : tasks) in_use.insert(t.instance);
+    pool->Restore(in_use);
     return Persist();
   }
 };
@@ -648,6 +682,11 @@ Result<std::unique_ptr<Executor>> Executor::Start(ExecutorOptions options, Backe
   impl->store = std::move(*store);
   impl->o.engine.profile = impl->o.profile;
   impl->engine = std::make_unique<Engine>(impl->o.engine);
+  WarmPoolOptions& po = impl->o.prewarm;
+  if (po.scratch_dir.empty()) po.scratch_dir = impl->o.state_dir + "/prewarm";
+  if (po.capacity == Resources{}) po.capacity = impl->o.engine.capacity;
+  if (po.keep_free == Resources{}) po.keep_free = kMergeReserve + kMergeReserve;
+  impl->pool = std::make_unique<WarmPool>(po, impl->backends, impl->store.get());
   impl->RefreshCosts();  // re-attached attempts are charged at their backend's class
   impl->demand = DemandModel(impl->o.demand);
   if (Status st = impl->Restore(); !st.ok()) return Err(st);
@@ -664,6 +703,7 @@ Result<std::string> Executor::Submit(const std::string& yaml, const std::string&
     auto id = impl_->engine->Submit(*spec, yaml, origin, now);
     if (id) {
       impl_->demand.Submitted(spec->name, now);
+      impl_->pool->Submitted(*id, *spec, now);
       (void)impl_->Persist();
       spdlog::info("workflow {} submitted from {}", *id, origin);
     }
@@ -672,9 +712,17 @@ Result<std::string> Executor::Submit(const std::string& yaml, const std::string&
 }
 
 Result<std::string> Executor::StatusJson(const std::string& workflow, bool explain) {
-  return impl_->Post<Result<std::string>>(
-      [&] { return impl_->engine->StatusJson(workflow, explain); });
+  return impl_->Post<Result<std::string>>([&]() -> Result<std::string> {
+    auto text = impl_->engine->StatusJson(workflow, explain);
+    if (!text) return text;
+    // Each workflow gets pre-warming's object (its own counts and the pool's).
+    nlohmann::json j = nlohmann::json::parse(*text);
+    for (nlohmann::json& w : j) w["prewarm"] = impl_->pool->Json(w.value("id", ""));
+    return j.dump(2);
+  });
 }
+
+PrewarmStats Executor::prewarm_stats() const { return impl_->pool->stats(); }
 
 Result<std::string> Executor::Output(const std::string& workflow, const std::string& stage) {
   return impl_->Post<Result<std::string>>([&]() -> Result<std::string> {

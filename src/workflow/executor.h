@@ -7,8 +7,11 @@
 //   3. runs Engine::Tick;
 //   4. writes everything that changed to the store in one transaction (state before
 //      action), and only then
-//   5. acts: provisions an instance per attempt (a cgroup for the process backend) and runs
-//      the task in it with its invocation metadata, resizes grants live, cancels, merges.
+//   5. acts: provisions an instance per attempt (a cgroup for the process backend), or takes
+//      a pre-warmed one (warm_pool.h), and runs the task in it with its invocation
+//      metadata, resizes grants live, cancels, merges;
+//   6. pre-warms: the warm pool acts on Engine::Upcoming() and the cross-workflow
+//      predictions (warm_pool.h).
 // A crash between 4 and 5 loses nothing: on the next start the running workflows are
 // restored from the store, attempts that were running are re-attached through the backend
 // (whose plugin host recovered its handles) or, when gone, re-run; merging is idempotent.
@@ -44,6 +47,7 @@
 #include "workflow/engine.h"
 #include "workflow/profile.h"
 #include "workflow/resources.h"
+#include "workflow/warm_pool.h"
 
 namespace augur::plugin {
 class Backend;
@@ -79,6 +83,9 @@ struct ExecutorOptions {
   std::chrono::milliseconds history_retention{180LL * 86'400'000};
   ProfileOptions profile;  // what is learned per stage (augurctl profile)
   DemandOptions demand;    // submissions per hour (utc_offset_s: the host's local time)
+  // Pre-warming (off unless enabled). scratch_dir is set from state_dir when empty;
+  // capacity from engine.capacity, keep_free to the room of two merges.
+  WarmPoolOptions prewarm;
 };
 
 // Rows deleted per retention batch: a few milliseconds of the engine thread.
@@ -123,6 +130,8 @@ class Executor {
                   int64_t at_ns);
   // Stored events (of one workflow name when not ""), by time, as a JSON array.
   Result<std::string> EventsJson(const std::string& workflow);
+  // Pre-warming's counters; any thread, never waits on the engine thread.
+  PrewarmStats prewarm_stats() const;
 
   struct Impl;
 

@@ -135,6 +135,19 @@ CREATE INDEX workflows_by_name ON workflows (name, submitted_ns);
 )sql",
 };
 static_assert(std::size(kMigrations) == kSchemaVersion - 1);
+// Tables added after version 1 without changing what version 1 means: created when missing
+// at every open, so that a database written before them gains them, and ignored by an augur
+// that does not know them.
+constexpr std::string_view kAddedTables = R"sql(
+CREATE TABLE IF NOT EXISTS prewarm (
+  name TEXT PRIMARY KEY NOT NULL,
+  backend TEXT NOT NULL,
+  instance TEXT NOT NULL,
+  cpu REAL NOT NULL,
+  memory INTEGER NOT NULL,
+  created_ns INTEGER NOT NULL
+);
+)sql";
 
 struct DbCloser {
   void operator()(sqlite3* db) const { sqlite3_close_v2(db); }
@@ -557,6 +570,7 @@ Result<std::unique_ptr<WorkflowStore>> WorkflowStore::Open(const std::string& pa
     }
   }
   AUGUR_STORE_RETURN_ERR(Migrate(*impl, created));
+  AUGUR_STORE_RETURN_ERR(impl->Exec(std::string(kAddedTables).c_str(), "adding tables"));
   // Ours: the connection's settings. journal_mode is persistent; set again in case the file
   // was copied or restored without it.
   // A 16 MiB page cache: a big transaction (a year of history) stays in memory until COMMIT.
@@ -843,21 +857,25 @@ Result<PruneResult> WorkflowStore::PruneHistory(int64_t cutoff_ns, size_t max_ro
   return r;
 }
 
-Result<std::vector<std::pair<std::string, int64_t>>> WorkflowStore::Submissions(
-    int64_t since_ns) const {
+Result<std::vector<WorkflowRecord>> WorkflowStore::Submissions(int64_t since_ns,
+                                                              size_t limit) const {
   static constexpr std::string_view kSql =
-      "SELECT name, submitted_ns FROM workflows WHERE submitted_ns >= ? "
-      "ORDER BY submitted_ns, id";
+      "SELECT id, name, submitted_ns FROM workflows WHERE submitted_ns >= ? "
+      "ORDER BY submitted_ns DESC, id DESC LIMIT ?";
   auto st = impl_->Prepare(kSql, "reading the submissions");
   if (!st) return Err(st.error());
   Stmt q(*impl_, *st, "reading the submissions");
-  q.Int(since_ns);
-  std::vector<std::pair<std::string, int64_t>> out;
+  q.Int(since_ns).Int(limit == 0 ? -1 : int64_t(limit));
+  std::vector<WorkflowRecord> out;
   while (true) {
     auto row = q.Step();
     if (!row) return Err(row.error());
     if (!*row) break;
-    out.emplace_back(q.ColText(0), q.ColInt(1));
+    WorkflowRecord w;
+    w.id = q.ColText(0);
+    w.name = q.ColText(1);
+    w.submitted_ns = q.ColInt(2);
+    out.push_back(std::move(w));
   }
   return out;
 }
@@ -1079,5 +1097,51 @@ Result<std::vector<HistoryRecord>> WorkflowStore::History(
   }
   return out;
 }
+
+Status WorkflowStore::PutWarm(const WarmRecord& w) {
+  static constexpr std::string_view kSql =
+      "INSERT OR REPLACE INTO prewarm (name, backend, instance, cpu, memory, created_ns) "
+      "VALUES (?, ?, ?, ?, ?, ?)";
+  std::string what = fmt::format("saving warm instance {}", w.name);
+  auto st = impl_->Prepare(kSql, what);
+  if (!st) return st.error();
+  Stmt q(*impl_, *st, std::move(what));
+  q.Text(w.name).Text(w.backend).Text(w.instance).Real(w.shape.cpu).U64(w.shape.memory);
+  q.Int(w.created_ns);
+  return q.Run();
+}
+
+Status WorkflowStore::DeleteWarm(const std::string& name) {
+  static constexpr std::string_view kSql = "DELETE FROM prewarm WHERE name = ?";
+  std::string what = fmt::format("forgetting warm instance {}", name);
+  auto st = impl_->Prepare(kSql, what);
+  if (!st) return st.error();
+  Stmt q(*impl_, *st, std::move(what));
+  q.Text(name);
+  return q.Run();
+}
+
+Result<std::vector<WarmRecord>> WorkflowStore::Warm() const {
+  static constexpr std::string_view kSql =
+      "SELECT name, backend, instance, cpu, memory, created_ns FROM prewarm ORDER BY name";
+  auto st = impl_->Prepare(kSql, "listing warm instances");
+  if (!st) return Err(st.error());
+  Stmt q(*impl_, *st, "listing warm instances");
+  std::vector<WarmRecord> out;
+  while (true) {
+    auto row = q.Step();
+    if (!row) return Err(row.error());
+    if (!*row) break;
+    WarmRecord w;
+    w.name = q.ColText(0);
+    w.backend = q.ColText(1);
+    w.instance = q.ColText(2);
+    w.shape = {q.ColReal(3), q.ColU64(4)};
+    w.created_ns = q.ColInt(5);
+    out.push_back(std::move(w));
+  }
+  return out;
+}
+
 
 }  // namespace augur::workflow

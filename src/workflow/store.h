@@ -145,6 +145,17 @@ struct PruneResult {
   bool more = false;                      // the batch hit its budget: call again
 };
 
+// A pre-warmed instance not yet given to a shard (warm_pool.h). Recorded before it is
+// provisioned and deleted in the same transaction as the attempt that takes it, so that
+// after a restart the instances that were warmed and never used are found and released.
+struct WarmRecord {
+  std::string name;  // the provision request's name ("warm-<hash>"), unique
+  std::string backend;
+  std::string instance;  // backend handle, "" until provisioned
+  Resources shape;
+  int64_t created_ns = 0;
+};
+
 class WorkflowStore {
  public:
   // Opens or creates the database at `path` (WAL, synchronous=NORMAL, a busy timeout),
@@ -191,13 +202,20 @@ class WorkflowStore {
   // most `limit` rows; 0 means all.
   Result<std::vector<HistoryRecord>> History(const std::optional<std::string>& workflow,
                                              size_t limit) const;
-  // (name, submitted_ns) of the workflows submitted at or after `since_ns`, oldest first:
-  // what the demand model learns from.
-  Result<std::vector<std::pair<std::string, int64_t>>> Submissions(int64_t since_ns) const;
+  // The workflows submitted at or after `since_ns`, newest first, at most `limit` (0: all),
+  // with only id, name and submitted_ns read: what the demand model and pre-warming's
+  // "B follows A" learn from.
+  Result<std::vector<WorkflowRecord>> Submissions(int64_t since_ns, size_t limit = 0) const;
   // The newest workflow of this name, if any.
   Result<std::optional<WorkflowRecord>> LatestNamed(const std::string& name) const;
   // Events, by time then name; of one workflow name when `workflow` is not "".
   Result<std::vector<EventRecord>> Events(const std::string& workflow) const;
+
+  // The warm pool's instances (WarmRecord): insert or replace by name, delete (deleting an
+  // unknown name is OK), and all of them by name.
+  Status PutWarm(const WarmRecord& w);
+  Status DeleteWarm(const std::string& name);
+  Result<std::vector<WarmRecord>> Warm() const;
 
   const std::string& path() const { return path_; }
 

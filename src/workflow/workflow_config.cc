@@ -11,6 +11,72 @@ namespace {
 // Less than an hour of history would starve the learners; ten years is "for good" enough.
 constexpr std::chrono::milliseconds kMinRetention{3600'000};
 constexpr std::chrono::milliseconds kMaxRetention{3650LL * 86'400'000};
+using std::chrono::milliseconds;
+
+constexpr size_t kMaxProbeArgs = 256;
+
+// workflows.prewarm.probe: a list of words (argv); [] or nothing for none.
+void ParseProbe(yaml::Errors& errors, const std::string& path, const YAML::Node& k,
+                const YAML::Node& v, std::vector<std::string>* out) {
+  if (v.IsNull()) {
+    out->clear();
+    return;
+  }
+  if (!v.IsSequence()) {
+    errors.Add(k, fmt::format("{}: expected a command as a list of words, e.g. [sh, -c, "
+                              "\"test -x /bin/sh\"], or [] for none; got {}",
+                              path, yaml::Describe(v)));
+    return;
+  }
+  if (v.size() > kMaxProbeArgs) {
+    errors.Add(k, fmt::format("{}: {} words is more than {}", path, v.size(), kMaxProbeArgs));
+    return;
+  }
+  std::vector<std::string> argv;
+  bool ok = true;
+  for (size_t i = 0; i < v.size(); ++i) {
+    const YAML::Node item = v[i];
+    const YAML::Node& at = yaml::PosOf(item).line > 0 ? item : k;
+    if (!item.IsScalar()) {
+      errors.Add(at, fmt::format("{}[{}]: expected text, got {}", path, i, yaml::Describe(item)));
+      ok = false;
+    } else if (i == 0 && item.Scalar().empty()) {
+      errors.Add(at, fmt::format("{}[0]: the program must not be empty", path));
+      ok = false;
+    } else {
+      argv.push_back(item.Scalar());
+    }
+  }
+  if (ok) *out = std::move(argv);
+}
+
+void ParsePrewarm(yaml::Errors& errors, const YAML::Node& key_node, const YAML::Node& node,
+                  PrewarmConfig* out) {
+  if (!yaml::IsMapOrNull(errors, "workflows.prewarm", key_node, node)) return;
+  yaml::ForEachKey(errors, node, "workflows.prewarm", kPrewarmKeys,
+                   [&](std::string_view key, const YAML::Node& k, const YAML::Node& v) {
+                     const std::string path = yaml::JoinPath("workflows.prewarm", key);
+                     if (key == "enabled") {
+                       yaml::ParseBool(errors, path, k, v, &out->enabled);
+                     } else if (key == "lead") {
+                       yaml::ParseDuration(errors, path, k, v, milliseconds(0),
+                                           milliseconds(3'600'000), &out->lead);
+                     } else if (key == "idle_timeout") {
+                       yaml::ParseDuration(errors, path, k, v, milliseconds(1'000),
+                                           milliseconds(86'400'000), &out->idle_timeout);
+                     } else if (key == "max_instances") {
+                       yaml::ParseInteger(errors, path, k, v, 1, 1000, &out->max_instances);
+                     } else if (key == "probe") {
+                       ParseProbe(errors, path, k, v, &out->probe);
+                     } else if (key == "probe_timeout") {
+                       yaml::ParseDuration(errors, path, k, v, milliseconds(100),
+                                           milliseconds(3'600'000), &out->probe_timeout);
+                     } else if (key == "follow_window") {
+                       yaml::ParseDuration(errors, path, k, v, milliseconds(0),
+                                           milliseconds(86'400'000), &out->follow_window);
+                     }
+                   });
+}
 
 }  // namespace
 
@@ -79,6 +145,8 @@ void ParseWorkflowsSection(yaml::Errors& errors, const YAML::Node& key_node,
                          return;
                        }
                        out->history_retention = d;
+                     } else if (key == "prewarm") {
+                       ParsePrewarm(errors, k, v, &out->prewarm);
                      } else if (key == "aging_after") {
                        yaml::ParseDuration(errors, path, k, v, std::chrono::milliseconds(0),
                                            std::chrono::milliseconds(86'400'000),

@@ -11,6 +11,14 @@
 //     max_cpu: 0                          # cores all shards may hold at once; 0: the backend's
 //     max_memory: 0                       # bytes likewise (e.g. 12Gi); 0: the backend's
 //     history_retention: 180d             # history and finished workflows older are pruned
+//     prewarm:                            # instances prepared ahead of predicted starts
+//       enabled: true
+//       lead: 5s                          # this long before the predicted start (0s..1h)
+//       idle_timeout: 60s                 # a warm instance unused this long goes (1s..1d)
+//       max_instances: 8                  # warm at once, per backend and in all (1..1000)
+//       probe: []                         # warm-up check run in it; []: provisioned is ready
+//       probe_timeout: 10s                # (100ms..1h)
+//       follow_window: 10m                # "B follows A" within this; 0s: off (0s..1d)
 #ifndef AUGUR_WORKFLOW_WORKFLOW_CONFIG_H_
 #define AUGUR_WORKFLOW_WORKFLOW_CONFIG_H_
 
@@ -18,6 +26,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "augur_paths.h"
 
@@ -31,6 +40,22 @@ class Errors;
 }
 
 namespace augur::workflow {
+
+// workflows.prewarm (docs/WORKFLOWS.md "Pre-warming"; the decisions are prewarm.h's).
+struct PrewarmConfig {
+  bool enabled = true;
+  std::chrono::milliseconds lead{5'000};
+  std::chrono::milliseconds idle_timeout{60'000};
+  uint32_t max_instances = 8;
+  std::vector<std::string> probe;  // argv; empty: the backend's own readiness
+  std::chrono::milliseconds probe_timeout{10'000};
+  std::chrono::milliseconds follow_window{600'000};  // 0: no cross-workflow predictions
+
+  friend bool operator==(const PrewarmConfig&, const PrewarmConfig&) = default;
+};
+
+inline constexpr std::string_view kPrewarmKeys[] = {
+    "enabled", "lead", "idle_timeout", "max_instances", "probe", "probe_timeout", "follow_window"};
 
 struct WorkflowsConfig {
   bool enabled = true;
@@ -46,6 +71,7 @@ struct WorkflowsConfig {
   std::chrono::milliseconds anomaly_caution{300'000};            // 0..1d; 0: off
   // History rows, finished workflows and events older than this are pruned; 0: kept for good.
   std::chrono::milliseconds history_retention{180LL * 86'400'000};  // 0, or 1h..3650d
+  PrewarmConfig prewarm;
 
   friend bool operator==(const WorkflowsConfig&, const WorkflowsConfig&) = default;
 };
@@ -54,7 +80,7 @@ struct WorkflowsConfig {
 inline constexpr std::string_view kWorkflowsKeys[] = {
     "enabled",         "state_dir",      "max_output",     "preemption",
     "aging_after",     "max_cpu",        "max_memory",     "anomaly_action",
-    "anomaly_caution", "history_retention"};
+    "anomaly_caution", "history_retention", "prewarm"};
 
 // Reads the section (`node` is its value, `key_node` its key) into `*out`, reporting every
 // problem into `errors` as the agent config does.

@@ -505,6 +505,15 @@ std::map<std::string, Config> GoodExpectations() {
   Config keep = d;
   keep.workflows.history_retention = milliseconds(0);
   want["workflows_retention_off.yaml"] = keep;
+  Config prewarm = d;
+  prewarm.workflows.prewarm = {.enabled = false,
+                               .lead = milliseconds(2000),
+                               .idle_timeout = milliseconds(30'000),
+                               .max_instances = 3,
+                               .probe = {"sh", "-c", "test -d /tmp"},
+                               .probe_timeout = milliseconds(2500),
+                               .follow_window = milliseconds(0)};
+  want["workflows_prewarm.yaml"] = prewarm;
   return want;
 }
 
@@ -587,23 +596,35 @@ TEST(ShippedConfigTest, SetsEveryKeyExplicitly) {
       {"control", {"socket", "group"}},
       {"workflows",
        {"enabled", "state_dir", "max_output", "preemption", "aging_after", "max_cpu",
-        "max_memory", "anomaly_action", "anomaly_caution", "history_retention"}},
+        "max_memory", "anomaly_action", "anomaly_caution", "history_retention", "prewarm"}},
+      {"workflows.prewarm",
+       {"enabled", "lead", "idle_timeout", "max_instances", "probe", "probe_timeout",
+        "follow_window"}},
   };
   // Values that are a list or a map; every other value is a scalar.
-  const std::set<std::string> lists = {"plugins.enabled", "forecast.horizons", "forecast.series"};
-  const std::set<std::string> maps = {"plugins.config"};
+  const std::set<std::string> lists = {"plugins.enabled", "forecast.horizons", "forecast.series",
+                                       "workflows.prewarm.probe"};
+  const std::set<std::string> maps = {"plugins.config", "workflows.prewarm"};
+  size_t sections = 0;
   for (const auto& [section, names] : keys) {
-    ASSERT_TRUE(root[section].IsMap()) << section;
-    EXPECT_EQ(root[section].size(), names.size()) << section;
+    // "a.b" is the map b inside section a.
+    YAML::Node node = root;
+    for (size_t from = 0, dot; from <= section.size(); from = dot + 1) {
+      dot = std::min(section.find('.', from), section.size());
+      node.reset(node[section.substr(from, dot - from)]);
+    }
+    sections += section.find('.') == std::string::npos;
+    ASSERT_TRUE(node.IsMap()) << section;
+    EXPECT_EQ(node.size(), names.size()) << section;
     for (const std::string& name : names) {
-      const YAML::Node v = root[section][name];
+      const YAML::Node v = node[name];
       const bool is_list = lists.contains(section + "." + name);
       const bool is_map = maps.contains(section + "." + name);
       EXPECT_TRUE(is_list ? v.IsSequence() : is_map ? v.IsMap() : v.IsScalar())
           << section << "." << name;
     }
   }
-  EXPECT_EQ(root.size(), keys.size());
+  EXPECT_EQ(root.size(), sections);
 }
 
 }  // namespace

@@ -748,7 +748,7 @@ TEST_F(StoreTest, ANewFileIsSchema2WithIncrementalVacuum) {
   EXPECT_EQ(SqlInt(db_, "PRAGMA auto_vacuum"), 2);  // incremental
 }
 
-TEST_F(StoreTest, SubmissionsOldestFirstSinceATimeAndTheNewestOfAName) {
+TEST_F(StoreTest, SubmissionsNewestFirstSinceATimeAndTheNewestOfAName) {
   auto s = OpenOk(db_);
   ASSERT_TRUE(s);
   for (auto [id, t] : {std::pair{"c", 30}, std::pair{"a", 10}, std::pair{"b", 20}}) {
@@ -762,8 +762,15 @@ TEST_F(StoreTest, SubmissionsOldestFirstSinceATimeAndTheNewestOfAName) {
   auto subs = s->Submissions(15);
   ASSERT_TRUE(subs);
   ASSERT_EQ(subs->size(), 3u);
-  EXPECT_EQ((*subs)[0], (std::pair<std::string, int64_t>{"nb", 20}));
-  EXPECT_EQ((*subs)[2], (std::pair<std::string, int64_t>{"na", 40}));
+  EXPECT_EQ((*subs)[0].name, "na");
+  EXPECT_EQ((*subs)[0].submitted_ns, 40);
+  EXPECT_EQ((*subs)[0].id, "a2");
+  EXPECT_EQ((*subs)[2].name, "nb");
+  EXPECT_EQ((*subs)[2].submitted_ns, 20);
+  auto newest = s->Submissions(0, 2);
+  ASSERT_TRUE(newest);
+  ASSERT_EQ(newest->size(), 2u);
+  EXPECT_EQ((*newest)[1].id, "c");
   auto latest = s->LatestNamed("na");
   ASSERT_TRUE(latest && *latest);
   EXPECT_EQ((*latest)->id, "a2");
