@@ -350,6 +350,7 @@ Status Daemon::Impl::StartWorkflows() {
   eo.prewarm.probe = pw.probe;
   eo.prewarm.probe_timeout = pw.probe_timeout;
   eo.prewarm.follow.window_ns = int64_t(pw.follow_window.count()) * 1'000'000;
+  eo.prewarm.demand_min_per_hour = pw.demand_per_hour;
   plugin::PluginManager* manager = plugins.get();
   workflow::ForecastFree forecast;
   if (forecaster) {

@@ -526,7 +526,14 @@ struct Executor::Impl {
         if (actions.empty()) break;
       }
       const int64_t now = NowNs();
-      pool->Tick(o.prewarm.enabled ? engine->Upcoming(now) : std::vector<UpcomingStart>{}, now);
+      const DemandView demand_view{
+          [&](const std::string& wf) { return demand.NextHour(wf, now).expected; },
+          [&](const std::string& wf, const std::string& stage) {
+            auto e = engine->profiles().Predict(wf, stage, Quantity::kWall);
+            return e ? e->value : o.engine.default_expected_s;
+          }};
+      pool->Tick(o.prewarm.enabled ? engine->Upcoming(now) : std::vector<UpcomingStart>{}, now,
+                 &demand_view);
       Prune(now);
     }
   }

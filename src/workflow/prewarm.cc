@@ -204,6 +204,18 @@ std::vector<UpcomingStart> RootStarts(const WorkflowSpec& spec, const Resources&
   return out;
 }
 
+std::vector<UpcomingStart> DemandStarts(std::vector<UpcomingStart> roots, double per_hour,
+                                        const std::function<double(const std::string&)>& shard_s,
+                                        double min_per_hour) {
+  if (!(per_hour >= min_per_hour) || !(per_hour > 0)) return {};
+  for (UpcomingStart& u : roots) {
+    const double in_flight = per_hour / 3600.0 * std::max(0.0, shard_s(u.stage)) * u.count;
+    const double most = std::ceil(per_hour) * u.count;
+    u.count = static_cast<uint32_t>(std::clamp(std::ceil(in_flight), 1.0, std::max(1.0, most)));
+  }
+  return roots;
+}
+
 // ---- Across workflows -------------------------------------------------------------------
 
 namespace {

@@ -37,6 +37,7 @@
 #define AUGUR_WORKFLOW_PREWARM_H_
 
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string>
 #include <vector>
@@ -110,6 +111,16 @@ uint32_t PredictedShardCount(const StageSpec& stage);
 // for a workflow named `spec.name` that is not submitted yet.
 std::vector<UpcomingStart> RootStarts(const WorkflowSpec& spec, const Resources& capacity,
                                       int64_t at_ns);
+
+// Demand (seed 003: pre-allocate ahead of predicted peaks): the root stages (`roots`, from
+// RootStarts) of a workflow whose coming hour is forecast at `per_hour` submissions (the
+// demand model, events included), when that is at least `min_per_hour`: as many shards as
+// are in flight at once at that rate (Little's law: per_hour / 3600 x shard_s(stage) x the
+// stage's shards per submission), at least one, at most ceil(per_hour) submissions' worth.
+// Empty below `min_per_hour`.
+std::vector<UpcomingStart> DemandStarts(std::vector<UpcomingStart> roots, double per_hour,
+                                        const std::function<double(const std::string&)>& shard_s,
+                                        double min_per_hour);
 
 // ---- Across workflows: "B follows A" ---------------------------------------------------
 

@@ -189,7 +189,24 @@ std::vector<UpcomingStart> WarmPool::Followers(int64_t now) {
   return out;
 }
 
-void WarmPool::Tick(const std::vector<UpcomingStart>& upcoming, int64_t now) {
+std::vector<UpcomingStart> WarmPool::Demanded(int64_t now, const DemandView& demand) {
+  std::vector<UpcomingStart> out;
+  if (!(o_.demand_min_per_hour > 0) || !demand.per_hour || !demand.shard_s) return out;
+  for (const auto& [name, spec] : parsed_) {
+    if (!spec) continue;
+    const double per_hour = demand.per_hour(name);
+    auto shard_s = [&, n = name](const std::string& stage) { return demand.shard_s(n, stage); };
+    for (UpcomingStart& u :
+         DemandStarts(RootStarts(*spec, o_.capacity, now + o_.plan.lead_ns), per_hour, shard_s,
+                      o_.demand_min_per_hour)) {
+      out.push_back(std::move(u));
+    }
+  }
+  return out;
+}
+
+void WarmPool::Tick(const std::vector<UpcomingStart>& upcoming, int64_t now,
+                    const DemandView* demand) {
   if (!leftovers_.empty()) ReleaseLeftovers();
   if (!o_.enabled) return;
   std::vector<std::string> names;
@@ -200,6 +217,14 @@ void WarmPool::Tick(const std::vector<UpcomingStart>& upcoming, int64_t now) {
 
   predicted_ = upcoming;
   for (UpcomingStart& u : Followers(now)) predicted_.push_back(std::move(u));
+  if (demand != nullptr) {
+    // A workflow predicted both to follow another and by its demand is counted once.
+    std::set<std::string> keys;
+    for (const UpcomingStart& u : predicted_) keys.insert(u.Key());
+    for (UpcomingStart& u : Demanded(now, *demand)) {
+      if (keys.insert(u.Key()).second) predicted_.push_back(std::move(u));
+    }
+  }
   std::vector<WarmInstance> view;
   for (const auto& [name, e] : pool_) {
     view.push_back({name, e.backend, Resources::Max(e.wanted, e.shape),

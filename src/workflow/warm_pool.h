@@ -70,6 +70,16 @@ struct WarmPoolOptions {
   std::string scratch_dir;  // the probe's working directory and stderr
   Resources capacity;       // what one shard can be granted at most (shapes of predictions)
   Resources keep_free;      // left free on a backend when warming (room for merges)
+  // Demand (DemandStarts, prewarm.h): a workflow forecast at least this many submissions in
+  // the coming hour has its root stages kept warm; 0: off.
+  double demand_min_per_hour = 1;
+};
+
+// What the demand model forecasts for a workflow's coming hour (submissions), and how long
+// a shard of one of its stages is predicted to run; the executor answers from its models.
+struct DemandView {
+  std::function<double(const std::string& workflow)> per_hour;
+  std::function<double(const std::string& workflow, const std::string& stage)> shard_s;
 };
 
 // Counters since the agent started, and the pool now.
@@ -105,7 +115,10 @@ class WarmPool {
 
   // One round: probes, left-over releases, then the plan for `upcoming` (the DAG's
   // predictions) and the cross-workflow ones, acted on.
-  void Tick(const std::vector<UpcomingStart>& upcoming, int64_t now_ns);
+  // With `demand`, workflows forecast busy in the coming hour have their root stages kept
+  // warm too (DemandStarts).
+  void Tick(const std::vector<UpcomingStart>& upcoming, int64_t now_ns,
+            const DemandView* demand = nullptr);
 
   // A warm instance for a starting attempt, resized to its grant; counts a hit, a miss or a
   // cold start. nullopt when none fits (the caller provisions).
@@ -137,6 +150,7 @@ class WarmPool {
   void ReleaseLeftovers();
   void Failed(const std::string& backend, int64_t now);
   std::vector<UpcomingStart> Followers(int64_t now);
+  std::vector<UpcomingStart> Demanded(int64_t now, const DemandView& demand);
   void Publish();
 
   WarmPoolOptions o_;

@@ -74,6 +74,10 @@ void ParsePrewarm(yaml::Errors& errors, const YAML::Node& key_node, const YAML::
                      } else if (key == "follow_window") {
                        yaml::ParseDuration(errors, path, k, v, milliseconds(0),
                                            milliseconds(86'400'000), &out->follow_window);
+                     } else if (key == "demand_per_hour") {
+                       yaml::ParseNumber(errors, path, k, v, 0, 1e6,
+                                         "a number of submissions an hour in 0..1000000 (0: off)",
+                                         &out->demand_per_hour);
                      }
                    });
 }

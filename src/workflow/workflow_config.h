@@ -50,12 +50,14 @@ struct PrewarmConfig {
   std::vector<std::string> probe;  // argv; empty: the backend's own readiness
   std::chrono::milliseconds probe_timeout{10'000};
   std::chrono::milliseconds follow_window{600'000};  // 0: no cross-workflow predictions
+  double demand_per_hour = 6;  // forecast submissions an hour that keep roots warm; 0: off
 
   friend bool operator==(const PrewarmConfig&, const PrewarmConfig&) = default;
 };
 
 inline constexpr std::string_view kPrewarmKeys[] = {
-    "enabled", "lead", "idle_timeout", "max_instances", "probe", "probe_timeout", "follow_window"};
+    "enabled",       "lead",          "idle_timeout",   "max_instances",
+    "probe",         "probe_timeout", "follow_window",  "demand_per_hour"};
 
 struct WorkflowsConfig {
   bool enabled = true;

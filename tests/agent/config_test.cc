@@ -512,7 +512,8 @@ std::map<std::string, Config> GoodExpectations() {
                                .max_instances = 3,
                                .probe = {"sh", "-c", "test -d /tmp"},
                                .probe_timeout = milliseconds(2500),
-                               .follow_window = milliseconds(0)};
+                               .follow_window = milliseconds(0),
+                               .demand_per_hour = 0.5};
   want["workflows_prewarm.yaml"] = prewarm;
   return want;
 }
@@ -599,7 +600,7 @@ TEST(ShippedConfigTest, SetsEveryKeyExplicitly) {
         "max_memory", "anomaly_action", "anomaly_caution", "history_retention", "prewarm"}},
       {"workflows.prewarm",
        {"enabled", "lead", "idle_timeout", "max_instances", "probe", "probe_timeout",
-        "follow_window"}},
+        "follow_window", "demand_per_hour"}},
   };
   // Values that are a list or a map; every other value is a scalar.
   const std::set<std::string> lists = {"plugins.enabled", "forecast.horizons", "forecast.series",

@@ -503,5 +503,28 @@ stages:
   EXPECT_THAT(e.Upcoming(102 * kSec), IsEmpty());
 }
 
+
+TEST(DemandStartsTest, APeakKeepsAsManyRootShardsWarmAsAreBusyAtOnce) {
+  UpcomingStart root;
+  root.backend = "process";
+  root.shape = {1, 64ULL << 20};
+  root.count = 4;  // shards per submission
+  root.workflow_name = "render";
+  root.stage = "frames";
+  auto shard_s = [](const std::string& stage) { return stage == "frames" ? 90.0 : 0.0; };
+  // 20 an hour, 4 shards of 90 s each: 20/3600 x 90 x 4 = 2 busy at once.
+  std::vector<UpcomingStart> up = DemandStarts({root}, 20, shard_s, 6);
+  ASSERT_EQ(up.size(), 1u);
+  EXPECT_EQ(up[0].count, 2u);
+  EXPECT_EQ(up[0].Key(), root.Key());
+  // Below the peak threshold: nothing.
+  EXPECT_TRUE(DemandStarts({root}, 5, shard_s, 6).empty());
+  // A trickle of long shards: at least one, at most ceil(rate) submissions' worth.
+  EXPECT_EQ(DemandStarts({root}, 6, [](const std::string&) { return 36000.0; }, 6)[0].count,
+            24u);
+  EXPECT_EQ(DemandStarts({root}, 6, [](const std::string&) { return 0.1; }, 6)[0].count, 1u);
+  EXPECT_EQ(DemandStarts({root}, 6, shard_s, 0).size(), 1u) << "the pool, not this, reads 0 as off";
+}
+
 }  // namespace
 }  // namespace augur::workflow
