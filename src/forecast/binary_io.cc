@@ -5,15 +5,6 @@
 
 namespace augur::forecast {
 
-uint64_t Fnv1a64(std::string_view data) {
-  uint64_t h = 0xcbf29ce484222325ULL;
-  for (unsigned char c : data) {
-    h ^= c;
-    h *= 0x100000001b3ULL;
-  }
-  return h;
-}
-
 void StateWriter::F32s(const std::vector<float>& v) {
   U32(static_cast<uint32_t>(v.size()));
   if (!v.empty()) Raw(v.data(), v.size() * sizeof(float));

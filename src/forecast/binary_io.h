@@ -20,11 +20,12 @@
 #include <vector>
 
 #include "augur/status.h"
+#include "common/hash.h"
 
 namespace augur::forecast {
 
-// 64-bit FNV-1a of `data`; detects torn or bit-flipped state files (not an adversary).
-uint64_t Fnv1a64(std::string_view data);
+// 64-bit FNV-1a of `data` (common/hash.h); detects torn or bit-flipped state files.
+using augur::Fnv1a64;
 
 class StateWriter {
  public:

@@ -21,6 +21,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "common/hash.h"
 #include "common/yaml_reader.h"
 #include "plugin/backend.h"
 #include "plugin/plugin_protocol.h"
@@ -41,19 +42,10 @@ int64_t NowNs() {
   return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
 }
 
-uint64_t Fnv1a(std::string_view s) {
-  uint64_t h = 0xcbf29ce484222325ULL;
-  for (char c : s) {
-    h ^= static_cast<unsigned char>(c);
-    h *= 0x100000001b3ULL;
-  }
-  return h;
-}
-
 // A backend instance name for an attempt: short (the process backend's cgroup names are
 // bounded), printable, and unique per attempt id.
 std::string InstanceName(const std::string& attempt_id) {
-  return fmt::format("wf-{:016x}", Fnv1a(attempt_id));
+  return fmt::format("wf-{:016x}", Fnv1a64(attempt_id));
 }
 
 plugin::Resources ToPlugin(const Resources& r) { return {r.cpu, r.memory}; }

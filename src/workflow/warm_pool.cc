@@ -9,6 +9,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "common/hash.h"
 #include "plugin/backend.h"
 
 namespace augur::workflow {
@@ -27,15 +28,6 @@ int64_t MonoNs() {
   timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return int64_t{ts.tv_sec} * kNsPerSec + ts.tv_nsec;
-}
-
-uint64_t Fnv1a(std::string_view s) {
-  uint64_t h = 0xcbf29ce484222325ULL;
-  for (char c : s) {
-    h ^= static_cast<unsigned char>(c);
-    h *= 0x100000001b3ULL;
-  }
-  return h;
 }
 
 plugin::Resources ToPlugin(const Resources& r) { return {r.cpu, r.memory}; }
@@ -270,7 +262,7 @@ void WarmPool::Warm(plugin::Backend& b, const WarmOrder& order, int64_t now) {
       return;
     }
     Entry e;
-    e.name = fmt::format("warm-{:012x}", Fnv1a(fmt::format("{}/{}/{}/{}", b.name(), now, seq_++,
+    e.name = fmt::format("warm-{:012x}", Fnv1a64(fmt::format("{}/{}/{}/{}", b.name(), now, seq_++,
                                                            order.shape.ToString())) &
                                              0xffffffffffffULL);
     e.backend = b.name();
