@@ -9,7 +9,7 @@
 //        (learned upper edge of peak memory x 1.1, of cores x 1.25, within [min, want]).
 // A run's history is fed to the book after the run is replayed, never before.
 //
-//   workflow-predictive --cores 4,8,16 --seeds 5 --runs 8
+//   workflow-predictive --ablate --cores 4,8,16 --seeds 5 --runs 8 --from 4 --jobs 50
 //       --alibaba ../shared/traces/alibaba2017_batch_task_subset.csv
 //       ../shared/traces/wfcommons-*.json
 //
@@ -70,9 +70,10 @@ struct Trace {
 };
 
 // WfCommons, parsed as makespan_main.cc does; the stage is the task's category (or its name
-// without the trailing _ID). Declared: 1 core, 2 GiB, min 0.25 core and 256 MiB, expected the
-// category's mean run time in the trace.
-bool LoadWfCommons(const std::string& path, Trace* out, std::string* error) {
+// without the trailing _ID). Declared: `declared` (1 core, 2 GiB unless told), min 0.25 core
+// and 256 MiB, expected the category's mean run time in the trace.
+bool LoadWfCommons(const std::string& path, const Resources& declared, Trace* out,
+                   std::string* error) {
   std::ifstream in(path);
   nlohmann::json j;
   try {
@@ -100,7 +101,7 @@ bool LoadWfCommons(const std::string& path, Trace* out, std::string* error) {
     r.duration_s = std::max(r.duration_s, 0.001);
     r.cpu = std::max(0.01, t.value("avgCPU", 100.0) / 100.0);
     r.memory = std::max(0.0, t.value("memory", 0.0)) * 1024;
-    r.want = {1.0, uint64_t(2 * kGiB)};
+    r.want = declared;
     r.min = {0.25, 256ULL << 20};
     for (const auto& p : t.value("parents", nlohmann::json::array())) {
       auto it = index.find(p.get<std::string>());
@@ -231,7 +232,8 @@ double Median(std::vector<double> v) {
 // Replays one run of `tr` with real values `act`. With a book (ON), predictions and sizes come
 // from it and the run's history is learned afterwards; errors are recorded when `err`.
 augur::Result<RunStats> RunOnce(const Trace& tr, const std::vector<Actual>& act, const Resources& cap,
-                         ProfileBook* book, Errors* err, int64_t run_index) {
+                         ProfileBook* book, Errors* err, int64_t run_index,
+                         bool use_times = true, bool use_sizes = true) {
   const size_t n = tr.tasks.size();
   std::vector<ReplayTask> tasks(n);
   std::vector<double> dur(n);  // run time at a full grant, after a want below the real cores
@@ -244,7 +246,7 @@ augur::Result<RunStats> RunOnce(const Trace& tr, const std::vector<Actual>& act,
     r.predicted_s = t.expected_s;
     if (book != nullptr) {
       if (auto w = book->Predict(t.workflow, t.stage, Quantity::kWall)) {
-        r.predicted_s = std::max(w->value, 0.001);
+        if (use_times) r.predicted_s = std::max(w->value, 0.001);
         if (err) {
           err->wall_ape.push_back(std::abs(w->value - act[i].duration_s) / act[i].duration_s);
           err->wall_in += w->lo <= act[i].duration_s && act[i].duration_s <= w->hi;
@@ -256,7 +258,7 @@ augur::Result<RunStats> RunOnce(const Trace& tr, const std::vector<Actual>& act,
           err->mem_in += m->lo <= act[i].memory && act[i].memory <= m->hi;
         }
       }
-      if (auto w = SizedWant(*book, t)) r.want = *w;
+      if (auto w = SizedWant(*book, t); w && use_sizes) r.want = *w;
     }
     // Capacity clamps (as makespan_main does), min within want.
     r.want.cpu = std::min(r.want.cpu, cap.cpu);
@@ -359,7 +361,9 @@ int main(int argc, char** argv) {
   std::vector<std::string> files;
   std::string alibaba, cores_list = "4,8,16";
   double gib_per_core = 4;
-  int seeds = 5, runs = 8, from = 4, jobs = 150;
+  int seeds = 5, runs = 8, from = 4, jobs = 50;
+  double wf_cores = 1, wf_gib = 2;
+  bool ablate = false;
   app.add_option("FILES", files, "WfCommons JSON files")->check(CLI::ExistingFile);
   app.add_option("--alibaba", alibaba, "Alibaba 2017 batch_task CSV")->check(CLI::ExistingFile);
   app.add_option("--jobs", jobs, "Alibaba jobs to take, in file order")->capture_default_str();
@@ -369,6 +373,11 @@ int main(int argc, char** argv) {
   app.add_option("--seeds", seeds, "noise seeds (median over them)")->capture_default_str();
   app.add_option("--runs", runs, "runs of each trace in sequence")->capture_default_str();
   app.add_option("--from", from, "makespan averaged over runs from..runs")->capture_default_str();
+  app.add_option("--wf-cores", wf_cores, "WfCommons tasks' declared cores")
+      ->capture_default_str();
+  app.add_option("--wf-gib", wf_gib, "WfCommons tasks' declared memory")->capture_default_str();
+  app.add_flag("--ablate", ablate,
+               "also ON with learned times only and with learned sizes only");
   CLI11_PARSE(app, argc, argv);
   from = std::clamp(from, 1, runs);
 
@@ -376,7 +385,7 @@ int main(int argc, char** argv) {
   for (const std::string& path : files) {
     Trace t;
     std::string error;
-    if (!LoadWfCommons(path, &t, &error)) {
+    if (!LoadWfCommons(path, {wf_cores, uint64_t(wf_gib * kGiB)}, &t, &error)) {
       std::fprintf(stderr, "workflow-predictive: %s\n", error.c_str());
       return 1;
     }
@@ -395,15 +404,17 @@ int main(int argc, char** argv) {
   std::printf("runs %d (makespan: mean of runs %d..%d), seeds %d (median), %g GiB per core\n\n",
               runs, from, runs, seeds, gib_per_core);
   std::printf("| trace | tasks | cores | bound s | OFF s (x bound) | ON s (x bound) | ON/OFF | "
-              "util OFF | util ON | OOMs ON (OFF) per run |\n|---|---|---|---|---|---|---|---|---|---|\n");
+              "util OFF | util ON | OOMs ON (OFF) per run |%s\n|---|---|---|---|---|---|---|---|---|---|%s\n",
+              ablate ? " times only / OFF | sizes only / OFF |" : "", ablate ? "---|---|" : "");
   std::map<std::string, Errors> errors;
   for (const Trace& tr : traces) {
     for (const double cores : ParseList(cores_list)) {
       const Resources cap{cores, uint64_t(cores * gib_per_core * kGiB)};
-      std::vector<double> on_m, off_m, bound_m, on_u, off_u, on_oom, off_oom;
+      std::vector<double> on_m, off_m, bound_m, on_u, off_u, on_oom, off_oom, t_m, s_m;
       for (int seed = 1; seed <= seeds; ++seed) {
         const auto act = Perturb(tr, runs, uint32_t(seed * 7919 + tr.tasks.size()));
-        ProfileBook book;
+        ProfileBook book, book_t, book_s;
+        double tonly = 0, sonly = 0;
         double on = 0, off = 0, bound = 0, uon = 0, uoff = 0, oon = 0, ooff = 0;
         // Errors once per trace (the first host size): the book's predictions do not depend
         // on the host except through OOM records, which are rare.
@@ -415,6 +426,15 @@ int main(int argc, char** argv) {
             std::fprintf(stderr, "workflow-predictive: %s: %s\n", tr.name.c_str(),
                          (!a ? a.error() : b.error()).message().c_str());
             return 1;
+          }
+          if (ablate) {
+            auto t = RunOnce(tr, act[r - 1], cap, &book_t, nullptr, r, true, false);
+            auto z = RunOnce(tr, act[r - 1], cap, &book_s, nullptr, r, false, true);
+            if (!t || !z) return 1;
+            if (r >= from) {
+              tonly += t->makespan;
+              sonly += z->makespan;
+            }
           }
           if (r < from) continue;
           off += a->makespan;
@@ -433,12 +453,17 @@ int main(int argc, char** argv) {
         off_u.push_back(uoff / k);
         on_oom.push_back(oon / k);
         off_oom.push_back(ooff / k);
+        t_m.push_back(tonly / k);
+        s_m.push_back(sonly / k);
       }
       const double b = Median(bound_m), on = Median(on_m), off = Median(off_m);
       std::printf("| %s | %zu | %g | %.1f | %.1f (%.2f) | %.1f (%.2f) | %.3f | %.0f %% | %.0f %% | "
-                  "%.1f (%.1f) |\n",
+                  "%.1f (%.1f) |%s\n",
                   tr.name.c_str(), tr.tasks.size(), cores, b, off, off / b, on, on / b, on / off,
-                  100 * Median(off_u), 100 * Median(on_u), Median(on_oom), Median(off_oom));
+                  100 * Median(off_u), 100 * Median(on_u), Median(on_oom), Median(off_oom),
+                  ablate ? fmt::format(" {:.3f} | {:.3f} |", Median(t_m) / off,
+                                       Median(s_m) / off).c_str()
+                         : "");
     }
   }
   std::printf("\nPrediction error of the book's estimate made before each task of runs 2..%d "
