@@ -21,19 +21,19 @@
 // counted and charged: it is replayed again with the run time doubled (killed at the end,
 // the worst case) and its memory at the declared want, and the book learns the OOM.
 // bench/RESULTS.md "Predictive allocation (issue 11)" states the assumptions.
+#include <fmt/format.h>
+
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <sstream>
 #include <string>
 #include <vector>
-
-#include <CLI/CLI.hpp>
-#include <fmt/format.h>
-#include <nlohmann/json.hpp>
 
 #include "workflow/profile.h"
 #include "workflow/replay.h"
@@ -57,10 +57,10 @@ struct Task {
   std::string workflow, stage;
   std::vector<int> preds;
   double duration_s = 1;
-  double cpu = 1;          // real cores used (avgCPU / 100)
-  double memory = 0;       // real peak bytes; 0: the trace has none (memory is not sized)
-  Resources want, min;     // declared
-  double expected_s = 1;   // declared expected run time
+  double cpu = 1;               // real cores used (avgCPU / 100)
+  double memory = 0;            // real peak bytes; 0: the trace has none (memory is not sized)
+  Resources want, min;          // declared
+  double expected_s = 1;        // declared expected run time
   bool within_request = false;  // real usage never exceeds the declared want (Alibaba)
 };
 
@@ -106,8 +106,7 @@ bool LoadWfCommons(const std::string& path, const Resources& declared, Trace* ou
     for (const auto& p : t.value("parents", nlohmann::json::array())) {
       auto it = index.find(p.get<std::string>());
       if (it == index.end()) {
-        *error = fmt::format("{}: task {} has unknown parent {}", path, name,
-                             p.get<std::string>());
+        *error = fmt::format("{}: task {} has unknown parent {}", path, name, p.get<std::string>());
         return false;
       }
       r.preds.push_back(it->second);
@@ -231,9 +230,9 @@ double Median(std::vector<double> v) {
 
 // Replays one run of `tr` with real values `act`. With a book (ON), predictions and sizes come
 // from it and the run's history is learned afterwards; errors are recorded when `err`.
-augur::Result<RunStats> RunOnce(const Trace& tr, const std::vector<Actual>& act, const Resources& cap,
-                         ProfileBook* book, Errors* err, int64_t run_index,
-                         bool use_times = true, bool use_sizes = true) {
+augur::Result<RunStats> RunOnce(const Trace& tr, const std::vector<Actual>& act,
+                                const Resources& cap, ProfileBook* book, Errors* err,
+                                int64_t run_index, bool use_times = true, bool use_sizes = true) {
   const size_t n = tr.tasks.size();
   std::vector<ReplayTask> tasks(n);
   std::vector<double> dur(n);  // run time at a full grant, after a want below the real cores
@@ -373,11 +372,9 @@ int main(int argc, char** argv) {
   app.add_option("--seeds", seeds, "noise seeds (median over them)")->capture_default_str();
   app.add_option("--runs", runs, "runs of each trace in sequence")->capture_default_str();
   app.add_option("--from", from, "makespan averaged over runs from..runs")->capture_default_str();
-  app.add_option("--wf-cores", wf_cores, "WfCommons tasks' declared cores")
-      ->capture_default_str();
+  app.add_option("--wf-cores", wf_cores, "WfCommons tasks' declared cores")->capture_default_str();
   app.add_option("--wf-gib", wf_gib, "WfCommons tasks' declared memory")->capture_default_str();
-  app.add_flag("--ablate", ablate,
-               "also ON with learned times only and with learned sizes only");
+  app.add_flag("--ablate", ablate, "also ON with learned times only and with learned sizes only");
   CLI11_PARSE(app, argc, argv);
   from = std::clamp(from, 1, runs);
 
@@ -403,9 +400,11 @@ int main(int argc, char** argv) {
 
   std::printf("runs %d (makespan: mean of runs %d..%d), seeds %d (median), %g GiB per core\n\n",
               runs, from, runs, seeds, gib_per_core);
-  std::printf("| trace | tasks | cores | bound s | OFF s (x bound) | ON s (x bound) | ON/OFF | "
-              "util OFF | util ON | OOMs ON (OFF) per run |%s\n|---|---|---|---|---|---|---|---|---|---|%s\n",
-              ablate ? " times only / OFF | sizes only / OFF |" : "", ablate ? "---|---|" : "");
+  std::printf(
+      "| trace | tasks | cores | bound s | OFF s (x bound) | ON s (x bound) | ON/OFF | "
+      "util OFF | util ON | OOMs ON (OFF) per run "
+      "|%s\n|---|---|---|---|---|---|---|---|---|---|%s\n",
+      ablate ? " times only / OFF | sizes only / OFF |" : "", ablate ? "---|---|" : "");
   std::map<std::string, Errors> errors;
   for (const Trace& tr : traces) {
     for (const double cores : ParseList(cores_list)) {
@@ -457,20 +456,23 @@ int main(int argc, char** argv) {
         s_m.push_back(sonly / k);
       }
       const double b = Median(bound_m), on = Median(on_m), off = Median(off_m);
-      std::printf("| %s | %zu | %g | %.1f | %.1f (%.2f) | %.1f (%.2f) | %.3f | %.0f %% | %.0f %% | "
-                  "%.1f (%.1f) |%s\n",
-                  tr.name.c_str(), tr.tasks.size(), cores, b, off, off / b, on, on / b, on / off,
-                  100 * Median(off_u), 100 * Median(on_u), Median(on_oom), Median(off_oom),
-                  ablate ? fmt::format(" {:.3f} | {:.3f} |", Median(t_m) / off,
-                                       Median(s_m) / off).c_str()
-                         : "");
+      std::printf(
+          "| %s | %zu | %g | %.1f | %.1f (%.2f) | %.1f (%.2f) | %.3f | %.0f %% | %.0f %% | "
+          "%.1f (%.1f) |%s\n",
+          tr.name.c_str(), tr.tasks.size(), cores, b, off, off / b, on, on / b, on / off,
+          100 * Median(off_u), 100 * Median(on_u), Median(on_oom), Median(off_oom),
+          ablate ? fmt::format(" {:.3f} | {:.3f} |", Median(t_m) / off, Median(s_m) / off).c_str()
+                 : "");
     }
   }
-  std::printf("\nPrediction error of the book's estimate made before each task of runs 2..%d "
-              "(pooled over seeds; first host size)\n\n",
-              runs);
-  std::printf("| trace | wall n | wall MAPE | wall MdAPE | wall 80 %% coverage | memory n | "
-              "memory MAPE | memory MdAPE | memory 80 %% coverage |\n|---|---|---|---|---|---|---|---|---|\n");
+  std::printf(
+      "\nPrediction error of the book's estimate made before each task of runs 2..%d "
+      "(pooled over seeds; first host size)\n\n",
+      runs);
+  std::printf(
+      "| trace | wall n | wall MAPE | wall MdAPE | wall 80 %% coverage | memory n | "
+      "memory MAPE | memory MdAPE | memory 80 %% coverage "
+      "|\n|---|---|---|---|---|---|---|---|---|\n");
   for (const Trace& tr : traces) {
     const Errors& e = errors[tr.name];
     auto mean = [](const std::vector<double>& v) {
