@@ -9,3 +9,10 @@ for b in "$build"/bench/*_bench; do
 done
 echo "== bench/agent_cost.sh"
 bash "$(dirname "$0")/agent_cost.sh" "$build" "${AUGUR_BENCH_SECONDS:-60}"
+# Predictive allocation (issue 11): learned vs declared sizes over repeated runs, virtual time.
+traces=${AUGUR_TRACES:-$(dirname "$0")/../../shared/traces}
+if [[ -x "$build/bench/workflow-predictive" && -d "$traces" ]]; then
+  echo "== workflow-predictive"
+  "$build/bench/workflow-predictive" --ablate --cores 4,8,16 --seeds 5 --runs 8 --from 4 --jobs 50 \
+    --alibaba "$traces/alibaba2017_batch_task_subset.csv" "$traces"/wfcommons-*.json
+fi
