@@ -246,6 +246,20 @@ struct Engine::Impl {
     return sized;
   }
 
+  // The least a right-sized shard accepts: the file's min, its memory raised to the stage's
+  // learned typical peak (at least any OOM floor), so that a shrink for a higher-priority
+  // shard cannot push it into an OOM kill; never above its want.
+  Resources SizedMin(const Run& r, int si, double units, const Resources& want,
+                     const Resources& min) const {
+    Resources out = min;
+    if (auto m = profiles.Predict(r.spec.name, r.spec.stages[si].name, Quantity::kMemory, units)) {
+      double peak = m->value;
+      if (m->floor) peak = std::max(peak, *m->floor);
+      out.memory = std::max<uint64_t>(out.memory, uint64_t(std::ceil(peak)));
+    }
+    return Resources::Min(out, want);
+  }
+
   // What the stage's shards are predicted to use at most, for feedback.
   UsagePrediction PredictUsage(const Run& r, int si, const ShardRecord& s) const {
     UsagePrediction p;
@@ -336,6 +350,7 @@ struct Engine::Impl {
       s.min = d.min;
       if (auto w = SizedWant(r, si, ShardUnits(s), d.want, d.min)) {
         s.want = *w;
+        s.min = SizedMin(r, si, ShardUnits(s), s.want, d.min);
         ++sized;
       }
       st.shards.push_back(s);

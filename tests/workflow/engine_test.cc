@@ -566,5 +566,42 @@ TEST(EngineTest, ShardsRunOnTheCheapestClassThatMeetsTheirDeadlineAndASpotLossMo
   }
 }
 
+
+TEST(EngineTest, AStageWithHistoryIsRightSizedWithinTheFilesBounds) {
+  std::string yaml = kCanaried;
+  const std::string declared = "    resources: {cpu: 1, memory: 64Mi}";
+  yaml.replace(yaml.find(declared), declared.size(),
+               "    resources: {cpu: 2, memory: 512Mi, min_cpu: 0.5, min_memory: 16Mi}");
+  auto spec = ParseWorkflow(yaml, "fresh.yaml");
+  ASSERT_TRUE(spec) << spec.error().ToString();
+  EngineOptions o = Options();
+  o.capacity = {8, 4096 * kMi};
+  Engine e(o);
+  // Ten past shards of 10 values: about 0.5 core (5 cpu-s over 10 s) and 40Mi at peak.
+  for (int k = 0; k < 10; ++k) {
+    HistoryRecord h;
+    h.workflow_name = "fresh";
+    h.stage = "work";
+    h.state = AttemptState::kSucceeded;
+    h.range_begin = 0;
+    h.range_end = 10;
+    h.wall_seconds = 10 + (k % 3);
+    h.cpu_seconds = 5 + 0.2 * (k % 2);
+    h.peak_memory_bytes = (40 + k % 3) * kMi;
+    e.Learn(h);
+  }
+  auto id = e.Submit(*spec, yaml, "fresh.yaml", 0);
+  ASSERT_TRUE(id);
+  std::vector<Action> starts = Of(e.Tick(0, {}), Action::Kind::kStart);
+  ASSERT_EQ(starts.size(), 4u) << "history: no canary";
+  const Resources g = starts[0].attempt.grant;
+  EXPECT_GT(g.memory, 42 * kMi) << "above the learned peak";
+  EXPECT_LT(g.memory, 80 * kMi) << "far below the declared 512Mi";
+  EXPECT_GT(g.cpu, 0.5);
+  EXPECT_LT(g.cpu, 1.0) << "about half a core used, x 1.25";
+  auto st = nlohmann::json::parse(*e.StatusJson(*id, false));
+  EXPECT_THAT(st[0]["stages"][0]["sizing"].get<std::string>(), HasSubstr("history (10 samples)"));
+}
+
 }  // namespace
 }  // namespace augur::workflow
