@@ -9,6 +9,7 @@
 // "exact": the scheduler is told each task's true run time. "noisy": each prediction is off
 // by a uniform factor in [0.7, 1.3] (a fresh draw per seed); the median over seeds is shown.
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <map>
@@ -20,6 +21,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "workflow/makespan_bound.h"
 #include "workflow/replay.h"
 
 namespace {
@@ -33,6 +35,7 @@ using augur::workflow::Resources;
 struct Loaded {
   std::string name;
   std::vector<ReplayTask> tasks;
+  std::vector<std::string> task_names;
 };
 
 // WfCommons schema 1.x: workflow.tasks[] with name, parents[], runtimeInSeconds, avgCPU (%)
@@ -74,6 +77,7 @@ bool Load(const std::string& path, const Resources& cap, Loaded* out, std::strin
       r.preds.push_back(it->second);
     }
     out->tasks.push_back(std::move(r));
+    out->task_names.push_back(t["name"].get<std::string>());
   }
   return true;
 }
@@ -84,66 +88,225 @@ double Median(std::vector<double> v) {
   return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
+double GeoMean(const std::vector<double>& v) {
+  double s = 0;
+  for (double x : v) s += std::log(x);
+  return v.empty() ? 0 : std::exp(s / double(v.size()));
+}
+
+// A seeded random layered DAG in the shape of scientific workflows: 3 to 7 layers of 1 to
+// 24 tasks; each layer depends on the one before in one of four patterns (every task on
+// all of it, on a group of it as a merge does, one to one, or on 1 to 3 random tasks); run
+// times and CPU vary by layer as WfCommons tasks do (a layer's tasks are alike, within
+// ±40 % and ±20 %). Tasks are listed layer by layer (the FIFO order).
+Loaded RandomDag(uint32_t seed, const Resources& cap) {
+  std::mt19937 rng(seed);
+  auto uni = [&](double a, double b) { return std::uniform_real_distribution<double>(a, b)(rng); };
+  Loaded w;
+  w.name = fmt::format("random-{}", seed);
+  const int layers = 3 + int(rng() % 5);
+  std::vector<int> prev;
+  for (int l = 0; l < layers; ++l) {
+    const int width = rng() % 4 == 0 ? 1 : 1 + int(rng() % 24);
+    const double base_s = std::exp(uni(std::log(1.0), std::log(200.0)));
+    const double base_cpu = uni(0.1, 1.5);
+    const uint64_t mem = uint64_t(uni(0.1, 2.0) * double(1ULL << 30));
+    const int pattern = int(rng() % 4);
+    std::vector<int> layer;
+    for (int k = 0; k < width; ++k) {
+      ReplayTask t;
+      t.actual_s = t.predicted_s = base_s * uni(0.6, 1.4);
+      t.want = {std::min(cap.cpu, base_cpu * uni(0.8, 1.2)), std::min(mem, cap.memory)};
+      t.min = t.want;
+      if (!prev.empty()) {
+        const int pw = int(prev.size());
+        if (pattern == 0) {
+          t.preds = prev;
+        } else if (pattern == 1) {  // groups: task k merges its share of the layer before
+          for (int j = k * pw / width; j < std::max(k * pw / width + 1, (k + 1) * pw / width);
+               ++j) {
+            t.preds.push_back(prev[std::min(j, pw - 1)]);
+          }
+        } else if (pattern == 2) {
+          t.preds.push_back(prev[k % pw]);
+        } else {
+          for (int j = 0, m = 1 + int(rng() % 3); j < m; ++j) {
+            const int p = prev[rng() % pw];
+            if (std::find(t.preds.begin(), t.preds.end(), p) == t.preds.end()) {
+              t.preds.push_back(p);
+            }
+          }
+        }
+        std::sort(t.preds.begin(), t.preds.end());
+        t.preds.erase(std::unique(t.preds.begin(), t.preds.end()), t.preds.end());
+      }
+      layer.push_back(int(w.tasks.size()));
+      w.tasks.push_back(std::move(t));
+      w.task_names.push_back(fmt::format("l{}_{}", l, k));
+    }
+    prev = std::move(layer);
+  }
+  return w;
+}
+
+constexpr ReplayPolicy kPolicies[] = {ReplayPolicy::kAugur, ReplayPolicy::kFifo,
+                                      ReplayPolicy::kUpwardRank};
+
+// Makespans of each policy, exact (one run) or noisy (one run per seed).
+struct Runs {
+  std::map<ReplayPolicy, std::vector<double>> makespan;
+};
+
+bool RunAll(const Loaded& w, const Resources& cap, bool noisy, int seeds,
+            const std::string& dump, Runs* out) {
+  for (int seed = 1; seed <= (noisy ? seeds : 1); ++seed) {
+    std::vector<ReplayTask> tasks = w.tasks;
+    if (noisy) {
+      std::mt19937 rng(seed);
+      std::uniform_real_distribution<double> f(0.7, 1.3);
+      for (ReplayTask& t : tasks) t.predicted_s = t.actual_s * f(rng);
+    }
+    for (ReplayPolicy p : kPolicies) {
+      ReplayOptions o;
+      o.capacity = cap;
+      o.policy = p;
+      auto r = Replay(tasks, o);
+      if (!r) {
+        std::fprintf(stderr, "workflow-makespan: %s: %s\n", w.name.c_str(),
+                     r.error().message().c_str());
+        return false;
+      }
+      out->makespan[p].push_back(r->makespan_s);
+      if (!noisy && !dump.empty()) {
+        std::ofstream csv(fmt::format("{}-{}-{}c-{}.csv", dump, w.name, cap.cpu,
+                                      augur::workflow::ReplayPolicyName(p)));
+        csv << "task,name,start,end,cpu\n";
+        for (size_t i = 0; i < tasks.size(); ++i) {
+          csv << fmt::format("{},{},{:.3f},{:.3f},{:.4f}\n", i, w.task_names[i],
+                             r->tasks[i].start_s, r->tasks[i].end_s, r->tasks[i].first_grant.cpu);
+        }
+      }
+    }
+  }
+  return true;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"workflow-makespan: WfCommons DAGs through augur's scheduler in virtual time"};
   std::vector<std::string> files;
-  double cores = 8, memory_gib = 32;
-  int seeds = 5;
-  app.add_option("FILES", files, "WfCommons JSON files")->required()->check(CLI::ExistingFile);
-  app.add_option("--cores", cores, "host CPU capacity")->capture_default_str();
+  std::vector<double> cores_list{8};
+  double memory_gib = 32;
+  int seeds = 5, random = 0;
+  std::string dump;
+  bool verbose = false;
+  app.add_option("FILES", files, "WfCommons JSON files")->check(CLI::ExistingFile);
+  app.add_option("--cores", cores_list, "host CPU capacity (several: one table each)")
+      ->capture_default_str();
   app.add_option("--memory-gib", memory_gib, "host memory capacity")->capture_default_str();
-  app.add_option("--seeds", seeds, "noisy-prediction runs per file")->capture_default_str();
+  app.add_option("--seeds", seeds, "noisy-prediction runs per DAG")->capture_default_str();
+  app.add_option("--random", random,
+                 "also replay this many seeded random layered DAGs and summarize them");
+  app.add_flag("--verbose", verbose, "a row per random DAG too");
+  app.add_option("--dump", dump,
+                 "write each exact schedule as CSV to DUMP-<workflow>-<cores>c-<policy>.csv "
+                 "(task, name, start, end, cpu)");
   CLI11_PARSE(app, argc, argv);
+  if (files.empty() && random == 0) {
+    std::fprintf(stderr, "workflow-makespan: give WfCommons files, --random N, or both\n");
+    return 2;
+  }
 
-  const Resources cap{cores, uint64_t(memory_gib * double(1ULL << 30))};
-  const ReplayPolicy policies[] = {ReplayPolicy::kAugur, ReplayPolicy::kFifo,
-                                   ReplayPolicy::kUpwardRank};
-  std::printf("host: %g cores, %g GiB\n\n", cores, memory_gib);
-  std::printf("| workflow | tasks | bound s | predictions | augur s (x bound) | fifo s (x) | "
-              "upward-rank s (x) |\n|---|---|---|---|---|---|---|\n");
   int status = 0;
-  for (const std::string& path : files) {
-    Loaded w;
-    std::string error;
-    if (!Load(path, cap, &w, &error)) {
-      std::fprintf(stderr, "workflow-makespan: %s\n", error.c_str());
-      status = 1;
-      continue;
+  for (const double cores : cores_list) {
+    const Resources cap{cores, uint64_t(memory_gib * double(1ULL << 30))};
+    std::printf("host: %g cores, %g GiB\n\n", cores, memory_gib);
+    std::printf(
+        "| workflow | tasks | max(cp, work) s | bound s | predictions | augur s (x bound) | "
+        "fifo s (x) | upward-rank s (x) | augur x max(cp, work) |\n"
+        "|---|---|---|---|---|---|---|---|---|\n");
+    std::vector<Loaded> dags;
+    for (const std::string& path : files) {
+      Loaded w;
+      std::string error;
+      if (!Load(path, cap, &w, &error)) {
+        std::fprintf(stderr, "workflow-makespan: %s\n", error.c_str());
+        status = 1;
+        continue;
+      }
+      dags.push_back(std::move(w));
     }
-    for (const bool noisy : {false, true}) {
-      std::map<ReplayPolicy, std::vector<double>> makespans;
-      double bound = 0;
-      for (int seed = 1; seed <= (noisy ? seeds : 1); ++seed) {
-        std::vector<ReplayTask> tasks = w.tasks;
-        if (noisy) {
-          std::mt19937 rng(seed);
-          std::uniform_real_distribution<double> f(0.7, 1.3);
-          for (ReplayTask& t : tasks) t.predicted_s = t.actual_s * f(rng);
-        }
-        for (ReplayPolicy p : policies) {
-          ReplayOptions o;
-          o.capacity = cap;
-          o.policy = p;
-          auto r = Replay(tasks, o);
-          if (!r) {
-            std::fprintf(stderr, "workflow-makespan: %s: %s\n", path.c_str(),
-                         r.error().message().c_str());
-            return 1;
+    const size_t from_files = dags.size();
+    for (int i = 1; i <= random; ++i) dags.push_back(RandomDag(uint32_t(i), cap));
+
+    // Random DAGs: makespan / bound per policy, exact and noisy.
+    std::map<std::pair<bool, ReplayPolicy>, std::vector<double>> ratios;
+    std::map<bool, int> not_worse, worse_fifo, worse_ur;
+    std::vector<std::string> bound_parts;
+    for (size_t d = 0; d < dags.size(); ++d) {
+      const Loaded& w = dags[d];
+      auto b = augur::workflow::ComputeMakespanBound(w.tasks, cap);
+      if (!b) {
+        std::fprintf(stderr, "workflow-makespan: %s: %s\n", w.name.c_str(),
+                     b.error().message().c_str());
+        return 1;
+      }
+      if (d < from_files) {
+        bound_parts.push_back(fmt::format(
+            "{} on {} cores: critical path {:.1f}, work {:.1f}, heads and tails {:.1f}, "
+            "packing {:.1f}, energetic {:.1f}",
+            w.name, cores, b->critical_path_s, b->work_s, b->head_tail_s, b->packing_s,
+            b->energetic_s));
+      }
+      for (const bool noisy : {false, true}) {
+        Runs runs;
+        if (!RunAll(w, cap, noisy, seeds, d < from_files ? dump : "", &runs)) return 1;
+        std::map<ReplayPolicy, double> m;
+        for (ReplayPolicy p : kPolicies) m[p] = Median(runs.makespan[p]);
+        const bool show = d < from_files || verbose;
+        if (show) {
+          std::string row = fmt::format(
+              "| {} | {} | {:.1f} | {:.1f} | {} |", w.name, w.tasks.size(), b->simple_s(),
+              b->bound_s, noisy ? fmt::format("±30 %, median of {}", seeds) : "exact");
+          for (ReplayPolicy p : kPolicies) {
+            row += fmt::format(" {:.1f} ({:.3f}) |", m[p], m[p] / b->bound_s);
           }
-          makespans[p].push_back(r->makespan_s);
-          bound = r->lower_bound_s;
+          row += fmt::format(" {:.3f} |", m[ReplayPolicy::kAugur] / b->simple_s());
+          std::printf("%s\n", row.c_str());
+        }
+        if (d >= from_files) {
+          for (ReplayPolicy p : kPolicies) ratios[{noisy, p}].push_back(m[p] / b->bound_s);
+          const double a = m[ReplayPolicy::kAugur], f = m[ReplayPolicy::kFifo],
+                       u = m[ReplayPolicy::kUpwardRank];
+          not_worse[noisy] += a <= std::min(f, u) * 1.005;
+          worse_fifo[noisy] += a > f * 1.005;
+          worse_ur[noisy] += a > u * 1.005;
         }
       }
-      std::string row = fmt::format("| {} | {} | {:.1f} | {} |", w.name, w.tasks.size(), bound,
-                                    noisy ? fmt::format("±30 %, median of {}", seeds) : "exact");
-      for (ReplayPolicy p : policies) {
-        const double m = Median(makespans[p]);
-        row += fmt::format(" {:.1f} ({:.3f}) |", m, m / bound);
-      }
-      std::printf("%s\n", row.c_str());
     }
+    std::printf("\n");
+    for (const std::string& s : bound_parts) std::printf("bound parts: %s\n", s.c_str());
+    if (random > 0) {
+      std::printf(
+          "\n%d random layered DAGs (seeds 1..%d), makespan / bound:\n\n"
+          "| predictions | augur geo-mean (worst) | fifo geo-mean (worst) | upward-rank "
+          "geo-mean (worst) | augur within 0.5 %% of the better baseline or better | augur "
+          "worse than fifo | augur worse than upward rank |\n|---|---|---|---|---|---|---|\n",
+          random, random);
+      for (const bool noisy : {false, true}) {
+        std::string row =
+            fmt::format("| {} |", noisy ? fmt::format("±30 %, median of {}", seeds) : "exact");
+        for (ReplayPolicy p : kPolicies) {
+          const std::vector<double>& v = ratios[{noisy, p}];
+          row += fmt::format(" {:.3f} ({:.3f}) |", GeoMean(v), *std::max_element(v.begin(), v.end()));
+        }
+        row += fmt::format(" {} of {} | {} | {} |", not_worse[noisy], random, worse_fifo[noisy],
+                           worse_ur[noisy]);
+        std::printf("%s\n", row.c_str());
+      }
+    }
+    std::printf("\n");
   }
   return status;
 }
