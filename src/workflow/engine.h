@@ -7,8 +7,9 @@
 // The life of a workflow:
 //   Submit       the spec is checked, the DAG and its critical path (predicted durations:
 //                the median of the stage's past shards, else `expected:`, else a default)
-//                computed; stages without needs become ready. The path is recomputed as
-//                stages finish.
+//                computed, and a plan made (plan.h: the order of its stages that a replay
+//                with those predictions finishes first); stages without needs become ready.
+//                The path is recomputed as stages finish.
 //   ready stage  its shards are planned (shard_plan.h) against the backend's capacity.
 //   Tick         pending shards are scored and admitted (scheduler.h, ledger.h); each start
 //                is an attempt record ("<workflow>/<stage>/<shard>#<n>") and a kStart action
@@ -51,6 +52,11 @@ struct EngineOptions {
   SchedulerOptions scheduler;
   LedgerOptions ledger;
   double default_expected_s = 60;  // a shard's predicted time without `expected:`
+  // Plan each workflow at submission (plan.h): its stages' shards are replayed on the
+  // capacity with predicted durations and the best order found is followed. Workflows
+  // of more than plan_max_shards shards (as declared) get no plan.
+  bool plan = true;
+  size_t plan_max_shards = 500;
 };
 
 // What the executor must do, after persisting Changes.

@@ -177,8 +177,7 @@ double PackingBound(const Host& host, const std::vector<T>& t) {
       minq = std::min(minq, x.q);
       const size_t per = (ps.size() + size_t(k) - 1) / size_t(k);
       if (per < 2) continue;
-      best = std::max(best, minr + std::accumulate(ps.begin(), ps.begin() + long(per), 0.0) +
-                                minq);
+      best = std::max(best, minr + std::accumulate(ps.begin(), ps.begin() + long(per), 0.0) + minq);
     }
   };
   for (int dim = 0; dim < 2; ++dim) {

@@ -49,6 +49,15 @@ struct ReplayOptions {
   ReplayPolicy policy = ReplayPolicy::kAugur;
   SchedulerOptions scheduler;
   LedgerOptions ledger;
+  // kAugur: plan each workflow when it arrives (plan.h), as the engine does, and let the
+  // scheduler follow the plan. Off: the scheduler alone.
+  bool plan = true;
+  size_t plan_max_tasks = 2000;
+  int plan_refinements = 0;  // PlanOptions::refinements and search_steps
+  int plan_search_steps = 0;
+  // kAugur: this plan instead (each task's place in it, smaller first, as one workflow);
+  // for PlanWorkflow's own replays. Empty: as `plan` says.
+  std::vector<double> given_plan_order;
 };
 
 struct ReplayTaskResult {
@@ -64,6 +73,7 @@ struct ReplayResult {
   double lower_bound_s = 0;    // max of the two
   uint64_t decisions = 0;      // scheduler calls
   uint64_t grant_changes = 0;  // shrinks, grows and pre-emptions applied
+  std::string plan;            // which plan each workflow followed ("" without plans)
   std::vector<ReplayTaskResult> tasks;
 };
 

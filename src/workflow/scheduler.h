@@ -63,6 +63,14 @@ struct PendingShard {
   double cost_per_hour = 0;  // of `want` at its backend's cost class; 0: free
   double budget_left = std::numeric_limits<double>::infinity();  // its workflow's
   uint64_t seq = 0;          // submission order (ties; the FIFO baseline)
+  // Its place in its workflow's plan (plan.h), smaller first; compared only with shards of
+  // the same workflow. A workflow without a deadline that has a plan follows it: its shards
+  // have no urgency and go in plan order. nullopt: no plan.
+  std::optional<double> plan_order;
+  uint64_t group_seq = 0;  // its workflow's submission order
+  // When its workflow last started a shard (0: never). Aging counts from the later of this
+  // and ready_ns: a workflow that keeps starting shards is not starving.
+  int64_t group_last_start_ns = 0;
 };
 
 // A grant already running: when it is predicted to end (for backfilling).
@@ -90,6 +98,10 @@ struct SchedulerOptions {
   bool reserve_for_blocked = true;
   // How many shards may start in one call (the executor's batch); 0: no limit.
   size_t max_starts = 0;
+  // A round stops after this many shards in a row could not start (0: never); the rest are
+  // listed as waiting, "not considered this round". Shards are taken best first, so an aged
+  // (starving) shard is still reached; what is lost is backfilling deep in the queue.
+  size_t max_blocked_scan = 256;
 };
 
 // The parts of one shard's score, for `augurctl status --explain`.

@@ -119,8 +119,7 @@ TEST(MakespanBoundTest, KnownOptimaThatTheSimpleBoundMisses) {
 
 TEST(MakespanBoundTest, MemoryCountsLikeCpu) {
   // Two tasks that each need 3 of 4 GiB cannot overlap, though CPU would let them.
-  auto b = ComputeMakespanBound({Rigid(5, 1, {}, 3 * kGi), Rigid(5, 1, {}, 3 * kGi)},
-                                {8, 4 * kGi});
+  auto b = ComputeMakespanBound({Rigid(5, 1, {}, 3 * kGi), Rigid(5, 1, {}, 3 * kGi)}, {8, 4 * kGi});
   ASSERT_TRUE(b) << b.error().ToString();
   EXPECT_NEAR(b->bound_s, 10, 1e-3);
 }
@@ -173,9 +172,10 @@ TEST(MakespanBoundTest, NeverAboveTheOptimumOfTinyDags) {
   EXPECT_GT(tighter, cases / 4) << tighter << " of " << cases;
   EXPECT_GT(exact, cases / 2) << exact << " of " << cases;
   EXPECT_LT(sum_ratio_new, sum_ratio_simple);
-  std::printf("tiny DAGs: %d cases, new bound tighter on %d, exact on %d; mean optimum / "
-              "bound %.3f (simple %.3f)\n",
-              cases, tighter, exact, sum_ratio_new / cases, sum_ratio_simple / cases);
+  std::printf(
+      "tiny DAGs: %d cases, new bound tighter on %d, exact on %d; mean optimum / "
+      "bound %.3f (simple %.3f)\n",
+      cases, tighter, exact, sum_ratio_new / cases, sum_ratio_simple / cases);
 }
 
 TEST(MakespanBoundTest, NeverAboveAnyReplayedScheduleOfRandomDags) {
@@ -224,8 +224,7 @@ TEST(MakespanBoundTest, NeverAboveAnyReplayedScheduleOfRandomDags) {
 TEST(MakespanBoundTest, ACycleIsAnError) {
   auto b = ComputeMakespanBound({Rigid(1, 1, {1}), Rigid(1, 1, {0})}, {2, kGi});
   ASSERT_FALSE(b);
-  EXPECT_NE(b.error().message().find("0 -> 1 -> 0"), std::string::npos)
-      << b.error().message();
+  EXPECT_NE(b.error().message().find("0 -> 1 -> 0"), std::string::npos) << b.error().message();
 }
 
 }  // namespace
