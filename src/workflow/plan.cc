@@ -71,9 +71,22 @@ Result<std::optional<WorkflowPlan>> PlanWorkflow(std::vector<ReplayTask> tasks,
     if (Status s = attempt(best->chosen + ", refined", best_starts); !s.ok()) return Err(s);
     if (best->makespan_s >= before) break;
   }
+  if (o.search_steps <= 0) return best;
+  // The search walks from the chosen order (the scheduler alone: its replay's start times),
+  // keeping any step that ends no later than where it stands.
+  std::vector<double> cur = best->order.empty() ? best_starts : best->order;
+  double cur_makespan = best->makespan_s;
+  if (best->order.empty()) {
+    ReplayOptions ro = base;
+    ro.given_plan_order = cur;
+    auto r = Replay(tasks, ro);
+    if (!r) return Err(r.error());
+    cur_makespan = r->makespan_s;
+  }
+  const std::string searched = best->chosen + ", searched";
   std::mt19937 rng{static_cast<uint32_t>(n)};
-  for (int k = 0; k < o.search_steps && !best->order.empty(); ++k) {
-    std::vector<double> order = best->order;
+  for (int k = 0; k < o.search_steps; ++k) {
+    std::vector<double> order = cur;
     const size_t a = rng() % n, b = rng() % n;
     if (rng() % 2) {
       std::swap(order[a], order[b]);
@@ -84,10 +97,11 @@ Result<std::optional<WorkflowPlan>> PlanWorkflow(std::vector<ReplayTask> tasks,
     ro.given_plan_order = order;
     auto r = Replay(tasks, ro);
     if (!r) return Err(r.error());
-    if (r->makespan_s <= best->makespan_s) {
-      const std::string name =
-          best->chosen.ends_with(", searched") ? best->chosen : best->chosen + ", searched";
-      best = WorkflowPlan{std::move(order), r->makespan_s, name};
+    if (r->makespan_s > cur_makespan) continue;
+    cur = std::move(order);
+    cur_makespan = r->makespan_s;
+    if (cur_makespan < best->makespan_s - 1e-9 * best->makespan_s) {
+      best = WorkflowPlan{cur, cur_makespan, searched};
     }
   }
   return best;

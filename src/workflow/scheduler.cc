@@ -113,6 +113,7 @@ ScheduleResult Schedule(const std::vector<PendingShard>& pending, Ledger& ledger
   };
   std::vector<Scored> order;
   order.reserve(pending.size());
+  out.waiting.reserve(pending.size());
   for (const PendingShard& s : pending) {
     Scored sc{&s, ScoreShard(s, room0, now_ns, o)};
     sc.rest = sc.score.total - sc.score.fit;
@@ -127,14 +128,15 @@ ScheduleResult Schedule(const std::vector<PendingShard>& pending, Ledger& ledger
   // of what is left (nth_element, then sort), so that a round that stops after
   // max_blocked_scan shards that cannot start costs O(n) rather than O(n log n).
   size_t sorted_to = 0;
+  size_t chunk = std::max<size_t>(4 * o.max_blocked_scan, 1024);  // doubles: O(n log n) in all
   auto sort_through = [&](size_t i) {
     if (i < sorted_to) return;
-    const size_t chunk = std::max<size_t>(4 * o.max_blocked_scan, 1024);
     const auto first = order.begin() + long(sorted_to);
     const auto last = order.begin() + long(std::min(order.size(), std::max(i + 1, sorted_to + chunk)));
     if (last != order.end()) std::nth_element(first, last, order.end(), before);
     std::sort(first, last, before);
     sorted_to = size_t(last - order.begin());
+    chunk *= 2;
   };
 
   std::map<std::string, double> spent;  // per group, by the starts of this call
@@ -142,19 +144,23 @@ ScheduleResult Schedule(const std::vector<PendingShard>& pending, Ledger& ledger
   int64_t shadow_ns = INT64_MAX;
   size_t blocked_run = 0;  // shards in a row that could not start
   // The fit part is measured against the room left when a shard's turn comes. The room only
-  // shrinks during a round (see `room` below), so fits only fall, and a shard whose score without fit is
-  // fit_weight or more below the best score found cannot beat it. So each turn takes the
-  // best of a `band`: the shards not yet taken whose rest could still win, ordered by their
-  // score against the current room (re-sorted when a start or a reservation changes it),
-  // widened down the sorted order while its best could be beaten by the next one. The
-  // scores taken never rise during a round, so a start never shrinks one made earlier in it.
-  std::vector<size_t> band;  // indices into `order`, not taken; a heap, best on top
-  size_t next = 0;           // order[next..] not yet in the band
-  bool stale = false;
+  // shrinks during a round (see `room` below), so fits only fall, and a shard whose score
+  // without fit is fit_weight or more below the best score found cannot beat it. So each
+  // turn takes the best of a `band`: a heap of the shards not yet taken whose rest could
+  // still win, each scored against the room of some earlier turn (an upper bound of its
+  // score now, since fits only fall). The top is re-scored until it is scored against the
+  // current room (then it beats every other's upper bound), and the band is widened down
+  // the sorted order while the next shard could beat it. The scores taken never rise during
+  // a round, so a start never shrinks one made earlier in it.
+  std::vector<size_t> band;             // indices into `order`: a heap, best on top
+  std::vector<uint32_t> scored_in(order.size(), 0);  // the room epoch of each score
+  uint32_t epoch = 1;                   // bumped when the room changes
+  size_t next = 0;                      // order[next..] not yet in the band
   auto rescore = [&](size_t i, const Resources& room) {
     Scored& c = order[i];
     c.score.fit = FitPart(*c.shard, room, o);
     c.score.total = c.rest + c.score.fit;
+    scored_in[i] = epoch;
   };
   auto worse = [&](size_t a, size_t b) {  // heap order: a below b
     if (order[a].score.total != order[b].score.total) {
@@ -165,15 +171,20 @@ ScheduleResult Schedule(const std::vector<PendingShard>& pending, Ledger& ledger
   // (A start that pre-empts may free more than it takes; fits are measured against the
   // least room seen in the round all the same, so that they only fall.)
   Resources room = room0;
+  uint32_t room_epoch = 0;
   while (o.max_blocked_scan == 0 || blocked_run < o.max_blocked_scan) {
-    room = Resources::Min(room, ledger.Free() - forecast_reserve - blocked_reserve);
-    if (stale) {
-      for (size_t i : band) rescore(i, room);
-      std::make_heap(band.begin(), band.end(), worse);
-      stale = false;
+    if (room_epoch != epoch) {
+      room = Resources::Min(room, ledger.Free() - forecast_reserve - blocked_reserve);
+      room_epoch = epoch;
     }
-    // Widen while the next shard could beat the best of the band.
-    while (next < order.size()) {
+    while (true) {
+      if (!band.empty() && scored_in[band.front()] != epoch) {
+        std::pop_heap(band.begin(), band.end(), worse);
+        rescore(band.back(), room);
+        std::push_heap(band.begin(), band.end(), worse);
+        continue;
+      }
+      if (next >= order.size()) break;
       sort_through(next);
       if (!band.empty() && order[next].rest + o.fit_weight <= order[band.front()].score.total) {
         break;
@@ -232,7 +243,7 @@ ScheduleResult Schedule(const std::vector<PendingShard>& pending, Ledger& ledger
     }
     const bool started = out.starts.size() > starts_before;
     blocked_run = started ? 0 : blocked_run + 1;
-    if (started || blocked_reserve != reserve_before) stale = true;
+    if (started || blocked_reserve != reserve_before) ++epoch;
   }
   // Not reached: max_blocked_scan shards in a row ahead of them could not start. Their
   // scores are as at the start of the round (in the band: against the room when last
