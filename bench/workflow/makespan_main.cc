@@ -1,13 +1,17 @@
 // workflow-makespan: replays WfCommons workflow executions (real DAGs with each task's
 // measured run time, CPU and memory) through the workflow engine's scheduler and ledger in
-// virtual time, on a host of fixed capacity, and compares the makespan with the lower bound
-// max(critical path, total work / capacity) and with two baselines in the same harness:
-// FIFO in submission order, and a critical-path list scheduler (HEFT's upward rank).
+// virtual time, on a host of fixed capacity, and compares the makespan with a lower bound
+// (makespan_bound.h; the old max(critical path, total work / capacity) beside it) and with
+// two baselines in the same harness: FIFO in submission order, and a critical-path list
+// scheduler (HEFT's upward rank).
 //
-//   workflow-makespan --cores 8 --memory-gib 32 --seeds 5 ../shared/traces/wfcommons-*.json
+//   workflow-makespan --cores 4 8 16 --seeds 5 --random 40 --mixed 100 TRACES/wfcommons-*.json
 //
 // "exact": the scheduler is told each task's true run time. "noisy": each prediction is off
 // by a uniform factor in [0.7, 1.3] (a fresh draw per seed); the median over seeds is shown.
+// --random N adds N seeded random layered DAGs (summarized), --mixed N seeded workloads of
+// several workflows with priorities and deadlines; --no-plan runs augur without plans,
+// --plan-search N with a local search over each plan; --dump writes the schedules as CSV.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>

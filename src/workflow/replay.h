@@ -8,11 +8,12 @@
 //
 // Policies, all through the same harness and Ledger:
 //   kAugur      Schedule() (scheduler.h): scores, soft reservations, reservation for the
-//               blocked, EASY backfill
+//               blocked, EASY backfill; each workflow planned when it arrives (plan.h), as
+//               the engine does
 //   kFifo       ready tasks in submission order, each started when its want fits
 //   kUpwardRank ready tasks by HEFT's upward rank (critical path to the end), greedy
-// The benchmark compares them with the lower bound max(critical path, work / capacity), and
-// the property tests check the invariants on every decision.
+// The benchmark compares them with a lower bound (makespan_bound.h), and the property tests
+// check the invariants on every decision.
 //
 // Thread safety: functions of their arguments.
 #ifndef AUGUR_WORKFLOW_REPLAY_H_
@@ -81,8 +82,9 @@ struct ReplayResult {
 // (e.g. "grants within [min, want] and within capacity").
 using ReplayObserver = std::function<void(double now_s, const Ledger& ledger)>;
 
-// InvalidArgument for a cyclic or malformed DAG, or a task whose min does not fit the
-// capacity (it could never run).
+// InvalidArgument for a cyclic or malformed DAG, a task whose min does not fit the capacity
+// (it could never run), or a given plan of the wrong size; Internal if the scheduler undid a
+// start in the round that made it.
 Result<ReplayResult> Replay(const std::vector<ReplayTask>& tasks, const ReplayOptions& options,
                             const ReplayObserver& observer = nullptr);
 
