@@ -269,14 +269,16 @@ int RunMixed(int count, const Resources& cap, const Settings& set) {
     const std::vector<ReplayTask> tasks = MixedWorkload(uint32_t(seed), cap);
     auto b = augur::workflow::ComputeMakespanBound(tasks, cap);
     if (!b) {
-      std::fprintf(stderr, "workflow-makespan: mixed %d: %s\n", seed, b.error().message().c_str());
+      std::fprintf(stderr, "workflow-makespan: mixed %d: %s\n", seed,
+                   b.error().message().c_str());
       return 1;
     }
     std::map<ReplayPolicy, double> flow;
     for (ReplayPolicy p : kPolicies) {
       auto r = Replay(tasks, OptionsFor(p, cap, set));
       if (!r) {
-        std::fprintf(stderr, "workflow-makespan: mixed %d: %s\n", seed, r.error().message().c_str());
+        std::fprintf(stderr, "workflow-makespan: mixed %d: %s\n", seed,
+                     r.error().message().c_str());
         return 1;
       }
       makespan_ratio[p].push_back(r->makespan_s / b->bound_s);

@@ -283,7 +283,9 @@ struct Engine::Impl {
     for (size_t i = 0; i < n; ++i) {
       const int first = of_stage[i].empty() ? barrier[i] : of_stage[i].front();
       r.plan_order[i] = (*plan)->order[size_t(first)];
-      for (int t : of_stage[i]) r.plan_order[i] = std::min(r.plan_order[i], (*plan)->order[size_t(t)]);
+      for (int t : of_stage[i]) {
+        r.plan_order[i] = std::min(r.plan_order[i], (*plan)->order[size_t(t)]);
+      }
     }
   }
 

@@ -132,7 +132,8 @@ ScheduleResult Schedule(const std::vector<PendingShard>& pending, Ledger& ledger
   auto sort_through = [&](size_t i) {
     if (i < sorted_to) return;
     const auto first = order.begin() + long(sorted_to);
-    const auto last = order.begin() + long(std::min(order.size(), std::max(i + 1, sorted_to + chunk)));
+    const auto last =
+        order.begin() + long(std::min(order.size(), std::max(i + 1, sorted_to + chunk)));
     if (last != order.end()) std::nth_element(first, last, order.end(), before);
     std::sort(first, last, before);
     sorted_to = size_t(last - order.begin());
