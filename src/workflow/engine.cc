@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "workflow/placeholders.h"
+#include "workflow/plan.h"
 #include "workflow/shard_plan.h"
 
 namespace augur::workflow {
@@ -63,6 +64,10 @@ struct Run {
   std::vector<StageRun> stages;
   std::vector<double> remaining_s;  // critical path from each stage's start, predicted
   int64_t ideal_finish_ns = 0;
+  // Each stage's place in the workflow's plan (empty: no plan), and which candidate it is.
+  std::vector<double> plan_order;
+  std::string plan;
+  int64_t last_start_ns = 0;  // its latest shard start (aging counts from it)
   std::string workdir;
   uint64_t seq = 0;
   bool cancel_live = false;  // live attempts are to be cancelled at the next Tick
@@ -408,6 +413,85 @@ struct Engine::Impl {
     double cp = 0;
     for (double x : r.remaining_s) cp = std::max(cp, x);
     r.ideal_finish_ns = r.rec.submitted_ns + int64_t(cp * kNsPerSec);
+    MakePlan(r);
+  }
+
+  // How many shards a stage will have, as declared (count: auto guesses as many as fit the
+  // host side by side, within its max).
+  uint32_t DeclaredShards(const StageSpec& st) const {
+    switch (st.shards.kind) {
+      case ShardsSpec::Kind::kSingle: return 1;
+      case ShardsSpec::Kind::kItems:
+        return std::max<uint32_t>(1, st.shards.count != 0 ? st.shards.count
+                                                          : uint32_t(st.shards.items.size()));
+      case ShardsSpec::Kind::kRange:
+        if (st.shards.count != 0) return st.shards.count;
+        break;
+    }
+    const double side_by_side = st.want.cpu > 0 ? o.capacity.cpu / st.want.cpu : 1;
+    const uint32_t cap = st.shards.max != 0 ? st.shards.max : 64;
+    return std::clamp<uint32_t>(uint32_t(side_by_side), 1, cap);
+  }
+
+  // The workflow's plan (plan.h), made on its stages' shards as declared, each stage's
+  // shards after a zero-length barrier task for each stage it needs. Stages already done
+  // count as nothing. No plan when it is off, too large, or cannot be made.
+  void MakePlan(Run& r) {
+    r.plan_order.clear();
+    r.plan.clear();
+    if (!o.plan) return;
+    const size_t n = r.spec.stages.size();
+    std::vector<ReplayTask> tasks;
+    std::vector<std::vector<int>> of_stage(n);
+    std::vector<int> barrier(n, -1);
+    size_t total = 0;
+    for (size_t i = 0; i < n; ++i) {
+      total += r.stages[i].done ? 0 : DeclaredShards(r.spec.stages[i]);
+    }
+    if (total == 0 || total > o.plan_max_shards) return;
+    for (int i : r.dag->topological_order()) {
+      const StageSpec& st = r.spec.stages[i];
+      std::vector<int> needs;
+      for (int p : r.dag->preds(i)) {
+        if (barrier[p] >= 0) needs.push_back(barrier[p]);
+      }
+      if (!r.stages[i].done) {
+        const double per = PredictedS(r, i);
+        const uint32_t k = DeclaredShards(st);
+        for (uint32_t j = 0; j < k; ++j) {
+          ReplayTask t;
+          t.preds = needs;
+          t.actual_s = t.predicted_s = per;
+          t.want = Resources::Min(st.want, o.capacity);
+          t.min = Resources::Min(st.min, t.want);
+          of_stage[i].push_back(int(tasks.size()));
+          tasks.push_back(std::move(t));
+        }
+      }
+      // The barrier: what stages that need this one wait for.
+      ReplayTask b;
+      b.preds = of_stage[i].empty() ? needs : of_stage[i];
+      b.actual_s = b.predicted_s = 0;
+      barrier[i] = int(tasks.size());
+      tasks.push_back(std::move(b));
+    }
+    PlanOptions po;
+    po.capacity = o.capacity;
+    po.scheduler = o.scheduler;
+    po.ledger = o.ledger;
+    po.max_tasks = tasks.size();
+    auto plan = PlanWorkflow(std::move(tasks), po);
+    if (!plan || !*plan) return;  // the scheduler alone orders it
+    r.plan = (*plan)->chosen;
+    if ((*plan)->order.empty()) return;
+    r.plan_order.assign(n, 0);
+    for (size_t i = 0; i < n; ++i) {
+      const int first = of_stage[i].empty() ? barrier[i] : of_stage[i].front();
+      r.plan_order[i] = (*plan)->order[size_t(first)];
+      for (int t : of_stage[i]) {
+        r.plan_order[i] = std::min(r.plan_order[i], (*plan)->order[size_t(t)]);
+      }
+    }
   }
 
   // Where a stage's merged output goes.
@@ -459,6 +543,7 @@ struct Engine::Impl {
     s.attempts += 1;
     s.state = ShardState::kRunning;
     SaveShard(s);
+    r.last_start_ns = now;
     Live l;
     l.stage = si;
     l.rec.attempt_id = d.key;
@@ -866,6 +951,9 @@ std::vector<Action> Engine::Tick(int64_t now, const HostView& host_in) {
           cheapest = c;
           cheapest_key = p.key;
         }
+        if (!r.plan_order.empty()) p.plan_order = r.plan_order[si];
+        p.group_seq = r.seq;
+        p.group_last_start_ns = r.last_start_ns;
         refs[p.key] = {&r, int(si), s.index, std::move(cls)};
         pending.push_back(std::move(p));
       }
@@ -1371,6 +1459,7 @@ Result<std::string> Engine::StatusJson(const std::string& workflow, bool explain
                         {"spent", m.SpentWithLive(*r, m.last_tick_ns)},
                         {"budget", r->spec.budget ? nlohmann::json(*r->spec.budget)
                                                   : nlohmann::json(nullptr)},
+                        {"plan", r->plan},
                         {"error", r->rec.error},
                         {"events", r->events}};
     double eta = 0;

@@ -7,8 +7,9 @@
 // The life of a workflow:
 //   Submit       the spec is checked, the DAG and its critical path (predicted durations:
 //                the median of the stage's past shards, else `expected:`, else a default)
-//                computed; stages without needs become ready. The path is recomputed as
-//                stages finish.
+//                computed, and a plan made (plan.h: the order of its stages that a replay
+//                with those predictions finishes first); stages without needs become ready.
+//                The path is recomputed as stages finish.
 //   ready stage  its shards are planned (shard_plan.h) against the backend's capacity.
 //   Tick         pending shards are scored and admitted (scheduler.h, ledger.h); each start
 //                is an attempt record ("<workflow>/<stage>/<shard>#<n>") and a kStart action
@@ -90,6 +91,11 @@ struct EngineOptions {
   // margins, within the file's min and want (the file's values are bounds).
   double size_memory_margin = 1.1;
   double size_cpu_margin = 1.25;
+  // Plan each workflow at submission (plan.h): its stages' shards are replayed on the
+  // capacity with predicted durations and the best order found is followed. Workflows
+  // of more than plan_max_shards shards (as declared) get no plan.
+  bool plan = true;
+  size_t plan_max_shards = 500;
 };
 
 // What the executor must do, after persisting Changes.

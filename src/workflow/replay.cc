@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "workflow/dag.h"
+#include "workflow/plan.h"
 
 namespace augur::workflow {
 namespace {
@@ -71,11 +72,63 @@ Result<ReplayResult> Replay(const std::vector<ReplayTask>& tasks, const ReplayOp
   r.tasks.assign(n, {});
   if (n == 0) return r;
 
-  // Each workflow's earliest finish, for the slack of workflows without a deadline.
-  std::map<int, double> ideal_finish;
+  // Each workflow's earliest finish, for the slack of workflows without a deadline or plan.
+  std::map<int, double> ideal_finish, submitted;
   for (int i = 0; i < n; ++i) {
     double& f = ideal_finish[tasks[i].workflow];
     f = std::max(f, tasks[i].submit_s + cp_pred.remaining_s[i]);
+    auto [it, fresh] = submitted.try_emplace(tasks[i].workflow, tasks[i].submit_s);
+    if (!fresh) it->second = std::min(it->second, tasks[i].submit_s);
+  }
+  std::map<int, double> last_start;  // per workflow, for aging
+  std::map<int, uint64_t> group_seq;  // workflows by submission
+  {
+    std::vector<std::pair<double, int>> by_submit;
+    for (const auto& [w, at] : submitted) by_submit.push_back({at, w});
+    std::sort(by_submit.begin(), by_submit.end());
+    for (size_t k = 0; k < by_submit.size(); ++k) group_seq[by_submit[k].second] = k;
+  }
+
+  // Each task's place in its workflow's plan; only for kAugur.
+  std::vector<std::optional<double>> planned(n);
+  if (o.policy == ReplayPolicy::kAugur && !o.given_plan_order.empty()) {
+    if (o.given_plan_order.size() != size_t(n)) {
+      return Err(Status::InvalidArgument(fmt::format(
+          "a plan of {} places for {} tasks", o.given_plan_order.size(), n)));
+    }
+    for (int i = 0; i < n; ++i) planned[i] = o.given_plan_order[i];
+  } else if (o.policy == ReplayPolicy::kAugur && o.plan) {
+    std::map<int, std::vector<int>> members;
+    for (int i = 0; i < n; ++i) members[tasks[i].workflow].push_back(i);
+    for (const auto& [w, ids] : members) {
+      std::map<int, int> local;
+      for (int i : ids) local[i] = int(local.size());
+      std::vector<ReplayTask> sub;
+      for (int i : ids) {
+        ReplayTask t = tasks[i];
+        t.preds.clear();
+        for (int p : tasks[i].preds) {
+          // Needs outside the workflow are met before it can run at all; the plan starts
+          // from there.
+          if (auto it = local.find(p); it != local.end()) t.preds.push_back(it->second);
+        }
+        sub.push_back(std::move(t));
+      }
+      PlanOptions po;
+      po.capacity = o.capacity;
+      po.scheduler = o.scheduler;
+      po.ledger = o.ledger;
+      po.max_tasks = o.plan_max_tasks;
+      po.refinements = o.plan_refinements;
+      po.search_steps = o.plan_search_steps;
+      auto plan = PlanWorkflow(std::move(sub), po);
+      if (!plan) return Err(plan.error());
+      if (!*plan) continue;
+      if (!(*plan)->order.empty()) {
+        for (size_t k = 0; k < ids.size(); ++k) planned[ids[k]] = (*plan)->order[k];
+      }
+      r.plan += (r.plan.empty() ? "" : "; ") + (*plan)->chosen;
+    }
   }
 
   Ledger ledger(o.capacity, o.ledger);
@@ -89,11 +142,18 @@ Result<ReplayResult> Replay(const std::vector<ReplayTask>& tasks, const ReplayOp
   std::vector<uint64_t> seq(n);
   for (int i = 0; i < n; ++i) seq[i] = seq_counter++;
 
-  auto start = [&](int i) {
+  auto start = [&](int i) -> Status {
+    const Grant* g = ledger.Find(KeyOf(i));
+    if (g == nullptr) {
+      return Status::Internal(fmt::format(
+          "task {} was started and lost its grant in the same round at {:.3f}s", i, now));
+    }
+    last_start[tasks[i].workflow] = now;
     running[i] = 1;
     remaining[i] = tasks[i].actual_s;
     r.tasks[i].start_s = now;
-    r.tasks[i].first_grant = ledger.Find(KeyOf(i))->granted;
+    r.tasks[i].first_grant = g->granted;
+    return Status::OK();
   };
 
   while (finished < n) {
@@ -122,6 +182,11 @@ Result<ReplayResult> Replay(const std::vector<ReplayTask>& tasks, const ReplayOp
         p.want = t.want;
         p.min = t.min;
         p.seq = seq[i];
+        p.plan_order = planned[i];
+        p.group_seq = group_seq[t.workflow];
+        if (auto it = last_start.find(t.workflow); it != last_start.end()) {
+          p.group_last_start_ns = ToNs(it->second);
+        }
         pending.push_back(std::move(p));
       }
       HostView host;
@@ -141,7 +206,7 @@ Result<ReplayResult> Replay(const std::vector<ReplayTask>& tasks, const ReplayOp
             remaining[v] = 0;
           }
         }
-        start(std::stoi(d.key.substr(1)));
+        if (Status st = start(std::stoi(d.key.substr(1))); !st.ok()) return Err(st);
       }
       r.grant_changes += s.grow_back.size();
     } else {
@@ -154,7 +219,7 @@ Result<ReplayResult> Replay(const std::vector<ReplayTask>& tasks, const ReplayOp
         if (!tasks[i].want.FitsIn(ledger.Free())) continue;
         const ReservationRequest req{KeyOf(i), tasks[i].want, tasks[i].want, 0};
         if (!ledger.ApplyAdmission(req, Admission{tasks[i].want, {}}).ok()) continue;
-        start(i);
+        if (Status st = start(i); !st.ok()) return Err(st);
       }
     }
     if (observer) observer(now, ledger);

@@ -8,11 +8,12 @@
 //
 // Policies, all through the same harness and Ledger:
 //   kAugur      Schedule() (scheduler.h): scores, soft reservations, reservation for the
-//               blocked, EASY backfill
+//               blocked, EASY backfill; each workflow planned when it arrives (plan.h), as
+//               the engine does
 //   kFifo       ready tasks in submission order, each started when its want fits
 //   kUpwardRank ready tasks by HEFT's upward rank (critical path to the end), greedy
-// The benchmark compares them with the lower bound max(critical path, work / capacity), and
-// the property tests check the invariants on every decision.
+// The benchmark compares them with a lower bound (makespan_bound.h), and the property tests
+// check the invariants on every decision.
 //
 // Thread safety: functions of their arguments.
 #ifndef AUGUR_WORKFLOW_REPLAY_H_
@@ -49,6 +50,15 @@ struct ReplayOptions {
   ReplayPolicy policy = ReplayPolicy::kAugur;
   SchedulerOptions scheduler;
   LedgerOptions ledger;
+  // kAugur: plan each workflow when it arrives (plan.h), as the engine does, and let the
+  // scheduler follow the plan. Off: the scheduler alone.
+  bool plan = true;
+  size_t plan_max_tasks = 2000;
+  int plan_refinements = 0;  // PlanOptions::refinements and search_steps
+  int plan_search_steps = 0;
+  // kAugur: this plan instead (each task's place in it, smaller first, as one workflow);
+  // for PlanWorkflow's own replays. Empty: as `plan` says.
+  std::vector<double> given_plan_order;
 };
 
 struct ReplayTaskResult {
@@ -64,6 +74,7 @@ struct ReplayResult {
   double lower_bound_s = 0;    // max of the two
   uint64_t decisions = 0;      // scheduler calls
   uint64_t grant_changes = 0;  // shrinks, grows and pre-emptions applied
+  std::string plan;            // which plan each workflow followed ("" without plans)
   std::vector<ReplayTaskResult> tasks;
 };
 
@@ -71,8 +82,9 @@ struct ReplayResult {
 // (e.g. "grants within [min, want] and within capacity").
 using ReplayObserver = std::function<void(double now_s, const Ledger& ledger)>;
 
-// InvalidArgument for a cyclic or malformed DAG, or a task whose min does not fit the
-// capacity (it could never run).
+// InvalidArgument for a cyclic or malformed DAG, a task whose min does not fit the capacity
+// (it could never run), or a given plan of the wrong size; Internal if the scheduler undid a
+// start in the round that made it.
 Result<ReplayResult> Replay(const std::vector<ReplayTask>& tasks, const ReplayOptions& options,
                             const ReplayObserver& observer = nullptr);
 

@@ -7,17 +7,28 @@
 //              shrinks: slack = deadline - now - the remaining critical path from this
 //              shard to the workflow's end; 0 with slack of a whole path or more, the full
 //              weight at zero slack or late (least slack / earliest deadline first). A
-//              workflow without a deadline is judged against its earliest possible finish
-//              (submission + critical path), so its critical shards still go first.
-//   + aging    `aging_per_minute` per minute waited beyond `aging_after_s`, so that nothing
-//              starves: a priority-1 shard outranks any newcomer after aging_after_s plus
-//              (10 - 1) / aging_per_minute minutes. The grace keeps short waits from
-//              reordering shards of one priority, which least slack orders best.
+//              workflow without a deadline follows its plan (plan.h) when it has one: no
+//              urgency, its shards in plan order. Without either it is judged against its
+//              earliest possible finish (submission + critical path), so its critical
+//              shards still go first.
+//   + aging    `aging_per_minute` per minute beyond `aging_after_s` that the shard has
+//              waited while its workflow started nothing (counted from the later of its
+//              ready time and its workflow's last start), so that nothing starves: a
+//              priority-1 shard outranks any newcomer after aging_after_s plus
+//              (10 - 1) / aging_per_minute minutes. A workflow that keeps starting shards
+//              is not starving, so aging does not reorder its own shards.
 //   + fit      up to `fit_weight`: the share of its want that fits in the room left by our
-//              grants and by what the forecast says the host's other load will take
+//              grants, by the starts decided before its turn in this round, and by what
+//              the forecast says the host's other load will take
 //   - cost     up to `cost_weight`: its predicted cost as a share of the remaining budget
-// Highest score first; least slack breaks ties, then the older ready time, then submission
-// order. A shard whose predicted cost exceeds what is left of its budget waits.
+// Highest score first. Ties: least slack; then planned shards, their workflows in
+// submission order and each workflow's in plan order; then the older ready time, then
+// submission order. Since the fit is taken at a shard's turn, and the room only shrinks in
+// a round, the scores of a round's starts never rise: a start never shrinks one made
+// earlier in the same round. A shard whose predicted cost exceeds what is left of its
+// budget waits. A round stops after `max_blocked_scan` shards in a row could not start;
+// the rest wait "not considered this round" (a starving shard, aged to the top, is still
+// reached).
 //
 // Admission goes through the Ledger: a shard is granted the most of its want that fits, and
 // lower-score grants are shrunk toward their minimums to fit a higher-score one. When the
@@ -25,6 +36,9 @@
 // what is left, or if they are predicted to end before the reserved one could start (EASY
 // backfilling), so small shards cannot starve a large one. After the starts, shrunk grants
 // grow back into what is free.
+//
+// Cost: O(n) to score n pending shards, plus O(k log n) for the k considered: the order is
+// sorted lazily (nth_element chunks), so a round that stops early does not sort them all.
 //
 // Pure and deterministic: state and a clock in, decisions out; no I/O, no sleeping. The
 // executor (one host) and the mesh (many) feed it the same way.
@@ -63,6 +77,14 @@ struct PendingShard {
   double cost_per_hour = 0;  // of `want` at its backend's cost class; 0: free
   double budget_left = std::numeric_limits<double>::infinity();  // its workflow's
   uint64_t seq = 0;          // submission order (ties; the FIFO baseline)
+  // Its place in its workflow's plan (plan.h), smaller first; compared only with shards of
+  // the same workflow. A workflow without a deadline that has a plan follows it: its shards
+  // have no urgency and go in plan order. nullopt: no plan.
+  std::optional<double> plan_order;
+  uint64_t group_seq = 0;  // its workflow's submission order
+  // When its workflow last started a shard (0: never). Aging counts from the later of this
+  // and ready_ns: a workflow that keeps starting shards is not starving.
+  int64_t group_last_start_ns = 0;
 };
 
 // A grant already running: when it is predicted to end (for backfilling).
@@ -90,6 +112,10 @@ struct SchedulerOptions {
   bool reserve_for_blocked = true;
   // How many shards may start in one call (the executor's batch); 0: no limit.
   size_t max_starts = 0;
+  // A round stops after this many shards in a row could not start (0: never); the rest are
+  // listed as waiting, "not considered this round". Shards are taken best first, so an aged
+  // (starving) shard is still reached; what is lost is backfilling deep in the queue.
+  size_t max_blocked_scan = 256;
 };
 
 // The parts of one shard's score, for `augurctl status --explain`.
@@ -124,7 +150,8 @@ struct WaitingShard {
 struct ScheduleResult {
   std::vector<StartDecision> starts;    // in the order decided
   std::vector<GrantChange> grow_back;   // after the starts
-  std::vector<WaitingShard> waiting;    // by score, best first
+  // In the order considered (best first), then those not considered this round.
+  std::vector<WaitingShard> waiting;
   std::string reserved_for;             // the blocked shard room is held for, or ""
 };
 

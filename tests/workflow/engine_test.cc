@@ -187,6 +187,45 @@ TEST(EngineTest, ARestoredEngineReattachesRunningAttemptsAndKeepsFinishedShards)
 namespace augur::workflow {
 namespace {
 
+TEST(EngineTest, AWorkflowIsPlannedAtSubmission) {
+  // Two cores: `wide` (four 10 s shards), and `long` (60 s) then `tail` (60 s). Every order
+  // ends at 120 s (the long chain), so the plan keeps its first candidate, the scheduler
+  // alone (least slack): `long` starts first. The status names the plan.
+  const char yaml[] = R"(workflow: planned
+stages:
+  - name: wide
+    expected: 10s
+    shards: {range: [0, 4], count: 4}
+    run: ["true"]
+  - name: long
+    expected: 60s
+    run: ["true"]
+  - name: tail
+    needs: [long]
+    expected: 60s
+    run: ["true"]
+)";
+  auto spec = ParseWorkflow(yaml, "planned.yaml");
+  ASSERT_TRUE(spec) << spec.error().ToString();
+  Engine e(Options());
+  auto id = e.Submit(*spec, yaml, "planned.yaml", 0);
+  ASSERT_TRUE(id) << id.error().ToString();
+  auto j = nlohmann::json::parse(*e.StatusJson(*id, false));
+  EXPECT_EQ(j[0]["plan"].get<std::string>(), "least slack");
+  std::vector<Action> starts = Of(e.Tick(kSec, {}), Action::Kind::kStart);
+  ASSERT_EQ(starts.size(), 2u);
+  EXPECT_EQ(starts[0].attempt.stage, "long");
+
+  // Off: no plan is made or shown.
+  EngineOptions off = Options();
+  off.plan = false;
+  Engine e2(off);
+  auto id2 = e2.Submit(*spec, yaml, "planned.yaml", 0);
+  ASSERT_TRUE(id2);
+  j = nlohmann::json::parse(*e2.StatusJson(*id2, false));
+  EXPECT_EQ(j[0]["plan"].get<std::string>(), "");
+}
+
 TEST(EngineTest, PredictionsComeFromHistoryElseExpectedElseTheDefault) {
   const char yaml[] = R"(workflow: p
 deadline: 1h
