@@ -118,10 +118,12 @@ CREATE INDEX history_by_started ON history (started_ns);
 // kMigrations[i] takes a database from version i + 1 to i + 2, in the transaction that
 // records the new version. Never edit one that has shipped: append.
 constexpr std::string_view kMigrations[] = {
-    // 2: the cost of each attempt; demand events; retention's lookups (finished workflows
-    // oldest first) and `augurctl profile`'s (the newest workflow of a name).
+    // 2: the cost of each attempt and the cost class it ran on; demand events; retention's
+    // lookups (finished workflows oldest first) and `augurctl profile`'s (the newest
+    // workflow of a name).
     R"sql(
 ALTER TABLE history ADD COLUMN cost REAL NOT NULL DEFAULT 0;
+ALTER TABLE attempts ADD COLUMN resource_class TEXT NOT NULL DEFAULT '';
 CREATE TABLE events (
   name TEXT PRIMARY KEY NOT NULL,
   workflow TEXT NOT NULL,
@@ -665,8 +667,8 @@ Status WorkflowStore::PutAttempt(const AttemptRecord& a) {
       "INSERT OR REPLACE INTO attempts (attempt_id, workflow_id, stage, shard_index, attempt, "
       "backend, instance, invocation, grant_cpu, grant_memory, state, started_ns, finished_ns, "
       "exit_code, term_signal, cpu_seconds, peak_memory_bytes, bytes_read, bytes_written, "
-      "output_path, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-      "?)";
+      "output_path, error, resource_class) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+      "?, ?, ?, ?, ?, ?, ?)";
   std::string what = fmt::format("saving attempt {}", a.attempt_id);
   auto st = impl_->Prepare(kSql, what);
   if (!st) return st.error();
@@ -675,7 +677,7 @@ Status WorkflowStore::PutAttempt(const AttemptRecord& a) {
   q.Text(a.backend).Text(a.instance).Text(a.invocation).Real(a.grant.cpu).U64(a.grant.memory);
   q.Text(AttemptStateName(a.state)).Int(a.started_ns).Int(a.finished_ns).Int(a.exit_code);
   q.Int(a.term_signal).Real(a.cpu_seconds).U64(a.peak_memory_bytes).U64(a.bytes_read);
-  q.U64(a.bytes_written).Text(a.output_path).Text(a.error);
+  q.U64(a.bytes_written).Text(a.output_path).Text(a.error).Text(a.resource_class);
   return q.Run();
 }
 
@@ -984,7 +986,8 @@ Result<std::vector<AttemptRecord>> WorkflowStore::Attempts(
       "SELECT attempt_id, workflow_id, stage, shard_index, attempt, backend, instance, "
       "invocation, grant_cpu, grant_memory, state, started_ns, finished_ns, exit_code, "
       "term_signal, cpu_seconds, peak_memory_bytes, bytes_read, bytes_written, output_path, "
-      "error FROM attempts WHERE workflow_id = ? ORDER BY stage, shard_index, attempt, "
+      "error, resource_class FROM attempts WHERE workflow_id = ? "
+      "ORDER BY stage, shard_index, attempt, "
       "attempt_id";
   std::string what = fmt::format("reading the attempts of {}", workflow_id);
   auto st = impl_->Prepare(kSql, what);
@@ -1020,6 +1023,7 @@ Result<std::vector<AttemptRecord>> WorkflowStore::Attempts(
     a.bytes_written = q.ColU64(18);
     a.output_path = q.ColText(19);
     a.error = q.ColText(20);
+    a.resource_class = q.ColText(21);
     out.push_back(std::move(a));
   }
   return out;

@@ -88,7 +88,9 @@ struct AttemptRecord {
   std::string backend;     // "process"
   std::string instance;    // backend handle, "" until provisioned
   std::string invocation;  // backend handle, "" until started
-  std::string resource_class;  // the backend's cost class it runs on ("": default or none)
+  // The backend's cost class it runs on ("": the default, or none), so that a re-attached
+  // attempt is charged at its own class after a restart.
+  std::string resource_class;
   Resources grant;         // what the ledger granted (and the backend gave)
   AttemptState state = AttemptState::kStarting;
   int64_t started_ns = 0;

@@ -195,6 +195,7 @@ TEST_F(StoreTest, EveryRecordRoundTripsWithEveryField) {
   a.bytes_written = 42;
   a.output_path = "/out/a";
   a.error = "killed: out of memory";
+  a.resource_class = "spot";
   ASSERT_TRUE(s->PutAttempt(a).ok());
   auto attempts = s->Attempts(w.id);
   ASSERT_TRUE(attempts) << attempts.error().ToString();
@@ -208,6 +209,7 @@ TEST_F(StoreTest, EveryRecordRoundTripsWithEveryField) {
   EXPECT_EQ(b.backend, a.backend);
   EXPECT_EQ(b.instance, a.instance);
   EXPECT_EQ(b.invocation, a.invocation);
+  EXPECT_EQ(b.resource_class, "spot");
   EXPECT_EQ(b.grant, a.grant);
   EXPECT_EQ(b.state, a.state);
   EXPECT_EQ(b.started_ns, a.started_ns);
