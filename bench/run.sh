@@ -16,3 +16,8 @@ if [[ -x "$build/bench/workflow-predictive" && -d "$traces" ]]; then
   "$build/bench/workflow-predictive" --ablate --cores 4,8,16 --seeds 5 --runs 8 --from 4 --jobs 50 \
     --alibaba "$traces/alibaba2017_batch_task_subset.csv" "$traces"/wfcommons-*.json
 fi
+# The same decisions on this host through augurd, each on and off (root: cgroups).
+if [[ $(id -u) == 0 ]]; then
+  echo "== bench/predictive_onhost.sh"
+  bash "$(dirname "$0")/predictive_onhost.sh" "$build" 3
+fi

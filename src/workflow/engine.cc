@@ -207,6 +207,7 @@ struct Engine::Impl {
                       double wall_s) {
     StageRun& st = r.stages[si];
     const StageSpec& spec = r.spec.stages[si];
+    if (!spec.right_size) return;
     if (out.peak_memory_bytes == 0 && out.cpu_seconds <= 0) return;  // nothing measured
     for (ShardRecord& s : st.shards) {
       if (s.state != ShardState::kPending || s.index == canary.index) continue;
@@ -353,7 +354,8 @@ struct Engine::Impl {
       s.items = d.items;
       s.want = d.want;
       s.min = d.min;
-      if (auto w = SizedWant(r, si, ShardUnits(s), d.want, d.min)) {
+      if (auto w = spec.right_size ? SizedWant(r, si, ShardUnits(s), d.want, d.min)
+                                   : std::nullopt) {
         s.want = *w;
         s.min = SizedMin(r, si, ShardUnits(s), s.want, d.min);
         ++sized;

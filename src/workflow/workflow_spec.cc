@@ -35,7 +35,7 @@ constexpr std::string_view kTopKeys[] = {"workflow", "priority", "deadline", "bu
 constexpr std::string_view kStageKeys[] = {"name",    "needs",    "backend", "priority",
                                            "resources", "shards", "retries", "timeout",
                                            "expected", "env",     "run",     "merge",
-                                           "canary", "speculate"};
+                                           "canary", "speculate", "right_size"};
 constexpr std::string_view kResourceKeys[] = {"cpu", "memory", "min_cpu", "min_memory"};
 constexpr std::string_view kShardKeys[] = {"range", "count", "max", "items", "split"};
 constexpr std::string_view kRetryKeys[] = {"count", "backoff", "grow_memory", "grow_cpu"};
@@ -468,6 +468,8 @@ void ParseStage(Errors& errors, std::string_view path, const YAML::Node& item, S
           if (yaml::ParseBool(errors, p, k, v, &b)) stage->canary = b;
         } else if (key == "speculate") {
           yaml::ParseBool(errors, p, k, v, &stage->speculate);
+        } else if (key == "right_size") {
+          yaml::ParseBool(errors, p, k, v, &stage->right_size);
         } else if (key == "expected") {
           milliseconds e{0};
           if (yaml::ParseDuration(errors, p, k, v, milliseconds(1), kMaxDuration, &e)) {

@@ -86,6 +86,9 @@ struct StageSpec {
   // `speculate:`: a ranged or item shard running well past its prediction may have its
   // range re-run split in parallel; the first to finish (the shard, or all its pieces) wins.
   bool speculate = true;
+  // `right_size:`: shards want what the stage's history (or its canary) says they use,
+  // within the file's bounds. false: the declared resources, always.
+  bool right_size = true;
   std::vector<std::pair<std::string, std::string>> env;  // `env: {K: V}`, added to the task's
   SourcePos pos;  // of the stage's `name:` key
 };

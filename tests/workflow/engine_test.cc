@@ -640,6 +640,15 @@ TEST(EngineTest, AStageWithHistoryIsRightSizedWithinTheFilesBounds) {
   EXPECT_LT(g.cpu, 1.0) << "about half a core used, x 1.25";
   auto st = nlohmann::json::parse(*e.StatusJson(*id, false));
   EXPECT_THAT(st[0]["stages"][0]["sizing"].get<std::string>(), HasSubstr("history (10 samples)"));
+  // right_size: false: the declared resources, history or not.
+  std::string off = yaml;
+  off.replace(off.find("    expected"), 0, "    right_size: false\n");
+  auto spec_off = ParseWorkflow(off, "fresh.yaml");
+  ASSERT_TRUE(spec_off) << spec_off.error().ToString();
+  auto id2 = e.Submit(*spec_off, off, "fresh.yaml", kSec);
+  ASSERT_TRUE(id2);
+  auto st2 = nlohmann::json::parse(*e.StatusJson(*id2, false));
+  EXPECT_EQ(st2[0]["stages"][0]["sizing"], "declared");
 }
 
 }  // namespace
