@@ -42,6 +42,9 @@
 //                      prices of this host's capacity, reported as one cost class (named by
 //                      cost_class, default "local") so that workflow budgets apply here;
 //                      unset: no cost class, shards are free
+//   spot_per_core_hour, spot_per_gib_hour
+//                      a second, preemptible class "spot" at these prices, for workflows
+//                      whose deadline allows it; this backend never takes an instance away
 //
 // Threading: one mutex guards the instance and invocation tables and the capacity ledger;
 // each invocation has its own mutex for its status, so a poll() waiting on one task never
@@ -257,7 +260,8 @@ class ProcessBackend {
     // CBinding::Init has checked `host` (non-null, struct_size) before constructing us.
     augur_shim::RejectUnknownKeys(host, "process",
                                   {"cgroup_parent", "reserve_memory_mb", "cost_class",
-                                   "cost_per_core_hour", "cost_per_gib_hour"});
+                                   "cost_per_core_hour", "cost_per_gib_hour",
+                                   "spot_per_core_hour", "spot_per_gib_hour"});
     ReadCost(host);
     const char* parent = augur_shim::ConfigValue(host, "cgroup_parent");
     parent_ = CheckParent(parent ? parent : "augur");
@@ -285,9 +289,10 @@ class ProcessBackend {
 
   augur_shim::ErrorSlot& errors() { return errors_; }
 
-  // The one cost class of cost_per_core_hour / cost_per_gib_hour, when either is set.
+  // The cost class of cost_per_core_hour / cost_per_gib_hour, when either is set, and a
+  // "spot" class of spot_per_core_hour / spot_per_gib_hour (preemptible) beside it.
   void ReadCost(const augur_host_api* host) {
-    auto price = [&](const char* key, double* out) {
+    auto price = [&](const char* key, double* out, bool* set) {
       const char* v = augur_shim::ConfigValue(host, key);
       if (v == nullptr) return;
       char* end = nullptr;
@@ -298,16 +303,24 @@ class ProcessBackend {
              std::string(key) + " must be a number >= 0, got '" + v + "'");
       }
       *out = d;
-      cost_set_ = true;
+      *set = true;
     };
-    price("cost_per_core_hour", &cost_.per_core_hour);
-    price("cost_per_gib_hour", &cost_.per_gib_hour);
+    price("cost_per_core_hour", &costs_[0].per_core_hour, &cost_set_);
+    price("cost_per_gib_hour", &costs_[0].per_gib_hour, &cost_set_);
+    price("spot_per_core_hour", &costs_[1].per_core_hour, &spot_set_);
+    price("spot_per_gib_hour", &costs_[1].per_gib_hour, &spot_set_);
+    if (spot_set_ && !cost_set_) {
+      Fail(AUGUR_ERR_INVALID, "a spot price needs cost_per_core_hour or cost_per_gib_hour too");
+    }
     if (const char* c = augur_shim::ConfigValue(host, "cost_class")) {
       if (*c == '\0') Fail(AUGUR_ERR_INVALID, "cost_class must not be empty");
       cost_class_ = c;
     }
-    cost_.resource_class = cost_class_.c_str();
-    cost_.preemptible = 0;
+    if (cost_class_ == "spot") Fail(AUGUR_ERR_INVALID, "cost_class \"spot\" is the spot class's name");
+    costs_[0].resource_class = cost_class_.c_str();
+    costs_[0].preemptible = 0;
+    costs_[1].resource_class = "spot";
+    costs_[1].preemptible = 1;
   }
 
   void Describe(augur_backend_info* out) {
@@ -319,8 +332,8 @@ class ProcessBackend {
         out->healthy ? "" : "reserve_memory_mb is not smaller than the host's memory";
     out->capacity = capacity_;
     out->available = AvailableLocked();
-    out->costs = cost_set_ ? &cost_ : nullptr;
-    out->costs_len = cost_set_ ? 1 : 0;
+    out->costs = cost_set_ ? costs_ : nullptr;
+    out->costs_len = cost_set_ ? (spot_set_ ? 2 : 1) : 0;
     out->labels = labels_.data();
     out->labels_len = static_cast<uint32_t>(labels_.size());
   }
@@ -677,9 +690,9 @@ class ProcessBackend {
       Fail(AUGUR_ERR_INVALID, "the process backend has no templates; template_ref must be \"\"");
     }
     std::string cls = Str(req.resource_class);
-    if (!cls.empty() && cls != cost_class_) {
-      Fail(AUGUR_ERR_INVALID,
-           "the process backend offers only resource class \"" + cost_class_ + "\"");
+    if (!cls.empty() && cls != cost_class_ && !(spot_set_ && cls == "spot")) {
+      Fail(AUGUR_ERR_INVALID, "the process backend offers only resource class \"" + cost_class_ +
+                                  "\"" + (spot_set_ ? " and \"spot\"" : ""));
     }
   }
 
@@ -966,8 +979,9 @@ class ProcessBackend {
   std::string summary_;
   std::vector<std::pair<std::string, std::string>> labels_storage_;
   std::string cost_class_ = "local";
-  augur_cost cost_{};
+  augur_cost costs_[2] = {};  // [0] its class, [1] spot
   bool cost_set_ = false;
+  bool spot_set_ = false;
   std::vector<augur_kv> labels_;
   augur_shim::ErrorSlot errors_;
 

@@ -13,6 +13,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <regex>
 #include <set>
 
@@ -764,4 +765,33 @@ stages:
 }
 
 }  // namespace
+
+TEST_F(WorkflowTest, AWorkflowWithoutADeadlineRunsOnSpotAndCostsLessThanOneThatCannot) {
+  // One core-second costs 1 on "local", 0.25 on "spot".
+  WriteConfig("", "      cost_per_core_hour: 3600\n      spot_per_core_hour: 900\n");
+  StartAgent();
+  auto paid = [&](const std::string& name, const std::string& extra) {
+    return WriteWorkflow(name + ".yaml", fmt::format(R"(workflow: {}
+{}stages:
+  - name: work
+    resources: {{cpu: 1, memory: 64Mi}}
+    shards: {{range: [0, 2], count: 2}}
+    canary: false
+    expected: 1s
+    run: [sleep, "1"]
+)", name, extra));
+  };
+  const std::string spot = Submit(paid("relaxed", ""));
+  EXPECT_EQ(WaitDone(spot), "succeeded") << Status(spot).dump(2) << agent_->err();
+  // Half a second of slack for 1 s shards: losing a spot instance could not be absorbed.
+  const std::string local = Submit(paid("pressed", "deadline: 1500ms\n"));
+  EXPECT_EQ(WaitDone(local), "succeeded") << Status(local).dump(2) << agent_->err();
+  const double on_spot = Status(spot).value("spent", 0.0);
+  const double on_local = Status(local).value("spent", 0.0);
+  EXPECT_GT(on_spot, 0.4);
+  EXPECT_LT(on_spot, 1.2) << "two shards of about a core-second at 0.25";
+  EXPECT_GT(on_local, 1.9);
+  EXPECT_LT(on_spot / on_local, 0.4);
+  std::cout << "cost with the spot class: " << on_spot << ", without: " << on_local << "\n";
+}
 }  // namespace augur
