@@ -25,6 +25,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "wfcommons.h"
 #include "workflow/makespan_bound.h"
 #include "workflow/replay.h"
 
@@ -42,46 +43,23 @@ struct Loaded {
   std::vector<std::string> task_names;
 };
 
-// WfCommons schema 1.x: workflow.tasks[] with name, parents[], runtimeInSeconds, avgCPU (%)
-// and memory (KB); older files keep runtime under "runtime".
+// A WfCommons execution as replay tasks: each task's measured run time, avgCPU as its CPU
+// want and its memory (1 MiB when the trace has none), within what the host has.
 bool Load(const std::string& path, const Resources& cap, Loaded* out, std::string* error) {
-  std::ifstream in(path);
-  nlohmann::json j;
-  try {
-    in >> j;
-  } catch (const nlohmann::json::exception& e) {
-    *error = fmt::format("{}: not JSON: {}", path, e.what());
-    return false;
-  }
-  const nlohmann::json& tasks = j["workflow"]["tasks"];
-  if (!tasks.is_array()) {
-    *error = path + ": no workflow.tasks array";
-    return false;
-  }
-  out->name = j.value("name", path);
-  std::map<std::string, int> index;
-  for (const auto& t : tasks) index[t.at("name").get<std::string>()] = int(index.size());
-  for (const auto& t : tasks) {
+  augur::bench::WfTrace trace;
+  if (!augur::bench::LoadWfCommons(path, &trace, error)) return false;
+  out->name = trace.name;
+  for (const augur::bench::WfTask& t : trace.tasks) {
     ReplayTask r;
-    r.actual_s = t.contains("runtimeInSeconds") ? t["runtimeInSeconds"].get<double>()
-                                                : t.value("runtime", 1.0);
-    r.actual_s = std::max(r.actual_s, 0.001);
+    r.actual_s = t.runtime_s;
     r.predicted_s = r.actual_s;
-    const double cpu = std::max(0.05, t.value("avgCPU", 100.0) / 100.0);
-    const uint64_t mem = uint64_t(std::max(1.0, t.value("memory", 1024.0))) * 1024;
+    const double cpu = std::max(0.05, t.avg_cpu_percent / 100.0);
+    const uint64_t mem = uint64_t(std::max(1.0, t.memory_kb.value_or(1024.0))) * 1024;
     r.want = {std::min(cpu, cap.cpu), std::min(mem, cap.memory)};
     r.min = r.want;
-    for (const auto& p : t.value("parents", nlohmann::json::array())) {
-      auto it = index.find(p.get<std::string>());
-      if (it == index.end()) {
-        *error = fmt::format("{}: task {} has unknown parent {}", path,
-                             t["name"].get<std::string>(), p.get<std::string>());
-        return false;
-      }
-      r.preds.push_back(it->second);
-    }
+    r.preds = t.parents;
     out->tasks.push_back(std::move(r));
-    out->task_names.push_back(t["name"].get<std::string>());
+    out->task_names.push_back(t.name);
   }
   return true;
 }

@@ -35,6 +35,7 @@
 #include <string>
 #include <vector>
 
+#include "wfcommons.h"
 #include "workflow/profile.h"
 #include "workflow/replay.h"
 
@@ -74,43 +75,20 @@ struct Trace {
 // and 256 MiB, expected the category's mean run time in the trace.
 bool LoadWfCommons(const std::string& path, const Resources& declared, Trace* out,
                    std::string* error) {
-  std::ifstream in(path);
-  nlohmann::json j;
-  try {
-    in >> j;
-  } catch (const nlohmann::json::exception& e) {
-    *error = fmt::format("{}: not JSON: {}", path, e.what());
-    return false;
-  }
-  const nlohmann::json& tasks = j["workflow"]["tasks"];
-  if (!tasks.is_array()) {
-    *error = path + ": no workflow.tasks array";
-    return false;
-  }
-  out->name = j.value("name", path);
-  std::map<std::string, int> index;
-  for (const auto& t : tasks) index[t.at("name").get<std::string>()] = int(index.size());
+  augur::bench::WfTrace trace;
+  if (!augur::bench::LoadWfCommons(path, &trace, error)) return false;
+  out->name = trace.name;
   std::map<std::string, std::pair<double, int>> mean;
-  for (const auto& t : tasks) {
+  for (const augur::bench::WfTask& t : trace.tasks) {
     Task r;
     r.workflow = out->name;
-    const std::string name = t["name"].get<std::string>();
-    r.stage = t.value("category", name.substr(0, name.rfind('_')));
-    r.duration_s = t.contains("runtimeInSeconds") ? t["runtimeInSeconds"].get<double>()
-                                                  : t.value("runtime", 1.0);
-    r.duration_s = std::max(r.duration_s, 0.001);
-    r.cpu = std::max(0.01, t.value("avgCPU", 100.0) / 100.0);
-    r.memory = std::max(0.0, t.value("memory", 0.0)) * 1024;
+    r.stage = t.category;
+    r.duration_s = t.runtime_s;
+    r.cpu = std::max(0.01, t.avg_cpu_percent / 100.0);
+    r.memory = std::max(0.0, t.memory_kb.value_or(0.0)) * 1024;
     r.want = declared;
     r.min = {0.25, 256ULL << 20};
-    for (const auto& p : t.value("parents", nlohmann::json::array())) {
-      auto it = index.find(p.get<std::string>());
-      if (it == index.end()) {
-        *error = fmt::format("{}: task {} has unknown parent {}", path, name, p.get<std::string>());
-        return false;
-      }
-      r.preds.push_back(it->second);
-    }
+    r.preds = t.parents;
     mean[r.stage].first += r.duration_s;
     mean[r.stage].second += 1;
     out->tasks.push_back(std::move(r));
