@@ -886,27 +886,22 @@ Result<std::optional<WorkflowRecord>> WorkflowStore::LatestNamed(const std::stri
   static const std::string kSql = fmt::format(
       "SELECT {} FROM workflows WHERE name = ? ORDER BY submitted_ns DESC, id DESC LIMIT 1",
       kWorkflowColumns);
-  std::string what = fmt::format("reading the newest workflow named {}", name);
-  auto st = impl_->Prepare(kSql, what);
-  if (!st) return Err(st.error());
-  Stmt q(*impl_, *st, std::move(what));
-  q.Text(name);
-  auto row = q.Step();
-  if (!row) return Err(row.error());
-  if (!*row) return std::optional<WorkflowRecord>();
-  auto w = ReadWorkflow(path_, q);
-  if (!w) return Err(w.error());
-  return std::optional<WorkflowRecord>(std::move(*w));
+  return OneWorkflow(kSql, name, fmt::format("reading the newest workflow named {}", name));
 }
 
 Result<std::optional<WorkflowRecord>> WorkflowStore::GetWorkflow(const std::string& id) const {
   static const std::string kSql =
       fmt::format("SELECT {} FROM workflows WHERE id = ?", kWorkflowColumns);
-  std::string what = fmt::format("reading workflow {}", id);
-  auto st = impl_->Prepare(kSql, what);
+  return OneWorkflow(kSql, id, fmt::format("reading workflow {}", id));
+}
+
+Result<std::optional<WorkflowRecord>> WorkflowStore::OneWorkflow(const std::string& sql,
+                                                                 const std::string& key,
+                                                                 std::string what) const {
+  auto st = impl_->Prepare(sql, what);
   if (!st) return Err(st.error());
   Stmt q(*impl_, *st, std::move(what));
-  q.Text(id);
+  q.Text(key);
   auto row = q.Step();
   if (!row) return Err(row.error());
   if (!*row) return std::optional<WorkflowRecord>();

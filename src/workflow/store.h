@@ -222,6 +222,10 @@ class WorkflowStore {
   const std::string& path() const { return path_; }
 
  private:
+  // The first row of `sql` (kWorkflowColumns, one text parameter `key`), if any.
+  Result<std::optional<WorkflowRecord>> OneWorkflow(const std::string& sql,
+                                                    const std::string& key,
+                                                    std::string what) const;
   struct Impl;
   WorkflowStore(std::unique_ptr<Impl> impl, std::string path);
   std::unique_ptr<Impl> impl_;

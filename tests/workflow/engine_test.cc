@@ -346,6 +346,12 @@ stages:
     run: [sh, -c, "seq {shard.begin} {shard.end}"]
 )";
 
+// `yaml` with `key` added to its (first) stage, before its `expected:`.
+std::string WithStageKey(std::string yaml, const std::string& key) {
+  yaml.replace(yaml.find("    expected"), 0, "    " + key + "\n");
+  return yaml;
+}
+
 TEST(EngineTest, AStageWithoutHistoryRunsOneCanaryShardFirstThenFansOut) {
   auto spec = ParseWorkflow(kCanaried, "fresh.yaml");
   ASSERT_TRUE(spec) << spec.error().ToString();
@@ -372,8 +378,7 @@ TEST(EngineTest, AStageWithoutHistoryRunsOneCanaryShardFirstThenFansOut) {
 }
 
 TEST(EngineTest, ACanaryCanBeTurnedOffPerStage) {
-  std::string yaml = kCanaried;
-  yaml.replace(yaml.find("    expected"), 0, "    canary: false\n");
+  std::string yaml = WithStageKey(kCanaried, "canary: false");
   auto spec = ParseWorkflow(yaml, "fresh.yaml");
   ASSERT_TRUE(spec) << spec.error().ToString();
   EngineOptions o = Options();
@@ -384,8 +389,7 @@ TEST(EngineTest, ACanaryCanBeTurnedOffPerStage) {
 }
 
 TEST(EngineTest, AStragglerIsRerunInPiecesAndThePiecesOutputsStandForIt) {
-  std::string yaml = kCanaried;
-  yaml.replace(yaml.find("    expected"), 0, "    canary: false\n");
+  std::string yaml = WithStageKey(kCanaried, "canary: false");
   auto spec = ParseWorkflow(yaml, "fresh.yaml");
   ASSERT_TRUE(spec) << spec.error().ToString();
   EngineOptions o = Options();
@@ -431,8 +435,7 @@ TEST(EngineTest, AStragglerIsRerunInPiecesAndThePiecesOutputsStandForIt) {
 }
 
 TEST(EngineTest, AStragglerThatFinishesFirstWinsAndItsPiecesAreCancelled) {
-  std::string yaml = kCanaried;
-  yaml.replace(yaml.find("    expected"), 0, "    canary: false\n");
+  std::string yaml = WithStageKey(kCanaried, "canary: false");
   auto spec = ParseWorkflow(yaml, "fresh.yaml");
   ASSERT_TRUE(spec);
   EngineOptions o = Options();
@@ -458,11 +461,10 @@ TEST(EngineTest, AStragglerThatFinishesFirstWinsAndItsPiecesAreCancelled) {
 }
 
 TEST(EngineTest, NoSpeculationWithoutFreeRoomOrWhenTurnedOff) {
-  std::string yaml = kCanaried;
-  yaml.replace(yaml.find("    expected"), 0, "    canary: false\n");
+  std::string yaml = WithStageKey(kCanaried, "canary: false");
   for (const bool off : {false, true}) {
     std::string y = yaml;
-    if (off) y.replace(y.find("    expected"), 0, "    speculate: false\n");
+    if (off) y = WithStageKey(y, "speculate: false");
     auto spec = ParseWorkflow(y, "fresh.yaml");
     ASSERT_TRUE(spec);
     EngineOptions o = Options();
@@ -479,8 +481,7 @@ TEST(EngineTest, NoSpeculationWithoutFreeRoomOrWhenTurnedOff) {
 
 
 TEST(EngineTest, AnAnomalyOnAShardGrowsItsGrantOrReshardsItOrOnlyAlerts) {
-  std::string yaml = kCanaried;
-  yaml.replace(yaml.find("    expected"), 0, "    canary: false\n");
+  std::string yaml = WithStageKey(kCanaried, "canary: false");
   auto spec = ParseWorkflow(yaml, "fresh.yaml");
   ASSERT_TRUE(spec);
   for (AnomalyAction action :
@@ -515,8 +516,7 @@ TEST(EngineTest, AnAnomalyOnAShardGrowsItsGrantOrReshardsItOrOnlyAlerts) {
 }
 
 TEST(EngineTest, AHostAnomalyMakesAdmissionCautiousForAWhile) {
-  std::string yaml = kCanaried;
-  yaml.replace(yaml.find("    expected"), 0, "    canary: false\n");
+  std::string yaml = WithStageKey(kCanaried, "canary: false");
   auto spec = ParseWorkflow(yaml, "fresh.yaml");
   ASSERT_TRUE(spec);
   EngineOptions o = Options();
@@ -533,8 +533,7 @@ TEST(EngineTest, AHostAnomalyMakesAdmissionCautiousForAWhile) {
 
 
 TEST(EngineTest, AShardNearItsMemoryLimitIsGrownLiveFromWhatItsBackendReports) {
-  std::string yaml = kCanaried;
-  yaml.replace(yaml.find("    expected"), 0, "    canary: false\n");
+  std::string yaml = WithStageKey(kCanaried, "canary: false");
   auto spec = ParseWorkflow(yaml, "fresh.yaml");
   ASSERT_TRUE(spec);
   EngineOptions o = Options();
@@ -642,7 +641,7 @@ TEST(EngineTest, AStageWithHistoryIsRightSizedWithinTheFilesBounds) {
   EXPECT_THAT(st[0]["stages"][0]["sizing"].get<std::string>(), HasSubstr("history (10 samples)"));
   // right_size: false: the declared resources, history or not.
   std::string off = yaml;
-  off.replace(off.find("    expected"), 0, "    right_size: false\n");
+  off = WithStageKey(off, "right_size: false");
   auto spec_off = ParseWorkflow(off, "fresh.yaml");
   ASSERT_TRUE(spec_off) << spec_off.error().ToString();
   auto id2 = e.Submit(*spec_off, off, "fresh.yaml", kSec);
