@@ -10,20 +10,8 @@
 set -eu
 build=${1:-build}
 runs=${2:-3}
-work=$(mktemp -d /tmp/augur-predbench.XXXXXX)
-trap 'kill -TERM $agent 2>/dev/null; wait $agent 2>/dev/null; rm -rf "$work"; for h in /sys/fs/cgroup/*/ /sys/fs/cgroup/; do rmdir "${h}augur-predbench" 2>/dev/null; done' EXIT
-cat >"$work/augur.yaml" <<YAML
-telemetry: {shm_name: augur-predbench, ebpf: off}
-metrics: {enabled: false}
-forecast: {enabled: false}
-plugins:
-  dir: $(cd "$build" && pwd)/plugins
-  enabled: [process]
-  state_dir: $work/plugins
-  config: {process: {cgroup_parent: augur-predbench}}
-control: {socket: $work/augur.sock}
-workflows: {state_dir: $work/wf}
-YAML
+. "$(dirname "$0")/augurd_env.sh"
+start_augurd "$build" augur-predbench
 sized() {  # $1: workflow name, $2: extra stage key
   cat <<YAML
 workflow: $1
@@ -52,11 +40,7 @@ sized sized "right_size: true" >"$work/sized-on.yaml"
 sized sized "right_size: false" >"$work/sized-off.yaml"
 skew skew "speculate: true" >"$work/skew-on.yaml"
 skew skew "speculate: false" >"$work/skew-off.yaml"
-"$build/agent/augurd" --config "$work/augur.yaml" 2>"$work/log" &
-agent=$!
-for _ in $(seq 1 100); do [ -S "$work/augur.sock" ] && break; sleep 0.1; done
 ctl() { "$build/agent/augurctl" --socket "$work/augur.sock" "$@"; }
-median() { sort -n | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 timed() {
   local t0 t1
   t0=$(date +%s.%N)

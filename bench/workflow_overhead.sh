@@ -8,20 +8,8 @@ set -eu
 build=${1:-build}
 n=${2:-20}
 runs=${3:-5}
-work=$(mktemp -d /tmp/augur-wfbench.XXXXXX)
-trap 'kill -TERM $agent 2>/dev/null; wait $agent 2>/dev/null; rm -rf "$work"; for h in /sys/fs/cgroup/*/ /sys/fs/cgroup/; do rmdir "${h}augur-wfbench" 2>/dev/null; done' EXIT
-cat >"$work/augur.yaml" <<YAML
-telemetry: {shm_name: augur-wfbench, ebpf: off}
-metrics: {enabled: false}
-forecast: {enabled: false}
-plugins:
-  dir: $(cd "$build" && pwd)/plugins
-  enabled: [process]
-  state_dir: $work/plugins
-  config: {process: {cgroup_parent: augur-wfbench}}
-control: {socket: $work/augur.sock}
-workflows: {state_dir: $work/wf, prewarm: {enabled: ${PREWARM:-true}}}
-YAML
+. "$(dirname "$0")/augurd_env.sh"
+start_augurd "$build" augur-wfbench "{state_dir: WORK/wf, prewarm: {enabled: ${PREWARM:-true}}}"
 {
   echo "workflow: chain"
   echo "stages:"
@@ -32,12 +20,8 @@ YAML
     echo "    run: [\"true\"]"
   done
 } >"$work/chain.yaml"
-"$build/agent/augurd" --config "$work/augur.yaml" 2>"$work/log" &
-agent=$!
-for _ in $(seq 1 100); do [ -S "$work/augur.sock" ] && break; sleep 0.1; done
 cpu() { awk '{print ($14 + $15) / 100}' "/proc/$agent/stat"; }
 rss() { awk '/VmRSS/ {print $2 / 1024}' "/proc/$agent/status"; }
-median() { sort -n | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 engine=() direct=() cpus=()
 for r in $(seq 1 "$runs"); do
   c0=$(cpu)
