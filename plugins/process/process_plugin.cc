@@ -44,7 +44,12 @@
 //                      unset: no cost class, shards are free
 //   spot_per_core_hour, spot_per_gib_hour
 //                      a second, preemptible class "spot" at these prices, for workflows
-//                      whose deadline allows it; this backend never takes an instance away
+//                      whose deadline allows it
+//   spot_max_runtime   seconds (> 0) a task on the spot class may run before the backend
+//                      takes it back: it is killed and reported AUGUR_TASK_RECLAIMED, as a
+//                      cloud's preemptible VM is after its maximum run time. Unset: spot
+//                      tasks are never reclaimed. An instance found again after a restart of
+//                      the plugin host has lost its class and is not reclaimed.
 //
 // Threading: one mutex guards the instance and invocation tables and the capacity ledger;
 // each invocation has its own mutex for its status, so a poll() waiting on one task never
@@ -218,6 +223,7 @@ struct Instance {
   const InstanceCgroup cgroup;
   augur_resources granted{};  // guarded by ProcessBackend::mu_
   bool releasing = false;     // guarded by ProcessBackend::mu_
+  bool spot = false;          // provisioned on the preemptible "spot" class
   // Held by run() from its check of `releasing` until the child is in the cgroup, so that
   // release() cannot kill and rmdir between the two and miss a task.
   std::mutex run_mu;
@@ -242,6 +248,8 @@ struct Invocation {
   std::mutex mu;  // guards everything below
   bool finished = false;
   bool cancelled = false;
+  bool reclaimed = false;      // killed because its spot run time was up
+  int64_t reclaim_at_ns = 0;   // when a spot task is taken back (0: never)
   augur_task_status status{};
   uint64_t cpu_base_ns = 0;
   std::optional<uint64_t> oom_base;
@@ -261,7 +269,8 @@ class ProcessBackend {
     augur_shim::RejectUnknownKeys(host, "process",
                                   {"cgroup_parent", "reserve_memory_mb", "cost_class",
                                    "cost_per_core_hour", "cost_per_gib_hour",
-                                   "spot_per_core_hour", "spot_per_gib_hour"});
+                                   "spot_per_core_hour", "spot_per_gib_hour",
+                                   "spot_max_runtime"});
     ReadCost(host);
     const char* parent = augur_shim::ConfigValue(host, "cgroup_parent");
     parent_ = CheckParent(parent ? parent : "augur");
@@ -316,6 +325,16 @@ class ProcessBackend {
       if (*c == '\0') Fail(AUGUR_ERR_INVALID, "cost_class must not be empty");
       cost_class_ = c;
     }
+    if (const char* v = augur_shim::ConfigValue(host, "spot_max_runtime")) {
+      char* end = nullptr;
+      errno = 0;
+      const double d = std::strtod(v, &end);
+      if (errno != 0 || end == v || *end != '\0' || !(d > 0) || !std::isfinite(d)) {
+        Fail(AUGUR_ERR_INVALID, std::string("spot_max_runtime must be seconds > 0, got '") + v + "'");
+      }
+      if (!spot_set_) Fail(AUGUR_ERR_INVALID, "spot_max_runtime needs a spot class (spot_per_core_hour or spot_per_gib_hour)");
+      spot_max_runtime_ns_ = static_cast<int64_t>(d * 1e9);
+    }
     if (cost_class_ == "spot") Fail(AUGUR_ERR_INVALID, "cost_class \"spot\" is the spot class's name");
     costs_[0].resource_class = cost_class_.c_str();
     costs_[0].preemptible = 0;
@@ -367,6 +386,7 @@ class ProcessBackend {
       }
       throw;
     }
+    inst->spot = Str(req.resource_class) == "spot";
     instances_[name] = inst;
     FillInfo(*inst, out);
   }
@@ -496,6 +516,9 @@ class ProcessBackend {
     inv->status.struct_size = sizeof(augur_task_status);
     inv->status.state = AUGUR_TASK_RUNNING;
     inv->status.started_ns = NowNs(host_);
+    if (inst->spot && spot_max_runtime_ns_ > 0) {
+      inv->reclaim_at_ns = inv->status.started_ns + spot_max_runtime_ns_;
+    }
     std::lock_guard lock(mu_);
     invocations_[inv->handle] = inv;
     return inv->handle;
@@ -505,10 +528,16 @@ class ProcessBackend {
     if (timeout_ms < 0) Fail(AUGUR_ERR_INVALID, "timeout_ms must be >= 0");
     auto inv = FindInvocation(handle);
     std::shared_ptr<Instance> inst = FindInstanceOrNull(inv->instance);
+    if (ReclaimIfDue(inv, inst)) timeout_ms = 0;
     {
       std::lock_guard lock(inv->mu);
       Refresh(*inv, inst.get());
       if (inv->finished || timeout_ms == 0 || inv->pidfd < 0) return Status(*inv);
+      if (inv->reclaim_at_ns > 0) {
+        // Wake at the reclaim deadline rather than sleeping past it.
+        const int64_t left_ms = (inv->reclaim_at_ns - NowNs(host_)) / 1000000 + 1;
+        timeout_ms = static_cast<int32_t>(std::clamp<int64_t>(left_ms, 1, timeout_ms));
+      }
     }
     // Sleep on the pidfd without holding any lock; it becomes readable when the process
     // exits (for children and, since 5.3, for any process).
@@ -524,14 +553,35 @@ class ProcessBackend {
           (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
       remaining = timeout_ms - static_cast<int>(elapsed);
     }
+    ReclaimIfDue(inv, inst);
     std::lock_guard lock(inv->mu);
     Refresh(*inv, inst.get());
     return Status(*inv);
   }
 
+  // Takes a spot task back once its run time is up: killed like a cancel, reported
+  // RECLAIMED. True when it did.
+  bool ReclaimIfDue(const std::shared_ptr<Invocation>& inv, const std::shared_ptr<Instance>& inst) {
+    {
+      std::lock_guard lock(inv->mu);
+      if (inv->finished || inv->reclaim_at_ns == 0 || NowNs(host_) < inv->reclaim_at_ns) {
+        return false;
+      }
+      inv->reclaimed = true;
+    }
+    augur_shim::Log(host_, AUGUR_LOG_INFO,
+                    "process: reclaiming spot task " + inv->handle + " (spot_max_runtime)");
+    Kill(inv, inst);
+    return true;
+  }
+
   void Cancel(const std::string& handle) {
     auto inv = FindInvocation(handle);
-    std::shared_ptr<Instance> inst = FindInstanceOrNull(inv->instance);
+    Kill(inv, FindInstanceOrNull(inv->instance));
+  }
+
+  // Kills a task and waits for it to exit (cancel, and a spot reclaim).
+  void Kill(const std::shared_ptr<Invocation>& inv, const std::shared_ptr<Instance>& inst) {
     bool others_running = false;
     {
       std::lock_guard lock(mu_);
@@ -884,7 +934,9 @@ class ProcessBackend {
     }
   }
 
-  augur_task_status Status(const Invocation& inv) {
+  augur_task_status Status(Invocation& inv) {
+    // A reclaimed task died of our SIGKILL: it was taken back, not failed or cancelled.
+    if (inv.finished && inv.reclaimed) inv.status.state = AUGUR_TASK_RECLAIMED;
     if (inv.status.state == AUGUR_TASK_FAILED) errors_.Set(inv.handle + ": " + inv.lost_reason);
     return inv.status;
   }
@@ -982,6 +1034,7 @@ class ProcessBackend {
   augur_cost costs_[2] = {};  // [0] its class, [1] spot
   bool cost_set_ = false;
   bool spot_set_ = false;
+  int64_t spot_max_runtime_ns_ = 0;
   std::vector<augur_kv> labels_;
   augur_shim::ErrorSlot errors_;
 

@@ -101,14 +101,15 @@ class PluginInstance {
   }
 
   augur_rc Provision(const std::string& name, augur_resources want, augur_resources min,
-                     augur_instance_info* out, const std::string& template_ref = "") const {
+                     augur_instance_info* out, const std::string& template_ref = "",
+                     const std::string& resource_class = "") const {
     augur_alloc_request req{};
     req.struct_size = sizeof req;
     req.name = name.c_str();
     req.want = want;
     req.min = min;
     req.template_ref = template_ref.c_str();
-    req.resource_class = "";
+    req.resource_class = resource_class.c_str();
     std::memset(out, 0, sizeof *out);
     out->struct_size = sizeof *out;
     return api_->provision(plugin_, &req, out);

@@ -278,6 +278,38 @@ TEST_F(ProcessBackendTest, CancelKillsTheTaskAndEverythingItForked) {
   unlink(out.c_str());
 }
 
+// spot_max_runtime: a task on the spot class is taken back (killed, RECLAIMED) once it has
+// run that long, even by a poll that was already waiting; the same task on the host's own
+// class runs to its end.
+TEST_F(ProcessBackendTest, SpotTasksAreReclaimedAfterTheirMaximumRunTime) {
+  PluginInstance spot(lib_->api(), {{"cgroup_parent", parent_}, {"cost_per_core_hour", "1"},
+                                    {"spot_per_core_hour", "0.25"}, {"spot_max_runtime", "0.3"}});
+  ASSERT_TRUE(spot.ok()) << spot.init_error();
+  augur_instance_info on_spot, on_local;
+  ASSERT_EQ(spot.Provision("spot", {0.2, 32 * kMiB}, {0.2, 32 * kMiB}, &on_spot, "", "spot"),
+            AUGUR_OK) << spot.LastError();
+  ASSERT_EQ(spot.Provision("local", {0.2, 32 * kMiB}, {0.2, 32 * kMiB}, &on_local), AUGUR_OK);
+  std::string a, b;
+  ASSERT_EQ(spot.Run(on_spot.handle, {"/bin/sleep", "1"}, {}, &a), AUGUR_OK) << spot.LastError();
+  ASSERT_EQ(spot.Run(on_local.handle, {"/bin/sleep", "1"}, {}, &b), AUGUR_OK);
+  augur_task_status s;
+  auto t0 = std::chrono::steady_clock::now();
+  ASSERT_EQ(spot.Poll(a, 5000, &s), AUGUR_OK) << spot.LastError();
+  EXPECT_EQ(s.state, AUGUR_TASK_RECLAIMED);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(900))
+      << "the poll slept past the reclaim deadline";
+  ASSERT_EQ(spot.Poll(b, 5000, &s), AUGUR_OK);
+  EXPECT_EQ(s.state, AUGUR_TASK_EXITED);
+  EXPECT_EQ(s.exit_code, 0);
+  EXPECT_EQ(spot.Release(on_spot.handle), AUGUR_OK);
+  EXPECT_EQ(spot.Release(on_local.handle), AUGUR_OK);
+
+  PluginInstance bad(lib_->api(), {{"cgroup_parent", parent_}, {"spot_max_runtime", "1"}});
+  EXPECT_FALSE(bad.ok());
+  EXPECT_NE(bad.init_error().find("spot_max_runtime needs a spot class"), std::string::npos)
+      << bad.init_error();
+}
+
 // bytes_read / bytes_written are the storage I/O of the task and the children it reaped
 // (/proc/PID/io read_bytes / write_bytes, read at reap time). A real task: sh starts dd to
 // write 8 MiB with fsync, then dd to read it back with O_DIRECT (so the read reaches the

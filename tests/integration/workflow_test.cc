@@ -795,3 +795,38 @@ TEST_F(WorkflowTest, AWorkflowWithoutADeadlineRunsOnSpotAndCostsLessThanOneThatC
   std::cout << "cost with the spot class: " << on_spot << ", without: " << on_local << "\n";
 }
 }  // namespace augur
+
+namespace augur {
+TEST_F(WorkflowTest, ASpotTaskTheBackendTakesBackRunsAgainOnItsOwnClassWithoutARetry) {
+  // Spot tasks are taken back after half a second; the shards need a second.
+  WriteConfig("", "      cost_per_core_hour: 3600\n      spot_per_core_hour: 900\n"
+                  "      spot_max_runtime: 0.5\n");
+  StartAgent();
+  const std::string id = Submit(WriteWorkflow("reclaimed.yaml", R"(workflow: reclaimed
+stages:
+  - name: work
+    resources: {cpu: 1, memory: 64Mi}
+    shards: {range: [0, 2], count: 2}
+    canary: false
+    retries: {count: 0}
+    expected: 1s
+    run: [sh, -c, "sleep 1; echo {shard.begin} > {output}"]
+)"));
+  EXPECT_EQ(WaitDone(id), "succeeded") << Status(id).dump(2) << agent_->err();
+  EXPECT_EQ(Ctl({"result", id}).out, "0\n1\n");
+  auto h = nlohmann::json::parse(Ctl({"history", id, "--json"}).out);
+  int reclaimed = 0, succeeded = 0;
+  for (const auto& a : h) {
+    reclaimed += a["state"] == "reclaimed";
+    succeeded += a["state"] == "succeeded";
+  }
+  EXPECT_EQ(reclaimed, 2) << h.dump(2);
+  EXPECT_EQ(succeeded, 2) << h.dump(2);
+  // Half a second on spot (0.25) and a second on "local" (1) per shard: the re-run was not
+  // on spot, which would have been taken back again.
+  const double spent = Status(id).value("spent", 0.0);
+  EXPECT_GT(spent, 1.9) << Status(id).dump(2);
+  EXPECT_LT(spent, 3.5) << Status(id).dump(2);
+  EXPECT_NE(agent_->err().find("reclaiming spot task"), std::string::npos) << agent_->err();
+}
+}  // namespace augur
