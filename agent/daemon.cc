@@ -354,10 +354,11 @@ Status Daemon::Impl::StartWorkflows() {
   plugin::PluginManager* manager = plugins.get();
   workflow::ForecastFree forecast;
   if (forecaster) {
-    headroom = std::make_unique<HostHeadroom>(double(sysconf(_SC_NPROCESSORS_ONLN)));
+    headroom = std::make_unique<HostHeadroom>(double(sysconf(_SC_NPROCESSORS_ONLN)),
+                                              options.config.forecast.step.count() / 1000.0);
     sink->SetHeadroom(headroom.get());
     HostHeadroom* h = headroom.get();
-    forecast = [h] { return h->PredictedFree(); };
+    forecast = [h] { return h->FreeByHorizon(); };
   }
   auto started = workflow::Executor::Start(
       eo, [manager](const std::string& name) { return manager->Find(name); }, forecast);

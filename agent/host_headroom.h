@@ -5,39 +5,43 @@
 // latest forecast of each horizon of
 //   memory_bytes:forecast_lo80{kind="available"}                 -> the least memory free
 //   cpu_busy_seconds_total:rate:forecast_hi80{cpu="all"}         -> the most cores busy
-// PredictedFree() is the worst of the horizons (the default ones reach 15 minutes): memory
-// at its lowest lower edge, CPU at the host's cores less the highest upper edge of busy.
+// FreeByHorizon() gives each horizon (H steps of `step_s` seconds ahead: the default ones
+// reach 15 minutes) as memory at its lower edge and CPU at the host's cores less the upper
+// edge of busy; the engine admits a shard against the horizons its predicted run time
+// spans.
 // These include the engine's own running shards; the executor adds its grants back to get
 // what the host's other load leaves.
 //
-// Thread safety: Observe from the sampling thread, PredictedFree from the engine thread.
+// Thread safety: Observe from the sampling thread, FreeByHorizon from the engine thread.
 #ifndef AUGUR_AGENT_HOST_HEADROOM_H_
 #define AUGUR_AGENT_HOST_HEADROOM_H_
 
 #include <map>
 #include <mutex>
 #include <optional>
+#include <vector>
 
 #include "telemetry/series_key.h"
-#include "workflow/resources.h"
+#include "workflow/scheduler.h"
 
 namespace augur::agent {
 
 class HostHeadroom {
  public:
-  explicit HostHeadroom(double cores) : cores_(cores) {}
+  HostHeadroom(double cores, double step_s) : cores_(cores), step_s_(step_s) {}
 
   // Any derived point; the two families above are kept, the rest ignored.
   void Observe(const telemetry::SeriesKey& key, double value);
 
-  // nullopt until both forecasts have been seen.
-  std::optional<workflow::Resources> PredictedFree() const;
+  // The horizons forecast for both memory and CPU, nearest first; empty until then.
+  std::vector<workflow::HorizonFree> FreeByHorizon() const;
 
  private:
   const double cores_;
+  const double step_s_;
   mutable std::mutex mu_;
-  std::map<std::string, double> memory_lo_;  // by horizon; guarded by mu_
-  std::map<std::string, double> busy_hi_;    // by horizon; guarded by mu_
+  std::map<int, double> memory_lo_;  // by horizon in steps; guarded by mu_
+  std::map<int, double> busy_hi_;    // by horizon in steps; guarded by mu_
 };
 
 }  // namespace augur::agent

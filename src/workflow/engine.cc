@@ -688,7 +688,7 @@ struct Engine::Impl {
     const SpeculationOptions& so = o.speculation;
     if (so.max_pieces < 2) return;
     Resources room = ledger.Free();
-    if (host.predicted_free) room = Resources::Min(room, *host.predicted_free - ledger.Granted());
+    if (auto f = host.FreeOver(0)) room = Resources::Min(room, *f - ledger.Granted());
     std::vector<std::string> stragglers;
     for (const auto& [id, l] : live) {
       if (l.cancelling || l.superseded) continue;
@@ -976,8 +976,7 @@ std::vector<Action> Engine::Tick(int64_t now, const HostView& host_in) {
     // Cautious admission after a host anomaly: new grants get a share of the free room.
     const Resources free = m.ledger.Free();
     const Resources cautious = m.ledger.Granted() + free.Scaled(m.o.anomaly.caution_share);
-    host.predicted_free =
-        host.predicted_free ? Resources::Min(*host.predicted_free, cautious) : cautious;
+    host.Cap(cautious);
   }
   for (const auto& [id, l] : m.live) {
     const Run* r = m.Find(l.rec.workflow_id);

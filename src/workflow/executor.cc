@@ -500,9 +500,8 @@ struct Executor::Impl {
         // The forecast counts our running shards as load; what the host's other load
         // leaves is that plus our grants.
         if (forecast) {
-          if (std::optional<Resources> f = forecast()) {
-            host.predicted_free = *f + engine->ledger().Granted();
-          }
+          host.forecast = forecast();
+          for (HorizonFree& h : host.forecast) h.free += engine->ledger().Granted();
         }
         std::vector<Action> actions = engine->Tick(NowNs(), host);
         for (const auto& [wf, note] : engine->DrainNotes()) {

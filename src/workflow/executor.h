@@ -93,8 +93,9 @@ inline constexpr size_t kPruneBatch = 1000;
 
 // The backend of a given name, or nullptr when it is not enabled or not up.
 using BackendLookup = std::function<plugin::Backend*(const std::string& name)>;
-// What the host's other load is predicted to leave free (forecast lower edge), if known.
-using ForecastFree = std::function<std::optional<Resources>()>;
+// What the host's other load is predicted to leave free per forecast horizon (lower edge),
+// sorted by horizon; empty when not known.
+using ForecastFree = std::function<std::vector<HorizonFree>()>;
 
 class Executor {
  public:

@@ -17,11 +17,13 @@ constexpr double kMinUrgencyScaleS = 60;
 double Fraction(double have, double want) { return want > 0 ? std::min(1.0, have / want) : 1.0; }
 
 // Where room comes from for new grants: the ledger's free capacity, less what the forecast
-// says the host's other load will take. Returned as what to keep out of the ledger's reach.
-Resources ForecastReserve(const Ledger& ledger, const HostView& host) {
-  if (!host.predicted_free) return {};
+// says the host's other load will take while a shard of `run_s` seconds runs. Returned as
+// what to keep out of the ledger's reach.
+Resources ForecastReserve(const Ledger& ledger, const HostView& host, double run_s) {
+  const std::optional<Resources> predicted = host.FreeOver(run_s);
+  if (!predicted) return {};
   const Resources free = ledger.Free();
-  const Resources forecast_room = *host.predicted_free - ledger.Granted();
+  const Resources forecast_room = *predicted - ledger.Granted();
   return free - Resources::Min(free, forecast_room);
 }
 
@@ -100,10 +102,26 @@ ScoreParts ScoreShard(const PendingShard& shard, const Resources& room, int64_t 
   return p;
 }
 
+std::optional<Resources> HostView::FreeOver(double run_s) const {
+  std::optional<Resources> least;
+  for (const HorizonFree& h : forecast) {
+    least = least ? Resources::Min(*least, h.free) : h.free;
+    if (h.ahead_s >= run_s) break;  // this one covers the shard's end
+  }
+  return least;
+}
+
+void HostView::Cap(const Resources& cap) {
+  if (forecast.empty()) forecast.push_back({0, cap});
+  for (HorizonFree& h : forecast) h.free = Resources::Min(h.free, cap);
+}
+
 ScheduleResult Schedule(const std::vector<PendingShard>& pending, Ledger& ledger,
                         const HostView& host, int64_t now_ns, const SchedulerOptions& o) {
   ScheduleResult out;
-  const Resources forecast_reserve = ForecastReserve(ledger, host);
+  // Scores, room and grow-back use the nearest horizon; each admission uses the horizons
+  // over the shard's own predicted run time.
+  const Resources forecast_reserve = ForecastReserve(ledger, host, 0);
   const Resources room0 = ledger.Free() - forecast_reserve;
 
   struct Scored {
@@ -213,17 +231,18 @@ ScheduleResult Schedule(const std::vector<PendingShard>& pending, Ledger& ledger
                        sc.score.predicted_cost, std::max(0.0, left)));
     } else {
       const ReservationRequest req{s.key, s.want, s.min, sc.score.total};
-      auto plan = ledger.PlanAdmit(req, forecast_reserve + blocked_reserve);
+      const Resources run_reserve = ForecastReserve(ledger, host, s.predicted_s);
+      auto plan = ledger.PlanAdmit(req, run_reserve + blocked_reserve);
       if (plan && !*plan && !out.reserved_for.empty() &&
           now_ns + int64_t(s.predicted_s * kNsPerSecond) <= shadow_ns) {
         // EASY backfill: a shard that ends before the blocked one could start may use its
         // room.
-        plan = ledger.PlanAdmit(req, forecast_reserve);
+        plan = ledger.PlanAdmit(req, run_reserve);
       }
       if (!plan) {
         wait(plan.error().message());
       } else if (!*plan) {
-        const Resources room_for_it = ledger.Free() - forecast_reserve - blocked_reserve;
+        const Resources room_for_it = ledger.Free() - run_reserve - blocked_reserve;
         std::string reason = fmt::format("needs at least {}; {} free for it", Describe(s.min),
                                          Describe(room_for_it));
         if (!out.reserved_for.empty()) reason += " (room is held for " + out.reserved_for + ")";

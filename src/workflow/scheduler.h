@@ -93,12 +93,25 @@ struct RunningShard {
   int64_t predicted_end_ns = 0;
 };
 
+// What the host's other load (everything but our grants) is predicted to leave free
+// `ahead_s` seconds from now: the forecast's lower edge of free CPU and memory.
+struct HorizonFree {
+  double ahead_s = 0;
+  Resources free;
+};
+
 struct HostView {
-  // What the host's other load (everything but our grants) is predicted to leave free over
-  // the next shards' run time: the forecast's lower edge of free CPU and memory. nullopt:
-  // unknown, the ledger's capacity alone counts.
-  std::optional<Resources> predicted_free;
+  // The forecast of free room per horizon, sorted by ahead_s. Empty: unknown, the ledger's
+  // capacity alone counts.
+  std::vector<HorizonFree> forecast;
   std::vector<RunningShard> running;
+
+  // The least free room forecast while a shard of `run_s` seconds runs: over the horizons
+  // up to run_s and the first one at or past it (which covers its end). FreeOver(0) is the
+  // nearest horizon. nullopt when there is no forecast.
+  std::optional<Resources> FreeOver(double run_s) const;
+  // Caps every horizon at `cap` (cautious admission); with no forecast, `cap` becomes one.
+  void Cap(const Resources& cap);
 };
 
 struct SchedulerOptions {

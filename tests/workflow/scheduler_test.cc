@@ -69,13 +69,38 @@ TEST(SchedulerTest, AHighPriorityArrivalShrinksARunningLowPriorityGrant) {
 TEST(SchedulerTest, TheForecastOfOtherLoadLimitsWhatIsGranted) {
   Ledger l({8, 16 * kGi});
   HostView host;
-  host.predicted_free = Resources{2, 16 * kGi};  // other load will take 6 of the 8 cores
+  host.forecast = {{60, Resources{2, 16 * kGi}}};  // other load will take 6 of the 8 cores
   ScheduleResult r = Schedule({Shard("a", 5, {4, kGi}, {1, kGi}), Shard("b", 5, {4, kGi},
                                                                           {3, kGi})},
                               l, host, 0);
   ASSERT_EQ(r.starts.size(), 1u);
   EXPECT_EQ(r.starts[0].grant.cpu, 2);
   EXPECT_EQ(r.waiting.size(), 1u);
+}
+
+// A spike of other load forecast ten minutes out: a shard predicted to end before it
+// starts now, one that would run into it waits, and says why.
+TEST(SchedulerTest, AShardIsAdmittedAgainstTheForecastOverItsOwnRunTime) {
+  Ledger l({8, 16 * kGi});
+  HostView host;
+  host.forecast = {{60, Resources{8, 16 * kGi}}, {300, Resources{8, 16 * kGi}},
+                   {900, Resources{1, 16 * kGi}}};
+  PendingShard quick = Shard("quick", 5, {4, kGi}, {4, kGi});
+  quick.predicted_s = 120;
+  PendingShard slow = Shard("slow", 5, {4, kGi}, {4, kGi});
+  slow.predicted_s = 1800;
+  ScheduleResult r = Schedule({quick, slow}, l, host, 0);
+  ASSERT_EQ(r.starts.size(), 1u);
+  EXPECT_EQ(r.starts[0].key, "quick");
+  ASSERT_EQ(r.waiting.size(), 1u);
+  EXPECT_EQ(r.waiting[0].key, "slow");
+  EXPECT_THAT(r.waiting[0].reason, ::testing::HasSubstr("needs at least"));
+  // Past the last horizon the last one counts; short of the first, the first.
+  EXPECT_EQ(host.FreeOver(5000)->cpu, 1);
+  EXPECT_EQ(host.FreeOver(0)->cpu, 8);
+  EXPECT_EQ(host.FreeOver(300)->cpu, 8);
+  EXPECT_EQ(host.FreeOver(301)->cpu, 1);
+  EXPECT_FALSE(HostView{}.FreeOver(10));
 }
 
 TEST(SchedulerTest, ABudgetHoldsWhatWouldOverspendIt) {
