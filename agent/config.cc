@@ -5,6 +5,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cmath>
 #include <map>
@@ -16,6 +17,7 @@
 #include "common/yaml_reader.h"
 #include "telemetry/series_key.h"
 #include "telemetry/shm_store.h"
+#include "workflow/resources.h"
 
 namespace augur::agent {
 namespace {
@@ -70,8 +72,15 @@ constexpr size_t kMaxPluginConfigValueLength = 4096;  // what a plugin is promis
 constexpr size_t kMaxSocketPathLength = 107;          // sizeof(sockaddr_un::sun_path) less the NUL
 constexpr size_t kMaxGroupNameLength = 32;
 
-constexpr std::string_view kTopKeys[] = {"telemetry", "metrics", "log",      "forecast",
-                                         "plugins",   "control", "workflows"};
+constexpr std::string_view kTopKeys[] = {"telemetry", "metrics",   "log",  "forecast",
+                                         "plugins",   "control",   "workflows", "mesh"};
+constexpr std::string_view kMeshKeys[] = {"enabled", "name", "listen", "advertise", "seeds",
+                                          "key_file", "authorized_keys", "zone", "region",
+                                          "max_message"};
+constexpr size_t kMaxMeshName = 64;
+constexpr size_t kMaxMeshSeeds = 256;
+constexpr uint64_t kMinMeshMessage = 1024;
+constexpr uint64_t kMaxMeshMessage = 16ULL << 20;
 constexpr std::string_view kTelemetryKeys[] = {
     "interval", "ebpf", "shm_name", "capacity", "max_series", "cgroup_depth", "max_cgroups"};
 constexpr std::string_view kMetricsKeys[] = {"enabled", "listen", "max_connections",
@@ -97,7 +106,8 @@ constexpr Section kSections[] = {
     {"forecast", kForecastKeys},
     {"plugins", kPluginsKeys},
     {"control", kControlKeys},
-    {"workflows", workflow::kWorkflowsKeys}};
+    {"workflows", workflow::kWorkflowsKeys},
+    {"mesh", kMeshKeys}};
 
 // The hint after an unknown key that no key of its own section is close to: the same key in
 // another section ("listen" under telemetry -> metrics.listen).
@@ -484,6 +494,103 @@ bool IsHostChar(char c) {
 
 }  // namespace
 
+// A mesh host name or label: [A-Za-z0-9_.-]{1,64} (it goes into key files and logs).
+bool IsMeshWord(std::string_view s) {
+  return !s.empty() && s.size() <= kMaxMeshName &&
+         std::all_of(s.begin(), s.end(), [](char c) {
+           return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' ||
+                  c == '-';
+         });
+}
+
+void ParseMeshWord(Errors& errors, const std::string& path, const YAML::Node& k,
+                   const YAML::Node& v, bool may_be_empty, std::string* out) {
+  constexpr std::string_view kRule = "up to 64 of A-Z a-z 0-9 _ . -";
+  std::optional<std::string> text = ScalarText(errors, path, k, v, kRule);
+  if (!text) return;
+  if (!(may_be_empty && text->empty()) && !IsMeshWord(*text)) {
+    errors.Add(k, fmt::format("{}: expected {}, got {}", path, kRule, Describe(v)));
+    return;
+  }
+  *out = *text;
+}
+
+void ParseMesh(Errors& errors, const YAML::Node& key_node, const YAML::Node& node,
+               MeshConfig* m) {
+  if (!IsMapOrNull(errors, "mesh", key_node, node)) return;
+  ForEachSectionKey(errors, node, "mesh", kMeshKeys,
+             [&](std::string_view key, const YAML::Node& k, const YAML::Node& v) {
+               std::string path = JoinPath("mesh", key);
+               if (key == "enabled") {
+                 ParseBool(errors, path, k, v, &m->enabled);
+               } else if (key == "name") {
+                 ParseMeshWord(errors, path, k, v, true, &m->name);
+               } else if (key == "zone") {
+                 ParseMeshWord(errors, path, k, v, true, &m->zone);
+               } else if (key == "region") {
+                 ParseMeshWord(errors, path, k, v, true, &m->region);
+               } else if (key == "listen") {
+                 ParseListen(errors, path, k, v, &m->listen);
+               } else if (key == "advertise") {
+                 if (v.IsScalar() && v.Scalar().empty()) {
+                   m->advertise.clear();
+                 } else {
+                   ParseListen(errors, path, k, v, &m->advertise);
+                 }
+               } else if (key == "key_file") {
+                 ParseAbsolutePath(errors, path, k, v, &m->key_file);
+               } else if (key == "authorized_keys") {
+                 ParseAbsolutePath(errors, path, k, v, &m->authorized_keys);
+               } else if (key == "max_message") {
+                 std::optional<std::string> text =
+                     ScalarText(errors, path, k, v, "a size such as 64Ki");
+                 if (!text) return;
+                 auto bytes = workflow::ParseMemory(*text);
+                 if (!bytes || *bytes < kMinMeshMessage || *bytes > kMaxMeshMessage) {
+                   errors.Add(k, fmt::format("{}: expected a size in 1Ki..16Mi, got {}", path,
+                                             Describe(v)));
+                   return;
+                 }
+                 m->max_message = *bytes;
+               } else if (key == "seeds") {
+                 if (v.IsNull()) {
+                   m->seeds.clear();
+                   return;
+                 }
+                 if (!v.IsSequence() || v.size() > kMaxMeshSeeds) {
+                   errors.Add(k, fmt::format("{}: expected a list of up to {} seeds such as "
+                                             "[web-1@10.0.0.1:7946], got {}",
+                                             path, kMaxMeshSeeds, Describe(v)));
+                   return;
+                 }
+                 std::vector<std::string> seeds;
+                 for (size_t i = 0; i < v.size(); ++i) {
+                   const YAML::Node item = v[i];
+                   const YAML::Node& at = yaml::PosOf(item).line > 0 ? item : k;
+                   const std::string where = fmt::format("{}[{}]", path, i);
+                   if (!item.IsScalar()) {
+                     errors.Add(at, fmt::format("{}: expected NAME@HOST:PORT, got {}", where,
+                                                Describe(item)));
+                     continue;
+                   }
+                   if (auto seed = ParseMeshSeed(item.Scalar()); !seed) {
+                     errors.Add(at, fmt::format("{}: {}", where, seed.error().message()));
+                     continue;
+                   }
+                   seeds.push_back(item.Scalar());
+                 }
+                 m->seeds = std::move(seeds);
+               }
+             });  if (m->enabled && m->advertise.empty()) {
+    Result<HostPort> hp = ParseHostPort(m->listen);
+    if (hp && (hp->host == "0.0.0.0" || hp->host == "::" || hp->host.empty())) {
+      errors.Add(key_node, fmt::format("mesh: listen {} is a wildcard address; set mesh.advertise "
+                                       "to the HOST:PORT peers reach this host at",
+                                       m->listen));
+    }
+  }
+}
+
 Config DefaultConfig() { return Config{}; }
 
 std::vector<std::string> ChangedKeys(const Config& a, const Config& b) {
@@ -527,6 +634,7 @@ std::vector<std::string> ChangedKeys(const Config& a, const Config& b) {
     const bool same = ia != pa.config.end() && ib != pb.config.end() && ia->second == ib->second;
     check(!same, "plugins.config." + name);
   }
+  check(a.mesh != b.mesh, "mesh");
   check(a.control.socket != b.control.socket, "control.socket");
   check(a.control.group != b.control.group, "control.group");
   return out;
@@ -614,6 +722,29 @@ Result<HostPort> ParseHostPort(std::string_view text) {
   return out;
 }
 
+Result<MeshSeed> ParseMeshSeed(std::string_view text) {
+  const size_t at = text.find('@');
+  if (at == std::string_view::npos) {
+    return Err(Status::InvalidArgument(fmt::format(
+        "'{}' has no host name: write NAME@HOST:PORT, with NAME as in authorized_keys (a "
+        "CURVE client must know the key of the host it connects to)",
+        text)));
+  }
+  MeshSeed seed;
+  seed.name = std::string(text.substr(0, at));
+  if (!IsMeshWord(seed.name)) {
+    return Err(Status::InvalidArgument(fmt::format(
+        "'{}': the name before @ must be up to 64 of A-Z a-z 0-9 _ . -", text)));
+  }
+  Result<HostPort> hp = ParseHostPort(text.substr(at + 1));
+  if (!hp) return Err(hp.error());
+  if (hp->port == 0) {
+    return Err(Status::InvalidArgument(fmt::format("'{}': a seed needs a port, not 0", text)));
+  }
+  seed.at = *hp;
+  return seed;
+}
+
 Result<Config> ParseConfig(std::string_view yaml, std::string_view origin) {
   Config config = DefaultConfig();
   Errors errors(origin);
@@ -627,6 +758,7 @@ Result<Config> ParseConfig(std::string_view yaml, std::string_view origin) {
                    if (key == "log") ParseLog(errors, k, v, &config.log);
                    if (key == "plugins") ParsePlugins(errors, k, v, &config.plugins);
                    if (key == "control") ParseControl(errors, k, v, &config.control);
+                   if (key == "mesh") ParseMesh(errors, k, v, &config.mesh);
                    // The workflow component owns its section's schema.
                    if (key == "workflows") {
                      workflow::ParseWorkflowsSection(errors, k, v, &config.workflows);

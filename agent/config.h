@@ -114,6 +114,38 @@ struct ControlConfig {
   friend bool operator==(const ControlConfig&, const ControlConfig&) = default;
 };
 
+struct HostPort {
+  std::string host;
+  uint16_t port = 0;
+};
+
+// The peer mesh (docs/MESH.md). Off by default: a host joins a mesh only when told to.
+struct MeshConfig {
+  bool enabled = false;
+  std::string name;                  // this host's name in the mesh; "": its host name
+  std::string listen = "0.0.0.0:7946";
+  // The host:port peers reach this host at; "": the listen address (which then must not be
+  // a wildcard).
+  std::string advertise;
+  // Hosts to join through, NAME@HOST:PORT: a CURVE client must know the key of the server
+  // it connects to, looked up by NAME in authorized_keys.
+  std::vector<std::string> seeds;
+  std::string key_file = AUGUR_DEFAULT_CONFIG_DIR "/mesh/host.key";           // augurctl keygen
+  std::string authorized_keys = AUGUR_DEFAULT_CONFIG_DIR "/mesh/authorized_keys";
+  std::string zone;                  // labels gossiped with this host's headroom
+  std::string region;
+  uint64_t max_message = 64 * 1024;  // bytes; 1Ki..16Mi
+
+  friend bool operator==(const MeshConfig&, const MeshConfig&) = default;
+};
+
+// A mesh seed: NAME@HOST:PORT.
+struct MeshSeed {
+  std::string name;
+  HostPort at;
+};
+Result<MeshSeed> ParseMeshSeed(std::string_view text);
+
 struct Config {
   TelemetryConfig telemetry;
   MetricsConfig metrics;
@@ -122,6 +154,7 @@ struct Config {
   ForecastConfig forecast;
   ControlConfig control;
   workflow::WorkflowsConfig workflows;  // src/workflow/workflow_config.h
+  MeshConfig mesh;
 
   friend bool operator==(const Config&, const Config&) = default;
 };
@@ -154,10 +187,6 @@ Result<std::chrono::milliseconds> ParseDuration(std::string_view text);
 std::string_view EbpfModeName(EbpfMode mode);
 
 // A listen address split into its parts. `host` has no brackets ("::1" for "[::1]:80").
-struct HostPort {
-  std::string host;
-  uint16_t port = 0;
-};
 // Parses "host:port" (host a name or IPv4 address) or "[v6addr]:port"; port 0..65535.
 // InvalidArgument, saying what is wrong, otherwise. The config check and the /metrics
 // server share it so that what loads is what binds.

@@ -569,6 +569,50 @@ TEST(LoadConfigFileTest, HugeFileIsRefused) {
   EXPECT_THAT(c.error().message(), HasSubstr("/dev/zero: larger than"));
 }
 
+// ---- mesh ------------------------------------------------------------------------------
+
+TEST(MeshConfigTest, ReadsTheSection) {
+  Result<Config> c = ParseConfig(R"(mesh:
+  enabled: true
+  name: web-1
+  listen: 198.18.0.1:7946
+  seeds: [web-2@198.18.0.2:7946, "db@[fd00::1]:7000"]
+  key_file: /etc/k/host.key
+  authorized_keys: /etc/k/authorized
+  zone: eu-1a
+  max_message: 1Mi
+)");
+  ASSERT_TRUE(c) << c.error().ToString();
+  EXPECT_TRUE(c->mesh.enabled);
+  EXPECT_EQ(c->mesh.name, "web-1");
+  EXPECT_EQ(c->mesh.seeds.size(), 2u);
+  EXPECT_EQ(c->mesh.zone, "eu-1a");
+  EXPECT_EQ(c->mesh.max_message, 1u << 20);
+  auto seed = ParseMeshSeed("db@[fd00::1]:7000");
+  ASSERT_TRUE(seed);
+  EXPECT_EQ(seed->name, "db");
+  EXPECT_EQ(seed->at.port, 7000);
+}
+
+TEST(MeshConfigTest, SaysWhatIsWrong) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"mesh: {seeds: [10.0.0.1:7946]}", "mesh.seeds[0]: '10.0.0.1:7946' has no host name"},
+      {"mesh: {seeds: [a@10.0.0.1:0]}", "a seed needs a port"},
+      {"mesh: {seeds: [\"a b@h:1\"]}", "the name before @"},
+      {"mesh: {enabled: true}", "set mesh.advertise"},
+      {"mesh: {name: \"x/y\"}", "mesh.name: expected up to 64"},
+      {"mesh: {max_message: 10}", "mesh.max_message: expected a size in 1Ki..16Mi"},
+      {"mesh: {key_file: relative}", "mesh.key_file"},
+      {"mesh: {seed: []}", "did you mean 'seeds'"},
+  };
+  for (const auto& [yaml, want] : cases) {
+    Result<Config> c = ParseConfig(yaml);
+    ASSERT_FALSE(c) << yaml;
+    EXPECT_THAT(c.error().message(), HasSubstr(want)) << yaml;
+  }
+  EXPECT_TRUE(ParseConfig("mesh: {enabled: true, advertise: 198.18.0.1:7946}"));
+}
+
 // ---- packaging/augur.yaml --------------------------------------------------------------
 
 // As configured for this build's install prefix from packaging/augur.yaml.in.
@@ -601,10 +645,13 @@ TEST(ShippedConfigTest, SetsEveryKeyExplicitly) {
       {"workflows.prewarm",
        {"enabled", "lead", "idle_timeout", "max_instances", "probe", "probe_timeout",
         "follow_window", "demand_per_hour"}},
+      {"mesh",
+       {"enabled", "name", "listen", "advertise", "seeds", "key_file", "authorized_keys", "zone",
+        "region", "max_message"}},
   };
   // Values that are a list or a map; every other value is a scalar.
   const std::set<std::string> lists = {"plugins.enabled", "forecast.horizons", "forecast.series",
-                                       "workflows.prewarm.probe"};
+                                       "workflows.prewarm.probe", "mesh.seeds"};
   const std::set<std::string> maps = {"plugins.config", "workflows.prewarm"};
   size_t sections = 0;
   for (const auto& [section, names] : keys) {
