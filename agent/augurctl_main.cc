@@ -13,6 +13,7 @@
 
 #include "agent/forecast_view.h"
 #include "agent/top_view.h"
+#include "agent/mesh_commands.h"
 #include "agent/workflow_commands.h"
 #include "common/yaml_reader.h"
 #include "agent/writer_status.h"
@@ -294,6 +295,9 @@ int main(int argc, char** argv) {
                    "(30m, 2h, 1d)")
       ->required();
   event->add_flag("--json", json, "machine-readable output");
+  auto* peers = app.add_subcommand(
+      "peers", "the mesh's members: state, zone, last seen, incarnation, headroom");
+  peers->add_flag("--json", json, "machine-readable output");
   auto* events = app.add_subcommand("events", "the stored demand events, by time");
   events->add_option("--workflow", wf, "only those of this workflow name");
   events->add_flag("--json", json, "machine-readable output");
@@ -304,6 +308,7 @@ int main(int argc, char** argv) {
     return augur::agent::EventCommand(target, event_name, wf, expect, at_text, json);
   }
   if (*events) return augur::agent::EventsCommand(target, wf, json);
+  if (*peers) return augur::agent::PeersCommand(target, json);
   if (*validate) return Validate(workflow_file);
   if (*submit) return augur::agent::SubmitCommand(target, workflow_file, wait, json);
   if (*status) return augur::agent::StatusCommand(target, wf, json, explain);

@@ -26,10 +26,16 @@ control::Reply FromStatus(const Status& s) {
 
 }  // namespace
 
-control::Reply HandleControl(workflow::Executor* ex, const std::string& why_off,
-                             const control::Request& req, const PeerCredentials& peer) {
+control::Reply HandleControl(const ControlTargets& t, const control::Request& req,
+                             const PeerCredentials& peer) {
+  if (req.command_case() == control::Request::kPeers) {
+    if (!t.peers_json) return FromStatus(Status::FailedPrecondition("the mesh is off: " + t.mesh_off));
+    return Ok("", t.peers_json());
+  }
+  workflow::Executor* ex = t.executor;
   if (ex == nullptr) {
-    return FromStatus(Status::FailedPrecondition("the workflow engine is off: " + why_off));
+    return FromStatus(
+        Status::FailedPrecondition("the workflow engine is off: " + t.workflows_off));
   }
   switch (req.command_case()) {
     case control::Request::kSubmit: {
@@ -86,6 +92,7 @@ control::Reply HandleControl(workflow::Executor* ex, const std::string& why_off,
       auto j = ex->EventsJson(req.events().workflow());
       return j ? Ok("", *j) : FromStatus(j.error());
     }
+    case control::Request::kPeers:  // answered above
     case control::Request::COMMAND_NOT_SET:
       break;
   }

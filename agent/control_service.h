@@ -5,13 +5,16 @@
 //   result  -> the stage's output   cancel, boost -> a one-line message
 //   history -> the history JSON     profile -> what was learned (JSON)
 //   event   -> a one-line message   events  -> the stored events (JSON)
-// With the engine off, every command is answered with why (FailedPrecondition).
+//   peers   -> the mesh's members (JSON)
+// With the engine off, its commands are answered with why (FailedPrecondition); likewise
+// `peers` with the mesh off.
 //
 // Thread safety: Handle may be called from any control connection thread; the executor
 // serialises onto its own thread.
 #ifndef AUGUR_AGENT_CONTROL_SERVICE_H_
 #define AUGUR_AGENT_CONTROL_SERVICE_H_
 
+#include <functional>
 #include <string>
 
 #include "agent/control.pb.h"
@@ -23,10 +26,17 @@ class Executor;
 
 namespace augur::agent {
 
-// `executor` may be null (the engine is off: `why_off` says why). Not owned; must outlive
-// the server that calls this.
-control::Reply HandleControl(workflow::Executor* executor, const std::string& why_off,
-                             const control::Request& request, const PeerCredentials& peer);
+// What the control socket reaches. Not owned; each must outlive the server that calls
+// HandleControl.
+struct ControlTargets {
+  workflow::Executor* executor = nullptr;  // null: the engine is off, `workflows_off` says why
+  std::string workflows_off;
+  std::function<std::string()> peers_json;  // null: the mesh is off, `mesh_off` says why
+  std::string mesh_off;
+};
+
+control::Reply HandleControl(const ControlTargets& targets, const control::Request& request,
+                             const PeerCredentials& peer);
 
 }  // namespace augur::agent
 

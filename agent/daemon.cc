@@ -381,7 +381,11 @@ Status Daemon::Impl::StartControl() {
   co.group = options.config.control.group;
   auto server = ControlServer::Start(
       co, [this](const control::Request& req, const PeerCredentials& peer) {
-        return HandleControl(executor.get(), workflows_off, req, peer);
+        ControlTargets t;
+        t.executor = executor.get();
+        t.workflows_off = workflows_off;
+        t.mesh_off = "mesh.enabled is false";
+        return HandleControl(t, req, peer);
       });
   if (!server) return server.error().Annotate("control.socket");
   control = std::move(*server);
