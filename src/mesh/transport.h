@@ -28,12 +28,10 @@
 
 #include "augur/status.h"
 #include "mesh/envelope.h"
+#include "mesh/peer_address.h"  // kDefaultMeshPort, and seeds as name@addr:port
 #include "mesh/transport_stats.h"
 
 namespace augur::mesh {
-
-// The default port of mesh.listen.
-inline constexpr int kDefaultMeshPort = 7946;
 
 // A message that passed every check.
 struct Inbound {
