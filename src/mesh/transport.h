@@ -107,7 +107,8 @@ class Transport {
   TransportStats stats() const;
   // The bound endpoint, e.g. "tcp://127.0.0.1:41234" (the real port when `listen` had 0).
   std::string endpoint() const;
-  // This host's Z85 public key (the line for peers' authorized_keys is "<key> <host_name>").
+  // This host's Z85 public key (the line for peers' authorized_keys is "<key> <host_name>");
+  // empty when `curve` is false.
   const std::string& public_key() const;
   // This run's boot id (see TransportOptions::boot_id).
   uint64_t boot_id() const;
