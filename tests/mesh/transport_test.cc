@@ -95,14 +95,25 @@ class TransportTest : public ::testing::Test {
     return true;
   }
 
+  // alpha and beta, each in the other's authorized_keys, both started.
+  struct Pair {
+    Host a, b;
+    std::unique_ptr<Transport> ta, tb;
+  };
+  Pair StartAlphaBeta() {
+    Pair p{MakeHost("alpha"), MakeHost("beta"), nullptr, nullptr};
+    Authorize(p.a, {&p.b});
+    Authorize(p.b, {&p.a});
+    p.ta = Start(p.a);
+    p.tb = Start(p.b);
+    return p;
+  }
+
   TempTree dir_;
 };
 
 TEST_F(TransportTest, TwoHostsExchangeBothWays) {
-  Host a = MakeHost("alpha"), b = MakeHost("beta");
-  Authorize(a, {&b});
-  Authorize(b, {&a});
-  auto ta = Start(a), tb = Start(b);
+  auto [a, b, ta, tb] = StartAlphaBeta();
   ASSERT_TRUE(ta && tb);
   EXPECT_NE(ta->endpoint().find("tcp://127.0.0.1:"), std::string::npos);
   EXPECT_EQ(ta->public_key(), a.keys.keys.public_z85);
@@ -198,10 +209,7 @@ TEST_F(TransportTest, UnknownKeyIsRefusedThenAcceptedWhenAddedThenCutWhenRemoved
 }
 
 TEST_F(TransportTest, BadEnvelopesAreDroppedAndCountedWhileGoodTrafficFlows) {
-  Host a = MakeHost("alpha"), b = MakeHost("beta");
-  Authorize(a, {&b});
-  Authorize(b, {&a});
-  auto ta = Start(a), tb = Start(b);
+  auto [a, b, ta, tb] = StartAlphaBeta();
   ASSERT_TRUE(ta && tb);
   ASSERT_TRUE(SendAndReceive(*tb, "alpha", *ta, "link up").has_value());
 
@@ -321,10 +329,7 @@ TEST_F(TransportTest, AWrongServerKeyOrNoCurveFailsTheHandshakeAndIsCounted) {
 }
 
 TEST_F(TransportTest, SendSideDropsAreCountedAndSaid) {
-  Host a = MakeHost("alpha"), b = MakeHost("beta");
-  Authorize(a, {&b});
-  Authorize(b, {&a});
-  auto ta = Start(a), tb = Start(b);
+  auto [a, b, ta, tb] = StartAlphaBeta();
   ASSERT_TRUE(ta && tb);
 
   Status unknown = ta->Send("nobody", tb->endpoint(), Channel::kData, "x");
