@@ -268,6 +268,40 @@ TEST_F(TransportTest, BadEnvelopesAreDroppedAndCountedWhileGoodTrafficFlows) {
   ASSERT_TRUE(SendAndReceive(*ta, "beta", *tb, "alpha is fine").has_value());
 }
 
+// A client with an authorized key that is not a Transport: ZeroMQ lets it send a message of
+// several frames, which no Transport sends.
+TEST_F(TransportTest, AMessageOfSeveralFramesIsMalformed) {
+  auto [a, b, ta, tb] = StartAlphaBeta();
+  ASSERT_TRUE(ta && tb);
+  zmq::context_t ctx;
+  zmq::socket_t raw(ctx, zmq::socket_type::dealer);
+  raw.set(zmq::sockopt::linger, 0);
+  raw.set(zmq::sockopt::curve_serverkey, a.keys.keys.public_z85);
+  raw.set(zmq::sockopt::curve_publickey, b.keys.keys.public_z85);
+  raw.set(zmq::sockopt::curve_secretkey, b.keys.keys.secret_z85);
+  raw.connect(ta->endpoint());
+  Envelope e;
+  e.sender = "beta";
+  e.boot_id = tb->boot_id();
+  e.seq = 1;
+  e.payload = "first frame of two";
+  const std::string bytes = EncodeEnvelope(e);
+  ASSERT_TRUE(raw.send(zmq::buffer(bytes), zmq::send_flags::sndmore));
+  ASSERT_TRUE(raw.send(zmq::str_buffer("second"), zmq::send_flags::none));
+  ASSERT_TRUE(Until(
+      [&] {
+        auto m = ta->Receive(milliseconds(20));
+        EXPECT_FALSE(m.has_value()) << "got '" << m->payload << "'";
+      },
+      [&] { return ta->stats().drops(DropReason::kMalformed) == 1; }));
+  // The same envelope alone, on the same connection, is fine.
+  ASSERT_TRUE(raw.send(zmq::buffer(bytes), zmq::send_flags::none));
+  auto in = ta->Receive(std::chrono::duration_cast<milliseconds>(kWait));
+  ASSERT_TRUE(in.has_value());
+  EXPECT_EQ(in->from, "beta");
+  EXPECT_EQ(in->payload, "first frame of two");
+}
+
 TEST_F(TransportTest, ARestartedHostIsNewerAndItsOldBootIsStale) {
   Host a = MakeHost("alpha"), b = MakeHost("beta");
   Authorize(a, {&b});
