@@ -17,6 +17,7 @@
 #include "agent/workflow_commands.h"
 #include "common/yaml_reader.h"
 #include "agent/writer_status.h"
+#include "mesh/keys.h"
 #include "telemetry/shm_store.h"
 #include "workflow/workflow_spec.h"
 
@@ -202,6 +203,21 @@ int Validate(const std::string& path) {
   return 0;
 }
 
+// augurctl keygen: the mesh host key pair (docs/MESH.md); the logic is in src/mesh/keys.cc.
+int Keygen(const augur::mesh::KeygenOptions& opts) {
+  auto r = augur::mesh::WriteKeyFiles(opts);
+  if (!r) {
+    std::fprintf(stderr, "augurctl keygen: %s\n", r.error().message().c_str());
+    if (opts.name.empty()) std::fprintf(stderr, "augurctl keygen: --name gives the host name\n");
+    return 1;
+  }
+  std::printf("wrote %s (secret, mode 0600) and %s\n", r->secret_path.c_str(),
+              r->public_path.c_str());
+  std::printf("add this line to the mesh authorized_keys file of every peer:\n%s\n",
+              r->public_line.c_str());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -302,7 +318,20 @@ int main(int argc, char** argv) {
   events->add_option("--workflow", wf, "only those of this workflow name");
   events->add_flag("--json", json, "machine-readable output");
 
+  augur::mesh::KeygenOptions keygen_opts{augur::mesh::DefaultKeyDir(),
+                                          augur::mesh::DefaultHostName(), false};
+  auto* keygen = app.add_subcommand(
+      "keygen",
+      "write this host's mesh key pair: DIR/host.key (the secret, mode 0600) and DIR/host.pub "
+      "(the line to add to every peer's authorized_keys)");
+  keygen->add_option("--out", keygen_opts.dir, "directory DIR (created if missing)")
+      ->capture_default_str();
+  keygen->add_option("--name", keygen_opts.name, "the host name peers know this key by")
+      ->capture_default_str();
+  keygen->add_flag("--force", keygen_opts.force, "replace existing key files");
+
   CLI11_PARSE(app, argc, argv);
+  if (*keygen) return Keygen(keygen_opts);
   if (*profile) return augur::agent::ProfileCommand(target, wf, stage, json);
   if (*event) {
     return augur::agent::EventCommand(target, event_name, wf, expect, at_text, json);
