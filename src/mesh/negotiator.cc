@@ -123,7 +123,10 @@ void Negotiator::Tick(int64_t now, std::span<const PlacementPeer> peers, Negotia
           m.mutable_renew()->set_request_id(s.request_id);
           m.mutable_renew()->set_ttl_ms(uint32_t(o_.lease_ttl_ns / kNsPerMs));
           Send(out, s.host, std::move(m));
-          SetTimer(id, s, now + std::max<int64_t>(1, o_.lease_ttl_ns / 3));
+          // The next renewal, or the moment the candidate may have reclaimed the lease
+          // (its ttl runs from before the last answer left it), whichever comes first.
+          SetTimer(id, s, std::min(now + std::max<int64_t>(1, o_.lease_ttl_ns / 3),
+                                   s.last_ack_ns + o_.lease_ttl_ns));
         }
         break;
     }

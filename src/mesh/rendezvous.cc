@@ -22,27 +22,44 @@ uint64_t RendezvousScore(std::string_view key, std::string_view member) {
   return Mix64(Fnv1a64(key) ^ Mix64(Fnv1a64(member)));
 }
 
-std::vector<std::string> RendezvousOrder(std::string_view key,
-                                         const std::vector<std::string>& members) {
+namespace {
+
+// The first `k` distinct names of the order (all of them when k >= |members|).
+std::vector<std::string> Top(std::string_view key, const std::vector<std::string>& members,
+                             size_t k) {
   std::vector<std::pair<uint64_t, const std::string*>> scored;
   scored.reserve(members.size());
   for (const std::string& m : members) scored.emplace_back(RendezvousScore(key, m), &m);
-  std::sort(scored.begin(), scored.end(), [](const auto& a, const auto& b) {
+  auto better = [](const auto& a, const auto& b) {
     return a.first != b.first ? a.first > b.first : *a.second < *b.second;
-  });
+  };
+  // A name listed twice scores the same twice, so its copies sort side by side; sort past
+  // them so that k distinct names are in front.
+  size_t sorted = std::min(k, scored.size());
+  std::partial_sort(scored.begin(), scored.begin() + long(sorted), scored.end(), better);
   std::vector<std::string> out;
-  out.reserve(scored.size());
-  for (const auto& [score, m] : scored) {
-    if (out.empty() || out.back() != *m) out.push_back(*m);
+  for (size_t i = 0; i < scored.size() && out.size() < k; ++i) {
+    if (i == sorted) {
+      std::partial_sort(scored.begin() + long(i),
+                        scored.begin() + long(std::min(scored.size(), i + k)), scored.end(),
+                        better);
+      sorted = std::min(scored.size(), i + k);
+    }
+    if (out.empty() || out.back() != *scored[i].second) out.push_back(*scored[i].second);
   }
   return out;
 }
 
+}  // namespace
+
+std::vector<std::string> RendezvousOrder(std::string_view key,
+                                         const std::vector<std::string>& members) {
+  return Top(key, members, members.size());
+}
+
 std::vector<std::string> ReplicaSet(std::string_view workflow_id,
                                     const std::vector<std::string>& members, size_t r) {
-  std::vector<std::string> order = RendezvousOrder(workflow_id, members);
-  if (order.size() > r + 1) order.resize(r + 1);
-  return order;
+  return Top(workflow_id, members, r + 1);
 }
 
 }  // namespace augur::mesh
