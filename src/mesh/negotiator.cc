@@ -12,6 +12,8 @@ namespace {
 using workflow::Resources;
 
 constexpr int64_t kNsPerMs = 1'000'000;
+// A shard that spreads across zones is probed in up to this many zones.
+constexpr size_t kMaxSpreadProbes = 4;
 
 uint32_t ClampMs(double ms) {
   return uint32_t(std::clamp(std::ceil(ms), 0.0, double(std::numeric_limits<uint32_t>::max())));
@@ -157,9 +159,11 @@ void Negotiator::Sample(std::vector<std::string> batch, int64_t now,
   std::map<std::string, std::map<std::string, int>> batch_zones;  // workflow -> zone -> probes
   std::uniform_real_distribution<double> unit(0, 1);
   struct Candidate {
-    size_t peer;  // index into live
-    int used;
-    double key;   // Efraimidis-Spirakis: log(u) / w, larger first
+    size_t peer;    // index into live
+    bool fits;      // its min fits the host's headroom as gossiped, and it did not refuse
+    int zone_load;  // shards of the workflow in the host's zone (placed, and this batch's)
+    int used;       // probes this batch already sent it
+    double key;     // Efraimidis-Spirakis: log(u) / w, larger first
   };
   std::vector<Candidate> cands;
   for (const std::string& id : batch) {
@@ -184,21 +188,48 @@ void Negotiator::Sample(std::vector<std::string> batch, int64_t now,
       double w = s.req.want.FitsIn(free) ? 1 : s.req.min.FitsIn(free) ? 0.25 : 0.02;
       w *= 0.1 + Room(free, s.req.want);
       if (debit[i]->refused) w *= 0.05;
-      if (s.req.spread_zone) w /= 1 + count(zones, p->zone) + count(bzones, p->zone);
+      const int load = s.req.spread_zone ? count(zones, p->zone) + count(bzones, p->zone) : 0;
       const double u = std::max(unit(rng_), 1e-300);
-      cands.push_back({i, used[i], std::log(u) / w});
+      cands.push_back({i, s.req.min.FitsIn(free) && !debit[i]->refused, load, used[i],
+                       std::log(u) / w});
     }
-    const size_t d = std::min<size_t>(std::max<uint32_t>(1, o_.probes_per_shard), cands.size());
+    size_t d = std::max<uint32_t>(1, o_.probes_per_shard);
+    if (s.req.spread_zone) {
+      // To choose the zone, see them: one probe in each (up to kMaxSpreadProbes).
+      std::set<std::string_view> zones_seen;
+      for (const Candidate& c : cands) zones_seen.insert(live[c.peer]->zone);
+      d = std::max(d, std::min(zones_seen.size(), kMaxSpreadProbes));
+    }
+    d = std::min(d, cands.size());
     if (d == 0) {
       ++stats_.no_candidates;
       Retry(id, s, now + Backoff(s.round));
       continue;
     }
-    // Hosts not yet probed in this batch first (d*m distinct while there are enough).
-    std::partial_sort(cands.begin(), cands.begin() + long(d), cands.end(),
-                      [](const Candidate& a, const Candidate& b) {
-                        return std::tie(a.used, b.key) < std::tie(b.used, a.key);
-                      });
+    if (!s.req.spread_zone) {
+      // Hosts not yet probed in this batch first (d*m distinct while there are enough).
+      std::partial_sort(cands.begin(), cands.begin() + long(d), cands.end(),
+                        [](const Candidate& a, const Candidate& b) {
+                          return std::tie(a.used, b.key) < std::tie(b.used, a.key);
+                        });
+    } else {
+      // Spread: among hosts with room, those in the zones where the workflow has fewest
+      // shards, each probe in another zone while there are zones left.
+      std::set<std::string> picked_zones;
+      for (size_t k = 0; k < d; ++k) {
+        auto rank = [&](const Candidate& c) {
+          const bool again = picked_zones.contains(live[c.peer]->zone);
+          return std::make_tuple(!c.fits, again, c.zone_load, c.used, -c.key);
+        };
+        auto best = std::min_element(cands.begin() + long(k), cands.end(),
+                                     [&](const Candidate& a, const Candidate& b) {
+                                       return rank(a) < rank(b);
+                                     });
+        std::iter_swap(cands.begin() + long(k), best);
+        picked_zones.insert(live[cands[k].peer]->zone);
+      }
+      ++bzones[live[cands[0].peer]->zone];  // where it will most likely go
+    }
     wire::PlacementMessage m;
     wire::BidRequest* b = m.mutable_bid_request();
     b->set_request_id(s.request_id);
@@ -216,7 +247,6 @@ void Negotiator::Sample(std::vector<std::string> batch, int64_t now,
     for (size_t i = 0; i < d; ++i) {
       const PlacementPeer* p = live[cands[i].peer];
       ++used[cands[i].peer];
-      ++bzones[p->zone];
       s.probes.push_back({p->name, p->zone, Probe::State::kWaiting, {}});
       ++stats_.probes;
       Send(out, p->name, m);

@@ -9,8 +9,10 @@
 //             are enough; each shard's d candidates are drawn from the live peers (never a
 //             dead, suspect or departed one) with probability rising with their gossiped
 //             headroom over the shard's predicted run time, those where its want (else its
-//             min) fits strongly preferred, and (with spread) those in zones where its
-//             workflow has fewer shards. A BidRequest goes to each.
+//             min) fits strongly preferred (weighted sampling without replacement,
+//             Efraimidis-Spirakis keys). A shard of a workflow that spreads across zones
+//             is probed in every zone (up to 4, at least d), among hosts with room those in
+//             the zones where its workflow has fewest shards. A BidRequest goes to each.
 //   Offers    when every probe has answered (or offer_wait has passed) the best acceptable
 //             offer is awarded: grant between min and want, predicted cost within what is
 //             left of the workflow's budget; among them the zone where the workflow has

@@ -1,0 +1,344 @@
+// Placement negotiation end to end: one owner and N bidders (Negotiator, Bidder and a
+// Ledger each) over a seeded lossy, reordering, duplicating SimNetwork in virtual time.
+#include "mesh/placement_cluster.h"
+
+#include <random>
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+namespace augur::mesh {
+namespace {
+
+using workflow::Resources;
+
+constexpr uint64_t kGiB = 1ULL << 30;
+constexpr int64_t kMs = 1'000'000;
+constexpr int64_t kSec = 1'000'000'000;
+
+const std::vector<std::string> kZones = {"za", "zb", "zc"};
+
+std::vector<ClusterHost> Hosts(int bidders, Resources cap = {4, 16 * kGiB}) {
+  std::vector<ClusterHost> hosts = {{"owner", "za", {}, {}}};
+  for (int i = 0; i < bidders; ++i) {
+    hosts.push_back({fmt::format("b{:02}", i), kZones[size_t(i) % kZones.size()], cap, {}});
+  }
+  return hosts;
+}
+
+ClusterOptions Options(uint64_t seed, SimLinkFaults faults = {0.1, 0.1, 200, 5000}) {
+  ClusterOptions o;
+  o.seed = seed;
+  o.faults = faults;
+  o.negotiator.include_self = false;
+  return o;
+}
+
+// The owner's side of a test: what it submitted, what it holds, and re-placement of what
+// it loses (as a new attempt, the way the engine re-runs a lost shard).
+class Owner {
+ public:
+  explicit Owner(PlacementCluster& c) : c_(c) {
+    c_.on_placement = [this](const std::string&, const PlacementEvent& e) { On(e); };
+  }
+  void Submit(ShardRequest r) {
+    requests_[r.shard] = r;
+    logical_[r.shard] = r.shard;
+    ASSERT_TRUE(c_.Submit("owner", r).ok());
+  }
+  void On(const PlacementEvent& e) {
+    log_.push_back(fmt::format("{} {} {} {} {}", int(e.kind), e.shard, e.host, e.grant.ToString(),
+                               e.at_ns));
+    const ShardRequest& r = requests_.at(e.shard);
+    switch (e.kind) {
+      case PlacementEvent::Kind::kAwarded:
+        EXPECT_TRUE(r.min.FitsIn(e.grant) && e.grant.FitsIn(r.want)) << e.shard;
+        EXPECT_FALSE(live_.contains(e.shard)) << "awarded twice: " << e.shard;
+        live_[e.shard] = e;
+        break;
+      case PlacementEvent::Kind::kChanged:
+        EXPECT_TRUE(r.min.FitsIn(e.grant) && e.grant.FitsIn(r.want)) << e.shard;
+        live_.at(e.shard) = e;
+        break;
+      case PlacementEvent::Kind::kLost: {
+        ++lost_;
+        live_.erase(e.shard);
+        ShardRequest again = r;
+        again.shard = fmt::format("{}'", e.shard);
+        requests_[again.shard] = again;
+        logical_[again.shard] = logical_.at(e.shard);
+        // Submitted from the event loop: at the same virtual time, next turn.
+        c_.At(c_.now_ns(), [this, again] { ASSERT_TRUE(c_.Submit("owner", again).ok()); });
+        break;
+      }
+    }
+  }
+  // Logical shards (first attempts) with a live placement.
+  std::set<std::string> PlacedLogical() const {
+    std::set<std::string> s;
+    for (const auto& [id, e] : live_) s.insert(logical_.at(id));
+    return s;
+  }
+  void ReleaseAll() {
+    for (const auto& [id, e] : live_) ASSERT_TRUE(c_.Release("owner", id).ok());
+    live_.clear();
+  }
+
+  PlacementCluster& c_;
+  std::map<std::string, ShardRequest> requests_;
+  std::map<std::string, std::string> logical_;  // attempt -> first attempt
+  std::map<std::string, PlacementEvent> live_;  // by attempt
+  std::vector<std::string> log_;
+  int lost_ = 0;
+};
+
+// After every event of the simulation: no bidder's ledger grants more than its capacity,
+// every grant is between its min and want, and every grant is one of its bidder's.
+void CheckLedgers(PlacementCluster& c) {
+  for (size_t i = 1; i < c.size(); ++i) {
+    workflow::Ledger& l = c.ledger(c.name(i));
+    ASSERT_TRUE(l.Granted().FitsIn(l.capacity())) << c.name(i) << " at " << c.now_ns();
+    for (const auto& [holder, g] : l.grants()) {
+      ASSERT_TRUE(g.min.FitsIn(g.granted) && g.granted.FitsIn(g.want)) << holder;
+      ASSERT_TRUE(c.bidder(c.name(i)).Owns(holder)) << holder;
+    }
+  }
+}
+
+ShardRequest RandomShard(std::mt19937_64& rng, int i) {
+  ShardRequest s;
+  s.shard = fmt::format("wf/s/{}#1", i);
+  s.workflow = "wf";
+  const double cpu = 0.5 + double(rng() % 16) / 10;
+  s.want = {cpu, (1 + rng() % 4) * kGiB};
+  s.min = {std::ceil(cpu * 500) / 1000, s.want.memory};
+  s.score = double(1 + rng() % 9);
+  s.predicted_s = double(10 + rng() % 600);
+  return s;
+}
+
+TEST(PlacementCluster, ConvergesOverALossyNetworkWithoutEverOverGranting) {
+  for (uint64_t seed = 1; seed <= 8; ++seed) {
+    SCOPED_TRACE(seed);
+    PlacementCluster c(Hosts(12), Options(seed));
+    c.after_event = [&] { CheckLedgers(c); };
+    Owner owner(c);
+    std::mt19937_64 rng(seed);
+    for (int i = 0; i < 40; ++i) owner.Submit(RandomShard(rng, i));
+    int64_t t = 0;
+    while (owner.PlacedLogical().size() < 40 && t < 60 * kSec) c.RunUntil(t += 100 * kMs);
+    ASSERT_EQ(owner.PlacedLogical().size(), 40u) << "not all placed by " << t;
+    // Keep running through several lease lifetimes of renewals over the lossy links.
+    c.RunUntil(t + 25 * kSec);
+    EXPECT_EQ(owner.PlacedLogical().size(), 40u);
+    EXPECT_EQ(c.bad_messages(), 0u);
+    EXPECT_EQ(c.encode_errors(), 0u);
+    EXPECT_GT(c.net().dropped(), 0u);
+    // Releasing everything (some releases are lost) leaves every ledger empty once the
+    // unrenewed leases and the holds expire: nothing leaks.
+    owner.ReleaseAll();
+    c.RunUntil(c.now_ns() + 12 * kSec);
+    for (size_t i = 1; i < c.size(); ++i) {
+      EXPECT_TRUE(c.ledger(c.name(i)).grants().empty()) << c.name(i);
+    }
+    EXPECT_EQ(c.negotiator("owner").pending() + c.negotiator("owner").leased(), 0u);
+  }
+}
+
+TEST(PlacementCluster, HigherScoresFitByShrinkingLowerScoresTowardTheirMinimums) {
+  // 24 cores on 6 hosts: 12 shards of score 1 (want 2, min 1) take them all; then 8 of
+  // score 9 (1 core each) fit only by shrinking score-1 leases toward their minimums.
+  PlacementCluster c(Hosts(6), Options(3, {}));
+  c.after_event = [&] { CheckLedgers(c); };
+  Owner owner(c);
+  int shrunk = 0;
+  c.on_placement = [&](const std::string&, const PlacementEvent& e) {
+    owner.On(e);
+    shrunk += e.kind == PlacementEvent::Kind::kChanged && e.grant.cpu < 2;
+  };
+  auto submit = [&](int i, double score, double want) {
+    ShardRequest s;
+    s.shard = fmt::format("s{}", i);
+    s.workflow = "wf";
+    s.want = {want, kGiB};
+    s.min = {1, kGiB};
+    s.score = score;
+    s.predicted_s = 100;
+    owner.Submit(s);
+  };
+  for (int i = 0; i < 12; ++i) submit(i, 1, 2);
+  c.RunUntil(5 * kSec);
+  ASSERT_EQ(owner.PlacedLogical().size(), 12u);
+  for (int i = 12; i < 20; ++i) submit(i, 9, 1);
+  c.RunUntil(15 * kSec);
+  EXPECT_EQ(owner.PlacedLogical().size(), 20u);
+  // Each newcomer took one core from a score-1 lease (a declined probe's hold shrinks one
+  // for a moment too, and it grows back).
+  EXPECT_GE(shrunk, 8);
+  int low_at_min = 0;
+  for (const auto& [id, e] : owner.live_) low_at_min += owner.requests_.at(id).score == 1 && e.grant.cpu == 1;
+  EXPECT_EQ(low_at_min, 8);
+  Resources granted;
+  for (const auto& [id, e] : owner.live_) {
+    granted += e.grant;
+    EXPECT_GE(e.grant.cpu, 1);
+  }
+  EXPECT_LE(granted.cpu, 24 + 1e-9);
+  EXPECT_EQ(owner.lost_, 0);  // shrunk, never pre-empted
+}
+
+TEST(PlacementCluster, BudgetsAreNeverExceeded) {
+  std::vector<ClusterHost> hosts = Hosts(12);
+  for (size_t i = 1; i < hosts.size(); ++i) {
+    // Zone a is cheap, b twice and c four times the price.
+    const double price = hosts[i].zone == "za" ? 1.0 : hosts[i].zone == "zb" ? 2.0 : 4.0;
+    hosts[i].backends = {{"vm", {{"std", price, 0, false}}}};
+  }
+  PlacementCluster c(hosts, Options(5));
+  Owner owner(c);
+  for (int i = 0; i < 10; ++i) {
+    ShardRequest s;
+    s.shard = fmt::format("s{}", i);
+    s.workflow = "wf";
+    s.want = s.min = {1, kGiB};
+    s.predicted_s = 3600;  // one core-hour each: costs its host's price
+    s.budget_left = 5.5;
+    s.backend = "vm";
+    owner.Submit(s);
+  }
+  c.RunUntil(20 * kSec);
+  double spent = 0;
+  for (const auto& [id, e] : owner.live_) spent += e.cost_per_hour;
+  EXPECT_LE(spent, 5.5);
+  EXPECT_NEAR(c.negotiator("owner").Charged("wf"), spent, 1e-3);
+  EXPECT_GE(owner.live_.size(), 2u);   // at least what the dearest zone allows
+  EXPECT_LE(owner.live_.size(), 5u);   // at most what the cheapest allows
+  EXPECT_EQ(c.negotiator("owner").pending(), 10 - owner.live_.size());  // the rest wait
+}
+
+TEST(PlacementCluster, SpreadZoneBalancesAWorkflowAcrossZones) {
+  int spread_gap = 0, plain_gap = 0;
+  for (uint64_t seed = 1; seed <= 10; ++seed) {
+    for (bool spread : {true, false}) {
+      PlacementCluster c(Hosts(12), Options(seed, {}));
+      Owner owner(c);
+      for (int i = 0; i < 9; ++i) {
+        ShardRequest s;
+        s.shard = fmt::format("s{}", i);
+        s.workflow = "wf";
+        s.want = s.min = {1, kGiB};
+        s.predicted_s = 60;
+        s.spread_zone = spread;
+        owner.Submit(s);
+      }
+      c.RunUntil(5 * kSec);
+      ASSERT_EQ(owner.live_.size(), 9u);
+      std::map<std::string, int> per_zone;
+      for (const auto& [id, e] : owner.live_) {
+        per_zone[kZones[size_t(std::stoi(e.host.substr(1))) % 3]]++;
+      }
+      int lo = 9, hi = 0;
+      for (const std::string& z : kZones) {
+        lo = std::min(lo, per_zone[z]);
+        hi = std::max(hi, per_zone[z]);
+      }
+      if (spread) {
+        EXPECT_LE(hi - lo, 1) << "seed " << seed;
+        spread_gap += hi - lo;
+      } else {
+        plain_gap += hi - lo;
+      }
+    }
+  }
+  EXPECT_LT(spread_gap, plain_gap);
+}
+
+TEST(PlacementCluster, HoldsExpireWhenTheOwnerVanishesMidNegotiation) {
+  PlacementCluster c(Hosts(8), Options(7, {}));
+  c.after_event = [&] { CheckLedgers(c); };
+  Owner owner(c);
+  std::mt19937_64 rng(7);
+  for (int i = 0; i < 10; ++i) owner.Submit(RandomShard(rng, i));
+  c.RunUntil(0);  // the requests go out
+  c.StopOwner("owner");
+  c.RunUntil(kMs);  // every request has arrived (links take at most 0.8 ms)
+  uint64_t held = 0, offered = 0;
+  for (size_t i = 1; i < c.size(); ++i) {
+    held += c.bidder(c.name(i)).holds();
+    offered += c.bidder(c.name(i)).stats().offers;
+    EXPECT_EQ(c.bidder(c.name(i)).stats().requests, c.bidder(c.name(i)).stats().offers +
+                                                        c.bidder(c.name(i)).stats().refusals);
+  }
+  EXPECT_GT(held, 10u);
+  EXPECT_EQ(held, offered);  // every offer is held, and nobody awards or declines it
+  c.RunUntil(250 * kMs);
+  uint64_t expired = 0;
+  for (size_t i = 1; i < c.size(); ++i) {
+    EXPECT_TRUE(c.ledger(c.name(i)).grants().empty());
+    expired += c.bidder(c.name(i)).stats().holds_expired;
+  }
+  EXPECT_EQ(expired, held);
+}
+
+TEST(PlacementCluster, LeasesAreReclaimedWhenTheOwnerStopsRenewing) {
+  PlacementCluster c(Hosts(8), Options(8, {}));
+  Owner owner(c);
+  std::mt19937_64 rng(8);
+  for (int i = 0; i < 10; ++i) owner.Submit(RandomShard(rng, i));
+  int reclaimed = 0;
+  c.on_bidder = [&](const std::string&, const BidderEvent& e) {
+    reclaimed += e.kind == BidderEvent::Kind::kReclaimed;
+  };
+  c.RunUntil(1 * kSec);
+  ASSERT_EQ(owner.live_.size(), 10u);
+  c.RunUntil(30 * kSec);  // renewed all along
+  EXPECT_EQ(reclaimed, 0);
+  c.StopOwner("owner");
+  // The last renewals came at most a third of the ttl (10 s) before: they hold for at
+  // least two thirds of it, and none for more than the whole.
+  c.RunUntil(30 * kSec + 6 * kSec);
+  EXPECT_EQ(reclaimed, 0);
+  c.RunUntil(30 * kSec + 10 * kSec + 10 * kMs);
+  EXPECT_EQ(reclaimed, 10);
+  for (size_t i = 1; i < c.size(); ++i) EXPECT_TRUE(c.ledger(c.name(i)).grants().empty());
+}
+
+TEST(PlacementCluster, ShardsOnAHostThatDiesArePlacedElsewhere) {
+  PlacementCluster c(Hosts(8), Options(9, {}));
+  c.after_event = [&] { CheckLedgers(c); };
+  Owner owner(c);
+  std::mt19937_64 rng(9);
+  for (int i = 0; i < 20; ++i) owner.Submit(RandomShard(rng, i));
+  c.RunUntil(1 * kSec);
+  ASSERT_EQ(owner.live_.size(), 20u);
+  std::map<std::string, int> on;
+  for (const auto& [id, e] : owner.live_) ++on[e.host];
+  const std::string victim = on.begin()->first;
+  const int victims = on.begin()->second;
+  ASSERT_GT(victims, 0);
+  c.SetDown(victim);
+  c.RunUntil(1 * kSec + 2 * kSec - kMs);  // not yet detected
+  EXPECT_EQ(owner.lost_, 0);
+  c.RunUntil(5 * kSec);
+  EXPECT_EQ(owner.lost_, victims);
+  EXPECT_EQ(owner.PlacedLogical().size(), 20u);
+  for (const auto& [id, e] : owner.live_) EXPECT_NE(e.host, victim);
+}
+
+TEST(PlacementCluster, TheSameSeedReplaysExactly) {
+  auto run = [](uint64_t seed) {
+    PlacementCluster c(Hosts(10), Options(seed));
+    Owner owner(c);
+    std::mt19937_64 rng(seed);
+    for (int i = 0; i < 30; ++i) owner.Submit(RandomShard(rng, i));
+    c.RunUntil(15 * kSec);
+    return owner.log_;
+  };
+  const auto a = run(11);
+  EXPECT_GE(a.size(), 30u);
+  EXPECT_EQ(a, run(11));
+  EXPECT_NE(a, run(12));
+}
+
+}  // namespace
+}  // namespace augur::mesh
