@@ -55,6 +55,11 @@ void Bidder::Handle(const std::string& from, const wire::PlacementMessage& msg, 
   const bool decided = decided_.contains(holder);
   switch (msg.body_case()) {
     case wire::PlacementMessage::kBidRequest:
+      if (queued_.contains(holder)) {
+        ++stats_.duplicates;
+        SendQueued(from, rid, out);
+        return;
+      }
       if (it != entries_.end()) {
         ++stats_.duplicates;
         if (!it->second.leased) {
@@ -71,6 +76,7 @@ void Bidder::Handle(const std::string& from, const wire::PlacementMessage& msg, 
       return;
 
     case wire::PlacementMessage::kAward: {
+      Dequeue(holder, now);  // never offered: nothing to award
       if (it == entries_.end() || ledger.Find(holder) == nullptr) {
         ++stats_.stale;
         if (it != entries_.end()) End(holder, now, ledger);  // taken away under us
@@ -99,6 +105,10 @@ void Bidder::Handle(const std::string& from, const wire::PlacementMessage& msg, 
     }
 
     case wire::PlacementMessage::kDecline:
+      if (Dequeue(holder, now)) {
+        ++stats_.declines;
+        return;
+      }
       if (it == entries_.end()) {
         ++stats_.stale;
         Remember(holder, now);  // it may have overtaken its BidRequest
@@ -110,7 +120,7 @@ void Bidder::Handle(const std::string& from, const wire::PlacementMessage& msg, 
       }
       ++stats_.declines;
       End(holder, now, ledger);
-      GrowLeases(now, ledger, out);
+      RoomFreed(now, ledger, out);
       return;
 
     case wire::PlacementMessage::kRenew: {
@@ -129,6 +139,7 @@ void Bidder::Handle(const std::string& from, const wire::PlacementMessage& msg, 
     }
 
     case wire::PlacementMessage::kRelease:
+      if (Dequeue(holder, now)) return;
       if (it == entries_.end()) {
         ++stats_.stale;
         Remember(holder, now);
@@ -142,7 +153,7 @@ void Bidder::Handle(const std::string& from, const wire::PlacementMessage& msg, 
                                g ? g->granted : Resources{}, "released by its owner"});
       }
       End(holder, now, ledger);
-      GrowLeases(now, ledger, out);
+      RoomFreed(now, ledger, out);
       return;
 
     default:
@@ -154,6 +165,32 @@ void Bidder::Handle(const std::string& from, const wire::PlacementMessage& msg, 
 void Bidder::OnBidRequest(const std::string& from, const wire::BidRequest& b, int64_t now,
                           Ledger& ledger, BidderOutput* out) {
   ++stats_.requests;
+  // Requests already waiting keep their place: a newcomer gets only the room beyond theirs.
+  const Tried tried = TryOffer(from, b, now, QueueReserve(), ledger, out);
+  if (tried == Tried::kDone) return;
+  if (b.queue_ms() == 0 || queued_.size() >= o_.max_queue) {
+    Refuse(from, b.request_id(),
+           fmt::format("no room{}: needs at least {}, {} free{}",
+                       tried == Tried::kNeedsShrink ? " without shrinking lower-score grants" : "",
+                       FromAmount(b.min()).ToString(), ledger.Free().ToString(),
+                       queued_.empty() ? "" : ", others waiting"),
+           out);
+    return;
+  }
+  ++stats_.queued;
+  const std::string holder = LeaseId(from, b.request_id());
+  Queued& q = queued_[holder];
+  q.owner = from;
+  q.bid = b;
+  q.key = {-double(b.score()), next_seq_++};
+  q.expires_ns = now + std::min<int64_t>(int64_t(b.queue_ms()) * kNsPerMs, o_.max_queue_ns);
+  queue_[q.key] = holder;
+  expiries_.emplace(q.expires_ns, holder);
+  SendQueued(from, b.request_id(), out);
+}
+
+Bidder::Tried Bidder::TryOffer(const std::string& from, const wire::BidRequest& b, int64_t now,
+                               const Resources& reserved, Ledger& ledger, BidderOutput* out) {
   const std::string holder = LeaseId(from, b.request_id());
   // The classes the shard may run on.
   std::vector<workflow::CostClass> classes;
@@ -162,7 +199,7 @@ void Bidder::OnBidRequest(const std::string& from, const wire::BidRequest& b, in
                            [&](const BackendCosts& c) { return c.name == b.backend(); });
     if (be == o_.backends.end()) {
       Refuse(from, b.request_id(), fmt::format("no backend {} here", b.backend()), out);
-      return;
+      return Tried::kDone;
     }
     classes = be->classes;
   } else {
@@ -172,26 +209,14 @@ void Bidder::OnBidRequest(const std::string& from, const wire::BidRequest& b, in
   }
   const workflow::ReservationRequest req{holder, FromAmount(b.want()), FromAmount(b.min()),
                                          double(b.score())};
-  Result<std::optional<workflow::Admission>> plan = ledger.PlanAdmit(req);
+  Result<std::optional<workflow::Admission>> plan = ledger.PlanAdmit(req, reserved);
   if (!plan) {
     Refuse(from, b.request_id(), plan.error().message(), out);
-    return;
+    return Tried::kDone;
   }
-  if (!*plan) {
-    Refuse(from, b.request_id(),
-           fmt::format("no room: needs at least {}, {} free", req.min.ToString(),
-                       ledger.Free().ToString()),
-           out);
-    return;
-  }
+  if (!*plan) return Tried::kNoRoom;
+  if (!(*plan)->changes.empty() && !b.may_shrink()) return Tried::kNeedsShrink;
   workflow::Admission adm = std::move(**plan);
-  if (!adm.changes.empty() && !b.may_shrink()) {
-    Refuse(from, b.request_id(),
-           fmt::format("no room without shrinking lower-score grants: needs at least {}, {} free",
-                       req.min.ToString(), ledger.Free().ToString()),
-           out);
-    return;
-  }
   // What the wire can say exactly (the min came off the wire, so it is whole millicores).
   adm.grant = Resources::Max(req.min, FloorToMilli(adm.grant));
   const double run_s = b.predicted_ms() / 1000.0 * Stretch(req.want, adm.grant);
@@ -200,9 +225,9 @@ void Bidder::OnBidRequest(const std::string& from, const wire::BidRequest& b, in
   const std::optional<workflow::ClassChoice> cls =
       workflow::ChooseClass(classes, adm.grant, run_s, std::numeric_limits<double>::infinity(),
                             budget, b.avoid_preemptible());
-  if (Status s = ledger.ApplyAdmission(req, adm); !s.ok()) {
-    Refuse(from, b.request_id(), s.message(), out);  // planned a moment ago: not expected
-    return;
+  if (Status st = ledger.ApplyAdmission(req, adm); !st.ok()) {
+    Refuse(from, b.request_id(), st.message(), out);  // planned a moment ago: not expected
+    return Tried::kDone;
   }
   ++stats_.offers;
   Entry& e = entries_[holder];
@@ -227,12 +252,21 @@ void Bidder::OnBidRequest(const std::string& from, const wire::BidRequest& b, in
   out->messages.push_back({from, {}});
   *out->messages.back().msg.mutable_offer() = offer;
   Report(adm.changes, now, /*from_engine=*/false, out);
+  return Tried::kDone;
 }
 
 void Bidder::Tick(int64_t now, Ledger& ledger, BidderOutput* out) {
   bool freed = false;
   while (!expiries_.empty() && expiries_.begin()->first <= now) {
     const std::string holder = expiries_.begin()->second;
+    if (auto q = queued_.find(holder); q != queued_.end()) {
+      ++stats_.queue_expired;
+      Refuse(q->second.owner, q->second.bid.request_id(),
+             fmt::format("waited {} ms in the queue without room", q->second.bid.queue_ms()), out,
+             /*count=*/false);
+      Dequeue(holder, now);
+      continue;
+    }
     Entry& e = entries_.at(holder);
     if (e.leased) {
       ++stats_.leases_reclaimed;
@@ -248,7 +282,47 @@ void Bidder::Tick(int64_t now, Ledger& ledger, BidderOutput* out) {
     freed = true;
   }
   Forget(now);
-  if (freed) GrowLeases(now, ledger, out);
+  if (freed || !queue_.empty()) RoomFreed(now, ledger, out);
+}
+
+void Bidder::RoomFreed(int64_t now, Ledger& ledger, BidderOutput* out) {
+  // Waiting requests first, best score then oldest; one that still does not fit keeps its
+  // minimum out of reach of those behind it.
+  Resources reserved;
+  for (auto it = queue_.begin(); it != queue_.end();) {
+    const std::string holder = it->second;
+    ++it;
+    Queued& q = queued_.at(holder);
+    if (TryOffer(q.owner, q.bid, now, reserved, ledger, out) == Tried::kDone) {
+      Dequeue(holder, now, /*remember=*/false);
+    } else {
+      reserved += FromAmount(q.bid.min());
+    }
+  }
+  GrowLeases(now, ledger, out);
+}
+
+Resources Bidder::QueueReserve() const {
+  Resources r;
+  for (const auto& [holder, q] : queued_) r += FromAmount(q.bid.min());
+  return r;
+}
+
+bool Bidder::Dequeue(const std::string& holder, int64_t now, bool remember) {
+  auto it = queued_.find(holder);
+  if (it == queued_.end()) return false;
+  queue_.erase(it->second.key);
+  expiries_.erase({it->second.expires_ns, holder});
+  queued_.erase(it);
+  if (remember) Remember(holder, now);
+  return true;
+}
+
+void Bidder::SendQueued(const std::string& to, const std::string& request_id, BidderOutput* out) {
+  out->messages.push_back({to, {}});
+  wire::Offer* o = out->messages.back().msg.mutable_offer();
+  o->set_request_id(request_id);
+  o->set_queued(true);
 }
 
 void Bidder::NoteLedgerChanges(const std::vector<GrantChange>& changes, int64_t now,
@@ -305,8 +379,8 @@ void Bidder::GrowLeases(int64_t now, Ledger& ledger, BidderOutput* out) {
 }
 
 void Bidder::Refuse(const std::string& to, const std::string& request_id, std::string why,
-                    BidderOutput* out) {
-  ++stats_.refusals;
+                    BidderOutput* out, bool count) {
+  if (count) ++stats_.refusals;
   out->messages.push_back({to, {}});
   wire::Offer* o = out->messages.back().msg.mutable_offer();
   o->set_request_id(request_id);

@@ -13,7 +13,15 @@
 //               fits (workflow::ChooseClass). No room: an Offer that says why it refuses.
 //   Award       the hold becomes a LEASE (same ledger grant, same holder) that lasts ttl;
 //               kLeased tells the executor to start the shard; Leased answers the owner.
-//   Decline     the hold is dropped. A hold neither awarded nor declined expires.
+//   no room     a request that asks to (queue_ms) waits in a queue, best score then
+//               oldest first, and is told so (an Offer marked queued); when room frees
+//               (a release, a decline, an expiry, or Tick after the local engine freed some)
+//               the queue is served first and each request that fits gets its hold and
+//               offer then: Sparrow's late binding. A newcomer meanwhile is admitted only in
+//               the room beyond the queued requests' minimums, so a large request is not
+//               starved by a stream of small ones. Unserved after queue_ms: refused.
+//   Decline     the hold (or queued request) is dropped. A hold neither awarded nor
+//               declined expires.
 //   Renew       the lease lasts another ttl; Leased answers with its grant now.
 //   Release     the lease ends (kReleased: stop the shard if it still runs).
 //   expiry      a lease not renewed in time is reclaimed: its grant released, kReclaimed
@@ -60,6 +68,8 @@ struct BidderOptions {
   // This host's backends and their cost classes (as in its headroom summary). A request
   // for a backend not listed is refused; one for any backend ("") may use every class.
   std::vector<BackendCosts> backends;
+  size_t max_queue = 256;                 // requests waiting for room, at most
+  int64_t max_queue_ns = 10'000'000'000;  // a request waits min(asked, this)
 };
 
 struct BidderEvent {
@@ -99,6 +109,8 @@ struct BidderStats {
   uint64_t renewals = 0;
   uint64_t releases = 0;
   uint64_t leases_reclaimed = 0;  // expired or pre-empted
+  uint64_t queued = 0;            // requests that waited for room
+  uint64_t queue_expired = 0;     // waited queue_ms in vain (refused then)
 };
 
 class Bidder {
@@ -110,17 +122,19 @@ class Bidder {
   // A message from host `from` that ForBidder() routes here (others are counted stale).
   void Handle(const std::string& from, const wire::PlacementMessage& msg, int64_t now_ns,
               workflow::Ledger& ledger, BidderOutput* out);
-  // Expires holds and leases due by now. Call at NextDeadline() (or later).
+  // Expires holds, leases and queued requests due by now, and serves the queue from what is
+  // free. Call at NextDeadline(), and after the local engine frees room.
   void Tick(int64_t now_ns, workflow::Ledger& ledger, BidderOutput* out);
   // Changes the local engine applied to the shared ledger (its admissions' shrinks and
   // pre-emptions, its grow-back): those that touch a lease are told to its owner.
   void NoteLedgerChanges(const std::vector<workflow::GrantChange>& changes, int64_t now_ns,
                          BidderOutput* out);
-  // When Tick must next run: the earliest hold or lease expiry.
+  // When Tick must next run: the earliest hold, lease or queue expiry.
   std::optional<int64_t> NextDeadline() const;
 
   size_t holds() const;
   size_t leases() const;
+  size_t queued() const { return queued_.size(); }
   // Whether `lease_id` (a ledger holder) is a hold or lease of this bidder.
   bool Owns(const std::string& lease_id) const { return entries_.contains(lease_id); }
   const BidderStats& stats() const { return stats_; }
@@ -133,10 +147,29 @@ class Bidder {
     int64_t expires_ns = 0;
   };
 
+  struct Queued {
+    std::string owner;
+    wire::BidRequest bid;
+    std::pair<double, uint64_t> key;  // (-score, arrival): its place in queue_
+    int64_t expires_ns = 0;
+  };
+
   void OnBidRequest(const std::string& from, const wire::BidRequest& b, int64_t now,
                     workflow::Ledger& ledger, BidderOutput* out);
+  // kDone: it offered (holding the grant) or refused for a reason other than room. Else
+  // there is no room beyond `reserved` (or only by shrinking, which the request does not
+  // allow), and nothing was sent.
+  enum class Tried { kDone, kNoRoom, kNeedsShrink };
+  Tried TryOffer(const std::string& from, const wire::BidRequest& b, int64_t now,
+                const workflow::Resources& reserved, workflow::Ledger& ledger, BidderOutput* out);
+  // Room may have come back: queued requests get offers, then shrunk leases grow back.
+  void RoomFreed(int64_t now, workflow::Ledger& ledger, BidderOutput* out);
+  workflow::Resources QueueReserve() const;  // the minimums of the queued requests
+  // Drops a queued request (remembered as decided unless it became a hold). False if none.
+  bool Dequeue(const std::string& holder, int64_t now, bool remember = true);
+  void SendQueued(const std::string& to, const std::string& request_id, BidderOutput* out);
   void Refuse(const std::string& to, const std::string& request_id, std::string why,
-              BidderOutput* out);
+              BidderOutput* out, bool count = true);
   void SendLeased(const std::string& holder, int64_t now, const workflow::Ledger& ledger,
                   BidderOutput* out);
   void SendReclaimed(const std::string& to, const std::string& request_id, std::string reason,
@@ -154,7 +187,10 @@ class Bidder {
   std::string self_;
   BidderOptions o_;
   std::map<std::string, Entry> entries_;                 // by holder (LeaseId)
-  std::set<std::pair<int64_t, std::string>> expiries_;   // (expires_ns, holder)
+  std::map<std::string, Queued> queued_;                 // by holder
+  std::map<std::pair<double, uint64_t>, std::string> queue_;  // in offer order
+  uint64_t next_seq_ = 0;
+  std::set<std::pair<int64_t, std::string>> expiries_;   // (expires_ns, holder): all three
   std::map<std::string, int64_t> decided_;               // holder -> forget at
   std::deque<std::pair<int64_t, std::string>> forget_;   // in time order
   BidderStats stats_;

@@ -168,13 +168,24 @@ void Negotiator::Sample(std::vector<std::string> batch, int64_t now,
   std::vector<Candidate> cands;
   for (const std::string& id : batch) {
     Shard& s = shards_.at(id);
-    ++stats_.rounds;
-    ++s.round;
-    by_request_.erase(s.request_id);
-    s.request_id = fmt::format("{}@{}", id, s.round);
-    by_request_[s.request_id] = id;
     s.probes.clear();
     cands.clear();
+    // After a round without an offer, ask again only when the view shows a host with room
+    // for it (a host that refused counts as full until it gossips again), or when it has not
+    // asked for max_retry_backoff: under saturation the owner waits on gossip, not on probes.
+    if (s.round > 0 && now - s.last_probe_ns < o_.max_retry_backoff_ns) {
+      bool room = false;
+      for (size_t i = 0; i < live.size() && !room; ++i) {
+        room = !debit[i]->refused &&
+               s.req.min.FitsIn(live[i]->headroom.FreeOver(s.req.predicted_s) - debit[i]->granted) &&
+               (s.req.backend.empty() || live[i]->headroom.FindBackend(s.req.backend));
+      }
+      if (!room) {
+        ++stats_.deferred;
+        Retry(id, s, now + o_.view_recheck_ns);
+        continue;
+      }
+    }
     const auto& zones = placed_[s.req.workflow];
     auto& bzones = batch_zones[s.req.workflow];
     auto count = [](const std::map<std::string, int>& m, const std::string& zone) {
@@ -203,9 +214,15 @@ void Negotiator::Sample(std::vector<std::string> batch, int64_t now,
     d = std::min(d, cands.size());
     if (d == 0) {
       ++stats_.no_candidates;
-      Retry(id, s, now + Backoff(s.round));
+      Retry(id, s, now + o_.view_recheck_ns);
       continue;
     }
+    ++stats_.rounds;
+    ++s.round;
+    s.last_probe_ns = now;
+    by_request_.erase(s.request_id);
+    s.request_id = fmt::format("{}@{}", id, s.round);
+    by_request_[s.request_id] = id;
     if (!s.req.spread_zone) {
       // Hosts not yet probed in this batch first (d*m distinct while there are enough).
       std::partial_sort(cands.begin(), cands.begin() + long(d), cands.end(),
@@ -244,6 +261,7 @@ void Negotiator::Sample(std::vector<std::string> batch, int64_t now,
     b->set_avoid_preemptible(s.req.avoid_preemptible);
     const double budget = BudgetLeft(s);
     if (std::isfinite(budget)) b->set_budget_left(float(std::max(0.0, budget)));
+    b->set_queue_ms(uint32_t(o_.queue_ns / kNsPerMs));
     for (size_t i = 0; i < d; ++i) {
       const PlacementPeer* p = live[cands[i].peer];
       ++used[cands[i].peer];
@@ -280,7 +298,9 @@ void Negotiator::Decide(const std::string& id, Shard& s, int64_t now, Negotiator
     if (best == nullptr || rank(p) < rank(*best)) best = &p;
   }
   for (const Probe& p : s.probes) {
-    if (p.state == Probe::State::kOffered && &p != best) {
+    // The losers' holds, and requests still queued or unanswered (a Decline that overtakes
+    // its request is remembered by the candidate).
+    if (p.state != Probe::State::kRefused && &p != best) {
       ++stats_.declined;
       SendSimple(out, p.host, s.request_id, /*release=*/false);
     }
@@ -302,6 +322,22 @@ void Negotiator::Decide(const std::string& id, Shard& s, int64_t now, Negotiator
   s.award_tries = 1;
   SendAward(s, out);
   SetTimer(id, s, now + o_.award_retry_ns);
+}
+
+void Negotiator::Answered(const std::string& id, Shard& s, int64_t now, NegotiatorOutput* out) {
+  bool waiting = false, offered = false, queued = false;
+  for (const Probe& p : s.probes) {
+    waiting |= p.state == Probe::State::kWaiting;
+    offered |= p.state == Probe::State::kOffered;
+    queued |= p.state == Probe::State::kQueued;
+  }
+  if (waiting) return;
+  if (offered || !queued) {
+    Decide(id, s, now, out);
+    return;
+  }
+  const int64_t until = s.last_probe_ns + o_.queue_ns + o_.offer_wait_ns;
+  if (s.due_ns < until) SetTimer(id, s, until);
 }
 
 int64_t Negotiator::Backoff(uint32_t round) const {
@@ -353,24 +389,29 @@ void Negotiator::Handle(const std::string& from, const wire::PlacementMessage& m
         }
         return;
       }
-      if (probe->state == Probe::State::kOffered || (refused && probe->state != Probe::State::kWaiting)) {
+      using State = Probe::State;
+      // An offer may follow a queued answer (room freed) or a refusal (a duplicated request
+      // found room); anything else said twice is a duplicate.
+      const bool fresh = o.queued() ? probe->state == State::kWaiting
+                         : refused  ? probe->state == State::kWaiting || probe->state == State::kQueued
+                                    : probe->state != State::kOffered;
+      if (!fresh) {
         ++stats_.duplicates;
         return;
       }
-      // A refusal may be followed by an offer (a duplicated request found room): take it.
-      if (refused) {
+      if (o.queued()) {
+        ++stats_.queued;
+        probe->state = State::kQueued;
+      } else if (refused) {
         ++stats_.refusals;
-        probe->state = Probe::State::kRefused;
+        probe->state = State::kRefused;
         debits_[from].refused = true;
       } else {
         ++stats_.offers;
-        probe->state = Probe::State::kOffered;
+        probe->state = State::kOffered;
         probe->offer = o;
       }
-      const bool all = std::none_of(s->probes.begin(), s->probes.end(), [](const Probe& p) {
-        return p.state == Probe::State::kWaiting;
-      });
-      if (all) Decide(id, *s, now, out);
+      Answered(id, *s, now, out);
       return;
     }
 
@@ -463,15 +504,12 @@ void Negotiator::PeerDown(const std::string& host, int64_t now, NegotiatorOutput
     if (s.phase == Phase::kProbing) {
       bool touched = false;
       for (Probe& p : s.probes) {
-        if (p.host == host && p.state == Probe::State::kWaiting) {
+        if (p.host == host && (p.state == Probe::State::kWaiting || p.state == Probe::State::kQueued)) {
           p.state = Probe::State::kRefused;
           touched = true;
         }
       }
-      const bool all = std::none_of(s.probes.begin(), s.probes.end(), [](const Probe& p) {
-        return p.state == Probe::State::kWaiting;
-      });
-      if (touched && all) Decide(id, s, now, out);
+      if (touched) Answered(id, s, now, out);
     } else if (s.host == host && s.phase == Phase::kAwarding) {
       ++stats_.award_failures;
       Unaward(s);

@@ -13,13 +13,19 @@
 //             Efraimidis-Spirakis keys). A shard of a workflow that spreads across zones
 //             is probed in every zone (up to 4, at least d), among hosts with room those in
 //             the zones where its workflow has fewest shards. A BidRequest goes to each.
-//   Offers    when every probe has answered (or offer_wait has passed) the best acceptable
-//             offer is awarded: grant between min and want, predicted cost within what is
+//   Offers    a candidate without room queues the request (queue_ns) and says so; it
+//             offers when room frees there (late binding, as Sparrow binds tasks late).
+//             Once no probe is unanswered and one has offered (or offer_wait has passed, or
+//             while all are queued, the first queued one offers) the best acceptable offer
+//             is awarded: grant between min and want, predicted cost within what is
 //             left of the workflow's budget; among them the zone where the workflow has
 //             fewest shards (with spread), then the earliest predicted finish, then the
 //             cheapest. The other offers are declined. No acceptable offer: the shard is
 //             sampled afresh after a backoff that doubles each round (from round
-//             shrink_from_round on, the candidates may shrink lower-score grants for it).
+//             shrink_from_round on, the candidates may shrink lower-score grants for it),
+//             and only once the view shows a host with room for its min (one that refused
+//             counts as full until it gossips a new headroom), or max_retry_backoff after
+//             its last probes: a saturated cluster is waited on through gossip, not polled.
 //   Award     resent until the candidate answers Leased (kAwarded: the shard is placed)
 //             or Reclaimed (its hold had expired: a fresh round); after award_attempts
 //             unanswered, the lease is released (in case it was made) and a fresh round
@@ -86,8 +92,14 @@ struct NegotiatorOptions {
   uint32_t probes_per_shard = 2;          // d
   int64_t offer_wait_ns = 10'000'000;     // decide with what came after this long
   int64_t hold_ns = 200'000'000;          // asked of candidates
+  // Asked of candidates: with no room, queue the request this long and offer when room
+  // frees (late binding). A round whose probes are all queued waits that long. 0: off.
+  int64_t queue_ns = 2'000'000'000;
   int64_t retry_backoff_ns = 5'000'000;   // before the second round; doubles each round
   int64_t max_retry_backoff_ns = 1'000'000'000;
+  // A shard waiting for room that no live peer has (as gossiped) looks at the view again
+  // this often, sending nothing; it probes anyway after max_retry_backoff.
+  int64_t view_recheck_ns = 100'000'000;
   uint32_t shrink_from_round = 2;         // may_shrink from this round on (0: never)
   int64_t award_retry_ns = 20'000'000;
   uint32_t award_attempts = 4;
@@ -127,8 +139,10 @@ struct NegotiatorStats {
   uint64_t probes = 0;          // BidRequests sent
   uint64_t offers = 0;
   uint64_t refusals = 0;
+  uint64_t queued = 0;          // probes a candidate queued for lack of room
   uint64_t no_answer = 0;       // probes unanswered at the round's deadline
-  uint64_t no_candidates = 0;   // rounds with no live peer to ask
+  uint64_t no_candidates = 0;   // times there was no live peer to ask
+  uint64_t deferred = 0;        // times a waiting shard saw no room in the view and waited
   uint64_t declined = 0;        // Declines sent (losing and late offers)
   uint64_t duplicates = 0;
   uint64_t stale = 0;           // about requests no longer current
@@ -172,7 +186,7 @@ class Negotiator {
   struct Probe {
     std::string host;
     std::string zone;
-    enum class State { kWaiting, kOffered, kRefused } state = State::kWaiting;
+    enum class State { kWaiting, kQueued, kOffered, kRefused } state = State::kWaiting;
     wire::Offer offer;
   };
   enum class Phase { kQueued, kProbing, kAwarding, kLeased };
@@ -184,6 +198,7 @@ class Negotiator {
     std::string request_id;  // the current round's
     std::vector<Probe> probes;
     int64_t due_ns = 0;      // its timer
+    int64_t last_probe_ns = 0;  // when its current round's probes went out
     // Awarding and leased:
     std::string host, zone;
     wire::Offer won;
@@ -197,6 +212,9 @@ class Negotiator {
   void Sample(std::vector<std::string> batch, int64_t now, std::span<const PlacementPeer> peers,
               NegotiatorOutput* out);
   void Decide(const std::string& id, Shard& s, int64_t now, NegotiatorOutput* out);
+  // After a probe answered: decide once none waits and one offered (or all refused); while
+  // the others are only queued, wait for the first of them to find room.
+  void Answered(const std::string& id, Shard& s, int64_t now, NegotiatorOutput* out);
   void Retry(const std::string& id, Shard& s, int64_t at);
   int64_t Backoff(uint32_t round) const;  // before the round after `round`
   // An award that did not take: charge, zone count and debit given back.

@@ -48,7 +48,8 @@ std::optional<std::string> Broken(const PlacementMessage& m) {
       const wire::Offer& o = m.offer();
       if (auto e = TooLong("refusal", o.refused())) return fmt::format("offer {}: {}", id, *e);
       if (auto e = TooLong("cost class", o.cost_class())) return fmt::format("offer {}: {}", id, *e);
-      if (o.refused().empty()) {
+      if (o.queued() && !o.refused().empty()) return fmt::format("offer {}: both queued and refused", id);
+      if (o.refused().empty() && !o.queued()) {
         if (!o.has_grant()) return fmt::format("offer {}: neither a grant nor a refusal", id);
         if (o.finish_ms() < o.start_ms()) return fmt::format("offer {}: finishes before it starts", id);
         if (!(o.cost_per_hour() >= 0) || !std::isfinite(o.cost_per_hour())) {

@@ -24,6 +24,7 @@ struct BidSpec {
   std::string backend;
   std::optional<float> budget;
   bool avoid_preemptible = false;
+  uint32_t queue_ms = 0;
 };
 
 BidSpec Spec(Resources want, Resources min, double score = 5, uint32_t predicted_ms = 10'000,
@@ -51,6 +52,7 @@ wire::PlacementMessage Bid(const std::string& rid, const BidSpec& s = BidSpec())
   b->set_backend(s.backend);
   b->set_avoid_preemptible(s.avoid_preemptible);
   if (s.budget) b->set_budget_left(*s.budget);
+  b->set_queue_ms(s.queue_ms);
   return m;
 }
 
@@ -311,6 +313,67 @@ TEST_F(BidderTest, ChoosesTheCheapestCostClassThatFitsTheBudget) {
   EXPECT_EQ(offer("d@1", s).cost_class(), "spot");
 }
 
+BidSpec Queued(Resources r, double score = 5, uint32_t queue_ms = 1000) {
+  BidSpec s = Spec(r, r, score);
+  s.queue_ms = queue_ms;
+  return s;
+}
+
+TEST_F(BidderTest, WithoutRoomARequestWaitsInTheQueueAndIsOfferedWhenRoomFrees) {
+  Send("o", Bid("a@1", Spec({3, kGiB}, {3, kGiB})), 0);
+  Send("o", Simple("award", "a@1", 10'000), 1);
+  // No room: queued (and told so), nothing held.
+  BidderOutput out = Send("p", Bid("b@1", Queued({2, kGiB})), 2);
+  ASSERT_TRUE(Only(out).has_offer());
+  EXPECT_TRUE(out.messages[0].msg.offer().queued());
+  EXPECT_EQ(bidder_.queued(), 1u);
+  EXPECT_EQ(ledger_.grants().size(), 1u);
+  // A duplicate is told the same; a small newcomer does not get the core that is free,
+  // since the queued request needs it first: it queues behind.
+  EXPECT_TRUE(Only(Send("p", Bid("b@1", Queued({2, kGiB})), 3)).offer().queued());
+  EXPECT_TRUE(Only(Send("q", Bid("c@1", Queued({1, kGiB})), 4)).offer().queued());
+  EXPECT_EQ(bidder_.queued(), 2u);
+  // The lease ends: both get their offers, in order, and hold their grants.
+  out = Send("o", Simple("release", "a@1"), 5);
+  ASSERT_EQ(out.messages.size(), 2u);
+  EXPECT_EQ(out.messages[0].to, "p");
+  EXPECT_EQ(FromAmount(out.messages[0].msg.offer().grant()).cpu, 2);
+  EXPECT_EQ(out.messages[1].to, "q");
+  EXPECT_EQ(FromAmount(out.messages[1].msg.offer().grant()).cpu, 1);
+  EXPECT_EQ(bidder_.queued(), 0u);
+  EXPECT_EQ(bidder_.holds(), 2u);
+  EXPECT_EQ(bidder_.stats().queued, 2u);
+}
+
+TEST_F(BidderTest, TheQueueServesHigherScoresFirstAndForgetsDeclinedRequests) {
+  Send("o", Bid("a@1", Spec({4, kGiB}, {4, kGiB})), 0);
+  Send("p", Bid("low@1", Queued({2, kGiB}, 1)), 1);
+  Send("p", Bid("gone@1", Queued({2, kGiB}, 9)), 2);
+  Send("p", Bid("high@1", Queued({2, kGiB}, 8)), 3);
+  EXPECT_TRUE(Send("p", Simple("decline", "gone@1"), 4).messages.empty());
+  EXPECT_EQ(bidder_.queued(), 2u);
+  BidderOutput out = Send("o", Simple("decline", "a@1"), 5);
+  ASSERT_EQ(out.messages.size(), 2u);
+  EXPECT_EQ(out.messages[0].msg.offer().request_id(), "high@1");
+  EXPECT_EQ(out.messages[1].msg.offer().request_id(), "low@1");
+  // A declined request that comes again is not queued again.
+  EXPECT_TRUE(Send("p", Bid("gone@1", Queued({2, kGiB}, 9)), 6).messages.empty());
+}
+
+TEST_F(BidderTest, AQueuedRequestThatFindsNoRoomInTimeIsRefused) {
+  Send("o", Bid("a@1", Spec({4, kGiB}, {4, kGiB})), 0);
+  Send("o", Simple("award", "a@1", 10'000), 1);
+  Send("p", Bid("b@1", Queued({1, kGiB}, 5, 300)), 2 * kMs);
+  EXPECT_EQ(bidder_.NextDeadline(), 302 * kMs);
+  BidderOutput out = Tick(302 * kMs);
+  ASSERT_TRUE(Only(out).has_offer());
+  EXPECT_NE(out.messages[0].msg.offer().refused().find("waited 300 ms"), std::string::npos);
+  EXPECT_EQ(bidder_.queued(), 0u);
+  EXPECT_EQ(bidder_.stats().queue_expired, 1u);
+  // Room later does not revive it.
+  EXPECT_TRUE(Send("o", Simple("release", "a@1"), 400 * kMs).messages.empty());
+}
+
 // Random traffic from several owners (requests, awards, declines, renewals, releases,
 // duplicates and reorderings, time passing): the ledger never grants more than it has,
 // every grant stays between its min and want, and the bidder's holds and leases are
@@ -337,6 +400,7 @@ TEST(BidderProperty, NeverOverGrantsAndKeepsItsBooksInStepWithTheLedger) {
         BidSpec s = Spec({want, (1 + rng() % 6) * kGiB}, {min, kGiB}, double(rng() % 10));
         s.hold_ms = uint32_t(20 + rng() % 200);
         s.may_shrink = rng() % 2 == 0;
+        s.queue_ms = rng() % 2 ? uint32_t(rng() % 300) : 0;
         bidder.Handle(owner, Bid(rid, s), now, ledger, &out);
         seen.emplace_back(owner, rid);
       } else {
@@ -365,10 +429,12 @@ TEST(BidderProperty, NeverOverGrantsAndKeepsItsBooksInStepWithTheLedger) {
     EXPECT_GT(st.leases, 0u);
     EXPECT_GT(st.renewals, 0u);
     EXPECT_GT(st.holds_expired + st.leases_reclaimed, 0u);
+    EXPECT_GT(st.queued, 0u);
     // Nothing renewed for longer than any hold or ttl: everything is given back.
     BidderOutput out;
     bidder.Tick(now + 2'000 * kMs, ledger, &out);
     EXPECT_TRUE(ledger.grants().empty()) << "seed " << seed;
+    EXPECT_EQ(bidder.queued(), 0u);
   }
 }
 

@@ -241,6 +241,44 @@ TEST_F(NegotiatorTest, DuplicatesAndStrayMessagesAreIdempotent) {
   EXPECT_TRUE(n.Submit(Shard("t"), 0).IsInvalidArgument());
 }
 
+wire::PlacementMessage QueuedMsg(const std::string& rid) {
+  wire::PlacementMessage m;
+  m.mutable_offer()->set_request_id(rid);
+  m.mutable_offer()->set_queued(true);
+  return m;
+}
+
+TEST_F(NegotiatorTest, WhenEveryProbeIsQueuedTheFirstOfferWinsAndTheOtherQueueIsLeft) {
+  Negotiator n("owner", o_);
+  ASSERT_TRUE(n.Submit(Shard("s"), 0).ok());
+  NegotiatorOutput out = Tick(n, 0);
+  for (const PlacementOutgoing& m : out.messages) {
+    EXPECT_EQ(m.msg.bid_request().queue_ms(), uint32_t(o_.queue_ns / kMs));
+  }
+  const std::vector<std::string> hosts = Probed(out, "s@1");
+  EXPECT_TRUE(Handle(n, hosts[0], QueuedMsg("s@1"), kMs).messages.empty());
+  EXPECT_TRUE(Handle(n, hosts[1], QueuedMsg("s@1"), kMs).messages.empty());
+  // Nothing decided: the round now waits for the queues (not for offer_wait).
+  EXPECT_EQ(n.NextDeadline(), o_.queue_ns + o_.offer_wait_ns);
+  EXPECT_TRUE(Tick(n, o_.offer_wait_ns).messages.empty());
+  out = Handle(n, hosts[1], OfferMsg("s@1", {1, kGiB}, 10'000), 700 * kMs);
+  EXPECT_EQ(To(out, wire::PlacementMessage::kAward), std::multiset<std::string>{hosts[1]});
+  EXPECT_EQ(To(out, wire::PlacementMessage::kDecline), std::multiset<std::string>{hosts[0]});
+  EXPECT_EQ(n.stats().queued, 2u);
+}
+
+TEST_F(NegotiatorTest, QueuesThatRunOutWithoutRoomEndTheRound) {
+  Negotiator n("owner", o_);
+  ASSERT_TRUE(n.Submit(Shard("s"), 0).ok());
+  const std::vector<std::string> hosts = Probed(Tick(n, 0), "s@1");
+  Handle(n, hosts[0], QueuedMsg("s@1"), kMs);
+  Handle(n, hosts[1], Refusal("s@1"), kMs);
+  EXPECT_EQ(n.NextDeadline(), o_.queue_ns + o_.offer_wait_ns);
+  NegotiatorOutput out = Handle(n, hosts[0], Refusal("s@1"), o_.queue_ns);
+  EXPECT_TRUE(To(out, wire::PlacementMessage::kAward).empty());
+  EXPECT_EQ(n.NextDeadline(), o_.queue_ns + o_.retry_backoff_ns);  // sampled again
+}
+
 TEST_F(NegotiatorTest, AnUnansweredAwardIsResentThenGivenUpAndTheShardSampledAgain) {
   Negotiator n("owner", o_);
   ASSERT_TRUE(n.Submit(Shard("s"), 0).ok());

@@ -118,9 +118,11 @@ ShardRequest RandomShard(std::mt19937_64& rng, int i) {
 }
 
 TEST(PlacementCluster, ConvergesOverALossyNetworkWithoutEverOverGranting) {
+  // 40 shards wanting 50 cores on average (at least half of that each) on 64 cores: room
+  // for all of them, through loss, duplication and reordering.
   for (uint64_t seed = 1; seed <= 8; ++seed) {
     SCOPED_TRACE(seed);
-    PlacementCluster c(Hosts(12), Options(seed));
+    PlacementCluster c(Hosts(16), Options(seed));
     c.after_event = [&] { CheckLedgers(c); };
     Owner owner(c);
     std::mt19937_64 rng(seed);
@@ -185,6 +187,44 @@ TEST(PlacementCluster, HigherScoresFitByShrinkingLowerScoresTowardTheirMinimums)
   }
   EXPECT_LE(granted.cpu, 24 + 1e-9);
   EXPECT_EQ(owner.lost_, 0);  // shrunk, never pre-empted
+}
+
+// A large shard waiting for room on a full host is served before the small ones that come
+// after it, though each core that frees would fit one of them (late binding with a queue
+// that keeps its place).
+TEST(PlacementCluster, ALargeShardIsNotStarvedBySmallOnes) {
+  PlacementCluster c(Hosts(1), Options(4, {}));
+  Owner owner(c);
+  std::map<std::string, int64_t> placed_at;
+  c.on_placement = [&](const std::string&, const PlacementEvent& e) {
+    owner.On(e);
+    if (e.kind == PlacementEvent::Kind::kAwarded) placed_at[e.shard] = e.at_ns;
+  };
+  auto shard = [](const std::string& id, double cpu) {
+    ShardRequest s;
+    s.shard = id;
+    s.workflow = "wf";
+    s.want = s.min = {cpu, kGiB};
+    s.predicted_s = 60;
+    return s;
+  };
+  for (int i = 0; i < 4; ++i) owner.Submit(shard(fmt::format("small{}", i), 1));
+  c.RunUntil(1 * kSec);
+  ASSERT_EQ(owner.live_.size(), 4u);
+  owner.Submit(shard("large", 3));
+  // One core frees every 400 ms; after each, two small shards come, each of which the free
+  // core would fit.
+  for (int i = 0; i < 3; ++i) {
+    c.RunUntil((1500 + 400 * i) * kMs);
+    ASSERT_TRUE(c.Release("owner", fmt::format("small{}", i)).ok());
+    owner.live_.erase(fmt::format("small{}", i));
+    c.RunUntil((1600 + 400 * i) * kMs);
+    for (int k = 0; k < 2; ++k) owner.Submit(shard(fmt::format("small{}", 4 + 2 * i + k), 1));
+  }
+  c.RunUntil(3 * kSec);
+  ASSERT_TRUE(placed_at.contains("large"));
+  for (int i = 4; i < 10; ++i) EXPECT_FALSE(placed_at.contains(fmt::format("small{}", i))) << i;
+  EXPECT_LT(placed_at["large"] - 2300 * kMs, 5 * kMs);  // as soon as the third core freed
 }
 
 TEST(PlacementCluster, BudgetsAreNeverExceeded) {
@@ -266,8 +306,8 @@ TEST(PlacementCluster, HoldsExpireWhenTheOwnerVanishesMidNegotiation) {
   for (size_t i = 1; i < c.size(); ++i) {
     held += c.bidder(c.name(i)).holds();
     offered += c.bidder(c.name(i)).stats().offers;
-    EXPECT_EQ(c.bidder(c.name(i)).stats().requests, c.bidder(c.name(i)).stats().offers +
-                                                        c.bidder(c.name(i)).stats().refusals);
+    const BidderStats& st = c.bidder(c.name(i)).stats();
+    EXPECT_EQ(st.requests, st.offers + st.refusals + st.queued);
   }
   EXPECT_GT(held, 10u);
   EXPECT_EQ(held, offered);  // every offer is held, and nobody awards or declines it
