@@ -77,6 +77,7 @@ double Percentile(std::vector<double> v, double q) {
 }
 
 struct RunResult {
+  uint64_t seed = 0;
   size_t hosts = 0, workflows = 0, tasks = 0;
   uint32_t d = 0;
   std::vector<double> latency_ms;
@@ -93,7 +94,8 @@ struct RunResult {
 };
 
 RunResult Run(const std::vector<Template>& templates, size_t n_hosts, uint32_t d, double load,
-              size_t instances, double loss, uint64_t seed, const Resources& host_cap) {
+              size_t instances, double loss, int64_t queue_ms, uint64_t seed,
+              const Resources& host_cap) {
   const auto wall0 = std::chrono::steady_clock::now();
   std::mt19937_64 rng(seed);
   std::vector<ClusterHost> hosts;
@@ -105,6 +107,7 @@ RunResult Run(const std::vector<Template>& templates, size_t n_hosts, uint32_t d
   o.seed = seed;
   o.faults = {loss, 0, 200, 800};
   o.negotiator.probes_per_shard = d;
+  o.negotiator.queue_ns = queue_ms * 1'000'000;
   PlacementCluster c(hosts, o);
 
   // Arrivals: a Poisson stream whose CPU work is `load` of the cluster's cores.
@@ -172,6 +175,7 @@ RunResult Run(const std::vector<Template>& templates, size_t n_hosts, uint32_t d
   }
 
   RunResult res;
+  res.seed = seed;
   res.hosts = n_hosts;
   res.d = d;
   res.workflows = instances;
@@ -286,7 +290,8 @@ int main(int argc, char** argv) {
   std::vector<uint32_t> d_list = {2};
   double load = 0.7, loss = 0, cores = 4, memory_gib = 16, per_host = 0.4;
   size_t min_instances = 12;
-  uint64_t seed = 1;
+  int64_t queue_ms = 2000;
+  std::vector<uint64_t> seeds = {1};
   app.add_option("FILES", files, "WfCommons JSON files")->required()->check(CLI::ExistingFile);
   app.add_option("--hosts", hosts_list, "cluster sizes")->capture_default_str();
   app.add_option("--d", d_list, "probes per shard (several: a row each)")->capture_default_str();
@@ -297,7 +302,10 @@ int main(int argc, char** argv) {
   app.add_option("--workflows-per-host", per_host, "workflows in the stream per host")
       ->capture_default_str();
   app.add_option("--min-workflows", min_instances, "at least this many")->capture_default_str();
-  app.add_option("--seed", seed)->capture_default_str();
+  app.add_option("--queue-ms", queue_ms, "candidates queue requests this long (0: refuse)")
+      ->capture_default_str();
+  app.add_option("--seeds", seeds, "a row per seed (arrivals, owners, sampling)")
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
   const Resources host_cap{cores, uint64_t(memory_gib * double(kGiB))};
@@ -311,27 +319,30 @@ int main(int argc, char** argv) {
     }
     templates.push_back(FromTrace(trace, host_cap));
   }
-  fmt::print("| hosts | d | workflows | tasks | latency p50 / p99 / max (ms) "
+  fmt::print("| hosts | d | seed | workflows | tasks | latency p50 / p99 / max (ms) "
              "| with room: share, p50 / p99 / max (ms) | rounds (1st-round share) "
              "| msgs/placement: negotiation, all | msgs/host/s: mean, max | makespan / bound (s) "
              "| utilisation | stretch | lost | wall (s) |\n");
-  fmt::print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+  fmt::print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   for (size_t n : hosts_list) {
     for (uint32_t d : d_list) {
-      const size_t instances = std::max(min_instances, size_t(std::lround(per_host * double(n))));
-      RunResult r = Run(templates, n, d, load, instances, loss, seed, host_cap);
-      fmt::print("| {} | {} | {} | {} | {:.2f} / {:.2f} / {:.1f} | {:.0f}%, {:.2f} / {:.2f} / {:.1f} "
-                 "| {:.2f} ({:.0f}%) | {:.1f}, {:.1f} "
-                 "| {:.2f}, {:.2f} | {:.0f} / {:.0f} = {:.2f} | {:.0f}% | {:.2f} | {} | {:.1f} |\n",
-                 r.hosts, r.d, r.workflows, r.tasks, Percentile(r.latency_ms, 0.5),
-                 Percentile(r.latency_ms, 0.99), Percentile(r.latency_ms, 1.0),
-                 100.0 * double(r.latency_room_ms.size()) / double(std::max<size_t>(1, r.latency_ms.size())),
-                 Percentile(r.latency_room_ms, 0.5), Percentile(r.latency_room_ms, 0.99),
-                 Percentile(r.latency_room_ms, 1.0), r.rounds_mean,
-                 100 * r.first_round, r.msgs_negotiation, r.msgs_all, r.host_msgs_mean,
-                 r.host_msgs_max, r.makespan_s, r.bound_s, r.makespan_s / r.bound_s,
-                 100 * r.utilisation, r.stretch_mean, r.lost, r.wall_s);
-      std::fflush(stdout);
+      for (uint64_t seed : seeds) {
+        const size_t instances = std::max(min_instances, size_t(std::lround(per_host * double(n))));
+        RunResult r = Run(templates, n, d, load, instances, loss, queue_ms, seed, host_cap);
+        fmt::print("| {} | {} | {} | {} | {} | {:.2f} / {:.2f} / {:.1f} "
+                   "| {:.0f}%, {:.2f} / {:.2f} / {:.1f} | {:.2f} ({:.0f}%) | {:.1f}, {:.1f} "
+                   "| {:.2f}, {:.2f} | {:.0f} / {:.0f} = {:.2f} | {:.0f}% | {:.2f} | {} | {:.1f} |\n",
+                   r.hosts, r.d, r.seed, r.workflows, r.tasks, Percentile(r.latency_ms, 0.5),
+                   Percentile(r.latency_ms, 0.99), Percentile(r.latency_ms, 1.0),
+                   100.0 * double(r.latency_room_ms.size()) /
+                       double(std::max<size_t>(1, r.latency_ms.size())),
+                   Percentile(r.latency_room_ms, 0.5), Percentile(r.latency_room_ms, 0.99),
+                   Percentile(r.latency_room_ms, 1.0), r.rounds_mean, 100 * r.first_round,
+                   r.msgs_negotiation, r.msgs_all, r.host_msgs_mean, r.host_msgs_max,
+                   r.makespan_s, r.bound_s, r.makespan_s / r.bound_s, 100 * r.utilisation,
+                   r.stretch_mean, r.lost, r.wall_s);
+        std::fflush(stdout);
+      }
     }
   }
   return 0;

@@ -127,7 +127,7 @@ void Negotiator::Tick(int64_t now, std::span<const PlacementPeer> peers, Negotia
           Send(out, s.host, std::move(m));
           // The next renewal, or the moment the candidate may have reclaimed the lease
           // (its ttl runs from before the last answer left it), whichever comes first.
-          SetTimer(id, s, std::min(now + std::max<int64_t>(1, o_.lease_ttl_ns / 3),
+          SetTimer(id, s, std::min(now + RenewEvery(),
                                    s.last_ack_ns + o_.lease_ttl_ns));
         }
         break;
@@ -261,7 +261,11 @@ void Negotiator::Sample(std::vector<std::string> batch, int64_t now,
     b->set_avoid_preemptible(s.req.avoid_preemptible);
     const double budget = BudgetLeft(s);
     if (std::isfinite(budget)) b->set_budget_left(float(std::max(0.0, budget)));
-    b->set_queue_ms(uint32_t(o_.queue_ns / kNsPerMs));
+    // Queue only when the view shows no host with room for it: while some host seems to
+    // have room, a quick refusal and a fresh sample find it sooner than a queue would.
+    const bool room_in_view =
+        std::any_of(cands.begin(), cands.end(), [](const Candidate& c) { return c.fits; });
+    b->set_queue_ms(room_in_view ? 0 : uint32_t(o_.queue_ns / kNsPerMs));
     for (size_t i = 0; i < d; ++i) {
       const PlacementPeer* p = live[cands[i].peer];
       ++used[cands[i].peer];
@@ -339,6 +343,8 @@ void Negotiator::Answered(const std::string& id, Shard& s, int64_t now, Negotiat
   const int64_t until = s.last_probe_ns + o_.queue_ns + o_.offer_wait_ns;
   if (s.due_ns < until) SetTimer(id, s, until);
 }
+
+int64_t Negotiator::RenewEvery() const { return std::max<int64_t>(1, o_.lease_ttl_ns / 4); }
 
 int64_t Negotiator::Backoff(uint32_t round) const {
   const uint32_t doublings = std::min<uint32_t>(round > 0 ? round - 1 : 0, 30);
@@ -428,7 +434,7 @@ void Negotiator::Handle(const std::string& from, const wire::PlacementMessage& m
         s->grant = grant;
         ++stats_.awards;
         out->events.push_back(Event(PlacementEvent::Kind::kAwarded, *s, now, "awarded"));
-        SetTimer(id, *s, now + std::max<int64_t>(1, o_.lease_ttl_ns / 3));
+        SetTimer(id, *s, now + RenewEvery());
       } else if (!(grant == s->grant)) {
         s->grant = grant;
         out->events.push_back(Event(PlacementEvent::Kind::kChanged, *s, now, "renewal"));

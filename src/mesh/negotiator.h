@@ -13,8 +13,11 @@
 //             Efraimidis-Spirakis keys). A shard of a workflow that spreads across zones
 //             is probed in every zone (up to 4, at least d), among hosts with room those in
 //             the zones where its workflow has fewest shards. A BidRequest goes to each.
-//   Offers    a candidate without room queues the request (queue_ns) and says so; it
-//             offers when room frees there (late binding, as Sparrow binds tasks late).
+//   Offers    when the owner's view shows no host with room for the shard, its requests
+//             ask to be queued (queue_ns): a candidate without room keeps the request and
+//             says so, and offers when room frees there (late binding, as Sparrow binds
+//             tasks late). While the view shows room somewhere, a candidate without room
+//             refuses at once and the next sample looks elsewhere.
 //             Once no probe is unanswered and one has offered (or offer_wait has passed, or
 //             while all are queued, the first queued one offers) the best acceptable offer
 //             is awarded: grant between min and want, predicted cost within what is
@@ -30,7 +33,9 @@
 //             or Reclaimed (its hold had expired: a fresh round); after award_attempts
 //             unanswered, the lease is released (in case it was made) and a fresh round
 //             starts.
-//   Leases    renewed every ttl/3; a lease whose renewals go unanswered for a whole ttl,
+//   Leases    renewed every ttl/4, so that any two lost renewals (or their answers) leave
+//             a third inside the ttl, however the delays fall; a lease whose renewals go
+//             unanswered for a whole ttl,
 //             that the candidate reclaims, or whose host is reported down is lost (kLost):
 //             the caller re-places the shard as a new attempt. Release() ends a lease when
 //             the shard is done.
@@ -92,8 +97,9 @@ struct NegotiatorOptions {
   uint32_t probes_per_shard = 2;          // d
   int64_t offer_wait_ns = 10'000'000;     // decide with what came after this long
   int64_t hold_ns = 200'000'000;          // asked of candidates
-  // Asked of candidates: with no room, queue the request this long and offer when room
-  // frees (late binding). A round whose probes are all queued waits that long. 0: off.
+  // Asked of candidates when the view shows no room for a shard: queue the request this
+  // long and offer when room frees (late binding). A round whose probes are all queued
+  // waits that long. 0: off.
   int64_t queue_ns = 2'000'000'000;
   int64_t retry_backoff_ns = 5'000'000;   // before the second round; doubles each round
   int64_t max_retry_backoff_ns = 1'000'000'000;
@@ -103,7 +109,7 @@ struct NegotiatorOptions {
   uint32_t shrink_from_round = 2;         // may_shrink from this round on (0: never)
   int64_t award_retry_ns = 20'000'000;
   uint32_t award_attempts = 4;
-  int64_t lease_ttl_ns = 10'000'000'000;  // renewed every ttl/3
+  int64_t lease_ttl_ns = 10'000'000'000;  // renewed every ttl/4
   bool include_self = true;               // this host may be a candidate too
   uint64_t seed = 1;
 };
@@ -217,6 +223,7 @@ class Negotiator {
   void Answered(const std::string& id, Shard& s, int64_t now, NegotiatorOutput* out);
   void Retry(const std::string& id, Shard& s, int64_t at);
   int64_t Backoff(uint32_t round) const;  // before the round after `round`
+  int64_t RenewEvery() const;
   // An award that did not take: charge, zone count and debit given back.
   void Unaward(Shard& s);
   void Forget(const std::string& id);

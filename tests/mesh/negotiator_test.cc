@@ -110,6 +110,8 @@ TEST_F(NegotiatorTest, ABatchOfMShardsSendsDTimesMProbesToDistinctLiveHosts) {
   for (const std::string& h : probed) EXPECT_TRUE(h != "h1" && h != "h4" && h != "h7") << h;
   EXPECT_EQ(n.stats().probes, 6u);
   EXPECT_EQ(n.NextDeadline(), o_.offer_wait_ns);
+  // The view shows room: candidates are asked to refuse at once rather than queue.
+  for (const PlacementOutgoing& m : out.messages) EXPECT_EQ(m.msg.bid_request().queue_ms(), 0u);
 }
 
 TEST_F(NegotiatorTest, SamplingPrefersHostsWhereTheShardFits) {
@@ -249,6 +251,7 @@ wire::PlacementMessage QueuedMsg(const std::string& rid) {
 }
 
 TEST_F(NegotiatorTest, WhenEveryProbeIsQueuedTheFirstOfferWinsAndTheOtherQueueIsLeft) {
+  for (PlacementPeer& p : peers_) p = Peer(p.name, {0.5, kGiB});  // the view shows no room
   Negotiator n("owner", o_);
   ASSERT_TRUE(n.Submit(Shard("s"), 0).ok());
   NegotiatorOutput out = Tick(n, 0);
@@ -300,37 +303,37 @@ TEST_F(NegotiatorTest, AnUnansweredAwardIsResentThenGivenUpAndTheShardSampledAga
   EXPECT_EQ(n.Charged("wf"), 0);
 }
 
-TEST_F(NegotiatorTest, LeasesAreRenewedEveryThirdOfTheirTtlAndLostWhenRenewalsGoUnanswered) {
+TEST_F(NegotiatorTest, LeasesAreRenewedEveryQuarterOfTheirTtlAndLostWhenRenewalsGoUnanswered) {
   Negotiator n("owner", o_);
   ASSERT_TRUE(n.Submit(Shard("s"), 0).ok());
   const std::vector<std::string> hosts = Probed(Tick(n, 0), "s@1");
   Handle(n, hosts[0], Refusal("s@1"), 0);
   Handle(n, hosts[1], OfferMsg("s@1", {1, kGiB}, 10'000), 0);
   Handle(n, hosts[1], LeasedMsg("s@1", {1, kGiB}), 0);
-  const int64_t third = o_.lease_ttl_ns / 3;
-  EXPECT_EQ(n.NextDeadline(), third);
-  NegotiatorOutput out = Tick(n, third);
+  const int64_t quarter = o_.lease_ttl_ns / 4;
+  EXPECT_EQ(n.NextDeadline(), quarter);
+  NegotiatorOutput out = Tick(n, quarter);
   EXPECT_EQ(To(out, wire::PlacementMessage::kRenew), std::multiset<std::string>{hosts[1]});
   // Answered with a smaller grant: the shard was shrunk there.
-  out = Handle(n, hosts[1], LeasedMsg("s@1", {0.5, kGiB}), third + kMs);
+  out = Handle(n, hosts[1], LeasedMsg("s@1", {0.5, kGiB}), quarter + kMs);
   ASSERT_EQ(out.events.size(), 1u);
   EXPECT_EQ(out.events[0].kind, PlacementEvent::Kind::kChanged);
   EXPECT_EQ(out.events[0].grant.cpu, 0.5);
-  // Then silence: renewals go on every third of the ttl, and the lease is lost exactly a ttl
+  // Then silence: renewals go on every quarter of the ttl, and the lease is lost exactly a ttl
   // after the last answer (when the candidate may have reclaimed it).
   int renews = 0;
   std::vector<PlacementEvent> events;
-  for (int64_t now = third; events.empty();) {
+  for (int64_t now = quarter; events.empty();) {
     now = *n.NextDeadline();
     out = Tick(n, now);
     renews += int(To(out, wire::PlacementMessage::kRenew).size());
     events = out.events;
     if (!events.empty()) {
-      EXPECT_EQ(now, third + kMs + o_.lease_ttl_ns);
+      EXPECT_EQ(now, quarter + kMs + o_.lease_ttl_ns);
       EXPECT_EQ(To(out, wire::PlacementMessage::kRelease).size(), 1u);
     }
   }
-  EXPECT_EQ(renews, 3);  // at 2/3, 3/3 and 4/3 of the ttl from the award
+  EXPECT_EQ(renews, 4);  // at 2/4 .. 5/4 of the ttl from the award
   EXPECT_EQ(events[0].kind, PlacementEvent::Kind::kLost);
   EXPECT_EQ(n.leased(), 0u);
   EXPECT_EQ(n.NextDeadline(), std::nullopt);

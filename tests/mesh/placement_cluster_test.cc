@@ -246,14 +246,23 @@ TEST(PlacementCluster, BudgetsAreNeverExceeded) {
     s.backend = "vm";
     owner.Submit(s);
   }
+  // Every award is charged (a lease lost later stays charged: it may have run a while).
+  double charged = 0;
+  int awards = 0;
+  c.on_placement = [&](const std::string&, const PlacementEvent& e) {
+    owner.On(e);
+    if (e.kind == PlacementEvent::Kind::kAwarded) {
+      charged += e.cost_per_hour;
+      ++awards;
+    }
+  };
   c.RunUntil(20 * kSec);
-  double spent = 0;
-  for (const auto& [id, e] : owner.live_) spent += e.cost_per_hour;
-  EXPECT_LE(spent, 5.5);
-  EXPECT_NEAR(c.negotiator("owner").Charged("wf"), spent, 1e-3);
-  EXPECT_GE(owner.live_.size(), 2u);   // at least what the dearest zone allows
-  EXPECT_LE(owner.live_.size(), 5u);   // at most what the cheapest allows
-  EXPECT_EQ(c.negotiator("owner").pending(), 10 - owner.live_.size());  // the rest wait
+  EXPECT_LE(charged, 5.5);
+  EXPECT_NEAR(c.negotiator("owner").Charged("wf"), charged, 1e-3);
+  EXPECT_GE(awards, 2);  // at least what the dearest zone allows
+  EXPECT_LE(awards, 5);  // at most what the cheapest allows
+  // The rest (and the new attempts of any lost) wait for budget that will not come.
+  EXPECT_EQ(c.negotiator("owner").pending() + owner.live_.size(), 10u);
 }
 
 TEST(PlacementCluster, SpreadZoneBalancesAWorkflowAcrossZones) {
@@ -334,9 +343,9 @@ TEST(PlacementCluster, LeasesAreReclaimedWhenTheOwnerStopsRenewing) {
   c.RunUntil(30 * kSec);  // renewed all along
   EXPECT_EQ(reclaimed, 0);
   c.StopOwner("owner");
-  // The last renewals came at most a third of the ttl (10 s) before: they hold for at
-  // least two thirds of it, and none for more than the whole.
-  c.RunUntil(30 * kSec + 6 * kSec);
+  // The last renewals came at most a quarter of the ttl (10 s) before: they hold for at
+  // least three quarters of it, and none for more than the whole.
+  c.RunUntil(30 * kSec + 7 * kSec);
   EXPECT_EQ(reclaimed, 0);
   c.RunUntil(30 * kSec + 10 * kSec + 10 * kMs);
   EXPECT_EQ(reclaimed, 10);
