@@ -105,16 +105,25 @@ void CheckLedgers(PlacementCluster& c) {
   }
 }
 
-ShardRequest RandomShard(std::mt19937_64& rng, int i) {
+// A shard of workflow "wf".
+ShardRequest Shard(const std::string& id, Resources want, Resources min, double score = 0,
+                   double predicted_s = 60) {
   ShardRequest s;
-  s.shard = fmt::format("wf/s/{}#1", i);
+  s.shard = id;
   s.workflow = "wf";
-  const double cpu = 0.5 + double(rng() % 16) / 10;
-  s.want = {cpu, (1 + rng() % 4) * kGiB};
-  s.min = {std::ceil(cpu * 500) / 1000, s.want.memory};
-  s.score = double(1 + rng() % 9);
-  s.predicted_s = double(10 + rng() % 600);
+  s.want = want;
+  s.min = min;
+  s.score = score;
+  s.predicted_s = predicted_s;
   return s;
+}
+
+ShardRequest RandomShard(std::mt19937_64& rng, int i) {
+  const double cpu = 0.5 + double(rng() % 16) / 10;
+  const Resources want{cpu, (1 + rng() % 4) * kGiB};
+  const Resources min{std::ceil(cpu * 500) / 1000, want.memory};
+  const double score = double(1 + rng() % 9);
+  return Shard(fmt::format("wf/s/{}#1", i), want, min, score, double(10 + rng() % 600));
 }
 
 TEST(PlacementCluster, ConvergesOverALossyNetworkWithoutEverOverGranting) {
@@ -159,14 +168,7 @@ TEST(PlacementCluster, HigherScoresFitByShrinkingLowerScoresTowardTheirMinimums)
     shrunk += e.kind == PlacementEvent::Kind::kChanged && e.grant.cpu < 2;
   };
   auto submit = [&](int i, double score, double want) {
-    ShardRequest s;
-    s.shard = fmt::format("s{}", i);
-    s.workflow = "wf";
-    s.want = {want, kGiB};
-    s.min = {1, kGiB};
-    s.score = score;
-    s.predicted_s = 100;
-    owner.Submit(s);
+    owner.Submit(Shard(fmt::format("s{}", i), {want, kGiB}, {1, kGiB}, score, 100));
   };
   for (int i = 0; i < 12; ++i) submit(i, 1, 2);
   c.RunUntil(5 * kSec);
@@ -201,12 +203,7 @@ TEST(PlacementCluster, ALargeShardIsNotStarvedBySmallOnes) {
     if (e.kind == PlacementEvent::Kind::kAwarded) placed_at[e.shard] = e.at_ns;
   };
   auto shard = [](const std::string& id, double cpu) {
-    ShardRequest s;
-    s.shard = id;
-    s.workflow = "wf";
-    s.want = s.min = {cpu, kGiB};
-    s.predicted_s = 60;
-    return s;
+    return Shard(id, {cpu, kGiB}, {cpu, kGiB});
   };
   for (int i = 0; i < 4; ++i) owner.Submit(shard(fmt::format("small{}", i), 1));
   c.RunUntil(1 * kSec);
@@ -237,11 +234,8 @@ TEST(PlacementCluster, BudgetsAreNeverExceeded) {
   PlacementCluster c(hosts, Options(5));
   Owner owner(c);
   for (int i = 0; i < 10; ++i) {
-    ShardRequest s;
-    s.shard = fmt::format("s{}", i);
-    s.workflow = "wf";
-    s.want = s.min = {1, kGiB};
-    s.predicted_s = 3600;  // one core-hour each: costs its host's price
+    // One core-hour each: costs its host's price.
+    ShardRequest s = Shard(fmt::format("s{}", i), {1, kGiB}, {1, kGiB}, 0, 3600);
     s.budget_left = 5.5;
     s.backend = "vm";
     owner.Submit(s);
@@ -272,11 +266,7 @@ TEST(PlacementCluster, SpreadZoneBalancesAWorkflowAcrossZones) {
       PlacementCluster c(Hosts(12), Options(seed, {}));
       Owner owner(c);
       for (int i = 0; i < 9; ++i) {
-        ShardRequest s;
-        s.shard = fmt::format("s{}", i);
-        s.workflow = "wf";
-        s.want = s.min = {1, kGiB};
-        s.predicted_s = 60;
+        ShardRequest s = Shard(fmt::format("s{}", i), {1, kGiB}, {1, kGiB});
         s.spread_zone = spread;
         owner.Submit(s);
       }
