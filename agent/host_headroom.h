@@ -10,7 +10,8 @@
 // edge of busy; the engine admits a shard against the horizons its predicted run time
 // spans.
 // These include the engine's own running shards; the executor adds its grants back to get
-// what the host's other load leaves.
+// what the host's other load leaves. For the mesh's headroom gossip it also keeps the other
+// edges (memory_bytes:forecast_hi80, cpu busy forecast_lo80): IntervalsByHorizon.
 //
 // Thread safety: Observe from the sampling thread, FreeByHorizon from the engine thread.
 #ifndef AUGUR_AGENT_HOST_HEADROOM_H_
@@ -36,12 +37,22 @@ class HostHeadroom {
   // The horizons forecast for both memory and CPU, nearest first; empty until then.
   std::vector<workflow::HorizonFree> FreeByHorizon() const;
 
+  // Each horizon with both edges of what is free: `lo` as FreeByHorizon, `hi` from the
+  // optimistic edges (equal to `lo` where those are not forecast).
+  struct Interval {
+    double ahead_s = 0;
+    workflow::Resources lo, hi;
+  };
+  std::vector<Interval> IntervalsByHorizon() const;
+
  private:
   const double cores_;
   const double step_s_;
   mutable std::mutex mu_;
   std::map<int, double> memory_lo_;  // by horizon in steps; guarded by mu_
   std::map<int, double> busy_hi_;    // by horizon in steps; guarded by mu_
+  std::map<int, double> memory_hi_;  // by horizon in steps; guarded by mu_
+  std::map<int, double> busy_lo_;    // by horizon in steps; guarded by mu_
 };
 
 }  // namespace augur::agent

@@ -39,6 +39,18 @@ TEST(HostHeadroomTest, EachHorizonForecastForBothIsOneStepOfTheCurve) {
   EXPECT_DOUBLE_EQ(curve[1].ahead_s, 900);
   EXPECT_DOUBLE_EQ(curve[1].free.cpu, 1);
   EXPECT_EQ(curve[1].free.memory, 1'000'000'000u);
+  // The optimistic edges, where forecast, make the upper end of each interval.
+  h.Observe(SeriesKey("memory_bytes:forecast_hi80", {{"kind", "available"}, {"horizon", "1"}}),
+            7e9);
+  h.Observe(SeriesKey("cpu_busy_seconds_total:rate:forecast_lo80",
+                      {{"cpu", "all"}, {"horizon", "15"}}),
+            5);
+  auto iv = h.IntervalsByHorizon();
+  ASSERT_EQ(iv.size(), 2u);
+  EXPECT_EQ(iv[0].hi.memory, 7'000'000'000u);
+  EXPECT_DOUBLE_EQ(iv[0].hi.cpu, 7) << "no optimistic CPU edge at horizon 1: the pessimistic one";
+  EXPECT_EQ(iv[1].hi.memory, 1'000'000'000u);
+  EXPECT_DOUBLE_EQ(iv[1].hi.cpu, 3);
   // Newer forecasts replace older ones per horizon; a busier forecast than cores is zero.
   busy("15", 9);
   EXPECT_DOUBLE_EQ(h.FreeByHorizon()[1].free.cpu, 0);
