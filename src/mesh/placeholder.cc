@@ -1,2 +1,0 @@
-// Removed once the first mesh source lands; an empty library does not link on its own.
-namespace augur::mesh {}
