@@ -1,0 +1,962 @@
+#include "mesh/membership.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <utility>
+
+namespace augur::mesh {
+namespace {
+
+constexpr int64_t kNever = std::numeric_limits<int64_t>::max();
+// Limits on what a peer may tell us; longer fields are malformed, not truncated.
+constexpr size_t kMaxNameBytes = 253;  // a DNS name
+constexpr size_t kMaxEndpointBytes = 256;
+constexpr size_t kMaxZoneBytes = 64;
+// The relay sends its Nack this far into the prober's indirect wait, so that it arrives
+// before the prober gives up (memberlist sends it after its own probe timeout).
+constexpr double kNackFraction = 0.8;
+// A sync record's field tag and length, beyond its own encoding.
+constexpr size_t kRecordOverhead = 4;
+// Unknown senders remembered for rate-limiting introductions.
+constexpr size_t kMaxIntroduced = 1024;
+
+wire::MemberStatus ToWire(MemberState s) {
+  switch (s) {
+    case MemberState::kAlive:
+      return wire::MEMBER_ALIVE;
+    case MemberState::kSuspect:
+      return wire::MEMBER_SUSPECT;
+    case MemberState::kDead:
+      return wire::MEMBER_DEAD;
+    case MemberState::kLeft:
+      return wire::MEMBER_LEFT;
+  }
+  return wire::MEMBER_ALIVE;
+}
+
+bool IsGone(MemberState s) { return s == MemberState::kDead || s == MemberState::kLeft; }
+
+MessageKind KindOf(const wire::MembershipMessage& m) {
+  switch (m.body_case()) {
+    case wire::MembershipMessage::kPing:
+      return MessageKind::kPing;
+    case wire::MembershipMessage::kAck:
+      return MessageKind::kAck;
+    case wire::MembershipMessage::kPingReq:
+      return MessageKind::kPingReq;
+    case wire::MembershipMessage::kNack:
+      return MessageKind::kNack;
+    case wire::MembershipMessage::kSync:
+      return MessageKind::kSync;
+    case wire::MembershipMessage::BODY_NOT_SET:
+      break;
+  }
+  return MessageKind::kGossip;
+}
+
+MessageCounts Sum(const std::array<MessageCounts, static_cast<size_t>(MessageKind::kCount)>& a) {
+  MessageCounts t;
+  for (const auto& c : a) {
+    t.msgs += c.msgs;
+    t.bytes += c.bytes;
+  }
+  return t;
+}
+
+}  // namespace
+
+const char* MemberStateName(MemberState s) {
+  switch (s) {
+    case MemberState::kAlive:
+      return "alive";
+    case MemberState::kSuspect:
+      return "suspect";
+    case MemberState::kDead:
+      return "dead";
+    case MemberState::kLeft:
+      return "left";
+  }
+  return "?";
+}
+
+const char* MessageKindName(MessageKind k) {
+  switch (k) {
+    case MessageKind::kPing:
+      return "ping";
+    case MessageKind::kAck:
+      return "ack";
+    case MessageKind::kPingReq:
+      return "ping_req";
+    case MessageKind::kNack:
+      return "nack";
+    case MessageKind::kGossip:
+      return "gossip";
+    case MessageKind::kSync:
+      return "sync";
+    case MessageKind::kCount:
+      break;
+  }
+  return "?";
+}
+
+MessageCounts MembershipStats::TotalSent() const { return Sum(sent); }
+MessageCounts MembershipStats::TotalReceived() const { return Sum(received); }
+
+Status MembershipConfig::Validate() const {
+  auto bad = [](const char* field, const char* why) {
+    return Status::InvalidArgument(std::string("membership config: ") + field + ": " + why);
+  };
+  if (probe_interval_us <= 0) return bad("probe_interval_us", "must be > 0");
+  if (probe_timeout_us <= 0) return bad("probe_timeout_us", "must be > 0");
+  if (indirect_timeout_us <= 0) return bad("indirect_timeout_us", "must be > 0");
+  if (indirect_probes < 0) return bad("indirect_probes", "must be >= 0");
+  if (suspicion_mult < 1) return bad("suspicion_mult", "must be >= 1");
+  if (suspicion_max_mult < 1) return bad("suspicion_max_mult", "must be >= 1");
+  if (retransmit_mult < 1) return bad("retransmit_mult", "must be >= 1");
+  if (max_local_health < 1) return bad("max_local_health", "must be >= 1");
+  if (gossip_interval_us <= 0) return bad("gossip_interval_us", "must be > 0");
+  if (gossip_fanout < 1) return bad("gossip_fanout", "must be >= 1");
+  if (gossip_to_dead_us < 0) return bad("gossip_to_dead_us", "must be >= 0");
+  if (sync_interval_us <= 0) return bad("sync_interval_us", "must be > 0");
+  if (join_retry_us <= 0) return bad("join_retry_us", "must be > 0");
+  if (reap_after_us <= 0) return bad("reap_after_us", "must be > 0");
+  if (max_message_bytes < 1024) return bad("max_message_bytes", "must be >= 1024");
+  if (max_piggyback_bytes > max_message_bytes / 2) {
+    return bad("max_piggyback_bytes", "must be <= max_message_bytes / 2");
+  }
+  if (sync_slice_bytes < 256 || sync_slice_bytes > max_message_bytes) {
+    return bad("sync_slice_bytes", "must be in [256, max_message_bytes]");
+  }
+  if (max_meta_bytes > max_message_bytes / 4) {
+    return bad("max_meta_bytes", "must be <= max_message_bytes / 4");
+  }
+  return Status::OK();
+}
+
+Membership::Membership(MembershipConfig config, PeerAddress self, std::string zone, uint64_t seed)
+    : config_(config),
+      self_name_(std::move(self.name)),
+      rng_(seed),
+      health_(config.max_local_health) {
+  // Never trust the numbers blindly: a bad config degrades, it does not divide by zero.
+  config_.probe_interval_us = std::max<int64_t>(config_.probe_interval_us, 1000);
+  config_.probe_timeout_us = std::max<int64_t>(config_.probe_timeout_us, 1);
+  config_.indirect_timeout_us = std::max<int64_t>(config_.indirect_timeout_us, 1);
+  config_.indirect_probes = std::max(config_.indirect_probes, 0);
+  config_.suspicion_mult = std::max(config_.suspicion_mult, 1);
+  config_.suspicion_max_mult = std::max(config_.suspicion_max_mult, 1);
+  config_.retransmit_mult = std::max(config_.retransmit_mult, 1);
+  config_.gossip_interval_us = std::max<int64_t>(config_.gossip_interval_us, 1000);
+  config_.gossip_fanout = std::max(config_.gossip_fanout, 1);
+  config_.sync_interval_us = std::max<int64_t>(config_.sync_interval_us, 1000);
+  config_.join_retry_us = std::max<int64_t>(config_.join_retry_us, 1000);
+  config_.reap_after_us = std::max<int64_t>(config_.reap_after_us, 1);
+  config_.max_message_bytes = std::max<size_t>(config_.max_message_bytes, 1024);
+  config_.max_piggyback_bytes =
+      std::min(config_.max_piggyback_bytes, config_.max_message_bytes / 2);
+  config_.max_meta_bytes = std::min(config_.max_meta_bytes, config_.max_message_bytes / 4);
+  config_.sync_slice_bytes =
+      std::clamp<size_t>(config_.sync_slice_bytes, 256, config_.max_message_bytes);
+
+  Entry e;
+  e.m.name = self_name_;
+  e.m.endpoint = std::move(self.endpoint);
+  e.m.zone = std::move(zone);
+  e.m.incarnation = config_.initial_incarnation;
+  e.index = 0;
+  members_.emplace(self_name_, std::move(e));
+  names_.push_back(self_name_);
+  // Spread the first probe and the first sync over an interval, so hosts started together
+  // do not probe in lockstep.
+  next_probe_at_ = -1;
+  next_sync_at_ = -1;
+}
+
+uint64_t Membership::incarnation() const { return Self().m.incarnation; }
+
+// ---- Timers ----------------------------------------------------------------------------
+
+std::vector<Outgoing> Membership::Join(int64_t now_us, const std::vector<PeerAddress>& seeds) {
+  std::vector<Outgoing> out;
+  if (left_) return out;
+  seeds_.clear();
+  std::set<std::string> seen;
+  for (const auto& s : seeds) {
+    if (s.name.empty() || s.name == self_name_ || !seen.insert(s.name).second) continue;
+    seeds_.push_back(s);
+  }
+  joining_ = !seeds_.empty();
+  if (joining_) SendJoins(out, now_us);
+  return out;
+}
+
+void Membership::SendJoins(std::vector<Outgoing>& out, int64_t now_us) {
+  for (const auto& seed : seeds_) {
+    wire::MembershipMessage msg;
+    auto* sync = msg.mutable_sync();
+    sync->set_join(true);
+    *sync->add_members() = Record(Self().m);
+    Send(out, seed, msg, MessageKind::kSync);
+  }
+  next_join_at_ = now_us + config_.join_retry_us;
+}
+
+std::vector<Outgoing> Membership::Tick(int64_t now_us) {
+  std::vector<Outgoing> out;
+  if (next_probe_at_ < 0) {
+    next_probe_at_ =
+        now_us + std::uniform_int_distribution<int64_t>(0, config_.probe_interval_us)(rng_);
+    next_sync_at_ = now_us + std::uniform_int_distribution<int64_t>(0, SyncIntervalUs())(rng_);
+    next_gossip_at_ = now_us;
+  }
+  if (!left_) {
+    if (joining_ && now_us >= next_join_at_) SendJoins(out, now_us);
+    Reap(now_us);
+    RunSuspicions(now_us);
+    RunProbes(out, now_us);
+    RunRelays(out, now_us);
+    if (now_us >= next_probe_at_) {
+      StartProbe(out, now_us);
+      next_probe_at_ = now_us + health_.Scale(config_.probe_interval_us);
+    }
+    if (now_us >= next_sync_at_) {
+      auto peer =
+          PickRandom(1, "", [](const Entry& e) { return e.m.state == MemberState::kAlive; });
+      if (!peer.empty()) SendSyncChunks(out, AddressOf(peer[0]), /*all=*/false, /*reply=*/true);
+      next_sync_at_ = now_us + SyncIntervalUs();
+    }
+  } else {
+    RunRelays(out, now_us);
+  }
+  if (now_us >= next_gossip_at_) {
+    if (!broadcasts_.empty()) GossipRound(out, now_us, config_.gossip_fanout);
+    next_gossip_at_ = now_us + config_.gossip_interval_us;
+  }
+  return out;
+}
+
+int64_t Membership::NextWakeUs() const {
+  if (next_probe_at_ < 0) return 0;  // never ticked: tick now
+  int64_t t = kNever;
+  if (!broadcasts_.empty()) t = std::min(t, next_gossip_at_);
+  for (const auto& [seq, r] : relays_) t = std::min(t, r.nacked ? r.expire_at : r.nack_at);
+  if (left_) return t;
+  t = std::min({t, next_probe_at_, next_sync_at_});
+  if (joining_) t = std::min(t, next_join_at_);
+  for (const auto& [seq, p] : probes_)
+    t = std::min(t, p.indirect_sent ? p.deadline_at : p.timeout_at);
+  for (const auto& name : suspects_) {
+    const Entry& e = members_.at(name);
+    if (e.suspicion) t = std::min(t, e.suspicion->DeadlineUs());
+  }
+  if (!tombstones_.empty()) t = std::min(t, next_probe_at_);  // reaping runs with probes
+  return t;
+}
+
+std::string Membership::NextProbeTarget() {
+  for (int pass = 0; pass < 2; ++pass) {
+    while (probe_pos_ < probe_order_.size()) {
+      const std::string& name = probe_order_[probe_pos_++];
+      auto it = members_.find(name);
+      if (it != members_.end() && name != self_name_ && !IsGone(it->second.m.state)) return name;
+    }
+    // A new round: every live member once, in a fresh random order (SWIM's randomized
+    // round-robin bounds the time until a failed member is probed by each host).
+    probe_order_.clear();
+    for (const auto& [name, e] : members_) {
+      if (name != self_name_ && !IsGone(e.m.state)) probe_order_.push_back(name);
+    }
+    std::shuffle(probe_order_.begin(), probe_order_.end(), rng_);
+    probe_pos_ = 0;
+  }
+  return "";
+}
+
+void Membership::AddToProbeRound(const std::string& name) {
+  // Probe a newcomer in this round, at a random place among those still to come (SWIM).
+  probe_order_.push_back(name);
+  size_t at = std::uniform_int_distribution<size_t>(probe_pos_, probe_order_.size() - 1)(rng_);
+  std::swap(probe_order_[at], probe_order_.back());
+}
+
+void Membership::StartProbe(std::vector<Outgoing>& out, int64_t now_us) {
+  std::string target = NextProbeTarget();
+  if (target.empty()) return;
+  uint64_t seq = next_seq_++;
+  Probe p;
+  p.target = target;
+  p.timeout_at = now_us + health_.Scale(config_.probe_timeout_us);
+  p.deadline_at = now_us + health_.Scale(config_.probe_timeout_us + config_.indirect_timeout_us);
+  probes_.emplace(seq, std::move(p));
+  ++stats_.probes;
+  wire::MembershipMessage msg;
+  msg.mutable_ping()->set_seq(seq);
+  msg.mutable_ping()->set_target(target);
+  Send(out, AddressOf(target), msg, MessageKind::kPing);
+}
+
+void Membership::RunProbes(std::vector<Outgoing>& out, int64_t now_us) {
+  for (auto it = probes_.begin(); it != probes_.end();) {
+    Probe& p = it->second;
+    auto target = members_.find(p.target);
+    if (target == members_.end() || IsGone(target->second.m.state)) {
+      it = probes_.erase(it);  // reaped or declared gone meanwhile: nothing to decide
+      continue;
+    }
+    if (!p.indirect_sent && now_us >= p.timeout_at) {
+      p.indirect_sent = true;
+      ++stats_.indirect_probes;
+      auto relays = PickRandom(static_cast<size_t>(config_.indirect_probes), p.target,
+                               [](const Entry& e) { return e.m.state == MemberState::kAlive; });
+      p.relays = static_cast<int>(relays.size());
+      for (const auto& relay : relays) {
+        wire::MembershipMessage msg;
+        auto* req = msg.mutable_ping_req();
+        req->set_seq(it->first);
+        req->set_target(p.target);
+        req->set_target_endpoint(target->second.m.endpoint);
+        Send(out, AddressOf(relay), msg, MessageKind::kPingReq);
+      }
+    }
+    if (now_us < p.deadline_at) {
+      ++it;
+      continue;
+    }
+    // No ack in time. Lifeguard: relays that did not even nack point at us, not the target;
+    // with no relays to ask, any failure counts against our own health.
+    health_.Apply(p.relays > 0 ? p.relays - p.nacks : 1);
+    ++stats_.probe_failures;
+    ++stats_.suspicions_raised;
+    std::string name = p.target;
+    uint64_t inc = target->second.m.incarnation;
+    it = probes_.erase(it);
+    ApplySuspect(now_us, name, inc, self_name_, /*gossip=*/true);
+  }
+}
+
+void Membership::RunRelays(std::vector<Outgoing>& out, int64_t now_us) {
+  for (auto it = relays_.begin(); it != relays_.end();) {
+    Relay& r = it->second;
+    if (!r.nacked && now_us >= r.nack_at) {
+      r.nacked = true;
+      wire::MembershipMessage msg;
+      msg.mutable_nack()->set_seq(r.origin_seq);
+      Send(out, r.origin, msg, MessageKind::kNack);
+    }
+    if (now_us >= r.expire_at) {
+      it = relays_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void Membership::RunSuspicions(int64_t now_us) {
+  std::vector<std::pair<std::string, uint64_t>> expired;
+  for (const auto& name : suspects_) {
+    const Entry& e = members_.at(name);
+    if (e.suspicion && now_us >= e.suspicion->DeadlineUs()) {
+      expired.emplace_back(name, e.m.incarnation);
+    }
+  }
+  for (const auto& [name, inc] : expired) {
+    ++stats_.deaths_declared;
+    ApplyDead(now_us, name, inc, self_name_, /*left=*/false, /*gossip=*/true);
+  }
+}
+
+void Membership::Reap(int64_t now_us) {
+  std::vector<std::string> gone;
+  for (const auto& name : tombstones_) {
+    if (now_us - members_.at(name).m.state_since_us >= config_.reap_after_us) gone.push_back(name);
+  }
+  for (const auto& name : gone) {
+    auto it = members_.find(name);
+    Entry& e = it->second;
+    events_.push_back({now_us, name, e.m.state, e.m.incarnation, MembershipEventKind::kReaped});
+    // Keep names_ dense: the last name takes the reaped one's place.
+    size_t idx = e.index;
+    if (idx + 1 != names_.size()) {
+      names_[idx] = std::move(names_.back());
+      members_.at(names_[idx]).index = idx;
+    }
+    names_.pop_back();
+    tombstones_.erase(name);
+    members_.erase(it);
+  }
+}
+
+void Membership::GossipRound(std::vector<Outgoing>& out, int64_t now_us, int fanout) {
+  auto peers = PickRandom(static_cast<size_t>(fanout), "",
+                          [&](const Entry& e) { return Gossipable(e, now_us); });
+  for (const auto& peer : peers) {
+    if (broadcasts_.empty()) break;
+    wire::MembershipMessage msg;
+    Send(out, AddressOf(peer), msg, MessageKind::kGossip);
+  }
+}
+
+bool Membership::Gossipable(const Entry& e, int64_t now_us) const {
+  if (!IsGone(e.m.state)) return true;
+  // A member declared dead may be alive after all: tell it for a while, so it can refute.
+  return e.m.state == MemberState::kDead && now_us - e.m.state_since_us < config_.gossip_to_dead_us;
+}
+
+// ---- Messages in -----------------------------------------------------------------------
+
+std::vector<Outgoing> Membership::OnMessage(int64_t now_us, const std::string& from,
+                                            std::string_view payload) {
+  std::vector<Outgoing> out;
+  wire::MembershipMessage msg;
+  if (payload.size() > config_.max_message_bytes * 2 ||
+      !msg.ParseFromArray(payload.data(), static_cast<int>(payload.size()))) {
+    Bad(from, "not a membership message (" + std::to_string(payload.size()) + " bytes)", true);
+    return out;
+  }
+  if (from.empty() || from == self_name_) {
+    Bad(from, "a message from this host's own name", true);
+    return out;
+  }
+  MessageKind kind = KindOf(msg);
+  auto& rc = stats_.received[static_cast<size_t>(kind)];
+  ++rc.msgs;
+  rc.bytes += payload.size();
+
+  auto sender = members_.find(from);
+  if (sender != members_.end()) sender->second.m.last_seen_us = now_us;
+
+  for (const auto& u : msg.updates()) ApplyUpdate(now_us, u, from, /*from_sync=*/false);
+
+  switch (msg.body_case()) {
+    case wire::MembershipMessage::kPing: {
+      if (msg.ping().target() != self_name_) {
+        Bad(from, "ping for '" + msg.ping().target() + "', not this host", true);
+        break;
+      }
+      wire::MembershipMessage ack;
+      ack.mutable_ack()->set_seq(msg.ping().seq());
+      Send(out, AddressOf(from), ack, MessageKind::kAck);
+      break;
+    }
+    case wire::MembershipMessage::kAck: {
+      uint64_t seq = msg.ack().seq();
+      if (auto p = probes_.find(seq); p != probes_.end()) {
+        if (auto t = members_.find(p->second.target); t != members_.end()) {
+          t->second.m.last_seen_us = now_us;
+        }
+        probes_.erase(p);
+        health_.Apply(-1);
+      } else if (auto r = relays_.find(seq); r != relays_.end()) {
+        wire::MembershipMessage fwd;
+        fwd.mutable_ack()->set_seq(r->second.origin_seq);
+        Send(out, r->second.origin, fwd, MessageKind::kAck);
+        relays_.erase(r);
+      } else {
+        ++stats_.late_acks;
+      }
+      break;
+    }
+    case wire::MembershipMessage::kPingReq: {
+      const auto& req = msg.ping_req();
+      if (req.target().empty() || req.target().size() > kMaxNameBytes ||
+          req.target_endpoint().size() > kMaxEndpointBytes) {
+        Bad(from, "ping_req with a malformed target", true);
+        break;
+      }
+      PeerAddress origin = AddressOf(from);
+      if (req.target() == self_name_) {  // asked to probe ourselves: we are the answer
+        wire::MembershipMessage ack;
+        ack.mutable_ack()->set_seq(req.seq());
+        Send(out, origin, ack, MessageKind::kAck);
+        break;
+      }
+      ++stats_.relayed_pings;
+      uint64_t seq = next_seq_++;
+      Relay r;
+      r.origin = origin;
+      r.origin_seq = req.seq();
+      r.nack_at = now_us + static_cast<int64_t>(kNackFraction * config_.indirect_timeout_us);
+      r.expire_at = now_us + 2 * config_.indirect_timeout_us;
+      relays_.emplace(seq, std::move(r));
+      PeerAddress target = AddressOf(req.target());
+      if (target.endpoint.empty()) target.endpoint = req.target_endpoint();
+      wire::MembershipMessage ping;
+      ping.mutable_ping()->set_seq(seq);
+      ping.mutable_ping()->set_target(req.target());
+      Send(out, target, ping, MessageKind::kPing);
+      break;
+    }
+    case wire::MembershipMessage::kNack: {
+      if (auto p = probes_.find(msg.nack().seq()); p != probes_.end()) ++p->second.nacks;
+      ++stats_.nacks_received;
+      break;
+    }
+    case wire::MembershipMessage::kSync: {
+      const auto& sync = msg.sync();
+      for (const auto& rec : sync.members()) ApplyUpdate(now_us, rec, from, /*from_sync=*/true);
+      if (!left_ && sync.join()) {
+        SendSyncChunks(out, AddressOf(from), /*all=*/true, /*reply=*/false);
+      } else if (!left_ && sync.reply()) {
+        SendSyncChunks(out, AddressOf(from), /*all=*/false, /*reply=*/false);
+      }
+      // Someone answered: the join is done.
+      if (joining_ && members_.count(from)) joining_ = false;
+      break;
+    }
+    case wire::MembershipMessage::BODY_NOT_SET:
+      break;
+  }
+
+  // A sender we do not know (it joined through someone else and its Alive has not reached
+  // us, or we reaped it while it lived on): tell it who we are, once in a while, so that it
+  // keeps us and we learn of it from what it gossips back.
+  if (!left_ && members_.find(from) == members_.end()) {
+    auto it = introduced_.find(from);
+    if (it == introduced_.end() || now_us - it->second >= config_.sync_interval_us) {
+      if (introduced_.size() >= kMaxIntroduced) introduced_.clear();
+      introduced_[from] = now_us;
+      wire::MembershipMessage intro;
+      auto* sync = intro.mutable_sync();
+      sync->set_reply(true);
+      *sync->add_members() = Record(Self().m);
+      Send(out, AddressOf(from), intro, MessageKind::kSync);
+    }
+  }
+  return out;
+}
+
+std::string Membership::CheckUpdate(const wire::MemberUpdate& u) const {
+  if (!wire::MemberStatus_IsValid(u.status())) {
+    return "member update with unknown status " + std::to_string(u.status());
+  }
+  if (u.name().empty()) return "member update without a name";
+  if (u.name().size() > kMaxNameBytes) return "member update with a name over 253 bytes";
+  if (u.endpoint().size() > kMaxEndpointBytes) {
+    return "member update for '" + u.name() + "': endpoint over 256 bytes";
+  }
+  if (u.zone().size() > kMaxZoneBytes) {
+    return "member update for '" + u.name() + "': zone over 64 bytes";
+  }
+  if (u.meta().size() > config_.max_meta_bytes) {
+    return "member update for '" + u.name() + "': meta of " + std::to_string(u.meta().size()) +
+           " bytes, over the limit of " + std::to_string(config_.max_meta_bytes);
+  }
+  if (u.from().size() > kMaxNameBytes) return "member update with an accuser over 253 bytes";
+  return "";
+}
+
+void Membership::Bad(const std::string& from, const std::string& what, bool whole_payload) {
+  if (whole_payload) {
+    ++stats_.bad_payloads;
+  } else {
+    ++stats_.bad_updates;
+  }
+  stats_.last_bad = "membership message from '" + from + "': " + what;
+}
+
+void Membership::ApplyUpdate(int64_t now_us, const wire::MemberUpdate& u, const std::string& sender,
+                             bool from_sync) {
+  if (std::string why = CheckUpdate(u); !why.empty()) {
+    Bad(sender, why, false);
+    return;
+  }
+  const std::string& accuser = u.from().empty() ? sender : u.from();
+  // What a sync says is mostly old news to most hosts: what it changes here is not
+  // re-gossiped (a joiner learning the whole mesh would otherwise gossip every member to
+  // everyone), except what the sender says of itself, which may be news to all.
+  const bool gossip = !from_sync || u.name() == sender;
+  switch (u.status()) {
+    case wire::MEMBER_ALIVE:
+      ApplyAlive(now_us, u, gossip);
+      break;
+    case wire::MEMBER_SUSPECT:
+      ApplySuspect(now_us, u.name(), u.incarnation(), accuser, gossip);
+      break;
+    case wire::MEMBER_DEAD:
+      // A synced Dead is only a suspicion: the sender may have missed a refutation, and a
+      // suspicion gives the member its chance to refute (memberlist's mergeState).
+      if (from_sync) {
+        ApplySuspect(now_us, u.name(), u.incarnation(), sender, gossip);
+      } else {
+        ApplyDead(now_us, u.name(), u.incarnation(), accuser, /*left=*/false, gossip);
+      }
+      break;
+    case wire::MEMBER_LEFT:
+      ApplyDead(now_us, u.name(), u.incarnation(), u.name(), /*left=*/true, gossip);
+      break;
+    default:
+      break;
+  }
+}
+
+void Membership::ApplyAlive(int64_t now_us, const wire::MemberUpdate& u, bool gossip) {
+  if (u.name() == self_name_) {
+    // Someone vouches for an incarnation of us newer than ours: a previous life's. Outbid
+    // it so that what the mesh believes is this life.
+    if (!left_ && u.incarnation() > Self().m.incarnation) Refute(now_us, u.incarnation());
+    return;
+  }
+  auto it = members_.find(u.name());
+  if (it == members_.end()) {
+    Entry e;
+    e.m.name = u.name();
+    e.m.endpoint = u.endpoint();
+    e.m.zone = u.zone();
+    e.m.incarnation = u.incarnation();
+    e.m.meta = u.meta();
+    e.m.meta_version = u.meta_version();
+    e.m.state_since_us = now_us;
+    e.index = names_.size();
+    names_.push_back(u.name());
+    Entry& added = members_.emplace(u.name(), std::move(e)).first->second;
+    ++live_count_;
+    AddToProbeRound(u.name());
+    events_.push_back(
+        {now_us, u.name(), MemberState::kAlive, u.incarnation(), MembershipEventKind::kJoined});
+    if (gossip) QueueAlive(added.m);
+    return;
+  }
+  Entry& e = it->second;
+  if (u.incarnation() < e.m.incarnation) return;
+  if (u.incarnation() == e.m.incarnation) {
+    // Same life: only newer metadata is news (it does not clear a suspicion or a death).
+    if (u.meta_version() > e.m.meta_version && !IsGone(e.m.state)) {
+      e.m.meta = u.meta();
+      e.m.meta_version = u.meta_version();
+      events_.push_back(
+          {now_us, e.m.name, e.m.state, e.m.incarnation, MembershipEventKind::kMetaChanged});
+      if (gossip) QueueAlive(e.m);
+    }
+    return;
+  }
+  // A newer incarnation: the member's own word, which overrides anything older.
+  MemberState was = e.m.state;
+  bool meta_changed = u.meta() != e.m.meta;
+  e.m.incarnation = u.incarnation();
+  e.m.endpoint = u.endpoint();
+  e.m.zone = u.zone();
+  e.m.meta = u.meta();
+  e.m.meta_version = u.meta_version();
+  if (was != MemberState::kAlive) {
+    if (IsGone(was)) {
+      ++live_count_;
+      tombstones_.erase(e.m.name);
+      AddToProbeRound(e.m.name);
+    }
+    SetState(now_us, e, MemberState::kAlive,
+             IsGone(was) ? MembershipEventKind::kJoined : MembershipEventKind::kStateChanged);
+  } else if (meta_changed) {
+    events_.push_back(
+        {now_us, e.m.name, e.m.state, e.m.incarnation, MembershipEventKind::kMetaChanged});
+  }
+  if (gossip) QueueAlive(e.m);
+}
+
+void Membership::ApplySuspect(int64_t now_us, const std::string& name, uint64_t incarnation,
+                              const std::string& accuser, bool gossip) {
+  auto it = members_.find(name);
+  if (it == members_.end()) return;  // never heard of it: nothing to suspect
+  Entry& e = it->second;
+  if (incarnation < e.m.incarnation) return;
+  if (e.suspicion) {
+    // Already suspected: an accusation from another host is a confirmation, which shortens
+    // the timeout here and, re-gossiped, everywhere.
+    if (e.suspicion->Confirm(accuser) && gossip) {
+      wire::MemberUpdate s;
+      s.set_status(wire::MEMBER_SUSPECT);
+      s.set_name(name);
+      s.set_incarnation(e.m.incarnation);
+      s.set_from(accuser);
+      broadcasts_.Push(std::move(s));
+    }
+    return;
+  }
+  if (e.m.state != MemberState::kAlive) return;
+  if (name == self_name_) {
+    if (!left_) Refute(now_us, incarnation);
+    return;
+  }
+  e.m.incarnation = incarnation;
+  int n = live_count_;
+  int k = config_.suspicion_mult - 2;
+  if (n - 2 < k) k = 0;
+  int64_t min_us = SuspicionMinUs();
+  e.suspicion = std::make_unique<Suspicion>(accuser, std::max(k, 0), min_us,
+                                            min_us * config_.suspicion_max_mult, now_us);
+  suspects_.insert(name);
+  SetState(now_us, e, MemberState::kSuspect, MembershipEventKind::kStateChanged);
+  wire::MemberUpdate s;
+  s.set_status(wire::MEMBER_SUSPECT);
+  s.set_name(name);
+  s.set_incarnation(incarnation);
+  s.set_from(accuser);
+  if (gossip) broadcasts_.Push(std::move(s));
+}
+
+void Membership::ApplyDead(int64_t now_us, const std::string& name, uint64_t incarnation,
+                           const std::string& accuser, bool left, bool gossip) {
+  auto it = members_.find(name);
+  if (it == members_.end()) return;
+  Entry& e = it->second;
+  if (incarnation < e.m.incarnation) return;
+  if (e.m.state == MemberState::kLeft) return;
+  // A Left at the incarnation of a Dead corrects it (the member said it was leaving); a
+  // Dead never overrides either.
+  if (e.m.state == MemberState::kDead && !(left && incarnation >= e.m.incarnation)) return;
+  if (name == self_name_) {
+    if (!left_) Refute(now_us, incarnation);
+    return;
+  }
+  bool was_live = !IsGone(e.m.state);
+  e.m.incarnation = incarnation;
+  e.suspicion.reset();
+  suspects_.erase(name);
+  if (was_live) --live_count_;
+  tombstones_.insert(name);
+  SetState(now_us, e, left ? MemberState::kLeft : MemberState::kDead,
+           MembershipEventKind::kStateChanged);
+  wire::MemberUpdate d;
+  d.set_status(left ? wire::MEMBER_LEFT : wire::MEMBER_DEAD);
+  d.set_name(name);
+  d.set_incarnation(incarnation);
+  if (!left) d.set_from(accuser);
+  if (gossip) broadcasts_.Push(std::move(d));
+}
+
+void Membership::Refute(int64_t now_us, uint64_t accused_incarnation) {
+  Entry& self = Self();
+  self.m.incarnation = std::max(self.m.incarnation, accused_incarnation) + 1;
+  ++stats_.refutations;
+  // Lifeguard: having to refute is a sign this host is slow to answer.
+  health_.Apply(1);
+  events_.push_back({now_us, self_name_, MemberState::kAlive, self.m.incarnation,
+                     MembershipEventKind::kStateChanged});
+  QueueAlive(self.m);
+}
+
+void Membership::SetState(int64_t now_us, Entry& e, MemberState s, MembershipEventKind kind) {
+  if (s != MemberState::kSuspect) {
+    e.suspicion.reset();
+    suspects_.erase(e.m.name);
+  }
+  e.m.state = s;
+  e.m.state_since_us = now_us;
+  events_.push_back({now_us, e.m.name, s, e.m.incarnation, kind});
+}
+
+void Membership::QueueAlive(const Member& m) { broadcasts_.Push(Record(m)); }
+
+wire::MemberUpdate Membership::Record(const Member& m) const {
+  wire::MemberUpdate u;
+  u.set_status(ToWire(m.state));
+  u.set_name(m.name);
+  u.set_incarnation(m.incarnation);
+  if (!IsGone(m.state)) {
+    u.set_endpoint(m.endpoint);
+    u.set_zone(m.zone);
+    u.set_meta(m.meta);
+    u.set_meta_version(m.meta_version);
+  }
+  return u;
+}
+
+// ---- Leaving and metadata --------------------------------------------------------------
+
+std::vector<Outgoing> Membership::Leave(int64_t now_us) {
+  std::vector<Outgoing> out;
+  if (left_) return out;
+  left_ = true;
+  joining_ = false;
+  probes_.clear();
+  Entry& self = Self();
+  self.m.incarnation += 1;
+  self.m.state = MemberState::kLeft;
+  self.m.state_since_us = now_us;
+  --live_count_;
+  events_.push_back({now_us, self_name_, MemberState::kLeft, self.m.incarnation,
+                     MembershipEventKind::kStateChanged});
+  wire::MemberUpdate u;
+  u.set_status(wire::MEMBER_LEFT);
+  u.set_name(self_name_);
+  u.set_incarnation(self.m.incarnation);
+  broadcasts_.Clear();  // nothing else we say matters now
+  broadcasts_.Push(std::move(u));
+  // Tell twice the usual fanout at once; later Ticks gossip the rest.
+  GossipRound(out, now_us, 2 * config_.gossip_fanout);
+  next_gossip_at_ = now_us + config_.gossip_interval_us;
+  return out;
+}
+
+Status Membership::SetMeta(std::string meta) {
+  if (meta.size() > config_.max_meta_bytes) {
+    return Status::InvalidArgument("membership meta of " + std::to_string(meta.size()) +
+                                   " bytes is over the limit of " +
+                                   std::to_string(config_.max_meta_bytes));
+  }
+  Entry& self = Self();
+  self.m.meta = std::move(meta);
+  self.m.meta_version += 1;
+  if (!left_) QueueAlive(self.m);
+  return Status::OK();
+}
+
+// ---- Messages out ----------------------------------------------------------------------
+
+void Membership::Send(std::vector<Outgoing>& out, const PeerAddress& to,
+                      const wire::MembershipMessage& msg, MessageKind kind) {
+  Outgoing o;
+  o.to = to;
+  msg.SerializeToString(&o.payload);
+  size_t room = config_.max_message_bytes > o.payload.size()
+                    ? config_.max_message_bytes - o.payload.size()
+                    : 0;
+  size_t budget = std::min(room, config_.max_piggyback_bytes);
+  int updates = 0;
+  std::string buddy;
+  if (auto it = members_.find(to.name);
+      it != members_.end() && it->second.m.state != MemberState::kAlive) {
+    // Lifeguard's buddy system: a member we think suspect (or dead, or gone) hears it from
+    // us directly, so it can refute at once rather than when gossip reaches it.
+    const Member& m = it->second.m;
+    wire::MemberUpdate u;
+    u.set_status(ToWire(m.state));
+    u.set_name(m.name);
+    u.set_incarnation(m.incarnation);
+    if (m.state != MemberState::kLeft) u.set_from(self_name_);
+    std::string encoded = BroadcastQueue::Encode(u);
+    if (encoded.size() <= budget) {
+      budget -= encoded.size();
+      o.payload += encoded;
+      buddy = m.name;
+      ++updates;
+    }
+  }
+  if (!broadcasts_.empty() && budget > 0) {
+    updates += broadcasts_.Take(budget, RetransmitLimit(), buddy, &o.payload);
+  }
+  stats_.updates_piggybacked += static_cast<uint64_t>(updates);
+  auto& sc = stats_.sent[static_cast<size_t>(kind)];
+  ++sc.msgs;
+  sc.bytes += o.payload.size();
+  out.push_back(std::move(o));
+}
+
+void Membership::SendSyncChunks(std::vector<Outgoing>& out, const PeerAddress& to, bool all,
+                                bool reply) {
+  // A join answer sends every record, in chunks under the message limit. A periodic sync
+  // sends one slice, starting where the last one ended, so its cost stays bounded at any N
+  // while successive syncs still cover the whole state.
+  const size_t limit =
+      all ? config_.max_message_bytes - config_.max_piggyback_bytes - 16 : config_.sync_slice_bytes;
+  auto fresh = [&] {
+    wire::MembershipMessage msg;
+    msg.mutable_sync()->set_reply(reply);
+    *msg.mutable_sync()->add_members() = Record(Self().m);
+    return msg;
+  };
+  wire::MembershipMessage msg = fresh();
+  size_t used = msg.ByteSizeLong();
+  size_t n = names_.size();
+  size_t start = all ? 0 : sync_cursor_ % std::max<size_t>(n, 1);
+  size_t i = 0;
+  for (; i < n; ++i) {
+    const std::string& name = names_[(start + i) % n];
+    if (name == self_name_) continue;
+    wire::MemberUpdate rec = Record(members_.at(name).m);
+    size_t bytes = rec.ByteSizeLong() + kRecordOverhead;
+    if (used + bytes > limit) {
+      if (!all) break;
+      Send(out, to, msg, MessageKind::kSync);
+      msg = fresh();
+      used = msg.ByteSizeLong();
+    }
+    used += bytes;
+    *msg.mutable_sync()->add_members() = std::move(rec);
+  }
+  if (!all) sync_cursor_ = (start + i) % std::max<size_t>(n, 1);
+  Send(out, to, msg, MessageKind::kSync);
+}
+
+PeerAddress Membership::AddressOf(const std::string& name) const {
+  auto it = members_.find(name);
+  if (it == members_.end()) {
+    for (const auto& s : seeds_) {
+      if (s.name == name) return s;
+    }
+    return PeerAddress{name, ""};
+  }
+  return PeerAddress{name, it->second.m.endpoint};
+}
+
+template <typename Pred>
+std::vector<std::string> Membership::PickRandom(size_t n, const std::string& exclude, Pred ok) {
+  std::vector<std::string> picked;
+  if (n == 0) return picked;
+  auto eligible = [&](const std::string& name) {
+    return name != self_name_ && name != exclude && ok(members_.at(name));
+  };
+  if (names_.size() <= 4 * n + 16) {
+    // Few members: choose exactly among all that qualify.
+    for (const auto& name : names_) {
+      if (eligible(name)) picked.push_back(name);
+    }
+    std::shuffle(picked.begin(), picked.end(), rng_);
+    if (picked.size() > n) picked.resize(n);
+    return picked;
+  }
+  // Many: draw at random, a bounded number of times (most members qualify).
+  std::uniform_int_distribution<size_t> pick(0, names_.size() - 1);
+  for (size_t tries = 0; tries < 16 * n && picked.size() < n; ++tries) {
+    const std::string& name = names_[pick(rng_)];
+    if (eligible(name) && std::find(picked.begin(), picked.end(), name) == picked.end()) {
+      picked.push_back(name);
+    }
+  }
+  return picked;
+}
+
+// ---- Derived numbers -------------------------------------------------------------------
+
+int Membership::RetransmitLimit() const {
+  double n = std::max(live_count_, 1);
+  return config_.retransmit_mult * static_cast<int>(std::ceil(std::log10(n + 1)));
+}
+
+int64_t Membership::SuspicionMinUs() const {
+  double n = std::max(live_count_, 1);
+  double scale = std::max(1.0, std::log10(n));
+  return static_cast<int64_t>(config_.suspicion_mult * scale *
+                              static_cast<double>(config_.probe_interval_us));
+}
+
+int64_t Membership::SyncIntervalUs() const {
+  // memberlist's pushPullScale: beyond 32 members, one more interval per doubling.
+  if (live_count_ <= 32) return config_.sync_interval_us;
+  double mult = std::ceil(std::log2(static_cast<double>(live_count_)) - std::log2(32.0)) + 1.0;
+  return static_cast<int64_t>(mult * static_cast<double>(config_.sync_interval_us));
+}
+
+// ---- Views -----------------------------------------------------------------------------
+
+std::vector<Member> Membership::Members() const {
+  std::vector<Member> out;
+  out.reserve(members_.size());
+  for (const auto& [name, e] : members_) out.push_back(e.m);
+  std::sort(out.begin(), out.end(),
+            [](const Member& a, const Member& b) { return a.name < b.name; });
+  return out;
+}
+
+const Member* Membership::Find(const std::string& name) const {
+  auto it = members_.find(name);
+  return it == members_.end() ? nullptr : &it->second.m;
+}
+
+std::vector<MembershipEvent> Membership::TakeEvents() {
+  std::vector<MembershipEvent> out;
+  out.swap(events_);
+  return out;
+}
+
+}  // namespace augur::mesh

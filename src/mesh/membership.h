@@ -1,0 +1,310 @@
+// Membership: which hosts are in the mesh and whether they are alive, as a pure state
+// machine. SWIM (Das, Gupta, Motivala 2002) with Lifeguard's refinements (Dadgar, Phillips,
+// Currey 2018), in the shape of HashiCorp memberlist; docs/MESH.md "## Membership".
+//
+//   probe      every probe interval the next member in a randomized round-robin order gets a
+//              Ping; without an Ack within the probe timeout, k others are asked to ping it
+//              (PingReq) and answer with its Ack or a Nack; without any Ack by the end of the
+//              indirect timeout the member is suspected. Probes may overlap.
+//   suspicion  a suspected member is declared dead when its suspicion times out (Lifeguard's
+//              dynamic timeout, suspicion.h) unless it refutes first by raising its
+//              incarnation. The prober sends the suspicion along with its pings to the suspect
+//              (Lifeguard's buddy system), so the suspect hears it at once.
+//   local      Lifeguard's local health multiplier (local_health.h) stretches this host's own
+//   health     probe interval and timeouts when the evidence says it is the slow one.
+//   gossip     every change (Alive, Suspect, Dead, Left, a new meta) is queued and piggybacked
+//              on every message this host sends, up to mult * ceil(log10(N + 1)) times
+//              (broadcast_queue.h); while anything is queued, a gossip message also goes to
+//              `gossip_fanout` random members every gossip interval.
+//   sync       on join, a seed sends its whole state; every sync interval (longer with N) two
+//              members exchange a bounded slice of theirs (push-pull anti-entropy).
+//   leave      a host leaving says so (Left, not Dead) and keeps gossiping until told.
+//   restart    a host that comes back (new Membership, same name) with a lower incarnation
+//              than the mesh remembers refutes the old Dead/Left record with a higher one.
+//   reap       Dead and Left members are forgotten after `reap_after_us`.
+//
+// No I/O, no threads, no sleeping: the caller feeds the clock and the messages that arrive,
+// and sends what comes out. Given the same seed and inputs it makes the same decisions.
+//
+// Thread safety: none; one thread drives an instance (augurd's mesh loop, or a simulation).
+#ifndef AUGUR_MESH_MEMBERSHIP_H_
+#define AUGUR_MESH_MEMBERSHIP_H_
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <random>
+#include <set>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "augur/status.h"
+#include "mesh/broadcast_queue.h"
+#include "mesh/local_health.h"
+#include "mesh/membership.pb.h"
+#include "mesh/peer_address.h"
+#include "mesh/suspicion.h"
+
+namespace augur::mesh {
+
+// PeerAddress (peer_address.h): a host as the transport reaches it. Its `endpoint` may be
+// empty on a reply to a host this one does not know yet; such a message cannot be sent (the
+// transport sends only to endpoints) and MeshNode counts it as unaddressed.
+
+// NOTE: values are shown by augurctl and compared by tests; append only.
+enum class MemberState { kAlive = 0, kSuspect = 1, kDead = 2, kLeft = 3 };
+const char* MemberStateName(MemberState s);  // "alive", "suspect", "dead", "left"
+
+struct Member {
+  std::string name;
+  std::string endpoint;
+  std::string zone;
+  MemberState state = MemberState::kAlive;
+  uint64_t incarnation = 0;
+  int64_t last_seen_us = 0;    // last message from it, or ack for it (relayed too); 0: never
+  int64_t state_since_us = 0;  // when this host last changed its state
+  std::string meta;            // the member's metadata (its headroom summary), opaque here
+  uint64_t meta_version = 0;   // raised by the member with each SetMeta
+};
+
+// One payload to send: a serialized wire::MembershipMessage (membership.proto).
+struct Outgoing {
+  PeerAddress to;
+  std::string payload;
+};
+
+enum class MembershipEventKind {
+  kJoined,        // first seen, or alive again after Dead/Left (a rejoin)
+  kStateChanged,  // alive -> suspect, suspect -> alive (refuted), -> dead, -> left
+  kMetaChanged,   // new metadata at the same incarnation
+  kReaped,        // a Dead or Left member forgotten
+};
+
+struct MembershipEvent {
+  int64_t at_us = 0;
+  std::string name;
+  MemberState state = MemberState::kAlive;
+  uint64_t incarnation = 0;
+  MembershipEventKind kind = MembershipEventKind::kStateChanged;
+};
+
+// Defaults are tuned for the targets at 32 hosts (docs/MESH.md has the numbers they gave).
+struct MembershipConfig {
+  // A probe starts every probe interval (times the local health multiplier).
+  int64_t probe_interval_us = 150'000;
+  // Direct ack wait; then indirect probes, and the suspicion at probe_timeout +
+  // indirect_timeout after the ping (both times the local health multiplier).
+  int64_t probe_timeout_us = 40'000;
+  int64_t indirect_timeout_us = 300'000;
+  int indirect_probes = 3;  // k members asked to probe through
+  // Suspicion timeout: min = suspicion_mult * max(1, log10(N)) * probe_interval,
+  // max = suspicion_max_mult * min; suspicion_mult - 2 confirmations bring it to min.
+  int suspicion_mult = 5;
+  int suspicion_max_mult = 6;
+  // Each update is sent retransmit_mult * ceil(log10(N + 1)) times by each host.
+  int retransmit_mult = 6;
+  int max_local_health = 8;  // Lifeguard's LHM: timeouts stretch up to this factor
+  int64_t gossip_interval_us = 100'000;
+  int gossip_fanout = 3;
+  // Dead members still get gossip for this long, so a live one wrongly declared dead hears
+  // it and refutes.
+  int64_t gossip_to_dead_us = 10'000'000;
+  // Push-pull anti-entropy with one random member, every sync_interval at N <= 32 and
+  // (ceil(log2(N / 32)) + 1) times that above.
+  int64_t sync_interval_us = 30'000'000;
+  int64_t join_retry_us = 1'000'000;  // resend joins while no seed has answered
+  int64_t reap_after_us = 60'000'000;
+  size_t max_piggyback_bytes = 1024;     // updates carried on one message
+  size_t max_message_bytes = 16 * 1024;  // any one payload (join answers come in chunks)
+  size_t sync_slice_bytes = 4 * 1024;    // what a periodic sync carries each way
+  size_t max_meta_bytes = 512;
+  // The incarnation this host starts with. A restart that passes something higher than
+  // before (e.g. the wall clock in seconds) is believed at once; otherwise it refutes.
+  uint64_t initial_incarnation = 0;
+
+  // OK, or InvalidArgument naming the first bad field.
+  Status Validate() const;
+};
+
+// Messages by what they are, for the stats.
+enum class MessageKind { kPing = 0, kAck, kPingReq, kNack, kGossip, kSync, kCount };
+const char* MessageKindName(MessageKind k);
+
+struct MessageCounts {
+  uint64_t msgs = 0;
+  uint64_t bytes = 0;
+};
+
+struct MembershipStats {
+  std::array<MessageCounts, static_cast<size_t>(MessageKind::kCount)> sent{};
+  std::array<MessageCounts, static_cast<size_t>(MessageKind::kCount)> received{};
+  uint64_t bad_payloads = 0;  // payloads that did not parse or were misaddressed
+  uint64_t bad_updates = 0;   // member updates dropped as malformed (bad name, meta too big)
+  std::string last_bad;       // what the last bad one was, and from whom
+  uint64_t probes = 0;
+  uint64_t indirect_probes = 0;  // probes that needed PingReqs
+  uint64_t probe_failures = 0;   // probes that ended in a suspicion
+  uint64_t late_acks = 0;        // acks for no pending probe or relay
+  uint64_t nacks_received = 0;
+  uint64_t relayed_pings = 0;      // PingReqs served for others
+  uint64_t suspicions_raised = 0;  // by this host's own probes
+  uint64_t deaths_declared = 0;    // by this host's own suspicion timeouts
+  uint64_t refutations = 0;
+  uint64_t updates_piggybacked = 0;
+
+  MessageCounts TotalSent() const;
+  MessageCounts TotalReceived() const;
+};
+
+class Membership {
+ public:
+  // `self.endpoint` is what others are told to reach this host at. REQUIRES: self.name is
+  // not empty; config.Validate().ok() (out-of-range values are clamped, never trusted).
+  Membership(MembershipConfig config, PeerAddress self, std::string zone, uint64_t seed);
+
+  // Starts joining through `seeds` (self and duplicates are skipped): a join request to
+  // each, resent every join_retry_us until some member answers. May be called again (e.g.
+  // after a partition left this host alone).
+  std::vector<Outgoing> Join(int64_t now_us, const std::vector<PeerAddress>& seeds);
+
+  // Runs the timers: probes, their timeouts, suspicion timeouts, gossip, sync, reaping.
+  // Call at NextWakeUs() (or every few ms).
+  std::vector<Outgoing> Tick(int64_t now_us);
+
+  // One payload from `from` (the transport's authenticated name). A payload that does not
+  // parse or is misaddressed is counted (stats().bad_payloads, last_bad) and ignored;
+  // malformed updates inside a good one are dropped one by one (bad_updates).
+  std::vector<Outgoing> OnMessage(int64_t now_us, const std::string& from,
+                                  std::string_view payload);
+
+  // Leaves gracefully: raises the incarnation, marks itself Left and tells a few members
+  // at once; later Ticks only gossip, until LeaveDone(). To come back, make a new Membership.
+  std::vector<Outgoing> Leave(int64_t now_us);
+  bool HasLeft() const { return left_; }
+  bool LeaveDone() const { return left_ && broadcasts_.empty(); }
+
+  // This host's metadata (its headroom summary), disseminated with a new meta_version.
+  // InvalidArgument if longer than max_meta_bytes (then nothing changes).
+  Status SetMeta(std::string meta);
+
+  // When Tick next has something to do (may be <= now: tick at once).
+  int64_t NextWakeUs() const;
+
+  // All known members, this host included, by name.
+  std::vector<Member> Members() const;
+  // The member, or null. Valid until the next non-const call.
+  const Member* Find(const std::string& name) const;
+  // Members not Dead or Left, this host included.
+  int LiveCount() const { return live_count_; }
+  const std::string& name() const { return self_name_; }
+  uint64_t incarnation() const;
+
+  // Events since the last call, in order.
+  std::vector<MembershipEvent> TakeEvents();
+
+  int LocalHealth() const { return health_.score(); }
+  const MembershipStats& stats() const { return stats_; }
+  const MembershipConfig& config() const { return config_; }
+
+ private:
+  struct Entry {
+    Member m;
+    std::unique_ptr<Suspicion> suspicion;  // set while Suspect
+    size_t index = 0;                      // position in names_
+  };
+  struct Probe {
+    std::string target;
+    int64_t timeout_at = 0;   // direct ack wait ends: indirect probes
+    int64_t deadline_at = 0;  // no ack by then: suspect
+    bool indirect_sent = false;
+    int relays = 0;
+    int nacks = 0;
+  };
+  struct Relay {
+    PeerAddress origin;
+    uint64_t origin_seq = 0;
+    int64_t nack_at = 0;
+    int64_t expire_at = 0;
+    bool nacked = false;
+  };
+
+  // Message assembly: piggybacks queued updates (and the buddy-system record of `to` when
+  // it is not alive) and serializes.
+  void Send(std::vector<Outgoing>& out, const PeerAddress& to, const wire::MembershipMessage& msg,
+            MessageKind kind);
+  PeerAddress AddressOf(const std::string& name) const;
+  void SendJoins(std::vector<Outgoing>& out, int64_t now_us);
+  void SendSyncChunks(std::vector<Outgoing>& out, const PeerAddress& to, bool all, bool reply);
+  void GossipRound(std::vector<Outgoing>& out, int64_t now_us, int fanout);
+
+  void StartProbe(std::vector<Outgoing>& out, int64_t now_us);
+  void RunProbes(std::vector<Outgoing>& out, int64_t now_us);
+  void RunRelays(std::vector<Outgoing>& out, int64_t now_us);
+  void RunSuspicions(int64_t now_us);
+  void Reap(int64_t now_us);
+  std::string NextProbeTarget();
+  void AddToProbeRound(const std::string& name);
+
+  // Applying what others say (from updates, sync records and our own findings).
+  void ApplyUpdate(int64_t now_us, const wire::MemberUpdate& u, const std::string& sender,
+                   bool from_sync);
+  // Each queues what it changed for dissemination when `gossip` is set.
+  void ApplyAlive(int64_t now_us, const wire::MemberUpdate& u, bool gossip);
+  void ApplySuspect(int64_t now_us, const std::string& name, uint64_t incarnation,
+                    const std::string& accuser, bool gossip);
+  void ApplyDead(int64_t now_us, const std::string& name, uint64_t incarnation,
+                 const std::string& accuser, bool left, bool gossip);
+  void Refute(int64_t now_us, uint64_t accused_incarnation);
+  void SetState(int64_t now_us, Entry& e, MemberState s, MembershipEventKind kind);
+  void QueueAlive(const Member& m);
+  wire::MemberUpdate Record(const Member& m) const;
+  std::string CheckUpdate(const wire::MemberUpdate& u) const;  // "" when well formed
+  void Bad(const std::string& from, const std::string& what, bool whole_payload);
+
+  // Random members for relays, gossip and sync: up to `n` names (not self, not `exclude`)
+  // whose entries pass `ok`.
+  template <typename Pred>
+  std::vector<std::string> PickRandom(size_t n, const std::string& exclude, Pred ok);
+  bool Gossipable(const Entry& e, int64_t now_us) const;
+
+  int RetransmitLimit() const;
+  int64_t SuspicionMinUs() const;
+  int64_t SyncIntervalUs() const;
+  Entry& Self() { return members_.at(self_name_); }
+  const Entry& Self() const { return members_.at(self_name_); }
+
+  MembershipConfig config_;
+  std::string self_name_;
+  std::mt19937_64 rng_;
+  std::unordered_map<std::string, Entry> members_;  // this host included
+  std::vector<std::string> names_;                  // the same names, for random picks
+  std::vector<std::string> probe_order_;            // this round of the randomized round-robin
+  size_t probe_pos_ = 0;
+  std::set<std::string> suspects_;             // members with a suspicion timer
+  std::set<std::string> tombstones_;           // Dead and Left members, until reaped
+  std::map<uint64_t, Probe> probes_;           // this host's probes in flight, by seq
+  std::map<uint64_t, Relay> relays_;           // pings sent for others' PingReqs, by our seq
+  std::map<std::string, int64_t> introduced_;  // unknown senders told about us, and when
+  BroadcastQueue broadcasts_;
+  LocalHealthMultiplier health_;
+  int live_count_ = 1;
+  uint64_t next_seq_ = 1;
+  size_t sync_cursor_ = 0;
+  std::vector<PeerAddress> seeds_;
+  bool joining_ = false;
+  bool left_ = false;
+  int64_t next_probe_at_ = 0;
+  int64_t next_gossip_at_ = 0;
+  int64_t next_sync_at_ = 0;
+  int64_t next_join_at_ = 0;
+  std::vector<MembershipEvent> events_;
+  MembershipStats stats_;
+};
+
+}  // namespace augur::mesh
+
+#endif  // AUGUR_MESH_MEMBERSHIP_H_
