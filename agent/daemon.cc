@@ -6,7 +6,10 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <condition_variable>
 #include <fstream>
+#include <mutex>
+#include <thread>
 #include <unordered_set>
 
 #include <fmt/format.h>
@@ -19,7 +22,11 @@
 #include "agent/forecast_runner.h"
 #include "agent/anomaly_watch.h"
 #include "agent/host_headroom.h"
+#include "agent/mesh_headroom.h"
 #include "agent/metrics_server.h"
+#include "mesh/headroom_summary.h"
+#include "mesh/keys.h"
+#include "mesh/node.h"
 #include "plugin/plugin_manager.h"
 #include "workflow/executor.h"
 #include "telemetry/bpf_collectors.h"
@@ -267,6 +274,12 @@ struct Daemon::Impl {
   std::unique_ptr<AnomalyWatch> anomalies;
   std::string workflows_off;  // why the engine is off, for control replies
   std::unique_ptr<ControlServer> control;
+  // The peer mesh (mesh.enabled), and the thread that refreshes the headroom it gossips.
+  std::unique_ptr<mesh::MeshNode> mesh;
+  std::thread mesh_publisher;
+  std::mutex publisher_mu;
+  std::condition_variable publisher_cv;
+  bool publisher_stop = false;  // guarded by publisher_mu
   std::atomic<bool> stop{false};
   uint64_t samples = 0;
   // The configuration running now (options.config, updated by reloads).
@@ -280,6 +293,10 @@ struct Daemon::Impl {
   // workflows_off says why), and the control socket that reaches it.
   Status StartWorkflows();
   Status StartControl();
+  // The mesh node and its headroom publisher, when mesh.enabled.
+  Status StartMesh();
+  void PublishHeadroom(std::string* last);
+  void StopMesh();
 };
 
 Daemon::Daemon(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -288,6 +305,7 @@ Daemon::~Daemon() {
   g_crash_writer.store(nullptr);
   if (impl_->metrics) impl_->metrics->Stop();
   if (impl_->control) impl_->control->Stop();  // no request reaches the engine after this
+  impl_->StopMesh();  // leaves the mesh gracefully
   impl_->executor.reset();  // before the backends: its thread calls them; tasks keep running
   impl_->plugins.reset();  // hosts destroy() their plugins; instances stay for the next agent
   impl_->collectors.clear();  // detaches eBPF links before the segment goes stale
@@ -385,12 +403,95 @@ Status Daemon::Impl::StartControl() {
         t.executor = executor.get();
         t.workflows_off = workflows_off;
         t.mesh_off = "mesh.enabled is false";
+        if (mesh) t.peers_json = [this] { return mesh->PeersJson(); };
         return HandleControl(t, req, peer);
       });
   if (!server) return server.error().Annotate("control.socket");
   control = std::move(*server);
   spdlog::info("control socket on {}", options.config.control.socket);
   return Status::OK();
+}
+
+Status Daemon::Impl::StartMesh() {
+  const MeshConfig& mc = options.config.mesh;
+  if (!mc.enabled) return Status::OK();
+  mesh::MeshNodeOptions no;
+  no.transport.host_name = mc.name.empty() ? mesh::DefaultHostName() : mc.name;
+  no.transport.listen = "tcp://" + mc.listen;
+  no.transport.secret_key_file = mc.key_file;
+  no.transport.authorized_keys_file = mc.authorized_keys;
+  no.transport.max_message_bytes = mc.max_message;
+  no.advertise = "tcp://" + (mc.advertise.empty() ? mc.listen : mc.advertise);
+  no.zone = mc.zone;
+  for (const std::string& text : mc.seeds) {
+    auto seed = ParseMeshSeed(text);  // checked when the config was read
+    if (!seed || seed->name == no.transport.host_name) continue;
+    no.seeds.push_back({seed->name, fmt::format("tcp://{}:{}", seed->at.host, seed->at.port)});
+  }
+  auto node = mesh::MeshNode::Start(std::move(no));
+  if (!node) return node.error().Annotate("mesh");
+  mesh = std::move(*node);
+  // The headroom this host gossips needs the forecast of free room even with the workflow
+  // engine off.
+  if (!headroom && forecaster) {
+    headroom = std::make_unique<HostHeadroom>(double(sysconf(_SC_NPROCESSORS_ONLN)),
+                                              options.config.forecast.step.count() / 1000.0);
+    sink->SetHeadroom(headroom.get());
+  }
+  mesh_publisher = std::thread([this] {
+    std::string last;
+    std::unique_lock lock(publisher_mu);
+    while (!publisher_stop) {
+      lock.unlock();
+      PublishHeadroom(&last);
+      lock.lock();
+      publisher_cv.wait_for(lock, std::chrono::seconds(2), [this] { return publisher_stop; });
+    }
+  });
+  return Status::OK();
+}
+
+// Builds the headroom summary from the forecast and what the backends say they can grant
+// (describe() calls: on this thread, never the sampling one) and gossips it when it changed.
+void Daemon::Impl::PublishHeadroom(std::string* last) {
+  std::vector<BackendSnapshot> backends;
+  if (plugins) {
+    for (const std::string& name : options.config.plugins.enabled) {
+      plugin::Backend* b = plugins->Find(name);
+      if (b == nullptr) continue;
+      auto info = b->Describe();
+      if (!info || !info->healthy) continue;
+      BackendSnapshot snap{name, {info->available.cpu_cores, info->available.memory_bytes}, {}};
+      for (const plugin::Cost& c : info->costs) {
+        snap.classes.push_back({c.resource_class, c.per_core_hour, c.per_gib_hour, c.preemptible});
+      }
+      backends.push_back(std::move(snap));
+    }
+  }
+  const std::vector<HostHeadroom::Interval> forecast =
+      headroom ? headroom->IntervalsByHorizon() : std::vector<HostHeadroom::Interval>{};
+  auto wire = mesh::EncodeHeadroom(BuildHeadroomSummary(forecast, backends,
+                                                        options.config.mesh.zone,
+                                                        options.config.mesh.region));
+  if (!wire) {
+    spdlog::warn("mesh: headroom summary not gossiped: {}", wire.error().ToString());
+    return;
+  }
+  if (*wire == *last) return;
+  *last = *wire;
+  mesh->SetMeta(std::move(*wire));
+}
+
+void Daemon::Impl::StopMesh() {
+  if (mesh_publisher.joinable()) {
+    {
+      std::lock_guard lock(publisher_mu);
+      publisher_stop = true;
+    }
+    publisher_cv.notify_all();
+    mesh_publisher.join();
+  }
+  mesh.reset();
 }
 
 Result<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& options) {
@@ -524,6 +625,7 @@ Result<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& options) {
   }
 
   if (Status st = impl->StartWorkflows(); !st.ok()) return Err(st);
+  if (Status st = impl->StartMesh(); !st.ok()) return Err(st);
   if (Status st = impl->StartControl(); !st.ok()) return Err(st);
 
   spdlog::info("augurd sampling every {} ms into /dev/shm/{} ({} collectors)",
@@ -581,6 +683,31 @@ void Daemon::SampleOnce() {
                             {{"backend", h.name}, {"reason", std::string(HealthReasonName(r))}}),
                   ts, h.reason == r ? 1.0 : 0.0);
       }
+    }
+  }
+  if (s.mesh) {
+    // The mesh (docs/MESH.md): snapshots the mesh thread keeps; never waits on it.
+    const mesh::MeshNodeStats m = s.mesh->Stats();
+    double by_state[4] = {0, 0, 0, 0};
+    for (const mesh::Member& p : s.mesh->Peers()) by_state[static_cast<int>(p.state)] += 1;
+    for (auto st : {mesh::MemberState::kAlive, mesh::MemberState::kSuspect,
+                    mesh::MemberState::kDead, mesh::MemberState::kLeft}) {
+      sink.Emit(SeriesKey("augur_mesh_members", {{"state", mesh::MemberStateName(st)}}), ts,
+                by_state[static_cast<int>(st)]);
+    }
+    sink.Emit(SeriesKey("augur_mesh_local_health", {}), ts, double(m.local_health));
+    sink.Emit(SeriesKey("augur_mesh_sent_messages_total", {}), ts,
+              double(m.transport.sent_messages));
+    sink.Emit(SeriesKey("augur_mesh_sent_bytes_total", {}), ts, double(m.transport.sent_bytes));
+    sink.Emit(SeriesKey("augur_mesh_received_messages_total", {}), ts,
+              double(m.transport.received_messages));
+    sink.Emit(SeriesKey("augur_mesh_received_bytes_total", {}), ts,
+              double(m.transport.received_bytes));
+    for (size_t r = 0; r < mesh::kDropReasonCount; ++r) {
+      const auto reason = static_cast<mesh::DropReason>(r);
+      sink.Emit(SeriesKey("augur_mesh_dropped_messages_total",
+                          {{"reason", std::string(mesh::DropReasonName(reason))}}),
+                ts, double(m.transport.drops(reason)));
     }
   }
   if (s.executor) {

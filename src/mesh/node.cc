@@ -1,0 +1,267 @@
+#include "mesh/node.h"
+
+#include <time.h>
+
+#include <atomic>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "mesh/headroom_summary.h"
+
+namespace augur::mesh {
+namespace {
+
+int64_t MonotonicUs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return int64_t{ts.tv_sec} * 1'000'000 + ts.tv_nsec / 1000;
+}
+
+// The longest the loop sleeps in a receive: it also bounds how late a SetMeta, a Stop or
+// a snapshot refresh is noticed.
+constexpr int64_t kMaxWaitUs = 20'000;
+// Messages handled per wake-up before the protocol gets its tick: a flood cannot starve
+// the probes.
+constexpr int kMaxBurst = 256;
+
+}  // namespace
+
+// The word of a membership event in the log. One line per event, "mesh: member NAME WORD
+// incarnation N": bench/mesh/runner_augur.sh reads them.
+const char* EventWord(const MembershipEvent& e) {
+  switch (e.kind) {
+    case MembershipEventKind::kJoined: return "joined";
+    case MembershipEventKind::kStateChanged: return MemberStateName(e.state);
+    case MembershipEventKind::kMetaChanged: return "meta";
+    case MembershipEventKind::kReaped: return "reaped";
+  }
+  return "?";
+}
+
+struct MeshNode::Impl {
+  MeshNodeOptions o;
+  std::unique_ptr<Transport> transport;
+  std::unique_ptr<Membership> membership;
+  std::thread thread;
+  std::atomic<bool> stop{false};
+  uint64_t unaddressed = 0;  // mesh thread only
+  std::chrono::milliseconds leave_grace{500};
+
+  mutable std::mutex mu;  // guards everything below
+  std::vector<Member> members;
+  MeshNodeStats stats;
+  std::optional<std::string> pending_meta;
+  std::function<void(const MembershipEvent&)> on_event;
+
+  void Send(const std::vector<Outgoing>& out) {
+    for (const Outgoing& m : out) {
+      if (m.to.endpoint.empty()) {
+        ++unaddressed;  // a reply to a host whose endpoint is not known yet
+        continue;
+      }
+      // A full queue or an unreachable peer is a lost datagram to SWIM: counted by the
+      // transport, and the protocol's own timeouts deal with it.
+      (void)transport->Send(m.to.name, m.to.endpoint, Channel::kMembership, m.payload);
+    }
+  }
+
+  void Dispatch(int64_t now, const Inbound& in) {
+    switch (in.channel) {
+      case Channel::kMembership:
+        Send(membership->OnMessage(now, in.from, in.payload));
+        break;
+      default:
+        // Placement, replication and data are not served by this build's node yet; the
+        // transport has already checked who sent it.
+        break;
+    }
+  }
+
+  void Publish(int64_t now) {
+    std::vector<MembershipEvent> events = membership->TakeEvents();
+    std::function<void(const MembershipEvent&)> cb;
+    {
+      std::lock_guard lock(mu);
+      members = membership->Members();
+      stats.transport = transport->stats();
+      stats.membership = membership->stats();
+      stats.local_health = membership->LocalHealth();
+      cb = on_event;
+    }
+    for (const MembershipEvent& e : events) {
+      if (e.kind == MembershipEventKind::kMetaChanged) {
+        spdlog::debug("mesh: member {} meta incarnation {}", e.name, e.incarnation);
+      } else {
+        spdlog::info("mesh: member {} {} incarnation {}", e.name, EventWord(e), e.incarnation);
+      }
+      if (cb) cb(e);
+    }
+    (void)now;
+  }
+
+  bool Alone() const {
+    for (const Member& m : membership->Members()) {
+      if (m.name != o.transport.host_name &&
+          (m.state == MemberState::kAlive || m.state == MemberState::kSuspect)) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  void Loop() {
+    int64_t now = MonotonicUs();
+    Send(membership->Join(now, o.seeds));
+    int64_t next_rejoin = now + int64_t(o.rejoin_interval.count()) * 1000;
+    while (!stop.load(std::memory_order_relaxed)) {
+      now = MonotonicUs();
+      const int64_t wait = std::clamp<int64_t>(membership->NextWakeUs() - now, 0, kMaxWaitUs);
+      if (auto in = transport->Receive(std::chrono::milliseconds((wait + 999) / 1000))) {
+        Dispatch(MonotonicUs(), *in);
+        for (int i = 1; i < kMaxBurst; ++i) {
+          auto more = transport->Receive(std::chrono::milliseconds(0));
+          if (!more) break;
+          Dispatch(MonotonicUs(), *more);
+        }
+      }
+      now = MonotonicUs();
+      {
+        std::optional<std::string> meta;
+        {
+          std::lock_guard lock(mu);
+          meta.swap(pending_meta);
+          ++stats.loop_iterations;
+        }
+        if (meta) {
+          if (Status st = membership->SetMeta(std::move(*meta)); !st.ok()) {
+            spdlog::warn("mesh: this host's metadata is not gossiped: {}", st.ToString());
+          }
+        }
+      }
+      if (now >= membership->NextWakeUs()) Send(membership->Tick(now));
+      if (!o.seeds.empty() && now >= next_rejoin) {
+        if (Alone()) Send(membership->Join(now, o.seeds));
+        next_rejoin = now + int64_t(o.rejoin_interval.count()) * 1000;
+      }
+      Publish(now);
+    }
+    // Graceful leave: tell the others, and keep answering for a moment so that the news
+    // spreads before this host stops acknowledging probes.
+    now = MonotonicUs();
+    Send(membership->Leave(now));
+    const int64_t until = now + int64_t(leave_grace.count()) * 1000;
+    while ((now = MonotonicUs()) < until) {
+      if (auto in = transport->Receive(std::chrono::milliseconds(10))) Dispatch(now, *in);
+      if (now >= membership->NextWakeUs()) Send(membership->Tick(now));
+    }
+    Publish(now);
+  }
+};
+
+Result<std::unique_ptr<MeshNode>> MeshNode::Start(MeshNodeOptions options) {
+  auto impl = std::make_unique<Impl>();
+  impl->o = std::move(options);
+  auto transport = Transport::Start(impl->o.transport);
+  if (!transport) return std::unexpected(transport.error());
+  impl->transport = std::move(*transport);
+  const std::string advertise =
+      impl->o.advertise.empty() ? impl->transport->endpoint() : impl->o.advertise;
+  uint64_t seed = impl->o.seed;
+  if (seed == 0) seed = std::random_device{}() ^ uint64_t(MonotonicUs());
+  impl->membership = std::make_unique<Membership>(
+      impl->o.membership, PeerAddress{impl->o.transport.host_name, advertise}, impl->o.zone,
+      seed);
+  Impl* raw = impl.get();
+  raw->members = raw->membership->Members();
+  raw->thread = std::thread([raw] { raw->Loop(); });
+  spdlog::info("mesh: {} listening on {} (advertised as {}), {} seed(s)",
+               raw->o.transport.host_name, raw->transport->endpoint(), advertise,
+               raw->o.seeds.size());
+  return std::unique_ptr<MeshNode>(new MeshNode(std::move(impl)));
+}
+
+MeshNode::MeshNode(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+MeshNode::~MeshNode() { Stop(); }
+
+void MeshNode::Stop(std::chrono::milliseconds leave_grace) {
+  if (!impl_->thread.joinable()) return;
+  impl_->leave_grace = leave_grace;
+  impl_->stop.store(true);
+  impl_->thread.join();
+}
+
+std::vector<Member> MeshNode::Peers() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->members;
+}
+
+MeshNodeStats MeshNode::Stats() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->stats;
+}
+
+void MeshNode::SetMeta(std::string meta) {
+  std::lock_guard lock(impl_->mu);
+  impl_->pending_meta = std::move(meta);
+}
+
+void MeshNode::OnEvent(std::function<void(const MembershipEvent&)> fn) {
+  std::lock_guard lock(impl_->mu);
+  impl_->on_event = std::move(fn);
+}
+
+const std::string& MeshNode::name() const { return impl_->o.transport.host_name; }
+
+std::string MeshNode::endpoint() const { return impl_->transport->endpoint(); }
+
+std::string MeshNode::PeersJson() const {
+  const int64_t now = MonotonicUs();
+  nlohmann::json arr = nlohmann::json::array();
+  for (const Member& m : Peers()) {
+    arr.push_back({{"name", m.name},
+                   {"endpoint", m.endpoint},
+                   {"state", MemberStateName(m.state)},
+                   {"zone", m.zone},
+                   {"incarnation", m.incarnation},
+                   {"self", m.name == name()},
+                   {"last_seen_s", m.last_seen_us > 0 ? double(now - m.last_seen_us) / 1e6 : -1.0},
+                   {"state_for_s", double(now - m.state_since_us) / 1e6},
+                   {"meta_version", m.meta_version}});
+    if (m.meta.empty()) continue;
+    // A peer's meta is untrusted: shown only when it decodes as a headroom summary.
+    auto h = DecodeHeadroom(m.meta);
+    if (!h) {
+      arr.back()["headroom_error"] = h.error().message();
+      continue;
+    }
+    nlohmann::json hs = nlohmann::json::array();
+    for (const HorizonHeadroom& x : h->horizons) {
+      hs.push_back({{"ahead_s", x.ahead_s},
+                    {"cpu_lo", x.free_lo.cpu},
+                    {"cpu_hi", x.free_hi.cpu},
+                    {"memory_lo", x.free_lo.memory},
+                    {"memory_hi", x.free_hi.memory}});
+    }
+    nlohmann::json backends = nlohmann::json::array();
+    for (const BackendCosts& b : h->backends) {
+      nlohmann::json classes = nlohmann::json::array();
+      for (const workflow::CostClass& c : b.classes) {
+        classes.push_back({{"name", c.name},
+                           {"per_core_hour", c.per_core_hour},
+                           {"per_gib_hour", c.per_gib_hour},
+                           {"preemptible", c.preemptible}});
+      }
+      backends.push_back({{"name", b.name}, {"classes", classes}});
+    }
+    arr.back()["headroom"] = {{"horizons", hs}, {"backends", backends}, {"region", h->region}};
+  }
+  return arr.dump(2);
+}
+
+}  // namespace augur::mesh

@@ -1,0 +1,72 @@
+// MeshNode: this host's place in the peer mesh (docs/MESH.md). It owns the transport
+// (CurveZMQ, transport.h) and the membership state machine (SWIM with Lifeguard,
+// membership.h) and runs them on one thread of their own: it receives, hands each payload
+// to the part its channel names, ticks the protocol at the times it asks for, and sends what
+// comes out. The protocol parts stay pure; this is the only place they meet sockets and
+// the clock.
+//
+// Other threads read a snapshot of the members (Peers, PeersJson) and set this host's
+// gossiped metadata (SetMeta); both are cheap and never wait on the network.
+//
+// Thread safety: all public methods may be called from any thread.
+#ifndef AUGUR_MESH_NODE_H_
+#define AUGUR_MESH_NODE_H_
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "augur/status.h"
+#include "mesh/membership.h"
+#include "mesh/transport.h"
+
+namespace augur::mesh {
+
+struct MeshNodeOptions {
+  TransportOptions transport;   // host_name, listen, key files, max message
+  std::string advertise;        // endpoint peers reach us at, e.g. "tcp://198.18.0.1:7946"
+  std::string zone;
+  std::vector<PeerAddress> seeds;
+  MembershipConfig membership;
+  uint64_t seed = 0;            // randomness of probe order; 0: from the clock
+  // Re-join through the seeds this often while no other member is known (a host that
+  // started before its seeds).
+  std::chrono::milliseconds rejoin_interval{2000};
+};
+
+struct MeshNodeStats {
+  TransportStats transport;
+  MembershipStats membership;
+  int local_health = 0;
+  uint64_t loop_iterations = 0;
+};
+
+class MeshNode {
+ public:
+  // Binds the transport and starts the thread, which joins through the seeds.
+  static Result<std::unique_ptr<MeshNode>> Start(MeshNodeOptions options);
+  // Leaves gracefully (the leave is gossiped for up to `leave_grace`) and stops.
+  ~MeshNode();
+  void Stop(std::chrono::milliseconds leave_grace = std::chrono::milliseconds(500));
+
+  std::vector<Member> Peers() const;  // every known member, this host included
+  std::string PeersJson() const;      // for `augurctl peers --json`
+  MeshNodeStats Stats() const;
+  void SetMeta(std::string meta);     // gossiped with this host (e.g. its headroom summary)
+  // Called on the mesh thread for each membership change (after it is applied).
+  void OnEvent(std::function<void(const MembershipEvent&)> fn);
+  const std::string& name() const;
+  std::string endpoint() const;  // where the transport is bound
+
+  struct Impl;
+
+ private:
+  explicit MeshNode(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace augur::mesh
+
+#endif  // AUGUR_MESH_NODE_H_
