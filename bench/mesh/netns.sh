@@ -12,30 +12,36 @@
 #   - Names are augur-<ID>-sw and augur-<ID>-h<K>. ID is the owner's PID, optionally with a
 #     suffix (".<n>") so one process can hold several beds. A bed whose owner PID is gone is a
 #     leftover of a crashed run: `down` removes its own bed and every such leftover.
-#   - A script that sources this file and calls netns_up gets `trap netns_down EXIT`.
+#   - A script that sources this file and calls netns_up gets `trap netns_down EXIT` (and INT,
+#     TERM made to exit through it).
 #
 # Library (source this file; MESH_ID defaults to $$, the sourcing shell):
 #   netns_up N                 hosts 1..N on the switch; IPv6 off (no ND/MLD chatter in counters)
 #   netns_down [--all]         kill what runs inside, delete the namespaces of this bed and of
 #                              dead owners (--all: every augur-* bed, whoever owns it)
 #   netns_exec K CMD...        run CMD inside host K (ip netns exec: own /sys, same filesystem)
+#   netns_kill K [SIGNAL]      signal (default KILL) every process inside host K
 #   netns_addr K               prints 198.18.0.K
 #   netns_name K               prints the namespace name of host K
-#   netns_loss K PCT [in|out|both]   drop PCT % of host K's IP packets on eth0 (default both:
-#                              a packet between two lossy hosts then crosses two filters);
-#                              PCT 0 removes the rule
+#   netns_loss K PCT [in|out|both]   drop PCT % of the frames host K's eth0 receives and/or
+#                              sends (default both: a packet between two lossy hosts then
+#                              crosses two filters); PCT 0 removes the rule
 #   netns_partition "A..." "B..."  drop all traffic between the two groups (rules in every host
 #                              of both groups); netns_heal removes every partition rule
 #   netns_counters K           prints "tx_packets tx_bytes rx_packets rx_bytes" of host K's eth0
 #                              (/sys/class/net/eth0/statistics in the namespace: Ethernet frames,
-#                              counted the same whatever runs on the hosts)
+#                              counted the same whatever runs on the hosts; frames dropped by a
+#                              loss or partition filter on the way out are not counted as sent,
+#                              those dropped on the way in are counted as received)
 #   netns_saturate K SECONDS   starve host K's processes of CPU for SECONDS (blocks; see below)
 #   netns_check                prints why the bed cannot run here and returns 1, or returns 0
 #
-# CLI: bench/mesh/netns.sh up N | down [--all] | exec K CMD... | loss K PCT [dir] |
-#      partition "A" "B" | heal | counters K | saturate K SECONDS | check | list
-#   From the CLI, MESH_ID (from the environment) defaults to the calling shell's PID ($PPID), so successive commands
-#   typed in one shell address one bed, and the bed counts as a leftover once that shell exits.
+# CLI: bench/mesh/netns.sh up N | down [--all] | exec K CMD... | kill K [SIG] |
+#      loss K PCT [dir] | partition "A" "B" | heal | counters K | saturate K SECONDS | check |
+#      list | addr K | name K
+#   From the CLI, MESH_ID (taken from the environment if set) defaults to the calling shell's
+#   PID ($PPID), so successive commands typed in one shell address one bed, and the bed counts
+#   as a leftover once that shell exits.
 #   The CLI `up` does not tear down on exit (that is what `down` is for).
 
 MESH_PREFIX=augur
@@ -78,7 +84,12 @@ netns_up() {
     return 1
   fi
   # A sourcing script gets its cleanup; the CLI's `up` keeps the bed.
-  [[ ${_NETNS_CLI:-} ]] || trap netns_down EXIT
+  # INT and TERM exit through the EXIT trap.
+  if [[ -z ${_NETNS_CLI:-} ]]; then
+    trap netns_down EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+  fi
   _netns_new "$sw" || return 1
   ip -n "$sw" link add br0 type bridge || return 1
   ip -n "$sw" link set br0 up
@@ -106,15 +117,21 @@ _netns_to_remove() {
   done
 }
 
+# Sends a signal (default KILL) to every process in namespace $1.
+_netns_signal() {
+  local pids
+  mapfile -t pids < <(ip netns pids "$1" 2>/dev/null)
+  ((${#pids[@]})) && kill "-${2:-KILL}" "${pids[@]}" 2>/dev/null
+  return 0
+}
+netns_kill() { _netns_signal "$(netns_name "$1")" "${2:-KILL}"; }
+
 netns_down() {
-  local all=0 names name pids
+  local all=0 names name
   [[ ${1:-} == --all ]] && all=1
   names=$(_netns_to_remove "$all")
   [[ $names ]] || return 0
-  for name in $names; do
-    pids=$(ip netns pids "$name" 2>/dev/null)
-    [[ $pids ]] && kill -9 $pids 2>/dev/null
-  done
+  for name in $names; do _netns_signal "$name"; done
   for name in $names; do
     # A namespace stays alive while a process is inside: wait for the killed ones to go.
     for _ in $(seq 1 50); do
@@ -128,44 +145,49 @@ netns_down() {
 
 netns_list() { ip netns list | awk '{print $1}' | grep -E "^$MESH_PREFIX-[0-9.]+-(sw|h[0-9]+)$"; }
 
+# Loss and partitions are filters on host K's eth0 in the netdev family (ingress and egress
+# hooks), not in the IP stack's input/output hooks: a packet dropped on output there fails the
+# sender's sendto() with EPERM, which an agent sees as a local error (memberlist then skips
+# the probe instead of suspecting anyone), whereas a lost packet vanishes silently. On the
+# device the sender's send succeeds and the frame is gone, as on a real wire.
 netns_loss() {
-  local k=$1 pct=$2 dir=${3:-both} rules=""
-  local host
-  host=$(netns_name "$k")
+  local k=$1 pct=$2 dir=${3:-both} rules="" match
   if ! [[ $pct =~ ^[0-9]+$ ]] || ((pct > 100)); then
     echo "netns_loss: PCT must be 0..100, got '$pct'" >&2
     return 1
   fi
-  ip netns exec "$host" nft delete table inet augur_loss 2>/dev/null
+  if ! [[ $dir =~ ^(in|out|both)$ ]]; then
+    echo "netns_loss: direction must be in, out or both, got '$dir'" >&2
+    return 1
+  fi
+  netns_exec "$k" nft delete table netdev augur_loss 2>/dev/null
   ((pct == 0)) && return 0
-  # numgen random mod 100 is uniform on 0..99: "< PCT" drops PCT % of packets (nft refuses
+  # numgen random mod 100 is uniform on 0..99: "< PCT" drops PCT % of frames (nft refuses
   # "< 100": 100 % is a plain drop).
-  local match="numgen random mod 100 < $pct"
+  match="numgen random mod 100 < $pct"
   ((pct == 100)) && match=""
-  case $dir in
-    in | both) rules+="chain in { type filter hook input priority -10; iifname \"eth0\" $match counter drop; }"$'\n' ;;&
-    out | both) rules+="chain out { type filter hook output priority -10; oifname \"eth0\" $match counter drop; }"$'\n' ;;
-    in) ;;
-    *)
-      echo "netns_loss: direction must be in, out or both, got '$dir'" >&2
-      return 1
-      ;;
-  esac
-  printf 'table inet augur_loss {\n%s}\n' "$rules" | ip netns exec "$host" nft -f -
+  [[ $dir != out ]] && rules+=$(_netns_chain in ingress "$match")$'\n'
+  [[ $dir != in ]] && rules+=$(_netns_chain out egress "$match")$'\n'
+  printf 'table netdev augur_loss {\n%s}\n' "$rules" | netns_exec "$k" nft -f -
 }
 
-# Each host of one group drops every packet from or to an address of the other group.
+# A base chain named $1 on eth0's $2 hook (ingress or egress) that counts and drops what
+# matches $3. Partitions (priority -20) come before loss (-10).
+_netns_chain() {
+  local prio=-10
+  [[ $1 == cut* ]] && prio=-20
+  echo "chain $1 { type filter hook $2 device \"eth0\" priority $prio; $3 counter drop; }"
+}
+
+# Each host of one group drops every frame from or to an address of the other group.
 netns_partition() {
   local a=$1 b=$2 k
   _netns_cut() {
     local others="" j
     for j in $2; do others+="${others:+, }$(netns_addr "$j")"; done
-    netns_exec "$1" nft -f - <<EOF
-table inet augur_part {
-  chain in { type filter hook input priority -20; ip saddr { $others } counter drop; }
-  chain out { type filter hook output priority -20; ip daddr { $others } counter drop; }
-}
-EOF
+    printf 'table netdev augur_part {\n%s\n%s\n}\n' \
+      "$(_netns_chain cut_in ingress "ip saddr { $others }")" \
+      "$(_netns_chain cut_out egress "ip daddr { $others }")" | netns_exec "$1" nft -f -
   }
   for k in $a; do _netns_cut "$k" "$b" || return 1; done
   for k in $b; do _netns_cut "$k" "$a" || return 1; done
@@ -174,12 +196,13 @@ EOF
 netns_heal() {
   local name
   for name in $(ip netns list | awk '{print $1}' | grep -E "^$MESH_PREFIX-$MESH_ID-h[0-9]+$"); do
-    ip netns exec "$name" nft delete table inet augur_part 2>/dev/null
+    ip netns exec "$name" nft delete table netdev augur_part 2>/dev/null
   done
   return 0
 }
 
 netns_counters() {
+  # shellcheck disable=SC2016 # expanded by the inner shell, inside the namespace
   netns_exec "$1" sh -c 'cd /sys/class/net/eth0/statistics &&
     echo $(cat tx_packets) $(cat tx_bytes) $(cat rx_packets) $(cat rx_bytes)'
 }
@@ -231,9 +254,10 @@ netns_check() {
     why="cannot create a veth pair between namespaces"
   elif ! ip -n "$probe-sw" link add br0 type bridge 2>/dev/null; then
     why="cannot create a bridge"
-  elif ! echo 'table inet augur_probe { chain in { type filter hook input priority 0; numgen random mod 100 < 1 drop; }; }' |
-    ip netns exec "$probe-h1" nft -f - 2>/dev/null; then
-    why="nftables cannot load a filter with numgen inside a namespace"
+  elif ! printf 'table netdev augur_probe {\n%s\n%s\n}\n' \
+    "$(_netns_chain in ingress "numgen random mod 100 < 1")" \
+    "$(_netns_chain out egress "ip daddr 198.18.0.2")" | ip netns exec "$probe-h1" nft -f - 2>/dev/null; then
+    why="nftables cannot load netdev ingress/egress filters with numgen inside a namespace"
   fi
   ip netns delete "$probe-h1" 2>/dev/null
   ip netns delete "$probe-sw" 2>/dev/null
@@ -249,7 +273,7 @@ if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
   cmd=${1:-}
   shift || true
   case $cmd in
-    up | down | exec | loss | partition | heal | counters | saturate | check | list | addr | name)
+    up | down | exec | kill | loss | partition | heal | counters | saturate | check | list | addr | name)
       "netns_$cmd" "$@" ;;
     *)
       sed -n '2,/^$/p' "$0" | sed 's/^# \{0,1\}//'

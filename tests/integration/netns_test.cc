@@ -46,6 +46,18 @@ std::pair<int, uint16_t> Listen(NetnsBed& bed, int k) {
   return {fd, ntohs(a.sin_port)};
 }
 
+// A non-blocking UDP socket of host k on an ephemeral port; returns {fd, its address}.
+std::pair<int, sockaddr_in> UdpReceiver(NetnsBed& bed, int k) {
+  int fd = bed.Socket(k, SOCK_DGRAM | SOCK_NONBLOCK);
+  sockaddr_in a = AddrOf(k, 0);
+  socklen_t len = sizeof(a);
+  if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 ||
+      getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+    return {-1, a};
+  }
+  return {fd, a};
+}
+
 // Whether host `from` completes a TCP handshake with host `to` within `timeout_ms`.
 bool Connects(NetnsBed& bed, int from, int to, uint16_t port, int timeout_ms = 1000) {
   int fd = bed.Socket(from, SOCK_STREAM | SOCK_NONBLOCK);
@@ -141,12 +153,9 @@ TEST_F(NetnsTest, FullLossBlocksPartialLossDropsItsShareAndZeroRestores) {
 
   // 50 % inbound loss on host 2: of 400 datagrams, 200 ± 10 (one standard deviation) arrive;
   // outside 120..280 has a probability below 1e-14.
-  int rx = bed.Socket(2, SOCK_DGRAM | SOCK_NONBLOCK);
+  auto [rx, to] = UdpReceiver(bed, 2);
+  ASSERT_GE(rx, 0);
   int tx = bed.Socket(1, SOCK_DGRAM);
-  sockaddr_in to = AddrOf(2, 0);
-  ASSERT_EQ(bind(rx, reinterpret_cast<sockaddr*>(&to), sizeof(to)), 0);
-  socklen_t len = sizeof(to);
-  getsockname(rx, reinterpret_cast<sockaddr*>(&to), &len);
   auto before = bed.CountersOf(1);
   ASSERT_TRUE(before.has_value());
   ASSERT_TRUE(bed.Loss(2, 50, "in"));
@@ -184,6 +193,17 @@ TEST_F(NetnsTest, PartitionBlocksOnlyAcrossGroupsAndHealRestores) {
   EXPECT_TRUE(Connects(bed, 4, 3, port(3)));
   EXPECT_FALSE(Connects(bed, 1, 3, port(3), 300));
   EXPECT_FALSE(Connects(bed, 4, 2, port(2), 300));
+  // Frames vanish as on a cut wire: the sender's send succeeds (an EPERM from a local filter
+  // would tell the agent, which then skips the probe instead of suspecting the peer).
+  auto [rx, to] = UdpReceiver(bed, 3);
+  ASSERT_GE(rx, 0);
+  int tx = bed.Socket(1, SOCK_DGRAM);
+  EXPECT_EQ(sendto(tx, "x", 1, 0, reinterpret_cast<sockaddr*>(&to), sizeof(to)), 1) << errno;
+  usleep(100 * 1000);
+  char buf[4];
+  EXPECT_EQ(recv(rx, buf, sizeof(buf), 0), -1);
+  close(rx);
+  close(tx);
 
   ASSERT_TRUE(bed.Heal());
   EXPECT_TRUE(Connects(bed, 1, 3, port(3)));
