@@ -172,6 +172,7 @@ scenario_kill() {
       (($(observers "$t0" failed "h$v") >= n - 1 || $(date +%s) >= deadline)) && break
     done
     first=$(awk -v t="$t0" -v m="h$v" '$1 >= t && $3 == "suspect" && $4 == m { print $1 - t; exit }' "$events_file")
+    record kill "$rep" at_ms "$t0"  # epoch ms of the kill, to re-read the logs later
     record kill "$rep" first_suspect_ms "${first:-NA}"
     confirm=0
     for ((k = 1; k <= n; k++)); do
@@ -222,6 +223,8 @@ scenario_partition() {
     done
     record partition "$rep" first_suspect_ms "${first:-NA}"
     record partition "$rep" all_detect_ms "$detect"
+    record partition "$rep" at_ms "$t0"
+    record partition "$rep" heal_at_ms "$t1"
     record partition "$rep" held_ms $((t1 - t0))
     record partition "$rep" merge_ms "$merge"
     log "partition rep $rep: first suspicion ${first:-NA} ms, all failed across the cut $detect ms, re-merged $merge ms after heal"
@@ -263,12 +266,13 @@ scenario_loss() {
     $3 == "failed" { d++; if (last[$4] != "failed") e++ }
     $3 == "failed" || $3 == "join" { last[$4] = $3 }
     END { hm = n * mins
+      printf "%s\t%s\tloss\t1\tat_ms\t%s\n%s\t%s\tloss\t1\tend_ms\t%s\n", runner, n, t0, runner, n, t1 - 5000
       printf "%s\t%s\tloss\t1\thost_minutes\t%s\n", runner, n, hm
       printf "%s\t%s\tloss\t1\tsuspicions\t%d\n", runner, n, s
       printf "%s\t%s\tloss\t1\tfailed_declarations\t%d\n", runner, n, d
       printf "%s\t%s\tloss\t1\tfalse_positive_episodes\t%d\n", runner, n, e }' \
     "$events_file" >>"$results"
-  log "loss: $(grep -P "^$runner\t$n\tloss" "$results" | cut -f5,6 | tr '\t\n' '= ')"
+  log "loss: $(grep -P "^$runner\t$n\tloss\t" "$results" | grep -vP "\t(at|end)_ms\t" | cut -f5,6 | tr '\t\n' '= ')"
 }
 
 summarize() {

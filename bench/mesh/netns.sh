@@ -28,11 +28,13 @@
 #                              crosses two filters); PCT 0 removes the rule
 #   netns_partition "A..." "B..."  drop all traffic between the two groups (rules in every host
 #                              of both groups); netns_heal removes every partition rule
-#   netns_counters K           prints "tx_packets tx_bytes rx_packets rx_bytes" of host K's eth0
-#                              (/sys/class/net/eth0/statistics in the namespace: Ethernet frames,
-#                              counted the same whatever runs on the hosts; frames dropped by a
-#                              loss or partition filter on the way out are not counted as sent,
-#                              those dropped on the way in are counted as received)
+#   netns_counters K           prints "tx_packets tx_bytes rx_packets rx_bytes": the IP packets
+#                              (and their bytes, IP header on, Ethernet off) host K's stack sent
+#                              out of and received from eth0, counted by nftables in its
+#                              namespace the same whatever runs on the hosts. ARP is not
+#                              counted. A packet the loss or partition filter drops on the way
+#                              out counts as sent (the agent sent it); one dropped on the way in
+#                              does not count as received.
 #   netns_saturate K SECONDS   starve host K's processes of CPU for SECONDS (blocks; see below)
 #   netns_check                prints why the bed cannot run here and returns 1, or returns 0
 #
@@ -100,7 +102,21 @@ netns_up() {
     ip -n "$sw" link set "p$k" master br0 up
     ip -n "$host" addr add "$(netns_addr "$k")/16" dev eth0
     ip -n "$host" link set eth0 up
+    _netns_counting "$host" || return 1
   done
+}
+
+# Counts the IP packets the host's stack sends out of and receives from eth0 (netns_counters).
+# Priority -30: before any filter of the stack's own hooks.
+_netns_counting() {
+  ip netns exec "$1" nft -f - <<'EOF'
+table inet augur_count {
+  counter sent { }
+  counter received { }
+  chain out { type filter hook output priority -30; oifname "eth0" counter name "sent"; }
+  chain in { type filter hook input priority -30; iifname "eth0" counter name "received"; }
+}
+EOF
 }
 
 # Prints the names of this bed's namespaces, and those of beds whose owner is dead (or every
@@ -202,9 +218,9 @@ netns_heal() {
 }
 
 netns_counters() {
-  # shellcheck disable=SC2016 # expanded by the inner shell, inside the namespace
-  netns_exec "$1" sh -c 'cd /sys/class/net/eth0/statistics &&
-    echo $(cat tx_packets) $(cat tx_bytes) $(cat rx_packets) $(cat rx_bytes)'
+  netns_exec "$1" nft list counters table inet augur_count |
+    awk '$1 == "counter" { name = $2 } $1 == "packets" { v[name] = $2 " " $4 }
+         END { print v["sent"], v["received"] }'
 }
 
 # Starves every process of host K of CPU for SECONDS, then gives its CPUs back.
