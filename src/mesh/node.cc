@@ -6,6 +6,7 @@
 #include <mutex>
 #include <optional>
 #include <random>
+#include <set>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -104,19 +105,31 @@ struct MeshNode::Impl {
     (void)now;
   }
 
-  bool Alone() const {
+  // Partitions heal through this: every reconnect interval, one host this one holds dead
+  // (not left), or a seed it does not see alive, gets a join. A host wrongly declared dead
+  // on either side of a healed cut then hears of it and refutes, as a restarted one does.
+  // (SWIM alone would not notice: nobody probes the dead.) A join to a host that really is
+  // dead costs one dropped message a second until the next pick.
+  std::optional<PeerAddress> ReconnectTarget(std::mt19937_64& rng) const {
+    std::vector<PeerAddress> targets;
+    std::set<std::string> live;
     for (const Member& m : membership->Members()) {
-      if (m.name != o.transport.host_name &&
-          (m.state == MemberState::kAlive || m.state == MemberState::kSuspect)) {
-        return false;
+      if (m.state == MemberState::kAlive || m.state == MemberState::kSuspect) live.insert(m.name);
+      if (m.state == MemberState::kDead && !m.endpoint.empty()) {
+        targets.push_back({m.name, m.endpoint});
       }
     }
-    return true;
+    for (const PeerAddress& seed : o.seeds) {
+      if (!live.count(seed.name)) targets.push_back(seed);
+    }
+    if (targets.empty()) return std::nullopt;
+    return targets[std::uniform_int_distribution<size_t>(0, targets.size() - 1)(rng)];
   }
 
   void Loop() {
     int64_t now = MonotonicUs();
     Send(membership->Join(now, o.seeds));
+    std::mt19937_64 rng(o.seed ^ 0x9e3779b97f4a7c15ULL);
     int64_t next_rejoin = now + int64_t(o.rejoin_interval.count()) * 1000;
     while (!stop.load(std::memory_order_relaxed)) {
       now = MonotonicUs();
@@ -144,8 +157,8 @@ struct MeshNode::Impl {
         }
       }
       if (now >= membership->NextWakeUs()) Send(membership->Tick(now));
-      if (!o.seeds.empty() && now >= next_rejoin) {
-        if (Alone()) Send(membership->Join(now, o.seeds));
+      if (now >= next_rejoin) {
+        if (auto target = ReconnectTarget(rng)) Send(membership->Join(now, {*target}));
         next_rejoin = now + int64_t(o.rejoin_interval.count()) * 1000;
       }
       Publish(now);
@@ -173,6 +186,7 @@ Result<std::unique_ptr<MeshNode>> MeshNode::Start(MeshNodeOptions options) {
       impl->o.advertise.empty() ? impl->transport->endpoint() : impl->o.advertise;
   uint64_t seed = impl->o.seed;
   if (seed == 0) seed = std::random_device{}() ^ uint64_t(MonotonicUs());
+  impl->o.seed = seed;
   impl->membership = std::make_unique<Membership>(
       impl->o.membership, PeerAddress{impl->o.transport.host_name, advertise}, impl->o.zone,
       seed);

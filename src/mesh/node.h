@@ -31,8 +31,8 @@ struct MeshNodeOptions {
   std::vector<PeerAddress> seeds;
   MembershipConfig membership;
   uint64_t seed = 0;            // randomness of probe order; 0: from the clock
-  // Re-join through the seeds this often while no other member is known (a host that
-  // started before its seeds).
+  // This often, a join goes to one host held dead or one seed not seen alive (node.cc
+  // ReconnectTarget): how a start before the seeds and a healed partition are noticed.
   std::chrono::milliseconds rejoin_interval{2000};
 };
 

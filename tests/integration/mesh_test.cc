@@ -1,0 +1,222 @@
+// The peer mesh between real augurd processes, each in its own network namespace on the test
+// bed (tests/testing/netns.h): joining through a seed, kill -9 of a host, a partition that
+// heals, packet loss, a restart, and a key that is not authorized. Needs root; skips with the
+// reason otherwise. Timeouts are generous (this machine is shared); the membership's own
+// timing is measured by bench/mesh/membership_bench.sh, not here.
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "testing/netns.h"
+
+namespace augur {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::NetnsBed;
+using testing::Run;
+using testing::Subprocess;
+using testing::WaitFor;
+namespace fs = std::filesystem;
+
+const std::string kAugurd = std::string(AUGUR_BUILD_DIR) + "/agent/augurd";
+const std::string kAugurctl = std::string(AUGUR_BUILD_DIR) + "/agent/augurctl";
+
+class MeshTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (const std::string& why = NetnsBed::Unavailable(); !why.empty()) GTEST_SKIP() << why;
+    dir_ = fs::path("/tmp") / fmt::format("augur-mesh-{}-{}", getpid(), counter_++);
+    fs::create_directories(dir_ / "keys");
+  }
+  void TearDown() override {
+    agents_.clear();
+    bed_.reset();
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+
+  // A bed of n hosts, each with a key pair in one shared authorized_keys file.
+  void MakeBed(int n) {
+    bed_ = std::make_unique<NetnsBed>(n);
+    ASSERT_TRUE(bed_->ok()) << bed_->error();
+    for (int k = 1; k <= n; ++k) {
+      auto r = testing::Run({kAugurctl, "keygen", "--out", KeyDir(k), "--name", Name(k)});
+      ASSERT_EQ(r.code, 0) << r.err;
+      Authorize(k);
+    }
+  }
+  void Authorize(int k) {
+    std::ifstream pub(KeyDir(k) + "/host.pub");
+    std::string line;
+    std::getline(pub, line);
+    std::ofstream(dir_ / "keys/authorized_keys", std::ios::app) << line << "\n";
+  }
+
+  static std::string Name(int k) { return "h" + std::to_string(k); }
+  std::string KeyDir(int k) const { return (dir_ / "keys" / Name(k)).string(); }
+  std::string Socket(int k) const { return (dir_ / (Name(k) + ".sock")).string(); }
+
+  // Starts (or restarts) augurd on host k, joining through host 1.
+  void Start(int k) {
+    const std::string config = (dir_ / (Name(k) + ".yaml")).string();
+    std::ofstream(config) << fmt::format(R"(telemetry: {{interval: 5s, ebpf: "off", shm_name: {shm}, capacity: 16, max_series: 64}}
+metrics: {{enabled: false}}
+forecast: {{enabled: false}}
+plugins: {{enabled: []}}
+workflows: {{enabled: false}}
+control: {{socket: {sock}}}
+mesh:
+  enabled: true
+  name: {name}
+  listen: {addr}:7946
+  zone: zone-{zone}
+  seeds: [h1@{seed}:7946]
+  key_file: {keys}/host.key
+  authorized_keys: {dir}/keys/authorized_keys
+)",
+        fmt::arg("shm", fmt::format("augur-mesh-{}-{}", getpid(), Name(k))),
+        fmt::arg("sock", Socket(k)), fmt::arg("name", Name(k)),
+        fmt::arg("addr", NetnsBed::Addr(k)), fmt::arg("zone", k % 2),
+        fmt::arg("seed", NetnsBed::Addr(1)), fmt::arg("keys", KeyDir(k)),
+        fmt::arg("dir", dir_.string()));
+    agents_[k] = &bed_->Spawn(k, {kAugurd, "--config", config});
+  }
+
+  // Host k's view: member name -> state ("" when augurctl could not ask).
+  std::map<std::string, std::string> View(int k) {
+    std::map<std::string, std::string> out;
+    auto r = testing::Run({kAugurctl, "--socket", Socket(k), "peers", "--json"});
+    if (r.code != 0) return out;
+    auto j = nlohmann::json::parse(r.out, nullptr, false);
+    if (!j.is_array()) return out;
+    for (const auto& m : j) out[m.value("name", "")] = m.value("state", "");
+    return out;
+  }
+  // Every host in `observers` holds every host in `members` in `state`.
+  bool AllSee(const std::vector<int>& observers, const std::vector<int>& members,
+              const std::string& state) {
+    for (int o : observers) {
+      auto v = View(o);
+      for (int m : members) {
+        if (v[Name(m)] != state) return false;
+      }
+    }
+    return true;
+  }
+  std::string Views(const std::vector<int>& hosts) {
+    std::string s;
+    for (int k : hosts) {
+      s += Name(k) + ":";
+      for (const auto& [n, st] : View(k)) s += " " + n + "=" + st;
+      s += "\n";
+    }
+    return s;
+  }
+  std::string Logs() {
+    std::string s;
+    for (auto& [k, a] : agents_) s += "--- " + Name(k) + "\n" + a->err().substr(0, 4000);
+    return s;
+  }
+
+  static inline int counter_ = 0;
+  fs::path dir_;
+  std::unique_ptr<NetnsBed> bed_;
+  std::map<int, Subprocess*> agents_;
+};
+
+TEST_F(MeshTest, HostsJoinThroughASeedAndAKilledHostIsDeclaredDeadEverywhere) {
+  MakeBed(5);
+  const std::vector<int> all = {1, 2, 3, 4, 5};
+  for (int k : all) Start(k);
+  ASSERT_TRUE(WaitFor([&] { return AllSee(all, all, "alive"); }, 30s)) << Views(all) << Logs();
+
+  agents_[5]->Signal(SIGKILL);
+  const auto killed = std::chrono::steady_clock::now();
+  ASSERT_TRUE(WaitFor([&] { return AllSee({1, 2, 3, 4}, {5}, "dead"); }, 30s))
+      << Views(all) << Logs();
+  std::cout << "kill -9 to dead at all 4 survivors: "
+            << std::chrono::duration<double>(std::chrono::steady_clock::now() - killed).count()
+            << " s\n";
+  EXPECT_TRUE(AllSee({1, 2, 3, 4}, {1, 2, 3, 4}, "alive")) << Views(all);
+
+  // Restarted, it comes back under a higher incarnation.
+  Start(5);
+  ASSERT_TRUE(WaitFor([&] { return AllSee(all, all, "alive"); }, 30s)) << Views(all) << Logs();
+
+  // A graceful stop is a leave, not a death.
+  agents_[4]->Signal(SIGTERM);
+  ASSERT_TRUE(WaitFor([&] { return AllSee({1, 2, 3, 5}, {4}, "left"); }, 30s))
+      << Views(all) << Logs();
+}
+
+TEST_F(MeshTest, APartitionIsDetectedOnBothSidesAndHeals) {
+  MakeBed(4);
+  const std::vector<int> all = {1, 2, 3, 4};
+  for (int k : all) Start(k);
+  ASSERT_TRUE(WaitFor([&] { return AllSee(all, all, "alive"); }, 30s)) << Views(all) << Logs();
+
+  ASSERT_TRUE(bed_->Partition({1, 2}, {3, 4}));
+  ASSERT_TRUE(WaitFor([&] { return AllSee({1, 2}, {3, 4}, "dead") && AllSee({3, 4}, {1, 2}, "dead"); },
+                      30s))
+      << Views(all) << Logs();
+  EXPECT_TRUE(AllSee({1, 2}, {1, 2}, "alive") && AllSee({3, 4}, {3, 4}, "alive")) << Views(all);
+
+  ASSERT_TRUE(bed_->Heal());
+  const auto healed = std::chrono::steady_clock::now();
+  ASSERT_TRUE(WaitFor([&] { return AllSee(all, all, "alive"); }, 60s)) << Views(all) << Logs();
+  std::cout << "heal to one cluster again: "
+            << std::chrono::duration<double>(std::chrono::steady_clock::now() - healed).count()
+            << " s\n";
+}
+
+TEST_F(MeshTest, NoLiveHostIsDeclaredDeadUnderPacketLoss) {
+  MakeBed(4);
+  const std::vector<int> all = {1, 2, 3, 4};
+  for (int k : all) Start(k);
+  ASSERT_TRUE(WaitFor([&] { return AllSee(all, all, "alive"); }, 30s)) << Views(all) << Logs();
+  for (int k : all) ASSERT_TRUE(bed_->Loss(k, 5, "in"));
+  // 20 s at 5 % loss in every direction: 80 host-seconds without a false death.
+  const auto until = std::chrono::steady_clock::now() + 20s;
+  while (std::chrono::steady_clock::now() < until) {
+    for (int k : all) {
+      for (const auto& [name, state] : View(k)) {
+        ASSERT_NE(state, "dead") << Name(k) << " holds " << name << " dead\n" << Logs();
+      }
+    }
+    std::this_thread::sleep_for(500ms);
+  }
+}
+
+TEST_F(MeshTest, AHostWhoseKeyIsNotAuthorizedStaysOutUntilItIsAdded) {
+  bed_ = std::make_unique<NetnsBed>(3);
+  ASSERT_TRUE(bed_->ok()) << bed_->error();
+  for (int k = 1; k <= 3; ++k) {
+    ASSERT_EQ(testing::Run({kAugurctl, "keygen", "--out", KeyDir(k), "--name", Name(k)}).code, 0);
+  }
+  Authorize(1);
+  Authorize(2);
+  for (int k = 1; k <= 3; ++k) Start(k);
+  ASSERT_TRUE(WaitFor([&] { return AllSee({1, 2}, {1, 2}, "alive"); }, 30s)) << Views({1, 2, 3});
+  std::this_thread::sleep_for(3s);
+  EXPECT_EQ(View(1).count("h3"), 0u) << Views({1, 2, 3});
+  EXPECT_EQ(View(3).count("h1"), 0u) << "h3 holds h1's key but h1 refuses it\n" << Views({1, 2, 3});
+  // Authorized while everything runs: no restart.
+  Authorize(3);
+  ASSERT_TRUE(WaitFor([&] { return AllSee({1, 2, 3}, {1, 2, 3}, "alive"); }, 30s))
+      << Views({1, 2, 3}) << Logs();
+}
+
+}  // namespace
+}  // namespace augur
