@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <mutex>
+#include <map>
 #include <optional>
 #include <random>
 #include <set>
@@ -51,6 +52,24 @@ struct MeshNode::Impl {
   std::thread thread;
   std::atomic<bool> stop{false};
   uint64_t unaddressed = 0;  // mesh thread only
+  uint64_t unhandled = 0;    // mesh thread only
+
+  // Sends what other threads queued, to the endpoints membership knows.
+  void DrainOutbox() {
+    std::vector<Out> out;
+    {
+      std::lock_guard lock(mu);
+      out.swap(outbox);
+    }
+    for (Out& m : out) {
+      const Member* peer = membership->Find(m.host);
+      if (peer == nullptr || peer->endpoint.empty()) {
+        ++unaddressed;
+        continue;
+      }
+      (void)transport->Send(m.host, peer->endpoint, m.ch, m.payload);
+    }
+  }
   std::chrono::milliseconds leave_grace{500};
 
   mutable std::mutex mu;  // guards everything below
@@ -58,6 +77,13 @@ struct MeshNode::Impl {
   MeshNodeStats stats;
   std::optional<std::string> pending_meta;
   std::function<void(const MembershipEvent&)> on_event;
+  struct Out {
+    std::string host;
+    Channel ch;
+    std::string payload;
+  };
+  std::vector<Out> outbox;
+  std::map<Channel, std::function<void(const std::string&, std::string)>> handlers;
 
   void Send(const std::vector<Outgoing>& out) {
     for (const Outgoing& m : out) {
@@ -76,10 +102,20 @@ struct MeshNode::Impl {
       case Channel::kMembership:
         Send(membership->OnMessage(now, in.from, in.payload));
         break;
-      default:
-        // Placement, replication and data are not served by this build's node yet; the
-        // transport has already checked who sent it.
+      default: {
+        std::function<void(const std::string&, std::string)> fn;
+        {
+          std::lock_guard lock(mu);
+          auto it = handlers.find(in.channel);
+          if (it != handlers.end()) fn = it->second;
+        }
+        if (fn) {
+          fn(in.from, in.payload);
+        } else {
+          ++unhandled;
+        }
         break;
+      }
     }
   }
 
@@ -92,6 +128,8 @@ struct MeshNode::Impl {
       stats.transport = transport->stats();
       stats.membership = membership->stats();
       stats.local_health = membership->LocalHealth();
+      stats.unaddressed = unaddressed;
+      stats.unhandled = unhandled;
       cb = on_event;
     }
     for (const MembershipEvent& e : events) {
@@ -157,6 +195,7 @@ struct MeshNode::Impl {
         }
       }
       if (now >= membership->NextWakeUs()) Send(membership->Tick(now));
+      DrainOutbox();
       if (now >= next_rejoin) {
         if (auto target = ReconnectTarget(rng)) Send(membership->Join(now, {*target}));
         next_rejoin = now + int64_t(o.rejoin_interval.count()) * 1000;
@@ -223,6 +262,34 @@ MeshNodeStats MeshNode::Stats() const {
 void MeshNode::SetMeta(std::string meta) {
   std::lock_guard lock(impl_->mu);
   impl_->pending_meta = std::move(meta);
+}
+
+void MeshNode::OnChannel(Channel ch,
+                         std::function<void(const std::string&, std::string)> fn) {
+  std::lock_guard lock(impl_->mu);
+  impl_->handlers[ch] = std::move(fn);
+}
+
+void MeshNode::Send(const std::string& host, Channel ch, std::string payload) {
+  {
+    std::lock_guard lock(impl_->mu);
+    impl_->outbox.push_back({host, ch, std::move(payload)});
+  }
+  impl_->transport->Wake();
+}
+
+std::vector<PlacementPeer> MeshNode::PlacementView() const {
+  std::vector<PlacementPeer> out;
+  for (const Member& m : Peers()) {
+    PlacementPeer p;
+    p.name = m.name;
+    p.zone = m.zone;
+    p.alive = m.state == MemberState::kAlive;
+    p.headroom_version = m.meta_version;
+    if (auto h = DecodeHeadroom(m.meta)) p.headroom = std::move(*h);
+    out.push_back(std::move(p));
+  }
+  return out;
 }
 
 void MeshNode::OnEvent(std::function<void(const MembershipEvent&)> fn) {

@@ -20,6 +20,7 @@
 
 #include "augur/status.h"
 #include "mesh/membership.h"
+#include "mesh/negotiator.h"
 #include "mesh/transport.h"
 
 namespace augur::mesh {
@@ -41,6 +42,8 @@ struct MeshNodeStats {
   MembershipStats membership;
   int local_health = 0;
   uint64_t loop_iterations = 0;
+  uint64_t unaddressed = 0;     // sends to a host whose endpoint membership does not know
+  uint64_t unhandled = 0;       // payloads on a channel nobody handles
 };
 
 class MeshNode {
@@ -57,6 +60,16 @@ class MeshNode {
   void SetMeta(std::string meta);     // gossiped with this host (e.g. its headroom summary)
   // Called on the mesh thread for each membership change (after it is applied).
   void OnEvent(std::function<void(const MembershipEvent&)> fn);
+  // Called on the mesh thread with each payload that arrives on `ch` (placement, data,
+  // replication); it must not block (post to another thread). Set before traffic comes:
+  // payloads of a channel without a handler are dropped and counted.
+  void OnChannel(Channel ch, std::function<void(const std::string& from, std::string payload)> fn);
+  // Sends from any thread: queued for the mesh thread, which is woken and sends it to the
+  // host's endpoint as membership knows it. Errors (an unknown host) are counted, as the
+  // datagram-like transport's are; the protocols above resend.
+  void Send(const std::string& host, Channel ch, std::string payload);
+  // The peers with their decoded headroom summaries, for placement (this host included).
+  std::vector<PlacementPeer> PlacementView() const;
   const std::string& name() const;
   std::string endpoint() const;  // where the transport is bound
 

@@ -1,5 +1,8 @@
 #include "mesh/transport.h"
 
+#include <sys/eventfd.h>
+#include <unistd.h>
+
 #include <cstring>
 #include <unordered_map>
 
@@ -119,6 +122,7 @@ class Transport::Impl {
         log_limiter_(std::chrono::nanoseconds(opts.log_interval).count()) {}
 
   ~Impl() {
+    if (wake_fd_ >= 0) ::close(wake_fd_);
     // The ZAP thread first (it uses the context, the counters and the keys file), then every
     // socket, then the context: ZeroMQ's context waits for its sockets to close.
     zap_.reset();
@@ -186,6 +190,11 @@ class Transport::Impl {
     return Status::Unavailable(fmt::format("mesh: not connected to '{}' at {}", peer, endpoint));
   }
 
+  void Wake() {
+    const uint64_t one = 1;
+    if (wake_fd_ >= 0) (void)!::write(wake_fd_, &one, sizeof one);
+  }
+
   std::optional<Inbound> Receive(std::chrono::milliseconds timeout) {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     while (true) {
@@ -210,8 +219,15 @@ class Transport::Impl {
         }
         const auto left = deadline - std::chrono::steady_clock::now();
         if (left <= std::chrono::nanoseconds::zero()) return std::nullopt;
-        zmq::pollitem_t item{router_.handle(), 0, ZMQ_POLLIN, 0};
-        zmq::poll(&item, 1, std::chrono::ceil<std::chrono::milliseconds>(left));
+        zmq::pollitem_t items[2] = {{router_.handle(), 0, ZMQ_POLLIN, 0},
+                                    {nullptr, wake_fd_, ZMQ_POLLIN, 0}};
+        zmq::poll(items, wake_fd_ >= 0 ? 2 : 1,
+                  std::chrono::ceil<std::chrono::milliseconds>(left));
+        if (wake_fd_ >= 0 && (items[1].revents & ZMQ_POLLIN) != 0) {
+          uint64_t n;
+          (void)!::read(wake_fd_, &n, sizeof n);
+          if (!(items[0].revents & ZMQ_POLLIN)) return std::nullopt;
+        }
       } catch (const zmq::error_t& e) {
         if (e.num() == EINTR) continue;
         spdlog::error("mesh: receive: {}", e.what());
@@ -465,6 +481,9 @@ class Transport::Impl {
   LogRateLimiter log_limiter_;
   uint64_t monitor_serial_ = 0;
 
+  // Written by Wake() from any thread; Receive polls it beside the ROUTER.
+  int wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+
   zmq::context_t ctx_{1};
   std::unique_ptr<ZapHandler> zap_;
   zmq::socket_t router_;
@@ -555,6 +574,8 @@ Status Transport::Connect(const std::string& peer_name, const std::string& peer_
 std::optional<Inbound> Transport::Receive(std::chrono::milliseconds timeout) {
   return impl_->Receive(timeout);
 }
+
+void Transport::Wake() { impl_->Wake(); }
 
 TransportStats Transport::stats() const { return impl_->Stats(); }
 std::string Transport::endpoint() const { return impl_->endpoint(); }

@@ -103,6 +103,10 @@ class Transport {
   // The next message that passed every check, waiting up to `timeout`; nullopt on timeout.
   // Dropped messages are consumed and counted, never returned.
   std::optional<Inbound> Receive(std::chrono::milliseconds timeout);
+  // Makes a Receive that is waiting (or the next one) return at once, without a message.
+  // The one call that may come from any thread: how another thread that queued work for
+  // the mesh thread gets it done now rather than after the wait.
+  void Wake();
 
   TransportStats stats() const;
   // The bound endpoint, e.g. "tcp://127.0.0.1:41234" (the real port when `listen` had 0).

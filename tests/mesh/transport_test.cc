@@ -154,6 +154,27 @@ TEST_F(TransportTest, TwoHostsExchangeBothWays) {
   EXPECT_EQ(sb.total_dropped(), sb.drops(DropReason::kNotConnected));
 }
 
+// Wake() from another thread ends a long Receive at once, without a message; a wake before
+// the Receive makes the next one return at once.
+TEST_F(TransportTest, WakeEndsAWaitingReceive) {
+  auto [a, b, ta, tb] = StartAlphaBeta();
+  ASSERT_TRUE(ta && tb);
+  auto t0 = std::chrono::steady_clock::now();
+  std::thread waker([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    ta->Wake();
+  });
+  EXPECT_FALSE(ta->Receive(std::chrono::seconds(20)).has_value());
+  waker.join();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(10));
+  ta->Wake();
+  t0 = std::chrono::steady_clock::now();
+  EXPECT_FALSE(ta->Receive(std::chrono::seconds(20)).has_value());
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(10));
+  // And messages still flow afterwards.
+  EXPECT_TRUE(SendAndReceive(*tb, "alpha", *ta, "after", Channel::kData).has_value());
+}
+
 TEST_F(TransportTest, UnknownKeyIsRefusedThenAcceptedWhenAddedThenCutWhenRemoved) {
   Host a = MakeHost("alpha"), b = MakeHost("beta"), g = MakeHost("gamma");
   Authorize(a, {&b});         // alpha does not know gamma
