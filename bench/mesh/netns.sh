@@ -92,6 +92,15 @@ netns_up() {
     trap 'exit 130' INT
     trap 'exit 143' TERM
   fi
+  # The kernel's ARP cache is one table for all namespaces (net.ipv4.neigh.default.gc_thresh3,
+  # 1024 by default): N hosts that all talk to each other hold N*N entries, so a 32-host bed
+  # beside another one overflows it ("neighbor table overflow" in dmesg) and hosts started
+  # last never resolve their peers. Raised here when lower (memory for the cache only).
+  local need=$(( 4 * (n * n + 256) )) t cur
+  for t in 2 3; do
+    cur=$(sysctl -n "net.ipv4.neigh.default.gc_thresh$t" 2>/dev/null || echo 0)
+    ((cur >= need)) || sysctl -q -w "net.ipv4.neigh.default.gc_thresh$t=$need" >/dev/null 2>&1
+  done
   _netns_new "$sw" || return 1
   ip -n "$sw" link add br0 type bridge || return 1
   ip -n "$sw" link set br0 up

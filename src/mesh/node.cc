@@ -138,6 +138,10 @@ struct MeshNode::Impl {
       } else {
         spdlog::info("mesh: member {} {} incarnation {}", e.name, EventWord(e), e.incarnation);
       }
+      if (e.kind == MembershipEventKind::kStateChanged &&
+          (e.state == MemberState::kDead || e.state == MemberState::kLeft)) {
+        transport->ResetLink(e.name);
+      }
       if (cb) cb(e);
     }
     (void)now;

@@ -190,6 +190,8 @@ class Transport::Impl {
     return Status::Unavailable(fmt::format("mesh: not connected to '{}' at {}", peer, endpoint));
   }
 
+  void ResetLink(const std::string& peer) { links_.erase(peer); }
+
   void Wake() {
     const uint64_t one = 1;
     if (wake_fd_ >= 0) (void)!::write(wake_fd_, &one, sizeof one);
@@ -576,6 +578,8 @@ std::optional<Inbound> Transport::Receive(std::chrono::milliseconds timeout) {
 }
 
 void Transport::Wake() { impl_->Wake(); }
+
+void Transport::ResetLink(const std::string& peer_name) { impl_->ResetLink(peer_name); }
 
 TransportStats Transport::stats() const { return impl_->Stats(); }
 std::string Transport::endpoint() const { return impl_->endpoint(); }

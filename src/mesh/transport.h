@@ -54,9 +54,11 @@ struct TransportOptions {
   // Messages queued on the listening socket before ZeroMQ stops reading peers (ZMQ_RCVHWM).
   int receive_hwm = 4096;
   // ZMTP heartbeats on every link, so a dead TCP peer is noticed (ZMQ_HEARTBEAT_IVL,
-  // _TIMEOUT and _TTL).
-  std::chrono::milliseconds heartbeat_interval{1000};
-  std::chrono::milliseconds heartbeat_timeout{3000};
+  // _TIMEOUT, _TTL). Slow on purpose: membership, not the transport, judges whether a peer
+  // is alive, and MeshNode resets the link of a peer it declares dead (ResetLink). At 1 s,
+  // heartbeats were most of the mesh's packets (two per link per second, plus TCP acks).
+  std::chrono::milliseconds heartbeat_interval{10'000};
+  std::chrono::milliseconds heartbeat_timeout{30'000};
   // Reconnection of a link whose peer went away (ZMQ_RECONNECT_IVL and _IVL_MAX).
   std::chrono::milliseconds reconnect_interval{100};
   std::chrono::milliseconds reconnect_interval_max{2000};
@@ -107,6 +109,10 @@ class Transport {
   // The one call that may come from any thread: how another thread that queued work for
   // the mesh thread gets it done now rather than after the wait.
   void Wake();
+  // Closes the link to `peer_name`, if any; the next Send makes a new one. For a peer
+  // membership declared dead or gone: a TCP connection across a healed partition may be
+  // stuck in retransmission backoff, and a fresh one is not.
+  void ResetLink(const std::string& peer_name);
 
   TransportStats stats() const;
   // The bound endpoint, e.g. "tcp://127.0.0.1:41234" (the real port when `listen` had 0).
