@@ -74,6 +74,15 @@ std::vector<workflow::Resources> MeshPlacer::PeerRoom(double predicted_s) const 
     const workflow::Resources free = p.headroom.FreeOver(predicted_s);
     if (free.cpu > 0 && free.memory > 0) room.push_back(free);
   }
+  // Shards being negotiated are not in any host's gossip yet: their wants come off the
+  // room first (each where it fits), so that the engine does not send out more than the
+  // view shows while they are placed.
+  for (const auto& [id, p] : placed_) {
+    if (p.awarded) continue;
+    auto it = std::find_if(room.begin(), room.end(),
+                           [&](const workflow::Resources& r) { return p.want.FitsIn(r); });
+    if (it != room.end()) *it -= p.want;
+  }
   return room;
 }
 
@@ -88,6 +97,7 @@ void MeshPlacer::Place(const workflow::Action& a, int64_t now) {
   };
   Placed p;
   p.workflow = a.attempt.workflow_id;
+  p.want = a.attempt.grant;
   wire::RunShard& run = p.run;
   run.set_attempt_id(id);
   for (const std::string& arg : a.argv) run.add_argv(arg);
@@ -505,6 +515,25 @@ void MeshPlacer::PeerDown(const std::string& host, int64_t now) {
 
 void MeshPlacer::Tick(int64_t now) {
   submitted_ = false;
+  // Room freed here before any host took a placed shard: it starts here instead (the
+  // engine admits it at once), and its negotiation is stopped.
+  workflow::Resources free = host_->ledger().Free();
+  std::vector<std::string> back;
+  for (const auto& [id, p] : placed_) {
+    if (p.awarded || !p.want.FitsIn(free)) continue;
+    free -= p.want;
+    back.push_back(id);
+  }
+  for (const std::string& id : back) {
+    placed_.erase(id);
+    if (ended_.size() >= kRememberEnded) ended_.erase(ended_.begin());
+    ended_.insert(id);
+    NegotiatorOutput out;
+    (void)negotiator_.Release(id, now, &out);
+    Handle(out, now);
+    ++stats_.taken_back;
+    host_->Unplaced(id, now);
+  }
   const std::vector<PlacementPeer> peers = link_->Peers();
   NegotiatorOutput n;
   negotiator_.Tick(now, peers, &n);
@@ -555,6 +584,7 @@ std::string MeshPlacer::StatsJson() const {
                       {"send_errors", s.send_errors},
                       {"leased_runs", s.leased_runs},
                       {"leased_stopped", s.leased_stopped},
+                      {"taken_back", s.taken_back},
                       {"placing", placed_.size()},
                       {"leased_here", leased_.size()},
                       {"negotiator_pending", negotiator_.pending()},

@@ -69,6 +69,7 @@ struct MeshPlacerStats {
   uint64_t send_errors = 0;
   uint64_t leased_runs = 0;        // tasks started here for other hosts
   uint64_t leased_stopped = 0;     // stopped because their lease ended first
+  uint64_t taken_back = 0;         // placed, then started here: room freed before an award
 };
 
 class MeshPlacer : public workflow::Placer {
@@ -96,6 +97,7 @@ class MeshPlacer : public workflow::Placer {
   // A shard of ours placed elsewhere, by attempt id.
   struct Placed {
     std::string workflow;
+    workflow::Resources want;
     wire::RunShard run;  // lease_id set at the award
     std::string host, lease_id;
     bool awarded = false;

@@ -890,6 +890,23 @@ Status Engine::RemoteAwarded(const std::string& attempt_id, const std::string& h
   return Status::OK();
 }
 
+Status Engine::Unplace(const std::string& attempt_id, int64_t now) {
+  auto it = impl_->live.find(attempt_id);
+  if (it == impl_->live.end() || !it->second.remote) {
+    return Status::NotFound(fmt::format("attempt {} is not a live placed attempt", attempt_id));
+  }
+  if (!it->second.rec.host.empty()) {
+    return Status::FailedPrecondition(
+        fmt::format("attempt {} already runs on {}", attempt_id, it->second.rec.host));
+  }
+  it->second.preempted = true;  // re-queued at once, not counted against its retries
+  AttemptOutcome o;
+  o.state = AttemptState::kCancelled;
+  o.error = "taken back: room freed here before another host took it";
+  (void)AttemptEnded(attempt_id, o, now);
+  return Status::OK();
+}
+
 std::optional<Action> Engine::LedgerChanged(const GrantChange& change, int64_t now) {
   auto it = impl_->live.find(change.holder);
   if (it == impl_->live.end() || it->second.remote) return std::nullopt;

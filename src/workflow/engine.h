@@ -249,6 +249,10 @@ class Engine {
   // NotFound for an attempt that is not a live placed one.
   Status RemoteAwarded(const std::string& attempt_id, const std::string& host,
                        const Resources& grant, int64_t now_ns);
+  // A placed attempt not yet awarded is taken back (room freed here first): it ends
+  // cancelled and its shard is pending again at once, without spending a retry. NotFound
+  // for an attempt that is not placed, FailedPrecondition for one already awarded.
+  Status Unplace(const std::string& attempt_id, int64_t now_ns);
   // True for a live attempt that was placed on another host (kPlace).
   bool IsRemote(const std::string& attempt_id) const;
   // The ledger the mesh's bidder grants leases from (one capacity for local and remote

@@ -620,6 +620,14 @@ struct Executor::Impl : PlacerHost {
     (void)Persist();
   }
 
+  void Unplaced(const std::string& attempt_id, int64_t now) override {
+    placed_outputs.erase(attempt_id);
+    if (Status st = engine->Unplace(attempt_id, now); !st.ok()) {
+      spdlog::info("mesh: taking back {}: {}", attempt_id, st.message());
+    }
+    (void)Persist();
+  }
+
   Status RunLeased(const LeasedTask& lt) override {
     plugin::Backend* b = backends(lt.backend);
     if (b == nullptr) {

@@ -49,6 +49,9 @@ class PlacerHost {
   // engine hears of the end. Ends of attempts already ended are ignored.
   virtual void RemoteEnded(const std::string& attempt_id, const AttemptOutcome& outcome,
                            const std::string& output, int64_t now_ns) = 0;
+  // Owner side: a placed attempt that no host has taken yet is taken back, because room
+  // freed here (Engine::Unplace); its shard starts here instead.
+  virtual void Unplaced(const std::string& attempt_id, int64_t now_ns) = 0;
   // Candidate side: run a leased task through this host's backend, exactly like a local
   // attempt; its end comes back through Placer::LeasedEnded. An error: it did not start.
   virtual Status RunLeased(const LeasedTask& task) = 0;

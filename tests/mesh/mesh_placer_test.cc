@@ -13,6 +13,7 @@
 #include <fstream>
 #include <map>
 #include <mutex>
+#include <random>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -73,12 +74,29 @@ class Hub {
     std::lock_guard<std::mutex> lock(mu_);
     cut_.insert(name);
   }
+  // From now on each message is dropped with probability `drop` and else delivered twice
+  // with probability `dup` (seeded).
+  void SetLoss(double drop, double dup, uint64_t seed) {
+    std::lock_guard<std::mutex> lock(mu_);
+    drop_ = drop;
+    dup_ = dup;
+    rng_.seed(seed);
+  }
   // Delivers (under the lock, so that a host is never delivered to after Detach).
   Status Deliver(const std::string& from, const std::string& to, Channel ch, std::string payload) {
     std::lock_guard<std::mutex> lock(mu_);
     if (cut_.contains(from) || cut_.contains(to)) return Status::OK();  // dropped on the way
     auto it = hosts_.find(to);
     if (it == hosts_.end()) return Status::NotFound("no host " + to);
+    std::uniform_real_distribution<double> u(0, 1);
+    if (drop_ > 0 && u(rng_) < drop_) {
+      ++dropped_;
+      return Status::OK();
+    }
+    if (dup_ > 0 && u(rng_) < dup_ && it->second.executor != nullptr) {
+      ++duplicated_;
+      it->second.executor->OnMeshMessage(from, uint32_t(ch), payload);
+    }
     if (ch == Channel::kRun) {
       auto m = DecodeRemoteRun(payload);
       if (m && m->has_result()) results_.push_back({from, to, payload});
@@ -112,6 +130,10 @@ class Hub {
     std::lock_guard<std::mutex> lock(mu_);
     return results_;
   }
+  std::pair<uint64_t, uint64_t> dropped_and_duplicated() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return {dropped_, duplicated_};
+  }
 
  private:
   struct Host {
@@ -122,6 +144,9 @@ class Hub {
   std::map<std::string, Host> hosts_;
   std::set<std::string> cut_;
   std::vector<Sent> results_;
+  double drop_ = 0, dup_ = 0;
+  std::mt19937_64 rng_{1};
+  uint64_t dropped_ = 0, duplicated_ = 0;
 };
 
 class HubLink : public MeshLink {
@@ -341,6 +366,35 @@ TEST_F(MeshPlacerTest, ALostLeaseRerunsTheShardOnTheOwner) {
     std::this_thread::sleep_for(milliseconds(10));
   }
   EXPECT_EQ(Stats(*b->executor)["bidder_leases"], 0) << Stats(*b->executor).dump();
+}
+
+}  // namespace
+}  // namespace augur::mesh
+
+namespace augur::mesh {
+namespace {
+
+TEST_F(MeshPlacerTest, UnderLossAndDuplicationEveryShardIsMergedOnce) {
+  Host* a = AddHost("host-a", kOneShard, {});
+  if (!skip_.empty()) GTEST_SKIP() << skip_;
+  ASSERT_NE(a, nullptr);
+  Host* b = AddHost("host-b", kFourShards, kFourShards);
+  ASSERT_NE(b, nullptr);
+  hub_.SetLoss(0.1, 0.1, 17);
+  auto id = a->executor->Submit(Workflow("0.2"), "test");
+  ASSERT_TRUE(id) << id.error().ToString();
+  ASSERT_EQ(WaitDone(*a->executor, *id), "succeeded") << *a->executor->StatusJson(*id, true);
+  EXPECT_EQ(*a->executor->Output(*id, ""), kMerged);
+  auto [dropped, duplicated] = hub_.dropped_and_duplicated();
+  EXPECT_GT(dropped + duplicated, 0u) << "the loss was exercised";
+  nlohmann::json sa = Stats(*a->executor);
+  // Each shard has one winner: the results accepted from B and the local successes add up
+  // to the four shards (a result resent or duplicated on the way is counted, not merged).
+  int local_wins = 0;
+  for (const auto& r : History(*a->executor, *id)) {
+    if (r["state"] == "succeeded" && r["host"] == "host-a") ++local_wins;
+  }
+  EXPECT_EQ(local_wins + sa["remote_results"].get<int>(), 4) << sa.dump();
 }
 
 }  // namespace

@@ -108,6 +108,31 @@ TEST(EngineRemoteTest, WhatDoesNotFitHereIsPlacedWhereAPeerShowsRoom) {
   EXPECT_EQ(rerun, 1);
 }
 
+TEST(EngineRemoteTest, APlacedShardTakenBackStartsHereWithoutSpendingARetry) {
+  Fixture f;
+  f.e->SetRemoteRoom({{3, 512 * kMi}});
+  std::vector<Action> a = f.e->Tick(kSec, {});
+  std::vector<Action> places = Of(a, Action::Kind::kPlace);
+  ASSERT_EQ(places.size(), 3u);
+  const std::string awarded = places[0].attempt.attempt_id;
+  const std::string back = places[1].attempt.attempt_id;
+  ASSERT_TRUE(f.e->RemoteAwarded(awarded, "peer-b", {1, 64 * kMi}, kSec).ok());
+  EXPECT_EQ(f.e->Unplace(awarded, kSec).code(), Status::Code::kFailedPrecondition);
+  EXPECT_TRUE(f.e->Unplace(Of(a, Action::Kind::kStart)[0].attempt.attempt_id, kSec).IsNotFound());
+  ASSERT_TRUE(f.e->Unplace(back, kSec).ok());
+  EXPECT_FALSE(f.e->IsRemote(back));
+  // The local shard ends: the one taken back starts here at once (no back-off), and the
+  // workflow (no retries allowed) is still running.
+  f.e->SetRemoteRoom({});
+  (void)f.e->AttemptEnded(Of(a, Action::Kind::kStart)[0].attempt.attempt_id, AttemptOutcome{},
+                          2 * kSec);
+  std::vector<Action> starts = Of(f.e->Tick(2 * kSec, {}), Action::Kind::kStart);
+  ASSERT_EQ(starts.size(), 1u);
+  EXPECT_EQ(starts[0].attempt.shard_index, places[1].attempt.shard_index);
+  EXPECT_EQ(starts[0].attempt.host, "here");
+  EXPECT_EQ(f.e->StateOf(f.id), "running");
+}
+
 TEST(EngineRemoteTest, ShrinkingAMeshLeaseForLocalWorkIsHandedOut) {
   EngineOptions o;
   o.work_root = "/tmp/augur-engine-remote-test";
