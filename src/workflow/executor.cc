@@ -110,6 +110,21 @@ Status Concat(const std::vector<std::string>& inputs, const std::string& output,
 // The environment every task starts with (a task gets only what it is given).
 std::vector<std::string> BaseEnv() { return {"PATH=/usr/local/bin:/usr/bin:/bin", "LC_ALL=C"}; }
 
+// A shard's task (a local attempt's, or a leased one's): its argv, the base environment with
+// HOME at its work directory and then its own, stdout to `output` and stderr beside it.
+plugin::Task ShardTask(const std::vector<std::string>& argv, const std::vector<std::string>& env,
+                       const std::string& workdir, const std::string& output) {
+  plugin::Task t;
+  t.argv = argv;
+  t.env = BaseEnv();
+  t.env.push_back("HOME=" + workdir);
+  t.env.insert(t.env.end(), env.begin(), env.end());
+  t.workdir = workdir;
+  t.stdout_path = output;
+  t.stderr_path = output + ".err";
+  return t;
+}
+
 // One running task through a backend: an attempt, or a stage's merge command.
 struct Task {
   std::string backend;
@@ -248,6 +263,17 @@ struct Executor::Impl : PlacerHost {
     }
   }
 
+  // A provision refused for room is tried again once after the backend's unused warm
+  // instances are released.
+  Result<plugin::Instance> Provision(plugin::Backend* b, const std::string& backend,
+                                     const plugin::AllocRequest& req, int64_t now) {
+    auto inst = b->Provision(req);
+    if (!inst && inst.error().code() == Status::Code::kUnavailable && pool->Evict(backend, now)) {
+      inst = b->Provision(req);
+    }
+    return inst;
+  }
+
   void Start(const Action& a) {
     plugin::Backend* b = backends(a.attempt.backend);
     const int64_t now = NowNs();
@@ -262,8 +288,7 @@ struct Executor::Impl : PlacerHost {
     std::error_code ec;
     fs::create_directories(fs::path(a.attempt.output_path).parent_path(), ec);
     if (ec) return fail("cannot create " + a.attempt.output_path + ": " + ec.message());
-    // A pre-warmed instance when one holds the grant; else a new one. A provision refused
-    // for room is tried again once after the backend's unused warm instances are released.
+    // A pre-warmed instance when one holds the grant; else a new one.
     std::optional<WarmPool::Taken> warm = pool->Take(a.attempt, now);
     Result<plugin::Instance> inst = plugin::Instance{};
     if (warm) {
@@ -276,21 +301,10 @@ struct Executor::Impl : PlacerHost {
       req.want = req.min = ToPlugin(a.attempt.grant);
       req.resource_class = a.resource_class;
       req.labels = {{"workflow", a.attempt.workflow_id}, {"stage", a.attempt.stage}};
-      inst = b->Provision(req);
-      if (!inst && inst.error().code() == Status::Code::kUnavailable &&
-          pool->Evict(a.attempt.backend, now)) {
-        inst = b->Provision(req);
-      }
+      inst = Provision(b, a.attempt.backend, req, now);
       if (!inst) return fail("provision: " + inst.error().message());
     }
-    plugin::Task t;
-    t.argv = a.argv;
-    t.env = BaseEnv();
-    t.env.push_back("HOME=" + a.workdir);
-    t.env.insert(t.env.end(), a.env.begin(), a.env.end());
-    t.workdir = a.workdir;
-    t.stdout_path = a.attempt.output_path;
-    t.stderr_path = a.attempt.output_path + ".err";
+    plugin::Task t = ShardTask(a.argv, a.env, a.workdir, a.attempt.output_path);
     t.meta.workflow = a.attempt.workflow_id;
     t.meta.stage = a.attempt.stage;
     t.meta.shard_id = a.attempt.attempt_id;
@@ -394,10 +408,7 @@ struct Executor::Impl : PlacerHost {
     // Outside the ledger, so kept small; a shard that then finds the backend full is
     // re-queued (Engine::AttemptEnded, kLost).
     req.want = req.min = {kMergeReserve.cpu, kMergeReserve.memory};
-    auto inst = b->Provision(req);
-    if (!inst && inst.error().code() == Status::Code::kUnavailable && pool->Evict("process", now)) {
-      inst = b->Provision(req);
-    }
+    auto inst = Provision(b, "process", req, now);
     if (!inst) {
       engine->MergeDone(a.workflow_id, a.stage, false, inst.error().message(), now);
       return;
@@ -637,20 +648,9 @@ struct Executor::Impl : PlacerHost {
     req.name = InstanceName("lease:" + lt.lease_id);
     req.want = req.min = ToPlugin(lt.grant);
     req.labels = {{"owner", lt.owner}, {"attempt", lt.attempt_id}};
-    auto inst = b->Provision(req);
-    if (!inst && inst.error().code() == Status::Code::kUnavailable &&
-        pool->Evict(lt.backend, NowNs())) {
-      inst = b->Provision(req);
-    }
+    auto inst = Provision(b, lt.backend, req, NowNs());
     if (!inst) return inst.error().Annotate("provision");
-    plugin::Task t;
-    t.argv = lt.argv;
-    t.env = BaseEnv();
-    t.env.push_back("HOME=" + lt.workdir);
-    t.env.insert(t.env.end(), lt.env.begin(), lt.env.end());
-    t.workdir = lt.workdir;
-    t.stdout_path = lt.output_path;
-    t.stderr_path = lt.output_path + ".err";
+    plugin::Task t = ShardTask(lt.argv, lt.env, lt.workdir, lt.output_path);
     t.meta.workflow = lt.attempt_id.substr(0, lt.attempt_id.find('/'));
     t.meta.shard_id = lt.attempt_id;
     t.meta.range_begin = lt.range_begin;
