@@ -1631,6 +1631,13 @@ Result<std::string> Engine::StatusJson(const std::string& workflow, bool explain
                           {"min", g.min.ToString()}});
       }
       w["grants"] = std::move(grants);
+      // Attempts placed on other hosts (no grant here): where each runs, or "" while placed.
+      nlohmann::json remote = nlohmann::json::array();
+      for (const auto& [aid, l] : m.live) {
+        if (!l.remote || l.rec.workflow_id != r->rec.id) continue;
+        remote.push_back({{"attempt", aid}, {"host", l.rec.host}, {"granted", l.rec.grant.ToString()}});
+      }
+      w["remote"] = std::move(remote);
     }
     out.push_back(std::move(w));
   }

@@ -3,7 +3,10 @@
 // elsewhere without a local grant, an award records the host, a lost lease re-queues the
 // shard as a new attempt, a late result of an ended attempt is ignored, and changes the
 // engine makes to grants it does not own (mesh leases in its ledger) are handed out.
+#include <set>
+
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "workflow/engine.h"
 
@@ -77,6 +80,15 @@ TEST(EngineRemoteTest, WhatDoesNotFitHereIsPlacedWhereAPeerShowsRoom) {
   // The award records where it runs; the result merges as a local one would.
   const std::string placed = places[0].attempt.attempt_id;
   ASSERT_TRUE(f.e->RemoteAwarded(placed, "peer-b", {0.5, 64 * kMi}, kSec + 1).ok());
+  {
+    auto status = f.e->StatusJson(f.id, /*explain=*/true);
+    ASSERT_TRUE(status);
+    nlohmann::json remote = nlohmann::json::parse(*status)[0]["remote"];
+    ASSERT_EQ(remote.size(), 2u) << remote.dump();
+    std::set<std::string> hosts;
+    for (const auto& r : remote) hosts.insert(r["host"]);
+    EXPECT_EQ(hosts, (std::set<std::string>{"", "peer-b"})) << "one runs there, one is placing";
+  }
   EXPECT_FALSE(f.e->RemoteAwarded(starts[0].attempt.attempt_id, "x", {}, kSec).ok())
       << "a local attempt is not placed";
   (void)f.e->DrainChanges();
