@@ -34,6 +34,7 @@ std::string ChannelName(Channel ch) {
     case Channel::kPlacement: return "placement";
     case Channel::kReplication: return "replication";
     case Channel::kData: return "data";
+    case Channel::kRun: return "run";
   }
   return fmt::format("channel {}", static_cast<uint32_t>(ch));
 }

@@ -20,10 +20,18 @@ namespace augur::mesh {
 
 // Which part of the mesh a payload is for.
 // NOTE: the values are on the wire; never renumber, append only.
-enum class Channel : uint32_t { kMembership = 1, kPlacement = 2, kReplication = 3, kData = 4 };
-inline constexpr uint32_t kMaxChannel = 4;
+// kRun: running shards on other hosts (remote_run.proto; docs/MESH.md, "Running shards on
+// other hosts").
+enum class Channel : uint32_t {
+  kMembership = 1,
+  kPlacement = 2,
+  kReplication = 3,
+  kData = 4,
+  kRun = 5,
+};
+inline constexpr uint32_t kMaxChannel = 5;
 
-// "membership", "placement", "replication", "data", or "channel <n>".
+// "membership", "placement", "replication", "data", "run", or "channel <n>".
 std::string ChannelName(Channel ch);
 
 // The envelope version this release writes and the only one it reads.

@@ -83,6 +83,7 @@ struct Live {
   bool preempted = false;
   bool timed_out = false;
   bool superseded = false;  // its shard was won by another attempt (or by its pieces)
+  bool remote = false;      // placed on another host (kPlace): no grant in this ledger
   // Usage as the backend reports it (ReportUsage): the cores used over the last window of
   // at least a second, and the feedback resizes it led to.
   Usage usage;
@@ -129,6 +130,8 @@ struct Engine::Impl {
   int64_t caution_until_ns = 0;  // host anomaly: cautious admission until then
   std::vector<std::pair<std::string, std::string>> notes;  // (workflow, what was decided)
   std::map<std::string, std::vector<CostClass>> cost_classes;  // by backend; absent: free
+  std::vector<Resources> remote_room;  // what live peers show free (SetRemoteRoom)
+  std::vector<GrantChange> foreign;    // applied to grants not ours (DrainForeignChanges)
 
   // What `r` costs an hour on the class an attempt runs on (free without one).
   static double RateOf(const Live& l, const Resources& r) {
@@ -557,6 +560,7 @@ struct Engine::Impl {
     l.rec.grant = d.grant;
     l.rec.state = AttemptState::kStarting;
     l.rec.started_ns = now;
+    l.rec.host = o.host_name;
     l.rec.output_path =
         fmt::format("{}/{}/{}.{}.out", r.workdir, spec.name, s.shard_id, s.attempts);
     l.timeout_at_ns = spec.timeout.count() > 0 ? now + spec.timeout.count() * 1'000'000 : 0;
@@ -691,7 +695,7 @@ struct Engine::Impl {
     if (auto f = host.FreeOver(0)) room = Resources::Min(room, *f - ledger.Granted());
     std::vector<std::string> stragglers;
     for (const auto& [id, l] : live) {
-      if (l.cancelling || l.superseded) continue;
+      if (l.cancelling || l.superseded || l.remote) continue;
       Run* r = Find(l.rec.workflow_id);
       if (r == nullptr || Terminal(r->rec.state)) continue;
       StageRun& st = r->stages[l.stage];
@@ -804,6 +808,48 @@ struct Engine::Impl {
     }
   }
 
+  // Shards still waiting after a Tick's starts that cannot fit here now (their min exceeds
+  // what is free) but whose want fits the room a live peer shows: kPlace actions, best
+  // score first, each taking its want off that peer's room so one Tick does not send a
+  // peer more than it showed. They run elsewhere without a grant in this ledger.
+  template <typename Refs>
+  void PlaceRemote(const ScheduleResult& sched, const std::vector<PendingShard>& pending,
+                   const Refs& refs, int64_t now, std::vector<Action>& actions) {
+    if (remote_room.empty()) return;
+    std::map<std::string, const PendingShard*> by_key;
+    for (const PendingShard& p : pending) by_key[p.key] = &p;
+    const Resources free = ledger.Free();
+    for (const WaitingShard& w : sched.waiting) {
+      auto pi = by_key.find(w.key);
+      auto ri = refs.find(w.key);
+      if (pi == by_key.end() || ri == refs.end()) continue;
+      const PendingShard& p = *pi->second;
+      if (p.min.FitsIn(free)) continue;  // it waits for another reason than room here
+      auto room = std::find_if(remote_room.begin(), remote_room.end(),
+                               [&](const Resources& r) { return p.want.FitsIn(r); });
+      if (room == remote_room.end()) continue;
+      *room -= p.want;
+      Run& r = *ri->second.run;
+      StartDecision d;
+      d.key = w.key;
+      d.grant = p.want;
+      Action a = StartAttempt(r, ri->second.stage, r.stages[ri->second.stage].shards[ri->second.shard],
+                              d, std::nullopt, now);
+      Live& l = live.at(w.key);
+      l.remote = true;
+      l.rec.host.clear();  // until the award
+      l.rate_per_hour = 0;  // what the remote host charges is its own
+      SaveAttempt(l.rec);
+      a.attempt = l.rec;
+      a.kind = Action::Kind::kPlace;
+      a.min = p.min;
+      a.score = w.score.total;
+      a.predicted_s = p.predicted_s;
+      a.budget_left = p.budget_left;
+      actions.push_back(std::move(a));
+    }
+  }
+
   // Notes shown in status (the executor logs them too).
   void spdlog_note(Run& r, std::string note) { notes.push_back({r.rec.id, std::move(note)}); }
 
@@ -817,6 +863,57 @@ Engine::Engine(EngineOptions options) : impl_(std::make_unique<Impl>(std::move(o
 Engine::~Engine() = default;
 
 const Ledger& Engine::ledger() const { return impl_->ledger; }
+Ledger& Engine::mutable_ledger() { return impl_->ledger; }
+
+void Engine::SetRemoteRoom(std::vector<Resources> room) { impl_->remote_room = std::move(room); }
+
+bool Engine::IsRemote(const std::string& attempt_id) const {
+  auto it = impl_->live.find(attempt_id);
+  return it != impl_->live.end() && it->second.remote;
+}
+
+Status Engine::RemoteAwarded(const std::string& attempt_id, const std::string& host,
+                             const Resources& grant, int64_t now) {
+  auto it = impl_->live.find(attempt_id);
+  if (it == impl_->live.end() || !it->second.remote) {
+    return Status::NotFound(fmt::format("attempt {} is not a live placed attempt", attempt_id));
+  }
+  Live& l = it->second;
+  l.rec.host = host;
+  l.rec.grant = grant;
+  l.rec.state = AttemptState::kRunning;
+  impl_->SaveAttempt(l.rec);
+  impl_->notes.push_back({l.rec.workflow_id,
+                          fmt::format("{} runs on {} granted {} ({:.3f}s after it was placed)",
+                                      attempt_id, host, grant.ToString(),
+                                      double(now - l.rec.started_ns) / kNsPerSec)});
+  return Status::OK();
+}
+
+Status Engine::Unplace(const std::string& attempt_id, int64_t now) {
+  auto it = impl_->live.find(attempt_id);
+  if (it == impl_->live.end() || !it->second.remote) {
+    return Status::NotFound(fmt::format("attempt {} is not a live placed attempt", attempt_id));
+  }
+  if (!it->second.rec.host.empty()) {
+    return Status::FailedPrecondition(
+        fmt::format("attempt {} already runs on {}", attempt_id, it->second.rec.host));
+  }
+  it->second.preempted = true;  // re-queued at once, not counted against its retries
+  AttemptOutcome o;
+  o.state = AttemptState::kCancelled;
+  o.error = "taken back: room freed here before another host took it";
+  (void)AttemptEnded(attempt_id, o, now);
+  return Status::OK();
+}
+
+std::optional<Action> Engine::LedgerChanged(const GrantChange& change, int64_t now) {
+  auto it = impl_->live.find(change.holder);
+  if (it == impl_->live.end() || it->second.remote) return std::nullopt;
+  return impl_->ChangeAction(change, now);
+}
+
+std::vector<GrantChange> Engine::DrainForeignChanges() { return std::exchange(impl_->foreign, {}); }
 size_t Engine::running_attempts() const { return impl_->live.size(); }
 
 bool Engine::idle() const {
@@ -979,6 +1076,7 @@ std::vector<Action> Engine::Tick(int64_t now, const HostView& host_in) {
     host.Cap(cautious);
   }
   for (const auto& [id, l] : m.live) {
+    if (l.remote) continue;  // runs elsewhere: frees nothing here when it ends
     const Run* r = m.Find(l.rec.workflow_id);
     const double pred = r ? m.PredictedS(*r, l.stage) : m.o.default_expected_s;
     host.running.push_back({id, l.rec.started_ns + int64_t(pred * kNsPerSec)});
@@ -988,7 +1086,11 @@ std::vector<Action> Engine::Tick(int64_t now, const HostView& host_in) {
 
   for (const StartDecision& d : sched.starts) {
     for (const GrantChange& c : d.changes) {
-      if (auto a = m.ChangeAction(c, now)) actions.push_back(std::move(*a));
+      if (auto a = m.ChangeAction(c, now)) {
+        actions.push_back(std::move(*a));
+      } else {
+        m.foreign.push_back(c);  // a mesh lease in our ledger: the bidder tells its owner
+      }
     }
     const Ref ref = refs.at(d.key);
     Run& r = *ref.run;
@@ -996,8 +1098,13 @@ std::vector<Action> Engine::Tick(int64_t now, const HostView& host_in) {
         m.StartAttempt(r, ref.stage, r.stages[ref.stage].shards[ref.shard], d, ref.cls, now));
   }
   for (const GrantChange& c : sched.grow_back) {
-    if (auto a = m.ChangeAction(c, now)) actions.push_back(std::move(*a));
+    if (auto a = m.ChangeAction(c, now)) {
+      actions.push_back(std::move(*a));
+    } else {
+      m.foreign.push_back(c);
+    }
   }
+  m.PlaceRemote(sched, pending, refs, now, actions);
   return actions;
 }
 
@@ -1053,6 +1160,7 @@ MergeOutcome Engine::AttemptEnded(const std::string& attempt_id, const AttemptOu
     h.bytes_written = out.bytes_written;
     h.grant = l.rec.grant;
     h.cost = l.cost;
+    h.host = l.rec.host;
     m.profiles.Learn(h);
     m.changes.history.push_back(std::move(h));
   }
@@ -1523,6 +1631,13 @@ Result<std::string> Engine::StatusJson(const std::string& workflow, bool explain
                           {"min", g.min.ToString()}});
       }
       w["grants"] = std::move(grants);
+      // Attempts placed on other hosts (no grant here): where each runs, or "" while placed.
+      nlohmann::json remote = nlohmann::json::array();
+      for (const auto& [aid, l] : m.live) {
+        if (!l.remote || l.rec.workflow_id != r->rec.id) continue;
+        remote.push_back({{"attempt", aid}, {"host", l.rec.host}, {"granted", l.rec.grant.ToString()}});
+      }
+      w["remote"] = std::move(remote);
     }
     out.push_back(std::move(w));
   }

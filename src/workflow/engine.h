@@ -96,6 +96,8 @@ struct EngineOptions {
   // of more than plan_max_shards shards (as declared) get no plan.
   bool plan = true;
   size_t plan_max_shards = 500;
+  // This host's name, recorded as the host of every local attempt (AttemptRecord::host).
+  std::string host_name;
 };
 
 // What the executor must do, after persisting Changes.
@@ -105,6 +107,10 @@ struct Action {
     kResize,  // move attempt's instance to `resize_to`
     kCancel,  // stop the attempt (timeout, workflow cancelled or failed)
     kMerge,   // merge `inputs` into `output` (concat, or run `argv`)
+    // Place the attempt on another host through the mesh (SetRemoteRoom): negotiate a lease
+    // for between `min` and attempt.grant (the shard's want), then run argv there. Its
+    // grant is not charged to this host's ledger; RemoteAwarded records the host and grant.
+    kPlace,
   };
   Kind kind = Kind::kStart;
   AttemptRecord attempt;             // kStart, kResize, kCancel
@@ -119,6 +125,11 @@ struct Action {
   std::string workflow_id, stage;    // kMerge
   std::vector<std::string> inputs;   // kMerge: shard outputs in shard order
   std::string output;                // kMerge: the stage's output file
+  // kPlace: what the negotiation needs besides attempt.grant (the want).
+  Resources min;
+  double score = 0;
+  double predicted_s = 0;
+  double budget_left = 0;  // infinite without a budget
 };
 
 // Records that changed since the last DrainChanges().
@@ -227,6 +238,35 @@ class Engine {
   // in the past for one that overran), with its backend, its resources as the shape and its
   // shard count when the file gives it (else 1).
   std::vector<UpcomingStart> Upcoming(int64_t now_ns) const;
+
+  // Placement on other hosts (docs/MESH.md, "Running shards on other hosts").
+  // The room the live peers show (one entry per peer, from their gossiped headroom), for
+  // the next Ticks: a pending shard whose min does not fit this host's free room now but
+  // whose want fits a peer's room there becomes a kPlace action (its attempt is live, with
+  // no local grant). Empty (the default): nothing is placed elsewhere.
+  void SetRemoteRoom(std::vector<Resources> room);
+  // The mesh leased host `host` a grant for a kPlace attempt: recorded as running there.
+  // NotFound for an attempt that is not a live placed one.
+  Status RemoteAwarded(const std::string& attempt_id, const std::string& host,
+                       const Resources& grant, int64_t now_ns);
+  // A placed attempt not yet awarded is taken back (room freed here first): it ends
+  // cancelled and its shard is pending again at once, without spending a retry. NotFound
+  // for an attempt that is not placed, FailedPrecondition for one already awarded.
+  Status Unplace(const std::string& attempt_id, int64_t now_ns);
+  // True for a live attempt that was placed on another host (kPlace).
+  bool IsRemote(const std::string& attempt_id) const;
+  // The ledger the mesh's bidder grants leases from (one capacity for local and remote
+  // work). Only on the engine's thread.
+  Ledger& mutable_ledger();
+  // A change someone other than the engine (the mesh's bidder, making room for a remote
+  // request) applied to the ledger: the action that carries it out on a local attempt (a
+  // resize; a pre-emption is a cancel whose end re-queues the shard), nullopt when the
+  // holder is not a live local attempt.
+  std::optional<Action> LedgerChanged(const GrantChange& change, int64_t now_ns);
+  // Changes the engine applied to grants it does not own (mesh leases in its ledger: its
+  // admissions shrink or pre-empt them, its grow-back grows them) since the last call, for
+  // the bidder to tell their owners.
+  std::vector<GrantChange> DrainForeignChanges();
 
   Changes DrainChanges();
   // What the engine decided on its own since the last call (a straggler split, ...), as

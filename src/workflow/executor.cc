@@ -110,6 +110,21 @@ Status Concat(const std::vector<std::string>& inputs, const std::string& output,
 // The environment every task starts with (a task gets only what it is given).
 std::vector<std::string> BaseEnv() { return {"PATH=/usr/local/bin:/usr/bin:/bin", "LC_ALL=C"}; }
 
+// A shard's task (a local attempt's, or a leased one's): its argv, the base environment with
+// HOME at its work directory and then its own, stdout to `output` and stderr beside it.
+plugin::Task ShardTask(const std::vector<std::string>& argv, const std::vector<std::string>& env,
+                       const std::string& workdir, const std::string& output) {
+  plugin::Task t;
+  t.argv = argv;
+  t.env = BaseEnv();
+  t.env.push_back("HOME=" + workdir);
+  t.env.insert(t.env.end(), env.begin(), env.end());
+  t.workdir = workdir;
+  t.stdout_path = output;
+  t.stderr_path = output + ".err";
+  return t;
+}
+
 // One running task through a backend: an attempt, or a stage's merge command.
 struct Task {
   std::string backend;
@@ -119,6 +134,9 @@ struct Task {
   // Attempt tasks: the attempt id; merge tasks: "" (and workflow/stage set).
   std::string attempt_id;
   std::string workflow_id, stage;
+  // A task another host's workflow placed here under a mesh lease: the lease (its end goes
+  // to the placer, not the engine).
+  std::string lease_id;
 };
 
 // What a plugin accepts as InvocationMeta::origin_host.
@@ -145,7 +163,7 @@ std::string LocalHostName() {
   return buf;
 }
 
-struct Executor::Impl {
+struct Executor::Impl : PlacerHost {
   ExecutorOptions o;
   BackendLookup backends;
   ForecastFree forecast;
@@ -158,6 +176,8 @@ struct Executor::Impl {
   int64_t next_prune_ns = 0;          // when retention runs next
   PruneResult pruned;                 // what the current retention backlog removed so far
   std::unique_ptr<WarmPool> pool;     // pre-warmed instances
+  Placer* placer = nullptr;           // o.placer, or none
+  std::map<std::string, std::string> placed_outputs;  // placed attempt id -> its output path
 
   std::mutex mu;
   std::condition_variable cv;
@@ -243,6 +263,17 @@ struct Executor::Impl {
     }
   }
 
+  // A provision refused for room is tried again once after the backend's unused warm
+  // instances are released.
+  Result<plugin::Instance> Provision(plugin::Backend* b, const std::string& backend,
+                                     const plugin::AllocRequest& req, int64_t now) {
+    auto inst = b->Provision(req);
+    if (!inst && inst.error().code() == Status::Code::kUnavailable && pool->Evict(backend, now)) {
+      inst = b->Provision(req);
+    }
+    return inst;
+  }
+
   void Start(const Action& a) {
     plugin::Backend* b = backends(a.attempt.backend);
     const int64_t now = NowNs();
@@ -257,8 +288,7 @@ struct Executor::Impl {
     std::error_code ec;
     fs::create_directories(fs::path(a.attempt.output_path).parent_path(), ec);
     if (ec) return fail("cannot create " + a.attempt.output_path + ": " + ec.message());
-    // A pre-warmed instance when one holds the grant; else a new one. A provision refused
-    // for room is tried again once after the backend's unused warm instances are released.
+    // A pre-warmed instance when one holds the grant; else a new one.
     std::optional<WarmPool::Taken> warm = pool->Take(a.attempt, now);
     Result<plugin::Instance> inst = plugin::Instance{};
     if (warm) {
@@ -271,21 +301,10 @@ struct Executor::Impl {
       req.want = req.min = ToPlugin(a.attempt.grant);
       req.resource_class = a.resource_class;
       req.labels = {{"workflow", a.attempt.workflow_id}, {"stage", a.attempt.stage}};
-      inst = b->Provision(req);
-      if (!inst && inst.error().code() == Status::Code::kUnavailable &&
-          pool->Evict(a.attempt.backend, now)) {
-        inst = b->Provision(req);
-      }
+      inst = Provision(b, a.attempt.backend, req, now);
       if (!inst) return fail("provision: " + inst.error().message());
     }
-    plugin::Task t;
-    t.argv = a.argv;
-    t.env = BaseEnv();
-    t.env.push_back("HOME=" + a.workdir);
-    t.env.insert(t.env.end(), a.env.begin(), a.env.end());
-    t.workdir = a.workdir;
-    t.stdout_path = a.attempt.output_path;
-    t.stderr_path = a.attempt.output_path + ".err";
+    plugin::Task t = ShardTask(a.argv, a.env, a.workdir, a.attempt.output_path);
     t.meta.workflow = a.attempt.workflow_id;
     t.meta.stage = a.attempt.stage;
     t.meta.shard_id = a.attempt.attempt_id;
@@ -314,7 +333,7 @@ struct Executor::Impl {
       return warm ? pool->Forget(warm->name) : Status::OK();
     });
     tasks[a.attempt.attempt_id] = {a.attempt.backend, inst->handle, *inv, a.attempt.output_path,
-                                   a.attempt.attempt_id, a.attempt.workflow_id, a.attempt.stage};
+                                   a.attempt.attempt_id, a.attempt.workflow_id, a.attempt.stage, ""};
     spdlog::info("workflow {}: started {} ({}{}) granted {}", a.attempt.workflow_id,
                  a.attempt.attempt_id, inst->handle, warm ? ", pre-warmed" : "",
                  a.attempt.grant.ToString());
@@ -340,7 +359,23 @@ struct Executor::Impl {
                      FromPlugin(*g).ToString(), a.reason);
         break;
       }
+      case Action::Kind::kPlace: {
+        std::error_code ec;
+        fs::create_directories(fs::path(a.attempt.output_path).parent_path(), ec);
+        placed_outputs[a.attempt.attempt_id] = a.attempt.output_path;
+        spdlog::info("workflow {}: placing {} on another host (want {}, min {})",
+                     a.attempt.workflow_id, a.attempt.attempt_id, a.attempt.grant.ToString(),
+                     a.min.ToString());
+        placer->Place(a, NowNs());
+        break;
+      }
       case Action::Kind::kCancel: {
+        if (placer != nullptr && placer->Cancel(a.attempt.attempt_id, a.reason, NowNs())) {
+          spdlog::info("workflow {}: cancelling {} (on {}): {}", a.attempt.workflow_id,
+                       a.attempt.attempt_id, a.attempt.host.empty() ? "the mesh" : a.attempt.host,
+                       a.reason);
+          break;
+        }
         auto it = tasks.find(a.attempt.attempt_id);
         plugin::Backend* b = backends(a.attempt.backend);
         spdlog::info("workflow {}: cancelling {}: {}", a.attempt.workflow_id, a.attempt.attempt_id,
@@ -373,10 +408,7 @@ struct Executor::Impl {
     // Outside the ledger, so kept small; a shard that then finds the backend full is
     // re-queued (Engine::AttemptEnded, kLost).
     req.want = req.min = {kMergeReserve.cpu, kMergeReserve.memory};
-    auto inst = b->Provision(req);
-    if (!inst && inst.error().code() == Status::Code::kUnavailable && pool->Evict("process", now)) {
-      inst = b->Provision(req);
-    }
+    auto inst = Provision(b, "process", req, now);
     if (!inst) {
       engine->MergeDone(a.workflow_id, a.stage, false, inst.error().message(), now);
       return;
@@ -399,7 +431,7 @@ struct Executor::Impl {
       return;
     }
     tasks["merge:" + a.workflow_id + "/" + a.stage] = {"process", inst->handle, *inv, a.output,
-                                                       "", a.workflow_id, a.stage};
+                                                       "", a.workflow_id, a.stage, ""};
   }
 
   // Reads each backend's cost classes into the engine, every cost_refresh. A backend that
@@ -439,6 +471,9 @@ struct Executor::Impl {
         st = lost;
       }
       if (st->state == plugin::TaskState::kRunning) {
+        if (!t.lease_id.empty() && FileSize(t.output) > o.max_output_bytes) {
+          (void)b->Cancel(t.invocation);
+        }
         if (!t.attempt_id.empty()) {
           engine->ReportUsage(t.attempt_id, st->cpu_seconds, st->peak_memory_bytes, now);
         }
@@ -449,7 +484,16 @@ struct Executor::Impl {
         }
         continue;
       }
-      if (t.attempt_id.empty()) {
+      if (!t.lease_id.empty()) {
+        AttemptOutcome out = OutcomeOf(*st);
+        if (FileSize(t.output) > o.max_output_bytes) {
+          out.state = AttemptState::kFailed;
+          out.error = fmt::format("output over the {} byte limit", o.max_output_bytes);
+        }
+        spdlog::info("mesh: leased task {} ended: {} (exit {})", t.lease_id,
+                     AttemptStateName(out.state), out.exit_code);
+        if (placer != nullptr) placer->LeasedEnded(t.lease_id, out, now);
+      } else if (t.attempt_id.empty()) {
         const bool ok = st->state == plugin::TaskState::kExited && st->exit_code == 0;
         engine->MergeDone(t.workflow_id, t.stage, ok,
                           ok ? "" : fmt::format("merge command {} (exit {}, signal {})",
@@ -484,14 +528,25 @@ struct Executor::Impl {
     for (;;) {
       std::deque<std::function<void()>> batch;
       {
+        // The placer's timers (offer waits, renewals) are finer than the tick.
+        auto wait = std::chrono::duration_cast<std::chrono::nanoseconds>(o.tick);
+        if (placer != nullptr) {
+          if (std::optional<int64_t> due = placer->NextDeadline()) {
+            wait = std::min(wait, std::chrono::nanoseconds(std::max<int64_t>(0, *due - NowNs())));
+          }
+        }
         std::unique_lock<std::mutex> lock(mu);
-        cv.wait_for(lock, o.tick, [&] { return stop || !queue.empty(); });
+        cv.wait_for(lock, wait, [&] { return stop || !queue.empty(); });
         if (stop) return;
         batch.swap(queue);
       }
       for (auto& fn : batch) fn();
       RefreshCosts();
       PollAll();
+      if (placer != nullptr) {
+        placer->Tick(NowNs());
+        engine->SetRemoteRoom(placer->PeerRoom(0));
+      }
       // A merge done inline (concat) readies the next stage at once, and a start can free
       // nothing; so decide again while the last round acted, a few rounds at most, rather
       // than leaving each step of a chain to the next tick.
@@ -514,6 +569,10 @@ struct Executor::Impl {
         }
         for (const Action& a : actions) Act(a);
         (void)Persist();
+        if (placer != nullptr) {
+          std::vector<GrantChange> foreign = engine->DrainForeignChanges();
+          if (!foreign.empty()) placer->ForeignChanges(foreign, NowNs());
+        }
         if (actions.empty()) break;
       }
       const int64_t now = NowNs();
@@ -527,6 +586,103 @@ struct Executor::Impl {
                  &demand_view);
       Prune(now);
     }
+  }
+
+  // PlacerHost (placer.h).
+  Ledger& ledger() override { return engine->mutable_ledger(); }
+
+  void Awarded(const std::string& attempt_id, const std::string& host, const Resources& grant,
+               int64_t now) override {
+    if (Status st = engine->RemoteAwarded(attempt_id, host, grant, now); !st.ok()) {
+      spdlog::info("mesh: award of {}: {}", attempt_id, st.message());
+    }
+    (void)Persist();
+  }
+
+  void RemoteEnded(const std::string& attempt_id, const AttemptOutcome& outcome,
+                   const std::string& output, int64_t now) override {
+    auto it = placed_outputs.find(attempt_id);
+    if (it == placed_outputs.end() || !engine->IsRemote(attempt_id)) {
+      spdlog::info("mesh: result of {} ignored: the attempt has already ended", attempt_id);
+      return;
+    }
+    AttemptOutcome out = outcome;
+    if (out.state == AttemptState::kSucceeded || !output.empty()) {
+      Status st = Status::OK();
+      if (output.size() > o.max_output_bytes) {
+        st = Status::ResourceExhausted(
+            fmt::format("output over the {} byte limit", o.max_output_bytes));
+      } else {
+        std::ofstream f(it->second, std::ios::binary | std::ios::trunc);
+        f.write(output.data(), std::streamsize(output.size()));
+        f.flush();
+        if (!f) st = Status::IOError("cannot write " + it->second + " (disk full?)");
+      }
+      if (!st.ok()) {
+        out.state = AttemptState::kFailed;
+        out.error = st.message();
+      }
+    }
+    placed_outputs.erase(it);
+    const MergeOutcome mo = engine->AttemptEnded(attempt_id, out, now);
+    spdlog::info("mesh: {} ended remotely: {}{}{}", attempt_id, AttemptStateName(out.state),
+                 out.error.empty() ? "" : ": " + out.error,
+                 mo == MergeOutcome::kDuplicate ? " (its shard already had a result)" : "");
+    (void)Persist();
+  }
+
+  void Unplaced(const std::string& attempt_id, int64_t now) override {
+    placed_outputs.erase(attempt_id);
+    if (Status st = engine->Unplace(attempt_id, now); !st.ok()) {
+      spdlog::info("mesh: taking back {}: {}", attempt_id, st.message());
+    }
+    (void)Persist();
+  }
+
+  Status RunLeased(const LeasedTask& lt) override {
+    plugin::Backend* b = backends(lt.backend);
+    if (b == nullptr) {
+      return Status::Unavailable("backend '" + lt.backend + "' is not enabled or not up");
+    }
+    plugin::AllocRequest req;
+    req.name = InstanceName("lease:" + lt.lease_id);
+    req.want = req.min = ToPlugin(lt.grant);
+    req.labels = {{"owner", lt.owner}, {"attempt", lt.attempt_id}};
+    auto inst = Provision(b, lt.backend, req, NowNs());
+    if (!inst) return inst.error().Annotate("provision");
+    plugin::Task t = ShardTask(lt.argv, lt.env, lt.workdir, lt.output_path);
+    t.meta.workflow = lt.attempt_id.substr(0, lt.attempt_id.find('/'));
+    t.meta.shard_id = lt.attempt_id;
+    t.meta.range_begin = lt.range_begin;
+    t.meta.range_end = lt.range_end;
+    t.meta.priority = lt.priority;
+    t.meta.origin_host = lt.owner;
+    auto inv = b->Run(inst->handle, t);
+    if (!inv) {
+      (void)b->Release(inst->handle);
+      return inv.error().Annotate("run");
+    }
+    tasks["lease:" + lt.lease_id] = {lt.backend, inst->handle, *inv, lt.output_path, "",
+                                     "", "", lt.lease_id};
+    spdlog::info("mesh: running {} for {} under lease {} granted {}", lt.attempt_id, lt.owner,
+                 lt.lease_id, lt.grant.ToString());
+    return Status::OK();
+  }
+
+  void StopLeased(const std::string& lease_id, const std::string& reason) override {
+    auto it = tasks.find("lease:" + lease_id);
+    if (it == tasks.end()) return;
+    spdlog::info("mesh: stopping leased task {}: {}", lease_id, reason);
+    if (plugin::Backend* b = backends(it->second.backend)) (void)b->Cancel(it->second.invocation);
+  }
+
+  void LedgerChanged(const std::vector<GrantChange>& changes, int64_t now) override {
+    std::vector<Action> actions;
+    for (const GrantChange& c : changes) {
+      if (auto a = engine->LedgerChanged(c, now)) actions.push_back(std::move(*a));
+    }
+    if (Status st = Persist(); !st.ok()) return;
+    for (const Action& a : actions) Act(a);
   }
 
   // One retention batch when it is due: every tick while a backlog lasts, then once a
@@ -643,7 +799,7 @@ struct Executor::Impl {
           continue;
         }
         tasks[a.attempt_id] = {a.backend, a.instance, a.invocation, a.output_path, a.attempt_id,
-                               a.workflow_id, a.stage};
+                               a.workflow_id, a.stage, ""};
       }
       spdlog::info("workflow {}: restored, {} attempts re-attached", w.id, reattach.size());
     }
@@ -679,6 +835,7 @@ Result<std::unique_ptr<Executor>> Executor::Start(ExecutorOptions options, Backe
   if (!store) return Err(store.error());
   impl->store = std::move(*store);
   impl->o.engine.profile = impl->o.profile;
+  impl->o.engine.host_name = impl->o.host_name;
   impl->engine = std::make_unique<Engine>(impl->o.engine);
   WarmPoolOptions& po = impl->o.prewarm;
   if (po.scratch_dir.empty()) po.scratch_dir = impl->o.state_dir + "/prewarm";
@@ -687,6 +844,8 @@ Result<std::unique_ptr<Executor>> Executor::Start(ExecutorOptions options, Backe
   impl->pool = std::make_unique<WarmPool>(po, impl->backends, impl->store.get());
   impl->RefreshCosts();  // re-attached attempts are charged at their backend's class
   impl->demand = DemandModel(impl->o.demand);
+  impl->placer = impl->o.placer.get();
+  if (impl->placer != nullptr) impl->placer->Bind(impl.get());
   if (Status st = impl->Restore(); !st.ok()) return Err(st);
   Impl* raw = impl.get();
   impl->thread = std::thread([raw] { raw->Loop(); });
@@ -721,6 +880,31 @@ Result<std::string> Executor::StatusJson(const std::string& workflow, bool expla
 }
 
 PrewarmStats Executor::prewarm_stats() const { return impl_->pool->stats(); }
+
+void Executor::OnMeshMessage(const std::string& from, uint32_t channel, std::string payload) {
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    impl_->queue.push_back([impl = impl_.get(), from, channel, p = std::move(payload)] {
+      if (impl->placer != nullptr) impl->placer->OnMessage(from, channel, p, NowNs());
+    });
+  }
+  impl_->cv.notify_all();
+}
+
+void Executor::OnPeerDown(const std::string& host) {
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    impl_->queue.push_back([impl = impl_.get(), host] {
+      if (impl->placer != nullptr) impl->placer->PeerDown(host, NowNs());
+    });
+  }
+  impl_->cv.notify_all();
+}
+
+std::string Executor::MeshStatsJson() {
+  return impl_->Post<std::string>(
+      [&] { return impl_->placer != nullptr ? impl_->placer->StatsJson() : std::string("{}"); });
+}
 
 Result<std::string> Executor::Output(const std::string& workflow, const std::string& stage) {
   return impl_->Post<Result<std::string>>([&]() -> Result<std::string> {
@@ -809,7 +993,8 @@ Result<std::string> Executor::HistoryJson(const std::string& workflow, size_t li
                      {"bytes_read", r.bytes_read},
                      {"bytes_written", r.bytes_written},
                      {"grant", r.grant.ToString()},
-                     {"cost", r.cost}});
+                     {"cost", r.cost},
+                     {"host", r.host}});
     }
     return arr.dump(2);
   });

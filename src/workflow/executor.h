@@ -45,6 +45,7 @@
 #include "augur/status.h"
 #include "workflow/demand.h"
 #include "workflow/engine.h"
+#include "workflow/placer.h"
 #include "workflow/profile.h"
 #include "workflow/resources.h"
 #include "workflow/warm_pool.h"
@@ -86,6 +87,9 @@ struct ExecutorOptions {
   // Pre-warming (off unless enabled). scratch_dir is set from state_dir when empty;
   // capacity from engine.capacity, keep_free to the room of two merges.
   WarmPoolOptions prewarm;
+  // Placement on other hosts (docs/MESH.md, "Running shards on other hosts"): the mesh's
+  // placer, called on the engine thread only. nullptr: every shard runs here.
+  std::shared_ptr<Placer> placer;
 };
 
 // Rows deleted per retention batch: a few milliseconds of the engine thread.
@@ -131,6 +135,14 @@ class Executor {
                   int64_t at_ns);
   // Stored events (of one workflow name when not ""), by time, as a JSON array.
   Result<std::string> EventsJson(const std::string& workflow);
+  // A mesh message from peer `from` (the transport's authenticated name) on `channel`, for
+  // the placer; queued for the engine thread, does not wait. Dropped without a placer.
+  void OnMeshMessage(const std::string& from, uint32_t channel, std::string payload);
+  // Membership declared `host` dead or gone: its leases are lost and their shards placed
+  // again. Queued; does not wait.
+  void OnPeerDown(const std::string& host);
+  // The placer's counters (Placer::StatsJson), "{}" without one; waits for the engine thread.
+  std::string MeshStatsJson();
   // Pre-warming's counters; any thread, never waits on the engine thread.
   PrewarmStats prewarm_stats() const;
 

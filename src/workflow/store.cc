@@ -20,7 +20,7 @@ namespace {
 
 // The schema this build writes. A database with a higher version was written by a newer
 // augur and is refused (FailedPrecondition); lower versions are migrated when opened.
-constexpr int64_t kSchemaVersion = 2;
+constexpr int64_t kSchemaVersion = 3;
 
 // Version 1's schema. A new database gets it and then every migration below, so that the
 // path old files take is the one every new file takes too.
@@ -134,6 +134,11 @@ CREATE TABLE events (
 CREATE INDEX events_by_at ON events (at_ns);
 CREATE INDEX workflows_by_finished ON workflows (finished_ns);
 CREATE INDEX workflows_by_name ON workflows (name, submitted_ns);
+)sql",
+    // 3: the host each attempt runs on (shards placed on other hosts through the mesh).
+    R"sql(
+ALTER TABLE attempts ADD COLUMN host TEXT NOT NULL DEFAULT '';
+ALTER TABLE history ADD COLUMN host TEXT NOT NULL DEFAULT '';
 )sql",
 };
 static_assert(std::size(kMigrations) == kSchemaVersion - 1);
@@ -667,8 +672,8 @@ Status WorkflowStore::PutAttempt(const AttemptRecord& a) {
       "INSERT OR REPLACE INTO attempts (attempt_id, workflow_id, stage, shard_index, attempt, "
       "backend, instance, invocation, grant_cpu, grant_memory, state, started_ns, finished_ns, "
       "exit_code, term_signal, cpu_seconds, peak_memory_bytes, bytes_read, bytes_written, "
-      "output_path, error, resource_class) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-      "?, ?, ?, ?, ?, ?, ?)";
+      "output_path, error, resource_class, host) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+      "?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
   std::string what = fmt::format("saving attempt {}", a.attempt_id);
   auto st = impl_->Prepare(kSql, what);
   if (!st) return st.error();
@@ -677,7 +682,7 @@ Status WorkflowStore::PutAttempt(const AttemptRecord& a) {
   q.Text(a.backend).Text(a.instance).Text(a.invocation).Real(a.grant.cpu).U64(a.grant.memory);
   q.Text(AttemptStateName(a.state)).Int(a.started_ns).Int(a.finished_ns).Int(a.exit_code);
   q.Int(a.term_signal).Real(a.cpu_seconds).U64(a.peak_memory_bytes).U64(a.bytes_read);
-  q.U64(a.bytes_written).Text(a.output_path).Text(a.error).Text(a.resource_class);
+  q.U64(a.bytes_written).Text(a.output_path).Text(a.error).Text(a.resource_class).Text(a.host);
   return q.Run();
 }
 
@@ -699,7 +704,7 @@ Status WorkflowStore::AppendHistory(const HistoryRecord& h) {
       "INSERT OR IGNORE INTO history (attempt_id, workflow_id, workflow_name, stage, "
       "shard_index, range_begin, range_end, items, state, exit_code, started_ns, wall_seconds, "
       "cpu_seconds, peak_memory_bytes, bytes_read, bytes_written, grant_cpu, grant_memory, "
-      "cost) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+      "cost, host) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
   std::string what = fmt::format("appending history of attempt {}", h.attempt_id);
   auto st = impl_->Prepare(kSql, what);
   if (!st) return st.error();
@@ -708,7 +713,7 @@ Status WorkflowStore::AppendHistory(const HistoryRecord& h) {
   q.Int(h.shard_index).U64(h.range_begin).U64(h.range_end).Int(h.items);
   q.Text(AttemptStateName(h.state)).Int(h.exit_code).Int(h.started_ns).Real(h.wall_seconds);
   q.Real(h.cpu_seconds).U64(h.peak_memory_bytes).U64(h.bytes_read).U64(h.bytes_written);
-  q.Real(h.grant.cpu).U64(h.grant.memory).Real(h.cost);
+  q.Real(h.grant.cpu).U64(h.grant.memory).Real(h.cost).Text(h.host);
   return q.Run();
 }
 
@@ -981,7 +986,7 @@ Result<std::vector<AttemptRecord>> WorkflowStore::Attempts(
       "SELECT attempt_id, workflow_id, stage, shard_index, attempt, backend, instance, "
       "invocation, grant_cpu, grant_memory, state, started_ns, finished_ns, exit_code, "
       "term_signal, cpu_seconds, peak_memory_bytes, bytes_read, bytes_written, output_path, "
-      "error, resource_class FROM attempts WHERE workflow_id = ? "
+      "error, resource_class, host FROM attempts WHERE workflow_id = ? "
       "ORDER BY stage, shard_index, attempt, "
       "attempt_id";
   std::string what = fmt::format("reading the attempts of {}", workflow_id);
@@ -1019,6 +1024,7 @@ Result<std::vector<AttemptRecord>> WorkflowStore::Attempts(
     a.output_path = q.ColText(19);
     a.error = q.ColText(20);
     a.resource_class = q.ColText(21);
+    a.host = q.ColText(22);
     out.push_back(std::move(a));
   }
   return out;
@@ -1044,7 +1050,7 @@ Result<std::vector<HistoryRecord>> WorkflowStore::History(
   static constexpr std::string_view kColumns =
       "attempt_id, workflow_id, workflow_name, stage, shard_index, range_begin, range_end, "
       "items, state, exit_code, started_ns, wall_seconds, cpu_seconds, peak_memory_bytes, "
-      "bytes_read, bytes_written, grant_cpu, grant_memory, cost";
+      "bytes_read, bytes_written, grant_cpu, grant_memory, cost, host";
   static const std::string kAll = fmt::format(
       "SELECT {} FROM history ORDER BY started_ns DESC, attempt_id DESC LIMIT ?", kColumns);
   // By id or by name: the newest `limit` of each through its (key, started_ns) index, then
@@ -1092,6 +1098,7 @@ Result<std::vector<HistoryRecord>> WorkflowStore::History(
     h.bytes_written = q.ColU64(15);
     h.grant = {q.ColReal(16), q.ColU64(17)};
     h.cost = q.ColReal(18);
+    h.host = q.ColText(19);
     out.push_back(std::move(h));
   }
   return out;

@@ -103,6 +103,9 @@ struct AttemptRecord {
   uint64_t bytes_written = 0;
   std::string output_path;  // its stdout
   std::string error;        // why it failed
+  // The host it runs on: this host's name for a local attempt; for a shard placed on
+  // another host through the mesh, "" until the award and then that host's name.
+  std::string host;
 };
 
 // A finished attempt as history shows it (`augurctl history`): the facts the predictive
@@ -125,6 +128,7 @@ struct HistoryRecord {
   uint64_t bytes_written = 0;
   Resources grant;
   double cost = 0;  // in the backends' cost unit; 0 when the backend reports none
+  std::string host;  // where it ran (AttemptRecord::host)
 };
 
 // A demand event (`augurctl event`): NAME says that about `expected` submissions of

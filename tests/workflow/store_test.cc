@@ -196,6 +196,7 @@ TEST_F(StoreTest, EveryRecordRoundTripsWithEveryField) {
   a.output_path = "/out/a";
   a.error = "killed: out of memory";
   a.resource_class = "spot";
+  a.host = "peer-3";
   ASSERT_TRUE(s->PutAttempt(a).ok());
   auto attempts = s->Attempts(w.id);
   ASSERT_TRUE(attempts) << attempts.error().ToString();
@@ -210,6 +211,7 @@ TEST_F(StoreTest, EveryRecordRoundTripsWithEveryField) {
   EXPECT_EQ(b.instance, a.instance);
   EXPECT_EQ(b.invocation, a.invocation);
   EXPECT_EQ(b.resource_class, "spot");
+  EXPECT_EQ(b.host, "peer-3");
   EXPECT_EQ(b.grant, a.grant);
   EXPECT_EQ(b.state, a.state);
   EXPECT_EQ(b.started_ns, a.started_ns);
@@ -719,10 +721,15 @@ TEST_F(StoreTest, ASchema1FileIsMigratedAndKeepsItsRows) {
     auto w = s->GetWorkflow("old-1");
     ASSERT_TRUE(w && *w);
     EXPECT_EQ((*w)->spent, 0.5);
-    // What schema 2 added works.
+    EXPECT_EQ((*h)[0].host, "");  // schema 3's column's default
+    // What schemas 2 and 3 added works.
     HistoryRecord n = History("new-1/s/0#1", "new-1", "old", 12);
     n.cost = 2.5;
+    n.host = "peer-7";
     ASSERT_TRUE(s->AppendHistory(n).ok());
+    auto h2 = s->History(std::string("new-1"), 10);
+    ASSERT_TRUE(h2 && h2->size() == 1u);
+    EXPECT_EQ((*h2)[0].host, "peer-7");
     ASSERT_TRUE(s->PutEvent({"launch", "old", 40, 5'000'000, 5}).ok());
     auto latest = s->LatestNamed("old");
     ASSERT_TRUE(latest && *latest);
@@ -734,7 +741,7 @@ TEST_F(StoreTest, ASchema1FileIsMigratedAndKeepsItsRows) {
     EXPECT_EQ(r->workflows, 1u);
     EXPECT_EQ(r->pages_released, 0u);
   }
-  EXPECT_EQ(SqlInt(db_, "SELECT max(version) FROM augur_schema"), 2);
+  EXPECT_EQ(SqlInt(db_, "SELECT max(version) FROM augur_schema"), 3);
   EXPECT_EQ(SqlInt(db_, "SELECT count(*) FROM augur_schema"), 1);
   // Opening again does not migrate again.
   auto again = OpenOk(db_);
@@ -744,9 +751,9 @@ TEST_F(StoreTest, ASchema1FileIsMigratedAndKeepsItsRows) {
   ASSERT_EQ(ev->size(), 1u);
 }
 
-TEST_F(StoreTest, ANewFileIsSchema2WithIncrementalVacuum) {
+TEST_F(StoreTest, ANewFileIsSchema3WithIncrementalVacuum) {
   { ASSERT_TRUE(OpenOk(db_)); }
-  EXPECT_EQ(SqlInt(db_, "SELECT max(version) FROM augur_schema"), 2);
+  EXPECT_EQ(SqlInt(db_, "SELECT max(version) FROM augur_schema"), 3);
   EXPECT_EQ(SqlInt(db_, "PRAGMA auto_vacuum"), 2);  // incremental
 }
 

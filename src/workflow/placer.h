@@ -1,0 +1,99 @@
+// Placer: how the executor hands shards to other hosts and runs shards other hosts award to
+// it (docs/MESH.md, "Running shards on other hosts"). The executor (executor.h) knows
+// nothing of the mesh; the mesh (src/mesh/mesh_placer.h) implements Placer and calls the
+// executor back through PlacerHost. The split keeps the library dependency one way (the
+// mesh links the workflow engine, never the reverse).
+//
+// Thread safety: every call in both directions happens on the executor's engine thread.
+#ifndef AUGUR_WORKFLOW_PLACER_H_
+#define AUGUR_WORKFLOW_PLACER_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "workflow/engine.h"
+#include "workflow/ledger.h"
+#include "workflow/resources.h"
+
+namespace augur::workflow {
+
+// A shard another host awarded this one a lease for, to run here under that lease.
+struct LeasedTask {
+  std::string lease_id;    // the ledger holder of the lease (mesh::LeaseId)
+  std::string owner;       // the host that owns its workflow
+  std::string attempt_id;  // the owner's attempt id
+  std::string backend;
+  Resources grant;
+  std::vector<std::string> argv;
+  std::vector<std::string> env;  // KEY=VALUE
+  std::string workdir;           // a directory of this host's (the placer made it)
+  std::string output_path;       // where its stdout goes here
+  int priority = 5;
+  uint64_t range_begin = 0, range_end = 0;
+};
+
+// What the executor offers the placer.
+class PlacerHost {
+ public:
+  virtual ~PlacerHost() = default;
+  // The engine's ledger: leases are granted from it, so local and remote work share one
+  // capacity.
+  virtual Ledger& ledger() = 0;
+  // Owner side: a placed attempt was awarded a lease on `host`.
+  virtual void Awarded(const std::string& attempt_id, const std::string& host,
+                       const Resources& grant, int64_t now_ns) = 0;
+  // Owner side: a placed attempt ended (its result came back, or its lease was lost:
+  // outcome kLost). `output` is its stdout, written where the merge expects it before the
+  // engine hears of the end. Ends of attempts already ended are ignored.
+  virtual void RemoteEnded(const std::string& attempt_id, const AttemptOutcome& outcome,
+                           const std::string& output, int64_t now_ns) = 0;
+  // Owner side: a placed attempt that no host has taken yet is taken back, because room
+  // freed here (Engine::Unplace); its shard starts here instead.
+  virtual void Unplaced(const std::string& attempt_id, int64_t now_ns) = 0;
+  // Candidate side: run a leased task through this host's backend, exactly like a local
+  // attempt; its end comes back through Placer::LeasedEnded. An error: it did not start.
+  virtual Status RunLeased(const LeasedTask& task) = 0;
+  // Candidate side: stop the leased task if it runs (its lease was released or reclaimed).
+  virtual void StopLeased(const std::string& lease_id, const std::string& reason) = 0;
+  // Candidate side: the bidder shrank or pre-empted local attempts to make room for a
+  // remote request (already applied to the ledger): resize or stop them.
+  virtual void LedgerChanged(const std::vector<GrantChange>& changes, int64_t now_ns) = 0;
+};
+
+// What the executor calls.
+class Placer {
+ public:
+  virtual ~Placer() = default;
+  // Once, from Executor::Start, before any other call.
+  virtual void Bind(PlacerHost* host) = 0;
+  // The room each live peer shows for shards of about `predicted_s` seconds (Engine::
+  // SetRemoteRoom); empty when no peer has any.
+  virtual std::vector<Resources> PeerRoom(double predicted_s) const = 0;
+  // Owner side: place a kPlace action's attempt.
+  virtual void Place(const Action& place, int64_t now_ns) = 0;
+  // Owner side: stop a placed attempt (cancelled, timed out, superseded). True when the
+  // attempt was one of the placer's; its end then comes through RemoteEnded.
+  virtual bool Cancel(const std::string& attempt_id, const std::string& reason,
+                      int64_t now_ns) = 0;
+  // Candidate side: a leased task ended (its stdout is in the task's output_path).
+  virtual void LeasedEnded(const std::string& lease_id, const AttemptOutcome& outcome,
+                           int64_t now_ns) = 0;
+  // The engine changed grants it does not own (Engine::DrainForeignChanges).
+  virtual void ForeignChanges(const std::vector<GrantChange>& changes, int64_t now_ns) = 0;
+  // A message from peer `from` on mesh channel `channel`.
+  virtual void OnMessage(const std::string& from, uint32_t channel, const std::string& payload,
+                         int64_t now_ns) = 0;
+  // Membership declared `host` dead or gone.
+  virtual void PeerDown(const std::string& host, int64_t now_ns) = 0;
+  // Timers; call at NextDeadline() (and after the engine freed room).
+  virtual void Tick(int64_t now_ns) = 0;
+  virtual std::optional<int64_t> NextDeadline() const = 0;
+  // Counters as a JSON object, for status and tests.
+  virtual std::string StatsJson() const = 0;
+};
+
+}  // namespace augur::workflow
+
+#endif  // AUGUR_WORKFLOW_PLACER_H_

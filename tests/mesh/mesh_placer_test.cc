@@ -1,0 +1,401 @@
+// Shards of one host's workflow run on another (docs/MESH.md, "Running shards on other
+// hosts"): two real executors in one process, each with its own state directory, SQLite
+// store, engine thread and process backend (the real plugin, loaded in-process, with its own
+// cgroup parent), joined by an in-process link that stands in for the mesh node (transport
+// and membership) and can cut a host off. Skipped, with the reason, where cgroups cannot be
+// made.
+#include "mesh/mesh_placer.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <random>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "mesh/remote_run_codec.h"
+#include "plugin/abi_adapter.h"
+#include "plugin/abi_loader.h"
+#include "workflow/executor.h"
+
+namespace augur::mesh {
+namespace {
+
+namespace fs = std::filesystem;
+using std::chrono::milliseconds;
+using workflow::Executor;
+using workflow::Resources;
+
+// The cgroup hierarchies the process backend writes to.
+std::vector<std::string> CgroupMounts() {
+  std::ifstream in("/proc/self/mountinfo");
+  std::vector<std::string> out;
+  std::string line;
+  while (std::getline(in, line)) {
+    const size_t dash = line.find(" - ");
+    if (dash == std::string::npos) continue;
+    std::istringstream pre(line.substr(0, dash)), post(line.substr(dash + 3));
+    std::string f[5], fstype, src, opts;
+    for (auto& x : f) pre >> x;
+    post >> fstype >> src >> opts;
+    if (fstype == "cgroup2" || (fstype == "cgroup" && (opts.find("cpu") != std::string::npos ||
+                                                       opts.find("memory") != std::string::npos))) {
+      out.push_back(f[4]);
+    }
+  }
+  return out;
+}
+
+// Hosts in one process: what each sends goes to the other's executor, unless either is cut
+// off. Membership's view: every host alive unless cut, with a fixed headroom.
+class Hub {
+ public:
+  void Add(const std::string& name, const Resources& room) {
+    std::lock_guard<std::mutex> lock(mu_);
+    HeadroomSummary h;
+    h.horizons = {{0, room, room}, {600, room, room}};
+    h.backends = {{"process", {}}};
+    hosts_[name].headroom = h;
+  }
+  void Attach(const std::string& name, Executor* e) {
+    std::lock_guard<std::mutex> lock(mu_);
+    hosts_[name].executor = e;
+  }
+  void Cut(const std::string& name) {
+    std::lock_guard<std::mutex> lock(mu_);
+    cut_.insert(name);
+  }
+  // From now on each message is dropped with probability `drop` and else delivered twice
+  // with probability `dup` (seeded).
+  void SetLoss(double drop, double dup, uint64_t seed) {
+    std::lock_guard<std::mutex> lock(mu_);
+    drop_ = drop;
+    dup_ = dup;
+    rng_.seed(seed);
+  }
+  // Delivers (under the lock, so that a host is never delivered to after Detach).
+  Status Deliver(const std::string& from, const std::string& to, Channel ch, std::string payload) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (cut_.contains(from) || cut_.contains(to)) return Status::OK();  // dropped on the way
+    auto it = hosts_.find(to);
+    if (it == hosts_.end()) return Status::NotFound("no host " + to);
+    std::uniform_real_distribution<double> u(0, 1);
+    if (drop_ > 0 && u(rng_) < drop_) {
+      ++dropped_;
+      return Status::OK();
+    }
+    if (dup_ > 0 && u(rng_) < dup_ && it->second.executor != nullptr) {
+      ++duplicated_;
+      it->second.executor->OnMeshMessage(from, uint32_t(ch), payload);
+    }
+    if (ch == Channel::kRun) {
+      auto m = DecodeRemoteRun(payload);
+      if (m && m->has_result()) results_.push_back({from, to, payload});
+    }
+    if (it->second.executor != nullptr) {
+      it->second.executor->OnMeshMessage(from, uint32_t(ch), std::move(payload));
+    }
+    return Status::OK();
+  }
+  std::vector<PlacementPeer> Peers() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<PlacementPeer> out;
+    for (const auto& [name, h] : hosts_) {
+      PlacementPeer p;
+      p.name = name;
+      p.alive = !cut_.contains(name);
+      p.headroom_version = 1;
+      p.headroom = h.headroom;
+      out.push_back(std::move(p));
+    }
+    return out;
+  }
+  void DetachAll() {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& [name, h] : hosts_) h.executor = nullptr;
+  }
+  struct Sent {
+    std::string from, to, payload;
+  };
+  std::vector<Sent> results() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return results_;
+  }
+  std::pair<uint64_t, uint64_t> dropped_and_duplicated() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return {dropped_, duplicated_};
+  }
+
+ private:
+  struct Host {
+    Executor* executor = nullptr;
+    HeadroomSummary headroom;
+  };
+  mutable std::mutex mu_;
+  std::map<std::string, Host> hosts_;
+  std::set<std::string> cut_;
+  std::vector<Sent> results_;
+  double drop_ = 0, dup_ = 0;
+  std::mt19937_64 rng_{1};
+  uint64_t dropped_ = 0, duplicated_ = 0;
+};
+
+class HubLink : public MeshLink {
+ public:
+  HubLink(Hub* hub, std::string self) : hub_(hub), self_(std::move(self)) {}
+  const std::string& self() const override { return self_; }
+  Status Send(const std::string& host, Channel ch, std::string payload) override {
+    return hub_->Deliver(self_, host, ch, std::move(payload));
+  }
+  std::vector<PlacementPeer> Peers() const override { return hub_->Peers(); }
+
+ private:
+  Hub* hub_;
+  std::string self_;
+};
+
+class MeshPlacerTest : public ::testing::Test {
+ protected:
+  struct Host {
+    std::string name;
+    std::string dir;
+    std::string cgroup;
+    std::unique_ptr<plugin::AbiBackend> backend;
+    std::unique_ptr<HubLink> link;
+    std::shared_ptr<MeshPlacer> placer;
+    std::unique_ptr<Executor> executor;
+  };
+
+  void SetUp() override {
+    if (geteuid() != 0) GTEST_SKIP() << "needs root to create cgroups for the process backend";
+    for (const std::string& m : CgroupMounts()) {
+      if (access(m.c_str(), W_OK) != 0) GTEST_SKIP() << m << " is not writable";
+    }
+    std::string t = "/tmp/augur-mesh-placer-test.XXXXXX";
+    ASSERT_NE(::mkdtemp(t.data()), nullptr);
+    dir_ = t;
+  }
+
+  void TearDown() override {
+    hub_.DetachAll();
+    for (auto& [name, h] : hosts_) h.executor.reset();
+    for (auto& [name, h] : hosts_) {
+      h.backend.reset();
+      for (const std::string& m : CgroupMounts()) {
+        // Each instance's cgroup is gone once released; then the parent.
+        std::error_code ec;
+        for (const auto& e : fs::directory_iterator(m + "/" + h.cgroup, ec)) {
+          if (e.is_directory()) ::rmdir(e.path().c_str());
+        }
+        ::rmdir((m + "/" + h.cgroup).c_str());
+      }
+    }
+    std::error_code ec;
+    if (!dir_.empty()) fs::remove_all(dir_, ec);
+  }
+
+  // A host with `capacity` for shards, showing `room` to the others.
+  Host* AddHost(const std::string& name, Resources capacity, Resources room,
+                int64_t lease_ttl_ns = 10'000'000'000) {
+    Host& h = hosts_[name];
+    h.name = name;
+    h.dir = dir_ + "/" + name;
+    fs::create_directories(h.dir);
+    h.cgroup = fmt::format("augur-mesh-test-{}-{}", getpid(), name);
+    auto loaded = plugin::LoadedPlugin::Load(
+        std::string(AUGUR_BUILD_DIR) + "/plugins/augur-process.so", "process");
+    EXPECT_TRUE(loaded) << loaded.error().ToString();
+    if (!loaded) return nullptr;
+    auto b = plugin::AbiBackend::Create(std::move(*loaded),
+                                        {{{"cgroup_parent", h.cgroup}}, h.dir + "/plugin"});
+    if (!b) {
+      skip_ = "cgroups not usable here: " + b.error().ToString();
+      return nullptr;
+    }
+    h.backend = std::move(*b);
+    hub_.Add(name, room);
+    h.link = std::make_unique<HubLink>(&hub_, name);
+    MeshPlacerOptions po;
+    po.work_dir = h.dir + "/remote";
+    po.negotiator.lease_ttl_ns = lease_ttl_ns;
+    po.negotiator.seed = 7;
+    h.placer = std::make_shared<MeshPlacer>(h.link.get(), po);
+    workflow::ExecutorOptions o;
+    o.state_dir = h.dir;
+    o.host_name = name;
+    o.engine.capacity = capacity;
+    o.tick = milliseconds(20);
+    o.placer = h.placer;
+    plugin::Backend* backend = h.backend.get();
+    auto e = Executor::Start(std::move(o), [backend](const std::string& n) -> plugin::Backend* {
+      return n == "process" ? backend : nullptr;
+    });
+    EXPECT_TRUE(e) << e.error().ToString();
+    if (!e) return nullptr;
+    h.executor = std::move(*e);
+    hub_.Attach(name, h.executor.get());
+    return &h;
+  }
+
+  // The workflow's state once it is no longer running (or "running" after 20 s).
+  std::string WaitDone(Executor& e, const std::string& id) {
+    std::string state = "running";
+    for (int i = 0; i < 2000 && state == "running"; ++i) {
+      auto s = e.StatusJson(id, false);
+      if (s) state = nlohmann::json::parse(*s)[0]["state"];
+      if (state == "running") std::this_thread::sleep_for(milliseconds(10));
+    }
+    return state;
+  }
+
+  static nlohmann::json Stats(Executor& e) { return nlohmann::json::parse(e.MeshStatsJson()); }
+  static nlohmann::json History(Executor& e, const std::string& id) {
+    auto h = e.HistoryJson(id, 100);
+    EXPECT_TRUE(h) << h.error().ToString();
+    return h ? nlohmann::json::parse(*h) : nlohmann::json::array();
+  }
+
+  std::string dir_;
+  std::string skip_;
+  Hub hub_;
+  std::map<std::string, Host> hosts_;
+};
+
+// Each shard wants a quarter core: A runs one at a time, B has room for four.
+constexpr Resources kOneShard{0.25, 64ULL << 20};
+constexpr Resources kFourShards{1.0, 256ULL << 20};
+
+std::string Workflow(const std::string& sleep) {
+  return fmt::format(R"(workflow: spread
+stages:
+  - name: work
+    resources: {{cpu: 0.25, memory: 48Mi}}
+    shards: {{range: [0, 4], count: 4}}
+    canary: false
+    run: [sh, -c, "sleep {}; echo shard {{shard.index}} of {{shard.count}}"]
+)", sleep);
+}
+
+constexpr char kMerged[] = "shard 0 of 4\nshard 1 of 4\nshard 2 of 4\nshard 3 of 4\n";
+
+TEST_F(MeshPlacerTest, AWorkflowFinishesWithShardsOnBothHostsAndADuplicateResultIsIgnored) {
+  Host* a = AddHost("host-a", kOneShard, {});
+  if (!skip_.empty()) GTEST_SKIP() << skip_;
+  ASSERT_NE(a, nullptr);
+  Host* b = AddHost("host-b", kFourShards, kFourShards);
+  ASSERT_NE(b, nullptr);
+  auto id = a->executor->Submit(Workflow("0.3"), "test");
+  ASSERT_TRUE(id) << id.error().ToString();
+  ASSERT_EQ(WaitDone(*a->executor, *id), "succeeded") << *a->executor->StatusJson(*id, true);
+  auto out = a->executor->Output(*id, "");
+  ASSERT_TRUE(out) << out.error().ToString();
+  EXPECT_EQ(*out, kMerged);
+
+  nlohmann::json rows = History(*a->executor, *id);
+  std::map<std::string, int> by_host;
+  for (const auto& r : rows) {
+    EXPECT_EQ(r["state"], "succeeded") << r.dump();
+    by_host[r["host"]]++;
+  }
+  EXPECT_EQ(rows.size(), 4u) << rows.dump(2);
+  EXPECT_GE(by_host["host-a"], 1) << rows.dump(2);
+  EXPECT_GE(by_host["host-b"], 1) << rows.dump(2);
+  EXPECT_EQ(by_host["host-a"] + by_host["host-b"], 4) << rows.dump(2);
+  nlohmann::json sa = Stats(*a->executor), sb = Stats(*b->executor);
+  EXPECT_EQ(sa["remote_results"], by_host["host-b"]) << sa.dump();
+  EXPECT_EQ(sb["leased_runs"], by_host["host-b"]) << sb.dump();
+
+  // Every lease was released: B's ledger is empty again, and so are its task directories.
+  for (int i = 0; i < 200 && Stats(*b->executor)["bidder_leases"] != 0; ++i) {
+    std::this_thread::sleep_for(milliseconds(10));
+  }
+  EXPECT_EQ(Stats(*b->executor)["bidder_leases"], 0) << Stats(*b->executor).dump();
+  EXPECT_EQ(Stats(*b->executor)["leased_here"], 0) << Stats(*b->executor).dump();
+
+  // A result sent again (a resend that crossed the release, or a duplicated packet) is
+  // ignored: nothing merged twice, no second history row.
+  std::vector<Hub::Sent> results = hub_.results();
+  ASSERT_FALSE(results.empty());
+  a->executor->OnMeshMessage(results.front().from, uint32_t(Channel::kRun), results.front().payload);
+  for (int i = 0; i < 200 && Stats(*a->executor)["duplicate_results"] == 0; ++i) {
+    std::this_thread::sleep_for(milliseconds(10));
+  }
+  EXPECT_EQ(Stats(*a->executor)["duplicate_results"], 1) << Stats(*a->executor).dump();
+  EXPECT_EQ(History(*a->executor, *id).size(), 4u);
+  EXPECT_EQ(*a->executor->Output(*id, ""), kMerged);
+}
+
+TEST_F(MeshPlacerTest, ALostLeaseRerunsTheShardOnTheOwner) {
+  Host* a = AddHost("host-a", kOneShard, {}, 800'000'000);
+  if (!skip_.empty()) GTEST_SKIP() << skip_;
+  ASSERT_NE(a, nullptr);
+  Host* b = AddHost("host-b", kFourShards, kFourShards, 800'000'000);
+  ASSERT_NE(b, nullptr);
+  auto id = a->executor->Submit(Workflow("0.5"), "test");
+  ASSERT_TRUE(id) << id.error().ToString();
+  // B stops answering (and membership stops showing it alive) once it holds a lease.
+  for (int i = 0; i < 2000 && Stats(*a->executor)["awarded"] == 0; ++i) {
+    std::this_thread::sleep_for(milliseconds(2));
+  }
+  ASSERT_GE(Stats(*a->executor)["awarded"], 1) << Stats(*a->executor).dump();
+  hub_.Cut("host-b");
+  ASSERT_EQ(WaitDone(*a->executor, *id), "succeeded") << *a->executor->StatusJson(*id, true);
+  EXPECT_EQ(*a->executor->Output(*id, ""), kMerged);
+  nlohmann::json sa = Stats(*a->executor);
+  EXPECT_GE(sa["lost"], 1) << sa.dump();
+  EXPECT_EQ(sa["remote_results"], 0) << sa.dump();
+  nlohmann::json rows = History(*a->executor, *id);
+  int lost_on_b = 0, won_on_a = 0;
+  for (const auto& r : rows) {
+    if (r["state"] == "lost" && r["host"] == "host-b") ++lost_on_b;
+    if (r["state"] == "succeeded" && r["host"] == "host-a") ++won_on_a;
+  }
+  EXPECT_EQ(lost_on_b, sa["lost"].get<int>()) << rows.dump(2);
+  EXPECT_EQ(won_on_a, 4) << rows.dump(2);
+  // B, no longer renewed, reclaimed its leases and stopped the tasks.
+  for (int i = 0; i < 300 && Stats(*b->executor)["bidder_leases"] != 0; ++i) {
+    std::this_thread::sleep_for(milliseconds(10));
+  }
+  EXPECT_EQ(Stats(*b->executor)["bidder_leases"], 0) << Stats(*b->executor).dump();
+}
+
+}  // namespace
+}  // namespace augur::mesh
+
+namespace augur::mesh {
+namespace {
+
+TEST_F(MeshPlacerTest, UnderLossAndDuplicationEveryShardIsMergedOnce) {
+  Host* a = AddHost("host-a", kOneShard, {});
+  if (!skip_.empty()) GTEST_SKIP() << skip_;
+  ASSERT_NE(a, nullptr);
+  Host* b = AddHost("host-b", kFourShards, kFourShards);
+  ASSERT_NE(b, nullptr);
+  hub_.SetLoss(0.1, 0.1, 17);
+  auto id = a->executor->Submit(Workflow("0.2"), "test");
+  ASSERT_TRUE(id) << id.error().ToString();
+  ASSERT_EQ(WaitDone(*a->executor, *id), "succeeded") << *a->executor->StatusJson(*id, true);
+  EXPECT_EQ(*a->executor->Output(*id, ""), kMerged);
+  auto [dropped, duplicated] = hub_.dropped_and_duplicated();
+  EXPECT_GT(dropped + duplicated, 0u) << "the loss was exercised";
+  nlohmann::json sa = Stats(*a->executor);
+  // Each shard has one winner: the results accepted from B and the local successes add up
+  // to the four shards (a result resent or duplicated on the way is counted, not merged).
+  int local_wins = 0;
+  for (const auto& r : History(*a->executor, *id)) {
+    if (r["state"] == "succeeded" && r["host"] == "host-a") ++local_wins;
+  }
+  EXPECT_EQ(local_wins + sa["remote_results"].get<int>(), 4) << sa.dump();
+}
+
+}  // namespace
+}  // namespace augur::mesh
