@@ -26,6 +26,8 @@
 #include "agent/metrics_server.h"
 #include "mesh/headroom_summary.h"
 #include "mesh/keys.h"
+#include "mesh/mesh_link.h"
+#include "mesh/mesh_placer.h"
 #include "mesh/node.h"
 #include "plugin/plugin_manager.h"
 #include "workflow/executor.h"
@@ -259,6 +261,22 @@ SelfUsage ReadSelfUsage() {
 
 }  // namespace
 
+// The executor's placer reaches the mesh through this: sends are queued for the mesh thread,
+// the view is membership's with decoded headroom.
+class NodeLink : public mesh::MeshLink {
+ public:
+  explicit NodeLink(mesh::MeshNode* node) : node_(node) {}
+  const std::string& self() const override { return node_->name(); }
+  Status Send(const std::string& host, mesh::Channel ch, std::string payload) override {
+    node_->Send(host, ch, std::move(payload));
+    return Status::OK();
+  }
+  std::vector<mesh::PlacementPeer> Peers() const override { return node_->PlacementView(); }
+
+ private:
+  mesh::MeshNode* node_;
+};
+
 struct Daemon::Impl {
   DaemonOptions options;
   std::unique_ptr<telemetry::ShmWriter> writer;
@@ -276,6 +294,14 @@ struct Daemon::Impl {
   std::unique_ptr<ControlServer> control;
   // The peer mesh (mesh.enabled), and the thread that refreshes the headroom it gossips.
   std::unique_ptr<mesh::MeshNode> mesh;
+  // How the executor's placer reaches the mesh (NodeLink, below), and how the mesh thread
+  // reaches the executor: through `bridge`, cut before the executor goes.
+  std::unique_ptr<mesh::MeshLink> mesh_link;
+  struct Bridge {
+    std::mutex mu;
+    workflow::Executor* executor = nullptr;  // guarded by mu
+  };
+  std::shared_ptr<Bridge> bridge = std::make_shared<Bridge>();
   std::thread mesh_publisher;
   std::mutex publisher_mu;
   std::condition_variable publisher_cv;
@@ -295,6 +321,17 @@ struct Daemon::Impl {
   Status StartControl();
   // The mesh node and its headroom publisher, when mesh.enabled.
   Status StartMesh();
+  // The forecast of free room (with forecasting on; else null), made once for the engine's
+  // admission and the mesh's headroom gossip.
+  HostHeadroom* EnsureHeadroom() {
+    if (!forecaster) return nullptr;
+    if (!headroom) {
+      headroom = std::make_unique<HostHeadroom>(double(sysconf(_SC_NPROCESSORS_ONLN)),
+                                                options.config.forecast.step.count() / 1000.0);
+      sink->SetHeadroom(headroom.get());
+    }
+    return headroom.get();
+  }
   void PublishHeadroom(std::string* last);
   void StopMesh();
 };
@@ -305,8 +342,12 @@ Daemon::~Daemon() {
   g_crash_writer.store(nullptr);
   if (impl_->metrics) impl_->metrics->Stop();
   if (impl_->control) impl_->control->Stop();  // no request reaches the engine after this
-  impl_->StopMesh();  // leaves the mesh gracefully
+  {
+    std::lock_guard lock(impl_->bridge->mu);  // no mesh message reaches the engine after this
+    impl_->bridge->executor = nullptr;
+  }
   impl_->executor.reset();  // before the backends: its thread calls them; tasks keep running
+  impl_->StopMesh();  // leaves the mesh gracefully; after the executor, whose placer sends
   impl_->plugins.reset();  // hosts destroy() their plugins; instances stay for the next agent
   impl_->collectors.clear();  // detaches eBPF links before the segment goes stale
   impl_->forecaster.reset();  // saves what it learned
@@ -371,17 +412,39 @@ Status Daemon::Impl::StartWorkflows() {
   eo.prewarm.demand_min_per_hour = pw.demand_per_hour;
   plugin::PluginManager* manager = plugins.get();
   workflow::ForecastFree forecast;
-  if (forecaster) {
-    headroom = std::make_unique<HostHeadroom>(double(sysconf(_SC_NPROCESSORS_ONLN)),
-                                              options.config.forecast.step.count() / 1000.0);
-    sink->SetHeadroom(headroom.get());
-    HostHeadroom* h = headroom.get();
-    forecast = [h] { return h->FreeByHorizon(); };
+  if (HostHeadroom* h = EnsureHeadroom()) forecast = [h] { return h->FreeByHorizon(); };
+  if (mesh) {
+    // Shards that do not fit here go to peers with room, and peers' shards run here, from
+    // the one ledger (docs/MESH.md, "Running shards on other hosts").
+    mesh::MeshPlacerOptions po;
+    po.work_dir = wc.state_dir + "/remote";
+    eo.placer = std::make_shared<mesh::MeshPlacer>(mesh_link.get(), po);
   }
   auto started = workflow::Executor::Start(
       eo, [manager](const std::string& name) { return manager->Find(name); }, forecast);
   if (!started) return started.error().Annotate("workflows.state_dir");
   executor = std::move(*started);
+  if (mesh) {
+    {
+      std::lock_guard lock(bridge->mu);
+      bridge->executor = executor.get();
+    }
+    // On the mesh thread: OnMeshMessage and OnPeerDown only queue for the engine thread.
+    auto forward = [b = bridge](mesh::Channel ch) {
+      return [b, ch](const std::string& from, std::string payload) {
+        std::lock_guard lock(b->mu);
+        if (b->executor) b->executor->OnMeshMessage(from, uint32_t(ch), std::move(payload));
+      };
+    };
+    mesh->OnChannel(mesh::Channel::kPlacement, forward(mesh::Channel::kPlacement));
+    mesh->OnChannel(mesh::Channel::kRun, forward(mesh::Channel::kRun));
+    mesh->OnEvent([b = bridge](const mesh::MembershipEvent& e) {
+      if (e.kind != mesh::MembershipEventKind::kStateChanged) return;
+      if (e.state != mesh::MemberState::kDead && e.state != mesh::MemberState::kLeft) return;
+      std::lock_guard lock(b->mu);
+      if (b->executor) b->executor->OnPeerDown(e.name);
+    });
+  }
   if (forecaster) {
     workflow::Executor* ex = executor.get();
     anomalies = std::make_unique<AnomalyWatch>(
@@ -431,13 +494,10 @@ Status Daemon::Impl::StartMesh() {
   auto node = mesh::MeshNode::Start(std::move(no));
   if (!node) return node.error().Annotate("mesh");
   mesh = std::move(*node);
+  mesh_link = std::make_unique<NodeLink>(mesh.get());
   // The headroom this host gossips needs the forecast of free room even with the workflow
   // engine off.
-  if (!headroom && forecaster) {
-    headroom = std::make_unique<HostHeadroom>(double(sysconf(_SC_NPROCESSORS_ONLN)),
-                                              options.config.forecast.step.count() / 1000.0);
-    sink->SetHeadroom(headroom.get());
-  }
+  EnsureHeadroom();
   mesh_publisher = std::thread([this] {
     std::string last;
     std::unique_lock lock(publisher_mu);
@@ -624,8 +684,8 @@ Result<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& options) {
     }
   }
 
-  if (Status st = impl->StartWorkflows(); !st.ok()) return Err(st);
   if (Status st = impl->StartMesh(); !st.ok()) return Err(st);
+  if (Status st = impl->StartWorkflows(); !st.ok()) return Err(st);
   if (Status st = impl->StartControl(); !st.ok()) return Err(st);
 
   spdlog::info("augurd sampling every {} ms into /dev/shm/{} ({} collectors)",

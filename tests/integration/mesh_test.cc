@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 #include <memory>
 #include <string>
 #include <vector>
@@ -43,6 +44,10 @@ class MeshTest : public ::testing::Test {
   void TearDown() override {
     agents_.clear();
     bed_.reset();
+    // The process backends' parent cgroups (their instances are gone with the agents' tasks).
+    for (const auto& e : fs::directory_iterator("/sys/fs/cgroup", ec_)) {
+      for (int k = 1; k <= 8; ++k) rmdir((e.path() / CgroupParent(k)).c_str());
+    }
     std::error_code ec;
     fs::remove_all(dir_, ec);
   }
@@ -65,18 +70,28 @@ class MeshTest : public ::testing::Test {
   }
 
   static std::string Name(int k) { return "h" + std::to_string(k); }
+  static std::string CgroupParent(int k) {
+    return fmt::format("augur-mesh-{}-h{}", getpid(), k);
+  }
   std::string KeyDir(int k) const { return (dir_ / "keys" / Name(k)).string(); }
   std::string Socket(int k) const { return (dir_ / (Name(k) + ".sock")).string(); }
 
-  // Starts (or restarts) augurd on host k, joining through host 1.
-  void Start(int k) {
+  // Starts (or restarts) augurd on host k, joining through host 1. With `max_cpu` > 0 it
+  // runs the workflow engine on the process backend, its shards limited to that many cores.
+  void Start(int k, double max_cpu = 0) {
     const std::string config = (dir_ / (Name(k) + ".yaml")).string();
+    std::string engine = "plugins: {enabled: []}\nworkflows: {enabled: false}\n";
+    if (max_cpu > 0) {
+      engine = fmt::format(
+          "plugins: {{dir: {}/plugins, enabled: [process], state_dir: {}/{}/plugins, config: "
+          "{{process: {{cgroup_parent: {}}}}}}}\nworkflows: {{state_dir: {}/{}/wf, max_cpu: {}}}\n",
+          AUGUR_BUILD_DIR, dir_.string(), Name(k), CgroupParent(k), dir_.string(), Name(k),
+          max_cpu);
+    }
     std::ofstream(config) << fmt::format(R"(telemetry: {{interval: 5s, ebpf: "off", shm_name: {shm}, capacity: 16, max_series: 64}}
 metrics: {{enabled: false}}
 forecast: {{enabled: false}}
-plugins: {{enabled: []}}
-workflows: {{enabled: false}}
-control: {{socket: {sock}}}
+{engine}control: {{socket: {sock}}}
 mesh:
   enabled: true
   name: {name}
@@ -90,8 +105,9 @@ mesh:
         fmt::arg("sock", Socket(k)), fmt::arg("name", Name(k)),
         fmt::arg("addr", NetnsBed::Addr(k)), fmt::arg("zone", k % 2),
         fmt::arg("seed", NetnsBed::Addr(1)), fmt::arg("keys", KeyDir(k)),
-        fmt::arg("dir", dir_.string()));
-    agents_[k] = &bed_->Spawn(k, {kAugurd, "--config", config});
+        fmt::arg("dir", dir_.string()), fmt::arg("engine", engine));
+    agents_[k] = max_cpu > 0 ? &bed_->SpawnKeepingMounts(k, {kAugurd, "--config", config})
+                             : &bed_->Spawn(k, {kAugurd, "--config", config});
   }
 
   // Host k's view: member name -> state ("" when augurctl could not ask).
@@ -130,7 +146,14 @@ mesh:
     return s;
   }
 
+  testing::RunResult Ctl(int k, std::vector<std::string> args) {
+    std::vector<std::string> argv = {kAugurctl, "--socket", Socket(k)};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return testing::Run(argv, 60s);
+  }
+
   static inline int counter_ = 0;
+  std::error_code ec_;
   fs::path dir_;
   std::unique_ptr<NetnsBed> bed_;
   std::map<int, Subprocess*> agents_;
@@ -216,6 +239,61 @@ TEST_F(MeshTest, AHostWhoseKeyIsNotAuthorizedStaysOutUntilItIsAdded) {
   Authorize(3);
   ASSERT_TRUE(WaitFor([&] { return AllSee({1, 2, 3}, {1, 2, 3}, "alive"); }, 30s))
       << Views({1, 2, 3}) << Logs();
+}
+
+// The point of the mesh: a workflow submitted to a host that has room for one shard at a
+// time runs its other shards on its peers, and the merged result is the same.
+TEST_F(MeshTest, AWorkflowSubmittedToOneHostRunsShardsOnItsPeers) {
+  if (access("/sys/fs/cgroup", W_OK) != 0) GTEST_SKIP() << "cgroups are not writable here";
+  MakeBed(3);
+  const std::vector<int> all = {1, 2, 3};
+  Start(1, 0.3);
+  Start(2, 1.5);
+  Start(3, 1.5);
+  ASSERT_TRUE(WaitFor([&] { return AllSee(all, all, "alive"); }, 30s)) << Views(all) << Logs();
+  // Each host's headroom (its process backend) has reached host 1.
+  ASSERT_TRUE(WaitFor([&] {
+    auto r = Ctl(1, {"peers", "--json"});
+    auto j = nlohmann::json::parse(r.out, nullptr, false);
+    if (!j.is_array()) return false;
+    int with_backend = 0;
+    for (const auto& m : j) {
+      with_backend += m.contains("headroom") && !m["headroom"]["backends"].empty();
+    }
+    return with_backend == 3;
+  }, 30s)) << Ctl(1, {"peers", "--json"}).out << Logs();
+
+  const std::string wf = (dir_ / "spread.yaml").string();
+  std::ofstream(wf) << R"(workflow: spread
+stages:
+  - name: work
+    resources: {cpu: 0.25, memory: 32Mi}
+    shards: {range: [0, 6], count: 6}
+    canary: false
+    expected: 2s
+    run: [sh, -c, "sleep 2; echo {shard.begin}"]
+)";
+  auto sub = Ctl(1, {"submit", wf});
+  ASSERT_EQ(sub.code, 0) << sub.err;
+  std::string id = sub.out;
+  while (!id.empty() && id.back() == '\n') id.pop_back();
+  std::string state;
+  ASSERT_TRUE(WaitFor([&] {
+    auto r = Ctl(1, {"status", id, "--json"});
+    auto j = nlohmann::json::parse(r.out, nullptr, false);
+    state = j.is_array() && !j.empty() ? j[0].value("state", "") : "";
+    return state != "" && state != "running";
+  }, 120s)) << Ctl(1, {"status", id, "--explain"}).out << Logs();
+  ASSERT_EQ(state, "succeeded") << Ctl(1, {"status", id, "--explain"}).out << Logs();
+  EXPECT_EQ(Ctl(1, {"result", id}).out, "0\n1\n2\n3\n4\n5\n");
+  auto h = nlohmann::json::parse(Ctl(1, {"history", id, "--json"}).out, nullptr, false);
+  ASSERT_TRUE(h.is_array()) << Ctl(1, {"history", id}).out;
+  std::set<std::string> hosts;
+  for (const auto& a : h) {
+    if (a.value("state", "") == "succeeded") hosts.insert(a.value("host", ""));
+  }
+  EXPECT_GE(hosts.size(), 2u) << "every shard ran on one host: " << h.dump(2);
+  std::cout << "shards ran on " << hosts.size() << " hosts\n";
 }
 
 }  // namespace

@@ -79,6 +79,16 @@ class NetnsBed {
 
   // Starts argv inside host k (`ip netns exec`, which execs: the pid is the command's). argv[0]
   // is looked up in PATH. The bed owns the process; stdout and stderr are captured.
+  // `ip netns exec` also gives the process a mount namespace with /sys remounted for the
+  // network namespace, which hides /sys/fs/cgroup: SpawnKeepingMounts enters only the
+  // network namespace (nsenter --net), for agents that make cgroups.
+  Subprocess& SpawnKeepingMounts(int k, const std::vector<std::string>& argv) {
+    std::vector<std::string> full = {"/usr/bin/env", "nsenter", "--net=/run/netns/" + Name(k),
+                                      "--"};
+    full.insert(full.end(), argv.begin(), argv.end());
+    processes_.push_back(std::make_unique<Subprocess>(std::move(full)));
+    return *processes_.back();
+  }
   Subprocess& Spawn(int k, const std::vector<std::string>& argv) {
     std::vector<std::string> full = {"/usr/bin/env", "ip", "netns", "exec", Name(k)};
     full.insert(full.end(), argv.begin(), argv.end());
