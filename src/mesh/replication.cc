@@ -654,7 +654,7 @@ struct Replicator::Impl {
       if (s <= f.catch_up_until) ++stats.catch_up_records;
     }
     f.next = prev + a->records_size() + 1;
-    f.high_sent = std::max(f.high_sent, f.next - 1);
+    if (a->records_size() > 0) f.high_sent = std::max(f.high_sent, f.next - 1);
     f.sent_ns = now_ns;
     Send(host, w, std::move(m), out);
   }

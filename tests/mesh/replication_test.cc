@@ -8,12 +8,12 @@
 #include <gtest/gtest.h>
 
 #include "mesh/rendezvous.h"
-#include "replication_cluster.h"
+#include "mesh/replication_cluster.h"
 
 namespace augur::mesh {
 namespace {
 
-using testing::ReplicationCluster;
+
 
 constexpr int64_t kMs = 1'000'000;
 
@@ -66,7 +66,9 @@ void ExpectExactlyOnce(const WorkflowReplica& w) {
     switch (RecordKind(r.kind())) {
       case RecordKind::kAttemptResult:
         EXPECT_TRUE(attempts.insert(r.attempt_id()).second) << "two results for " << r.attempt_id();
-        if (r.ok()) EXPECT_TRUE(shards.insert(r.stage() + "/" + r.shard()).second) << "two winners for " << r.shard();
+        if (r.ok()) {
+          EXPECT_TRUE(shards.insert(r.stage() + "/" + r.shard()).second) << "two winners for " << r.shard();
+        }
         break;
       case RecordKind::kStageMerged:
         EXPECT_TRUE(stages.insert(r.stage()).second) << "stage merged twice: " << r.stage();
@@ -442,14 +444,16 @@ TEST(Replication, APartitionHealsWithOneOwnerAndNoDuplicateResults) {
     const WorkflowReplica* w = c.at(order[0]).Find("wf-g");
     ExpectExactlyOnce(*w);
     // Every shard has its one winner; nothing recorded on either side was lost.
-    for (const std::string& shard : {"1", "2", "3", "4"}) {
+    for (const char* shard : {"1", "2", "3", "4"}) {
       EXPECT_TRUE(c.at(order[0]).Winner("wf-g", "s", shard).has_value()) << "seed " << seed << " shard " << shard;
     }
     EXPECT_TRUE(c.at(order[0]).Winner("wf-g", "s", "3").has_value());  // from the losing side
     for (const std::string& h : w->replicas) EXPECT_EQ(Content(*c.at(h).Find("wf-g")), Content(*w)) << h;
     EXPECT_EQ(w->committed, w->log.size());
     for (const std::string& h : c.names()) {
-      if (const WorkflowReplica* r = c.at(h).Find("wf-g")) EXPECT_TRUE(r->orphans.empty()) << h;
+      if (const WorkflowReplica* r = c.at(h).Find("wf-g")) {
+        EXPECT_TRUE(r->orphans.empty()) << h;
+      }
     }
   }
 }

@@ -1,13 +1,14 @@
-// A virtual-time cluster of Replicators over a SimNetwork, for the replication tests and the
-// replication benchmark (bench/mesh/transfer_sim.cc). Membership is an oracle: each host's
-// view is every host that is up and not cut off from it, given to its Replicator
-// `detect_ns` after the change (the time membership would take to notice). Each host's
-// executor persists DrainDirty()'s snapshots before its messages leave ("state before
-// action"); a killed host loses its memory and restarts from those snapshots.
+// ReplicationCluster: a virtual-time cluster of Replicators over a SimNetwork, for the
+// replication tests (tests/mesh/replication_test.cc) and the benchmark (bench/mesh/
+// transfer_sim.cc). Membership is an oracle: each host's view is every host that is up and
+// not cut off from it, given to its Replicator `detect_ns` after the change (the time
+// membership would take to notice). Each host's executor persists DrainDirty()'s snapshots
+// before its messages leave ("state before action"); a killed host loses its memory and
+// restarts from those snapshots.
 //
-// Thread safety: none; one test drives it.
-#ifndef AUGUR_TESTS_MESH_REPLICATION_CLUSTER_H_
-#define AUGUR_TESTS_MESH_REPLICATION_CLUSTER_H_
+// Thread safety: none; one test or simulation drives it.
+#ifndef AUGUR_MESH_REPLICATION_CLUSTER_H_
+#define AUGUR_MESH_REPLICATION_CLUSTER_H_
 
 #include <algorithm>
 #include <functional>
@@ -21,7 +22,7 @@
 #include "mesh/replication.h"
 #include "mesh/sim_network.h"
 
-namespace augur::mesh::testing {
+namespace augur::mesh {
 
 class ReplicationCluster {
  public:
@@ -217,6 +218,6 @@ class ReplicationCluster {
   uint64_t decode_errors_ = 0;
 };
 
-}  // namespace augur::mesh::testing
+}  // namespace augur::mesh
 
-#endif  // AUGUR_TESTS_MESH_REPLICATION_CLUSTER_H_
+#endif  // AUGUR_MESH_REPLICATION_CLUSTER_H_
