@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include "mesh/checked_codec.h"
 #include "mesh/envelope.h"  // IsValidHostName
 #include "mesh/rendezvous.h"
 
@@ -295,32 +296,12 @@ Status CheckRecord(const wire::StateRecord& r, bool logged) {
 }
 
 Result<std::string> EncodeReplication(wire::ReplicationMessage msg, size_t max_bytes) {
-  msg.set_version(kReplicationVersion);
-  if (Status s = CheckMessage(msg); !s.ok()) return Err(Status::InvalidArgument(s.message()));
-  std::string out;
-  if (!msg.SerializeToString(&out)) return Err(Status::Internal("replication message did not serialize"));
-  if (out.size() > max_bytes) {
-    return Err(Status::InvalidArgument(
-        fmt::format("replication message of {} bytes is over the limit of {}", out.size(), max_bytes)));
-  }
-  return out;
+  return EncodeChecked(std::move(msg), kReplicationVersion, max_bytes, "replication message", CheckMessage);
 }
 
 Result<wire::ReplicationMessage> DecodeReplication(std::string_view bytes, size_t max_bytes) {
-  if (bytes.size() > max_bytes) {
-    return Err(Status::ResourceExhausted(fmt::format(
-        "replication message of {} bytes is over the limit of {}", bytes.size(), max_bytes)));
-  }
-  wire::ReplicationMessage m;
-  if (!m.ParseFromArray(bytes.data(), int(bytes.size()))) {
-    return Err(Status::Corruption(fmt::format("{} bytes are not a replication message", bytes.size())));
-  }
-  if (m.version() != kReplicationVersion) {
-    return Err(Status::FailedPrecondition(fmt::format(
-        "replication message version {} (this host speaks {})", m.version(), kReplicationVersion)));
-  }
-  if (Status s = CheckMessage(m); !s.ok()) return Err(s);
-  return m;
+  return DecodeChecked<wire::ReplicationMessage>(bytes, kReplicationVersion, max_bytes, "replication message",
+                                                 CheckMessage);
 }
 
 // --- Ownership -------------------------------------------------------------------------

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "common/crc32c.h"
+#include "mesh/checked_codec.h"
 
 namespace augur::mesh {
 namespace {
@@ -121,35 +122,14 @@ uint32_t ChunkChecksum(std::string_view transfer_id, uint64_t offset, uint64_t t
 }
 
 Result<std::string> EncodeTransfer(wire::TransferMessage msg, size_t max_bytes) {
-  msg.set_version(kTransferVersion);
-  if (Status s = CheckMessage(msg, max_bytes); !s.ok()) {
-    return Err(Status::InvalidArgument(s.message()));
-  }
-  std::string out;
-  if (!msg.SerializeToString(&out)) return Err(Status::Internal("transfer message did not serialize"));
-  if (out.size() > max_bytes) {
-    return Err(Status::InvalidArgument(
-        fmt::format("transfer message of {} bytes is over the limit of {}", out.size(), max_bytes)));
-  }
-  return out;
+  return EncodeChecked(std::move(msg), kTransferVersion, max_bytes, "transfer message",
+                       [&](const wire::TransferMessage& m) { return CheckMessage(m, max_bytes); });
 }
 
 Result<wire::TransferMessage> DecodeTransfer(std::string_view bytes, size_t max_bytes) {
-  if (bytes.size() > max_bytes) {
-    return Err(Status::ResourceExhausted(fmt::format(
-        "transfer message of {} bytes is over the limit of {}", bytes.size(), max_bytes)));
-  }
-  wire::TransferMessage m;
-  // ParseFromArray never throws; it returns false on anything that is not the message.
-  if (!m.ParseFromArray(bytes.data(), int(bytes.size()))) {
-    return Err(Status::Corruption(fmt::format("{} bytes are not a transfer message", bytes.size())));
-  }
-  if (m.version() != kTransferVersion) {
-    return Err(Status::FailedPrecondition(fmt::format(
-        "transfer message version {} (this host speaks {})", m.version(), kTransferVersion)));
-  }
-  if (Status s = CheckMessage(m, max_bytes); !s.ok()) return Err(s);
-  return m;
+  return DecodeChecked<wire::TransferMessage>(
+      bytes, kTransferVersion, max_bytes, "transfer message",
+      [&](const wire::TransferMessage& m) { return CheckMessage(m, max_bytes); });
 }
 
 bool ForTransferReceiver(const wire::TransferMessage& msg) {
