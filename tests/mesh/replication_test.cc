@@ -1,5 +1,6 @@
 #include "mesh/replication.h"
 
+#include <cstdlib>
 #include <map>
 #include <random>
 #include <set>
@@ -517,7 +518,10 @@ TEST(Replication, APeerCannotMakeAHostHoldMoreThanItsLimit) {
 //    record that was committed is lost.
 TEST(Replication, PropertyOneOwnerNothingLostNothingTwice) {
   const std::vector<std::string> ids = {"wf-p", "wf-q", "wf-r"};
-  for (uint64_t seed = 1; seed <= 36; ++seed) {
+  // AUGUR_PROPERTY_SEEDS=300 explores further (36 by default, about 2 s).
+  const char* more = std::getenv("AUGUR_PROPERTY_SEEDS");
+  const uint64_t seeds = more ? std::strtoull(more, nullptr, 10) : 36;
+  for (uint64_t seed = 1; seed <= seeds; ++seed) {
     // Half the seeds with partitions; loss of 10, 20 or 30 %; membership noticing a change at
     // once, after 50 ms or after 200 ms (views disagree meanwhile).
     const bool partitions = seed % 2 == 0;
