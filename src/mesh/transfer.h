@@ -57,9 +57,10 @@ inline constexpr size_t kMaxTransferIdBytes = 200;
 inline constexpr size_t kMaxTransferErrorBytes = 512;  // errors and abort reasons
 inline constexpr size_t kMaxAckRanges = 32;            // missing ranges in one ack
 // What the transport's envelope (envelope.h) adds around a payload, at most: a 253-byte
-// sender name and every number at its widest come to 307 bytes (tested).
+// sender name and every number at its widest come to 297 bytes (tested).
 inline constexpr size_t kEnvelopeOverheadBytes = 320;
-// What a Chunk message adds around its data, at most (a kMaxTransferIdBytes id; tested).
+// What a Chunk message adds around its data, at most: 245 bytes with a kMaxTransferIdBytes id
+// and every number at its widest (tested).
 inline constexpr size_t kChunkOverheadBytes = 256;
 // The transport's default max_message_bytes (64 KiB) less the envelope.
 inline constexpr size_t kDefaultMaxPayloadBytes = 64 * 1024 - kEnvelopeOverheadBytes;
