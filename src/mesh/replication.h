@@ -21,15 +21,17 @@
 // one); an owner that hears of a newer epoch steps down.
 //
 // Failover. When membership says this host should own a workflow it does not (the owner died,
-// or this host came back), it takes over: it picks an epoch above every one it has seen,
-// asks the replicas (its view's, the ones the last owner named, and that owner) what they hold
-// (Probe; each promises to refuse older epochs from then on) and waits for every one of them
-// that membership calls live (a live holder may have the only copy), fetches the log that is furthest
-// ahead (highest last epoch, then highest seq) where it is ahead of its own, appends a
-// kTakeover record and carries on as owner (kBecameOwner). An owner keeps its workflow until
-// a newer epoch fences it, so a workflow submitted on a host that is not first in its order is
-// handed to that host by the same takeover. A replica that sees its owner dead tells the host
-// that should own (Hint), which may not hold the workflow yet.
+// or this host came back), it takes over: it picks an epoch above every one it has seen, asks
+// the holders (its view's replicas, the ones the last owner named, hosts that hinted, and that
+// owner) what they hold (Probe; each promises to refuse older epochs from then on), waits for
+// every one that membership calls live (a live holder may have the only copy), fetches the log
+// that is furthest ahead (highest last epoch, then highest seq) where it is ahead of its own,
+// appends a kTakeover record and carries on as owner (kBecameOwner). A host without a view
+// yet takes over nothing. An owner keeps its workflow until a newer epoch fences it, so a
+// workflow submitted on a host that is not first in its order is handed to that host by the
+// same takeover. A replica whose owner is gone, or that its view leaves out of the set, tells
+// the host that should own (Hint): that host may not hold the workflow yet, or releases the
+// copy.
 //
 // Partitions. Each side may have an owner; when they meet, the newer epoch wins and the
 // other's records past the point where the logs part are cut. Result records so cut are not
