@@ -1092,7 +1092,7 @@ struct Replicator::Impl {
     Reconcile(w, now_ns, out);
   }
 
-  void OnRelease(const std::string& from, Workflow& w, const Epoch& e, const wire::Release& r,
+  void OnRelease(const std::string& from, Workflow& w, const Epoch& e, const wire::ReplicaRelease& r,
                  int64_t now_ns, ReplicationOutput* out) {
     if (!Accept(from, w, e, now_ns, out)) return;
     // Results past where this log and the owner's part are not lost with the copy: they
@@ -1101,7 +1101,7 @@ struct Replicator::Impl {
     std::set<std::string> resolved(r.resolved().begin(), r.resolved().end());
     std::erase_if(w.r.orphans, [&](const wire::StateRecord& o) { return resolved.count(o.attempt_id()) > 0; });
     wire::ReplicationMessage m;
-    wire::ReleaseReply* rep = m.mutable_release_reply();
+    wire::ReplicaReleaseReply* rep = m.mutable_release_reply();
     if (!w.r.orphans.empty()) {
       AddOrphans(w, rep->mutable_orphans());
       Reply(from, w, std::move(m), out);
@@ -1115,7 +1115,7 @@ struct Replicator::Impl {
     wfs.erase(w.r.id);
   }
 
-  void OnReleaseReply(const std::string& from, Workflow& w, const Epoch& e, const wire::ReleaseReply& r,
+  void OnReleaseReply(const std::string& from, Workflow& w, const Epoch& e, const wire::ReplicaReleaseReply& r,
                       int64_t now_ns, ReplicationOutput* out) {
     if (w.r.role != Role::kOwner || e != w.r.epoch) return;
     auto it = w.releasing.find(from);
