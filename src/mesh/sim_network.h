@@ -21,8 +21,8 @@
 namespace augur::mesh {
 
 struct SimLinkFaults {
-  double loss = 0.0;       // probability a message is dropped
-  double duplicate = 0.0;  // probability a delivered message arrives twice
+  double loss = 0.0;         // probability a message is dropped
+  double duplicate = 0.0;    // probability a delivered message arrives twice
   int64_t min_delay_us = 200;
   int64_t max_delay_us = 800;  // uniform in [min, max]: messages may overtake each other
 };
@@ -43,10 +43,7 @@ class SimNetwork {
   void SetHostFaults(const std::string& host, const SimLinkFaults& f) { host_faults_[host] = f; }
   // A host that is down neither sends nor receives (messages in flight to it are lost).
   void SetDown(const std::string& host, bool down) {
-    if (down)
-      down_.insert(host);
-    else
-      down_.erase(host);
+    if (down) down_.insert(host); else down_.erase(host);
   }
   bool IsDown(const std::string& host) const { return down_.count(host) > 0; }
   // Drop everything between a and b, both ways, until Heal.
@@ -59,19 +56,12 @@ class SimNetwork {
     sent_bytes_ += bytes.size();
     per_host_sent_[from] += 1;
     per_host_bytes_[from] += bytes.size();
-    if (IsDown(from) || IsDown(to) || cut_.count(Key(from, to))) {
-      ++dropped_;
-      return;
-    }
+    if (IsDown(from) || IsDown(to) || cut_.count(Key(from, to))) { ++dropped_; return; }
     const SimLinkFaults& f = FaultsFor(from);
-    if (Chance(f.loss)) {
-      ++dropped_;
-      return;
-    }
+    if (Chance(f.loss)) { ++dropped_; return; }
     int copies = Chance(f.duplicate) ? 2 : 1;
     for (int i = 0; i < copies; ++i) {
-      std::uniform_int_distribution<int64_t> d(f.min_delay_us,
-                                               std::max(f.min_delay_us, f.max_delay_us));
+      std::uniform_int_distribution<int64_t> d(f.min_delay_us, std::max(f.min_delay_us, f.max_delay_us));
       queue_.push(Pending{now_us + d(rng_), order_++, SimDelivery{0, from, to, bytes}});
     }
   }
@@ -87,10 +77,7 @@ class SimNetwork {
     while (!queue_.empty() && queue_.top().at_us <= now_us) {
       Pending p = queue_.top();
       queue_.pop();
-      if (IsDown(p.d.to) || cut_.count(Key(p.d.from, p.d.to))) {
-        ++dropped_;
-        continue;
-      }
+      if (IsDown(p.d.to) || cut_.count(Key(p.d.from, p.d.to))) { ++dropped_; continue; }
       p.d.at_us = p.at_us;
       return p.d;
     }
@@ -100,14 +87,8 @@ class SimNetwork {
   uint64_t sent() const { return sent_; }
   uint64_t sent_bytes() const { return sent_bytes_; }
   uint64_t dropped() const { return dropped_; }
-  uint64_t SentBy(const std::string& h) const {
-    auto it = per_host_sent_.find(h);
-    return it == per_host_sent_.end() ? 0 : it->second;
-  }
-  uint64_t BytesBy(const std::string& h) const {
-    auto it = per_host_bytes_.find(h);
-    return it == per_host_bytes_.end() ? 0 : it->second;
-  }
+  uint64_t SentBy(const std::string& h) const { auto it = per_host_sent_.find(h); return it == per_host_sent_.end() ? 0 : it->second; }
+  uint64_t BytesBy(const std::string& h) const { auto it = per_host_bytes_.find(h); return it == per_host_bytes_.end() ? 0 : it->second; }
   std::mt19937_64& rng() { return rng_; }
 
  private:
