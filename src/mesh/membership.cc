@@ -687,7 +687,8 @@ void Membership::ApplyAlive(int64_t now_us, const wire::MemberUpdate& u, bool go
     }
     SetState(now_us, e, MemberState::kAlive,
              IsGone(was) ? MembershipEventKind::kJoined : MembershipEventKind::kStateChanged);
-  } else if (meta_changed) {
+  }
+  if (meta_changed) {
     events_.push_back(
         {now_us, e.m.name, e.m.state, e.m.incarnation, MembershipEventKind::kMetaChanged});
   }

@@ -16,8 +16,10 @@
 //              on every message this host sends, up to mult * ceil(log10(N + 1)) times
 //              (broadcast_queue.h); while anything is queued, a gossip message also goes to
 //              `gossip_fanout` random members every gossip interval.
-//   sync       on join, a seed sends its whole state; every sync interval (longer with N) two
-//              members exchange a bounded slice of theirs (push-pull anti-entropy).
+//   sync       on join, a seed sends its whole state; every sync interval (longer with N) a
+//              host sends a random member a digest of its state (a hash of each name, the
+//              incarnation, state and meta version) and gets back what it lacks or holds
+//              older (anti-entropy: what gossip missed, a join burst above all).
 //   leave      a host leaving says so (Left, not Dead) and keeps gossiping until told.
 //   restart    a host that comes back (new Membership, same name) with a lower incarnation
 //              than the mesh remembers refutes the old Dead/Left record with a higher one.
