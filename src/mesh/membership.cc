@@ -18,8 +18,38 @@ constexpr size_t kMaxZoneBytes = 64;
 constexpr double kNackFraction = 0.8;
 // A sync record's field tag and length, beyond its own encoding.
 constexpr size_t kRecordOverhead = 4;
-// Unknown senders remembered for rate-limiting introductions.
-constexpr size_t kMaxIntroduced = 1024;
+// A digest entry's bytes at most (8 hash, up to 10 + 10 varints, 1 status), with the room
+// a digest leaves for its own record and piggybacked updates.
+constexpr size_t kDigestEntryBytes = 29;
+constexpr size_t kDigestRoom = 2048;
+// Messages of records sent in answer to one digest; the next exchange sends the rest.
+constexpr size_t kMaxSyncAnswerMessages = 4;
+
+// FNV-1a, 64 bits: digests name members by this hash of their name.
+uint64_t NameHash(std::string_view name) {
+  uint64_t h = 14695981039346656037ULL;
+  for (unsigned char c : name) {
+    h ^= c;
+    h *= 1099511628211ULL;
+  }
+  return h;
+}
+
+// Which of two facts about a member at the same incarnation is the later one.
+int StatusRank(wire::MemberStatus s) {
+  switch (s) {
+    case wire::MEMBER_ALIVE:
+      return 0;
+    case wire::MEMBER_SUSPECT:
+      return 1;
+    case wire::MEMBER_DEAD:
+      return 2;
+    case wire::MEMBER_LEFT:
+      return 3;
+    default:
+      return 0;
+  }
+}
 
 wire::MemberStatus ToWire(MemberState s) {
   switch (s) {
@@ -125,8 +155,8 @@ Status MembershipConfig::Validate() const {
   if (max_piggyback_bytes > max_message_bytes / 2) {
     return bad("max_piggyback_bytes", "must be <= max_message_bytes / 2");
   }
-  if (sync_slice_bytes < 256 || sync_slice_bytes > max_message_bytes) {
-    return bad("sync_slice_bytes", "must be in [256, max_message_bytes]");
+  if (max_gossip_bytes < 256 || max_gossip_bytes > max_message_bytes) {
+    return bad("max_gossip_bytes", "must be in [256, max_message_bytes]");
   }
   if (max_meta_bytes > max_message_bytes / 4) {
     return bad("max_meta_bytes", "must be <= max_message_bytes / 4");
@@ -155,9 +185,9 @@ Membership::Membership(MembershipConfig config, PeerAddress self, std::string zo
   config_.max_message_bytes = std::max<size_t>(config_.max_message_bytes, 1024);
   config_.max_piggyback_bytes =
       std::min(config_.max_piggyback_bytes, config_.max_message_bytes / 2);
+  config_.max_gossip_bytes =
+      std::clamp<size_t>(config_.max_gossip_bytes, 256, config_.max_message_bytes);
   config_.max_meta_bytes = std::min(config_.max_meta_bytes, config_.max_message_bytes / 4);
-  config_.sync_slice_bytes =
-      std::clamp<size_t>(config_.sync_slice_bytes, 256, config_.max_message_bytes);
 
   Entry e;
   e.m.name = self_name_;
@@ -187,6 +217,9 @@ std::vector<Outgoing> Membership::Join(int64_t now_us, const std::vector<PeerAdd
     seeds_.push_back(s);
   }
   joining_ = !seeds_.empty();
+  // A host that knows nobody yet puts its own Alive on its first messages, beside what the
+  // seeds gossip of it: the members it probes first hear of it from itself.
+  if (joining_ && live_count_ == 1 && !left_) QueueAlive(Self().m);
   if (joining_) SendJoins(out, now_us);
   return out;
 }
@@ -223,7 +256,7 @@ std::vector<Outgoing> Membership::Tick(int64_t now_us) {
     if (now_us >= next_sync_at_) {
       auto peer =
           PickRandom(1, "", [](const Entry& e) { return e.m.state == MemberState::kAlive; });
-      if (!peer.empty()) SendSyncChunks(out, AddressOf(peer[0]), /*all=*/false, /*reply=*/true);
+      if (!peer.empty()) SendDigest(out, AddressOf(peer[0]));
       next_sync_at_ = now_us + SyncIntervalUs();
     }
   } else {
@@ -293,6 +326,7 @@ void Membership::StartProbe(std::vector<Outgoing>& out, int64_t now_us) {
   wire::MembershipMessage msg;
   msg.mutable_ping()->set_seq(seq);
   msg.mutable_ping()->set_target(target);
+  msg.mutable_ping()->set_endpoint(Self().m.endpoint);
   Send(out, AddressOf(target), msg, MessageKind::kPing);
 }
 
@@ -309,15 +343,16 @@ void Membership::RunProbes(std::vector<Outgoing>& out, int64_t now_us) {
       ++stats_.indirect_probes;
       auto relays = PickRandom(static_cast<size_t>(config_.indirect_probes), p.target,
                                [](const Entry& e) { return e.m.state == MemberState::kAlive; });
-      p.relays = static_cast<int>(relays.size());
       for (const auto& relay : relays) {
         wire::MembershipMessage msg;
         auto* req = msg.mutable_ping_req();
         req->set_seq(it->first);
         req->set_target(p.target);
         req->set_target_endpoint(target->second.m.endpoint);
+        req->set_endpoint(Self().m.endpoint);
         Send(out, AddressOf(relay), msg, MessageKind::kPingReq);
       }
+      p.relays = std::move(relays);
     }
     if (now_us < p.deadline_at) {
       ++it;
@@ -325,7 +360,7 @@ void Membership::RunProbes(std::vector<Outgoing>& out, int64_t now_us) {
     }
     // No ack in time. Lifeguard: relays that did not even nack point at us, not the target;
     // with no relays to ask, any failure counts against our own health.
-    health_.Apply(p.relays > 0 ? p.relays - p.nacks : 1);
+    health_.Apply(p.relays.empty() ? 1 : static_cast<int>(p.relays.size() - p.nacked.size()));
     ++stats_.probe_failures;
     ++stats_.suspicions_raised;
     std::string name = p.target;
@@ -434,9 +469,13 @@ std::vector<Outgoing> Membership::OnMessage(int64_t now_us, const std::string& f
         Bad(from, "ping for '" + msg.ping().target() + "', not this host", true);
         break;
       }
+      if (msg.ping().endpoint().size() > kMaxEndpointBytes) {
+        Bad(from, "ping with an endpoint over 256 bytes", true);
+        break;
+      }
       wire::MembershipMessage ack;
       ack.mutable_ack()->set_seq(msg.ping().seq());
-      Send(out, AddressOf(from), ack, MessageKind::kAck);
+      Send(out, ReplyAddress(from, msg.ping().endpoint()), ack, MessageKind::kAck);
       break;
     }
     case wire::MembershipMessage::kAck: {
@@ -460,11 +499,12 @@ std::vector<Outgoing> Membership::OnMessage(int64_t now_us, const std::string& f
     case wire::MembershipMessage::kPingReq: {
       const auto& req = msg.ping_req();
       if (req.target().empty() || req.target().size() > kMaxNameBytes ||
-          req.target_endpoint().size() > kMaxEndpointBytes) {
-        Bad(from, "ping_req with a malformed target", true);
+          req.target_endpoint().size() > kMaxEndpointBytes ||
+          req.endpoint().size() > kMaxEndpointBytes) {
+        Bad(from, "ping_req with a malformed target or endpoint", true);
         break;
       }
-      PeerAddress origin = AddressOf(from);
+      PeerAddress origin = ReplyAddress(from, req.endpoint());
       if (req.target() == self_name_) {  // asked to probe ourselves: we are the answer
         wire::MembershipMessage ack;
         ack.mutable_ack()->set_seq(req.seq());
@@ -484,21 +524,38 @@ std::vector<Outgoing> Membership::OnMessage(int64_t now_us, const std::string& f
       wire::MembershipMessage ping;
       ping.mutable_ping()->set_seq(seq);
       ping.mutable_ping()->set_target(req.target());
+      ping.mutable_ping()->set_endpoint(Self().m.endpoint);
       Send(out, target, ping, MessageKind::kPing);
       break;
     }
     case wire::MembershipMessage::kNack: {
-      if (auto p = probes_.find(msg.nack().seq()); p != probes_.end()) ++p->second.nacks;
+      if (auto p = probes_.find(msg.nack().seq()); p != probes_.end()) {
+        auto& pr = p->second;
+        if (std::count(pr.relays.begin(), pr.relays.end(), from) &&
+            !std::count(pr.nacked.begin(), pr.nacked.end(), from)) {
+          pr.nacked.push_back(from);
+        }
+      }
       ++stats_.nacks_received;
       break;
     }
     case wire::MembershipMessage::kSync: {
       const auto& sync = msg.sync();
+      const int n = sync.digest_name_size();
+      if (sync.digest_incarnation_size() != n || sync.digest_status_size() != n ||
+          sync.digest_meta_version_size() != n || sync.digest_lo() > sync.digest_hi()) {
+        Bad(from, "sync with a malformed digest", true);
+        break;
+      }
       for (const auto& rec : sync.members()) ApplyUpdate(now_us, rec, from, /*from_sync=*/true);
       if (!left_ && sync.join()) {
-        SendSyncChunks(out, AddressOf(from), /*all=*/true, /*reply=*/false);
+        std::vector<const Member*> all;
+        all.reserve(members_.size());
+        for (const auto& [name, e] : members_) all.push_back(&e.m);
+        SendRecords(out, AddressOf(from), all, SIZE_MAX);
       } else if (!left_ && sync.reply()) {
-        SendSyncChunks(out, AddressOf(from), /*all=*/false, /*reply=*/false);
+        auto newer = NewerThan(sync);
+        if (!newer.empty()) SendRecords(out, AddressOf(from), newer, kMaxSyncAnswerMessages);
       }
       // Someone answered: the join is done.
       if (joining_ && members_.count(from)) joining_ = false;
@@ -506,22 +563,6 @@ std::vector<Outgoing> Membership::OnMessage(int64_t now_us, const std::string& f
     }
     case wire::MembershipMessage::BODY_NOT_SET:
       break;
-  }
-
-  // A sender we do not know (it joined through someone else and its Alive has not reached
-  // us, or we reaped it while it lived on): tell it who we are, once in a while, so that it
-  // keeps us and we learn of it from what it gossips back.
-  if (!left_ && members_.find(from) == members_.end()) {
-    auto it = introduced_.find(from);
-    if (it == introduced_.end() || now_us - it->second >= config_.sync_interval_us) {
-      if (introduced_.size() >= kMaxIntroduced) introduced_.clear();
-      introduced_[from] = now_us;
-      wire::MembershipMessage intro;
-      auto* sync = intro.mutable_sync();
-      sync->set_reply(true);
-      *sync->add_members() = Record(Self().m);
-      Send(out, AddressOf(from), intro, MessageKind::kSync);
-    }
   }
   return out;
 }
@@ -646,7 +687,8 @@ void Membership::ApplyAlive(int64_t now_us, const wire::MemberUpdate& u, bool go
     }
     SetState(now_us, e, MemberState::kAlive,
              IsGone(was) ? MembershipEventKind::kJoined : MembershipEventKind::kStateChanged);
-  } else if (meta_changed) {
+  }
+  if (meta_changed) {
     events_.push_back(
         {now_us, e.m.name, e.m.state, e.m.incarnation, MembershipEventKind::kMetaChanged});
   }
@@ -811,7 +853,9 @@ void Membership::Send(std::vector<Outgoing>& out, const PeerAddress& to,
   size_t room = config_.max_message_bytes > o.payload.size()
                     ? config_.max_message_bytes - o.payload.size()
                     : 0;
-  size_t budget = std::min(room, config_.max_piggyback_bytes);
+  // A gossip message exists to carry updates; the rest carry what fits beside their body.
+  size_t budget = std::min(
+      room, kind == MessageKind::kGossip ? config_.max_gossip_bytes : config_.max_piggyback_bytes);
   int updates = 0;
   std::string buddy;
   if (auto it = members_.find(to.name);
@@ -842,40 +886,90 @@ void Membership::Send(std::vector<Outgoing>& out, const PeerAddress& to,
   out.push_back(std::move(o));
 }
 
-void Membership::SendSyncChunks(std::vector<Outgoing>& out, const PeerAddress& to, bool all,
-                                bool reply) {
-  // A join answer sends every record, in chunks under the message limit. A periodic sync
-  // sends one slice, starting where the last one ended, so its cost stays bounded at any N
-  // while successive syncs still cover the whole state.
-  const size_t limit =
-      all ? config_.max_message_bytes - config_.max_piggyback_bytes - 16 : config_.sync_slice_bytes;
+void Membership::SendRecords(std::vector<Outgoing>& out, const PeerAddress& to,
+                             const std::vector<const Member*>& records, size_t max_messages) {
+  // Every sync message starts with this host's own record, then as many as fit.
+  const size_t limit = config_.max_message_bytes - config_.max_piggyback_bytes - 16;
   auto fresh = [&] {
     wire::MembershipMessage msg;
-    msg.mutable_sync()->set_reply(reply);
     *msg.mutable_sync()->add_members() = Record(Self().m);
     return msg;
   };
   wire::MembershipMessage msg = fresh();
-  size_t used = msg.ByteSizeLong();
-  size_t n = names_.size();
-  size_t start = all ? 0 : sync_cursor_ % std::max<size_t>(n, 1);
-  size_t i = 0;
-  for (; i < n; ++i) {
-    const std::string& name = names_[(start + i) % n];
-    if (name == self_name_) continue;
-    wire::MemberUpdate rec = Record(members_.at(name).m);
+  size_t used = msg.ByteSizeLong(), sent = 0;
+  for (const Member* m : records) {
+    if (m->name == self_name_) continue;
+    wire::MemberUpdate rec = Record(*m);
     size_t bytes = rec.ByteSizeLong() + kRecordOverhead;
     if (used + bytes > limit) {
-      if (!all) break;
       Send(out, to, msg, MessageKind::kSync);
+      if (++sent >= max_messages) return;
       msg = fresh();
       used = msg.ByteSizeLong();
     }
     used += bytes;
     *msg.mutable_sync()->add_members() = std::move(rec);
   }
-  if (!all) sync_cursor_ = (start + i) % std::max<size_t>(n, 1);
   Send(out, to, msg, MessageKind::kSync);
+}
+
+void Membership::SendDigest(std::vector<Outgoing>& out, const PeerAddress& to) {
+  // One message covers the members whose name hash lies in one of `ranges` equal parts of
+  // the hash space (one part until the digest would not fit a message), a different part
+  // each time.
+  const size_t per_message = (config_.max_message_bytes - kDigestRoom) / kDigestEntryBytes;
+  const uint64_t ranges = std::max<uint64_t>(1, (members_.size() + per_message - 1) / per_message);
+  const uint64_t k = digest_round_++ % ranges;
+  const uint64_t width = ranges == 1 ? 0 : UINT64_MAX / ranges;
+  const uint64_t lo = k * width;
+  const uint64_t hi = (ranges == 1 || k + 1 == ranges) ? UINT64_MAX : lo + width - 1;
+  wire::MembershipMessage msg;
+  auto* sync = msg.mutable_sync();
+  sync->set_reply(true);
+  *sync->add_members() = Record(Self().m);
+  sync->set_digest_lo(lo);
+  sync->set_digest_hi(hi);
+  for (const auto& [name, e] : members_) {
+    uint64_t h = NameHash(name);
+    if (h < lo || h > hi) continue;
+    sync->add_digest_name(h);
+    sync->add_digest_incarnation(e.m.incarnation);
+    sync->add_digest_status(ToWire(e.m.state));
+    sync->add_digest_meta_version(e.m.meta_version);
+  }
+  Send(out, to, msg, MessageKind::kSync);
+}
+
+std::vector<const Member*> Membership::NewerThan(const wire::Sync& digest) const {
+  std::unordered_map<uint64_t, int> theirs;
+  theirs.reserve(static_cast<size_t>(digest.digest_name_size()));
+  for (int i = 0; i < digest.digest_name_size(); ++i) theirs.emplace(digest.digest_name(i), i);
+  std::vector<const Member*> newer;
+  for (const auto& [name, e] : members_) {
+    const uint64_t h = NameHash(name);
+    if (h < digest.digest_lo() || h > digest.digest_hi()) continue;
+    auto it = theirs.find(h);
+    if (it == theirs.end()) {
+      // They lack it. A dead or departed member is news to nobody who never knew it.
+      if (!IsGone(e.m.state)) newer.push_back(&e.m);
+      continue;
+    }
+    const int i = it->second;
+    const uint64_t inc = digest.digest_incarnation(i);
+    const int rank = StatusRank(digest.digest_status(i)), mine = StatusRank(ToWire(e.m.state));
+    if (e.m.incarnation > inc || (e.m.incarnation == inc && mine > rank) ||
+        (e.m.incarnation == inc && mine == rank &&
+         e.m.meta_version > digest.digest_meta_version(i))) {
+      newer.push_back(&e.m);
+    }
+  }
+  return newer;
+}
+
+PeerAddress Membership::ReplyAddress(const std::string& name, const std::string& claimed) const {
+  PeerAddress a = AddressOf(name);
+  if (a.endpoint.empty()) a.endpoint = claimed;  // what it says of itself, for this answer only
+  return a;
 }
 
 PeerAddress Membership::AddressOf(const std::string& name) const {

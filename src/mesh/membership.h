@@ -16,8 +16,10 @@
 //              on every message this host sends, up to mult * ceil(log10(N + 1)) times
 //              (broadcast_queue.h); while anything is queued, a gossip message also goes to
 //              `gossip_fanout` random members every gossip interval.
-//   sync       on join, a seed sends its whole state; every sync interval (longer with N) two
-//              members exchange a bounded slice of theirs (push-pull anti-entropy).
+//   sync       on join, a seed sends its whole state; every sync interval (longer with N) a
+//              host sends a random member a digest of its state (a hash of each name, the
+//              incarnation, state and meta version) and gets back what it lacks or holds
+//              older (anti-entropy: what gossip missed, a join burst above all).
 //   leave      a host leaving says so (Left, not Dead) and keeps gossiping until told.
 //   restart    a host that comes back (new Membership, same name) with a lower incarnation
 //              than the mesh remembers refutes the old Dead/Left record with a higher one.
@@ -113,14 +115,15 @@ struct MembershipConfig {
   // Dead members still get gossip for this long, so a live one wrongly declared dead hears
   // it and refutes.
   int64_t gossip_to_dead_us = 10'000'000;
-  // Push-pull anti-entropy with one random member, every sync_interval at N <= 32 and
-  // (ceil(log2(N / 32)) + 1) times that above.
-  int64_t sync_interval_us = 30'000'000;
+  // Anti-entropy: a digest of this host's state to one random member (which answers with
+  // what this host lacks), every sync_interval at N <= 32 and (ceil(log2(N / 32)) + 1) times
+  // that above.
+  int64_t sync_interval_us = 10'000'000;
   int64_t join_retry_us = 1'000'000;  // resend joins while no seed has answered
   int64_t reap_after_us = 60'000'000;
-  size_t max_piggyback_bytes = 1024;     // updates carried on one message
+  size_t max_piggyback_bytes = 1024;     // updates carried on a probe, ack or sync message
+  size_t max_gossip_bytes = 4096;        // updates carried on a gossip message
   size_t max_message_bytes = 16 * 1024;  // any one payload (join answers come in chunks)
-  size_t sync_slice_bytes = 4 * 1024;    // what a periodic sync carries each way
   size_t max_meta_bytes = 512;
   // The incarnation this host starts with. A restart that passes something higher than
   // before (e.g. the wall clock in seconds) is believed at once; otherwise it refutes.
@@ -221,8 +224,8 @@ class Membership {
     int64_t timeout_at = 0;   // direct ack wait ends: indirect probes
     int64_t deadline_at = 0;  // no ack by then: suspect
     bool indirect_sent = false;
-    int relays = 0;
-    int nacks = 0;
+    std::vector<std::string> relays;  // asked to probe for us
+    std::vector<std::string> nacked;  // relays whose nack came (duplicates counted once)
   };
   struct Relay {
     PeerAddress origin;
@@ -237,8 +240,16 @@ class Membership {
   void Send(std::vector<Outgoing>& out, const PeerAddress& to, const wire::MembershipMessage& msg,
             MessageKind kind);
   PeerAddress AddressOf(const std::string& name) const;
+  // Where to answer `name`: as known, else at the endpoint its message `claimed` (a host that
+  // joined a moment ago), else nowhere (empty: the transport cannot send it).
+  PeerAddress ReplyAddress(const std::string& name, const std::string& claimed) const;
   void SendJoins(std::vector<Outgoing>& out, int64_t now_us);
-  void SendSyncChunks(std::vector<Outgoing>& out, const PeerAddress& to, bool all, bool reply);
+  // Records to `to` in sync messages under the size limit, at most `max_messages` of them.
+  void SendRecords(std::vector<Outgoing>& out, const PeerAddress& to,
+                   const std::vector<const Member*>& records, size_t max_messages);
+  void SendDigest(std::vector<Outgoing>& out, const PeerAddress& to);
+  // The records `digest` (a peer's) lacks or holds older, in its hash range.
+  std::vector<const Member*> NewerThan(const wire::Sync& digest) const;
   void GossipRound(std::vector<Outgoing>& out, int64_t now_us, int fanout);
 
   void StartProbe(std::vector<Outgoing>& out, int64_t now_us);
@@ -284,16 +295,15 @@ class Membership {
   std::vector<std::string> names_;                  // the same names, for random picks
   std::vector<std::string> probe_order_;            // this round of the randomized round-robin
   size_t probe_pos_ = 0;
-  std::set<std::string> suspects_;             // members with a suspicion timer
-  std::set<std::string> tombstones_;           // Dead and Left members, until reaped
-  std::map<uint64_t, Probe> probes_;           // this host's probes in flight, by seq
-  std::map<uint64_t, Relay> relays_;           // pings sent for others' PingReqs, by our seq
-  std::map<std::string, int64_t> introduced_;  // unknown senders told about us, and when
+  std::set<std::string> suspects_;    // members with a suspicion timer
+  std::set<std::string> tombstones_;  // Dead and Left members, until reaped
+  std::map<uint64_t, Probe> probes_;  // this host's probes in flight, by seq
+  std::map<uint64_t, Relay> relays_;  // pings sent for others' PingReqs, by our seq
   BroadcastQueue broadcasts_;
   LocalHealthMultiplier health_;
   int live_count_ = 1;
   uint64_t next_seq_ = 1;
-  size_t sync_cursor_ = 0;
+  uint64_t digest_round_ = 0;  // which hash range the next digest covers
   std::vector<PeerAddress> seeds_;
   bool joining_ = false;
   bool left_ = false;

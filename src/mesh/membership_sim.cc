@@ -126,6 +126,10 @@ void MembershipSim::Emit(size_t h, std::vector<Outgoing> out) {
   Host& host = hosts_[h];
   for (auto& o : out) {
     if (on_send) on_send(host.name, o);
+    if (o.to.endpoint.empty()) {  // as in MeshNode: the transport sends only to endpoints
+      ++unaddressed_;
+      continue;
+    }
     net_.Send(now_, host.name, o.to.name, std::move(o.payload));
   }
   if (on_event && host.core) {

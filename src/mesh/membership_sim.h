@@ -58,6 +58,9 @@ class MembershipSim {
   bool IsRunning(const std::string& name) const;
   std::vector<std::string> RunningHosts() const;
   SimNetwork& net() { return net_; }
+  // Payloads dropped because they named no endpoint (a reply to a host the sender does not
+  // know yet): the real transport cannot send those either.
+  uint64_t unaddressed() const { return unaddressed_; }
   const MembershipConfig& config() const { return config_; }
 
   // Called with every event of every host as it happens (the host's name first).
@@ -104,6 +107,7 @@ class MembershipSim {
   std::map<std::string, size_t> index_;
   std::priority_queue<Action, std::vector<Action>, std::greater<Action>> actions_;
   uint64_t order_ = 0;
+  uint64_t unaddressed_ = 0;
   int64_t now_ = 0;
 };
 
