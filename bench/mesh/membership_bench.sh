@@ -13,7 +13,8 @@
 #
 # Scenarios, for each runner and each N (hosts 1..N; host 1 is the seed every host joins):
 #   steady     no faults; packets and bytes each host sends and receives per second over the
-#              window, from its eth0 counters (netns_counters: the same for every runner).
+#              window, from its counters (netns_counters: IP traffic on its eth0, counted by
+#              nftables the same way for every runner).
 #   kill       kill -9 of host v (N, N-1, ... in turn; never the seed): time from the kill to
 #              the first "suspect v" at any host, and until every live host has "failed v".
 #              Then v is restarted: time until every other host has "join v" (a change
@@ -266,7 +267,7 @@ scenario_loss() {
     $3 == "failed" { d++; if (last[$4] != "failed") e++ }
     $3 == "failed" || $3 == "join" { last[$4] = $3 }
     END { hm = n * mins
-      printf "%s\t%s\tloss\t1\tat_ms\t%s\n%s\t%s\tloss\t1\tend_ms\t%s\n", runner, n, t0, runner, n, t1 - 5000
+      printf "%s\t%s\tloss\t1\tat_ms\t%.0f\n%s\t%s\tloss\t1\tend_ms\t%.0f\n", runner, n, t0, runner, n, t1 - 5000
       printf "%s\t%s\tloss\t1\thost_minutes\t%s\n", runner, n, hm
       printf "%s\t%s\tloss\t1\tsuspicions\t%d\n", runner, n, s
       printf "%s\t%s\tloss\t1\tfailed_declarations\t%d\n", runner, n, d
@@ -293,16 +294,17 @@ summarize() {
       val[key, ++cnt[key]] = $6 + 0
       if (!(($1, $2) in seen)) { seen[$1, $2]; order[++rows] = $1 SUBSEP $2 } }
     END {
-      print "| runner | N | kill: first suspicion, ms (median / p99) | kill: failed at every live host, ms (median / p99) | kill: reps | kill: restarted host known to all, ms (median / p99) | loss+saturated CPU: false-positive episodes / declarations / suspicions (host-minutes) | per 1,000 host-minutes: episodes | steady: sent pkts/s per host (median / max) | steady: sent B/s per host (median / max) | steady: received pkts/s, B/s per host (median) | partition: first suspicion, ms | partition: all failed across the cut, ms | partition: re-merged after heal, ms | partition: reps |"
-      print "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+      print "| runner | N | kill: first suspicion, ms (median / p99) | kill: failed at every live host, ms (median / p99) | kill: failed at one host, ms (median / p99 over all hosts) | kill: reps | kill: restarted host known to all, ms (median / p99) | loss+saturated CPU: false-positive episodes / declarations / suspicions (host-minutes) | per 1,000 host-minutes: episodes | steady: sent pkts/s per host (median / max) | steady: sent B/s per host (median / max) | steady: received pkts/s, B/s per host (median) | partition: first suspicion, ms | partition: all failed across the cut, ms | partition: re-merged after heal, ms | partition: reps |"
+      print "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
       for (r = 1; r <= rows; r++) {
         split(order[r], rn, SUBSEP); R = rn[1]; N = rn[2]; b = R SUBSEP N SUBSEP
         hm = one(b "loss" SUBSEP "host_minutes")
         fp = (hm == "-") ? "-" : sprintf("%s / %s / %s (%s)", one(b "loss" SUBSEP "false_positive_episodes"), one(b "loss" SUBSEP "failed_declarations"), one(b "loss" SUBSEP "suspicions"), hm)
         per = (hm == "-" || hm == 0) ? "-" : sprintf("%.3g", 1000 * one(b "loss" SUBSEP "false_positive_episodes") / hm)
         split(stats(b "steady" SUBSEP "rx_pps"), rp, " / "); split(stats(b "steady" SUBSEP "rx_Bps"), rb, " / ")
-        printf "| %s | %s | %s | %s | %d%s | %s | %s | %s | %s | %s | %s, %s | %s | %s | %s | %d%s |\n", R, N,
+        printf "| %s | %s | %s | %s | %s | %d%s | %s | %s | %s | %s | %s | %s, %s | %s | %s | %s | %d%s |\n", R, N,
           stats(b "kill" SUBSEP "first_suspect_ms"), stats(b "kill" SUBSEP "all_confirm_ms"),
+          stats(b "kill" SUBSEP "host_confirm_ms"),
           cnt[b "kill" SUBSEP "all_confirm_ms"], na[b "kill" SUBSEP "all_confirm_ms"] ? " (+" na[b "kill" SUBSEP "all_confirm_ms"] " unconfirmed)" : "",
           stats(b "kill" SUBSEP "rejoin_all_ms"), fp, per, stats(b "steady" SUBSEP "tx_pps"), stats(b "steady" SUBSEP "tx_Bps"), rp[1], rb[1],
           stats(b "partition" SUBSEP "first_suspect_ms"), stats(b "partition" SUBSEP "all_detect_ms"),
