@@ -82,7 +82,7 @@ struct Outgoing {
 enum class MembershipEventKind {
   kJoined,        // first seen, or alive again after Dead/Left (a rejoin)
   kStateChanged,  // alive -> suspect, suspect -> alive (refuted), -> dead, -> left
-  kMetaChanged,   // new metadata at the same incarnation
+  kMetaChanged,   // new metadata (a new meta_version, or another meta with a new incarnation)
   kReaped,        // a Dead or Left member forgotten
 };
 
