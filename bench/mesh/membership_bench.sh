@@ -13,7 +13,8 @@
 #
 # Scenarios, for each runner and each N (hosts 1..N; host 1 is the seed every host joins):
 #   steady     no faults; packets and bytes each host sends and receives per second over the
-#              window, from its eth0 counters (netns_counters: the same for every runner).
+#              window, from its counters (netns_counters: IP traffic on its eth0, counted by
+#              nftables the same way for every runner).
 #   kill       kill -9 of host v (N, N-1, ... in turn; never the seed): time from the kill to
 #              the first "suspect v" at any host, and until every live host has "failed v".
 #              Then v is restarted: time until every other host has "join v" (a change
@@ -27,7 +28,8 @@
 #              (netns_saturate) throughout. Every "failed" of a host is false (nobody dies):
 #              counted as declarations (observer, member) and as episodes (a member declared
 #              failed, counted once until a "join" of it is seen again), with the suspicions,
-#              per 1,000 host-minutes (N x M host-minutes per run).
+#              per 1,000 host-minutes (N x M host-minutes per run). How busy the machine's
+#              other CPUs were is sampled every 10 s (RUN_DIR/cpu_busy; median, max recorded).
 # Medians and p99 are over all repetitions (nearest rank: with fewer than 100 values the p99
 # is the largest).
 #
@@ -253,9 +255,25 @@ scenario_loss() {
   [[ $minutes ]] || { log "no loss duration for N=$n in --loss-minutes '$loss_minutes'"; return; }
   secs=$(awk -v m="$minutes" 'BEGIN { printf "%d", m * 60 }')
   for ((k = 1; k <= n; k++)); do netns_loss "$k" 1 in; done
+  # The machine is shared with other work: how busy the CPUs other than the saturated one
+  # were (%, every 10 s; the saturated one is busy by design), to tell the agents' own
+  # judgements from moments when the whole machine was overloaded.
+  local last_cpu="cpu$(($(nproc) - 1))"
+  (
+    prev=""
+    while sleep 10; do
+      cur=$(awk -v last="$last_cpu" '$1 ~ /^cpu[0-9]+$/ && $1 != last {
+          idle += $5 + $6; for (i = 2; i <= 9; i++) total += $i } END { print idle, total }' /proc/stat)
+      [[ $prev ]] && echo "$(now_ms) $(awk -v a="$prev" -v b="$cur" 'BEGIN { split(a, x); split(b, y)
+          printf "%.1f", 100 * (1 - (y[1] - x[1]) / (y[2] - x[2])) }')"
+      prev=$cur
+    done
+  ) >"$RUN_DIR/cpu_busy" &
+  local sampler=$!
   t0=$(now_ms)
   netns_saturate "$n" "$secs"
   t1=$(now_ms)
+  kill "$sampler"
   for ((k = 1; k <= n; k++)); do netns_loss "$k" 0; done
   sleep 5  # a judgement begun under loss may end just after it
   events_file=$RUN_DIR/events.loss
@@ -266,12 +284,15 @@ scenario_loss() {
     $3 == "failed" { d++; if (last[$4] != "failed") e++ }
     $3 == "failed" || $3 == "join" { last[$4] = $3 }
     END { hm = n * mins
-      printf "%s\t%s\tloss\t1\tat_ms\t%s\n%s\t%s\tloss\t1\tend_ms\t%s\n", runner, n, t0, runner, n, t1 - 5000
+      printf "%s\t%s\tloss\t1\tat_ms\t%.0f\n%s\t%s\tloss\t1\tend_ms\t%.0f\n", runner, n, t0, runner, n, t1 - 5000
       printf "%s\t%s\tloss\t1\thost_minutes\t%s\n", runner, n, hm
       printf "%s\t%s\tloss\t1\tsuspicions\t%d\n", runner, n, s
       printf "%s\t%s\tloss\t1\tfailed_declarations\t%d\n", runner, n, d
       printf "%s\t%s\tloss\t1\tfalse_positive_episodes\t%d\n", runner, n, e }' \
     "$events_file" >>"$results"
+  sort -k2 -n "$RUN_DIR/cpu_busy" | awk -v runner="$runner" -v n="$n" 'NF == 2 { v[++c] = $2 }
+    END { if (c) printf "%s\t%s\tloss\t1\tother_cpus_busy_median_pct\t%s\n%s\t%s\tloss\t1\tother_cpus_busy_max_pct\t%s\n",
+            runner, n, v[int((c + 1) / 2)], runner, n, v[c] }' >>"$results"
   log "loss: $(grep -P "^$runner\t$n\tloss\t" "$results" | grep -vP "\t(at|end)_ms\t" | cut -f5,6 | tr '\t\n' '= ')"
 }
 
@@ -293,16 +314,17 @@ summarize() {
       val[key, ++cnt[key]] = $6 + 0
       if (!(($1, $2) in seen)) { seen[$1, $2]; order[++rows] = $1 SUBSEP $2 } }
     END {
-      print "| runner | N | kill: first suspicion, ms (median / p99) | kill: failed at every live host, ms (median / p99) | kill: reps | kill: restarted host known to all, ms (median / p99) | loss+saturated CPU: false-positive episodes / declarations / suspicions (host-minutes) | per 1,000 host-minutes: episodes | steady: sent pkts/s per host (median / max) | steady: sent B/s per host (median / max) | steady: received pkts/s, B/s per host (median) | partition: first suspicion, ms | partition: all failed across the cut, ms | partition: re-merged after heal, ms | partition: reps |"
-      print "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+      print "| runner | N | kill: first suspicion, ms (median / p99) | kill: failed at every live host, ms (median / p99) | kill: failed at one host, ms (median / p99 over all hosts) | kill: reps | kill: restarted host known to all, ms (median / p99) | loss+saturated CPU: false-positive episodes / declarations / suspicions (host-minutes) | per 1,000 host-minutes: episodes | steady: sent pkts/s per host (median / max) | steady: sent B/s per host (median / max) | steady: received pkts/s, B/s per host (median) | partition: first suspicion, ms | partition: all failed across the cut, ms | partition: re-merged after heal, ms | partition: reps |"
+      print "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
       for (r = 1; r <= rows; r++) {
         split(order[r], rn, SUBSEP); R = rn[1]; N = rn[2]; b = R SUBSEP N SUBSEP
         hm = one(b "loss" SUBSEP "host_minutes")
         fp = (hm == "-") ? "-" : sprintf("%s / %s / %s (%s)", one(b "loss" SUBSEP "false_positive_episodes"), one(b "loss" SUBSEP "failed_declarations"), one(b "loss" SUBSEP "suspicions"), hm)
         per = (hm == "-" || hm == 0) ? "-" : sprintf("%.3g", 1000 * one(b "loss" SUBSEP "false_positive_episodes") / hm)
         split(stats(b "steady" SUBSEP "rx_pps"), rp, " / "); split(stats(b "steady" SUBSEP "rx_Bps"), rb, " / ")
-        printf "| %s | %s | %s | %s | %d%s | %s | %s | %s | %s | %s | %s, %s | %s | %s | %s | %d%s |\n", R, N,
+        printf "| %s | %s | %s | %s | %s | %d%s | %s | %s | %s | %s | %s | %s, %s | %s | %s | %s | %d%s |\n", R, N,
           stats(b "kill" SUBSEP "first_suspect_ms"), stats(b "kill" SUBSEP "all_confirm_ms"),
+          stats(b "kill" SUBSEP "host_confirm_ms"),
           cnt[b "kill" SUBSEP "all_confirm_ms"], na[b "kill" SUBSEP "all_confirm_ms"] ? " (+" na[b "kill" SUBSEP "all_confirm_ms"] " unconfirmed)" : "",
           stats(b "kill" SUBSEP "rejoin_all_ms"), fp, per, stats(b "steady" SUBSEP "tx_pps"), stats(b "steady" SUBSEP "tx_Bps"), rp[1], rb[1],
           stats(b "partition" SUBSEP "first_suspect_ms"), stats(b "partition" SUBSEP "all_detect_ms"),
