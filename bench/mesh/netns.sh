@@ -40,7 +40,7 @@
 #
 # CLI: bench/mesh/netns.sh up N | down [--all] | exec K CMD... | kill K [SIG] |
 #      loss K PCT [dir] | partition "A" "B" | heal | counters K | saturate K SECONDS | check |
-#      list | addr K | name K
+#      list (every augur-* namespace, of any bed) | addr K | name K
 #   From the CLI, MESH_ID (taken from the environment if set) defaults to the calling shell's
 #   PID ($PPID), so successive commands typed in one shell address one bed, and the bed counts
 #   as a leftover once that shell exits.
@@ -75,13 +75,13 @@ _netns_new() {
 }
 
 netns_up() {
-  local n=$1 sw k host
+  local n=$1 sw
   if ! [[ $n =~ ^[0-9]+$ ]] || ((n < 1 || n > 250)); then
     echo "netns_up: N must be 1..250, got '$n'" >&2
     return 1
   fi
   sw=$(netns_switch)
-  if ip netns list | grep -q "^$sw\b"; then
+  if ip netns list | awk '{print $1}' | grep -qxF "$sw"; then
     echo "netns_up: a bed with id $MESH_ID is already up ($sw)" >&2
     return 1
   fi
@@ -92,6 +92,11 @@ netns_up() {
     trap 'exit 130' INT
     trap 'exit 143' TERM
   fi
+  _netns_build "$n" || { netns_down ""; return 1; }
+}
+
+_netns_build() {
+  local n=$1 sw k host
   # The kernel's ARP cache is one table for all namespaces (net.ipv4.neigh.default.gc_thresh3,
   # 1024 by default): N hosts that all talk to each other hold N*N entries, so a 32-host bed
   # beside another one overflows it ("neighbor table overflow" in dmesg) and hosts started
@@ -101,16 +106,17 @@ netns_up() {
     cur=$(sysctl -n "net.ipv4.neigh.default.gc_thresh$t" 2>/dev/null || echo 0)
     ((cur >= need)) || sysctl -q -w "net.ipv4.neigh.default.gc_thresh$t=$need" >/dev/null 2>&1
   done
+  sw=$(netns_switch)
   _netns_new "$sw" || return 1
   ip -n "$sw" link add br0 type bridge || return 1
-  ip -n "$sw" link set br0 up
+  ip -n "$sw" link set br0 up || return 1
   for ((k = 1; k <= n; k++)); do
     host=$(netns_name "$k")
     _netns_new "$host" || return 1
     ip -n "$sw" link add "p$k" type veth peer name eth0 netns "$host" || return 1
-    ip -n "$sw" link set "p$k" master br0 up
-    ip -n "$host" addr add "$(netns_addr "$k")/16" dev eth0
-    ip -n "$host" link set eth0 up
+    ip -n "$sw" link set "p$k" master br0 up || return 1
+    ip -n "$host" addr add "$(netns_addr "$k")/16" dev eth0 || return 1
+    ip -n "$host" link set eth0 up || return 1
     _netns_counting "$host" || return 1
   done
 }
