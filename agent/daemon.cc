@@ -319,6 +319,16 @@ struct Daemon::Impl {
   // workflows_off says why), and the control socket that reaches it.
   Status StartWorkflows();
   Status StartControl();
+  // A start that fails after the mesh is up ends here, not in ~Daemon: the engine (whose
+  // placer sends through the mesh) goes first, then the mesh and its publisher thread.
+  ~Impl() {
+    {
+      std::lock_guard lock(bridge->mu);
+      bridge->executor = nullptr;
+    }
+    executor.reset();
+    StopMesh();
+  }
   // The mesh node and its headroom publisher, when mesh.enabled.
   Status StartMesh();
   // The forecast of free room (with forecasting on; else null), made once for the engine's
