@@ -28,8 +28,9 @@
 #              (netns_saturate) throughout. Every "failed" of a host is false (nobody dies):
 #              counted as declarations (observer, member) and as episodes (a member declared
 #              failed, counted once until a "join" of it is seen again), with the suspicions,
-#              per 1,000 host-minutes (N x M host-minutes per run). How busy the machine's
-#              other CPUs were is sampled every 10 s (RUN_DIR/cpu_busy; median, max recorded).
+#              per 1,000 host-minutes (N x M host-minutes per run). How long the unsaturated
+#              agents waited for a CPU is sampled every 10 s (RUN_DIR/agent_wait, ms per
+#              agent per second; median and max recorded): the machine is shared.
 # Medians and p99 are over all repetitions (nearest rank: with fewer than 100 values the p99
 # is the largest).
 #
@@ -255,20 +256,21 @@ scenario_loss() {
   [[ $minutes ]] || { log "no loss duration for N=$n in --loss-minutes '$loss_minutes'"; return; }
   secs=$(awk -v m="$minutes" 'BEGIN { printf "%d", m * 60 }')
   for ((k = 1; k <= n; k++)); do netns_loss "$k" 1 in; done
-  # The machine is shared with other work: how busy the CPUs other than the saturated one
-  # were (%, every 10 s; the saturated one is busy by design), to tell the agents' own
-  # judgements from moments when the whole machine was overloaded.
-  local last_cpu="cpu$(($(nproc) - 1))"
+  # The machine is shared with other work. How long the agents of the unsaturated hosts
+  # waited for a CPU (run-queue time of all their threads, /proc/PID/task/*/schedstat), in ms
+  # per agent per second, every 10 s: an overloaded machine delays every agent at once, which
+  # shows up as false suspicions that no protocol setting explains.
   (
     prev=""
     while sleep 10; do
-      cur=$(awk -v last="$last_cpu" '$1 ~ /^cpu[0-9]+$/ && $1 != last {
-          idle += $5 + $6; for (i = 2; i <= 9; i++) total += $i } END { print idle, total }' /proc/stat)
-      [[ $prev ]] && echo "$(now_ms) $(awk -v a="$prev" -v b="$cur" 'BEGIN { split(a, x); split(b, y)
-          printf "%.1f", 100 * (1 - (y[1] - x[1]) / (y[2] - x[2])) }')"
+      cur="$(now_ms) $(for ((k = 1; k < n; k++)); do
+        for p in $(ip netns pids "$(netns_name "$k")"); do cat /proc/"$p"/task/*/schedstat; done
+      done 2>/dev/null | awk '{ w += $2 } END { printf "%.0f", w }')"
+      [[ $prev ]] && awk -v a="$prev" -v b="$cur" -v agents=$((n - 1)) 'BEGIN { split(a, x); split(b, y)
+          printf "%s %.1f\n", y[1], (y[2] - x[2]) / 1e6 / agents / ((y[1] - x[1]) / 1000) }'
       prev=$cur
     done
-  ) >"$RUN_DIR/cpu_busy" &
+  ) >"$RUN_DIR/agent_wait" &
   local sampler=$!
   t0=$(now_ms)
   netns_saturate "$n" "$secs"
@@ -290,8 +292,8 @@ scenario_loss() {
       printf "%s\t%s\tloss\t1\tfailed_declarations\t%d\n", runner, n, d
       printf "%s\t%s\tloss\t1\tfalse_positive_episodes\t%d\n", runner, n, e }' \
     "$events_file" >>"$results"
-  sort -k2 -n "$RUN_DIR/cpu_busy" | awk -v runner="$runner" -v n="$n" 'NF == 2 { v[++c] = $2 }
-    END { if (c) printf "%s\t%s\tloss\t1\tother_cpus_busy_median_pct\t%s\n%s\t%s\tloss\t1\tother_cpus_busy_max_pct\t%s\n",
+  sort -k2 -n "$RUN_DIR/agent_wait" | awk -v runner="$runner" -v n="$n" 'NF == 2 { v[++c] = $2 }
+    END { if (c) printf "%s\t%s\tloss\t1\tagent_wait_median_ms_per_s\t%s\n%s\t%s\tloss\t1\tagent_wait_max_ms_per_s\t%s\n",
             runner, n, v[int((c + 1) / 2)], runner, n, v[c] }' >>"$results"
   log "loss: $(grep -P "^$runner\t$n\tloss\t" "$results" | grep -vP "\t(at|end)_ms\t" | cut -f5,6 | tr '\t\n' '= ')"
 }
