@@ -76,7 +76,7 @@ constexpr std::string_view kTopKeys[] = {"telemetry", "metrics",   "log",  "fore
                                          "plugins",   "control",   "workflows", "mesh"};
 constexpr std::string_view kMeshKeys[] = {"enabled", "name", "listen", "advertise", "seeds",
                                           "key_file", "authorized_keys", "zone", "region",
-                                          "max_message"};
+                                          "max_message", "replicas"};
 constexpr size_t kMaxMeshName = 64;
 constexpr size_t kMaxMeshSeeds = 256;
 constexpr uint64_t kMinMeshMessage = 1024;
@@ -541,6 +541,8 @@ void ParseMesh(Errors& errors, const YAML::Node& key_node, const YAML::Node& nod
                  ParseAbsolutePath(errors, path, k, v, &m->key_file);
                } else if (key == "authorized_keys") {
                  ParseAbsolutePath(errors, path, k, v, &m->authorized_keys);
+               } else if (key == "replicas") {
+                 ParseInteger(errors, path, k, v, 0, 16, &m->replicas);
                } else if (key == "max_message") {
                  std::optional<std::string> text =
                      ScalarText(errors, path, k, v, "a size such as 64Ki");

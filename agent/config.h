@@ -135,6 +135,9 @@ struct MeshConfig {
   std::string zone;                  // labels gossiped with this host's headroom
   std::string region;
   uint64_t max_message = 64 * 1024;  // bytes; 1Ki..16Mi
+  // Hosts besides the owner that hold a copy of each workflow's state (docs/MESH.md,
+  // "Replication and failover"); 0..16.
+  uint32_t replicas = 2;
 
   friend bool operator==(const MeshConfig&, const MeshConfig&) = default;
 };

@@ -29,6 +29,7 @@
 #include "mesh/mesh_link.h"
 #include "mesh/mesh_placer.h"
 #include "mesh/node.h"
+#include "mesh/workflow_replication.h"
 #include "plugin/plugin_manager.h"
 #include "workflow/executor.h"
 #include "telemetry/bpf_collectors.h"
@@ -302,6 +303,8 @@ struct Daemon::Impl {
     workflow::Executor* executor = nullptr;  // guarded by mu
   };
   std::shared_ptr<Bridge> bridge = std::make_shared<Bridge>();
+  // Replication of workflows and failover (with the mesh and the engine): also the executor's.
+  std::shared_ptr<mesh::WorkflowReplication> replication;
   std::thread mesh_publisher;
   std::mutex publisher_mu;
   std::condition_variable publisher_cv;
@@ -430,6 +433,23 @@ Status Daemon::Impl::StartWorkflows() {
     po.work_dir = wc.state_dir + "/remote";
     eo.placer = std::make_shared<mesh::MeshPlacer>(mesh_link.get(), po);
   }
+  if (mesh) {
+    // Each workflow's state is replicated to mesh.replicas peers, which take it over when
+    // its owner dies (docs/MESH.md, "Replication and failover").
+    mesh::WorkflowReplicationOptions ro;
+    ro.replication.replicas = options.config.mesh.replicas;
+    ro.live = [node = mesh.get()] {
+      std::vector<std::string> live;
+      for (const mesh::Member& m : node->Peers()) {
+        if (m.state == mesh::MemberState::kAlive || m.state == mesh::MemberState::kSuspect) {
+          live.push_back(m.name);
+        }
+      }
+      return live;
+    };
+    replication = std::make_shared<mesh::WorkflowReplication>(mesh_link.get(), ro);
+    eo.replication = replication;
+  }
   auto started = workflow::Executor::Start(
       eo, [manager](const std::string& name) { return manager->Find(name); }, forecast);
   if (!started) return started.error().Annotate("workflows.state_dir");
@@ -448,6 +468,8 @@ Status Daemon::Impl::StartWorkflows() {
     };
     mesh->OnChannel(mesh::Channel::kPlacement, forward(mesh::Channel::kPlacement));
     mesh->OnChannel(mesh::Channel::kRun, forward(mesh::Channel::kRun));
+    mesh->OnChannel(mesh::Channel::kReplication, forward(mesh::Channel::kReplication));
+    mesh->OnChannel(mesh::Channel::kStatus, forward(mesh::Channel::kStatus));
     mesh->OnEvent([b = bridge](const mesh::MembershipEvent& e) {
       if (e.kind != mesh::MembershipEventKind::kStateChanged) return;
       if (e.state != mesh::MemberState::kDead && e.state != mesh::MemberState::kLeft) return;
@@ -779,6 +801,27 @@ void Daemon::SampleOnce() {
                           {{"reason", std::string(mesh::DropReasonName(reason))}}),
                 ts, double(m.transport.drops(reason)));
     }
+  }
+  if (s.replication) {
+    // Replication and failover (docs/MESH.md): counters published by the engine thread.
+    const mesh::WorkflowReplicationStats r = s.replication->Stats();
+    const std::pair<const char*, uint64_t> series[] = {
+        {"augur_mesh_replication_appended_records_total", r.replication.appended},
+        {"augur_mesh_replication_sent_records_total", r.replication.records_sent},
+        {"augur_mesh_replication_resent_records_total", r.replication.records_resent},
+        {"augur_mesh_replication_takeovers_total", r.replication.takeovers},
+        {"augur_mesh_replication_step_downs_total", r.replication.step_downs},
+        {"augur_mesh_replication_stale_epoch_total", r.replication.stale_epoch},
+        {"augur_mesh_replication_duplicate_results_total", r.replication.duplicate_results},
+        {"augur_mesh_replication_late_results_total", r.replication.late_results},
+        {"augur_mesh_replication_bad_messages_total", r.replication.bad_messages + r.malformed},
+        {"augur_mesh_replication_adopted_total", r.adopted},
+        {"augur_mesh_replication_released_total", r.released},
+        {"augur_mesh_replication_outputs_not_carried_total", r.outputs_too_big},
+        {"augur_mesh_replication_status_queries_total", r.status_queries},
+        {"augur_mesh_replication_workflows", r.held},
+        {"augur_mesh_replication_owned_workflows", r.owned}};
+    for (const auto& [name, value] : series) sink.Emit(SeriesKey(name, {}), ts, double(value));
   }
   if (s.executor) {
     // Pre-warming (docs/WORKFLOWS.md): a getter that never waits on the engine thread.

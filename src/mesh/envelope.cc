@@ -35,6 +35,7 @@ std::string ChannelName(Channel ch) {
     case Channel::kReplication: return "replication";
     case Channel::kData: return "data";
     case Channel::kRun: return "run";
+    case Channel::kStatus: return "status";
   }
   return fmt::format("channel {}", static_cast<uint32_t>(ch));
 }

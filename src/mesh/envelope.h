@@ -28,10 +28,13 @@ enum class Channel : uint32_t {
   kReplication = 3,
   kData = 4,
   kRun = 5,
+  // Status of a workflow asked of the host that owns it (status_query.proto; docs/MESH.md,
+  // "Replication and failover").
+  kStatus = 6,
 };
-inline constexpr uint32_t kMaxChannel = 5;
+inline constexpr uint32_t kMaxChannel = 6;
 
-// "membership", "placement", "replication", "data", "run", or "channel <n>".
+// "membership", "placement", "replication", "data", "run", "status", or "channel <n>".
 std::string ChannelName(Channel ch);
 
 // The envelope version this release writes and the only one it reads.

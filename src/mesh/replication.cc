@@ -174,6 +174,7 @@ std::string_view RecordKindName(RecordKind k) {
     case RecordKind::kStageMerged: return "stage_merged";
     case RecordKind::kWorkflowFinished: return "workflow_finished";
     case RecordKind::kTakeover: return "takeover";
+    case RecordKind::kShardsPlanned: return "shards_planned";
   }
   return "unknown";
 }
@@ -247,6 +248,14 @@ wire::StateRecord MakeWorkflowFinished(bool ok, std::string_view error) {
   return r;
 }
 
+wire::StateRecord MakeShardsPlanned(std::string_view stage, std::string_view shards) {
+  wire::StateRecord r;
+  r.set_kind(uint32_t(RecordKind::kShardsPlanned));
+  r.set_stage(std::string(stage));
+  r.set_text(std::string(shards));
+  return r;
+}
+
 Status CheckRecord(const wire::StateRecord& r, bool logged) {
   if (r.kind() == 0 || r.kind() > kMaxRecordKind) {
     return Status::Corruption(fmt::format("record of unknown kind {}", r.kind()));
@@ -260,9 +269,12 @@ Status CheckRecord(const wire::StateRecord& r, bool logged) {
                                             f->size(), kMaxRecordFieldBytes));
     }
   }
-  if (r.text().size() > kMaxRecordBytes) {
-    return Status::Corruption(fmt::format("{} record: text of {} bytes (at most {})", name,
-                                          r.text().size(), kMaxRecordBytes));
+  for (const auto& [f, field] : {std::pair{&r.text(), "text"}, std::pair{&r.output(), "output"},
+                                  std::pair{&r.detail(), "detail"}}) {
+    if (f->size() > kMaxRecordBytes) {
+      return Status::Corruption(fmt::format("{} record: {} of {} bytes (at most {})", name, field,
+                                            f->size(), kMaxRecordBytes));
+    }
   }
   auto need = [&](const std::string& v, const char* field) {
     return v.empty() ? Status::Corruption(fmt::format("{} record without {}", name, field)) : Status::OK();
@@ -286,6 +298,9 @@ Status CheckRecord(const wire::StateRecord& r, bool logged) {
       break;
     case RecordKind::kTakeover:
       if (!IsValidHostName(r.host())) return Status::Corruption("takeover record without a valid host");
+      break;
+    case RecordKind::kShardsPlanned:
+      AUGUR_RETURN_IF_ERROR(need(r.stage(), "a stage"));
       break;
   }
   if (logged) {

@@ -82,8 +82,9 @@ enum class RecordKind : uint32_t {
   kStageMerged = 4,       // stage, digest, transfer_id, size
   kWorkflowFinished = 5,  // ok, text (error)
   kTakeover = 6,          // host (the new owner); written by the replicator itself
+  kShardsPlanned = 7,     // stage, text (the shards planned for it: workflow_log.h)
 };
-inline constexpr uint32_t kMaxRecordKind = 6;
+inline constexpr uint32_t kMaxRecordKind = 7;
 std::string_view RecordKindName(RecordKind k);  // "submitted", "attempt_started", ...
 
 // Records as the executor makes them (seq, epoch and time are set by the log).
@@ -98,6 +99,7 @@ wire::StateRecord MakeAttemptResult(std::string_view stage, std::string_view sha
 wire::StateRecord MakeStageMerged(std::string_view stage, std::string_view digest,
                                   std::string_view transfer_id, uint64_t size);
 wire::StateRecord MakeWorkflowFinished(bool ok, std::string_view error = {});
+wire::StateRecord MakeShardsPlanned(std::string_view stage, std::string_view shards);
 
 // An ownership epoch (see the header comment).
 struct Epoch {
@@ -110,7 +112,8 @@ std::string EpochString(const Epoch& e);  // "3/host-b"
 
 // --- Codec -----------------------------------------------------------------------------
 
-// Checks a record's fields for its kind (ids present and bounded, a known kind); with
+// Checks a record's fields for its kind (ids present and bounded, a known kind; output and
+// detail at most kMaxRecordBytes each); with
 // `logged`, also its seq (>= 1) and epoch (number >= 1, a valid owner name).
 Status CheckRecord(const wire::StateRecord& r, bool logged);
 // Sets the version and serializes. InvalidArgument when DecodeReplication would refuse it.

@@ -1413,6 +1413,31 @@ Status Engine::Cancel(const std::string& workflow, int64_t now) {
   return Status::OK();
 }
 
+Result<std::vector<Action>> Engine::Drop(const std::string& workflow_id, const std::string& reason) {
+  Impl& m = *impl_;
+  auto run = m.runs.find(workflow_id);
+  if (run == m.runs.end()) return Err(Status::NotFound(fmt::format("no workflow {} here", workflow_id)));
+  std::vector<Action> actions;
+  for (auto it = m.live.begin(); it != m.live.end();) {
+    if (it->second.rec.workflow_id != workflow_id) {
+      ++it;
+      continue;
+    }
+    Action a;
+    a.kind = Action::Kind::kCancel;
+    a.attempt = it->second.rec;
+    a.reason = reason;
+    actions.push_back(std::move(a));
+    (void)m.ledger.Release(it->first);
+    it = m.live.erase(it);
+  }
+  std::erase_if(m.last_waiting, [&](const WaitingShard& w) { return w.key.rfind(workflow_id + "/", 0) == 0; });
+  m.runs.erase(run);
+  return actions;
+}
+
+bool Engine::Has(const std::string& workflow_id) const { return impl_->runs.contains(workflow_id); }
+
 Status Engine::Boost(const std::string& workflow, double points, int64_t until_ns) {
   auto id = Resolve(workflow);
   if (!id) return id.error();

@@ -217,6 +217,13 @@ class Engine {
   std::string HostAnomaly(std::string_view series, int64_t now_ns);
 
   Status Cancel(const std::string& workflow, int64_t now_ns);
+  // Another host owns the workflow now (mesh failover, docs/MESH.md "Replication and
+  // failover"): the engine forgets it without recording an end. Its live attempts come back
+  // as kCancel actions (their ends are then unknown here and ignored) and their grants are
+  // released. NotFound for a workflow id it does not run.
+  Result<std::vector<Action>> Drop(const std::string& workflow_id, const std::string& reason);
+  // True when the engine runs (or ran) the workflow with this id.
+  bool Has(const std::string& workflow_id) const;
   Status Boost(const std::string& workflow, double points, int64_t until_ns);
 
   // `augurctl status` as JSON text: every workflow (or one, by id or name), its stages with

@@ -163,7 +163,7 @@ std::string LocalHostName() {
   return buf;
 }
 
-struct Executor::Impl : PlacerHost {
+struct Executor::Impl : PlacerHost, ReplicationHost {
   ExecutorOptions o;
   BackendLookup backends;
   ForecastFree forecast;
@@ -177,6 +177,8 @@ struct Executor::Impl : PlacerHost {
   PruneResult pruned;                 // what the current retention backlog removed so far
   std::unique_ptr<WarmPool> pool;     // pre-warmed instances
   Placer* placer = nullptr;           // o.placer, or none
+  Replication* replication = nullptr; // o.replication, or none
+  std::set<std::string> replicated;   // workflows the replication held at start
   std::map<std::string, std::string> placed_outputs;  // placed attempt id -> its output path
 
   std::mutex mu;
@@ -238,7 +240,10 @@ struct Executor::Impl : PlacerHost {
     if (!st.ok()) {
       spdlog::error("workflow store: {}", st.message());
       unwritten = std::move(c);
+      return st;
     }
+    // Written: the owner replicates it (before anything acts on it).
+    if (replication != nullptr) replication->Recorded(c, NowNs());
     return st;
   }
 
@@ -535,6 +540,11 @@ struct Executor::Impl : PlacerHost {
             wait = std::min(wait, std::chrono::nanoseconds(std::max<int64_t>(0, *due - NowNs())));
           }
         }
+        if (replication != nullptr) {
+          if (std::optional<int64_t> due = replication->NextDeadline()) {
+            wait = std::min(wait, std::chrono::nanoseconds(std::max<int64_t>(0, *due - NowNs())));
+          }
+        }
         std::unique_lock<std::mutex> lock(mu);
         cv.wait_for(lock, wait, [&] { return stop || !queue.empty(); });
         if (stop) return;
@@ -547,6 +557,7 @@ struct Executor::Impl : PlacerHost {
         placer->Tick(NowNs());
         engine->SetRemoteRoom(placer->PeerRoom(0));
       }
+      if (replication != nullptr) replication->Tick(NowNs());
       // A merge done inline (concat) readies the next stage at once, and a start can free
       // nothing; so decide again while the last round acted, a few rounds at most, rather
       // than leaving each step of a chain to the next tick.
@@ -685,6 +696,83 @@ struct Executor::Impl : PlacerHost {
     for (const Action& a : actions) Act(a);
   }
 
+  // ReplicationHost (replication.h).
+  WorkflowStore& workflow_store() override { return *store; }
+  const std::string& work_root() const override { return o.engine.work_root; }
+
+  Result<std::string> LocalStatus(const std::string& workflow, bool explain) override {
+    auto text = engine->StatusJson(workflow, explain);
+    if (!text) return text;
+    // Each workflow gets pre-warming's object (its own counts and the pool's), and with
+    // replication the host that owns it: this one.
+    nlohmann::json j = nlohmann::json::parse(*text);
+    for (nlohmann::json& w : j) {
+      w["prewarm"] = pool->Json(w.value("id", ""));
+      if (replication != nullptr) w["owner"] = replication->self();
+    }
+    return j.dump(2);
+  }
+
+  Status Adopt(const AdoptedWorkflow& a, int64_t now) override {
+    const std::string& id = a.workflow.id;
+    if (engine->Has(id)) return Status::OK();  // it runs here already
+    // Rows of an earlier time this host ran it (before a restart): attempts that may still
+    // run are stopped, since the log decides what is done.
+    if (auto old = store->Attempts(id)) {
+      for (const AttemptRecord& r : *old) {
+        if (r.state != AttemptState::kStarting && r.state != AttemptState::kRunning) continue;
+        plugin::Backend* b = backends(r.backend);
+        if (b == nullptr) continue;
+        if (!r.invocation.empty()) (void)b->Cancel(r.invocation);
+        if (!r.instance.empty()) (void)b->Release(r.instance);
+      }
+    }
+    AUGUR_RETURN_IF_ERROR(store->DeleteWorkflow(id));
+    for (const auto& [path, bytes] : a.files) {
+      std::error_code ec;
+      fs::create_directories(fs::path(path).parent_path(), ec);
+      std::ofstream f(path, std::ios::binary | std::ios::trunc);
+      f.write(bytes.data(), std::streamsize(bytes.size()));
+      f.flush();
+      if (!f) return Status::IOError("cannot write " + path + " (disk full?)");
+    }
+    AUGUR_RETURN_IF_ERROR(store->Transaction([&]() -> Status {
+      AUGUR_RETURN_IF_ERROR(store->PutWorkflow(a.workflow));
+      for (const ShardRecord& s : a.shards) AUGUR_RETURN_IF_ERROR(store->PutShard(s));
+      for (const auto& [stage, path] : a.stage_outputs) {
+        AUGUR_RETURN_IF_ERROR(store->PutStageOutput(id, stage, path));
+      }
+      return Status::OK();
+    }));
+    std::vector<AttemptRecord> none;
+    AUGUR_RETURN_IF_ERROR(engine->Restore(a.workflow, a.shards, {}, a.stage_outputs, &none));
+    replicated.erase(id);
+    size_t done = 0;
+    for (const ShardRecord& s : a.shards) done += s.state == ShardState::kSucceeded;
+    spdlog::info("workflow {}: continued here: {} of {} shards done, {} stages merged", id, done,
+                 a.shards.size(), a.stage_outputs.size());
+    (void)now;
+    return Persist();
+  }
+
+  void Release(const std::string& id, const std::string& owner, int64_t now) override {
+    (void)Persist();  // what the engine decided for it so far is written (and replicated) first
+    auto actions = engine->Drop(id, "another host (" + owner + ") owns the workflow now");
+    if (actions) {
+      for (const Action& a : *actions) {
+        Act(a);
+        placed_outputs.erase(a.attempt.attempt_id);
+      }
+      spdlog::info("workflow {}: {} owns it now: this host stopped {} of its attempts", id, owner,
+                   actions->size());
+    }
+    replicated.erase(id);
+    if (Status st = store->DeleteWorkflow(id); !st.ok()) {
+      spdlog::error("workflow {}: forgetting it here: {}", id, st.message());
+    }
+    (void)now;
+  }
+
   // One retention batch when it is due: every tick while a backlog lasts, then once a
   // minute. A batch is at most kPruneBatch row deletions (a few milliseconds).
   void Prune(int64_t now) {
@@ -771,6 +859,11 @@ struct Executor::Impl : PlacerHost {
     auto ws = store->Workflows(/*running_only=*/true);
     if (!ws) return ws.error();
     for (const WorkflowRecord& w : *ws) {
+      if (replicated.contains(w.id)) {
+        // Replicated: it continues here through Adopt if this host owns it.
+        spdlog::info("workflow {}: waiting to learn whether this host still owns it", w.id);
+        continue;
+      }
       auto shards = store->Shards(w.id);
       auto attempts = store->Attempts(w.id);
       if (!shards || !attempts) return !shards ? shards.error() : attempts.error();
@@ -846,6 +939,12 @@ Result<std::unique_ptr<Executor>> Executor::Start(ExecutorOptions options, Backe
   impl->demand = DemandModel(impl->o.demand);
   impl->placer = impl->o.placer.get();
   if (impl->placer != nullptr) impl->placer->Bind(impl.get());
+  impl->replication = impl->o.replication.get();
+  if (impl->replication != nullptr) {
+    auto held = impl->replication->Bind(impl.get(), NowNs());
+    if (!held) return Err(held.error());
+    impl->replicated = std::move(*held);
+  }
   if (Status st = impl->Restore(); !st.ok()) return Err(st);
   Impl* raw = impl.get();
   impl->thread = std::thread([raw] { raw->Loop(); });
@@ -869,14 +968,28 @@ Result<std::string> Executor::Submit(const std::string& yaml, const std::string&
 }
 
 Result<std::string> Executor::StatusJson(const std::string& workflow, bool explain) {
-  return impl_->Post<Result<std::string>>([&]() -> Result<std::string> {
-    auto text = impl_->engine->StatusJson(workflow, explain);
-    if (!text) return text;
-    // Each workflow gets pre-warming's object (its own counts and the pool's).
-    nlohmann::json j = nlohmann::json::parse(*text);
-    for (nlohmann::json& w : j) w["prewarm"] = impl_->pool->Json(w.value("id", ""));
-    return j.dump(2);
-  });
+  // The answer may come later, from another host (Replication::RemoteStatus): the engine
+  // thread fulfils the promise, this thread waits for it a bounded time.
+  auto answer = std::make_shared<std::promise<Result<std::string>>>();
+  std::future<Result<std::string>> f = answer->get_future();
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    impl_->queue.push_back([impl = impl_.get(), answer, workflow, explain] {
+      auto text = impl->LocalStatus(workflow, explain);
+      if (!text && text.error().IsNotFound() && !workflow.empty() && impl->replication != nullptr) {
+        impl->replication->RemoteStatus(
+            workflow, explain, [answer](Result<std::string> r) { answer->set_value(std::move(r)); },
+            NowNs());
+        return;
+      }
+      answer->set_value(std::move(text));
+    });
+  }
+  impl_->cv.notify_all();
+  if (f.wait_for(std::chrono::seconds(15)) != std::future_status::ready) {
+    return Err(Status::Unavailable(fmt::format("status of '{}': no answer in 15 s", workflow)));
+  }
+  return f.get();
 }
 
 PrewarmStats Executor::prewarm_stats() const { return impl_->pool->stats(); }
@@ -885,7 +998,11 @@ void Executor::OnMeshMessage(const std::string& from, uint32_t channel, std::str
   {
     std::lock_guard<std::mutex> lock(impl_->mu);
     impl_->queue.push_back([impl = impl_.get(), from, channel, p = std::move(payload)] {
-      if (impl->placer != nullptr) impl->placer->OnMessage(from, channel, p, NowNs());
+      if (impl->replication != nullptr && impl->replication->Handles(channel)) {
+        impl->replication->OnMessage(from, channel, p, NowNs());
+      } else if (impl->placer != nullptr) {
+        impl->placer->OnMessage(from, channel, p, NowNs());
+      }
     });
   }
   impl_->cv.notify_all();

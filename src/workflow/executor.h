@@ -47,6 +47,7 @@
 #include "workflow/engine.h"
 #include "workflow/placer.h"
 #include "workflow/profile.h"
+#include "workflow/replication.h"
 #include "workflow/resources.h"
 #include "workflow/warm_pool.h"
 
@@ -90,6 +91,10 @@ struct ExecutorOptions {
   // Placement on other hosts (docs/MESH.md, "Running shards on other hosts"): the mesh's
   // placer, called on the engine thread only. nullptr: every shard runs here.
   std::shared_ptr<Placer> placer;
+  // Replication of the workflows submitted here to other hosts, and failover (docs/MESH.md,
+  // "Replication and failover"): the mesh's, called on the engine thread only. nullptr:
+  // workflows live on this host alone.
+  std::shared_ptr<Replication> replication;
 };
 
 // Rows deleted per retention batch: a few milliseconds of the engine thread.
@@ -112,6 +117,9 @@ class Executor {
 
   // Thread-safe; each waits for the engine thread's answer.
   Result<std::string> Submit(const std::string& yaml, const std::string& origin);
+  // With replication, a workflow the engine here does not run is answered by the
+  // replication (a replica here, or its owner over the mesh), each object naming its
+  // "owner"; this waits at most a few seconds for that.
   Result<std::string> StatusJson(const std::string& workflow, bool explain);
   // A stage's merged output (default: the last stage in the file).
   Result<std::string> Output(const std::string& workflow, const std::string& stage);
@@ -136,7 +144,8 @@ class Executor {
   // Stored events (of one workflow name when not ""), by time, as a JSON array.
   Result<std::string> EventsJson(const std::string& workflow);
   // A mesh message from peer `from` (the transport's authenticated name) on `channel`, for
-  // the placer; queued for the engine thread, does not wait. Dropped without a placer.
+  // the replication when it reads that channel, else the placer; queued for the engine
+  // thread, does not wait. Dropped without either.
   void OnMeshMessage(const std::string& from, uint32_t channel, std::string payload);
   // Membership declared `host` dead or gone: its leases are lost and their shards placed
   // again. Queued; does not wait.

@@ -20,7 +20,7 @@ namespace {
 
 // The schema this build writes. A database with a higher version was written by a newer
 // augur and is refused (FailedPrecondition); lower versions are migrated when opened.
-constexpr int64_t kSchemaVersion = 3;
+constexpr int64_t kSchemaVersion = 4;
 
 // Version 1's schema. A new database gets it and then every migration below, so that the
 // path old files take is the one every new file takes too.
@@ -139,6 +139,14 @@ CREATE INDEX workflows_by_name ON workflows (name, submitted_ns);
     R"sql(
 ALTER TABLE attempts ADD COLUMN host TEXT NOT NULL DEFAULT '';
 ALTER TABLE history ADD COLUMN host TEXT NOT NULL DEFAULT '';
+)sql",
+    // 4: the replicated workflows this host owns or holds copies of (mesh replication:
+    // a WorkflowSnapshot per replica id).
+    R"sql(
+CREATE TABLE replicas (
+  id TEXT PRIMARY KEY NOT NULL,
+  snapshot BLOB NOT NULL
+);
 )sql",
 };
 static_assert(std::size(kMigrations) == kSchemaVersion - 1);
@@ -337,6 +345,9 @@ class Stmt {
   Stmt& Int(int64_t v) { return Check(sqlite3_bind_int64(s_, ++n_, v)); }
   Stmt& U64(uint64_t v) { return Int(static_cast<int64_t>(v)); }  // the bits, wrapped
   Stmt& Real(double v) { return Check(sqlite3_bind_double(s_, ++n_, v)); }
+  Stmt& Blob(std::string_view v) {
+    return Check(sqlite3_bind_blob(s_, ++n_, v.data(), static_cast<int>(v.size()), SQLITE_STATIC));
+  }
 
   // True with a row to read, false when done.
   Result<bool> Step() {
@@ -361,6 +372,10 @@ class Stmt {
   uint32_t ColU32(int i) const { return static_cast<uint32_t>(ColInt(i)); }
   int32_t ColI32(int i) const { return static_cast<int32_t>(ColInt(i)); }
   double ColReal(int i) const { return sqlite3_column_double(s_, i); }
+  std::string ColBlob(int i) const {
+    const auto* p = static_cast<const char*>(sqlite3_column_blob(s_, i));
+    return p ? std::string(p, static_cast<size_t>(sqlite3_column_bytes(s_, i))) : std::string();
+  }
 
   const std::string& what() const { return what_; }
 
@@ -1149,5 +1164,64 @@ Result<std::vector<WarmRecord>> WorkflowStore::Warm() const {
   return out;
 }
 
+
+}  // namespace augur::workflow
+
+namespace augur::workflow {
+
+// --- Replicated workflows (schema 4) ---------------------------------------------------
+
+Status WorkflowStore::PutReplica(const std::string& id, std::string_view snapshot) {
+  static constexpr std::string_view kSql =
+      "INSERT OR REPLACE INTO replicas (id, snapshot) VALUES (?, ?)";
+  std::string what = fmt::format("saving the replicated state of {}", id);
+  auto st = impl_->Prepare(kSql, what);
+  if (!st) return st.error();
+  Stmt q(*impl_, *st, std::move(what));
+  q.Text(id).Blob(snapshot);
+  return q.Run();
+}
+
+Status WorkflowStore::DeleteReplica(const std::string& id) {
+  static constexpr std::string_view kSql = "DELETE FROM replicas WHERE id = ?";
+  std::string what = fmt::format("forgetting the replicated state of {}", id);
+  auto st = impl_->Prepare(kSql, what);
+  if (!st) return st.error();
+  Stmt q(*impl_, *st, std::move(what));
+  q.Text(id);
+  return q.Run();
+}
+
+Result<std::vector<std::pair<std::string, std::string>>> WorkflowStore::Replicas() const {
+  static constexpr std::string_view kSql = "SELECT id, snapshot FROM replicas ORDER BY id";
+  auto st = impl_->Prepare(kSql, "listing replicated workflows");
+  if (!st) return Err(st.error());
+  Stmt q(*impl_, *st, "listing replicated workflows");
+  std::vector<std::pair<std::string, std::string>> out;
+  while (true) {
+    auto row = q.Step();
+    if (!row) return Err(row.error());
+    if (!*row) break;
+    out.emplace_back(q.ColText(0), q.ColBlob(1));
+  }
+  return out;
+}
+
+Status WorkflowStore::DeleteWorkflow(const std::string& id) {
+  return Transaction([&]() -> Status {
+    for (std::string_view sql : {std::string_view("DELETE FROM attempts WHERE workflow_id = ?"),
+                                 std::string_view("DELETE FROM shards WHERE workflow_id = ?"),
+                                 std::string_view("DELETE FROM stage_outputs WHERE workflow_id = ?"),
+                                 std::string_view("DELETE FROM workflows WHERE id = ?")}) {
+      std::string what = fmt::format("forgetting workflow {}", id);
+      auto st = impl_->Prepare(sql, what);
+      if (!st) return st.error();
+      Stmt q(*impl_, *st, std::move(what));
+      q.Text(id);
+      AUGUR_RETURN_IF_ERROR(q.Run());
+    }
+    return Status::OK();
+  });
+}
 
 }  // namespace augur::workflow

@@ -8,8 +8,9 @@
 // is also a history row (measured CPU time, peak memory, wall time, bytes read and written,
 // exit status) that the predictive issue learns from.
 //
-// Schema 2 (this build) added history.cost, the events table and incremental vacuum; a
-// schema 1 file is migrated in place when opened (the new column defaults to 0).
+// Schema 2 added history.cost, the events table and incremental vacuum; schema 3 the host
+// of each attempt; schema 4 (this build) the replicas table. An older file is migrated in
+// place when opened (new columns take their defaults).
 //
 // Errors. A file that is not SQLite, or an SQLite database that is not augur's (no or
 // another `augur_schema` row), is a Corruption naming the file; it is never replaced. A
@@ -27,6 +28,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "augur/status.h"
@@ -222,6 +225,15 @@ class WorkflowStore {
   Status PutWarm(const WarmRecord& w);
   Status DeleteWarm(const std::string& name);
   Result<std::vector<WarmRecord>> Warm() const;
+
+  // Replicated workflows (the mesh's, docs/MESH.md "Replication and failover"): an opaque
+  // snapshot per replica id, inserted or replaced; deleting an unknown id is OK.
+  Status PutReplica(const std::string& id, std::string_view snapshot);
+  Status DeleteReplica(const std::string& id);
+  Result<std::vector<std::pair<std::string, std::string>>> Replicas() const;
+  // Forgets a workflow's rows (workflow, shards, attempts, stage outputs; its history stays):
+  // another host owns it now.
+  Status DeleteWorkflow(const std::string& id);
 
   const std::string& path() const { return path_; }
 

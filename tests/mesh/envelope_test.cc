@@ -97,7 +97,7 @@ TEST(Envelope, BadFieldsAreMalformedWithWhatIsWrong) {
       {"sender of bad UTF-8", [](Envelope& e) { e.sender = "h\xc3\x28"; }, "\\xc3"},
       {"long sender", [](Envelope& e) { e.sender = std::string(254, 'a'); }, "..."},
       {"channel 0", [](Envelope& e) { e.channel = static_cast<Channel>(0); }, "unknown channel 0"},
-      {"channel 6", [](Envelope& e) { e.channel = static_cast<Channel>(6); }, "unknown channel 6"},
+      {"channel 7", [](Envelope& e) { e.channel = static_cast<Channel>(7); }, "unknown channel 7"},
       {"boot 0", [](Envelope& e) { e.boot_id = 0; }, "boot_id 0"},
       {"seq 0", [](Envelope& e) { e.seq = 0; }, "seq 0"},
   };

@@ -741,7 +741,7 @@ TEST_F(StoreTest, ASchema1FileIsMigratedAndKeepsItsRows) {
     EXPECT_EQ(r->workflows, 1u);
     EXPECT_EQ(r->pages_released, 0u);
   }
-  EXPECT_EQ(SqlInt(db_, "SELECT max(version) FROM augur_schema"), 3);
+  EXPECT_EQ(SqlInt(db_, "SELECT max(version) FROM augur_schema"), 4);
   EXPECT_EQ(SqlInt(db_, "SELECT count(*) FROM augur_schema"), 1);
   // Opening again does not migrate again.
   auto again = OpenOk(db_);
@@ -751,9 +751,9 @@ TEST_F(StoreTest, ASchema1FileIsMigratedAndKeepsItsRows) {
   ASSERT_EQ(ev->size(), 1u);
 }
 
-TEST_F(StoreTest, ANewFileIsSchema3WithIncrementalVacuum) {
+TEST_F(StoreTest, ANewFileIsSchema4WithIncrementalVacuum) {
   { ASSERT_TRUE(OpenOk(db_)); }
-  EXPECT_EQ(SqlInt(db_, "SELECT max(version) FROM augur_schema"), 3);
+  EXPECT_EQ(SqlInt(db_, "SELECT max(version) FROM augur_schema"), 4);
   EXPECT_EQ(SqlInt(db_, "PRAGMA auto_vacuum"), 2);  // incremental
 }
 

@@ -1,0 +1,602 @@
+#include "mesh/workflow_replication.h"
+
+#include <algorithm>
+#include <fstream>
+#include <utility>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "mesh/checked_codec.h"
+#include "mesh/envelope.h"
+#include "mesh/workflow_log.h"
+#include "workflow/workflow_spec.h"
+
+namespace augur::mesh {
+namespace {
+
+using workflow::AttemptState;
+
+bool IsPrintable(std::string_view s, size_t max) {
+  return !s.empty() && s.size() <= max &&
+         std::all_of(s.begin(), s.end(), [](char c) { return c > 0x20 && c <= 0x7e; });
+}
+
+Status CheckStatus(const wire::StatusMessage& m) {
+  switch (m.body_case()) {
+    case wire::StatusMessage::kQuery:
+      if (!IsPrintable(m.query().workflow(), kMaxWorkflowIdBytes)) {
+        return Status::Corruption("status query: workflow is not 1 to 256 printable characters");
+      }
+      return Status::OK();
+    case wire::StatusMessage::kReply:
+      if (!m.reply().owner().empty() && !IsValidHostName(m.reply().owner())) {
+        return Status::Corruption("status reply: owner is not a host name");
+      }
+      if (m.reply().found() && m.reply().json().empty()) {
+        return Status::Corruption("status reply: found without a status");
+      }
+      return Status::OK();
+    case wire::StatusMessage::BODY_NOT_SET:
+      break;
+  }
+  return Status::Corruption("status message without a body");
+}
+
+// A file's first `max` bytes + 1 (enough to tell it is larger) and its size; nullopt when it
+// cannot be read.
+std::optional<std::pair<std::string, uint64_t>> ReadSmall(const std::string& path, size_t max) {
+  std::ifstream f(path, std::ios::binary | std::ios::ate);
+  if (!f) return std::nullopt;
+  const auto size = uint64_t(std::max<std::streamoff>(0, f.tellg()));
+  f.seekg(0);
+  std::string data(std::min<uint64_t>(size, max + 1), '\0');
+  f.read(data.data(), std::streamsize(data.size()));
+  data.resize(size_t(f.gcount()));
+  return std::pair{std::move(data), size};
+}
+
+// Each workflow object of a status array gets who owns it and who answered.
+std::string Annotate(const std::string& json, const std::string& owner, const std::string& by,
+                     const char* source) {
+  auto j = nlohmann::json::parse(json, nullptr, false);
+  if (!j.is_array()) return json;
+  for (nlohmann::json& w : j) {
+    w["owner"] = owner;
+    w["answered_by"] = by;
+    w["source"] = source;
+  }
+  return j.dump(2);
+}
+
+}  // namespace
+
+Result<wire::StatusMessage> DecodeStatusMessage(std::string_view bytes, size_t max_bytes) {
+  return DecodeChecked<wire::StatusMessage>(bytes, kStatusVersion, max_bytes, "status message",
+                                            CheckStatus);
+}
+
+Result<std::string> EncodeStatusMessage(wire::StatusMessage msg, size_t max_bytes) {
+  return EncodeChecked(std::move(msg), kStatusVersion, max_bytes, "status message", CheckStatus);
+}
+
+WorkflowReplication::WorkflowReplication(MeshLink* link, WorkflowReplicationOptions options)
+    : link_(link), o_(std::move(options)), replicator_(link->self(), o_.replication) {}
+
+Result<std::set<std::string>> WorkflowReplication::Bind(workflow::ReplicationHost* host,
+                                                        int64_t now) {
+  host_ = host;
+  auto rows = host_->workflow_store().Replicas();
+  if (!rows) return Err(rows.error().Annotate("loading replicated workflows"));
+  std::set<std::string> held;
+  for (const auto& [rid, bytes] : *rows) {
+    if (Status st = replicator_.Restore(bytes); !st.ok()) {
+      // A copy that cannot be read is left out (its peers hold others); said once.
+      spdlog::error("replication: workflow {}: persisted copy not loaded: {}", rid, st.message());
+      continue;
+    }
+    held.insert(EngineIdOf(rid));
+  }
+  (void)replicator_.DrainDirty();
+  if (!held.empty()) {
+    spdlog::info("replication: {} workflow copies loaded; each continues here if this host owns it",
+                 held.size());
+  }
+  bind_ns_ = now;
+  Tick(now);
+  return held;
+}
+
+bool WorkflowReplication::Handles(uint32_t channel) const {
+  return channel == uint32_t(Channel::kReplication) || channel == uint32_t(Channel::kStatus);
+}
+
+void WorkflowReplication::Append(const std::string& rid, wire::StateRecord r, int64_t now,
+                                 ReplicationOutput* out) {
+  const auto kind = RecordKind(r.kind());
+  Status st = Status::OK();
+  if (kind == RecordKind::kAttemptResult) {
+    auto v = replicator_.AppendResult(rid, std::move(r), now, out);
+    if (!v) st = v.error();
+  } else {
+    auto seq = replicator_.Append(rid, std::move(r), now, out);
+    if (!seq && !seq.error().IsAlreadyExists()) st = seq.error();
+  }
+  if (!st.ok()) {
+    ++stats_.append_errors;
+    uint64_t suppressed = 0;
+    if (log_limit_.Allow(1, now, &suppressed)) {
+      spdlog::warn("replication: workflow {}: a {} record not replicated: {}{}", EngineIdOf(rid),
+                   RecordKindName(kind), st.message(),
+                   suppressed ? fmt::format(" ({} more since the last such line)", suppressed) : "");
+    }
+  }
+}
+
+void WorkflowReplication::Recorded(const workflow::Changes& c, int64_t now) {
+  if (host_ == nullptr) return;
+  ReplicationOutput out;
+  auto owned = [&](const std::string& engine_id) -> std::string {
+    std::string rid = HeldId(engine_id);
+    return !rid.empty() && replicator_.Owns(rid) ? rid : "";
+  };
+  // New workflows first: the records below may be theirs. Their replica ids are chosen from
+  // the members as they are now.
+  RefreshMembers(now, &out);
+  for (const workflow::WorkflowRecord& w : c.workflows) {
+    // Submitted since this host replicates (a workflow restored from before has no log).
+    if (w.state != workflow::WorkflowState::kRunning || w.submitted_ns < bind_ns_ ||
+        !HeldId(w.id).empty()) {
+      continue;
+    }
+    const std::string rid = ChooseReplicaId(w.id, self(), live_);
+    if (Status st = replicator_.Create(rid, SubmittedRecord(w), now, &out); !st.ok()) {
+      ++stats_.append_errors;
+      spdlog::warn("replication: workflow {} is not replicated: {}", w.id, st.message());
+      continue;
+    }
+    logged_[rid] = {};
+    ++stats_.created;
+  }
+  // Shards planned, by workflow and stage, in the order the engine made them.
+  std::map<std::string, std::vector<workflow::ShardRecord>> planned;
+  for (const workflow::ShardRecord& s : c.shards) {
+    const std::string rid = owned(s.workflow_id);
+    if (rid.empty() || !logged_[rid].shards.insert({s.stage, s.index}).second) continue;
+    planned[rid].push_back(s);
+  }
+  for (auto& [rid, shards] : planned) {
+    std::stable_sort(shards.begin(), shards.end(),
+                     [](const auto& a, const auto& b) { return a.stage < b.stage; });
+    for (wire::StateRecord& r : ShardsPlannedRecords(shards)) Append(rid, std::move(r), now, &out);
+  }
+  for (const workflow::AttemptRecord& a : c.attempts) {
+    const std::string rid = owned(a.workflow_id);
+    if (rid.empty()) continue;
+    Logged& l = logged_[rid];
+    const bool ended = a.state != AttemptState::kStarting && a.state != AttemptState::kRunning;
+    if (!ended) {
+      if (l.started.insert(a.attempt_id).second) {
+        Append(rid, AttemptStartedRecord(a, self()), now, &out);
+      }
+      continue;
+    }
+    if (!l.ended.insert(a.attempt_id).second) continue;
+    std::optional<std::pair<std::string, uint64_t>> output;
+    if (a.state == AttemptState::kSucceeded) output = ReadSmall(a.output_path, kMaxInlineOutputBytes);
+    const bool carried = output && output->second <= kMaxInlineOutputBytes;
+    if (a.state == AttemptState::kSucceeded) ++(carried ? stats_.outputs_carried : stats_.outputs_too_big);
+    Append(rid, AttemptResultRecord(a, self(), carried ? &output->first : nullptr,
+                                    output ? output->second : 0),
+           now, &out);
+  }
+  for (const auto& [key, path] : c.stage_outputs) {
+    const size_t slash = key.find('/');
+    const std::string rid = owned(key.substr(0, slash));
+    if (rid.empty() || slash == std::string::npos) continue;
+    const std::string stage = key.substr(slash + 1);
+    if (!logged_[rid].merged.insert(stage).second) continue;
+    auto output = ReadSmall(path, kMaxInlineOutputBytes);
+    const bool carried = output && output->second <= kMaxInlineOutputBytes;
+    ++(carried ? stats_.outputs_carried : stats_.outputs_too_big);
+    Append(rid, StageMergedRecord(stage, carried ? &output->first : nullptr, output ? output->second : 0),
+           now, &out);
+  }
+  for (const workflow::WorkflowRecord& w : c.workflows) {
+    if (w.state == workflow::WorkflowState::kRunning) continue;
+    const std::string rid = owned(w.id);
+    if (rid.empty() || logged_[rid].finished) continue;
+    logged_[rid].finished = true;
+    Append(rid, WorkflowFinishedRecord(w), now, &out);
+  }
+  Flush(out, now);
+}
+
+WorkflowReplication::Logged WorkflowReplication::LoggedOf(const WorkflowReplica& w) const {
+  Logged l;
+  for (const wire::StateRecord& r : w.log) {
+    switch (RecordKind(r.kind())) {
+      case RecordKind::kShardsPlanned: {
+        auto j = nlohmann::json::parse(r.text(), nullptr, false);
+        if (!j.is_array()) break;
+        for (const auto& e : j) {
+          if (e.is_object() && e.contains("i") && e["i"].is_number_unsigned()) {
+            l.shards.insert({r.stage(), e["i"].get<uint32_t>()});
+          }
+        }
+        break;
+      }
+      case RecordKind::kAttemptStarted: l.started.insert(r.attempt_id()); break;
+      case RecordKind::kAttemptResult: l.ended.insert(r.attempt_id()); break;
+      case RecordKind::kStageMerged: l.merged.insert(r.stage()); break;
+      case RecordKind::kWorkflowFinished: l.finished = true; break;
+      default: break;
+    }
+  }
+  return l;
+}
+
+void WorkflowReplication::Flush(ReplicationOutput& out, int64_t now) {
+  // State before action: what the messages say is on disk first.
+  if (host_ != nullptr) {
+    std::vector<std::string> dirty = replicator_.DrainDirty();
+    if (!dirty.empty()) {
+      workflow::WorkflowStore& store = host_->workflow_store();
+      Status st = store.Transaction([&]() -> Status {
+        for (const std::string& rid : dirty) {
+          auto snap = replicator_.Snapshot(rid);
+          if (!snap) continue;
+          AUGUR_RETURN_IF_ERROR(store.PutReplica(rid, *snap));
+        }
+        return Status::OK();
+      });
+      if (!st.ok()) {
+        ++stats_.persist_errors;
+        spdlog::error("replication: persisting {} workflow copies: {}", dirty.size(), st.message());
+      }
+    }
+  }
+  for (ReplicationOutgoing& m : out.messages) {
+    (void)link_->Send(m.to, Channel::kReplication, std::move(m.payload));
+  }
+  out.messages.clear();
+  std::vector<ReplicationEvent> events = std::move(out.events);
+  out.events.clear();
+  for (const ReplicationEvent& e : events) {
+    const std::string engine_id = EngineIdOf(e.workflow_id);
+    switch (e.kind) {
+      case ReplicationEvent::Kind::kBecameOwner: {
+        const WorkflowReplica* w = replicator_.Find(e.workflow_id);
+        if (w == nullptr || host_ == nullptr) break;
+        auto adopted = Rebuild(engine_id, w->log, host_->work_root());
+        Status st = adopted ? host_->Adopt(*adopted, now) : adopted.error();
+        if (!st.ok()) {
+          spdlog::error("replication: workflow {}: this host owns it (epoch {}) but cannot continue "
+                        "it: {}", engine_id, EpochString(e.epoch), st.message());
+          break;
+        }
+        logged_[e.workflow_id] = LoggedOf(*w);
+        ++stats_.adopted;
+        spdlog::info("replication: workflow {}: this host owns it now (epoch {}, {} records, {} of "
+                     "its outputs carried)", engine_id, EpochString(e.epoch), w->log.size(),
+                     adopted->files.size());
+        break;
+      }
+      case ReplicationEvent::Kind::kLostOwnership:
+        logged_.erase(e.workflow_id);
+        ++stats_.released;
+        spdlog::info("replication: workflow {}: {} owns it now (epoch {}); this host stops acting "
+                     "for it", engine_id, e.owner, EpochString(e.epoch));
+        if (host_ != nullptr) host_->Release(engine_id, e.owner, now);
+        break;
+      case ReplicationEvent::Kind::kDropped:
+        logged_.erase(e.workflow_id);
+        if (host_ != nullptr) {
+          if (Status st = host_->workflow_store().DeleteReplica(e.workflow_id); !st.ok()) {
+            ++stats_.persist_errors;
+            spdlog::error("replication: dropping the copy of {}: {}", engine_id, st.message());
+          }
+        }
+        break;
+      case ReplicationEvent::Kind::kCommitted:
+        break;
+    }
+  }
+  // Adopting and releasing write records the replicator may have to send.
+  if (!out.messages.empty() || !out.events.empty()) return Flush(out, now);
+  Publish();
+}
+
+void WorkflowReplication::OnMessage(const std::string& from, uint32_t channel,
+                                    const std::string& payload, int64_t now) {
+  if (channel == uint32_t(Channel::kStatus)) {
+    auto m = DecodeStatusMessage(payload, o_.replication.max_payload_bytes);
+    if (!m) return Malformed(from, m.error(), now);
+    return OnStatus(from, *m, now);
+  }
+  auto m = DecodeReplication(payload, o_.replication.max_payload_bytes);
+  if (!m) return Malformed(from, m.error(), now);
+  ReplicationOutput out;
+  replicator_.Handle(from, *m, now, &out);
+  Flush(out, now);
+}
+
+void WorkflowReplication::RefreshMembers(int64_t now, ReplicationOutput* out) {
+  if (!o_.live) return;
+  std::vector<std::string> live = o_.live();
+  std::sort(live.begin(), live.end());
+  live.erase(std::unique(live.begin(), live.end()), live.end());
+  if (live == live_) return;
+  live_ = live;
+  replicator_.SetMembers(std::move(live), now, out);
+}
+
+void WorkflowReplication::Tick(int64_t now) {
+  ReplicationOutput out;
+  RefreshMembers(now, &out);
+  replicator_.Tick(now, &out);
+  for (auto it = pending_.begin(); it != pending_.end();) {
+    if (now < it->second.deadline_ns) {
+      ++it;
+      continue;
+    }
+    Pending p = std::move(it->second);
+    it = pending_.erase(it);
+    ++stats_.status_timeouts;
+    if (p.fallback) {
+      p.done(*p.fallback);
+    } else {
+      p.done(Err(Status::Unavailable(fmt::format(
+          "no host answered for workflow '{}' within {:.1f} s", p.workflow,
+          double(o_.status_timeout_ns) / 1e9))));
+    }
+  }
+  Flush(out, now);
+}
+
+std::optional<int64_t> WorkflowReplication::NextDeadline() const {
+  std::optional<int64_t> next = replicator_.NextDeadline();
+  for (const auto& [id, p] : pending_) {
+    if (!next || p.deadline_ns < *next) next = p.deadline_ns;
+  }
+  return next;
+}
+
+std::string WorkflowReplication::HeldId(const std::string& workflow) const {
+  std::string by_name;
+  int64_t newest = 0;
+  for (const std::string& rid : replicator_.Workflows()) {
+    if (rid == workflow || EngineIdOf(rid) == workflow) return rid;
+    const WorkflowReplica* w = replicator_.Find(rid);
+    if (w != nullptr && !w->log.empty() && w->log[0].name() == workflow &&
+        (by_name.empty() || w->log[0].at_ns() > newest)) {
+      by_name = rid;
+      newest = w->log[0].at_ns();
+    }
+  }
+  return by_name;
+}
+
+std::string WorkflowReplication::ReplicaStatus(const std::string& rid) const {
+  const WorkflowReplica* w = replicator_.Find(rid);
+  if (w == nullptr || w->log.empty()) return "[]";
+  const wire::StateRecord& sub = w->log[0];
+  // Stages in the file's order; then shard counts and merges from the log.
+  std::vector<std::string> stages;
+  if (auto spec = workflow::ParseWorkflow(sub.text(), EngineIdOf(rid))) {
+    for (const auto& st : spec->stages) stages.push_back(st.name);
+  }
+  std::map<std::string, std::set<std::string>> shards, won;
+  std::set<std::string> merged;
+  std::string state = "running", error;
+  int64_t finished_ns = 0;
+  for (const wire::StateRecord& r : w->log) {
+    switch (RecordKind(r.kind())) {
+      case RecordKind::kShardsPlanned: {
+        auto j = nlohmann::json::parse(r.text(), nullptr, false);
+        if (!j.is_array()) break;
+        for (const auto& e : j) {
+          if (e.is_object() && e.contains("i")) shards[r.stage()].insert(e["i"].dump());
+        }
+        break;
+      }
+      case RecordKind::kAttemptResult:
+        if (r.ok()) won[r.stage()].insert(r.shard());
+        break;
+      case RecordKind::kStageMerged: merged.insert(r.stage()); break;
+      case RecordKind::kWorkflowFinished: {
+        auto d = nlohmann::json::parse(r.detail(), nullptr, false);
+        state = d.is_object() ? d.value("state", r.ok() ? "succeeded" : "failed")
+                              : (r.ok() ? "succeeded" : "failed");
+        error = r.text();
+        finished_ns = r.at_ns();
+        break;
+      }
+      default: break;
+    }
+  }
+  nlohmann::json st = nlohmann::json::array();
+  for (const std::string& name : stages) {
+    const size_t total = shards[name].size(), done = won[name].size();
+    st.push_back({{"name", name},
+                  {"state", merged.contains(name) ? "done" : total > 0 ? "running" : "waiting"},
+                  {"shards", total},
+                  {"counts", {{"succeeded", done}, {"pending_or_running", total - std::min(total, done)}}}});
+  }
+  nlohmann::json j = nlohmann::json::array();
+  j.push_back({{"id", EngineIdOf(rid)},
+               {"name", sub.name()},
+               {"state", state},
+               {"submitted_ns", sub.at_ns()},
+               {"finished_ns", finished_ns},
+               {"error", error},
+               {"epoch", EpochString(w->epoch)},
+               {"log_records", w->log.size()},
+               {"committed", w->committed},
+               {"stages", std::move(st)}});
+  return Annotate(j.dump(), w->epoch.owner, self(), "replica");
+}
+
+void WorkflowReplication::RemoteStatus(const std::string& workflow, bool explain,
+                                       std::function<void(Result<std::string>)> done,
+                                       int64_t now) {
+  const std::string rid = HeldId(workflow);
+  std::vector<std::string> ask;
+  std::optional<std::string> fallback;
+  if (!rid.empty()) {
+    fallback = ReplicaStatus(rid);
+    const std::string& owner = replicator_.Find(rid)->epoch.owner;
+    if (owner != self() && std::binary_search(live_.begin(), live_.end(), owner)) ask.push_back(owner);
+  } else {
+    for (const std::string& h : live_) {
+      if (h != self()) ask.push_back(h);
+    }
+  }
+  if (ask.empty()) {
+    if (fallback) return done(*fallback);
+    return done(Err(Status::NotFound(fmt::format(
+        "no workflow '{}' here, and no other live host to ask", workflow))));
+  }
+  const uint64_t id = next_query_++;
+  Pending& p = pending_[id];
+  p.done = std::move(done);
+  p.fallback = std::move(fallback);
+  p.workflow = workflow;
+  p.outstanding = ask.size();
+  p.deadline_ns = now + o_.status_timeout_ns;
+  for (const std::string& h : ask) {
+    wire::StatusMessage m;
+    m.mutable_query()->set_query_id(id);
+    m.mutable_query()->set_workflow(workflow);
+    m.mutable_query()->set_explain(explain);
+    ++stats_.status_queries;
+    SendStatus(h, std::move(m));
+  }
+  Publish();
+}
+
+void WorkflowReplication::SendStatus(const std::string& to, wire::StatusMessage m) {
+  auto bytes = EncodeStatusMessage(std::move(m), o_.replication.max_payload_bytes);
+  if (!bytes) {
+    ++stats_.append_errors;
+    spdlog::warn("replication: status message to {} not sent: {}", to, bytes.error().message());
+    return;
+  }
+  (void)link_->Send(to, Channel::kStatus, std::move(*bytes));
+}
+
+void WorkflowReplication::Answer(uint64_t id, Result<std::string> r) {
+  auto it = pending_.find(id);
+  if (it == pending_.end()) return;
+  Pending p = std::move(it->second);
+  pending_.erase(it);
+  p.done(std::move(r));
+}
+
+void WorkflowReplication::OnStatus(const std::string& from, const wire::StatusMessage& m,
+                                   int64_t now) {
+  if (m.has_query()) {
+    const wire::StatusQuery& q = m.query();
+    wire::StatusMessage rep;
+    wire::StatusReply* r = rep.mutable_reply();
+    r->set_query_id(q.query_id());
+    Result<std::string> local = host_ != nullptr
+                                    ? host_->LocalStatus(q.workflow(), q.explain())
+                                    : Result<std::string>(Err(Status::NotFound("no engine")));
+    if (local) {
+      r->set_found(true);
+      r->set_from_owner(true);
+      r->set_owner(self());
+      r->set_json(Annotate(*local, self(), self(), "owner"));
+    } else if (const std::string rid = HeldId(q.workflow()); !rid.empty()) {
+      r->set_found(true);
+      r->set_owner(replicator_.Find(rid)->epoch.owner);
+      r->set_json(ReplicaStatus(rid));
+    }
+    // Too big for one message (a long explain): the owner is named instead.
+    if (rep.ByteSizeLong() + 64 > o_.replication.max_payload_bytes) {
+      nlohmann::json j = nlohmann::json::array();
+      j.push_back({{"id", q.workflow()},
+                   {"owner", r->owner()},
+                   {"answered_by", self()},
+                   {"error", fmt::format("its status ({} bytes) is over the mesh message limit: ask {}",
+                                         r->json().size(), r->owner())}});
+      r->set_json(j.dump(2));
+    }
+    ++stats_.status_answers;
+    SendStatus(from, std::move(rep));
+    Publish();
+    return;
+  }
+  const wire::StatusReply& r = m.reply();
+  auto it = pending_.find(r.query_id());
+  if (it == pending_.end()) return;  // answered already, or timed out
+  Pending& p = it->second;
+  if (r.found() && r.from_owner()) return Answer(r.query_id(), r.json());
+  if (r.found() && !p.fallback) p.fallback = r.json();
+  if (--p.outstanding > 0) return;
+  if (p.fallback) return Answer(r.query_id(), *p.fallback);
+  Answer(r.query_id(), Err(Status::NotFound(fmt::format(
+                           "no host of the mesh knows workflow '{}'", p.workflow))));
+  (void)now;
+}
+
+void WorkflowReplication::Malformed(const std::string& from, const Status& why, int64_t now) {
+  ++stats_.malformed;
+  uint64_t suppressed = 0;
+  if (log_limit_.Allow(0, now, &suppressed)) {
+    spdlog::warn("replication: dropped a message from {}: {}{}", from, why.message(),
+                 suppressed ? fmt::format(" ({} more since the last such line)", suppressed) : "");
+  }
+  Publish();
+}
+
+void WorkflowReplication::Publish() {
+  stats_.replication = replicator_.stats();
+  stats_.held = replicator_.Workflows().size();
+  stats_.owned = 0;
+  for (const std::string& rid : replicator_.Workflows()) stats_.owned += replicator_.Owns(rid);
+  std::lock_guard lock(stats_mu_);
+  published_ = stats_;
+}
+
+WorkflowReplicationStats WorkflowReplication::Stats() const {
+  std::lock_guard lock(stats_mu_);
+  return published_;
+}
+
+std::string WorkflowReplication::StatsJson() const {
+  const WorkflowReplicationStats s = Stats();
+  const ReplicationStats& r = s.replication;
+  return nlohmann::json{{"created", s.created},
+                        {"adopted", s.adopted},
+                        {"released", s.released},
+                        {"append_errors", s.append_errors},
+                        {"outputs_carried", s.outputs_carried},
+                        {"outputs_too_big", s.outputs_too_big},
+                        {"malformed", s.malformed},
+                        {"persist_errors", s.persist_errors},
+                        {"status_queries", s.status_queries},
+                        {"status_answers", s.status_answers},
+                        {"status_timeouts", s.status_timeouts},
+                        {"held", s.held},
+                        {"owned", s.owned},
+                        {"appended", r.appended},
+                        {"records_sent", r.records_sent},
+                        {"records_resent", r.records_resent},
+                        {"catch_up_records", r.catch_up_records},
+                        {"acks", r.acks},
+                        {"stale_epoch", r.stale_epoch},
+                        {"bad_messages", r.bad_messages},
+                        {"duplicate_results", r.duplicate_results},
+                        {"late_results", r.late_results},
+                        {"takeovers", r.takeovers},
+                        {"step_downs", r.step_downs},
+                        {"fetched_records", r.fetched_records},
+                        {"truncated_records", r.truncated_records},
+                        {"orphans_recorded", r.orphans_recorded}}
+      .dump();
+}
+
+}  // namespace augur::mesh

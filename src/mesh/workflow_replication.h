@@ -1,0 +1,143 @@
+// WorkflowReplication: the executor's Replication (workflow/replication.h) over the mesh
+// (docs/MESH.md, "Replication and failover"). It runs the Replicator (replication.h) for the
+// workflows this host owns or holds replicas of:
+//   - the executor's records (Recorded) become log records (workflow_log.h) of the workflows
+//     this host owns: Create at submission, then shards planned, attempts started and ended
+//     (small outputs carried), stages merged, the workflow finished;
+//   - the replicator's messages travel on Channel::kReplication; its membership is the live
+//     members (alive or suspect) at every Tick;
+//   - its state is persisted in the store (WorkflowStore::PutReplica) before any message it
+//     produced is sent, and loaded again at start;
+//   - kBecameOwner: the workflow is rebuilt from the log (workflow_log.h Rebuild) and the
+//     executor adopts it (Engine::Restore); kLostOwnership: the executor releases it;
+//     kDropped: the persisted copy goes.
+// Status of a workflow the engine here does not run (`augurctl status` on any host) is
+// answered from this host's replica, after asking the owner over Channel::kStatus; a host
+// holding nothing asks every live host.
+//
+// Thread safety: one thread (the executor's engine thread), except Stats(), which any thread
+// may call.
+#ifndef AUGUR_MESH_WORKFLOW_REPLICATION_H_
+#define AUGUR_MESH_WORKFLOW_REPLICATION_H_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "mesh/log_rate_limiter.h"
+#include "mesh/mesh_link.h"
+#include "mesh/replication.h"
+#include "mesh/status_query.pb.h"
+#include "workflow/replication.h"
+
+namespace augur::mesh {
+
+inline constexpr uint32_t kStatusVersion = 1;
+
+// A status-channel message from a peer, checked: size, version, a body, a workflow of 1 to
+// 256 printable characters, an owner that is a host name, JSON at most max_bytes.
+Result<wire::StatusMessage> DecodeStatusMessage(std::string_view bytes, size_t max_bytes);
+Result<std::string> EncodeStatusMessage(wire::StatusMessage msg, size_t max_bytes);
+
+struct WorkflowReplicationOptions {
+  ReplicationOptions replication;  // replicas: mesh.replicas
+  // A status query waits this long for the owner (then a replica's answer, or NotFound).
+  int64_t status_timeout_ns = 2'000'000'000;
+  // The live members' names (alive or suspect; this host may be among them). REQUIRED;
+  // called on the engine thread at every Tick.
+  std::function<std::vector<std::string>()> live;
+};
+
+struct WorkflowReplicationStats {
+  ReplicationStats replication;
+  uint64_t created = 0;          // workflows submitted here and replicated
+  uint64_t adopted = 0;          // taken over (rebuilt from the log and continued)
+  uint64_t released = 0;         // handed to another owner
+  uint64_t append_errors = 0;    // records the replicator refused (logged)
+  uint64_t outputs_carried = 0;  // shard and stage outputs carried in the log
+  uint64_t outputs_too_big = 0;  // successes whose output was not carried (re-run on takeover)
+  uint64_t malformed = 0;        // replication or status messages that did not decode
+  uint64_t persist_errors = 0;   // snapshots the store refused
+  uint64_t status_queries = 0;   // asked of other hosts
+  uint64_t status_answers = 0;   // queries of other hosts answered here
+  uint64_t status_timeouts = 0;  // queries that ran out of time
+  uint64_t held = 0;             // workflows held now (owned or replicas)
+  uint64_t owned = 0;            // of those, owned
+};
+
+class WorkflowReplication : public workflow::Replication {
+ public:
+  // `link` must outlive this.
+  WorkflowReplication(MeshLink* link, WorkflowReplicationOptions options);
+
+  Result<std::set<std::string>> Bind(workflow::ReplicationHost* host, int64_t now_ns) override;
+  void Recorded(const workflow::Changes& changes, int64_t now_ns) override;
+  bool Handles(uint32_t channel) const override;
+  void OnMessage(const std::string& from, uint32_t channel, const std::string& payload,
+                 int64_t now_ns) override;
+  void Tick(int64_t now_ns) override;
+  std::optional<int64_t> NextDeadline() const override;
+  void RemoteStatus(const std::string& workflow, bool explain,
+                    std::function<void(Result<std::string>)> done, int64_t now_ns) override;
+  const std::string& self() const override { return link_->self(); }
+  std::string StatsJson() const override;
+
+  // Any thread.
+  WorkflowReplicationStats Stats() const;
+  // The replicator (tests).
+  const Replicator& replicator() const { return replicator_; }
+
+ private:
+  // What this host has appended of a workflow it owns (so each engine record is logged once).
+  struct Logged {
+    std::set<std::pair<std::string, uint32_t>> shards;  // (stage, index)
+    std::set<std::string> started, ended;                // attempt ids
+    std::set<std::string> merged;                        // stages
+    bool finished = false;
+  };
+  struct Pending {
+    std::function<void(Result<std::string>)> done;
+    std::optional<std::string> fallback;  // a replica's answer
+    std::string workflow;
+    size_t outstanding = 0;
+    int64_t deadline_ns = 0;
+  };
+
+  // Tells the replicator the live members when they changed.
+  void RefreshMembers(int64_t now, ReplicationOutput* out);
+  // Persists dirty snapshots, sends the messages, then acts on the events.
+  void Flush(ReplicationOutput& out, int64_t now);
+  void Append(const std::string& rid, wire::StateRecord r, int64_t now, ReplicationOutput* out);
+  Logged LoggedOf(const WorkflowReplica& w) const;
+  // The replica id this host holds for a workflow id or name ("" if none).
+  std::string HeldId(const std::string& workflow) const;
+  std::string ReplicaStatus(const std::string& rid) const;
+  void OnStatus(const std::string& from, const wire::StatusMessage& m, int64_t now);
+  void SendStatus(const std::string& to, wire::StatusMessage m);
+  void Answer(uint64_t id, Result<std::string> r);
+  void Malformed(const std::string& from, const Status& why, int64_t now);
+  void Publish();
+
+  MeshLink* link_;
+  WorkflowReplicationOptions o_;
+  Replicator replicator_;
+  workflow::ReplicationHost* host_ = nullptr;
+  std::vector<std::string> live_;
+  int64_t bind_ns_ = 0;
+  std::map<std::string, Logged> logged_;  // by replica id, for workflows owned here
+  std::map<uint64_t, Pending> pending_;   // status queries by id
+  uint64_t next_query_ = 1;
+  LogRateLimiter log_limit_{10'000'000'000};
+  WorkflowReplicationStats stats_;
+  mutable std::mutex stats_mu_;
+  WorkflowReplicationStats published_;  // guarded by stats_mu_
+};
+
+}  // namespace augur::mesh
+
+#endif  // AUGUR_MESH_WORKFLOW_REPLICATION_H_
