@@ -5,6 +5,7 @@
 #include <utility>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
@@ -318,6 +319,9 @@ void WorkflowReplication::OnMessage(const std::string& from, uint32_t channel,
   auto m = DecodeReplication(payload, o_.replication.max_payload_bytes);
   if (!m) return Malformed(from, m.error(), now);
   ReplicationOutput out;
+  // Who should own what is judged on the membership of now, not of the last tick (a host
+  // that has just joined would otherwise take a workflow from an owner it has not seen yet).
+  RefreshMembers(now, &out);
   replicator_.Handle(from, *m, now, &out);
   Flush(out, now);
 }
@@ -328,6 +332,7 @@ void WorkflowReplication::RefreshMembers(int64_t now, ReplicationOutput* out) {
   std::sort(live.begin(), live.end());
   live.erase(std::unique(live.begin(), live.end()), live.end());
   if (live == live_) return;
+  spdlog::info("replication: live members: {}", fmt::join(live, ", "));
   live_ = live;
   replicator_.SetMembers(std::move(live), now, out);
 }

@@ -11,6 +11,7 @@
 #include <fstream>
 #include <map>
 #include <set>
+#include <sstream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -137,6 +138,18 @@ mesh:
       s += Name(k) + ":";
       for (const auto& [n, st] : View(k)) s += " " + n + "=" + st;
       s += "\n";
+    }
+    return s;
+  }
+  // Each agent's log lines that contain `what` (a whole log is too long to print).
+  std::string LogLines(const std::string& what) {
+    std::string s;
+    for (auto& [k, a] : agents_) {
+      s += "--- " + Name(k) + "\n";
+      std::istringstream in(a->err());
+      for (std::string line; std::getline(in, line);) {
+        if (line.find(what) != std::string::npos) s += line + "\n";
+      }
     }
     return s;
   }
@@ -294,6 +307,108 @@ stages:
   }
   EXPECT_GE(hosts.size(), 2u) << "every shard ran on one host: " << h.dump(2);
   std::cout << "shards ran on " << hosts.size() << " hosts\n";
+}
+
+// Replication and failover (docs/MESH.md, "Replication and failover"): a workflow submitted
+// to h1, with shards on every host, outlives h1's kill -9: the next host of its order takes it
+// over and finishes it with every shard's output merged once; a third host answers its status
+// naming the new owner.
+TEST_F(MeshTest, AWorkflowOutlivesItsOwnersKillAndAnyHostAnswersItsStatus) {
+  if (access("/sys/fs/cgroup", W_OK) != 0) GTEST_SKIP() << "cgroups are not writable here";
+  MakeBed(3);
+  const std::vector<int> all = {1, 2, 3};
+  Start(1, 0.3);
+  Start(2, 1.5);
+  Start(3, 1.5);
+  ASSERT_TRUE(WaitFor([&] { return AllSee(all, all, "alive"); }, 30s)) << Views(all) << Logs();
+  ASSERT_TRUE(WaitFor([&] {
+    auto j = nlohmann::json::parse(Ctl(1, {"peers", "--json"}).out, nullptr, false);
+    int with_backend = 0;
+    for (const auto& m : j.is_array() ? j : nlohmann::json::array()) {
+      with_backend += m.contains("headroom") && !m["headroom"]["backends"].empty();
+    }
+    return with_backend == 3;
+  }, 30s)) << Ctl(1, {"peers", "--json"}).out << Logs();
+
+  const std::string wf = (dir_ / "failover.yaml").string();
+  std::ofstream(wf) << R"(workflow: failover
+stages:
+  - name: work
+    resources: {cpu: 0.25, memory: 32Mi}
+    shards: {range: [0, 16], count: 16}
+    canary: false
+    expected: 3s
+    run: [sh, -c, "sleep 3; echo {shard.begin}"]
+)";
+  auto sub = Ctl(1, {"submit", wf});
+  ASSERT_EQ(sub.code, 0) << sub.err;
+  std::string id = sub.out;
+  while (!id.empty() && id.back() == '\n') id.pop_back();
+  auto status = [&](int k) {
+    auto j = nlohmann::json::parse(Ctl(k, {"status", id, "--json"}).out, nullptr, false);
+    return j.is_array() && !j.empty() ? j[0] : nlohmann::json::object();
+  };
+  auto succeeded = [](const nlohmann::json& w) {
+    int n = 0;
+    for (const auto& st : w.value("stages", nlohmann::json::array())) {
+      n += st["counts"].value("succeeded", 0);
+    }
+    return n;
+  };
+  EXPECT_EQ(status(1).value("owner", ""), "h1") << status(1).dump(2);
+  // Mid-run: some shards done, one of them on a peer, others running (16 shards: a first
+  // wave of 13 on the three hosts, then 3).
+  auto ran_on_peer = [&] {
+    auto h = nlohmann::json::parse(Ctl(1, {"history", id, "--json"}).out, nullptr, false);
+    for (const auto& a : h.is_array() ? h : nlohmann::json::array()) {
+      if (a.value("state", "") == "succeeded" && a.value("host", "") != "" &&
+          a.value("host", "") != "h1") {
+        return true;
+      }
+    }
+    return false;
+  };
+  ASSERT_TRUE(WaitFor([&] { return succeeded(status(1)) >= 2 && ran_on_peer(); }, 120s))
+      << Ctl(1, {"status", id, "--explain"}).out << Ctl(1, {"history", id}).out
+      << LogLines("replication") << LogLines("mesh: member");
+  const int done_before = succeeded(status(1));
+  agents_[1]->Signal(SIGKILL);
+
+  // One of the others owns it now (its own engine answers: no "source"), and finishes it.
+  int owner = 0;
+  ASSERT_TRUE(WaitFor([&] {
+    for (int k : {2, 3}) {
+      const nlohmann::json w = status(k);
+      if (w.value("owner", "") == Name(k) && !w.contains("source")) owner = k;
+    }
+    return owner != 0;
+  }, 60s)) << status(2).dump(2) << status(3).dump(2) << LogLines("replication");
+  const int third = owner == 2 ? 3 : 2;
+  std::string state;
+  ASSERT_TRUE(WaitFor([&] {
+    state = status(owner).value("state", "");
+    return state != "" && state != "running";
+  }, 180s)) << Ctl(owner, {"status", id, "--explain"}).out << LogLines("workflow");
+  ASSERT_EQ(state, "succeeded") << Ctl(owner, {"status", id, "--explain"}).out << LogLines("workflow");
+  // Every shard's output merged once, in order.
+  std::string want;
+  for (int i = 0; i < 16; ++i) want += std::to_string(i) + "\n";
+  EXPECT_EQ(Ctl(owner, {"result", id}).out, want);
+
+  // The third host answers, naming the owner (it asked the owner over the mesh).
+  const nlohmann::json w = status(third);
+  EXPECT_EQ(w.value("owner", ""), Name(owner)) << w.dump(2);
+  EXPECT_EQ(w.value("state", ""), "succeeded") << w.dump(2);
+  EXPECT_EQ(w.value("answered_by", ""), Name(owner)) << w.dump(2);
+  // What h1 had finished was not run again (its outputs came with the log).
+  auto h = nlohmann::json::parse(Ctl(owner, {"history", id, "--json"}).out, nullptr, false);
+  int rerun = 0;
+  for (const auto& a : h.is_array() ? h : nlohmann::json::array()) {
+    rerun += a.value("state", "") == "succeeded";
+  }
+  EXPECT_LE(rerun, 16 - done_before) << h.dump(2);
+  std::cout << "taken over by " << Name(owner) << " with " << done_before
+            << " shards done, it ran " << rerun << "; status answered on " << Name(third) << "\n";
 }
 
 }  // namespace
