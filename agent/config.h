@@ -135,6 +135,9 @@ struct MeshConfig {
   std::string zone;                  // labels gossiped with this host's headroom
   std::string region;
   uint64_t max_message = 64 * 1024;  // bytes; 1Ki..16Mi
+  // The largest shard input or output moved between hosts (docs/MESH.md, "Moving shard
+  // data"); bytes, 1Ki..1Ti. Over it the attempt fails, naming the file, its size and this.
+  uint64_t max_transfer_bytes = 1ULL << 30;
 
   friend bool operator==(const MeshConfig&, const MeshConfig&) = default;
 };
