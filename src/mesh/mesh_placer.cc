@@ -541,6 +541,7 @@ void MeshPlacer::OnRun(const std::string& from, const wire::RunShard& run, int64
   if (Status st = start(); !st.ok()) {
     l.start_error = st.message();
     l.task.reset();
+    l.awaiting.clear();  // inputs still coming are not wanted (refused when they do)
     spdlog::warn("mesh: cannot run {} for {}: {}", run.attempt_id(), from, l.start_error);
   }
   SendStatus(from, run.lease_id(), l);
@@ -803,7 +804,8 @@ bool MeshPlacer::Expected(const TransferKey& key) const {
     if (p.awarded && p.host == key.first && p.output_transfer == key.second) return true;
   }
   for (const auto& [lease, l] : leased_) {
-    if (l.owner == key.first && !l.ended && key.second.starts_with(InputTransferPrefix(lease))) {
+    if (l.owner == key.first && !l.ended && l.start_error.empty() &&
+        key.second.starts_with(InputTransferPrefix(lease))) {
       return true;
     }
   }

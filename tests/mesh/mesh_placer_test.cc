@@ -448,7 +448,7 @@ TEST_F(MeshPlacerTest, MultiMiBOutputsComeBackByTransferFromTwoHostsUnderLoss) {
   ASSERT_NE(c, nullptr);
   hub_.SetLoss(0.03, 0.03, 23);
   hub_.DropEveryChunk(10);
-  // Each shard prints about 2.4 MiB.
+  // Each shard prints about 2.1 MiB.
   constexpr int kLines = 260'000;
   auto id = a->executor->Submit(fmt::format(R"(workflow: big
 stages:
