@@ -76,11 +76,14 @@ constexpr std::string_view kTopKeys[] = {"telemetry", "metrics",   "log",  "fore
                                          "plugins",   "control",   "workflows", "mesh"};
 constexpr std::string_view kMeshKeys[] = {"enabled", "name", "listen", "advertise", "seeds",
                                           "key_file", "authorized_keys", "zone", "region",
-                                          "max_message", "replicas"};
+                                          "max_message", "replicas",
+                                          "max_transfer_bytes"};
 constexpr size_t kMaxMeshName = 64;
 constexpr size_t kMaxMeshSeeds = 256;
 constexpr uint64_t kMinMeshMessage = 1024;
 constexpr uint64_t kMaxMeshMessage = 16ULL << 20;
+constexpr uint64_t kMinMeshTransfer = 1024;
+constexpr uint64_t kMaxMeshTransfer = 1ULL << 40;
 constexpr std::string_view kTelemetryKeys[] = {
     "interval", "ebpf", "shm_name", "capacity", "max_series", "cgroup_depth", "max_cgroups"};
 constexpr std::string_view kMetricsKeys[] = {"enabled", "listen", "max_connections",
@@ -554,6 +557,17 @@ void ParseMesh(Errors& errors, const YAML::Node& key_node, const YAML::Node& nod
                    return;
                  }
                  m->max_message = *bytes;
+               } else if (key == "max_transfer_bytes") {
+                 std::optional<std::string> text =
+                     ScalarText(errors, path, k, v, "a size such as 1Gi");
+                 if (!text) return;
+                 auto bytes = workflow::ParseMemory(*text);
+                 if (!bytes || *bytes < kMinMeshTransfer || *bytes > kMaxMeshTransfer) {
+                   errors.Add(k, fmt::format("{}: expected a size in 1Ki..1Ti, got {}", path,
+                                             Describe(v)));
+                   return;
+                 }
+                 m->max_transfer_bytes = *bytes;
                } else if (key == "seeds") {
                  if (v.IsNull()) {
                    m->seeds.clear();

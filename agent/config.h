@@ -138,6 +138,9 @@ struct MeshConfig {
   // Hosts besides the owner that hold a copy of each workflow's state (docs/MESH.md,
   // "Replication and failover"); 0..16.
   uint32_t replicas = 2;
+  // The largest shard input or output moved between hosts (docs/MESH.md, "Moving shard
+  // data"); bytes, 1Ki..1Ti. Over it the attempt fails, naming the file, its size and this.
+  uint64_t max_transfer_bytes = 1ULL << 30;
 
   friend bool operator==(const MeshConfig&, const MeshConfig&) = default;
 };

@@ -305,6 +305,8 @@ struct Daemon::Impl {
   std::shared_ptr<Bridge> bridge = std::make_shared<Bridge>();
   // Replication of workflows and failover (with the mesh and the engine): also the executor's.
   std::shared_ptr<mesh::WorkflowReplication> replication;
+  // The executor's placer (with the mesh and the engine), for its transfer counters.
+  std::shared_ptr<mesh::MeshPlacer> placer;
   std::thread mesh_publisher;
   std::mutex publisher_mu;
   std::condition_variable publisher_cv;
@@ -431,7 +433,12 @@ Status Daemon::Impl::StartWorkflows() {
     // the one ledger (docs/MESH.md, "Running shards on other hosts").
     mesh::MeshPlacerOptions po;
     po.work_dir = wc.state_dir + "/remote";
-    eo.placer = std::make_shared<mesh::MeshPlacer>(mesh_link.get(), po);
+    // Larger inputs and outputs move as transfers in messages the transport carries
+    // (docs/MESH.md, "Moving shard data").
+    po.transfer.max_blob_bytes = options.config.mesh.max_transfer_bytes;
+    po.transfer.max_payload_bytes = options.config.mesh.max_message - mesh::kEnvelopeOverheadBytes;
+    placer = std::make_shared<mesh::MeshPlacer>(mesh_link.get(), po);
+    eo.placer = placer;
   }
   if (mesh) {
     // Each workflow's state is replicated to mesh.replicas peers, which take it over when
@@ -470,6 +477,7 @@ Status Daemon::Impl::StartWorkflows() {
     mesh->OnChannel(mesh::Channel::kRun, forward(mesh::Channel::kRun));
     mesh->OnChannel(mesh::Channel::kReplication, forward(mesh::Channel::kReplication));
     mesh->OnChannel(mesh::Channel::kStatus, forward(mesh::Channel::kStatus));
+    mesh->OnChannel(mesh::Channel::kData, forward(mesh::Channel::kData));  // transfers
     mesh->OnEvent([b = bridge](const mesh::MembershipEvent& e) {
       if (e.kind != mesh::MembershipEventKind::kStateChanged) return;
       if (e.state != mesh::MemberState::kDead && e.state != mesh::MemberState::kLeft) return;
@@ -822,6 +830,28 @@ void Daemon::SampleOnce() {
         {"augur_mesh_replication_workflows", r.held},
         {"augur_mesh_replication_owned_workflows", r.owned}};
     for (const auto& [name, value] : series) sink.Emit(SeriesKey(name, {}), ts, double(value));
+  }
+  if (s.placer) {
+    // Shard inputs and outputs moved between hosts (docs/MESH.md, "Moving shard data"): a
+    // copy the engine thread leaves at each tick; never waits on it.
+    const mesh::MeshTransferStats t = s.placer->transfer_stats();
+    auto both = [&](const char* name, double sent, double received) {
+      sink.Emit(SeriesKey(name, {{"direction", "send"}}), ts, sent);
+      sink.Emit(SeriesKey(name, {{"direction", "receive"}}), ts, received);
+    };
+    both("augur_mesh_transfer_started_total", double(t.sender.started), double(t.receiver.started));
+    both("augur_mesh_transfer_completed_total", double(t.sender.completed),
+         double(t.receiver.completed));
+    both("augur_mesh_transfer_failed_total", double(t.sender.failed), double(t.receiver.failed));
+    both("augur_mesh_transfer_bytes_total", double(t.sender.bytes_sent), double(t.bytes_received));
+    both("augur_mesh_transfer_active", double(t.sending), double(t.receiving));
+    sink.Emit(SeriesKey("augur_mesh_transfer_chunks_resent_total", {}), ts,
+              double(t.sender.chunks_resent));
+    sink.Emit(SeriesKey("augur_mesh_transfer_bad_checksum_total", {}), ts,
+              double(t.receiver.bad_checksum + t.receiver.bad_blob_checksum));
+    sink.Emit(SeriesKey("augur_mesh_transfer_over_limit_total", {}), ts, double(t.over_limit));
+    sink.Emit(SeriesKey("augur_mesh_transfer_refused_total", {}), ts, double(t.refused));
+    sink.Emit(SeriesKey("augur_mesh_transfer_file_errors_total", {}), ts, double(t.file_errors));
   }
   if (s.executor) {
     // Pre-warming (docs/WORKFLOWS.md): a getter that never waits on the engine thread.

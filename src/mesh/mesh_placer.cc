@@ -49,6 +49,47 @@ AttemptOutcome Lost(std::string why) {
   return o;
 }
 
+AttemptOutcome Failed(std::string why) {
+  AttemptOutcome o;
+  o.state = AttemptState::kFailed;
+  o.error = std::move(why);
+  return o;
+}
+
+AttemptOutcome OutcomeOf(const wire::ShardResult& r) {
+  AttemptOutcome o;
+  o.state = *workflow::AttemptStateFromName(r.state());  // checked by the decoder
+  o.exit_code = r.exit_code();
+  o.term_signal = r.term_signal();
+  o.cpu_seconds = r.cpu_seconds();
+  o.peak_memory_bytes = r.peak_memory_bytes();
+  o.bytes_read = r.bytes_read();
+  o.bytes_written = r.bytes_written();
+  o.error = r.error();
+  return o;
+}
+
+// Transfer ids (unique per sending host): the owner sends a lease's inputs, the host its
+// output. The lease id is hashed (ids are printable and short; lease ids need not be).
+std::string InputTransferPrefix(const std::string& lease_id) {
+  return fmt::format("{:016x}.in.", Fnv1a64(lease_id));
+}
+std::string InputTransferId(const std::string& lease_id, int index) {
+  return InputTransferPrefix(lease_id) + std::to_string(index);
+}
+std::string OutputTransferId(const std::string& lease_id) {
+  return fmt::format("{:016x}.out", Fnv1a64(lease_id));
+}
+
+std::string OverLimit(std::string_view what, const std::string& path, uint64_t size,
+                      uint64_t limit) {
+  return fmt::format("{} {} is {} bytes, over mesh.max_transfer_bytes ({} bytes)", what, path,
+                     size, limit);
+}
+
+// Bytes read from a file into a transfer at once (the window bounds how much is pending).
+constexpr size_t kReadPiece = 256 * 1024;
+
 constexpr size_t kRememberEnded = 4096;
 
 }  // namespace
@@ -65,7 +106,14 @@ MeshPlacer::MeshPlacer(MeshLink* link, MeshPlacerOptions options)
         BidderOptions b = o_.bidder;
         if (b.backends.empty()) b.backends = {{"process", {}}};
         return b;
-      }()) {}
+      }()),
+      sender_(link->self(), o_.transfer),
+      receiver_(link->self(), o_.transfer) {
+  o_.inline_bytes = std::min(o_.inline_bytes, kMaxInlineBytes);
+  // Temporary files of transfers an earlier run left.
+  std::error_code ec;
+  fs::remove_all(o_.work_dir + "/incoming", ec);
+}
 
 std::vector<workflow::Resources> MeshPlacer::PeerRoom(double predicted_s) const {
   std::vector<workflow::Resources> room;
@@ -126,20 +174,28 @@ void MeshPlacer::Place(const workflow::Action& a, int64_t now) {
   };
   for (const std::string& arg : a.argv) scan(arg);
   for (const std::string& e : a.env) scan(e);
+  // Up to inline_bytes of them in all go inline; the others as transfers from the award on.
   size_t total = 0;
   for (const std::string& path : named) {
-    uint64_t size = 0;
-    auto data = ReadUpTo(path, kMaxInlineBytes - total, &size);
-    if (!data) return fail(data.error().message());
-    if (!*data) {
-      return fail(fmt::format("input {} ({} bytes) exceeds the inline limit of {} bytes with the "
-                              "other inputs; chunked transfer not wired yet",
-                              path, size, kMaxInlineBytes));
-    }
-    total += (*data)->size();
+    std::error_code ec;
+    const uint64_t size = fs::file_size(path, ec);
+    if (ec) return fail(fmt::format("cannot read input {}: {}", path, ec.message()));
     wire::RemoteFile* f = run.add_inputs();
     f->set_path(path.substr(prefix.size()));
-    f->set_data(std::move(**data));
+    if (size <= o_.inline_bytes - total) {
+      uint64_t now_size = 0;
+      auto data = ReadUpTo(path, o_.inline_bytes - total, &now_size);
+      if (!data) return fail(data.error().message());
+      if (!*data) return fail(fmt::format("input {} grew while it was read", path));
+      total += (*data)->size();
+      f->set_data(std::move(**data));
+    } else if (size > o_.transfer.max_blob_bytes) {
+      ++over_limit_;
+      return fail(OverLimit("input", path, size, o_.transfer.max_blob_bytes));
+    } else {
+      f->set_size(size);
+      p.transfer_inputs.emplace_back(run.inputs_size() - 1, path);
+    }
   }
   ShardRequest req;
   req.shard = id;
@@ -165,15 +221,32 @@ bool MeshPlacer::Cancel(const std::string& attempt_id, const std::string& reason
   return true;
 }
 
-void MeshPlacer::EndPlaced(const std::string& attempt_id, const AttemptOutcome& outcome,
-                           const std::string& output, int64_t now) {
-  placed_.erase(attempt_id);
+void MeshPlacer::EndPlaced(std::string attempt_id, const AttemptOutcome& outcome,
+                           const std::string& output, int64_t now,
+                           const std::string& output_file) {
+  if (auto it = placed_.find(attempt_id); it != placed_.end()) {
+    Placed& p = it->second;
+    for (const auto& [index, path] : p.transfer_inputs) {
+      const std::string& id = p.run.inputs(index).transfer_id();
+      if (!id.empty()) StopSending(id, "the attempt ended", now);
+    }
+    if (!p.output_transfer.empty()) {
+      StopReceiving({p.host, p.output_transfer}, "the attempt ended", now);
+    }
+    std::error_code ec;
+    if (!p.output_file.empty() && p.output_file != output_file) fs::remove(p.output_file, ec);
+    placed_.erase(it);
+  }
   if (ended_.size() >= kRememberEnded) ended_.erase(ended_.begin());
   ended_.insert(attempt_id);
   NegotiatorOutput out;
   (void)negotiator_.Release(attempt_id, now, &out);  // NotFound once the lease was lost
   Handle(out, now);
-  host_->RemoteEnded(attempt_id, outcome, output, now);
+  if (output_file.empty()) {
+    host_->RemoteEnded(attempt_id, outcome, output, now);
+  } else {
+    host_->RemoteEndedWithFile(attempt_id, outcome, output_file, now);
+  }
 }
 
 void MeshPlacer::SendPlacement(const std::vector<PlacementOutgoing>& messages, int64_t now) {
@@ -224,16 +297,30 @@ void MeshPlacer::Handle(NegotiatorOutput& out, int64_t now) {
         p.host = e.host;
         p.lease_id = e.lease_id;
         p.run.set_lease_id(e.lease_id);
+        p.output_transfer = OutputTransferId(e.lease_id);
         p.next_send_ns = now;  // sent below, in Tick's resend pass
         host_->Awarded(e.shard, e.host, e.grant, now);
+        for (const auto& [index, path] : p.transfer_inputs) {
+          p.run.mutable_inputs(index)->set_transfer_id(InputTransferId(e.lease_id, index));
+        }
         wire::RemoteRunMessage m;
         *m.mutable_run() = p.run;
         if (auto bytes = EncodeRemoteRun(m); !bytes) {
-          // Too large for one message (its argv): it cannot run elsewhere.
-          AttemptOutcome o;
-          o.state = AttemptState::kFailed;
-          o.error = bytes.error().message() + "; chunked transfer not wired yet";
-          EndPlaced(e.shard, o, "", now);
+          // Too large for one message (its argv or env): it cannot run elsewhere.
+          EndPlaced(e.shard, Failed(bytes.error().message()), "", now);
+          break;
+        }
+        // The inputs that go by transfer start now, beside the RunShard that names them.
+        Status started = Status::OK();
+        for (const auto& [index, path] : p.transfer_inputs) {
+          const wire::RemoteFile& f = p.run.inputs(index);
+          Outgoing o;
+          o.attempt_id = e.shard;
+          started = SendFile(p.host, f.transfer_id(), path, f.size(), std::move(o), now);
+          if (!started.ok()) break;
+        }
+        if (!started.ok()) {
+          EndPlaced(e.shard, Failed("input: " + started.message()), "", now);
           break;
         }
         SendRun(p.host, m);
@@ -269,12 +356,12 @@ void MeshPlacer::Handle(BidderOutput& out, int64_t now) {
       case BidderEvent::Kind::kReclaimed: {
         auto it = leased_.find(e.lease_id);
         if (it == leased_.end()) break;
-        if (it->second.started && !it->second.ended && it->second.start_error.empty()) {
+        if (Running(it->second)) {
           ++stats_.leased_stopped;
           it->second.released = true;
           host_->StopLeased(e.lease_id, e.reason.empty() ? "its lease ended" : e.reason);
         } else {
-          DropLeased(e.lease_id);
+          DropLeased(e.lease_id, now);
         }
         break;
       }
@@ -286,26 +373,43 @@ void MeshPlacer::Handle(BidderOutput& out, int64_t now) {
     auto it = leased_.find(c.holder);
     if (it == leased_.end()) {
       local.push_back(c);
-    } else if (c.kind == workflow::GrantChange::Kind::kPreempt && it->second.started &&
-               !it->second.ended) {
+    } else if (c.kind == workflow::GrantChange::Kind::kPreempt && Running(it->second)) {
       ++stats_.leased_stopped;
       it->second.released = true;
       host_->StopLeased(c.holder, "pre-empted: " + c.reason);
     } else if (c.kind == workflow::GrantChange::Kind::kPreempt) {
-      DropLeased(c.holder);
+      DropLeased(c.holder, now);
     }
   }
   if (!local.empty()) host_->LedgerChanged(local, now);
 }
 
-void MeshPlacer::DropLeased(const std::string& lease_id) {
+void MeshPlacer::DropLeased(const std::string& lease_id, int64_t now) {
   auto it = leased_.find(lease_id);
   if (it == leased_.end()) return;
+  const std::string owner = it->second.owner;
   if (!it->second.dir.empty()) {
     std::error_code ec;
     fs::remove_all(it->second.dir, ec);
   }
   leased_.erase(it);
+  // Its transfers: the output going out, the inputs coming in or waiting for the RunShard.
+  StopSending(OutputTransferId(lease_id), "its lease ended", now);
+  const std::string prefix = InputTransferPrefix(lease_id);
+  std::vector<TransferKey> coming;
+  for (const auto& [key, in] : receiving_) {
+    if (key.first == owner && key.second.starts_with(prefix)) coming.push_back(key);
+  }
+  for (const TransferKey& key : coming) StopReceiving(key, "its lease ended", now);
+  for (auto a = arrived_.begin(); a != arrived_.end();) {
+    if (a->first.first == owner && a->first.second.starts_with(prefix)) {
+      std::error_code ec;
+      fs::remove(a->second, ec);
+      a = arrived_.erase(a);
+    } else {
+      ++a;
+    }
+  }
 }
 
 void MeshPlacer::Malformed(const std::string& from, const Status& why, int64_t now) {
@@ -333,6 +437,7 @@ void MeshPlacer::OnMessage(const std::string& from, uint32_t channel, const std:
     }
     return;
   }
+  if (channel == uint32_t(Channel::kData)) return OnData(from, payload, now);
   if (channel != uint32_t(Channel::kRun)) {
     return Malformed(from, Status::InvalidArgument(fmt::format("channel {} is not ours", channel)),
                      now);
@@ -380,9 +485,34 @@ void MeshPlacer::OnRun(const std::string& from, const wire::RunShard& run, int64
     fs::remove_all(l.dir, ec);
     fs::create_directories(l.dir, ec);
     if (ec) return Status::IOError(fmt::format("cannot create {}: {}", l.dir, ec.message()));
+    const std::string prefix = InputTransferPrefix(run.lease_id());
     for (const wire::RemoteFile& f : run.inputs()) {
       const fs::path path = fs::path(l.dir) / f.path();
       fs::create_directories(path.parent_path(), ec);
+      if (!f.transfer_id().empty()) {
+        // Comes by transfer: taken from where it arrived, or awaited.
+        if (!f.transfer_id().starts_with(prefix)) {
+          return Status::InvalidArgument(fmt::format(
+              "input {} names transfer {}, not one of lease {}", f.path(), f.transfer_id(),
+              run.lease_id()));
+        }
+        if (f.size() > o_.transfer.max_blob_bytes) {
+          ++over_limit_;
+          return Status::ResourceExhausted(
+              OverLimit("input", run.workdir() + "/" + f.path(), f.size(),
+                        o_.transfer.max_blob_bytes));
+        }
+        auto a = arrived_.find({from, f.transfer_id()});
+        if (a == arrived_.end()) {
+          l.awaiting[f.transfer_id()] = path.string();
+          continue;
+        }
+        fs::rename(a->second, path, ec);
+        arrived_.erase(a);
+        if (ec) return Status::IOError(fmt::format("cannot move input to {}: {}", path.string(),
+                                                   ec.message()));
+        continue;
+      }
       std::ofstream out(path, std::ios::binary | std::ios::trunc);
       out.write(f.data().data(), std::streamsize(f.data().size()));
       out.flush();
@@ -403,15 +533,26 @@ void MeshPlacer::OnRun(const std::string& from, const wire::RunShard& run, int64
     t.range_begin = run.range_begin();
     t.range_end = run.range_end();
     l.output_path = t.output_path;
-    return host_->RunLeased(t);
+    l.owner_output = run.output();
+    l.task = std::move(t);
+    // Inputs still coming: it starts when the last arrives (Arrived).
+    return l.awaiting.empty() ? StartLeased(l) : Status::OK();
   };
   if (Status st = start(); !st.ok()) {
     l.start_error = st.message();
+    l.task.reset();
+    l.awaiting.clear();  // inputs still coming are not wanted (refused when they do)
     spdlog::warn("mesh: cannot run {} for {}: {}", run.attempt_id(), from, l.start_error);
-  } else {
-    ++stats_.leased_runs;
   }
   SendStatus(from, run.lease_id(), l);
+}
+
+Status MeshPlacer::StartLeased(Leased& l) {
+  workflow::LeasedTask t = std::move(*l.task);
+  l.task.reset();
+  AUGUR_RETURN_IF_ERROR(host_->RunLeased(t));
+  ++stats_.leased_runs;
+  return Status::OK();
 }
 
 void MeshPlacer::OnStatus(const std::string& from, const wire::ShardStatus& st, int64_t now) {
@@ -439,21 +580,41 @@ void MeshPlacer::OnResult(const std::string& from, const wire::ShardResult& r, i
     }
     return;
   }
-  if (it->second.host != from || it->second.lease_id != r.lease_id()) {
+  Placed& p = it->second;
+  if (p.host != from || p.lease_id != r.lease_id()) {
     ++stats_.stale;
     return;
   }
-  AttemptOutcome o;
-  o.state = *workflow::AttemptStateFromName(r.state());  // checked by the decoder
-  o.exit_code = r.exit_code();
-  o.term_signal = r.term_signal();
-  o.cpu_seconds = r.cpu_seconds();
-  o.peak_memory_bytes = r.peak_memory_bytes();
-  o.bytes_read = r.bytes_read();
-  o.bytes_written = r.bytes_written();
-  o.error = r.error();
+  if (r.output_transfer().empty()) {
+    ++stats_.remote_results;
+    EndPlaced(r.attempt_id(), OutcomeOf(r), r.output(), now);
+    return;
+  }
+  if (r.output_transfer() != p.output_transfer) {
+    ++stats_.stale;
+    return;
+  }
+  if (p.output_file.empty()) {
+    p.result = r;  // its output is still coming (Arrived ends it)
+    return;
+  }
+  EndWithOutputFile(r.attempt_id(), r, now);
+}
+
+void MeshPlacer::EndWithOutputFile(const std::string& attempt_id, const wire::ShardResult& r,
+                                   int64_t now) {
+  Placed& p = placed_.at(attempt_id);
+  const std::string file = std::move(p.output_file);
+  p.output_file.clear();
+  AttemptOutcome o = OutcomeOf(r);
+  std::error_code ec;
+  const uint64_t size = fs::file_size(file, ec);
+  if (ec || size != r.output_size()) {
+    o = Lost(fmt::format("the output from {} is {} bytes, its result says {}", p.host,
+                         ec ? 0 : size, r.output_size()));
+  }
   ++stats_.remote_results;
-  EndPlaced(r.attempt_id(), o, r.output(), now);
+  EndPlaced(attempt_id, o, "", now, file);
 }
 
 void MeshPlacer::LeasedEnded(const std::string& lease_id, const AttemptOutcome& outcome,
@@ -462,10 +623,9 @@ void MeshPlacer::LeasedEnded(const std::string& lease_id, const AttemptOutcome& 
   if (it == leased_.end()) return;
   Leased& l = it->second;
   if (l.released) {
-    DropLeased(lease_id);
+    DropLeased(lease_id, now);
     return;
   }
-  l.ended = true;
   wire::RemoteRunMessage m;
   wire::ShardResult* r = m.mutable_result();
   r->set_lease_id(lease_id);
@@ -478,19 +638,45 @@ void MeshPlacer::LeasedEnded(const std::string& lease_id, const AttemptOutcome& 
   r->set_bytes_read(outcome.bytes_read);
   r->set_bytes_written(outcome.bytes_written);
   std::string error = outcome.error;
-  uint64_t size = 0;
-  auto data = ReadUpTo(l.output_path, kMaxInlineBytes, &size);
-  if (!data) {
+  auto fail = [&](std::string why) {
     r->set_state(std::string(workflow::AttemptStateName(AttemptState::kFailed)));
-    error = data.error().message();
-  } else if (!*data) {
-    r->set_state(std::string(workflow::AttemptStateName(AttemptState::kFailed)));
-    error = fmt::format("output {} bytes exceeds the inline limit of {} bytes; chunked transfer "
-                        "not wired yet", size, kMaxInlineBytes);
+    error = std::move(why);
+  };
+  // The output: inline up to inline_bytes, else a transfer the result names.
+  std::error_code ec;
+  const uint64_t size = fs::file_size(l.output_path, ec);
+  if (ec) {
+    fail(fmt::format("cannot read the output {}: {}", l.output_path, ec.message()));
+  } else if (size <= o_.inline_bytes) {
+    uint64_t now_size = 0;
+    auto data = ReadUpTo(l.output_path, o_.inline_bytes, &now_size);
+    if (!data) {
+      fail(data.error().message());
+    } else if (!*data) {
+      fail(fmt::format("the output {} grew after its task ended", l.output_path));
+    } else {
+      r->set_output(std::move(**data));
+    }
+  } else if (size > o_.transfer.max_blob_bytes) {
+    ++over_limit_;
+    fail(OverLimit("output", l.owner_output, size, o_.transfer.max_blob_bytes));
   } else {
-    r->set_output(std::move(**data));
+    const std::string id = OutputTransferId(lease_id);
+    Outgoing o;
+    o.lease_id = lease_id;
+    if (Status st = SendFile(l.owner, id, l.output_path, size, std::move(o), now); !st.ok()) {
+      fail("output: " + st.message());
+    } else {
+      r->set_output_transfer(id);
+      r->set_output_size(size);
+    }
   }
   r->set_error(error.substr(0, kMaxRemoteRunErrorBytes));
+  SendResult(l, m, now);
+}
+
+void MeshPlacer::SendResult(Leased& l, const wire::RemoteRunMessage& m, int64_t now) {
+  l.ended = true;
   auto bytes = EncodeRemoteRun(m);
   if (!bytes) {
     spdlog::error("mesh placer: {}", bytes.error().message());
@@ -499,6 +685,277 @@ void MeshPlacer::LeasedEnded(const std::string& lease_id, const AttemptOutcome& 
   l.result = std::move(*bytes);
   if (!link_->Send(l.owner, Channel::kRun, l.result).ok()) ++stats_.send_errors;
   l.next_send_ns = now + o_.result_resend_ns;
+}
+
+// A leased task that cannot finish here after its ShardStatus said it could: the owner hears
+// it as a lost result and places the shard again.
+void MeshPlacer::LoseLeased(const std::string& lease_id, Leased& l, const std::string& why,
+                            int64_t now) {
+  spdlog::warn("mesh: {} for {}: {}", l.attempt_id, l.owner, why);
+  l.task.reset();
+  l.awaiting.clear();
+  StopSending(OutputTransferId(lease_id), why, now);
+  wire::RemoteRunMessage m;
+  wire::ShardResult* r = m.mutable_result();
+  r->set_lease_id(lease_id);
+  r->set_attempt_id(l.attempt_id);
+  r->set_state(std::string(workflow::AttemptStateName(AttemptState::kLost)));
+  r->set_error(why.substr(0, kMaxRemoteRunErrorBytes));
+  SendResult(l, m, now);
+}
+
+// --- Transfers (docs/MESH.md, "Moving shard data") ----------------------------------------
+
+void MeshPlacer::OnData(const std::string& from, const std::string& payload, int64_t now) {
+  auto msg = DecodeTransfer(payload, o_.transfer.max_payload_bytes);
+  if (!msg) return Malformed(from, msg.error(), now);
+  TransferOutput out;
+  if (ForTransferReceiver(*msg)) {
+    receiver_.Handle(from, *msg, now, &out);
+    Handle(out, /*sent=*/false, now);
+  } else {
+    sender_.Handle(from, *msg, now, &out);
+    Handle(out, /*sent=*/true, now);
+    Pump(now);
+  }
+}
+
+void MeshPlacer::Handle(TransferOutput& out, bool sent, int64_t now) {
+  for (TransferOutgoing& m : out.messages) {
+    if (!link_->Send(m.to, Channel::kData, std::move(m.payload)).ok()) ++stats_.send_errors;
+  }
+  for (const TransferEvent& e : out.events) {
+    if (sent) {
+      OnSent(e, now);
+    } else {
+      OnReceived(e, now);
+    }
+  }
+}
+
+Status MeshPlacer::SendFile(const std::string& to, const std::string& id, const std::string& path,
+                            uint64_t size, Outgoing o, int64_t now) {
+  o.path = path;
+  o.file.open(path, std::ios::binary);
+  if (!o.file) {
+    ++file_errors_;
+    return Status::IOError("cannot read " + path);
+  }
+  TransferOutput out;
+  AUGUR_RETURN_IF_ERROR(sender_.Begin(to, id, size, now, &out));
+  sending_.emplace(id, std::move(o));
+  Handle(out, /*sent=*/true, now);
+  Pump(now);
+  return Status::OK();
+}
+
+void MeshPlacer::Pump(int64_t now) {
+  TransferOutput out;
+  std::vector<std::pair<std::string, std::string>> broken;  // (id, why)
+  std::string piece;
+  for (auto& [id, o] : sending_) {
+    for (uint64_t room = sender_.Room(id); room > 0; room = sender_.Room(id)) {
+      piece.resize(size_t(std::min<uint64_t>(room, kReadPiece)));
+      o.file.read(piece.data(), std::streamsize(piece.size()));
+      if (size_t(o.file.gcount()) != piece.size()) {
+        ++file_errors_;
+        broken.emplace_back(id, fmt::format("cannot read {} (did it shrink?)", o.path));
+        break;
+      }
+      if (Status st = sender_.Append(id, piece, now, &out); !st.ok()) {
+        broken.emplace_back(id, st.message());
+        break;
+      }
+    }
+  }
+  Handle(out, /*sent=*/true, now);
+  for (const auto& [id, why] : broken) {
+    TransferEvent e;
+    e.kind = TransferEvent::Kind::kFailed;
+    e.transfer_id = id;
+    e.error = why;
+    if (sending_.contains(id)) {
+      TransferOutput cancel;
+      (void)sender_.Cancel(id, why, now, &cancel);
+      Handle(cancel, /*sent=*/true, now);
+      OnSent(e, now);
+    }
+  }
+}
+
+void MeshPlacer::OnSent(const TransferEvent& e, int64_t now) {
+  auto it = sending_.find(e.transfer_id);
+  if (it == sending_.end()) return;
+  const Outgoing o = {it->second.path, {}, it->second.attempt_id, it->second.lease_id};
+  sending_.erase(it);
+  if (e.kind != TransferEvent::Kind::kFailed) return;
+  if (!o.attempt_id.empty() && placed_.contains(o.attempt_id)) {
+    // An input that did not get there: the shard is placed again.
+    const Placed& p = placed_.at(o.attempt_id);
+    EndPlaced(o.attempt_id, Lost(fmt::format("input {} to {}: {}", o.path, p.host, e.error)), "",
+              now);
+  } else if (auto l = leased_.find(o.lease_id); l != leased_.end() && l->second.ended) {
+    LoseLeased(o.lease_id, l->second, "sending the output failed: " + e.error, now);
+  }
+}
+
+bool MeshPlacer::Expected(const TransferKey& key) const {
+  for (const auto& [id, p] : placed_) {
+    if (p.awarded && p.host == key.first && p.output_transfer == key.second) return true;
+  }
+  for (const auto& [lease, l] : leased_) {
+    if (l.owner == key.first && !l.ended && l.start_error.empty() &&
+        key.second.starts_with(InputTransferPrefix(lease))) {
+      return true;
+    }
+  }
+  return false;
+}
+
+void MeshPlacer::OnReceived(const TransferEvent& e, int64_t now) {
+  const TransferKey key{e.peer, e.transfer_id};
+  auto it = receiving_.find(key);
+  // The first bytes (or a 0-byte blob's end): only what an attempt or a lease here waits for
+  // is written down.
+  const bool first = it == receiving_.end() &&
+                     ((e.kind == TransferEvent::Kind::kData && e.offset == 0) ||
+                      (e.kind == TransferEvent::Kind::kComplete && e.total_bytes == 0));
+  if (first) {
+    if (!Expected(key)) {
+      ++refused_;
+      TransferOutput out;
+      (void)receiver_.Reject(key.first, key.second, "no attempt or lease there expects it", now,
+                             &out);
+      out.events.clear();
+      Handle(out, /*sent=*/false, now);
+      return;
+    }
+    Incoming in;
+    in.tmp = fmt::format("{}/incoming/{:016x}.part", o_.work_dir,
+                         Fnv1a64(key.first + "\n" + key.second));
+    std::error_code ec;
+    fs::create_directories(o_.work_dir + "/incoming", ec);
+    in.file.open(in.tmp, std::ios::binary | std::ios::trunc);
+    it = receiving_.emplace(key, std::move(in)).first;
+  }
+  switch (e.kind) {
+    case TransferEvent::Kind::kData: {
+      if (it == receiving_.end()) return;  // refused
+      it->second.file.write(e.data.data(), std::streamsize(e.data.size()));
+      if (!it->second.file) {
+        ++file_errors_;
+        const std::string why = "cannot write " + it->second.tmp + " (disk full?)";
+        StopReceiving(key, why, now);
+        ReceiveFailed(key, why, now);
+        return;
+      }
+      bytes_received_ += e.data.size();
+      return;
+    }
+    case TransferEvent::Kind::kComplete: {
+      if (it == receiving_.end()) return;
+      Incoming& in = it->second;
+      in.file.close();
+      const std::string done = in.tmp.substr(0, in.tmp.size() - std::string_view(".part").size());
+      std::error_code ec;
+      if (!in.file.good()) ec = std::make_error_code(std::errc::io_error);
+      if (!ec) fs::rename(in.tmp, done, ec);
+      if (ec) {
+        ++file_errors_;
+        fs::remove(in.tmp, ec);
+        receiving_.erase(it);
+        ReceiveFailed(key, "cannot keep the received file " + done, now);
+        return;
+      }
+      receiving_.erase(it);
+      Arrived(key, done, now);
+      return;
+    }
+    case TransferEvent::Kind::kFailed: {
+      if (it != receiving_.end()) {
+        std::error_code ec;
+        it->second.file.close();
+        fs::remove(it->second.tmp, ec);
+        receiving_.erase(it);
+      }
+      ReceiveFailed(key, e.error, now);
+      return;
+    }
+  }
+}
+
+void MeshPlacer::Arrived(const TransferKey& key, const std::string& file, int64_t now) {
+  for (auto& [id, p] : placed_) {
+    if (!p.awarded || p.host != key.first || p.output_transfer != key.second) continue;
+    p.output_file = file;
+    if (p.result) EndWithOutputFile(id, *p.result, now);  // (a copy: p goes)
+    return;
+  }
+  for (auto& [lease, l] : leased_) {
+    if (l.owner != key.first || !key.second.starts_with(InputTransferPrefix(lease))) continue;
+    std::error_code ec;
+    auto a = l.awaiting.find(key.second);
+    if (a == l.awaiting.end()) {
+      if (!l.started) {
+        arrived_[key] = file;  // before its RunShard
+      } else {
+        fs::remove(file, ec);
+      }
+      return;
+    }
+    fs::rename(file, a->second, ec);
+    if (ec) {
+      ++file_errors_;
+      fs::remove(file, ec);
+      LoseLeased(lease, l, "cannot move input to " + a->second, now);
+      return;
+    }
+    l.awaiting.erase(a);
+    if (l.awaiting.empty() && l.task) {
+      if (Status st = StartLeased(l); !st.ok()) LoseLeased(lease, l, "could not run it: " + st.message(), now);
+    }
+    return;
+  }
+  std::error_code ec;
+  fs::remove(file, ec);  // its attempt or lease ended meanwhile
+}
+
+void MeshPlacer::ReceiveFailed(const TransferKey& key, const std::string& why, int64_t now) {
+  for (auto& [id, p] : placed_) {
+    if (!p.awarded || p.host != key.first || p.output_transfer != key.second) continue;
+    EndPlaced(id, Lost(fmt::format("its output from {}: {}", p.host, why)), "", now);
+    return;
+  }
+  for (auto& [lease, l] : leased_) {
+    if (l.owner != key.first || !l.awaiting.contains(key.second)) continue;
+    LoseLeased(lease, l, "an input did not arrive: " + why, now);
+    return;
+  }
+}
+
+void MeshPlacer::StopSending(const std::string& id, const std::string& why, int64_t now) {
+  if (sending_.erase(id) == 0) return;
+  TransferOutput out;
+  (void)sender_.Cancel(id, why, now, &out);
+  Handle(out, /*sent=*/true, now);
+}
+
+void MeshPlacer::StopReceiving(const TransferKey& key, const std::string& why, int64_t now) {
+  if (auto it = receiving_.find(key); it != receiving_.end()) {
+    std::error_code ec;
+    it->second.file.close();
+    fs::remove(it->second.tmp, ec);
+    receiving_.erase(it);
+  }
+  TransferOutput out;
+  (void)receiver_.Reject(key.first, key.second, why, now, &out);  // NotFound once it ended
+  out.events.clear();  // the caller deals with the end
+  Handle(out, /*sent=*/false, now);
+}
+
+MeshTransferStats MeshPlacer::transfer_stats() const {
+  std::lock_guard lock(transfer_mu_);
+  return transfer_snapshot_;
 }
 
 void MeshPlacer::ForeignChanges(const std::vector<workflow::GrantChange>& changes, int64_t now) {
@@ -511,6 +968,9 @@ void MeshPlacer::PeerDown(const std::string& host, int64_t now) {
   NegotiatorOutput out;
   negotiator_.PeerDown(host, now, &out);
   Handle(out, now);
+  TransferOutput t;
+  sender_.PeerDown(host, now, &t);
+  Handle(t, /*sent=*/true, now);
 }
 
 void MeshPlacer::Tick(int64_t now) {
@@ -553,6 +1013,24 @@ void MeshPlacer::Tick(int64_t now) {
     if (!link_->Send(l.owner, Channel::kRun, l.result).ok()) ++stats_.send_errors;
     l.next_send_ns = now + o_.result_resend_ns;
   }
+  // Transfers: retransmissions and give-ups, idle inbound ones, and the files read on.
+  TransferOutput sent, received;
+  sender_.Tick(now, &sent);
+  Handle(sent, /*sent=*/true, now);
+  receiver_.Tick(now, &received);
+  Handle(received, /*sent=*/false, now);
+  Pump(now);
+  MeshTransferStats t;
+  t.sender = sender_.stats();
+  t.receiver = receiver_.stats();
+  t.sending = sender_.active();
+  t.receiving = receiver_.active();
+  t.bytes_received = bytes_received_;
+  t.over_limit = over_limit_;
+  t.refused = refused_;
+  t.file_errors = file_errors_;
+  std::lock_guard lock(transfer_mu_);
+  transfer_snapshot_ = t;
 }
 
 std::optional<int64_t> MeshPlacer::NextDeadline() const {
@@ -569,6 +1047,8 @@ std::optional<int64_t> MeshPlacer::NextDeadline() const {
   for (const auto& [lease, l] : leased_) {
     if (l.ended && !l.result.empty()) take(l.next_send_ns);
   }
+  take(sender_.NextDeadline());
+  take(receiver_.NextDeadline());
   return due;
 }
 
@@ -599,6 +1079,17 @@ std::string MeshPlacer::StatsJson() const {
   j["bidder"] = {{"requests", bs.requests}, {"offers", bs.offers},     {"refusals", bs.refusals},
                  {"leases", bs.leases},     {"releases", bs.releases},
                  {"leases_reclaimed", bs.leases_reclaimed}};
+  const TransferSenderStats& ts = sender_.stats();
+  const TransferReceiverStats& tr = receiver_.stats();
+  j["transfer"] = {{"sending", sender_.active()},       {"receiving", receiver_.active()},
+                   {"sent_started", ts.started},        {"sent_completed", ts.completed},
+                   {"sent_failed", ts.failed},          {"bytes_sent", ts.bytes_sent},
+                   {"chunks_sent", ts.chunks_sent},     {"chunks_resent", ts.chunks_resent},
+                   {"received_started", tr.started},    {"received_completed", tr.completed},
+                   {"received_failed", tr.failed},      {"bytes_received", bytes_received_},
+                   {"bad_checksum", tr.bad_checksum},   {"duplicates", tr.duplicates},
+                   {"over_limit", over_limit_},         {"refused", refused_},
+                   {"file_errors", file_errors_}};
   return j.dump();
 }
 

@@ -1,18 +1,26 @@
 // MeshPlacer: runs shards of this host's workflows on other hosts, and shards of other
-// hosts' workflows here (docs/MESH.md, "Running shards on other hosts"). It is the
-// executor's Placer (workflow/placer.h): the executor calls it on its engine thread, and it
-// calls the executor back through PlacerHost on the same thread.
+// hosts' workflows here (docs/MESH.md, "Running shards on other hosts" and "Moving shard
+// data"). It is the executor's Placer (workflow/placer.h): the executor calls it on its engine
+// thread, and it calls the executor back through PlacerHost on the same thread.
 //
 // Owner side (a kPlace action of the engine):
-//   Place     the shard is submitted to the Negotiator (owner side of placement).
+//   Place     the shard is submitted to the Negotiator (owner side of placement). The files
+//             under the owner's work directory that the task names are its inputs: up to
+//             inline_bytes in all go inline in RunShard, the rest as transfers; one over
+//             transfer.max_blob_bytes (mesh.max_transfer_bytes) fails the attempt at once,
+//             naming the file, its size and the limit.
 //   kAwarded  the executor records the attempt as running on the host, with the lease's
-//             grant; RunShard (argv, env, the owner's work directory, its output path and
-//             the files under that directory the task names, inline) goes to the host, resent
-//             every run_resend until it answers ShardStatus.
-//   result    ShardResult: the output is handed to the executor (written where the merge
-//             expects it) with the outcome, and the lease released. A result for an attempt
-//             that has already ended (a duplicate, or a late one after the lease was lost)
-//             is counted and ignored.
+//             grant; RunShard (argv, env, the owner's work directory, its output path and the
+//             inputs, inline or named by transfer id) goes to the host, resent every
+//             run_resend until it answers ShardStatus; the input transfers start (chunks on
+//             Channel::kData, read from the files as the window opens).
+//   result    ShardResult: the output (inline, or received by transfer into a temporary file
+//             under work_dir, renamed when complete and moved where the merge expects it) is
+//             handed to the executor with the outcome, and the lease released. A result whose
+//             output transfer is not complete waits for it. A result for an attempt that has
+//             already ended (a duplicate, or a late one after the lease was lost) is counted
+//             and ignored. A failed input or output transfer ends the attempt kLost (placed
+//             again as a new attempt).
 //   kLost     the lease is gone (reclaimed, unanswered for a ttl, the host down): the
 //             attempt ends kLost and the engine places its shard again as a new attempt.
 //   Cancel    the lease (or the negotiation) is released; the attempt ends cancelled.
@@ -20,19 +28,28 @@
 // work share one capacity):
 //   kLeased   the lease is noted; the RunShard that follows from its owner starts the task
 //             through this host's backend under the lease's grant, in a directory of its
-//             own under work_dir that stands for the owner's work directory.
-//   end       ShardResult with the output inline (at most kMaxInlineBytes: beyond that the
-//             attempt fails with a clear error, until chunked transfer is wired in), resent
-//             every result_resend until the owner releases the lease.
-//   kReleased, kReclaimed (owner gone quiet, pre-empted): the task is stopped if it runs.
+//             own under work_dir that stands for the owner's work directory, once every
+//             input is there (transferred ones are received into temporary files and renamed
+//             into the directory when complete; chunks of transfers no lease here expects
+//             are refused).
+//   end       ShardResult with the output inline (up to inline_bytes) or naming the transfer
+//             that brings it (over transfer.max_blob_bytes: the attempt fails, naming the
+//             file, its size and the limit), resent every result_resend until the owner
+//             releases the lease.
+//   kReleased, kReclaimed (owner gone quiet, pre-empted): the task is stopped if it runs,
+//             and its transfers are stopped.
+// Transfers are retransmitted from Tick (the TransferSender's timers are in NextDeadline).
 //
-// Thread safety: one thread (the executor's engine thread).
+// Thread safety: one thread (the executor's engine thread), except transfer_stats(), which
+// any thread may call.
 #ifndef AUGUR_MESH_MESH_PLACER_H_
 #define AUGUR_MESH_MESH_PLACER_H_
 
 #include <cstdint>
+#include <fstream>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
@@ -43,6 +60,7 @@
 #include "mesh/mesh_link.h"
 #include "mesh/negotiator.h"
 #include "mesh/remote_run_codec.h"
+#include "mesh/transfer.h"
 #include "workflow/placer.h"
 
 namespace augur::mesh {
@@ -56,6 +74,24 @@ struct MeshPlacerOptions {
   BidderOptions bidder;
   int64_t run_resend_ns = 200'000'000;     // RunShard, until ShardStatus
   int64_t result_resend_ns = 500'000'000;  // ShardResult, until the lease is released
+  // Inputs (all of a task's together) and outputs up to this many bytes go inline in the run
+  // messages; larger ones as transfers. At most kMaxInlineBytes.
+  size_t inline_bytes = 16 * 1024;
+  // The transfers' options: max_blob_bytes is mesh.max_transfer_bytes (default 1 GiB);
+  // max_payload_bytes must be the transport's max_message less kEnvelopeOverheadBytes.
+  TransferOptions transfer;
+};
+
+// The placer's transfers, for /metrics (augur_mesh_transfer_*).
+struct MeshTransferStats {
+  TransferSenderStats sender;
+  TransferReceiverStats receiver;
+  uint64_t sending = 0;         // transfers in progress, out
+  uint64_t receiving = 0;       // in
+  uint64_t bytes_received = 0;  // written to files, in order
+  uint64_t over_limit = 0;      // inputs and outputs over max_blob_bytes: their attempt failed
+  uint64_t refused = 0;         // inbound transfers no placed attempt or lease here expects
+  uint64_t file_errors = 0;     // a transfer's file could not be read, written or renamed
 };
 
 struct MeshPlacerStats {
@@ -92,6 +128,8 @@ class MeshPlacer : public workflow::Placer {
   std::string StatsJson() const override;
 
   const MeshPlacerStats& stats() const { return stats_; }
+  // A copy taken at the last Tick; any thread.
+  MeshTransferStats transfer_stats() const;
 
  private:
   // A shard of ours placed elsewhere, by attempt id.
@@ -103,6 +141,11 @@ class MeshPlacer : public workflow::Placer {
     bool awarded = false;
     bool started = false;  // the host answered ShardStatus
     int64_t next_send_ns = 0;
+    // Inputs that go by transfer: (index in run.inputs, local path); ids set at the award.
+    std::vector<std::pair<int, std::string>> transfer_inputs;
+    std::string output_transfer;  // the id the host sends the output under (at the award)
+    std::optional<wire::ShardResult> result;  // its output transfer is not complete yet
+    std::string output_file;  // the output, received before its ShardResult came
   };
   // A lease this host granted another's shard, by lease id.
   struct Leased {
@@ -113,9 +156,26 @@ class MeshPlacer : public workflow::Placer {
     bool released = false;  // the lease ended while the task ran: drop it at its end
     std::string dir, output_path;
     std::string start_error;  // it could not start: said to every RunShard
+    std::string owner_output;  // the owner's path of its output (for errors)
     std::string result;       // the encoded ShardResult, once ended
     int64_t next_send_ns = 0;
+    // Inputs still coming by transfer (id -> where it goes); the task starts when none is.
+    std::map<std::string, std::string> awaiting;
+    std::optional<workflow::LeasedTask> task;  // to start once `awaiting` is empty
   };
+  // A file this host sends as a transfer, read in pieces as the window opens.
+  struct Outgoing {
+    std::string path;
+    std::ifstream file;
+    std::string attempt_id;  // owner side: the placed attempt whose input it is
+    std::string lease_id;    // candidate side: the lease whose output it is
+  };
+  // A transfer this host receives, into a temporary file under work_dir.
+  struct Incoming {
+    std::string tmp;
+    std::ofstream file;
+  };
+  using TransferKey = std::pair<std::string, std::string>;  // (sending host, transfer id)
 
   void Handle(NegotiatorOutput& out, int64_t now);
   void Handle(BidderOutput& out, int64_t now);
@@ -125,11 +185,47 @@ class MeshPlacer : public workflow::Placer {
   void OnStatus(const std::string& from, const wire::ShardStatus& st, int64_t now);
   void OnResult(const std::string& from, const wire::ShardResult& r, int64_t now);
   void SendStatus(const std::string& to, const std::string& lease, const Leased& l);
-  // Ends a placed attempt: the executor is told, the lease released, the id remembered.
-  void EndPlaced(const std::string& attempt_id, const workflow::AttemptOutcome& outcome,
-                 const std::string& output, int64_t now);
-  void DropLeased(const std::string& lease_id);
+  // Ends a placed attempt: the executor is told (with the output inline, or in
+  // `output_file` when it came by transfer), the lease released, its transfers stopped, the
+  // id remembered.
+  // (attempt_id by value: callers pass keys of placed_, which it erases.)
+  void EndPlaced(std::string attempt_id, const workflow::AttemptOutcome& outcome,
+                 const std::string& output, int64_t now, const std::string& output_file = "");
+  void DropLeased(const std::string& lease_id, int64_t now);
   void Malformed(const std::string& from, const Status& why, int64_t now);
+  // A placed attempt's result whose output came by transfer (in p.output_file): ends it.
+  void EndWithOutputFile(const std::string& attempt_id, const wire::ShardResult& r, int64_t now);
+  // A leased task whose RunShard came and whose inputs are all there: start it.
+  Status StartLeased(Leased& l);
+  // A leased task that started (or waits for inputs) and is not stopping.
+  static bool Running(const Leased& l) {
+    return l.started && !l.ended && l.start_error.empty() && !l.task;
+  }
+  // The leased task's end, `m` (its ShardResult), sent to the owner until released.
+  void SendResult(Leased& l, const wire::RemoteRunMessage& m, int64_t now);
+  // The leased task cannot finish here (an input did not arrive, it could not start, its
+  // output could not be sent): a kLost result tells the owner.
+  void LoseLeased(const std::string& lease_id, Leased& l, const std::string& why, int64_t now);
+  // Transfers (docs/MESH.md, "Moving shard data").
+  void OnData(const std::string& from, const std::string& payload, int64_t now);
+  // Sends the messages; events go to OnSent (the sender's) or OnReceived (the receiver's).
+  void Handle(TransferOutput& out, bool sent, int64_t now);
+  void OnSent(const TransferEvent& e, int64_t now);
+  void OnReceived(const TransferEvent& e, int64_t now);
+  // An inbound transfer's file is complete (renamed from its temporary name to `file`).
+  void Arrived(const TransferKey& key, const std::string& file, int64_t now);
+  // An inbound transfer failed: whoever waited for it ends (kLost).
+  void ReceiveFailed(const TransferKey& key, const std::string& why, int64_t now);
+  // Whether a placed attempt or a lease here waits for this inbound transfer.
+  bool Expected(const TransferKey& key) const;
+  // Starts sending the file `path` (size bytes) as transfer `id`.
+  Status SendFile(const std::string& to, const std::string& id, const std::string& path,
+                  uint64_t size, Outgoing o, int64_t now);
+  // Reads files into the transfers whose windows have room.
+  void Pump(int64_t now);
+  // Stop a transfer this side no longer wants (the peer is told); no event follows.
+  void StopSending(const std::string& id, const std::string& why, int64_t now);
+  void StopReceiving(const TransferKey& key, const std::string& why, int64_t now);
 
   MeshLink* link_;
   MeshPlacerOptions o_;
@@ -140,6 +236,15 @@ class MeshPlacer : public workflow::Placer {
   std::map<std::string, Leased> leased_;   // by lease id
   std::set<std::string> ended_;            // attempts of ours that ended (dedupe)
   bool submitted_ = false;                 // a shard waits for the negotiator's Tick
+  TransferSender sender_;
+  TransferReceiver receiver_;
+  std::map<std::string, Outgoing> sending_;      // by transfer id
+  std::map<TransferKey, Incoming> receiving_;
+  // Inputs received before their RunShard came: the file, until it comes or the lease ends.
+  std::map<TransferKey, std::string> arrived_;
+  uint64_t bytes_received_ = 0, over_limit_ = 0, refused_ = 0, file_errors_ = 0;
+  mutable std::mutex transfer_mu_;
+  MeshTransferStats transfer_snapshot_;  // guarded by transfer_mu_
   LogRateLimiter log_limit_{10'000'000'000};
   MeshPlacerStats stats_;
 };

@@ -2,9 +2,11 @@
 
 #include <cmath>
 #include <optional>
+#include <set>
 
 #include <fmt/format.h>
 
+#include "mesh/transfer.h"
 #include "workflow/store.h"
 
 namespace augur::mesh {
@@ -63,10 +65,18 @@ std::optional<std::string> Broken(const RemoteRunMessage& m) {
           return fmt::format("run {}: env entry '{}' is not KEY=VALUE", lease, e.substr(0, 64));
         }
       }
+      std::set<std::string_view> transfers;
       for (const wire::RemoteFile& f : r.inputs()) {
         if (!InsideWorkdir(f.path())) {
           return fmt::format("run {}: input path '{}' is not inside the work directory", lease,
                              f.path().substr(0, 128));
+        }
+        if (f.transfer_id().empty()) continue;
+        if (!IsValidTransferId(f.transfer_id()) || !f.data().empty() ||
+            !transfers.insert(f.transfer_id()).second) {
+          return fmt::format("run {}: input '{}' names transfer '{}' that is not a valid id, "
+                             "comes with inline data too, or is named twice",
+                             lease, f.path().substr(0, 128), f.transfer_id().substr(0, 64));
         }
       }
       return std::nullopt;
@@ -88,6 +98,12 @@ std::optional<std::string> Broken(const RemoteRunMessage& m) {
       }
       if (!std::isfinite(r.cpu_seconds()) || r.cpu_seconds() < 0) {
         return fmt::format("result {}: cpu_seconds is not a finite number >= 0", lease);
+      }
+      if (!r.output_transfer().empty() &&
+          (!IsValidTransferId(r.output_transfer()) || !r.output().empty())) {
+        return fmt::format("result {}: output transfer '{}' is not a valid id or comes with "
+                           "inline output too",
+                           lease, r.output_transfer().substr(0, 64));
       }
       return std::nullopt;
     }

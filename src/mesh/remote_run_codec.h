@@ -3,7 +3,8 @@
 //
 // Decode is where untrusted bytes stop: anything malformed, oversized, of another version,
 // without a body, without a lease or attempt id, with a task that has no argv, an input
-// path that leaves the work directory, or a result state that is not one, is a Corruption
+// path that leaves the work directory, a transfer id that is not one (or an input or output
+// both inline and by transfer), or a result state that is not one, is a Corruption
 // naming what is wrong; the caller counts and drops it.
 //
 // Pure functions; thread safety: none needed.
@@ -24,9 +25,10 @@ inline constexpr uint32_t kRemoteRunVersion = 1;
 // A whole message, encoded: the transport's default envelope limit (64 KiB) less room for
 // the envelope around it.
 inline constexpr size_t kMaxRemoteRunBytes = 60 * 1024;
-// What a ShardResult carries of output, and a RunShard of inputs (all files together): the
-// message limit less room for everything else in it (ids, argv, numbers). More is refused
-// with a clear error until chunked transfer (transfer.h) is wired in.
+// What a ShardResult could carry of output, and a RunShard of inputs (all files together): the
+// message limit less room for everything else in it (ids, argv, numbers). The placer sends
+// inline only up to its own, smaller threshold (MeshPlacerOptions::inline_bytes); larger
+// files travel as transfers (transfer.h) that the message names.
 inline constexpr size_t kMaxInlineBytes = kMaxRemoteRunBytes - 8 * 1024;
 inline constexpr size_t kMaxRemoteRunIdBytes = 256;     // lease and attempt ids
 inline constexpr size_t kMaxRemoteRunErrorBytes = 1024;  // errors

@@ -612,17 +612,37 @@ struct Executor::Impl : PlacerHost, ReplicationHost {
 
   void RemoteEnded(const std::string& attempt_id, const AttemptOutcome& outcome,
                    const std::string& output, int64_t now) override {
+    EndRemote(attempt_id, outcome, output, "", now);
+  }
+
+  void RemoteEndedWithFile(const std::string& attempt_id, const AttemptOutcome& outcome,
+                           const std::string& output_file, int64_t now) override {
+    EndRemote(attempt_id, outcome, "", output_file, now);
+    std::error_code ec;
+    fs::remove(output_file, ec);  // still there when it was not moved
+  }
+
+  // The output is `output`, or the file `output_file` (moved into place) when that is set.
+  void EndRemote(const std::string& attempt_id, const AttemptOutcome& outcome,
+                 const std::string& output, const std::string& output_file, int64_t now) {
     auto it = placed_outputs.find(attempt_id);
     if (it == placed_outputs.end() || !engine->IsRemote(attempt_id)) {
       spdlog::info("mesh: result of {} ignored: the attempt has already ended", attempt_id);
       return;
     }
     AttemptOutcome out = outcome;
-    if (out.state == AttemptState::kSucceeded || !output.empty()) {
+    if (out.state == AttemptState::kSucceeded || !output.empty() || !output_file.empty()) {
       Status st = Status::OK();
-      if (output.size() > o.max_output_bytes) {
+      const uint64_t size = output_file.empty() ? output.size() : FileSize(output_file);
+      if (size > o.max_output_bytes) {
         st = Status::ResourceExhausted(
             fmt::format("output over the {} byte limit", o.max_output_bytes));
+      } else if (!output_file.empty()) {
+        // A rename on one file system; a copy across two.
+        std::error_code ec;
+        fs::rename(output_file, it->second, ec);
+        if (ec) fs::copy_file(output_file, it->second, fs::copy_options::overwrite_existing, ec);
+        if (ec) st = Status::IOError("cannot move the output to " + it->second + ": " + ec.message());
       } else {
         std::ofstream f(it->second, std::ios::binary | std::ios::trunc);
         f.write(output.data(), std::streamsize(output.size()));

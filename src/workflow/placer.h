@@ -49,6 +49,11 @@ class PlacerHost {
   // engine hears of the end. Ends of attempts already ended are ignored.
   virtual void RemoteEnded(const std::string& attempt_id, const AttemptOutcome& outcome,
                            const std::string& output, int64_t now_ns) = 0;
+  // Owner side: as RemoteEnded, with the output in the file `output_file` (it came by
+  // transfer): the file is moved where the merge expects it (or removed, when the attempt
+  // has already ended).
+  virtual void RemoteEndedWithFile(const std::string& attempt_id, const AttemptOutcome& outcome,
+                                   const std::string& output_file, int64_t now_ns) = 0;
   // Owner side: a placed attempt that no host has taken yet is taken back, because room
   // freed here (Engine::Unplace); its shard starts here instead.
   virtual void Unplaced(const std::string& attempt_id, int64_t now_ns) = 0;

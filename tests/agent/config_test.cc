@@ -647,7 +647,7 @@ TEST(ShippedConfigTest, SetsEveryKeyExplicitly) {
         "follow_window", "demand_per_hour"}},
       {"mesh",
        {"enabled", "name", "listen", "advertise", "seeds", "key_file", "authorized_keys", "zone",
-        "region", "max_message"}},
+        "region", "max_message", "max_transfer_bytes"}},
   };
   // Values that are a list or a map; every other value is a scalar.
   const std::set<std::string> lists = {"plugins.enabled", "forecast.horizons", "forecast.series",
@@ -673,6 +673,22 @@ TEST(ShippedConfigTest, SetsEveryKeyExplicitly) {
     }
   }
   EXPECT_EQ(root.size(), sections);
+}
+
+// mesh.max_transfer_bytes (docs/MESH.md, "Moving shard data").
+TEST(MeshConfigTest, ReadsTheTransferLimit) {
+  EXPECT_EQ(DefaultConfig().mesh.max_transfer_bytes, 1ULL << 30);
+  Result<Config> c = ParseConfig("mesh: {max_transfer_bytes: 8Mi}\n");
+  ASSERT_TRUE(c) << c.error().ToString();
+  EXPECT_EQ(c->mesh.max_transfer_bytes, 8u << 20);
+  for (const char* bad : {"mesh: {max_transfer_bytes: 10}\n", "mesh: {max_transfer_bytes: 2Ti}\n",
+                          "mesh: {max_transfer_bytes: lots}\n"}) {
+    Result<Config> e = ParseConfig(bad);
+    ASSERT_FALSE(e) << bad;
+    EXPECT_NE(e.error().message().find("mesh.max_transfer_bytes: expected a size in 1Ki..1Ti"),
+              std::string::npos)
+        << e.error().message();
+  }
 }
 
 }  // namespace

@@ -19,10 +19,13 @@
 #include <thread>
 
 #include <fmt/format.h>
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "common/hash.h"
 #include "mesh/remote_run_codec.h"
+#include "mesh/transfer.h"
 #include "plugin/abi_adapter.h"
 #include "plugin/abi_loader.h"
 #include "workflow/executor.h"
@@ -82,12 +85,24 @@ class Hub {
     dup_ = dup;
     rng_.seed(seed);
   }
+  // From now on, besides, every n-th transfer chunk is dropped (0: none).
+  void DropEveryChunk(uint64_t n) {
+    std::lock_guard<std::mutex> lock(mu_);
+    chunk_every_ = n;
+  }
   // Delivers (under the lock, so that a host is never delivered to after Detach).
   Status Deliver(const std::string& from, const std::string& to, Channel ch, std::string payload) {
     std::lock_guard<std::mutex> lock(mu_);
     if (cut_.contains(from) || cut_.contains(to)) return Status::OK();  // dropped on the way
     auto it = hosts_.find(to);
     if (it == hosts_.end()) return Status::NotFound("no host " + to);
+    if (ch == Channel::kData && chunk_every_ > 0) {
+      auto m = DecodeTransfer(payload, kDefaultMaxPayloadBytes);
+      if (m && m->has_chunk() && ++chunks_ % chunk_every_ == 0) {
+        ++dropped_;
+        return Status::OK();
+      }
+    }
     std::uniform_real_distribution<double> u(0, 1);
     if (drop_ > 0 && u(rng_) < drop_) {
       ++dropped_;
@@ -147,6 +162,7 @@ class Hub {
   double drop_ = 0, dup_ = 0;
   std::mt19937_64 rng_{1};
   uint64_t dropped_ = 0, duplicated_ = 0;
+  uint64_t chunk_every_ = 0, chunks_ = 0;
 };
 
 class HubLink : public MeshLink {
@@ -228,6 +244,7 @@ class MeshPlacerTest : public ::testing::Test {
     po.work_dir = h.dir + "/remote";
     po.negotiator.lease_ttl_ns = lease_ttl_ns;
     po.negotiator.seed = 7;
+    po.transfer.max_blob_bytes = max_transfer_;
     h.placer = std::make_shared<MeshPlacer>(h.link.get(), po);
     workflow::ExecutorOptions o;
     o.state_dir = h.dir;
@@ -266,6 +283,7 @@ class MeshPlacerTest : public ::testing::Test {
 
   std::string dir_;
   std::string skip_;
+  uint64_t max_transfer_ = 1ULL << 30;  // mesh.max_transfer_bytes of the hosts added next
   Hub hub_;
   std::map<std::string, Host> hosts_;
 };
@@ -395,6 +413,158 @@ TEST_F(MeshPlacerTest, UnderLossAndDuplicationEveryShardIsMergedOnce) {
     if (r["state"] == "succeeded" && r["host"] == "host-a") ++local_wins;
   }
   EXPECT_EQ(local_wins + sa["remote_results"].get<int>(), 4) << sa.dump();
+}
+
+}  // namespace
+}  // namespace augur::mesh
+
+// Inputs and outputs larger than the inline threshold move as transfers on the data channel
+// (docs/MESH.md, "Moving shard data").
+namespace augur::mesh {
+namespace {
+
+// What `seq 1 n | sed s/^/I:/` prints, for shard I.
+std::string Numbered(int shard, int n) {
+  std::string out;
+  for (int i = 1; i <= n; ++i) out += fmt::format("{}:{}\n", shard, i);
+  return out;
+}
+
+// The files left in a placer's work directory for transfers (none once all is done).
+size_t TransferFiles(const std::string& work_dir) {
+  size_t n = 0;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(work_dir + "/incoming", ec)) n += e.is_regular_file();
+  return n;
+}
+
+TEST_F(MeshPlacerTest, MultiMiBOutputsComeBackByTransferFromTwoHostsUnderLoss) {
+  Host* a = AddHost("host-a", kOneShard, {});
+  if (!skip_.empty()) GTEST_SKIP() << skip_;
+  ASSERT_NE(a, nullptr);
+  Host* b = AddHost("host-b", kFourShards, kFourShards);
+  Host* c = AddHost("host-c", kFourShards, kFourShards);
+  ASSERT_NE(b, nullptr);
+  ASSERT_NE(c, nullptr);
+  hub_.SetLoss(0.03, 0.03, 23);
+  hub_.DropEveryChunk(10);
+  // Each shard prints about 2.1 MiB.
+  constexpr int kLines = 260'000;
+  auto id = a->executor->Submit(fmt::format(R"(workflow: big
+stages:
+  - name: work
+    resources: {{cpu: 0.25, memory: 48Mi}}
+    shards: {{range: [0, 4], count: 4}}
+    canary: false
+    run: [sh, -c, "seq 1 {} | sed s/^/{{shard.index}}:/"]
+)", kLines), "test");
+  ASSERT_TRUE(id) << id.error().ToString();
+  ASSERT_EQ(WaitDone(*a->executor, *id), "succeeded") << *a->executor->StatusJson(*id, true);
+  std::string want;
+  for (int k = 0; k < 4; ++k) want += Numbered(k, kLines);
+  // The merged stage output (more than `augurctl result` carries), read where it lies.
+  std::ifstream f(fmt::format("{}/work/{}/work.out", a->dir, *id), std::ios::binary);
+  const std::string out((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(out.size(), want.size());
+  EXPECT_EQ(Fnv1a64(out), Fnv1a64(want)) << "the merged output's checksum differs";
+
+  auto [dropped, duplicated] = hub_.dropped_and_duplicated();
+  EXPECT_GT(dropped, 0u) << "the loss was exercised";
+  nlohmann::json sa = Stats(*a->executor);
+  int remote = 0;
+  for (const auto& r : History(*a->executor, *id)) {
+    if (r["state"] == "succeeded" && r["host"] != "host-a") ++remote;
+  }
+  EXPECT_GE(remote, 1) << History(*a->executor, *id).dump(2);
+  // Every remote output came by transfer, checked whole on arrival.
+  EXPECT_GE(sa["transfer"]["received_completed"].get<int>(), remote) << sa.dump();
+  EXPECT_GE(sa["transfer"]["bytes_received"].get<uint64_t>(), uint64_t(remote) * 2'000'000)
+      << sa.dump();
+  // (Started: a sender whose last ack was lost hears of the end as the lease's release.)
+  const int sent = Stats(*b->executor)["transfer"]["sent_started"].get<int>() +
+                   Stats(*c->executor)["transfer"]["sent_started"].get<int>();
+  EXPECT_GE(sent, remote);
+  const int resent = Stats(*b->executor)["transfer"]["chunks_resent"].get<int>() +
+                     Stats(*c->executor)["transfer"]["chunks_resent"].get<int>();
+  EXPECT_GT(resent, 0) << "the lost chunks (one in ten at least) were sent again";
+  EXPECT_EQ(TransferFiles(a->dir + "/remote"), 0u);
+  EXPECT_EQ(a->placer->transfer_stats().receiver.completed,
+            sa["transfer"]["received_completed"].get<uint64_t>());
+}
+
+TEST_F(MeshPlacerTest, ALargeInputGoesToTheHostByTransferAndStrayChunksAreRefused) {
+  Host* a = AddHost("host-a", kOneShard, {});
+  if (!skip_.empty()) GTEST_SKIP() << skip_;
+  ASSERT_NE(a, nullptr);
+  Host* b = AddHost("host-b", kFourShards, kFourShards);
+  ASSERT_NE(b, nullptr);
+  // The first stage (one shard, here) writes about 1.9 MiB; each shard of the second counts
+  // its quarter of the lines (and says the last), most of them on B with the file sent over.
+  auto id = a->executor->Submit(R"(workflow: fan
+stages:
+  - name: make
+    resources: {cpu: 0.25, memory: 48Mi}
+    run: [sh, -c, "seq 1 300000"]
+  - name: count
+    needs: [make]
+    resources: {cpu: 0.25, memory: 48Mi}
+    shards: {range: [0, 4], count: 4}
+    canary: false
+    run: [sh, -c, "sleep 0.2; awk 'NR % 4 == {shard.index} {n++; last = $1} END {print n, last}' {input}"]
+)", "test");
+  ASSERT_TRUE(id) << id.error().ToString();
+  ASSERT_EQ(WaitDone(*a->executor, *id), "succeeded") << *a->executor->StatusJson(*id, true);
+  // Every line arrived: each quarter has 75000 of them, and its last number.
+  const std::string want = "75000 300000\n75000 299997\n75000 299998\n75000 299999\n";
+  auto out = a->executor->Output(*id, "");
+  ASSERT_TRUE(out) << out.error().ToString();
+  EXPECT_EQ(*out, want);
+  nlohmann::json sb = Stats(*b->executor);
+  EXPECT_GE(sb["leased_runs"].get<int>(), 1) << sb.dump();
+  EXPECT_EQ(sb["transfer"]["received_completed"], sb["leased_runs"]) << sb.dump();
+  EXPECT_GE(sb["transfer"]["bytes_received"].get<uint64_t>(), 1'900'000u) << sb.dump();
+
+  // A chunk of a transfer no lease on B waits for is refused, not written down.
+  wire::TransferMessage m;
+  wire::Chunk* chunk = m.mutable_chunk();
+  chunk->set_transfer_id("0123456789abcdef.in.0");
+  chunk->set_total_size(5);
+  chunk->set_data("hello");
+  chunk->set_crc32c(ChunkChecksum("0123456789abcdef.in.0", 0, 5, "hello"));
+  auto bytes = EncodeTransfer(m, kDefaultMaxPayloadBytes);
+  ASSERT_TRUE(bytes) << bytes.error().ToString();
+  b->executor->OnMeshMessage("host-a", uint32_t(Channel::kData), *bytes);
+  for (int i = 0; i < 200 && Stats(*b->executor)["transfer"]["refused"] == 0; ++i) {
+    std::this_thread::sleep_for(milliseconds(10));
+  }
+  EXPECT_EQ(Stats(*b->executor)["transfer"]["refused"], 1) << Stats(*b->executor).dump();
+  EXPECT_EQ(TransferFiles(b->dir + "/remote"), 0u);
+}
+
+TEST_F(MeshPlacerTest, AnOutputOverTheTransferLimitFailsNamingFileSizeAndLimit) {
+  Host* a = AddHost("host-a", kOneShard, {});
+  if (!skip_.empty()) GTEST_SKIP() << skip_;
+  ASSERT_NE(a, nullptr);
+  max_transfer_ = 100'000;
+  Host* b = AddHost("host-b", kFourShards, kFourShards);
+  ASSERT_NE(b, nullptr);
+  auto id = a->executor->Submit(R"(workflow: toobig
+stages:
+  - name: work
+    resources: {cpu: 0.25, memory: 48Mi}
+    shards: {range: [0, 4], count: 4}
+    canary: false
+    run: [sh, -c, "sleep 0.3; seq 1 40000"]
+)", "test");
+  ASSERT_TRUE(id) << id.error().ToString();
+  EXPECT_EQ(WaitDone(*a->executor, *id), "failed");
+  // seq 1 40000 prints 228,894 bytes; the error names the owner's output file.
+  const std::string status = *a->executor->StatusJson(*id, true);
+  EXPECT_THAT(status, ::testing::ContainsRegex(
+                          "output /[^ ]*work[^ ]* is 228894 bytes, over mesh.max_transfer_bytes "
+                          "\\(100000 bytes\\)"))
+      << status;
+  EXPECT_GE(Stats(*b->executor)["transfer"]["over_limit"].get<int>(), 1);
 }
 
 }  // namespace

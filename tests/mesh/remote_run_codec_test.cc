@@ -145,5 +145,48 @@ TEST(RemoteRunCodecTest, RandomBytesAndFlippedBytesNeverCrash) {
   EXPECT_LT(accepted, 20000);
 }
 
+// Inputs and outputs named by transfer (docs/MESH.md, "Moving shard data").
+TEST(RemoteRunCodecTest, TransferredInputsAndOutputsAreChecked) {
+  wire::RemoteRunMessage run = RunMsg();
+  wire::RemoteFile* f = run.mutable_run()->add_inputs();
+  f->set_path("big.txt");
+  f->set_transfer_id("00ff00ff00ff00ff.in.1");
+  f->set_size(5u << 20);
+  auto bytes = EncodeRemoteRun(run);
+  ASSERT_TRUE(bytes) << bytes.error().ToString();
+  auto back = DecodeRemoteRun(*bytes);
+  ASSERT_TRUE(back) << back.error().ToString();
+  EXPECT_EQ(back->run().inputs(1).size(), 5u << 20);
+  wire::RemoteRunMessage result = ResultMsg();
+  result.mutable_result()->clear_output();
+  result.mutable_result()->set_output_transfer("00ff00ff00ff00ff.out");
+  result.mutable_result()->set_output_size(7u << 20);
+  ASSERT_TRUE(DecodeRemoteRun(*EncodeRemoteRun(result)));
+
+  const std::vector<std::pair<std::function<void(wire::RemoteRunMessage&)>, const char*>> bad = {
+      {[](auto& m) { m.mutable_run()->mutable_inputs(1)->set_transfer_id("has space"); },
+       "input 'big.txt' names transfer 'has space' that is not a valid id"},
+      {[](auto& m) { m.mutable_run()->mutable_inputs(1)->set_data("x"); },
+       "comes with inline data too"},
+      {[](auto& m) { *m.mutable_run()->add_inputs() = m.run().inputs(1); }, "is named twice"},
+  };
+  for (const auto& [mutate, says] : bad) {
+    wire::RemoteRunMessage m = run;
+    m.set_version(kRemoteRunVersion);
+    mutate(m);
+    EXPECT_FALSE(EncodeRemoteRun(m)) << says;
+    auto d = DecodeRemoteRun(m.SerializeAsString());
+    ASSERT_FALSE(d) << says;
+    EXPECT_TRUE(d.error().IsCorruption());
+    EXPECT_THAT(d.error().message(), HasSubstr(says));
+  }
+  wire::RemoteRunMessage both = result;
+  both.set_version(kRemoteRunVersion);
+  both.mutable_result()->set_output("inline");
+  auto d = DecodeRemoteRun(both.SerializeAsString());
+  ASSERT_FALSE(d);
+  EXPECT_THAT(d.error().message(), HasSubstr("comes with inline output too"));
+}
+
 }  // namespace
 }  // namespace augur::mesh
