@@ -57,3 +57,19 @@ runner_augur_events() {
          else if ($8 == "left") print ms, "leave", $7
        }' "$RUN_DIR/h$1.log" 2>/dev/null
 }
+
+# Mesh messages per second host K sent and received between epoch-ms $2 and $3, from the
+# agent's own counters (MeshNode logs "mesh: counters sent_msgs=N ... received_msgs=N ..."
+# every 10 s): the difference between the first line at or after $2 and the last at or
+# before $3, over the time between them. Prints "sent received", or nothing when the window
+# holds fewer than two lines.
+runner_augur_messages() {
+  awk -v t0="$2" -v t1="$3" '$5 == "mesh:" && $6 == "counters" {
+      ms = $1 * 1000; if (ms < t0 || ms > t1) next
+      for (i = 7; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+      if (!n++) { a = ms; s0 = v["sent_msgs"]; r0 = v["received_msgs"] }
+      b = ms; s1 = v["sent_msgs"]; r1 = v["received_msgs"]
+    }
+    END { if (n >= 2 && b > a) printf "%.2f %.2f\n", (s1 - s0) * 1000 / (b - a), (r1 - r0) * 1000 / (b - a) }' \
+    "$RUN_DIR/h$1.log" 2>/dev/null
+}
