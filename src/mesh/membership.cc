@@ -685,8 +685,11 @@ std::vector<Outgoing> Membership::OnMessage(int64_t now_us, const std::string& f
         auto newer = NewerThan(sync);
         if (!newer.empty()) SendRecords(out, AddressOf(from), newer, kMaxSyncAnswerMessages);
       }
-      // Someone answered: the join is done.
-      if (joining_ && members_.count(from)) joining_ = false;
+      // Someone answered: the join is done. Only an answer counts (records, neither a join
+      // request nor a digest): a host that holds this one dead sends it joins too (MeshNode's
+      // rejoin), and taking one of those for an answer left a restarted host whose own join
+      // was lost never asking again, and never learning the members gossip did not bring.
+      if (joining_ && !sync.join() && !sync.reply() && members_.count(from)) joining_ = false;
       break;
     }
     case wire::MembershipMessage::BODY_NOT_SET:

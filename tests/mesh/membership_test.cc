@@ -490,6 +490,39 @@ TEST(MembershipCore, ALateAckOfAFailedProbeCountsAsHearingFromItsTarget) {
   EXPECT_EQ(m.stats().late_evidence, 1u);
 }
 
+TEST(MembershipCore, AJoinRequestFromAnotherHostDoesNotEndThisHostsJoin) {
+  // A restarted host whose join to its seed was lost hears a join request from a host that
+  // held it dead (MeshNode's rejoin). That is no answer: it keeps asking its seed.
+  Membership m({}, {"a", "tcp://a"}, "z", 1);
+  auto out = m.Join(0, {{"s", "tcp://s"}});
+  ASSERT_EQ(out.size(), 1u);  // lost
+  wire::MembershipMessage join;
+  join.mutable_sync()->set_join(true);
+  *join.mutable_sync()->add_members() = Alive("b", 3);
+  join.mutable_sync()->mutable_members(0)->set_endpoint("tcp://b");
+  m.OnMessage(10 * kMs, "b", join.SerializeAsString());
+  ASSERT_NE(m.Find("b"), nullptr);
+  int joins_to_seed = 0;
+  for (int64_t t = 20 * kMs; t < 2500 * kMs; t += 10 * kMs) {
+    for (const Outgoing& o : m.Tick(t)) {
+      joins_to_seed += o.to.name == "s" && Parse(o).sync().join();
+    }
+  }
+  EXPECT_EQ(joins_to_seed, 2);  // at 1 s and 2 s
+  // The seed's answer (records) ends it.
+  wire::MembershipMessage answer;
+  *answer.mutable_sync()->add_members() = Alive("s", 0);
+  answer.mutable_sync()->mutable_members(0)->set_endpoint("tcp://s");
+  m.OnMessage(2600 * kMs, "s", answer.SerializeAsString());
+  joins_to_seed = 0;
+  for (int64_t t = 2600 * kMs; t < 5000 * kMs; t += 10 * kMs) {
+    for (const Outgoing& o : m.Tick(t)) {
+      joins_to_seed += o.to.name == "s" && Parse(o).sync().join();
+    }
+  }
+  EXPECT_EQ(joins_to_seed, 0);
+}
+
 TEST(MembershipCore, GarbagePayloadsAreCountedAndIgnored) {
   Membership m = CoreKnowing("a", {"b", "c"});
   auto before = m.Members();
