@@ -257,6 +257,13 @@ std::vector<Outgoing> Membership::Tick(int64_t now_us) {
     RunProbes(out, now_us);
     RunRelays(out, now_us);
     if (now_us >= next_probe_at_) {
+      // A probe that starts later than the probe timeout after its time says this host's own
+      // loop is starved (a saturated CPU, an overloaded machine): like a missing nack, it is
+      // evidence that this host, not its peers, is the slow one (Lifeguard's local health).
+      if (now_us - next_probe_at_ > config_.probe_timeout_us) {
+        health_.Apply(1);
+        ++stats_.late_ticks;
+      }
       StartProbe(out, now_us);
       next_probe_at_ = NextProbeAt(now_us);
     }

@@ -183,6 +183,7 @@ struct MembershipStats {
   uint64_t updates_piggybacked = 0;
   uint64_t late_evidence = 0;      // late acks (direct or relayed) of a probe that had failed
   uint64_t verdicts_deferred = 0;  // suspicion timeouts put off: the suspect was heard from
+  uint64_t late_ticks = 0;         // probes started over probe_timeout late (raise local health)
 
   MessageCounts TotalSent() const;
   MessageCounts TotalReceived() const;

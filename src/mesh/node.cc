@@ -156,10 +156,11 @@ struct MeshNode::Impl {
     spdlog::info(
         "mesh: counters sent_msgs={} sent_bytes={} received_msgs={} received_bytes={} "
         "membership_sent_msgs={} membership_received_msgs={} probes={} indirect_probes={} "
-        "suspicions_raised={} refutations={} verdicts_deferred={} late_evidence={} lhm={}",
+        "suspicions_raised={} refutations={} verdicts_deferred={} late_evidence={} "
+        "late_ticks={} lhm={}",
         t.sent_messages, t.sent_bytes, t.received_messages, t.received_bytes, ms.msgs, mr.msgs,
         m.probes, m.indirect_probes, m.suspicions_raised, m.refutations, m.verdicts_deferred,
-        m.late_evidence, membership->LocalHealth());
+        m.late_evidence, m.late_ticks, membership->LocalHealth());
   }
 
   // Partitions heal through this: every reconnect interval, one host this one holds dead

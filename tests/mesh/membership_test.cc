@@ -523,6 +523,39 @@ TEST(MembershipCore, AJoinRequestFromAnotherHostDoesNotEndThisHostsJoin) {
   EXPECT_EQ(joins_to_seed, 0);
 }
 
+TEST(MembershipCore, ProbesThatStartLateRaiseLocalHealth) {
+  // Every probe answered at once; ticked at its time the host stays healthy, ticked 100 ms
+  // late (a starved loop) it counts late ticks, and each late probe runs with its local
+  // health one up (stretched timeouts) until its ack brings it down again.
+  for (int64_t late : {int64_t{0}, 100 * kMs}) {
+    std::vector<std::string> peers;
+    for (int i = 1; i <= 8; ++i) peers.push_back(Name(i));
+    Membership m = CoreKnowing("a", peers);
+    int64_t t = 0;
+    int max_lhm = 0;
+    for (int i = 0; i < 40; ++i) {
+      auto out = m.Tick(t);
+      max_lhm = std::max(max_lhm, m.LocalHealth());
+      for (auto& o : out) {
+        wire::MembershipMessage msg = Parse(o);
+        if (!msg.has_ping()) continue;
+        wire::MembershipMessage ack;
+        ack.mutable_ack()->set_seq(msg.ping().seq());
+        m.OnMessage(t + kMs, o.to.name, ack.SerializeAsString());
+      }
+      t = m.NextWakeUs() + late;
+    }
+    if (late == 0) {
+      EXPECT_EQ(m.stats().late_ticks, 0u);
+      EXPECT_EQ(max_lhm, 0);
+    } else {
+      EXPECT_GE(m.stats().late_ticks, 10u);
+      EXPECT_EQ(max_lhm, 1);
+      EXPECT_EQ(m.LocalHealth(), 0);
+    }
+  }
+}
+
 TEST(MembershipCore, GarbagePayloadsAreCountedAndIgnored) {
   Membership m = CoreKnowing("a", {"b", "c"});
   auto before = m.Members();
