@@ -14,7 +14,9 @@
 # Scenarios, for each runner and each N (hosts 1..N; host 1 is the seed every host joins):
 #   steady     no faults; packets and bytes each host sends and receives per second over the
 #              window, from its counters (netns_counters: IP traffic on its eth0, counted by
-#              nftables the same way for every runner).
+#              nftables the same way for every runner); the messages it sends and receives per
+#              second, from the agent's own counters, when the runner can tell them
+#              (runner_KIND_messages); the machine's load average over the window.
 #   kill       kill -9 of host v (N, N-1, ... in turn; never the seed): time from the kill to
 #              the first "suspect v" at any host, and until every live host has "failed v".
 #              Then v is restarted: time until every other host has "join v" (a change
@@ -49,6 +51,8 @@
 #       Convergence is judged from these events too (every host's latest event for every
 #       other member is a join), so a host must report a join for each member it learns of,
 #       at start-up as well.
+# Optional: runner_KIND_messages K T0_MS T1_MS prints "sent received", the agent's own count
+#   of membership-layer messages per second between the two epoch-ms times.
 # Common to all runners (defined here): runner_stop K (SIGTERM to every process in host K's
 # namespace, SIGKILL after 5 s) and runner_kill K (SIGKILL to every process in it).
 set -u
@@ -155,6 +159,17 @@ scenario_steady() {
       for (i = 1; i <= 4; i++) printf "steady\t%s\t%s\t%.2f\n", k, name[i], ($(i + 4) - $i) * 1000 / s }' |
       while IFS=$'\t' read -r sc rep metric value; do record "$sc" "$rep" "$metric" "$value"; done
   done
+  record steady 1 load1 "$(cut -d' ' -f1 /proc/loadavg)"
+  if declare -F "runner_${kind}_messages" >/dev/null; then
+    sleep 11  # the agents' counters lines come every 10 s: one past the window's end
+    for ((k = 1; k <= n; k++)); do
+      read -r ms mr < <("runner_${kind}_messages" "$k" "$t0" "$((t1 + 11000))")
+      [[ $ms ]] || continue
+      record steady "$k" tx_mps "$ms"
+      record steady "$k" rx_mps "$mr"
+      record steady "$k" io_mps "$(awk -v a="$ms" -v b="$mr" 'BEGIN { printf "%.2f", a + b }')"
+    done
+  fi
 }
 
 # First time (ms) at or after $1 at which host $2 shows "$3 $4" in $events_file, or nothing.
@@ -186,6 +201,7 @@ scenario_kill() {
       ((tk - t0 > confirm)) && confirm=$((tk - t0))
     done
     record kill "$rep" all_confirm_ms "$confirm"
+    record kill "$rep" load1 "$(cut -d' ' -f1 /proc/loadavg)"
     log "kill rep $rep: h$v suspected after ${first:-NA} ms, failed everywhere after $confirm ms"
     # The restart is a change every host must learn of: time until all know h$v again.
     t0=$(now_ms)
@@ -275,6 +291,7 @@ scenario_loss() {
   t0=$(now_ms)
   netns_saturate "$n" "$secs"
   t1=$(now_ms)
+  record loss 1 load1 "$(cut -d' ' -f1 /proc/loadavg)"
   kill "$sampler"
   for ((k = 1; k <= n; k++)); do netns_loss "$k" 0; done
   sleep 5  # a judgement begun under loss may end just after it
@@ -316,19 +333,22 @@ summarize() {
       val[key, ++cnt[key]] = $6 + 0
       if (!(($1, $2) in seen)) { seen[$1, $2]; order[++rows] = $1 SUBSEP $2 } }
     END {
-      print "| runner | N | kill: first suspicion, ms (median / p99) | kill: failed at every live host, ms (median / p99) | kill: failed at one host, ms (median / p99 over all hosts) | kill: reps | kill: restarted host known to all, ms (median / p99) | loss+saturated CPU: false-positive episodes / declarations / suspicions (host-minutes) | per 1,000 host-minutes: episodes | steady: sent pkts/s per host (median / max) | steady: sent B/s per host (median / max) | steady: received pkts/s, B/s per host (median) | partition: first suspicion, ms | partition: all failed across the cut, ms | partition: re-merged after heal, ms | partition: reps |"
-      print "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+      print "| runner | N | kill: first suspicion, ms (median / p99) | kill: failed at every live host, ms (median / p99) | kill: failed at one host, ms (median / p99 over all hosts) | kill: reps | kill: restarted host known to all, ms (median / p99) | loss+saturated CPU: false-positive episodes / declarations / suspicions (host-minutes) | per 1,000 host-minutes: episodes | steady: sent pkts/s per host (median / max) | steady: sent B/s per host (median / max) | steady: received pkts/s, B/s per host (median) | steady: messages/s per host sent + received (median / max) | steady: messages/s sent, received (median) | load average (steady; kill, loss median) | partition: first suspicion, ms | partition: all failed across the cut, ms | partition: re-merged after heal, ms | partition: reps |"
+      print "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
       for (r = 1; r <= rows; r++) {
         split(order[r], rn, SUBSEP); R = rn[1]; N = rn[2]; b = R SUBSEP N SUBSEP
         hm = one(b "loss" SUBSEP "host_minutes")
         fp = (hm == "-") ? "-" : sprintf("%s / %s / %s (%s)", one(b "loss" SUBSEP "false_positive_episodes"), one(b "loss" SUBSEP "failed_declarations"), one(b "loss" SUBSEP "suspicions"), hm)
         per = (hm == "-" || hm == 0) ? "-" : sprintf("%.3g", 1000 * one(b "loss" SUBSEP "false_positive_episodes") / hm)
         split(stats(b "steady" SUBSEP "rx_pps"), rp, " / "); split(stats(b "steady" SUBSEP "rx_Bps"), rb, " / ")
-        printf "| %s | %s | %s | %s | %s | %d%s | %s | %s | %s | %s | %s | %s, %s | %s | %s | %s | %d%s |\n", R, N,
+        split(stats(b "steady" SUBSEP "tx_mps"), tm, " / "); split(stats(b "steady" SUBSEP "rx_mps"), rm, " / ")
+        split(stats(b "kill" SUBSEP "load1"), kl, " / "); split(stats(b "loss" SUBSEP "load1"), ll, " / ")
+        printf "| %s | %s | %s | %s | %s | %d%s | %s | %s | %s | %s | %s | %s, %s | %s | %s, %s | %s; %s, %s | %s | %s | %s | %d%s |\n", R, N,
           stats(b "kill" SUBSEP "first_suspect_ms"), stats(b "kill" SUBSEP "all_confirm_ms"),
           stats(b "kill" SUBSEP "host_confirm_ms"),
           cnt[b "kill" SUBSEP "all_confirm_ms"], na[b "kill" SUBSEP "all_confirm_ms"] ? " (+" na[b "kill" SUBSEP "all_confirm_ms"] " unconfirmed)" : "",
           stats(b "kill" SUBSEP "rejoin_all_ms"), fp, per, stats(b "steady" SUBSEP "tx_pps"), stats(b "steady" SUBSEP "tx_Bps"), rp[1], rb[1],
+          stats(b "steady" SUBSEP "io_mps"), tm[1], rm[1], one(b "steady" SUBSEP "load1"), kl[1], ll[1],
           stats(b "partition" SUBSEP "first_suspect_ms"), stats(b "partition" SUBSEP "all_detect_ms"),
           stats(b "partition" SUBSEP "merge_ms"), cnt[b "partition" SUBSEP "held_ms"],
           (na[b "partition" SUBSEP "all_detect_ms"] || na[b "partition" SUBSEP "merge_ms"]) ? " (some NA)" : ""

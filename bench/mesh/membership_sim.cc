@@ -59,6 +59,7 @@ struct Options {
   int meta_bytes = 153;  // a typical headroom summary (docs/MESH.md, "Headroom gossip")
   uint64_t seed = 1;
   double rate_window_s = 60;
+  int64_t clock_skew_us = 0;
   MembershipConfig config;
 };
 
@@ -75,6 +76,7 @@ struct Rates {
   double msgs = 0, bytes = 0;            // per host per second, mean over hosts
   double max_msgs = 0, max_bytes = 0;    // the busiest host but the slow one
   double slow_msgs = 0, slow_bytes = 0;  // the slow host's own
+  double io_msgs = 0;                    // sent + received per host per second, mean
 };
 
 struct Result {
@@ -103,6 +105,7 @@ class Bench {
         sim_(o.seed * 1000 + n, o.config),
         rng_(o.seed) {
     sim_.on_event = [this](const std::string& host, const MembershipEvent& e) { OnEvent(host, e); };
+    sim_.SetClockSkew(o.clock_skew_us);
   }
 
   Result Run() {
@@ -154,15 +157,18 @@ class Bench {
   }
 
   Rates MeasureRates(double seconds, const std::function<void()>& each_second = {}) {
+    std::map<std::string, uint64_t> received;
     auto snapshot = [&] {
       std::map<std::string, std::pair<uint64_t, uint64_t>> s;
       for (const auto& h : sim_.RunningHosts()) {
         auto t = sim_.host(h)->stats().TotalSent();
         s[h] = {t.msgs, t.bytes};
+        received[h] = sim_.host(h)->stats().TotalReceived().msgs;
       }
       return s;
     };
     auto a = snapshot();
+    const auto received0 = received;
     int64_t end = sim_.now() + int64_t(seconds * kSec);
     while (sim_.now() < end) {
       sim_.RunUntil(std::min(end, sim_.now() + kSec));
@@ -178,6 +184,9 @@ class Bench {
       double by = double(v.second - it->second.second) / seconds;
       r.msgs += m;
       r.bytes += by;
+      if (auto r0 = received0.find(h); r0 != received0.end()) {
+        r.io_msgs += m + double(received[h] - r0->second) / seconds;
+      }
       if (h == slow_) {
         r.slow_msgs = m;
         r.slow_bytes = by;
@@ -189,6 +198,7 @@ class Bench {
       ++hosts;
     }
     r.msgs /= std::max(hosts, 1);
+    r.io_msgs /= std::max(hosts, 1);
     r.bytes /= std::max(hosts, 1);
     return r;
   }
@@ -376,8 +386,24 @@ int main(int argc, char** argv) {
   app.add_option("--suspicion-mult", o.config.suspicion_mult);
   app.add_option("--suspicion-max-mult", o.config.suspicion_max_mult);
   app.add_option("--retransmit-mult", o.config.retransmit_mult);
+  app.add_option("--suspicion-unit-ms", o.config.suspicion_unit_us)->transform([](std::string s) {
+    return std::to_string(std::stoll(s) * 1000);
+  });
+  app.add_option("--refute-fanout", o.config.refute_fanout);
+  app.add_option("--sync-interval-s", o.config.sync_interval_us)->transform([](std::string s) {
+    return std::to_string(std::stoll(s) * 1'000'000);
+  });
+  bool no_defer = false;
+  app.add_flag("--no-defer", no_defer, "declare a suspect dead on time even while heard from");
+  bool random_probes = false;
+  app.add_flag("--random-probes", random_probes, "SWIM's randomized round-robin, not staggered");
+  int64_t clock_skew_ms = 2;
+  app.add_option("--clock-skew-ms", clock_skew_ms, "each host's shared clock off by up to this");
   app.add_option("--max-local-health", o.config.max_local_health);
   CLI11_PARSE(app, argc, argv);
+  o.config.staggered_probes = !random_probes;
+  o.config.defer_verdict_while_heard = !no_defer;
+  o.clock_skew_us = clock_skew_ms * 1000;
   if (auto s = o.config.Validate(); !s.ok()) {
     fmt::print(stderr, "{}\n", s.ToString());
     return 2;
@@ -411,15 +437,17 @@ int main(int argc, char** argv) {
                pair(r.change_s), r.converge_s);
   }
   fmt::print(
-      "\n| N | msgs/host/s quiet / 1 % / 1 % + slow | bytes/host/s quiet / 1 % / 1 % + slow | "
+      "\n| N | msgs sent/host/s quiet / 1 % / 1 % + slow | msgs sent+received/host/s quiet / 1 % "
+      "/ 1 % + slow | bytes sent/host/s quiet / 1 % / 1 % + slow | "
       "busiest other host msgs/s, B/s | slow host msgs/s, B/s | host-minutes | live hosts "
       "declared dead | false suspicions by slow / others | slow LHM max | unaddressed | wall s "
-      "|\n|---|---|---|---|---|---|---|---|---|---|---|\n");
+      "|\n|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   for (const Result& r : results) {
     fmt::print(
-        "| {} | {:.1f} / {:.1f} / {:.1f} | {:.0f} / {:.0f} / {:.0f} | {:.1f}, {:.0f} | {:.1f}, "
-        "{:.0f} | {:.0f} | {} | {} / {} | {} | {} | {:.0f} |\n",
-        r.n, r.quiet.msgs, r.lossy.msgs, r.fp.msgs, r.quiet.bytes, r.lossy.bytes, r.fp.bytes,
+        "| {} | {:.1f} / {:.1f} / {:.1f} | {:.1f} / {:.1f} / {:.1f} | {:.0f} / {:.0f} / {:.0f} | "
+        "{:.1f}, {:.0f} | {:.1f}, {:.0f} | {:.0f} | {} | {} / {} | {} | {} | {:.0f} |\n",
+        r.n, r.quiet.msgs, r.lossy.msgs, r.fp.msgs, r.quiet.io_msgs, r.lossy.io_msgs,
+        r.fp.io_msgs, r.quiet.bytes, r.lossy.bytes, r.fp.bytes,
         r.fp.max_msgs, r.fp.max_bytes, r.fp.slow_msgs, r.fp.slow_bytes, r.fp_host_minutes,
         r.fp_dead, r.slow_raised, r.others_raised, r.slow_lhm_max, r.unaddressed, r.wall_s);
   }

@@ -191,15 +191,19 @@ netns_loss() {
     echo "netns_loss: direction must be in, out or both, got '$dir'" >&2
     return 1
   fi
-  netns_exec "$k" nft delete table netdev augur_loss 2>/dev/null
-  ((pct == 0)) && return 0
-  # numgen random mod 100 is uniform on 0..99: "< PCT" drops PCT % of frames (nft refuses
-  # "< 100": 100 % is a plain drop).
-  match="numgen random mod 100 < $pct"
-  ((pct == 100)) && match=""
-  [[ $dir != out ]] && rules+=$(_netns_chain in ingress "$match")$'\n'
-  [[ $dir != in ]] && rules+=$(_netns_chain out egress "$match")$'\n'
-  printf 'table netdev augur_loss {\n%s}\n' "$rules" | netns_exec "$k" nft -f -
+  # One nft batch (one netlink transaction): the old rules go and the new ones come at once,
+  # never a moment without either; "add" first so that the delete finds a table to delete.
+  local batch=$'add table netdev augur_loss\ndelete table netdev augur_loss\n'
+  if ((pct > 0)); then
+    # numgen random mod 100 is uniform on 0..99: "< PCT" drops PCT % of frames (nft refuses
+    # "< 100": 100 % is a plain drop).
+    match="numgen random mod 100 < $pct"
+    ((pct == 100)) && match=""
+    [[ $dir != out ]] && rules+=$(_netns_chain in ingress "$match")$'\n'
+    [[ $dir != in ]] && rules+=$(_netns_chain out egress "$match")$'\n'
+    batch+=$(printf 'table netdev augur_loss {\n%s}' "$rules")$'\n'
+  fi
+  printf '%s' "$batch" | netns_exec "$k" nft -f -
 }
 
 # A base chain named $1 on eth0's $2 hook (ingress or egress) that counts and drops what

@@ -48,12 +48,33 @@ YAML
     > >(stamp_lines >>"$RUN_DIR/h$k.log") 2>&1 &
 }
 
+# Only the agent's current life counts (the log is appended across restarts): what a killed
+# agent knew is not what its restart knows, and an old "join" line must not make a restarted
+# host look converged on a member it has not learned again.
 runner_augur_events() {
   awk '{ ms = sprintf("%.0f", $1 * 1000) }
+       $5 == "augurd" && $7 == "starting," { n = 0 }
        $5 == "mesh:" && $6 == "member" {
-         if ($8 == "suspect") print ms, "suspect", $7
-         else if ($8 == "dead") print ms, "failed", $7
-         else if ($8 == "joined" || $8 == "alive") print ms, "join", $7
-         else if ($8 == "left") print ms, "leave", $7
-       }' "$RUN_DIR/h$1.log" 2>/dev/null
+         if ($8 == "suspect") ev[++n] = ms " suspect " $7
+         else if ($8 == "dead") ev[++n] = ms " failed " $7
+         else if ($8 == "joined" || $8 == "alive") ev[++n] = ms " join " $7
+         else if ($8 == "left") ev[++n] = ms " leave " $7
+       }
+       END { for (i = 1; i <= n; i++) print ev[i] }' "$RUN_DIR/h$1.log" 2>/dev/null
+}
+
+# Mesh messages per second host K sent and received between epoch-ms $2 and $3, from the
+# agent's own counters (MeshNode logs "mesh: counters sent_msgs=N ... received_msgs=N ..."
+# every 10 s): the difference between the first line at or after $2 and the last at or
+# before $3, over the time between them. Prints "sent received", or nothing when the window
+# holds fewer than two lines.
+runner_augur_messages() {
+  awk -v t0="$2" -v t1="$3" '$5 == "mesh:" && $6 == "counters" {
+      ms = $1 * 1000; if (ms < t0 || ms > t1) next
+      for (i = 7; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+      if (!n++) { a = ms; s0 = v["sent_msgs"]; r0 = v["received_msgs"] }
+      b = ms; s1 = v["sent_msgs"]; r1 = v["received_msgs"]
+    }
+    END { if (n >= 2 && b > a) printf "%.2f %.2f\n", (s1 - s0) * 1000 / (b - a), (r1 - r0) * 1000 / (b - a) }' \
+    "$RUN_DIR/h$1.log" 2>/dev/null
 }

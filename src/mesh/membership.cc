@@ -143,6 +143,8 @@ Status MembershipConfig::Validate() const {
   if (indirect_probes < 0) return bad("indirect_probes", "must be >= 0");
   if (suspicion_mult < 1) return bad("suspicion_mult", "must be >= 1");
   if (suspicion_max_mult < 1) return bad("suspicion_max_mult", "must be >= 1");
+  if (suspicion_unit_us <= 0) return bad("suspicion_unit_us", "must be > 0");
+  if (refute_fanout < 0) return bad("refute_fanout", "must be >= 0");
   if (retransmit_mult < 1) return bad("retransmit_mult", "must be >= 1");
   if (max_local_health < 1) return bad("max_local_health", "must be >= 1");
   if (gossip_interval_us <= 0) return bad("gossip_interval_us", "must be > 0");
@@ -176,6 +178,8 @@ Membership::Membership(MembershipConfig config, PeerAddress self, std::string zo
   config_.indirect_probes = std::max(config_.indirect_probes, 0);
   config_.suspicion_mult = std::max(config_.suspicion_mult, 1);
   config_.suspicion_max_mult = std::max(config_.suspicion_max_mult, 1);
+  config_.suspicion_unit_us = std::max<int64_t>(config_.suspicion_unit_us, 1000);
+  config_.refute_fanout = std::max(config_.refute_fanout, 0);
   config_.retransmit_mult = std::max(config_.retransmit_mult, 1);
   config_.gossip_interval_us = std::max<int64_t>(config_.gossip_interval_us, 1000);
   config_.gossip_fanout = std::max(config_.gossip_fanout, 1);
@@ -197,6 +201,7 @@ Membership::Membership(MembershipConfig config, PeerAddress self, std::string zo
   e.index = 0;
   members_.emplace(self_name_, std::move(e));
   names_.push_back(self_name_);
+  ring_.push_back(self_name_);
   // Spread the first probe and the first sync over an interval, so hosts started together
   // do not probe in lockstep.
   next_probe_at_ = -1;
@@ -239,7 +244,9 @@ std::vector<Outgoing> Membership::Tick(int64_t now_us) {
   std::vector<Outgoing> out;
   if (next_probe_at_ < 0) {
     next_probe_at_ =
-        now_us + std::uniform_int_distribution<int64_t>(0, config_.probe_interval_us)(rng_);
+        config_.staggered_probes
+            ? SlotAtOrAfter(now_us)
+            : now_us + std::uniform_int_distribution<int64_t>(0, config_.probe_interval_us)(rng_);
     next_sync_at_ = now_us + std::uniform_int_distribution<int64_t>(0, SyncIntervalUs())(rng_);
     next_gossip_at_ = now_us;
   }
@@ -250,8 +257,15 @@ std::vector<Outgoing> Membership::Tick(int64_t now_us) {
     RunProbes(out, now_us);
     RunRelays(out, now_us);
     if (now_us >= next_probe_at_) {
+      // A probe that starts later than the probe timeout after its time says this host's own
+      // loop is starved (a saturated CPU, an overloaded machine): like a missing nack, it is
+      // evidence that this host, not its peers, is the slow one (Lifeguard's local health).
+      if (now_us - next_probe_at_ > config_.probe_timeout_us) {
+        health_.Apply(1);
+        ++stats_.late_ticks;
+      }
       StartProbe(out, now_us);
-      next_probe_at_ = now_us + health_.Scale(config_.probe_interval_us);
+      next_probe_at_ = NextProbeAt(now_us);
     }
     if (now_us >= next_sync_at_) {
       auto peer =
@@ -266,6 +280,7 @@ std::vector<Outgoing> Membership::Tick(int64_t now_us) {
     if (!broadcasts_.empty()) GossipRound(out, now_us, config_.gossip_fanout);
     next_gossip_at_ = now_us + config_.gossip_interval_us;
   }
+  if (refute_pending_) SendRefutation(out);
   return out;
 }
 
@@ -281,13 +296,14 @@ int64_t Membership::NextWakeUs() const {
     t = std::min(t, p.indirect_sent ? p.deadline_at : p.timeout_at);
   for (const auto& name : suspects_) {
     const Entry& e = members_.at(name);
-    if (e.suspicion) t = std::min(t, e.suspicion->DeadlineUs());
+    if (e.suspicion) t = std::min(t, VerdictAt(e));
   }
   if (!tombstones_.empty()) t = std::min(t, next_probe_at_);  // reaping runs with probes
   return t;
 }
 
-std::string Membership::NextProbeTarget() {
+std::string Membership::NextProbeTarget(int64_t now_us) {
+  if (config_.staggered_probes) return StaggeredTarget(now_us);
   for (int pass = 0; pass < 2; ++pass) {
     while (probe_pos_ < probe_order_.size()) {
       const std::string& name = probe_order_[probe_pos_++];
@@ -313,8 +329,81 @@ void Membership::AddToProbeRound(const std::string& name) {
   std::swap(probe_order_[at], probe_order_.back());
 }
 
+namespace {
+// Floor division for a possibly negative numerator.
+int64_t FloorDiv(int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
+}  // namespace
+
+int64_t Membership::PhaseUs() const {
+  // Spread over the slot by position in the ring, so that the hosts probing one member in
+  // consecutive slots (consecutive positions) probe it about one interval apart.
+  auto it = std::lower_bound(ring_.begin(), ring_.end(), self_name_);
+  const auto i = static_cast<int64_t>(it - ring_.begin());
+  return i * config_.probe_interval_us / std::max<int64_t>(1, static_cast<int64_t>(ring_.size()));
+}
+
+int64_t Membership::SlotAtOrAfter(int64_t t_us) const {
+  const int64_t period = config_.probe_interval_us, phase = PhaseUs();
+  const int64_t shared = t_us + config_.clock_offset_us - phase;
+  const int64_t k = -FloorDiv(-shared, period);  // ceil
+  return k * period + phase - config_.clock_offset_us;
+}
+
+int64_t Membership::NextProbeAt(int64_t now_us) const {
+  const int64_t step = health_.Scale(config_.probe_interval_us);
+  if (!config_.staggered_probes) return now_us + step;
+  // The slot `step` on, or the nearest one if the ring (and so the phase) changed.
+  return SlotAtOrAfter(now_us + step - config_.probe_interval_us / 2);
+}
+
+std::string Membership::StaggeredTarget(int64_t now_us) {
+  const size_t m = ring_.size();
+  if (m < 2) return "";
+  const size_t i = static_cast<size_t>(
+      std::lower_bound(ring_.begin(), ring_.end(), self_name_) - ring_.begin());
+  if (i >= m || ring_[i] != self_name_) return "";  // left: not in the ring
+  const int64_t period = config_.probe_interval_us;
+  const int64_t slot =
+      FloorDiv(now_us + config_.clock_offset_us - PhaseUs() + period / 2, period);
+  // In slot s, the host at ring position p probes position p - 1 - (s mod (m - 1)): each
+  // member is probed by exactly one host per slot, and by each host once in m - 1 slots.
+  // Member j's prober in slot s is j + 1 + (s mod (m - 1)): one position on per slot, so its
+  // phase, and with it the gap between two probes of j, grows by interval / m, except where
+  // the positions wrap to 0 (a short gap); no gap is longer than interval * (1 + 2 / m).
+  const auto first = static_cast<size_t>(((slot % static_cast<int64_t>(m - 1)) +
+                                          static_cast<int64_t>(m - 1)) %
+                                         static_cast<int64_t>(m - 1));
+  // A slot this host skipped (local health, a late tick) or a ring that changed can name a
+  // member probed already this round: then the next one not yet probed, so that every member
+  // is still probed once per round.
+  for (int pass = 0; pass < 2; ++pass) {
+    for (size_t k = 0; k + 1 < m; ++k) {
+      const std::string& name = ring_[(i + m - 1 - (first + k) % (m - 1)) % m];
+      if (probed_this_round_.insert(name).second) return name;
+    }
+    probed_this_round_.clear();  // a new round
+  }
+  return "";
+}
+
+// A changed ring moves every host's slot targets: a new round starts, so that this host
+// follows the schedule at once rather than once its old round has run out.
+void Membership::RingInsert(const std::string& name) {
+  auto it = std::lower_bound(ring_.begin(), ring_.end(), name);
+  if (it != ring_.end() && *it == name) return;
+  ring_.insert(it, name);
+  probed_this_round_.clear();
+}
+
+void Membership::RingErase(const std::string& name) {
+  auto it = std::lower_bound(ring_.begin(), ring_.end(), name);
+  if (it == ring_.end() || *it != name) return;
+  ring_.erase(it);
+  probed_this_round_.clear();
+}
+
 void Membership::StartProbe(std::vector<Outgoing>& out, int64_t now_us) {
-  std::string target = NextProbeTarget();
+  std::string target = NextProbeTarget(now_us);
   if (target.empty()) return;
   uint64_t seq = next_seq_++;
   Probe p;
@@ -365,8 +454,19 @@ void Membership::RunProbes(std::vector<Outgoing>& out, int64_t now_us) {
     ++stats_.suspicions_raised;
     std::string name = p.target;
     uint64_t inc = target->second.m.incarnation;
+    failed_probes_[it->first] = {name, now_us};
     it = probes_.erase(it);
     ApplySuspect(now_us, name, inc, self_name_, /*gossip=*/true);
+    // Lifeguard's buddy system, at once: the suspect hears it now, not at the next ping to it
+    // (which may be a round away), and can refute before the timers run out.
+    if (auto s = members_.find(name); s != members_.end() && s->second.m.state == MemberState::kSuspect) {
+      Send(out, AddressOf(name), wire::MembershipMessage{}, MessageKind::kGossip);
+    }
+  }
+  // Late evidence is worth something for as long as a suspicion can last.
+  const int64_t keep = SuspicionMinUs() * config_.suspicion_max_mult;
+  while (!failed_probes_.empty() && now_us - failed_probes_.begin()->second.second > keep) {
+    failed_probes_.erase(failed_probes_.begin());
   }
 }
 
@@ -390,14 +490,41 @@ void Membership::RunRelays(std::vector<Outgoing>& out, int64_t now_us) {
 void Membership::RunSuspicions(int64_t now_us) {
   std::vector<std::pair<std::string, uint64_t>> expired;
   for (const auto& name : suspects_) {
-    const Entry& e = members_.at(name);
-    if (e.suspicion && now_us >= e.suspicion->DeadlineUs()) {
-      expired.emplace_back(name, e.m.incarnation);
+    Entry& e = members_.at(name);
+    if (!e.suspicion || now_us < e.suspicion->DeadlineUs()) continue;
+    if (now_us < VerdictAt(e)) {
+      if (!e.deferred) ++stats_.verdicts_deferred;
+      e.deferred = true;
+      continue;
     }
+    expired.emplace_back(name, e.m.incarnation);
   }
   for (const auto& [name, inc] : expired) {
     ++stats_.deaths_declared;
     ApplyDead(now_us, name, inc, self_name_, /*left=*/false, /*gossip=*/true);
+  }
+}
+
+int64_t Membership::VerdictAt(const Entry& e) const {
+  const int64_t deadline = e.suspicion->DeadlineUs();
+  // Heard from since it was suspected: it runs, and its refutation is on the way or it has
+  // not heard of the suspicion yet. A dead host is not heard from, so this never delays the
+  // verdict on one by more than suspicion min after its last message.
+  if (config_.defer_verdict_while_heard && e.m.last_seen_us > e.suspicion->start_us()) {
+    return std::max(deadline, e.m.last_seen_us + SuspicionMinUs());
+  }
+  return deadline;
+}
+
+void Membership::SendRefutation(std::vector<Outgoing>& out) {
+  refute_pending_ = false;
+  if (left_ || config_.refute_fanout == 0) return;
+  const wire::MemberUpdate self = Record(Self().m);
+  auto peers = PickRandom(static_cast<size_t>(config_.refute_fanout), "", [](const Entry& e) {
+    return e.m.state == MemberState::kAlive || e.m.state == MemberState::kSuspect;
+  });
+  for (const auto& peer : peers) {
+    Send(out, AddressOf(peer), wire::MembershipMessage{}, MessageKind::kGossip, &self);
   }
 }
 
@@ -493,6 +620,14 @@ std::vector<Outgoing> Membership::OnMessage(int64_t now_us, const std::string& f
         relays_.erase(r);
       } else {
         ++stats_.late_acks;
+        // An ack, direct or relayed, for a probe that had failed: its target is alive.
+        if (auto f = failed_probes_.find(seq); f != failed_probes_.end()) {
+          if (auto t = members_.find(f->second.first); t != members_.end()) {
+            t->second.m.last_seen_us = now_us;
+            ++stats_.late_evidence;
+          }
+          failed_probes_.erase(f);
+        }
       }
       break;
     }
@@ -557,13 +692,17 @@ std::vector<Outgoing> Membership::OnMessage(int64_t now_us, const std::string& f
         auto newer = NewerThan(sync);
         if (!newer.empty()) SendRecords(out, AddressOf(from), newer, kMaxSyncAnswerMessages);
       }
-      // Someone answered: the join is done.
-      if (joining_ && members_.count(from)) joining_ = false;
+      // Someone answered: the join is done. Only an answer counts (records, neither a join
+      // request nor a digest): a host that holds this one dead sends it joins too (MeshNode's
+      // rejoin), and taking one of those for an answer left a restarted host whose own join
+      // was lost never asking again, and never learning the members gossip did not bring.
+      if (joining_ && !sync.join() && !sync.reply() && members_.count(from)) joining_ = false;
       break;
     }
     case wire::MembershipMessage::BODY_NOT_SET:
       break;
   }
+  if (refute_pending_) SendRefutation(out);
   return out;
 }
 
@@ -653,6 +792,7 @@ void Membership::ApplyAlive(int64_t now_us, const wire::MemberUpdate& u, bool go
     Entry& added = members_.emplace(u.name(), std::move(e)).first->second;
     ++live_count_;
     AddToProbeRound(u.name());
+    RingInsert(u.name());
     events_.push_back(
         {now_us, u.name(), MemberState::kAlive, u.incarnation(), MembershipEventKind::kJoined});
     if (gossip) QueueAlive(added.m);
@@ -684,6 +824,7 @@ void Membership::ApplyAlive(int64_t now_us, const wire::MemberUpdate& u, bool go
       ++live_count_;
       tombstones_.erase(e.m.name);
       AddToProbeRound(e.m.name);
+      RingInsert(e.m.name);
     }
     SetState(now_us, e, MemberState::kAlive,
              IsGone(was) ? MembershipEventKind::kJoined : MembershipEventKind::kStateChanged);
@@ -724,6 +865,7 @@ void Membership::ApplySuspect(int64_t now_us, const std::string& name, uint64_t 
   int k = config_.suspicion_mult - 2;
   if (n - 2 < k) k = 0;
   int64_t min_us = SuspicionMinUs();
+  e.deferred = false;
   e.suspicion = std::make_unique<Suspicion>(accuser, std::max(k, 0), min_us,
                                             min_us * config_.suspicion_max_mult, now_us);
   suspects_.insert(name);
@@ -754,7 +896,10 @@ void Membership::ApplyDead(int64_t now_us, const std::string& name, uint64_t inc
   e.m.incarnation = incarnation;
   e.suspicion.reset();
   suspects_.erase(name);
-  if (was_live) --live_count_;
+  if (was_live) {
+    --live_count_;
+    RingErase(name);
+  }
   tombstones_.insert(name);
   SetState(now_us, e, left ? MemberState::kLeft : MemberState::kDead,
            MembershipEventKind::kStateChanged);
@@ -775,6 +920,7 @@ void Membership::Refute(int64_t now_us, uint64_t accused_incarnation) {
   events_.push_back({now_us, self_name_, MemberState::kAlive, self.m.incarnation,
                      MembershipEventKind::kStateChanged});
   QueueAlive(self.m);
+  refute_pending_ = true;
 }
 
 void Membership::SetState(int64_t now_us, Entry& e, MemberState s, MembershipEventKind kind) {
@@ -816,6 +962,7 @@ std::vector<Outgoing> Membership::Leave(int64_t now_us) {
   self.m.state = MemberState::kLeft;
   self.m.state_since_us = now_us;
   --live_count_;
+  RingErase(self_name_);
   events_.push_back({now_us, self_name_, MemberState::kLeft, self.m.incarnation,
                      MembershipEventKind::kStateChanged});
   wire::MemberUpdate u;
@@ -846,7 +993,8 @@ Status Membership::SetMeta(std::string meta) {
 // ---- Messages out ----------------------------------------------------------------------
 
 void Membership::Send(std::vector<Outgoing>& out, const PeerAddress& to,
-                      const wire::MembershipMessage& msg, MessageKind kind) {
+                      const wire::MembershipMessage& msg, MessageKind kind,
+                      const wire::MemberUpdate* carry) {
   Outgoing o;
   o.to = to;
   msg.SerializeToString(&o.payload);
@@ -873,6 +1021,15 @@ void Membership::Send(std::vector<Outgoing>& out, const PeerAddress& to,
       budget -= encoded.size();
       o.payload += encoded;
       buddy = m.name;
+      ++updates;
+    }
+  }
+  if (carry != nullptr) {
+    std::string encoded = BroadcastQueue::Encode(*carry);
+    if (encoded.size() <= budget) {
+      budget -= encoded.size();
+      o.payload += encoded;
+      if (buddy.empty()) buddy = carry->name();
       ++updates;
     }
   }
@@ -1021,7 +1178,7 @@ int64_t Membership::SuspicionMinUs() const {
   double n = std::max(live_count_, 1);
   double scale = std::max(1.0, std::log10(n));
   return static_cast<int64_t>(config_.suspicion_mult * scale *
-                              static_cast<double>(config_.probe_interval_us));
+                              static_cast<double>(config_.suspicion_unit_us));
 }
 
 int64_t Membership::SyncIntervalUs() const {

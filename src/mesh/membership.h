@@ -97,16 +97,39 @@ struct MembershipEvent {
 // Defaults are tuned for the targets at 32 hosts (docs/MESH.md has the numbers they gave).
 struct MembershipConfig {
   // A probe starts every probe interval (times the local health multiplier).
-  int64_t probe_interval_us = 150'000;
+  int64_t probe_interval_us = 300'000;
+  // Staggered probing: the probes lie on slots of a clock every host shares (the wall
+  // clock: now_us + clock_offset_us), each host at its own phase, and the slot picks the
+  // target by rotation over the sorted live members, so the mesh as a whole probes each
+  // member about once per interval, at most 1 + 2/N intervals apart, instead of at
+  // exponentially distributed gaps (a dead host's first probe: p99 ~1 interval rather than
+  // ~4.6). Each host still probes every member once per round. false: SWIM's randomized
+  // round-robin (a fresh shuffle each round).
+  bool staggered_probes = true;
+  // Added to now_us to give the shared clock of the probe slots (MeshNode: the wall clock
+  // minus the monotonic one). Hosts whose clocks disagree probe at random-looking gaps
+  // instead, as with staggered_probes false; nothing else depends on it.
+  int64_t clock_offset_us = 0;
   // Direct ack wait; then indirect probes, and the suspicion at probe_timeout +
   // indirect_timeout after the ping (both times the local health multiplier).
   int64_t probe_timeout_us = 40'000;
   int64_t indirect_timeout_us = 300'000;
   int indirect_probes = 3;  // k members asked to probe through
-  // Suspicion timeout: min = suspicion_mult * max(1, log10(N)) * probe_interval,
+  // Suspicion timeout: min = suspicion_mult * max(1, log10(N)) * suspicion_unit,
   // max = suspicion_max_mult * min; suspicion_mult - 2 confirmations bring it to min.
+  // (memberlist's unit is the probe interval; here the two are apart, so that probing less
+  // often does not slow the verdict.) A suspect heard from directly since it was suspected
+  // is not declared dead by this host until suspicion min after the last time it was heard.
   int suspicion_mult = 5;
   int suspicion_max_mult = 6;
+  int64_t suspicion_unit_us = 200'000;
+  // Whether a suspicion's verdict waits while the suspect is heard from (above); off only to
+  // measure what it brings.
+  bool defer_verdict_while_heard = true;
+  // A host that refutes a suspicion of itself sends its new Alive straight to this many
+  // random members at once (besides gossiping it): a refutation races the suspicion timers
+  // of every host, and the epidemic's rounds would cost it hundreds of ms.
+  int refute_fanout = 32;
   // Each update is sent retransmit_mult * ceil(log10(N + 1)) times by each host.
   int retransmit_mult = 6;
   int max_local_health = 8;  // Lifeguard's LHM: timeouts stretch up to this factor
@@ -158,6 +181,9 @@ struct MembershipStats {
   uint64_t deaths_declared = 0;    // by this host's own suspicion timeouts
   uint64_t refutations = 0;
   uint64_t updates_piggybacked = 0;
+  uint64_t late_evidence = 0;      // late acks (direct or relayed) of a probe that had failed
+  uint64_t verdicts_deferred = 0;  // suspicion timeouts put off: the suspect was heard from
+  uint64_t late_ticks = 0;         // probes started over probe_timeout late (raise local health)
 
   MessageCounts TotalSent() const;
   MessageCounts TotalReceived() const;
@@ -217,6 +243,7 @@ class Membership {
   struct Entry {
     Member m;
     std::unique_ptr<Suspicion> suspicion;  // set while Suspect
+    bool deferred = false;                 // its verdict was put off (VerdictAt): counted once
     size_t index = 0;                      // position in names_
   };
   struct Probe {
@@ -237,8 +264,10 @@ class Membership {
 
   // Message assembly: piggybacks queued updates (and the buddy-system record of `to` when
   // it is not alive) and serializes.
+  // `carry`, when set, is appended first (a refutation's own record) and not piggybacked
+  // again from the queue.
   void Send(std::vector<Outgoing>& out, const PeerAddress& to, const wire::MembershipMessage& msg,
-            MessageKind kind);
+            MessageKind kind, const wire::MemberUpdate* carry = nullptr);
   PeerAddress AddressOf(const std::string& name) const;
   // Where to answer `name`: as known, else at the endpoint its message `claimed` (a host that
   // joined a moment ago), else nowhere (empty: the transport cannot send it).
@@ -257,8 +286,22 @@ class Membership {
   void RunRelays(std::vector<Outgoing>& out, int64_t now_us);
   void RunSuspicions(int64_t now_us);
   void Reap(int64_t now_us);
-  std::string NextProbeTarget();
+  std::string NextProbeTarget(int64_t now_us);
   void AddToProbeRound(const std::string& name);
+  // Staggered probing (MembershipConfig::staggered_probes): ring_ holds the live members'
+  // names, this host's included, sorted; this host probes at its phase of every slot.
+  std::string StaggeredTarget(int64_t now_us);
+  int64_t PhaseUs() const;
+  // The first of this host's probe slots at or after `t_us`.
+  int64_t SlotAtOrAfter(int64_t t_us) const;
+  int64_t NextProbeAt(int64_t now_us) const;
+  void RingInsert(const std::string& name);
+  void RingErase(const std::string& name);
+  // When this host declares a suspect dead: its suspicion's deadline, put off while the
+  // suspect is heard from directly (it is running, just slow to refute).
+  int64_t VerdictAt(const Entry& e) const;
+  // After a refutation: this host's new Alive straight to refute_fanout members.
+  void SendRefutation(std::vector<Outgoing>& out);
 
   // Applying what others say (from updates, sync records and our own findings).
   void ApplyUpdate(int64_t now_us, const wire::MemberUpdate& u, const std::string& sender,
@@ -295,6 +338,12 @@ class Membership {
   std::vector<std::string> names_;                  // the same names, for random picks
   std::vector<std::string> probe_order_;            // this round of the randomized round-robin
   size_t probe_pos_ = 0;
+  std::vector<std::string> ring_;                   // staggered probing: live names, sorted
+  std::set<std::string> probed_this_round_;         // staggered probing: this host's round
+  // Probes that ended in a suspicion, by seq, with their target and when: an ack that comes
+  // for one later is evidence that the target is alive (it counts as hearing from it).
+  std::map<uint64_t, std::pair<std::string, int64_t>> failed_probes_;
+  bool refute_pending_ = false;  // a refutation happened; SendRefutation at the end of the call
   std::set<std::string> suspects_;    // members with a suspicion timer
   std::set<std::string> tombstones_;  // Dead and Left members, until reaped
   std::map<uint64_t, Probe> probes_;  // this host's probes in flight, by seq

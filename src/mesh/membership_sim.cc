@@ -44,6 +44,10 @@ void MembershipSim::StartCore(size_t h, uint64_t incarnation,
   Host& host = hosts_[h];
   MembershipConfig cfg = config_;
   cfg.initial_incarnation = incarnation;
+  if (clock_skew_us_ > 0) {
+    cfg.clock_offset_us +=
+        std::uniform_int_distribution<int64_t>(-clock_skew_us_, clock_skew_us_)(skew_rng_);
+  }
   host.core =
       std::make_unique<Membership>(cfg, PeerAddress{host.name, EndpointOf(h)}, host.zone, rng_());
   if (!host.meta.empty()) (void)host.core->SetMeta(host.meta);  // sized by the caller

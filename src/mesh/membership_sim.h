@@ -48,6 +48,10 @@ class MembershipSim {
   Status SetMeta(const std::string& name, std::string meta);
   // Delays everything the host does by a uniform [min_us, max_us], FIFO (0, 0: not slow).
   void SetSlow(const std::string& name, int64_t min_us, int64_t max_us);
+  // Hosts (re)started from now on read the shared clock of staggered probing off by a
+  // uniform [-max_us, max_us] each (MembershipConfig::clock_offset_us), as NTP-synced
+  // clocks are. 0 (the default): every host reads the same clock.
+  void SetClockSkew(int64_t max_us) { clock_skew_us_ = max_us; }
 
   // Runs every delivery and timer up to `t_us`, then sets now() to it.
   void RunUntil(int64_t t_us);
@@ -109,6 +113,8 @@ class MembershipSim {
   uint64_t order_ = 0;
   uint64_t unaddressed_ = 0;
   int64_t now_ = 0;
+  int64_t clock_skew_us_ = 0;
+  std::mt19937_64 skew_rng_{0x5eed};  // apart from rng_: skew does not change other draws
 };
 
 }  // namespace augur::mesh

@@ -18,11 +18,12 @@
 namespace augur::mesh {
 namespace {
 
-int64_t MonotonicUs() {
+int64_t ClockUs(clockid_t clock) {
   timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
+  clock_gettime(clock, &ts);
   return int64_t{ts.tv_sec} * 1'000'000 + ts.tv_nsec / 1000;
 }
+int64_t MonotonicUs() { return ClockUs(CLOCK_MONOTONIC); }
 
 // The longest the loop sleeps in a receive: it also bounds how late a SetMeta, a Stop or
 // a snapshot refresh is noticed.
@@ -147,6 +148,21 @@ struct MeshNode::Impl {
     (void)now;
   }
 
+  // One line of counters since start: what the mesh costs, as this host counts it.
+  void LogCounters() const {
+    const TransportStats t = transport->stats();
+    const MembershipStats& m = membership->stats();
+    const MessageCounts ms = m.TotalSent(), mr = m.TotalReceived();
+    spdlog::info(
+        "mesh: counters sent_msgs={} sent_bytes={} received_msgs={} received_bytes={} "
+        "membership_sent_msgs={} membership_received_msgs={} probes={} indirect_probes={} "
+        "suspicions_raised={} refutations={} verdicts_deferred={} late_evidence={} "
+        "late_ticks={} lhm={}",
+        t.sent_messages, t.sent_bytes, t.received_messages, t.received_bytes, ms.msgs, mr.msgs,
+        m.probes, m.indirect_probes, m.suspicions_raised, m.refutations, m.verdicts_deferred,
+        m.late_evidence, m.late_ticks, membership->LocalHealth());
+  }
+
   // Partitions heal through this: every reconnect interval, one host this one holds dead
   // (not left), or a seed it does not see alive, gets a join. A host wrongly declared dead
   // on either side of a healed cut then hears of it and refutes, as a restarted one does.
@@ -173,6 +189,8 @@ struct MeshNode::Impl {
     Send(membership->Join(now, o.seeds));
     std::mt19937_64 rng(o.seed ^ 0x9e3779b97f4a7c15ULL);
     int64_t next_rejoin = now + int64_t(o.rejoin_interval.count()) * 1000;
+    const int64_t counters_every = int64_t(o.counters_log_interval.count()) * 1000;
+    int64_t next_counters = now + counters_every;
     while (!stop.load(std::memory_order_relaxed)) {
       now = MonotonicUs();
       const int64_t wait = std::clamp<int64_t>(membership->NextWakeUs() - now, 0, kMaxWaitUs);
@@ -204,6 +222,10 @@ struct MeshNode::Impl {
         if (auto target = ReconnectTarget(rng)) Send(membership->Join(now, {*target}));
         next_rejoin = now + int64_t(o.rejoin_interval.count()) * 1000;
       }
+      if (counters_every > 0 && now >= next_counters) {
+        LogCounters();
+        next_counters = now + counters_every;
+      }
       Publish(now);
     }
     // Graceful leave: tell the others, and keep answering for a moment so that the news
@@ -230,6 +252,9 @@ Result<std::unique_ptr<MeshNode>> MeshNode::Start(MeshNodeOptions options) {
   uint64_t seed = impl->o.seed;
   if (seed == 0) seed = std::random_device{}() ^ uint64_t(MonotonicUs());
   impl->o.seed = seed;
+  // Staggered probing lies on slots of a clock the hosts share: the wall clock (NTP keeps
+  // hosts within milliseconds), read through the monotonic one the loop runs on.
+  impl->o.membership.clock_offset_us = ClockUs(CLOCK_REALTIME) - MonotonicUs();
   impl->membership = std::make_unique<Membership>(
       impl->o.membership, PeerAddress{impl->o.transport.host_name, advertise}, impl->o.zone,
       seed);

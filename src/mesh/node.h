@@ -35,6 +35,10 @@ struct MeshNodeOptions {
   // This often, a join goes to one host held dead or one seed not seen alive (node.cc
   // ReconnectTarget): how a start before the seeds and a healed partition are noticed.
   std::chrono::milliseconds rejoin_interval{2000};
+  // This often the mesh thread logs its counters ("mesh: counters sent_msgs=... ", messages
+  // and bytes of every channel, sent and received, and membership's own); 0: never.
+  // bench/mesh/runner_augur.sh reads them.
+  std::chrono::milliseconds counters_log_interval{10'000};
 };
 
 struct MeshNodeStats {

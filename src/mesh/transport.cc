@@ -355,9 +355,17 @@ class Transport::Impl {
 
   // Heartbeats and reconnection, the same on both ends of every link.
   void SetLinkOptions(zmq::socket_t& s) {
-    s.set(zmq::sockopt::heartbeat_ivl, static_cast<int>(opts_.heartbeat_interval.count()));
-    s.set(zmq::sockopt::heartbeat_timeout, static_cast<int>(opts_.heartbeat_timeout.count()));
-    s.set(zmq::sockopt::heartbeat_ttl, static_cast<int>(opts_.heartbeat_timeout.count()));
+    if (opts_.heartbeat_interval.count() > 0) {
+      s.set(zmq::sockopt::heartbeat_ivl, static_cast<int>(opts_.heartbeat_interval.count()));
+      s.set(zmq::sockopt::heartbeat_timeout, static_cast<int>(opts_.heartbeat_timeout.count()));
+      s.set(zmq::sockopt::heartbeat_ttl, static_cast<int>(opts_.heartbeat_timeout.count()));
+    }
+    if (opts_.tcp_keepalive_idle.count() > 0) {
+      s.set(zmq::sockopt::tcp_keepalive, 1);
+      s.set(zmq::sockopt::tcp_keepalive_idle, static_cast<int>(opts_.tcp_keepalive_idle.count()));
+      s.set(zmq::sockopt::tcp_keepalive_intvl, 10);
+      s.set(zmq::sockopt::tcp_keepalive_cnt, 3);
+    }
     s.set(zmq::sockopt::reconnect_ivl, static_cast<int>(opts_.reconnect_interval.count()));
     s.set(zmq::sockopt::reconnect_ivl_max,
           static_cast<int>(opts_.reconnect_interval_max.count()));

@@ -271,7 +271,7 @@ TEST(MembershipCore, LocalHealthStretchesTheProbeInterval) {
     MembershipConfig cfg;
     cfg.max_local_health = max_local_health;
     Membership m = CoreKnowing("a", {"b", "c", "d", "e"}, cfg);
-    auto sent = RunSilent(m, 0, 4 * kSec, false);
+    auto sent = RunSilent(m, 0, 8 * kSec, false);
     EXPECT_EQ(m.LocalHealth(), max_local_health - 1);
     return std::count_if(sent.begin(), sent.end(), [](const Outgoing& o) {
       wire::MembershipMessage msg;
@@ -279,14 +279,16 @@ TEST(MembershipCore, LocalHealthStretchesTheProbeInterval) {
     });
   };
   auto with = pings(8), without = pings(1);
-  EXPECT_GE(without, 4 * kSec / MembershipConfig{}.probe_interval_us - 1);
+  EXPECT_GE(without, 8 * kSec / MembershipConfig{}.probe_interval_us - 1);
   EXPECT_LT(with * 3, without);
 }
 
 TEST(MembershipCore, RoundRobinProbesEveryMemberOncePerRound) {
   std::vector<std::string> peers;
   for (int i = 1; i <= 12; ++i) peers.push_back(Name(i));
-  Membership m = CoreKnowing("a", peers);
+  MembershipConfig cfg;
+  cfg.staggered_probes = false;  // SWIM's randomized round-robin
+  Membership m = CoreKnowing("a", peers, cfg);
   std::vector<std::string> targets;
   int64_t t = 0;
   while (targets.size() < 36) {
@@ -308,6 +310,250 @@ TEST(MembershipCore, RoundRobinProbesEveryMemberOncePerRound) {
   EXPECT_NE(std::vector(targets.begin(), targets.begin() + 12),
             std::vector(targets.begin() + 12, targets.begin() + 24));  // reshuffled
   EXPECT_EQ(m.LocalHealth(), 0);
+}
+
+// Drives `m` for `rounds` rounds of probes, acking each at once; returns (time, target).
+std::vector<std::pair<int64_t, std::string>> ProbesAcked(Membership& m, size_t count) {
+  std::vector<std::pair<int64_t, std::string>> probes;
+  int64_t t = 0;
+  while (probes.size() < count) {
+    for (auto& o : m.Tick(t)) {
+      wire::MembershipMessage msg = Parse(o);
+      if (!msg.has_ping()) continue;
+      probes.emplace_back(t, msg.ping().target());
+      wire::MembershipMessage ack;
+      ack.mutable_ack()->set_seq(msg.ping().seq());
+      m.OnMessage(t + kMs, o.to.name, ack.SerializeAsString());
+    }
+    t = m.NextWakeUs();
+  }
+  return probes;
+}
+
+TEST(MembershipCore, StaggeredProbesFollowTheSlotsAndTheRotation) {
+  // 13 hosts h001..h013; this one, h007, is 7th in the sorted ring (position 6). It probes
+  // at its phase, 6/13 of an interval into each slot of the shared clock (offset here by
+  // clock_offset_us), and in slot s probes position 6 - 1 - (s mod 12): every member once
+  // per round of 12, in the same order every round.
+  for (int64_t offset : {int64_t{0}, int64_t{123'456'789}}) {
+    std::vector<std::string> peers;
+    for (int i = 1; i <= 13; ++i) {
+      if (i != 7) peers.push_back(Name(i));
+    }
+    MembershipConfig cfg;
+    cfg.clock_offset_us = offset;
+    Membership m = CoreKnowing(Name(7), peers, cfg);
+    const int64_t period = cfg.probe_interval_us, phase = 6 * period / 13;
+    auto probes = ProbesAcked(m, 36);
+    for (const auto& [t, target] : probes) {
+      const int64_t shared = t + offset - phase;
+      ASSERT_EQ(shared % period, 0) << "probe at " << t << " off its slot";
+      const int64_t slot = shared / period;
+      EXPECT_EQ(target, Name(static_cast<int>((6 - 1 - slot % 12 + 13) % 13) + 1)) << "slot " << slot;
+    }
+    for (int round = 0; round < 3; ++round) {
+      std::set<std::string> seen;
+      for (int k = 0; k < 12; ++k) seen.insert(probes[round * 12 + k].second);
+      EXPECT_EQ(seen.size(), 12u) << "round " << round;
+    }
+    EXPECT_EQ(probes[1].first - probes[0].first, period);
+  }
+}
+
+TEST(MembershipCore, StaggeredProbesStillCoverEveryMemberWhenSlotsAreSkipped) {
+  // A host whose probes fail raises its local health and probes every few slots only; it
+  // must still probe every member once per round (taking the next one not probed yet).
+  std::vector<std::string> peers;
+  for (int i = 1; i <= 12; ++i) peers.push_back(Name(i));
+  MembershipConfig cfg;
+  cfg.suspicion_unit_us = 1000 * kSec;  // the suspects stay suspects, in the ring
+  Membership m = CoreKnowing("a", peers, cfg);
+  auto sent = RunSilent(m, 0, 90 * kSec, /*relays_nack=*/false);
+  std::vector<std::string> targets;
+  for (const Outgoing& o : sent) {
+    wire::MembershipMessage msg = Parse(o);
+    if (msg.has_ping()) targets.push_back(msg.ping().target());
+  }
+  EXPECT_GE(m.LocalHealth(), 3);
+  ASSERT_GE(targets.size(), 24u);
+  for (int round = 0; round < 2; ++round) {
+    std::set<std::string> seen(targets.begin() + round * 12, targets.begin() + round * 12 + 12);
+    EXPECT_EQ(seen.size(), 12u) << "round " << round;
+  }
+}
+
+TEST(MembershipCore, TheSuspectHearsOfItsSuspicionAtOnce) {
+  // Lifeguard's buddy system without waiting for the next ping to the suspect: the tick that
+  // raises the suspicion also sends it to the suspect.
+  Membership m = CoreKnowing("a", {"b", "c", "d", "e"});
+  std::vector<Outgoing> out;
+  int64_t t = 0;
+  for (; t < 5 * kSec && m.stats().suspicions_raised == 0; t += 5 * kMs) out = m.Tick(t);
+  ASSERT_EQ(m.stats().suspicions_raised, 1u);
+  std::string suspect;
+  for (const Member& mem : m.Members()) {
+    if (mem.state == MemberState::kSuspect) suspect = mem.name;
+  }
+  ASSERT_FALSE(suspect.empty());
+  bool told = false;
+  for (const Outgoing& o : out) {
+    if (o.to.name != suspect) continue;
+    const wire::MembershipMessage msg = Parse(o);
+    for (const auto& u : msg.updates()) {
+      told |= u.name() == suspect && u.status() == wire::MEMBER_SUSPECT;
+    }
+  }
+  EXPECT_TRUE(told);
+}
+
+TEST(MembershipCore, ARefutationGoesStraightToUpToRefuteFanoutMembers) {
+  for (int fanout : {32, 2, 0}) {
+    MembershipConfig cfg;
+    cfg.refute_fanout = fanout;
+    Membership m = CoreKnowing("a", {"b", "c", "d", "e", "f"}, cfg);
+    wire::MembershipMessage gossip;
+    wire::MemberUpdate* u = gossip.add_updates();
+    u->set_status(wire::MEMBER_SUSPECT);
+    u->set_name("a");
+    u->set_incarnation(0);
+    u->set_from("c");
+    auto out = m.OnMessage(10, "b", gossip.SerializeAsString());
+    ASSERT_EQ(m.incarnation(), 1u);
+    std::set<std::string> told;
+    for (const Outgoing& o : out) {
+      const wire::MembershipMessage msg = Parse(o);
+      for (const auto& x : msg.updates()) {
+        if (x.name() == "a" && x.status() == wire::MEMBER_ALIVE && x.incarnation() == 1) {
+          told.insert(o.to.name);
+        }
+      }
+    }
+    EXPECT_EQ(told.size(), static_cast<size_t>(std::min(fanout, 5))) << "fanout " << fanout;
+  }
+}
+
+TEST(MembershipCore, AVerdictWaitsWhileTheSuspectIsHeardFrom) {
+  // b is suspected (through c, d and e: two confirmations); b goes on sending (it runs, but
+  // has not refuted yet), so this host does not declare it dead on time, only suspicion min
+  // after b was last heard from. With the deferral off, on time.
+  for (bool defer : {true, false}) {
+    MembershipConfig cfg;
+    cfg.defer_verdict_while_heard = defer;
+    cfg.probe_interval_us = 1000 * kSec;  // z's first probe slot is far off
+    Membership m = CoreKnowing("z", {"b", "c", "d", "e"}, cfg);
+    for (const char* accuser : {"c", "d", "e"}) {
+      wire::MembershipMessage gossip;
+      wire::MemberUpdate* u = gossip.add_updates();
+      u->set_status(wire::MEMBER_SUSPECT);
+      u->set_name("b");
+      u->set_from(accuser);
+      m.OnMessage(0, accuser, gossip.SerializeAsString());
+    }
+    ASSERT_EQ(m.Find("b")->state, MemberState::kSuspect);
+    // min = 5 * 1 * 0.2 s = 1 s (N = 5), max 6 s; 2 of 3 confirmations: 2.04 s.
+    const int64_t on_time = Suspicion::Timeout(2, 3, kSec, 6 * kSec);
+    const int64_t last_heard = 4 * kSec;
+    for (int64_t t = 5 * kMs; t <= 6 * kSec; t += 5 * kMs) {
+      if (t <= last_heard && t % (500 * kMs) == 0) {
+        m.OnMessage(t, "b", wire::MembershipMessage{}.SerializeAsString());
+      }
+      m.Tick(t);
+      const MemberState want = (defer ? t < last_heard + kSec : t < on_time)
+                                   ? MemberState::kSuspect
+                                   : MemberState::kDead;
+      ASSERT_EQ(m.Find("b")->state, want) << "at " << t << " defer " << defer;
+    }
+    EXPECT_EQ(m.stats().verdicts_deferred, defer ? 1u : 0u);
+  }
+}
+
+TEST(MembershipCore, ALateAckOfAFailedProbeCountsAsHearingFromItsTarget) {
+  Membership m = CoreKnowing("a", {"b", "c", "d", "e"});
+  std::map<uint64_t, std::string> pings;  // seq -> target
+  int64_t t = 0;
+  for (; t < 5 * kSec && m.stats().probe_failures == 0; t += 5 * kMs) {
+    for (auto& o : m.Tick(t)) {
+      wire::MembershipMessage msg = Parse(o);
+      if (msg.has_ping()) pings[msg.ping().seq()] = msg.ping().target();
+    }
+  }
+  ASSERT_EQ(m.stats().probe_failures, 1u);
+  const auto& [seq, target] = *pings.begin();
+  ASSERT_EQ(m.Find(target)->state, MemberState::kSuspect);
+  wire::MembershipMessage ack;
+  ack.mutable_ack()->set_seq(seq);
+  // Relayed by c: it names c as the sender, yet proves the target alive.
+  m.OnMessage(t + 50 * kMs, "c", ack.SerializeAsString());
+  EXPECT_EQ(m.stats().late_evidence, 1u);
+  EXPECT_EQ(m.Find(target)->last_seen_us, t + 50 * kMs);
+  m.OnMessage(t + 60 * kMs, "c", ack.SerializeAsString());  // a duplicate is no news
+  EXPECT_EQ(m.stats().late_evidence, 1u);
+}
+
+TEST(MembershipCore, AJoinRequestFromAnotherHostDoesNotEndThisHostsJoin) {
+  // A restarted host whose join to its seed was lost hears a join request from a host that
+  // held it dead (MeshNode's rejoin). That is no answer: it keeps asking its seed.
+  Membership m({}, {"a", "tcp://a"}, "z", 1);
+  auto out = m.Join(0, {{"s", "tcp://s"}});
+  ASSERT_EQ(out.size(), 1u);  // lost
+  wire::MembershipMessage join;
+  join.mutable_sync()->set_join(true);
+  *join.mutable_sync()->add_members() = Alive("b", 3);
+  join.mutable_sync()->mutable_members(0)->set_endpoint("tcp://b");
+  m.OnMessage(10 * kMs, "b", join.SerializeAsString());
+  ASSERT_NE(m.Find("b"), nullptr);
+  int joins_to_seed = 0;
+  for (int64_t t = 20 * kMs; t < 2500 * kMs; t += 10 * kMs) {
+    for (const Outgoing& o : m.Tick(t)) {
+      joins_to_seed += o.to.name == "s" && Parse(o).sync().join();
+    }
+  }
+  EXPECT_EQ(joins_to_seed, 2);  // at 1 s and 2 s
+  // The seed's answer (records) ends it.
+  wire::MembershipMessage answer;
+  *answer.mutable_sync()->add_members() = Alive("s", 0);
+  answer.mutable_sync()->mutable_members(0)->set_endpoint("tcp://s");
+  m.OnMessage(2600 * kMs, "s", answer.SerializeAsString());
+  joins_to_seed = 0;
+  for (int64_t t = 2600 * kMs; t < 5000 * kMs; t += 10 * kMs) {
+    for (const Outgoing& o : m.Tick(t)) {
+      joins_to_seed += o.to.name == "s" && Parse(o).sync().join();
+    }
+  }
+  EXPECT_EQ(joins_to_seed, 0);
+}
+
+TEST(MembershipCore, ProbesThatStartLateRaiseLocalHealth) {
+  // Every probe answered at once; ticked at its time the host stays healthy, ticked 100 ms
+  // late (a starved loop) it counts late ticks, and each late probe runs with its local
+  // health one up (stretched timeouts) until its ack brings it down again.
+  for (int64_t late : {int64_t{0}, 100 * kMs}) {
+    std::vector<std::string> peers;
+    for (int i = 1; i <= 8; ++i) peers.push_back(Name(i));
+    Membership m = CoreKnowing("a", peers);
+    int64_t t = 0;
+    int max_lhm = 0;
+    for (int i = 0; i < 40; ++i) {
+      auto out = m.Tick(t);
+      max_lhm = std::max(max_lhm, m.LocalHealth());
+      for (auto& o : out) {
+        wire::MembershipMessage msg = Parse(o);
+        if (!msg.has_ping()) continue;
+        wire::MembershipMessage ack;
+        ack.mutable_ack()->set_seq(msg.ping().seq());
+        m.OnMessage(t + kMs, o.to.name, ack.SerializeAsString());
+      }
+      t = m.NextWakeUs() + late;
+    }
+    if (late == 0) {
+      EXPECT_EQ(m.stats().late_ticks, 0u);
+      EXPECT_EQ(max_lhm, 0);
+    } else {
+      EXPECT_GE(m.stats().late_ticks, 10u);
+      EXPECT_EQ(max_lhm, 1);
+      EXPECT_EQ(m.LocalHealth(), 0);
+    }
+  }
 }
 
 TEST(MembershipCore, GarbagePayloadsAreCountedAndIgnored) {
@@ -776,6 +1022,69 @@ TEST(MembershipSimTest, JoinAnswersAndSyncsStayUnderTheMessageLimit) {
   EXPECT_EQ(sim.host("late")->Members().size(), 151u);
   EXPECT_GT(largest, cfg.max_message_bytes / 2);  // the chunks were needed
   EXPECT_LE(largest, cfg.max_message_bytes);
+}
+
+TEST(MembershipSimTest, StaggeredProbesReachEachMemberAboutOncePerInterval) {
+  // 32 hosts, clocks up to 2 ms apart: the longest gap between two probes of one member
+  // (by anyone) stays within an interval and a bit (1 + 2/N, plus skew), where SWIM's
+  // randomized round-robin leaves gaps of several intervals (exponential, mean one).
+  for (bool staggered : {true, false}) {
+    MembershipConfig cfg;
+    cfg.staggered_probes = staggered;
+    MembershipSim sim(7, cfg);
+    sim.SetClockSkew(2 * kMs);
+    StartCluster(sim, 32);
+    sim.RunUntil(sim.now() + 30 * kSec);  // past a round since the last join
+    std::map<std::string, std::vector<int64_t>> probed;
+    sim.on_send = [&](const std::string&, const Outgoing& o) {
+      wire::MembershipMessage msg;
+      if (msg.ParseFromString(o.payload) && msg.has_ping()) {
+        probed[msg.ping().target()].push_back(sim.now());
+      }
+    };
+    sim.RunUntil(sim.now() + 30 * kSec);
+    int64_t longest = 0;
+    for (auto& [name, times] : probed) {
+      ASSERT_GE(times.size(), staggered ? 95u : 50u) << name;
+      for (size_t i = 1; i < times.size(); ++i) longest = std::max(longest, times[i] - times[i - 1]);
+    }
+    const int64_t period = cfg.probe_interval_us;
+    if (staggered) {
+      EXPECT_LE(longest, period + period * 2 / 32 + 5 * kMs);
+    } else {
+      EXPECT_GT(longest, 3 * period);
+    }
+  }
+}
+
+TEST(MembershipSimTest, AStarvedHostRefutesInTimeAndIsNotDeclaredDead) {
+  // 8 hosts at 1 % loss, one of them starved (everything it does waits 100-600 ms): it is
+  // suspected often. Told at once, refuting straight to every member, and with verdicts put
+  // off while it is heard from, it is never declared dead; without the last two it is.
+  auto deaths = [](bool measures, uint64_t seed) {
+    MembershipConfig cfg;
+    if (!measures) {
+      cfg.refute_fanout = 0;
+      cfg.defer_verdict_while_heard = false;
+    }
+    MembershipSim sim(seed, cfg, SimLinkFaults{0.01, 0, 200, 800});
+    Recorder rec(sim);
+    StartCluster(sim, 8);
+    const std::string slow = Name(7);
+    sim.SetSlow(slow, 100 * kMs, 600 * kMs);
+    const int64_t t0 = sim.now();
+    sim.RunUntil(t0 + 120 * kSec);
+    EXPECT_EQ(rec.Count(MemberState::kDead, AllBut(8, slow), t0), 0) << "seed " << seed;
+    EXPECT_GT(rec.Count(MemberState::kSuspect, {slow}, t0), 10) << "seed " << seed;
+    return rec.Count(MemberState::kDead, {slow}, t0);
+  };
+  int with = 0, without = 0;
+  for (uint64_t seed = 1; seed <= 3; ++seed) {
+    with += deaths(true, seed);
+    without += deaths(false, seed);
+  }
+  EXPECT_EQ(with, 0);
+  EXPECT_GT(without, 0);
 }
 
 TEST(MembershipSimTest, SlowHostRaisesItsLocalHealthAndAccusesLess) {
