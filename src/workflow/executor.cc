@@ -545,7 +545,12 @@ struct Executor::Impl : PlacerHost {
         for (auto& fn : queue) batch.push_back(std::move(fn));
         queue.clear();
       }
-      for (auto& fn : batch) fn();
+      for (auto& fn : batch) {
+        fn();
+        // A run message may have started a task here (a lease's RunShard): the negotiation
+        // that came meanwhile goes before the next one.
+        if (placer != nullptr) ServePrompt();
+      }
       RefreshCosts();
       PollAll();
       if (placer != nullptr) {
