@@ -21,3 +21,21 @@ if [[ $(id -u) == 0 ]]; then
   echo "== bench/predictive_onhost.sh"
   bash "$(dirname "$0")/predictive_onhost.sh" "$build" 3
 fi
+# The peer mesh (issue 12). In virtual time: placement negotiation and membership at N = 100 to
+# 10,000 hosts (bench/mesh/*_sim.cc). On the namespace bed (root): real augurd hosts placing
+# each other's shards at N = 8, 16, 32 (bench/mesh/placement_bench.sh); the membership side by
+# side with Serf is bench/mesh/membership_bench.sh (long: run it by hand).
+if [[ -x "$build/bench/mesh-placement-sim" && -d "$traces" ]]; then
+  echo "== mesh-placement-sim"
+  "$build/bench/mesh-placement-sim" "$traces"/wfcommons-*.json --hosts 100 1000 10000 \
+    --workflows-per-host 0.4 0.4 0.04 --seeds 1
+fi
+if [[ -x "$build/bench/mesh-membership-sim" ]]; then
+  echo "== mesh-membership-sim"
+  "$build/bench/mesh-membership-sim" --n 100 1000 --kills 100 20 --changes 100 50 \
+    --fp-host-minutes 1000
+fi
+if [[ $(id -u) == 0 && -x "$build/agent/augurd" ]]; then
+  echo "== bench/mesh/placement_bench.sh"
+  AUGUR_BUILD="$build" bash "$(dirname "$0")/mesh/placement_bench.sh" --sizes "8 16 32"
+fi

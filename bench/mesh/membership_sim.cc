@@ -20,7 +20,8 @@
 // metadata (default 153, a typical headroom summary). Two markdown tables go to stdout,
 // progress to stderr. Virtual time: a seed repeats exactly. N = 10,000 is out of reach here:
 // every host holds every member, so the simulation holds N^2 member records (the 1,000-host
-// run peaks at 0.76 GB; 10,000 would take ~75 GB).
+// run peaks at 0.76 GB; 10,000 would take ~75 GB). A size that would not fit in the memory
+// available is skipped with a line that says so (at the end of stdout and on stderr).
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -71,6 +72,26 @@ double Pct(std::vector<double> v, double p) {
 }
 
 std::string Name(int i) { return fmt::format("h{:05d}", i); }
+
+// The simulation's memory per (host, member) record, all told: 0.76 GB peak at N = 1,000.
+constexpr double kBytesPerRecord = 760;
+
+// MemAvailable from /proc/meminfo in GB, or 0 when unknown.
+double AvailableGb() {
+  std::FILE* f = std::fopen("/proc/meminfo", "r");
+  if (f == nullptr) return 0;
+  char key[64];
+  unsigned long long kb = 0;
+  double gb = 0;
+  while (std::fscanf(f, "%63s %llu kB", key, &kb) == 2) {
+    if (std::string(key) == "MemAvailable:") {
+      gb = double(kb) * 1024 / 1e9;
+      break;
+    }
+  }
+  std::fclose(f);
+  return gb;
+}
 
 struct Rates {
   double msgs = 0, bytes = 0;            // per host per second, mean over hosts
@@ -416,7 +437,20 @@ int main(int argc, char** argv) {
     return 2;
   }
   std::vector<Result> results;
+  std::vector<std::string> not_run;
   for (size_t i = 0; i < o.ns.size(); ++i) {
+    // Every host holds every member: N^2 records of about kBytesPerRecord. A size that would
+    // not fit in the memory available now is not started (the machine is shared; at
+    // N = 10,000 the run would need ~75 GB).
+    const double need_gb = double(o.ns[i]) * double(o.ns[i]) * kBytesPerRecord / 1e9;
+    if (const double avail_gb = AvailableGb(); avail_gb > 0 && need_gb > 0.8 * avail_gb) {
+      not_run.push_back(fmt::format(
+          "N = {}: not run: {} hosts each holding {} member records need ~{:.0f} GB "
+          "({:.0f} bytes a record, measured at N = 1,000); {:.1f} GB available",
+          o.ns[i], o.ns[i], o.ns[i], need_gb, kBytesPerRecord, avail_gb));
+      fmt::print(stderr, "{}\n", not_run.back());
+      continue;
+    }
     Bench b(o, o.ns[i], per_n(o.kills, i), per_n(o.changes, i));
     b.verbose_ = verbose;
     results.push_back(b.Run());
@@ -451,5 +485,6 @@ int main(int argc, char** argv) {
         r.fp.max_msgs, r.fp.max_bytes, r.fp.slow_msgs, r.fp.slow_bytes, r.fp_host_minutes,
         r.fp_dead, r.slow_raised, r.others_raised, r.slow_lhm_max, r.unaddressed, r.wall_s);
   }
+  for (const std::string& line : not_run) fmt::print("\n{}\n", line);
   return 0;
 }

@@ -6,6 +6,11 @@
 // wants) on the host that won it; its end releases the lease and readies its children.
 //
 //   mesh-placement-sim --hosts 8 32 100 1000 --load 0.7 TRACES/wfcommons-*.json
+//   mesh-placement-sim --hosts 100 1000 10000 --workflows-per-host 0.4 TRACES/wfcommons-*.json
+//
+// The stream has --workflows-per-host x N workflows (one value, or one per N). At 10,000
+// hosts with 0.4 per host (414,000 tasks) the run takes tens of minutes of one core, most of
+// it the owners weighing every live peer per shard (the negotiator's sampling is O(N)).
 //
 // Reported per N: placement latency from a task becoming ready to its lease confirmed (p50,
 // p99, max, in virtual ms), sampling rounds, messages per placement (negotiation only, and
@@ -145,18 +150,29 @@ RunResult Run(const std::vector<Template>& templates, size_t n_hosts, uint32_t d
   };
   std::map<std::string, std::pair<bool, double>> waiting;  // by shard id: (had room, min cpu)
   double waiting_cpu = 0;
+  // Every ledger's free room, read once per instant of virtual time (the tasks a workflow's
+  // arrival or a task's end readies come at one instant; at N = 10,000 reading all ledgers
+  // per task was most of the run). Nothing runs between submissions at one instant.
+  int64_t free_at = -1;
+  std::vector<Resources> free_now(n_hosts);
+  std::vector<const augur::workflow::Ledger*> ledgers;
+  for (const ClusterHost& h : hosts) ledgers.push_back(&c.ledger(h.name));
+  double free_cpu = 0;
   auto submit = [&](size_t wi, size_t ti) {
     const Instance& w = inst[wi];
     const ReplayTask& r = w.t->tasks[ti];
     ShardRequest s;
     s.shard = shard_id(wi, ti, w.attempt[ti]);
-    bool fits = false;
-    double free_cpu = 0;
-    for (size_t h = 0; h < n_hosts; ++h) {
-      const Resources free = c.ledger(hosts[h].name).Free();
-      free_cpu += free.cpu;
-      fits = fits || r.min.FitsIn(free);
+    if (free_at != c.now_ns()) {
+      free_at = c.now_ns();
+      free_cpu = 0;
+      for (size_t h = 0; h < n_hosts; ++h) {
+        free_now[h] = ledgers[h]->Free();
+        free_cpu += free_now[h].cpu;
+      }
     }
+    const bool fits = std::any_of(free_now.begin(), free_now.end(),
+                                  [&](const Resources& f) { return r.min.FitsIn(f); });
     waiting[s.shard] = {fits && free_cpu - waiting_cpu >= r.min.cpu, r.min.cpu};
     waiting_cpu += r.min.cpu;
     s.workflow = fmt::format("w{}", wi);
@@ -288,7 +304,8 @@ int main(int argc, char** argv) {
   std::vector<std::string> files;
   std::vector<size_t> hosts_list = {8, 32, 100, 1000};
   std::vector<uint32_t> d_list = {2};
-  double load = 0.7, loss = 0, cores = 4, memory_gib = 16, per_host = 0.4;
+  double load = 0.7, loss = 0, cores = 4, memory_gib = 16;
+  std::vector<double> per_host = {0.4};
   size_t min_instances = 12;
   int64_t queue_ms = 2000;
   std::vector<uint64_t> seeds = {1};
@@ -299,7 +316,8 @@ int main(int argc, char** argv) {
   app.add_option("--loss", loss, "message loss on every link")->capture_default_str();
   app.add_option("--cores", cores, "cores per host")->capture_default_str();
   app.add_option("--memory-gib", memory_gib, "memory per host")->capture_default_str();
-  app.add_option("--workflows-per-host", per_host, "workflows in the stream per host")
+  app.add_option("--workflows-per-host", per_host,
+                 "workflows in the stream per host: one value for every N, or one per N")
       ->capture_default_str();
   app.add_option("--min-workflows", min_instances, "at least this many")->capture_default_str();
   app.add_option("--queue-ms", queue_ms, "candidates queue requests this long (0: refuse)")
@@ -324,10 +342,16 @@ int main(int argc, char** argv) {
              "| msgs/placement: negotiation, all | msgs/host/s: mean, max | makespan / bound (s) "
              "| utilisation | stretch | lost | wall (s) |\n");
   fmt::print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
-  for (size_t n : hosts_list) {
+  if (per_host.size() != 1 && per_host.size() != hosts_list.size()) {
+    fmt::print(stderr, "--workflows-per-host: one value, or one per --hosts value\n");
+    return 2;
+  }
+  for (size_t ni = 0; ni < hosts_list.size(); ++ni) {
+    const size_t n = hosts_list[ni];
+    const double wph = per_host.size() == 1 ? per_host[0] : per_host[ni];
     for (uint32_t d : d_list) {
       for (uint64_t seed : seeds) {
-        const size_t instances = std::max(min_instances, size_t(std::lround(per_host * double(n))));
+        const size_t instances = std::max(min_instances, size_t(std::lround(wph * double(n))));
         RunResult r = Run(templates, n, d, load, instances, loss, queue_ms, seed, host_cap);
         fmt::print("| {} | {} | {} | {} | {} | {:.2f} / {:.2f} / {:.1f} "
                    "| {:.0f}%, {:.2f} / {:.2f} / {:.1f} | {:.2f} ({:.0f}%) | {:.1f}, {:.1f} "

@@ -144,6 +144,7 @@ void MeshPlacer::Place(const workflow::Action& a, int64_t now) {
     host_->RemoteEnded(id, o, "", now);
   };
   Placed p;
+  p.ready_ns = a.attempt.started_ns > 0 && a.attempt.started_ns <= now ? a.attempt.started_ns : now;
   p.workflow = a.attempt.workflow_id;
   p.want = a.attempt.grant;
   wire::RunShard& run = p.run;
@@ -293,6 +294,15 @@ void MeshPlacer::Handle(NegotiatorOutput& out, int64_t now) {
     switch (e.kind) {
       case PlacementEvent::Kind::kAwarded: {
         ++stats_.awarded;
+        // Ready: when the engine decided to place it (its Tick); the negotiation itself
+        // starts when the executor hands it over (Place).
+        stats_.placement_latency.Record(double(now - p.ready_ns) / 1e9);
+        // One line per placement, as the executor logs each attempt's end; the bench
+        // (bench/mesh/placement_bench.sh) reads the latency from it.
+        spdlog::info("mesh: placed {} on {} ({}) {:.3f} ms after it was ready ({:.3f} ms "
+                     "negotiating), {} round(s)",
+                     e.shard, e.host, e.grant.ToString(), double(now - p.ready_ns) / 1e6,
+                     double(e.at_ns - e.ready_ns) / 1e6, e.rounds);
         p.awarded = true;
         p.host = e.host;
         p.lease_id = e.lease_id;
@@ -334,6 +344,7 @@ void MeshPlacer::Handle(NegotiatorOutput& out, int64_t now) {
         break;
       case PlacementEvent::Kind::kLost:
         ++stats_.lost;
+        spdlog::info("mesh: lease of {} on {} lost: {}", e.shard, e.host, e.reason);
         EndPlaced(e.shard, Lost(fmt::format("lease on {} lost: {}", e.host, e.reason)), "", now);
         break;
     }
@@ -1070,6 +1081,12 @@ std::string MeshPlacer::StatsJson() const {
                       {"negotiator_pending", negotiator_.pending()},
                       {"negotiator_leased", negotiator_.leased()},
                       {"bidder_leases", bidder_.leases()}};
+  const LatencyHistogram& h = s.placement_latency;
+  nlohmann::json buckets = nlohmann::json::array();
+  for (size_t i = 0; i < LatencyHistogram::kBounds.size(); ++i) {
+    buckets.push_back({{"le", LatencyHistogram::kBounds[i]}, {"count", h.Cumulative(i)}});
+  }
+  j["placement_seconds"] = {{"count", h.count()}, {"sum", h.sum()}, {"buckets", buckets}};
   const NegotiatorStats& n = negotiator_.stats();
   j["negotiator"] = {{"rounds", n.rounds},     {"probes", n.probes},     {"offers", n.offers},
                      {"refusals", n.refusals}, {"no_answer", n.no_answer}, {"awards", n.awards},

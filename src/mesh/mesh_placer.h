@@ -56,6 +56,7 @@
 #include <vector>
 
 #include "mesh/bidder.h"
+#include "mesh/latency_histogram.h"
 #include "mesh/log_rate_limiter.h"
 #include "mesh/mesh_link.h"
 #include "mesh/negotiator.h"
@@ -106,6 +107,10 @@ struct MeshPlacerStats {
   uint64_t leased_runs = 0;        // tasks started here for other hosts
   uint64_t leased_stopped = 0;     // stopped because their lease ended first
   uint64_t taken_back = 0;         // placed, then started here: room freed before an award
+  // From the engine's decision to place a shard (the Tick that found it ready, without room
+  // here and with room in a peer's gossiped headroom) to its grant (the host's Leased reached
+  // this owner): the placement latency of issue 12's benchmark.
+  LatencyHistogram placement_latency;
 };
 
 class MeshPlacer : public workflow::Placer {
@@ -122,6 +127,9 @@ class MeshPlacer : public workflow::Placer {
   void ForeignChanges(const std::vector<workflow::GrantChange>& changes, int64_t now_ns) override;
   void OnMessage(const std::string& from, uint32_t channel, const std::string& payload,
                  int64_t now_ns) override;
+  // Placement messages: a run message never has to precede them (a RunShard follows its
+  // Award, a Release its ShardResult), so handling them first is safe.
+  bool Prompt(uint32_t channel) const override { return channel == uint32_t(Channel::kPlacement); }
   void PeerDown(const std::string& host, int64_t now_ns) override;
   void Tick(int64_t now_ns) override;
   std::optional<int64_t> NextDeadline() const override;
@@ -146,6 +154,7 @@ class MeshPlacer : public workflow::Placer {
     std::string output_transfer;  // the id the host sends the output under (at the award)
     std::optional<wire::ShardResult> result;  // its output transfer is not complete yet
     std::string output_file;  // the output, received before its ShardResult came
+    int64_t ready_ns = 0;  // when the engine decided to place it (attempt.started_ns)
   };
   // A lease this host granted another's shard, by lease id.
   struct Leased {

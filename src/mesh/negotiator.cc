@@ -145,15 +145,21 @@ void Negotiator::Sample(std::vector<std::string> batch, int64_t now,
     const Resources& wb = shards_.at(b).req.want;
     return std::tie(wb.cpu, wb.memory, a) < std::tie(wa.cpu, wa.memory, b);
   });
-  // The live peers, with this owner's debit of each (reset by a new headroom version).
+  // The live peers, with this owner's debit of each (reset by a new headroom version). A
+  // peer never probed has no entry (no debit): entries are made when probed, so an owner
+  // holds one per host it asked, not one per member (10,000 owners x 10,000 members in the
+  // large-N simulation).
   std::vector<const PlacementPeer*> live;
-  std::vector<Debit*> debit;
+  std::vector<const Debit*> debit;
+  static const Debit kNoDebit;
   for (const PlacementPeer& p : peers) {
     if (!p.alive || (!o_.include_self && p.name == self_)) continue;
-    Debit& d = debits_[p.name];
-    if (d.version != p.headroom_version) d = Debit{p.headroom_version, {}, false};
+    auto it = debits_.find(p.name);
+    if (it != debits_.end() && it->second.version != p.headroom_version) {
+      it->second = Debit{p.headroom_version, {}, false};
+    }
     live.push_back(&p);
-    debit.push_back(&d);
+    debit.push_back(it == debits_.end() ? &kNoDebit : &it->second);
   }
   std::vector<int> used(live.size(), 0);                          // probes in this batch
   std::map<std::string, std::map<std::string, int>> batch_zones;  // workflow -> zone -> probes
@@ -268,6 +274,7 @@ void Negotiator::Sample(std::vector<std::string> batch, int64_t now,
     b->set_queue_ms(room_in_view ? 0 : uint32_t(o_.queue_ns / kNsPerMs));
     for (size_t i = 0; i < d; ++i) {
       const PlacementPeer* p = live[cands[i].peer];
+      debits_.try_emplace(p->name, Debit{p->headroom_version, {}, false});
       ++used[cands[i].peer];
       s.probes.push_back({p->name, p->zone, Probe::State::kWaiting, {}});
       ++stats_.probes;

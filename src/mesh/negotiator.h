@@ -58,6 +58,7 @@
 #include <set>
 #include <span>
 #include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -249,7 +250,7 @@ class Negotiator {
     workflow::Resources granted;  // awarded since that headroom version
     bool refused = false;         // refused a request since that version
   };
-  std::map<std::string, Debit> debits_;             // by host
+  std::unordered_map<std::string, Debit> debits_;   // by host (only hosts it probed)
   NegotiatorStats stats_;
 };
 

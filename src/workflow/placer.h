@@ -90,6 +90,12 @@ class Placer {
   // A message from peer `from` on mesh channel `channel`.
   virtual void OnMessage(const std::string& from, uint32_t channel, const std::string& payload,
                          int64_t now_ns) = 0;
+  // Whether messages on `channel` are handled ahead of the executor's other queued work and
+  // between its local starts (negotiation: its offers and holds are short-lived, and a start
+  // through the backend takes milliseconds). Only for messages that nothing queued before
+  // them on the other channels must precede. Called on the mesh's thread: it must read no
+  // state of the placer.
+  virtual bool Prompt(uint32_t /*channel*/) const { return false; }
   // Membership declared `host` dead or gone.
   virtual void PeerDown(const std::string& host, int64_t now_ns) = 0;
   // Timers; call at NextDeadline() (and after the engine freed room).
