@@ -38,8 +38,10 @@ pkgver=$(cd "$src" && dpkg-parsechangelog -S Version)
 arch=$(dpkg --print-architecture)
 
 echo "package: building augur $pkgver in $src"
+# Two jobs: the machine's cores are shared (PKG_JOBS overrides). The package build does not
+# run the test suite (debian/rules says why).
 (cd "$src" && AUGUR_DEB_CCACHE=$(command -v ccache >/dev/null && echo 1 || echo 0) \
-  nice dpkg-buildpackage -us -uc -b -nc) > "$out/build-$pkgver.log" 2>&1 || {
+  DEB_BUILD_OPTIONS="parallel=${PKG_JOBS:-2} nocheck" nice dpkg-buildpackage -us -uc -b -nc) > "$out/build-$pkgver.log" 2>&1 || {
   tail -40 "$out/build-$pkgver.log" >&2
   echo "package: dpkg-buildpackage failed, whole log in $out/build-$pkgver.log" >&2
   exit 1
