@@ -77,3 +77,16 @@ bench: build
 
 clean:
 	rm -rf $(BUILD) $(FUZZ_BUILD)
+
+# --- Debian packages (packaging/debian, docs/PACKAGING.md) --------------------------------
+# `make package`: augur, augur-plugin-libvirt and augur-plugin-dev .debs in $(PKG_OUT)/,
+# checked with lintian. `make package-test`: builds them, installs them into a Debian 12 root
+# made with debootstrap, runs the agent from it, upgrades, removes and purges
+# (packaging/test-install.sh; needs root; not part of `make test`).
+PKG_OUT ?= build-deb
+.PHONY: package package-test
+package: deps
+	@bash packaging/build-packages.sh $(PKG_OUT)
+
+package-test: deps
+	@bash packaging/test-install.sh $(PKG_OUT)

@@ -10,6 +10,7 @@
 
 #include "agent/config.h"
 #include "agent/daemon.h"
+#include "agent/journald_sink.h"
 #include "augur_paths.h"
 #include "plugin/plugin_manager.h"
 
@@ -17,11 +18,16 @@ namespace {
 constexpr char kDefaultConfigPath[] = AUGUR_DEFAULT_CONFIG;  // /etc/augur/augur.yaml in the package
 
 void SetUpLogging(const std::string& level) {
-  auto logger = spdlog::stderr_color_mt("augurd");
-  // Under systemd, journald adds its own timestamps; the level prefix maps to a priority.
-  if (std::getenv("JOURNAL_STREAM") != nullptr) {
-    logger->set_pattern("%l: %v");
+  std::shared_ptr<spdlog::logger> logger;
+  if (augur::agent::StderrIsJournal()) {
+    // Under systemd: structured entries with a priority per level and the workflow, stage
+    // and shard as fields (agent/journald_sink.h); journald adds the timestamps.
+    logger = std::make_shared<spdlog::logger>(
+        "augurd", std::make_shared<augur::agent::JournaldSink>("augurd"));
+    logger->set_pattern("%v");
+    spdlog::register_logger(logger);
   } else {
+    logger = spdlog::stderr_color_mt("augurd");
     logger->set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ %v");
   }
   spdlog::set_default_logger(logger);
@@ -98,6 +104,7 @@ int main(int argc, char** argv) {
   options.config = config;
   options.handle_signals = true;
   options.config_path = options_path;
+  options.notify_systemd = true;
   auto daemon = augur::agent::Daemon::Start(options);
   if (!daemon) {
     spdlog::error("cannot start: {}", daemon.error().message());

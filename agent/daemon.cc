@@ -24,6 +24,7 @@
 #include "agent/host_headroom.h"
 #include "agent/mesh_headroom.h"
 #include "agent/metrics_server.h"
+#include "agent/systemd_notify.h"
 #include "mesh/headroom_summary.h"
 #include "mesh/keys.h"
 #include "mesh/mesh_link.h"
@@ -882,9 +883,24 @@ void Daemon::SampleOnce() {
 Status Daemon::Run() {
   Impl& s = *impl_;
   const int64_t interval_ns = int64_t{s.options.config.telemetry.interval.count()} * 1'000'000;
+  SystemdNotifier notifier =
+      s.options.notify_systemd ? SystemdNotifier::FromEnvironment() : SystemdNotifier();
+  const auto ready_status = [&] {
+    return fmt::format("sampling every {} ms into /dev/shm/{}, {} collectors",
+                       s.options.config.telemetry.interval.count(),
+                       s.options.config.telemetry.shm_name, s.collectors.size());
+  };
+  // Start() has bound /metrics and the control socket and started the backends: ready.
+  notifier.Ready(ready_status());
+  if (notifier.watchdog_ns() > 0) {
+    spdlog::info("systemd watchdog: pinging every {} ms from the sampling loop",
+                 notifier.watchdog_ns() / 2'000'000);
+  }
   int64_t next = MonotonicNs();
   while (!s.stop.load(std::memory_order_relaxed)) {
     SampleOnce();
+    // After a sample, so a collector that hangs stops the pings and systemd restarts us.
+    notifier.MaybePingWatchdog(MonotonicNs());
     next += interval_ns;
     int64_t now = MonotonicNs();
     if (now > next) next = now;  // fell behind (suspend, slow collector): don't burst
@@ -895,7 +911,11 @@ Status Daemon::Run() {
         s.stop = true;
         break;
       }
-      if (g_reload_requests.exchange(0, std::memory_order_relaxed) != 0) s.Reload();
+      if (g_reload_requests.exchange(0, std::memory_order_relaxed) != 0) {
+        notifier.Reloading(now);
+        s.Reload();
+        notifier.Ready(ready_status());
+      }
       if (g_status_requests.exchange(0, std::memory_order_relaxed) != 0) s.LogStatus();
       if (const int sig = g_ignored_signal.exchange(0, std::memory_order_relaxed); sig != 0) {
         spdlog::info("received {}: ignored (SIGHUP reloads, SIGUSR1 logs status, SIGTERM "
@@ -904,8 +924,10 @@ Status Daemon::Run() {
       const int64_t wait_ns = std::min<int64_t>(next - now, 100'000'000);
       timespec to{time_t(wait_ns / 1'000'000'000), long(wait_ns % 1'000'000'000)};
       nanosleep(&to, nullptr);  // EINTR when the signal lands on this thread: fine
+      notifier.MaybePingWatchdog(MonotonicNs());
     }
   }
+  notifier.Stopping("stopping: detaching eBPF programs, removing the segment");
   return Status::OK();
 }
 

@@ -45,6 +45,9 @@ struct DaemonOptions {
   std::string plugin_host_path;
   // The file `config` came from, re-read on SIGHUP; empty: built-in defaults.
   std::string config_path;
+  // Tell systemd when Run() is ready, reloading and stopping, and ping its watchdog from
+  // the sampling loop (agent/systemd_notify.h); a no-op without $NOTIFY_SOCKET.
+  bool notify_systemd = false;
 };
 
 class Daemon {

@@ -46,3 +46,26 @@ install(DIRECTORY ${PROJECT_SOURCE_DIR}/docs/ DESTINATION ${CMAKE_INSTALL_DOCDIR
 install(FILES ${PROJECT_SOURCE_DIR}/include/augur/plugin.h
         DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/augur)
 install(DIRECTORY DESTINATION ${CMAKE_INSTALL_LOCALSTATEDIR}/lib/augur)
+
+# --- Debian packaging (packaging/debian, docs/PACKAGING.md) ------------------------------
+# For plugin authors (package augur-plugin-dev): a pkg-config file for the header (no
+# library, so arch-independent: share/pkgconfig), and the example backend's source with a
+# Makefile that builds and checks it against the installed files alone.
+configure_file(${PROJECT_SOURCE_DIR}/packaging/augur-plugin.pc.in
+               ${PROJECT_BINARY_DIR}/packaging/augur-plugin.pc @ONLY)
+install(FILES ${PROJECT_BINARY_DIR}/packaging/augur-plugin.pc
+        DESTINATION ${CMAKE_INSTALL_DATADIR}/pkgconfig)
+install(FILES ${PROJECT_SOURCE_DIR}/plugins/example/example.c
+              ${PROJECT_SOURCE_DIR}/packaging/plugin-example/Makefile
+        DESTINATION ${CMAKE_INSTALL_DATADIR}/augur/plugin-example)
+# augurctl's bash completion and ready-made man pages (roff, packaging/man/*.[1-8]) when the
+# tree has them; a man page built at build time is installed by the rule that builds it.
+if(EXISTS ${PROJECT_SOURCE_DIR}/packaging/completion/augurctl.bash)
+  install(FILES ${PROJECT_SOURCE_DIR}/packaging/completion/augurctl.bash
+          DESTINATION ${CMAKE_INSTALL_DATADIR}/bash-completion/completions RENAME augurctl)
+endif()
+file(GLOB AUGUR_ROFF_MAN_PAGES CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/packaging/man/*.[1-8])
+foreach(page ${AUGUR_ROFF_MAN_PAGES})
+  string(REGEX REPLACE ".*\\.([1-8])$" "\\1" section ${page})
+  install(FILES ${page} DESTINATION ${CMAKE_INSTALL_MANDIR}/man${section})
+endforeach()

@@ -22,6 +22,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/hash.h"
+#include "common/log_fields.h"
 #include "common/yaml_reader.h"
 #include "plugin/backend.h"
 #include "plugin/plugin_protocol.h"
@@ -32,6 +33,14 @@
 
 namespace augur::workflow {
 namespace {
+
+// The journal fields (WORKFLOW, STAGE, SHARD) of log lines about an attempt, or about a
+// stage's merge when there is no attempt (common/log_fields.h, agent/journald_sink.h).
+LogFields FieldsOf(const std::string& attempt_id, const std::string& workflow,
+                   const std::string& stage) {
+  if (!attempt_id.empty()) return LogFieldsFromAttemptId(attempt_id);
+  return {workflow, stage, ""};
+}
 
 namespace fs = std::filesystem;
 using std::chrono::milliseconds;
@@ -348,6 +357,7 @@ struct Executor::Impl : PlacerHost, ReplicationHost {
   }
 
   void Act(const Action& a) {
+    ScopedLogFields fields(FieldsOf(a.attempt.attempt_id, a.attempt.workflow_id, a.attempt.stage));
     switch (a.kind) {
       case Action::Kind::kStart:
         Start(a);
@@ -470,6 +480,7 @@ struct Executor::Impl : PlacerHost, ReplicationHost {
     for (auto& [key, t] : tasks) {
       plugin::Backend* b = backends(t.backend);
       if (b == nullptr) continue;  // down: its host restarts and recovers; poll later
+      ScopedLogFields fields(FieldsOf(t.attempt_id, t.workflow_id, t.stage));
       auto st = b->Poll(t.invocation, milliseconds(0));
       const int64_t now = NowNs();
       if (!st) {
@@ -927,6 +938,7 @@ struct Executor::Impl : PlacerHost, ReplicationHost {
         spdlog::info("workflow {}: waiting to learn whether this host still owns it", w.id);
         continue;
       }
+      ScopedLogFields fields({w.id, "", ""});
       auto shards = store->Shards(w.id);
       auto attempts = store->Attempts(w.id);
       if (!shards || !attempts) return !shards ? shards.error() : attempts.error();
@@ -1024,6 +1036,7 @@ Result<std::string> Executor::Submit(const std::string& yaml, const std::string&
       impl_->demand.Submitted(spec->name, now);
       impl_->pool->Submitted(*id, *spec, now);
       (void)impl_->Persist();
+      ScopedLogFields fields({*id, "", ""});
       spdlog::info("workflow {} submitted from {}", *id, origin);
     }
     return id;
