@@ -14,6 +14,8 @@
 #include "agent/forecast_view.h"
 #include "agent/top_view.h"
 #include "agent/mesh_commands.h"
+#include "agent/ops_commands.h"
+#include "augur_paths.h"
 #include "agent/workflow_commands.h"
 #include "common/yaml_reader.h"
 #include "agent/writer_status.h"
@@ -330,7 +332,30 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   keygen->add_flag("--force", keygen_opts.force, "replace existing key files");
 
+  // --- Operating augurd (agent/ops_commands.h): doctor, backends. ---
+  augur::agent::DoctorCommandOptions doctor_opts;
+  auto* doctor = app.add_subcommand(
+      "doctor",
+      "check what augurd needs (BTF, BPF privilege, cgroups, the shm segment, plugin hosts, "
+      "the control socket, the workflow database, mesh seeds, key files) and say how to fix "
+      "each problem; exit 1 when a check fails");
+  doctor->add_option("--config", doctor_opts.config_path,
+                     "augurd's config file (default: " AUGUR_DEFAULT_CONFIG
+                     " when present, else the built-in defaults)");
+  doctor->add_flag("--json", doctor_opts.json, "machine-readable output");
+  auto* backends = app.add_subcommand(
+      "backends", "the provisioning backends: plugin host state, pid, restarts and health");
+  backends->add_flag("--json", json, "machine-readable output");
+  // --- end of the operating block ---
+
   CLI11_PARSE(app, argc, argv);
+  if (*doctor) {
+    // --socket and --shm, when given, override the config's control.socket and shm_name.
+    if (app.get_option("--socket")->count() > 0) doctor_opts.socket = target.socket;
+    if (app.get_option("--shm")->count() > 0) doctor_opts.shm = shm;
+    return augur::agent::DoctorCommand(doctor_opts);
+  }
+  if (*backends) return augur::agent::BackendsCommand(target, json);
   if (*keygen) return Keygen(keygen_opts);
   if (*profile) return augur::agent::ProfileCommand(target, wf, stage, json);
   if (*event) {
