@@ -5,6 +5,7 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <sstream>
 #include <thread>
 
 #include <CLI/CLI.hpp>
@@ -14,6 +15,9 @@
 #include "agent/forecast_view.h"
 #include "agent/top_view.h"
 #include "agent/mesh_commands.h"
+#include "agent/cli_completion.h"
+#include "agent/ops_commands.h"
+#include "augur_paths.h"
 #include "agent/workflow_commands.h"
 #include "common/yaml_reader.h"
 #include "agent/writer_status.h"
@@ -178,9 +182,18 @@ int Forecast(const std::string& shm, const std::string& series, bool json, int w
 
 // Checks a workflow file as the engine will read it. Errors go to stderr, one per line, so
 // that editors can jump to FILE:LINE:COLUMN; the summary goes to stdout.
-int Validate(const std::string& path) {
+// With --json the errors (one string per line) or the counts go to stdout as one object.
+int Validate(const std::string& path, bool json) {
   auto spec = augur::workflow::LoadWorkflowFile(path);
   if (!spec) {
+    if (json) {
+      nlohmann::json errors = nlohmann::json::array();
+      std::istringstream lines(spec.error().message());
+      for (std::string line; std::getline(lines, line);) errors.push_back(line);
+      nlohmann::json j{{"file", path}, {"ok", false}, {"errors", std::move(errors)}};
+      std::puts(j.dump(2).c_str());
+      return 1;
+    }
     std::fprintf(stderr, "%s\n", spec.error().message().c_str());
     return 1;
   }
@@ -198,6 +211,13 @@ int Validate(const std::string& path) {
                                     shards == 1 ? "" : "s");
   if (automatic > 0) {
     counted += fmt::format(" + count: auto in {} stage{}", automatic, automatic == 1 ? "" : "s");
+  }
+  if (json) {
+    nlohmann::json j{{"file", path},        {"ok", true},
+                     {"stages", spec->stages.size()}, {"shards", shards},
+                     {"auto_count_stages", automatic}, {"errors", nlohmann::json::array()}};
+    std::puts(j.dump(2).c_str());
+    return 0;
   }
   std::printf("%s: OK (%s)\n", path.c_str(), counted.c_str());
   return 0;
@@ -256,6 +276,7 @@ int main(int argc, char** argv) {
       "validate", "check a workflow file: print every error, or a summary (exit 1 on errors)");
   validate->add_option("FILE", workflow_file, "workflow file (YAML, docs/WORKFLOWS.md)")
       ->required();
+  validate->add_flag("--json", json, "machine-readable output: {file, ok, errors, stages, shards}");
 
   augur::agent::ControlTarget target;
   app.add_option("--socket", target.socket, "augurd's control socket (control.socket)")
@@ -330,7 +351,42 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   keygen->add_flag("--force", keygen_opts.force, "replace existing key files");
 
+  // --- Operating augurd (agent/ops_commands.h): doctor, backends. ---
+  augur::agent::DoctorCommandOptions doctor_opts;
+  auto* doctor = app.add_subcommand(
+      "doctor",
+      "check what augurd needs (BTF, BPF privilege, cgroups, the shm segment, plugin hosts, "
+      "the control socket, the workflow database, mesh seeds, key files) and say how to fix "
+      "each problem; exit 1 when a check fails");
+  doctor->add_option("--config", doctor_opts.config_path,
+                     "augurd's config file (default: " AUGUR_DEFAULT_CONFIG
+                     " when present, else the built-in defaults)");
+  doctor->add_flag("--json", doctor_opts.json, "machine-readable output");
+  auto* backends = app.add_subcommand(
+      "backends", "the provisioning backends: plugin host state, pid, restarts and health");
+  backends->add_flag("--json", json, "machine-readable output");
+  std::string completion_shell;
+  auto* completion = app.add_subcommand(
+      "completion", "print the shell completion script (bash), generated from these commands");
+  completion->add_option("SHELL", completion_shell, "the shell: bash")
+      ->required()
+      ->check(CLI::IsMember({"bash"}));
+  // --- end of the operating block ---
+
   CLI11_PARSE(app, argc, argv);
+  if (*doctor) {
+    // --socket and --shm, when given, override the config's control.socket and shm_name.
+    if (app.get_option("--socket")->count() > 0) doctor_opts.socket = target.socket;
+    if (app.get_option("--shm")->count() > 0) doctor_opts.shm = shm;
+    return augur::agent::DoctorCommand(doctor_opts);
+  }
+  if (*backends) return augur::agent::BackendsCommand(target, json);
+  if (*completion) {
+    std::fputs(augur::agent::BashCompletion(app, "augurctl", {{"completion SHELL", {"bash"}}})
+                   .c_str(),
+               stdout);
+    return 0;
+  }
   if (*keygen) return Keygen(keygen_opts);
   if (*profile) return augur::agent::ProfileCommand(target, wf, stage, json);
   if (*event) {
@@ -338,7 +394,7 @@ int main(int argc, char** argv) {
   }
   if (*events) return augur::agent::EventsCommand(target, wf, json);
   if (*peers) return augur::agent::PeersCommand(target, json);
-  if (*validate) return Validate(workflow_file);
+  if (*validate) return Validate(workflow_file, json);
   if (*submit) return augur::agent::SubmitCommand(target, workflow_file, wait, json);
   if (*status) return augur::agent::StatusCommand(target, wf, json, explain);
   if (*result) return augur::agent::ResultCommand(target, wf, stage);

@@ -609,6 +609,22 @@ void ParseMesh(Errors& errors, const YAML::Node& key_node, const YAML::Node& nod
 
 Config DefaultConfig() { return Config{}; }
 
+std::vector<std::string> ConfigKeys() {
+  std::vector<std::string> out;
+  for (const Section& s : kSections) {
+    out.emplace_back(s.name);
+    for (std::string_view k : s.keys) {
+      out.push_back(fmt::format("{}.{}", s.name, k));
+      if (s.name == "workflows" && k == "prewarm") {
+        for (std::string_view p : workflow::kPrewarmKeys) {
+          out.push_back(fmt::format("workflows.prewarm.{}", p));
+        }
+      }
+    }
+  }
+  return out;
+}
+
 std::vector<std::string> ChangedKeys(const Config& a, const Config& b) {
   std::vector<std::string> out;
   auto check = [&](bool differs, std::string_view key) {

@@ -168,6 +168,12 @@ struct Config {
 // Built-in defaults (what augurd uses when the config file is absent).
 Config DefaultConfig();
 
+// Every key the parser accepts, dotted ("telemetry.interval", "workflows.prewarm.lead"),
+// sections first and then their keys, taken from the same tables that reject unknown keys.
+// The keys under plugins.config.<name> are each plugin's own and are not listed. For the
+// man page's completeness test (augur.yaml(5)).
+std::vector<std::string> ConfigKeys();
+
 // The dotted keys whose values differ between `a` and `b` ("telemetry.interval",
 // "plugins.config.process"), in file order; for SIGHUP's report of what needs a restart.
 std::vector<std::string> ChangedKeys(const Config& a, const Config& b);

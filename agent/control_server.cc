@@ -162,6 +162,7 @@ std::string CommandName(const control::Request& r) {
     case control::Request::kEvent: return "event";
     case control::Request::kEvents: return "events";
     case control::Request::kPeers: return "peers";
+    case control::Request::kBackends: return "backends";
     case control::Request::COMMAND_NOT_SET: break;
   }
   return "none";

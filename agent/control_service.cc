@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "plugin/plugin_client.h"
 #include "workflow/executor.h"
 
 namespace augur::agent {
@@ -26,11 +27,36 @@ control::Reply FromStatus(const Status& s) {
 
 }  // namespace
 
+std::string BackendsJson(const std::vector<plugin::BackendHealth>& backends,
+                         std::chrono::system_clock::time_point now) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const plugin::BackendHealth& h : backends) {
+    const bool checked = h.last_check.time_since_epoch().count() != 0;
+    out.push_back({{"name", h.name},
+                   {"state", std::string(plugin::HostStateName(h.state))},
+                   {"up", h.up},
+                   {"healthy", h.healthy},
+                   {"reason", std::string(plugin::HealthReasonName(h.reason))},
+                   {"detail", h.health_detail},
+                   {"restarts", h.restarts},
+                   {"host_pid", h.host_pid},
+                   {"last_error", h.last_error},
+                   {"abi", fmt::format("{}.{}", h.abi_major, h.abi_minor)},
+                   {"last_check_age_s",
+                    checked ? std::chrono::duration<double>(now - h.last_check).count() : -1.0}});
+  }
+  return out.dump();
+}
+
 control::Reply HandleControl(const ControlTargets& t, const control::Request& req,
                              const PeerCredentials& peer) {
   if (req.command_case() == control::Request::kPeers) {
     if (!t.peers_json) return FromStatus(Status::FailedPrecondition("the mesh is off: " + t.mesh_off));
     return Ok("", t.peers_json());
+  }
+  if (req.command_case() == control::Request::kBackends) {
+    return Ok("", t.backends ? BackendsJson(t.backends(), std::chrono::system_clock::now())
+                             : std::string("[]"));
   }
   workflow::Executor* ex = t.executor;
   if (ex == nullptr) {
@@ -93,6 +119,7 @@ control::Reply HandleControl(const ControlTargets& t, const control::Request& re
       return j ? Ok("", *j) : FromStatus(j.error());
     }
     case control::Request::kPeers:  // answered above
+    case control::Request::kBackends:
     case control::Request::COMMAND_NOT_SET:
       break;
   }

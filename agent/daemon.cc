@@ -508,6 +508,7 @@ Status Daemon::Impl::StartControl() {
         t.workflows_off = workflows_off;
         t.mesh_off = "mesh.enabled is false";
         if (mesh) t.peers_json = [this] { return mesh->PeersJson(); };
+        if (plugins) t.backends = [this] { return plugins->Health(); };
         return HandleControl(t, req, peer);
       });
   if (!server) return server.error().Annotate("control.socket");

@@ -26,6 +26,7 @@
 
 #include "agent/control_client.h"
 #include "agent/control_frame.h"
+#include "agent/temp_dir.h"
 
 namespace augur::agent {
 namespace {
@@ -36,24 +37,7 @@ using ::testing::HasSubstr;
 
 constexpr uid_t kNobody = 65534;
 
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/augur-ctl-XXXXXX";
-    char* p = ::mkdtemp(tmpl);
-    EXPECT_NE(p, nullptr);
-    path_ = p ? p : "/tmp";
-    ::chmod(path_.c_str(), 0755);  // unprivileged children must reach the socket
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  std::string Path(std::string_view name) const { return path_ + "/" + std::string(name); }
-
- private:
-  std::string path_;
-};
+using augur::testing::TempDir;
 
 // Records calls and answers each command with what it was asked, as JSON.
 struct TestHandler {
