@@ -319,6 +319,22 @@ TEST(OpsDashboardTest, DashboardQueriesOnlyDocumentedSeries) {
   const nlohmann::json dash =
       nlohmann::json::parse(ReadFile(SourcePath("packaging/grafana/augur.json")), nullptr, false);
   ASSERT_TRUE(dash.is_object()) << "packaging/grafana/augur.json is not JSON";
+  // Importable: a title and uid, panels with unique ids on the 24-column grid, each query
+  // with a refId and the dashboard's data source variable.
+  EXPECT_FALSE(dash.value("uid", "").empty());
+  EXPECT_FALSE(dash.value("title", "").empty());
+  std::set<int> ids;
+  for (const nlohmann::json& p : dash["panels"]) {
+    EXPECT_TRUE(ids.insert(p.value("id", -1)).second) << "panel id repeated: " << p.dump();
+    const nlohmann::json& g = p["gridPos"];
+    EXPECT_LE(g.value("x", 99) + g.value("w", 99), 24) << p.value("title", "");
+    if (p.value("type", "") == "row") continue;
+    ASSERT_TRUE(p.contains("targets")) << p.value("title", "");
+    for (const nlohmann::json& t : p["targets"]) {
+      EXPECT_FALSE(t.value("refId", "").empty()) << p.value("title", "");
+      EXPECT_EQ(t["datasource"].value("uid", ""), "${datasource}") << p.value("title", "");
+    }
+  }
   std::vector<std::string> exprs;
   CollectExprs(dash, &exprs);
   ASSERT_GT(exprs.size(), 30u);
