@@ -1,10 +1,10 @@
 #include "agent/cli_completion.h"
 
-#include <algorithm>
-
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
 
 namespace augur::agent {
 namespace {

@@ -2,6 +2,8 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <grp.h>
 #include <linux/bpf.h>
 #include <netdb.h>
@@ -18,12 +20,9 @@
 #include <cstring>
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
-
-#include <fmt/format.h>
-#include <fmt/ranges.h>
-#include <nlohmann/json.hpp>
 
 #include "agent/control.pb.h"
 #include "agent/control_client.h"
@@ -178,8 +177,8 @@ Result<uint64_t> ReadEffectiveCaps(pid_t pid) {
   uint64_t caps = 0;
   std::istringstream in(text);
   if (text.empty() || !(in >> std::hex >> caps)) {
-    return Err(Status::NotFound(fmt::format("no CapEff in /proc/{}/status",
-                                            pid == 0 ? "self" : std::to_string(pid))));
+    return Err(Status::NotFound(
+        fmt::format("no CapEff in /proc/{}/status", pid == 0 ? "self" : std::to_string(pid))));
   }
   return caps;
 }
@@ -201,8 +200,8 @@ DoctorCheck CheckBtf(const std::string& btf_path, EbpfMode mode) {
   struct stat st {};
   if (::stat(btf_path.c_str(), &st) != 0) {
     return Make("btf", EbpfSeverity(mode),
-                fmt::format("no kernel BTF at {} ({}): the eBPF collectors cannot load{}",
-                            btf_path, std::strerror(errno),
+                fmt::format("no kernel BTF at {} ({}): the eBPF collectors cannot load{}", btf_path,
+                            std::strerror(errno),
                             mode == EbpfMode::kAuto ? ", augurd collects from procfs" : ""),
                 "run a kernel built with CONFIG_DEBUG_INFO_BTF=y (Debian's linux-image "
                 "packages are), or set telemetry.ebpf: off to use procfs only");
@@ -227,8 +226,9 @@ DoctorCheck CheckBpfPrivilege(EbpfMode mode, const AgentProcess& agent, int agen
                                 : "this process cannot load a tracing program: " + load.message());
   if (agent.pid == 0) {
     if (load.ok()) {
-      c.summary = "a trivial tracing program loads (augurd not running: its own "
-                  "capabilities not checked)";
+      c.summary =
+          "a trivial tracing program loads (augurd not running: its own "
+          "capabilities not checked)";
       return c;
     }
     c.state = EbpfSeverity(mode);
@@ -252,17 +252,20 @@ DoctorCheck CheckBpfPrivilege(EbpfMode mode, const AgentProcess& agent, int agen
   }
   if (caps && !CanTrace(*caps)) {
     c.state = EbpfSeverity(mode);
-    c.summary = fmt::format("augurd (pid {}) lacks CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN): "
-                            "it collects from procfs",
-                            agent.pid);
-    c.fix = "give the service AmbientCapabilities=CAP_BPF CAP_PERFMON (or run it as root), or "
-            "set telemetry.ebpf: off";
+    c.summary = fmt::format(
+        "augurd (pid {}) lacks CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN): "
+        "it collects from procfs",
+        agent.pid);
+    c.fix =
+        "give the service AmbientCapabilities=CAP_BPF CAP_PERFMON (or run it as root), or "
+        "set telemetry.ebpf: off";
     return c;
   }
   if (agent_bpf_series == 0) {
     c.state = EbpfSeverity(mode);
-    c.summary = "augurd holds the capabilities but writes no eBPF series: its collectors did "
-                "not load";
+    c.summary =
+        "augurd holds the capabilities but writes no eBPF series: its collectors did "
+        "not load";
     c.fix = "read why in augurd's log (journalctl -u augurd | grep eBPF) at its start";
     return c;
   }
@@ -283,8 +286,9 @@ DoctorCheck CheckCgroups(const std::string& mountinfo, const std::string& root_p
   for (const telemetry::CgroupMount& m : fs->mounts()) {
     (m.version == 1 ? v1 : v2) = true;
     c.details.push_back(fmt::format("v{} {}: {}", m.version, m.mount_point,
-                                    m.controllers.empty() ? std::string("(no controllers)")
-                                                          : fmt::format("{}", fmt::join(m.controllers, " "))));
+                                    m.controllers.empty()
+                                        ? std::string("(no controllers)")
+                                        : fmt::format("{}", fmt::join(m.controllers, " "))));
   }
   const std::string_view kind = v1 && v2 ? "hybrid (v1 controllers and a v2 tree)"
                                 : v2     ? "v2 (unified)"
@@ -360,11 +364,13 @@ DoctorCheck CheckShm(const std::string& shm_name, std::chrono::milliseconds inte
   const double limit_s = 3.0 * static_cast<double>(interval.count()) / 1000.0;
   if (age_s > limit_s) {
     c.state = CheckState::kFail;
-    c.summary = fmt::format("/dev/shm/{}: last heartbeat {:.1f}s ago, more than 3 x "
-                            "telemetry.interval",
-                            shm_name, age_s);
-    c.fix = "augurd is alive but not sampling: look at journalctl -u augurd, then systemctl "
-            "restart augurd";
+    c.summary = fmt::format(
+        "/dev/shm/{}: last heartbeat {:.1f}s ago, more than 3 x "
+        "telemetry.interval",
+        shm_name, age_s);
+    c.fix =
+        "augurd is alive but not sampling: look at journalctl -u augurd, then systemctl "
+        "restart augurd";
     return c;
   }
   c.summary = fmt::format("/dev/shm/{}: written by pid {}, {} series, heartbeat {}", shm_name,
@@ -387,10 +393,9 @@ DoctorCheck EvaluateBackends(const std::vector<std::string>& enabled, std::strin
     const std::string name = b.value("name", "?");
     seen.insert(name);
     const bool healthy = b.value("healthy", false);
-    std::string line = fmt::format("{}: {} (host {}, pid {}, {} restarts)", name,
-                                   healthy ? "healthy" : b.value("reason", "?"),
-                                   b.value("state", "?"), b.value("host_pid", 0),
-                                   b.value("restarts", 0));
+    std::string line = fmt::format(
+        "{}: {} (host {}, pid {}, {} restarts)", name, healthy ? "healthy" : b.value("reason", "?"),
+        b.value("state", "?"), b.value("host_pid", 0), b.value("restarts", 0));
     if (!healthy && !b.value("detail", "").empty()) line += ": " + b.value("detail", "");
     if (!healthy && !b.value("last_error", "").empty()) {
       line += fmt::format(" (last error: {})", b.value("last_error", ""));
@@ -408,14 +413,15 @@ DoctorCheck EvaluateBackends(const std::vector<std::string>& enabled, std::strin
     c.state = CheckState::kFail;
     c.summary = fmt::format("{} of {} backends not healthy: {}", bad.size(),
                             std::max(seen.size(), enabled.size()), fmt::join(bad, ", "));
-    c.fix = "read the reason above and journalctl -u augurd; `augur-plugin-check "
-            "PLUGIN.so` tells what a plugin gets wrong; a config change needs systemctl restart "
-            "augurd";
+    c.fix =
+        "read the reason above and journalctl -u augurd; `augur-plugin-check "
+        "PLUGIN.so` tells what a plugin gets wrong; a config change needs systemctl restart "
+        "augurd";
     return c;
   }
-  c.summary = seen.empty() ? "no backends enabled (plugins.enabled is empty)"
-                           : fmt::format("{} backends healthy: {}", seen.size(),
-                                         fmt::join(seen, ", "));
+  c.summary = seen.empty()
+                  ? "no backends enabled (plugins.enabled is empty)"
+                  : fmt::format("{} backends healthy: {}", seen.size(), fmt::join(seen, ", "));
   return c;
 }
 
@@ -439,8 +445,8 @@ DoctorCheck CheckPlugins(const std::string& socket, const std::vector<std::strin
   return EvaluateBackends(enabled, reply->json());
 }
 
-DoctorCheck CheckControlSocket(const std::string& path, const std::string& group,
-                               uid_t owner_uid, bool agent_running) {
+DoctorCheck CheckControlSocket(const std::string& path, const std::string& group, uid_t owner_uid,
+                               bool agent_running) {
   struct stat st {};
   if (::lstat(path.c_str(), &st) != 0) {
     if (!agent_running && errno == ENOENT) {
@@ -465,11 +471,12 @@ DoctorCheck CheckControlSocket(const std::string& path, const std::string& group
   std::vector<std::string> problems;
   std::string fix;
   if (gr == nullptr) {
-    problems.push_back(fmt::format("the group '{}' does not exist, so only root may use it",
-                                   group));
-    fix = fmt::format("groupadd --system {} (the package does), add the users who may run "
-                      "augurctl to it, then systemctl restart augurd",
-                      group);
+    problems.push_back(
+        fmt::format("the group '{}' does not exist, so only root may use it", group));
+    fix = fmt::format(
+        "groupadd --system {} (the package does), add the users who may run "
+        "augurctl to it, then systemctl restart augurd",
+        group);
   } else {
     if (st.st_gid != gr->gr_gid) {
       problems.push_back(fmt::format("group is {}, want {}", GroupName(st.st_gid), group));
@@ -486,9 +493,10 @@ DoctorCheck CheckControlSocket(const std::string& path, const std::string& group
     c.state = CheckState::kFail;
     c.summary = fmt::format("{}: {}", found, fmt::join(problems, "; "));
     if (fix.empty()) {
-      fix = fmt::format("systemctl restart augurd (it makes the socket {}:{} 0660); if that "
-                        "does not help, something else rewrites {}",
-                        UserName(owner_uid), group, path);
+      fix = fmt::format(
+          "systemctl restart augurd (it makes the socket {}:{} 0660); if that "
+          "does not help, something else rewrites {}",
+          UserName(owner_uid), group, path);
     }
     c.fix = fix;
     return c;
@@ -529,7 +537,8 @@ DoctorCheck CheckDatabase(const std::string& path, const std::string& engine_off
       rc = sqlite3_step(stmt);
       if (rc == SQLITE_ROW) {
         const unsigned char* text = sqlite3_column_text(stmt, 0);
-        if (text != nullptr && rows.size() < 5) rows.emplace_back(reinterpret_cast<const char*>(text));
+        if (text != nullptr && rows.size() < 5)
+          rows.emplace_back(reinterpret_cast<const char*>(text));
       }
     }
     if (rc != SQLITE_DONE) result = sqlite3_errmsg(db);
@@ -542,8 +551,8 @@ DoctorCheck CheckDatabase(const std::string& path, const std::string& engine_off
       "stop augurd, move the file aside (with its -wal and -shm files), try sqlite3 OLD "
       ".recover | sqlite3 NEW, or start with an empty store (history and workflows are lost)";
   if (!result.empty()) {
-    return Make("database", CheckState::kFail,
-                fmt::format("{}: cannot be read: {}", path, result), kFix);
+    return Make("database", CheckState::kFail, fmt::format("{}: cannot be read: {}", path, result),
+                kFix);
   }
   if (rows.size() != 1 || rows[0] != "ok") {
     DoctorCheck c = Make("database", CheckState::kFail,
@@ -597,11 +606,12 @@ DoctorCheck CheckSeeds(const MeshConfig& mesh, std::chrono::milliseconds timeout
   }
   if (!bad.empty()) {
     c.state = CheckState::kFail;
-    c.summary = fmt::format("{} of {} seeds not usable: {}", bad.size(), checked,
-                            fmt::join(bad, ", "));
-    c.fix = "check that augurd runs there with mesh.enabled and listens on that address (ss "
-            "-ltn), that no firewall drops the port, and that each seed's host.pub line is in "
-            "mesh.authorized_keys";
+    c.summary =
+        fmt::format("{} of {} seeds not usable: {}", bad.size(), checked, fmt::join(bad, ", "));
+    c.fix =
+        "check that augurd runs there with mesh.enabled and listens on that address (ss "
+        "-ltn), that no firewall drops the port, and that each seed's host.pub line is in "
+        "mesh.authorized_keys";
     return c;
   }
   c.summary = fmt::format("{} seeds reachable", checked);
@@ -625,23 +635,25 @@ DoctorCheck CheckKeyFiles(const MeshConfig& mesh, uid_t owner_uid) {
     c.details.push_back(fmt::format("{} {}:{} mode {}", mesh.key_file, UserName(st.st_uid),
                                     GroupName(st.st_gid), ModeText(st.st_mode)));
     if ((st.st_mode & 077) != 0) {
-      problems.push_back(fmt::format("{} is mode {}: others may read the secret key",
-                                     mesh.key_file, ModeText(st.st_mode)));
-      fixes.push_back(fmt::format("chmod 600 {} (and make a new pair with augurctl keygen "
-                                  "--force if others could have read it)",
-                                  mesh.key_file));
+      problems.push_back(fmt::format("{} is mode {}: others may read the secret key", mesh.key_file,
+                                     ModeText(st.st_mode)));
+      fixes.push_back(
+          fmt::format("chmod 600 {} (and make a new pair with augurctl keygen "
+                      "--force if others could have read it)",
+                      mesh.key_file));
     }
     if (st.st_uid != owner_uid) {
-      problems.push_back(fmt::format("{} is owned by {}, not by {} (augurd's user)",
-                                     mesh.key_file, UserName(st.st_uid), UserName(owner_uid)));
+      problems.push_back(fmt::format("{} is owned by {}, not by {} (augurd's user)", mesh.key_file,
+                                     UserName(st.st_uid), UserName(owner_uid)));
       fixes.push_back(fmt::format("chown {} {}", UserName(owner_uid), mesh.key_file));
     }
     if ((st.st_mode & 077) == 0) {
       // Only parsed when private: ReadSecretKeyFile refuses a readable key on its own terms.
       if (auto keys = mesh::ReadSecretKeyFile(mesh.key_file); !keys) {
         problems.push_back(keys.error().message());
-        fixes.push_back("augurctl keygen --force writes a new pair (peers then need the new "
-                        "host.pub line)");
+        fixes.push_back(
+            "augurctl keygen --force writes a new pair (peers then need the new "
+            "host.pub line)");
       }
     }
   }
@@ -653,9 +665,8 @@ DoctorCheck CheckKeyFiles(const MeshConfig& mesh, uid_t owner_uid) {
       fixes.push_back("put the host.pub line of every peer (this host's too) in it");
     }
   } else {
-    c.details.push_back(fmt::format("{} {}:{} mode {}", mesh.authorized_keys,
-                                    UserName(ak.st_uid), GroupName(ak.st_gid),
-                                    ModeText(ak.st_mode)));
+    c.details.push_back(fmt::format("{} {}:{} mode {}", mesh.authorized_keys, UserName(ak.st_uid),
+                                    GroupName(ak.st_gid), ModeText(ak.st_mode)));
     if ((ak.st_mode & 022) != 0) {
       problems.push_back(fmt::format("{} is mode {}: others may add a key and join the mesh",
                                      mesh.authorized_keys, ModeText(ak.st_mode)));
@@ -681,8 +692,7 @@ std::vector<DoctorCheck> RunDoctor(const DoctorOptions& o) {
     out.push_back(Make("config", CheckState::kOk, fmt::format("configuration: {}", where)));
   } else {
     DoctorCheck c = Make("config", CheckState::kFail,
-                         fmt::format("{} does not load; the checks below use the defaults",
-                                     where),
+                         fmt::format("{} does not load; the checks below use the defaults", where),
                          "fix each line named above (augurd --check-config FILE checks it "
                          "again)");
     std::istringstream lines(o.config_status.message());
@@ -711,8 +721,7 @@ std::vector<DoctorCheck> RunDoctor(const DoctorOptions& o) {
   out.push_back(CheckCgroups(o.mountinfo));
   out.push_back(CheckShm(cfg.telemetry.shm_name, cfg.telemetry.interval));
   out.push_back(CheckPlugins(cfg.control.socket, cfg.plugins.enabled, o.control_timeout));
-  out.push_back(
-      CheckControlSocket(cfg.control.socket, cfg.control.group, owner, agent.pid != 0));
+  out.push_back(CheckControlSocket(cfg.control.socket, cfg.control.group, owner, agent.pid != 0));
   // The engine runs only with the process backend (agent/daemon.cc).
   std::string engine_off;
   if (!cfg.workflows.enabled) {
@@ -741,8 +750,7 @@ std::string RenderDoctorText(const std::vector<DoctorCheck>& checks) {
     if (!c.fix.empty()) out += fmt::format("{:17}fix: {}\n", "", c.fix);
   }
   out += fmt::format("{} ok, {} warnings, {} failed, {} not checked\n", count[CheckState::kOk],
-                     count[CheckState::kWarn], count[CheckState::kFail],
-                     count[CheckState::kSkip]);
+                     count[CheckState::kWarn], count[CheckState::kFail], count[CheckState::kSkip]);
   return out;
 }
 

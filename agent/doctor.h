@@ -19,12 +19,11 @@
 
 #include <chrono>
 #include <cstdint>
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <nlohmann/json_fwd.hpp>
 
 #include "agent/config.h"
 #include "augur/status.h"
@@ -40,11 +39,11 @@ enum class CheckState {
 std::string_view CheckStateName(CheckState s);  // "ok", "warn", "fail", "skip"
 
 struct DoctorCheck {
-  std::string name;     // short and stable: "btf", "bpf", "cgroups", "shm", ...
+  std::string name;  // short and stable: "btf", "bpf", "cgroups", "shm", ...
   CheckState state = CheckState::kOk;
-  std::string summary;  // one line: what was found
+  std::string summary;               // one line: what was found
   std::vector<std::string> details;  // more lines (per controller, per seed, per backend)
-  std::string fix;      // one sentence; empty when state is kOk or kSkip
+  std::string fix;                   // one sentence; empty when state is kOk or kSkip
 };
 
 // What the running augurd is, as far as its segment tells (writer pid of a live segment).
@@ -93,8 +92,8 @@ DoctorCheck EvaluateBackends(const std::vector<std::string>& enabled, std::strin
 // must exist), mode 0660; and whether the user running doctor may use it (root or a member
 // of the group: kWarn otherwise). A missing socket is kFail while augurd runs
 // (`agent_running`), else kSkip.
-DoctorCheck CheckControlSocket(const std::string& path, const std::string& group,
-                               uid_t owner_uid, bool agent_running);
+DoctorCheck CheckControlSocket(const std::string& path, const std::string& group, uid_t owner_uid,
+                               bool agent_running);
 
 // The workflow database (`path`, normally workflows.state_dir/workflows.db), opened
 // read-only: `PRAGMA quick_check` answers "ok". A missing file is kOk (made on augurd's
@@ -112,9 +111,9 @@ DoctorCheck CheckSeeds(const MeshConfig& mesh, std::chrono::milliseconds timeout
 DoctorCheck CheckKeyFiles(const MeshConfig& mesh, uid_t owner_uid);
 
 struct DoctorOptions {
-  Config config;             // what augurd runs with
-  std::string config_path;   // where it came from; "" = built-in defaults
-  Status config_status;      // loading it: not OK makes the "config" check fail
+  Config config;            // what augurd runs with
+  std::string config_path;  // where it came from; "" = built-in defaults
+  Status config_status;     // loading it: not OK makes the "config" check fail
   std::string btf_path = "/sys/kernel/btf/vmlinux";
   std::string mountinfo = "/proc/self/mountinfo";
   std::chrono::milliseconds connect_timeout{2000};  // per seed

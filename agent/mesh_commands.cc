@@ -7,7 +7,6 @@
 #include <nlohmann/json.hpp>
 
 #include "agent/control.pb.h"
-#include "agent/control_client.h"
 
 namespace augur::agent {
 namespace {
@@ -43,15 +42,8 @@ std::string Headroom(const json& m) {
 int PeersCommand(const ControlTarget& t, bool as_json) {
   control::Request req;
   req.mutable_peers();
-  auto reply = CallControl(t.socket, req, t.timeout);
-  if (!reply) {
-    std::fprintf(stderr, "augurctl: %s\n", reply.error().message().c_str());
-    return 1;
-  }
-  if (reply->code() != 0) {
-    std::fprintf(stderr, "augurctl: %s\n", reply->message().c_str());
-    return 1;
-  }
+  auto reply = CallAugurd(t, req);
+  if (!reply) return 1;
   const json peers = json::parse(reply->json(), nullptr, false);
   if (as_json) {
     std::printf("%s\n", peers.dump(2).c_str());

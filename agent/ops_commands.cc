@@ -1,15 +1,13 @@
 #include "agent/ops_commands.h"
 
+#include <fmt/format.h>
 #include <sys/stat.h>
 
 #include <cstdio>
-
-#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "agent/config.h"
 #include "agent/control.pb.h"
-#include "agent/control_client.h"
 #include "agent/doctor.h"
 
 namespace augur::agent {
@@ -44,15 +42,8 @@ int DoctorCommand(const DoctorCommandOptions& o) {
 int BackendsCommand(const ControlTarget& t, bool as_json) {
   control::Request req;
   req.mutable_backends();
-  auto reply = CallControl(t.socket, req, t.timeout);
-  if (!reply) {
-    std::fprintf(stderr, "augurctl: %s\n", reply.error().message().c_str());
-    return 1;
-  }
-  if (reply->code() != 0) {
-    std::fprintf(stderr, "augurctl: %s\n", reply->message().c_str());
-    return 1;
-  }
+  auto reply = CallAugurd(t, req);
+  if (!reply) return 1;
   const nlohmann::json backends = nlohmann::json::parse(reply->json(), nullptr, false);
   if (!backends.is_array()) {
     std::fprintf(stderr, "augurctl: augurd sent backends that are not a list\n");
@@ -66,17 +57,17 @@ int BackendsCommand(const ControlTarget& t, bool as_json) {
     std::printf("no backends enabled (plugins.enabled)\n");
     return 0;
   }
-  std::printf("%-16s %-9s %-8s %8s %8s %-6s  %s\n", "BACKEND", "HOST", "HEALTH", "PID",
-              "RESTARTS", "ABI", "WHY");
+  std::printf("%-16s %-9s %-8s %8s %8s %-6s  %s\n", "BACKEND", "HOST", "HEALTH", "PID", "RESTARTS",
+              "ABI", "WHY");
   for (const nlohmann::json& b : backends) {
     const bool healthy = b.value("healthy", false);
     std::printf("%-16s %-9s %-8s %8d %8llu %-6s  %s\n", b.value("name", "?").c_str(),
-                b.value("state", "?").c_str(), healthy ? "healthy" : "DOWN",
-                b.value("host_pid", 0),
+                b.value("state", "?").c_str(), healthy ? "healthy" : "DOWN", b.value("host_pid", 0),
                 static_cast<unsigned long long>(b.value("restarts", uint64_t{0})),
                 b.value("abi", "?").c_str(),
-                healthy ? "" : fmt::format("{}: {}", b.value("reason", "?"),
-                                           b.value("detail", "")).c_str());
+                healthy
+                    ? ""
+                    : fmt::format("{}: {}", b.value("reason", "?"), b.value("detail", "")).c_str());
   }
   return 0;
 }

@@ -20,12 +20,8 @@
 #include "workflow/workflow_spec.h"
 
 namespace augur::agent {
-namespace {
 
-using nlohmann::json;
-
-// One round trip; prints the error and returns nullopt when there is no OK reply.
-std::optional<control::Reply> Call(const ControlTarget& t, const control::Request& req) {
+std::optional<control::Reply> CallAugurd(const ControlTarget& t, const control::Request& req) {
   auto reply = CallControl(t.socket, req, t.timeout);
   if (!reply) {
     std::fprintf(stderr, "augurctl: %s\n", reply.error().message().c_str());
@@ -38,11 +34,15 @@ std::optional<control::Reply> Call(const ControlTarget& t, const control::Reques
   return *reply;
 }
 
+namespace {
+
+using nlohmann::json;
+
 std::optional<json> StatusOf(const ControlTarget& t, const std::string& workflow, bool explain) {
   control::Request req;
   req.mutable_status()->set_workflow(workflow);
   req.mutable_status()->set_explain(explain);
-  auto r = Call(t, req);
+  auto r = CallAugurd(t, req);
   if (!r) return std::nullopt;
   return json::parse(r->json(), nullptr, false);
 }
@@ -122,7 +122,7 @@ int SubmitCommand(const ControlTarget& t, const std::string& file, bool wait, bo
   control::Request req;
   req.mutable_submit()->set_yaml(yaml);
   req.mutable_submit()->set_origin(file == "-" ? "<stdin>" : file);
-  auto r = Call(t, req);
+  auto r = CallAugurd(t, req);
   if (!r) return 1;
   const std::string id = json::parse(r->json(), nullptr, false).value("id", "");
   if (!wait) {
@@ -180,7 +180,7 @@ int ResultCommand(const ControlTarget& t, const std::string& workflow, const std
   control::Request req;
   req.mutable_result()->set_workflow(workflow);
   req.mutable_result()->set_stage(stage);
-  auto r = Call(t, req);
+  auto r = CallAugurd(t, req);
   if (!r) return 1;
   fwrite(r->output().data(), 1, r->output().size(), stdout);
   return 0;
@@ -189,7 +189,7 @@ int ResultCommand(const ControlTarget& t, const std::string& workflow, const std
 int CancelCommand(const ControlTarget& t, const std::string& workflow) {
   control::Request req;
   req.mutable_cancel()->set_workflow(workflow);
-  auto r = Call(t, req);
+  auto r = CallAugurd(t, req);
   if (!r) return 1;
   std::printf("%s\n", r->message().c_str());
   return 0;
@@ -201,7 +201,7 @@ int BoostCommand(const ControlTarget& t, const std::string& workflow, double poi
   req.mutable_boost()->set_workflow(workflow);
   req.mutable_boost()->set_points(points);
   req.mutable_boost()->set_for_ms(duration.count());
-  auto r = Call(t, req);
+  auto r = CallAugurd(t, req);
   if (!r) return 1;
   std::printf("%s\n", r->message().c_str());
   return 0;
@@ -212,7 +212,7 @@ int HistoryCommand(const ControlTarget& t, const std::string& workflow, bool as_
   control::Request req;
   req.mutable_history()->set_workflow(workflow);
   req.mutable_history()->set_limit(static_cast<uint32_t>(limit));
-  auto r = Call(t, req);
+  auto r = CallAugurd(t, req);
   if (!r) return 1;
   const json h = json::parse(r->json(), nullptr, false);
   if (as_json) {
@@ -370,7 +370,7 @@ int ProfileCommand(const ControlTarget& t, const std::string& workflow, const st
   control::Request req;
   req.mutable_profile()->set_workflow(workflow);
   req.mutable_profile()->set_stage(stage);
-  auto r = Call(t, req);
+  auto r = CallAugurd(t, req);
   if (!r) return 1;
   const json p = json::parse(r->json(), nullptr, false);
   if (as_json) {
@@ -432,7 +432,7 @@ int EventCommand(const ControlTarget& t, const std::string& name, const std::str
   e->set_workflow(workflow);
   e->set_expected(expected);
   e->set_at_ns(*when);
-  auto r = Call(t, req);
+  auto r = CallAugurd(t, req);
   if (!r) return 1;
   if (as_json) {
     std::printf(
@@ -449,7 +449,7 @@ int EventCommand(const ControlTarget& t, const std::string& name, const std::str
 int EventsCommand(const ControlTarget& t, const std::string& workflow, bool as_json) {
   control::Request req;
   req.mutable_events()->set_workflow(workflow);
-  auto r = Call(t, req);
+  auto r = CallAugurd(t, req);
   if (!r) return 1;
   const json ev = json::parse(r->json(), nullptr, false);
   if (as_json) {

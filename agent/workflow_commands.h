@@ -7,7 +7,10 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
+
+#include "agent/control.pb.h"
 
 #include "augur/status.h"
 
@@ -17,6 +20,10 @@ struct ControlTarget {
   std::string socket = "/run/augur/augur.sock";
   std::chrono::milliseconds timeout{30'000};
 };
+
+// One round trip to augurd; prints what went wrong to stderr ("augurctl: ...") and returns
+// nullopt when there is no OK reply.
+std::optional<control::Reply> CallAugurd(const ControlTarget& t, const control::Request& req);
 
 // With `wait`: a live progress line per stage until the workflow ends, then its result.
 int SubmitCommand(const ControlTarget& t, const std::string& file, bool wait, bool json);

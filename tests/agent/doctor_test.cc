@@ -4,7 +4,9 @@
 #include "agent/doctor.h"
 
 #include <arpa/inet.h>
+#include <gmock/gmock.h>
 #include <grp.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sqlite3.h>
 #include <sys/socket.h>
@@ -14,12 +16,9 @@
 
 #include <chrono>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include "agent/control_server.h"
 #include "agent/control_service.h"
@@ -32,9 +31,9 @@
 namespace augur::agent {
 namespace {
 
+using augur::testing::TempDir;
 using ::testing::HasSubstr;
 using ::testing::Not;
-using augur::testing::TempDir;
 using namespace std::chrono_literals;
 
 void WriteFile(const std::string& path, std::string_view text) {
@@ -86,8 +85,7 @@ TEST(DoctorBpfTest, ReadsCapabilitiesAndJudgesTheRunningAgent) {
   if (root) {
     EXPECT_EQ(none.state, CheckState::kWarn);
     EXPECT_THAT(none.summary, HasSubstr("writes no eBPF series"));
-    EXPECT_EQ(CheckBpfPrivilege(EbpfMode::kOn, {getpid(), geteuid()}, 0).state,
-              CheckState::kFail);
+    EXPECT_EQ(CheckBpfPrivilege(EbpfMode::kOn, {getpid(), geteuid()}, 0).state, CheckState::kFail);
     const DoctorCheck some = CheckBpfPrivilege(EbpfMode::kAuto, {getpid(), geteuid()}, 12);
     EXPECT_EQ(some.state, CheckState::kOk) << some.summary;
     EXPECT_THAT(some.summary, HasSubstr("12 series"));

@@ -21,21 +21,11 @@ namespace augur {
 namespace {
 
 using testing::BuildPath;
+using testing::FreePort;
 using testing::Subprocess;
 using testing::WaitFor;
 using namespace std::chrono_literals;
 
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
 
 // The metric families every configuration must produce (eBPF or not).
 const std::vector<std::string> kFamilies = {

@@ -3,7 +3,10 @@
 #ifndef AUGUR_TESTS_INTEGRATION_SUBPROCESS_H_
 #define AUGUR_TESTS_INTEGRATION_SUBPROCESS_H_
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <signal.h>
 #include <grp.h>
 #include <sys/wait.h>
@@ -26,6 +29,20 @@ inline std::string ReadFile(const std::string& path) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+// A TCP port on 127.0.0.1 that was free a moment ago (bound, read, closed), for servers a
+// test starts on a fixed port.
+inline int FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  socklen_t len = sizeof(addr);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  close(fd);
+  return ntohs(addr.sin_port);
 }
 
 inline bool WaitFor(const std::function<bool()>& cond, std::chrono::milliseconds timeout) {
