@@ -737,6 +737,14 @@ void StartCluster(MembershipSim& sim, int n, int64_t limit_us = 20 * kSec) {
   ADD_FAILURE() << n << " hosts did not converge by " << limit_us / kSec << " s";
 }
 
+// StartCluster, then the last host made slow (every action waits [min_us, max_us]); its name.
+std::string StartWithSlowHost(MembershipSim& sim, int n, int64_t min_us, int64_t max_us) {
+  StartCluster(sim, n);
+  const std::string slow = Name(n - 1);
+  sim.SetSlow(slow, min_us, max_us);
+  return slow;
+}
+
 std::set<std::string> AllBut(int n, const std::string& except) {
   std::set<std::string> s;
   for (int i = 0; i < n; ++i) {
@@ -1069,9 +1077,7 @@ TEST(MembershipSimTest, AStarvedHostRefutesInTimeAndIsNotDeclaredDead) {
     }
     MembershipSim sim(seed, cfg, SimLinkFaults{0.01, 0, 200, 800});
     Recorder rec(sim);
-    StartCluster(sim, 8);
-    const std::string slow = Name(7);
-    sim.SetSlow(slow, 100 * kMs, 600 * kMs);
+    const std::string slow = StartWithSlowHost(sim, 8, 100 * kMs, 600 * kMs);
     const int64_t t0 = sim.now();
     sim.RunUntil(t0 + 120 * kSec);
     EXPECT_EQ(rec.Count(MemberState::kDead, AllBut(8, slow), t0), 0) << "seed " << seed;
@@ -1098,9 +1104,7 @@ TEST(MembershipSimTest, SlowHostRaisesItsLocalHealthAndAccusesLess) {
     cfg.max_local_health = max_local_health;
     MembershipSim sim(seed, cfg, SimLinkFaults{0.01, 0, 200, 800});
     Recorder rec(sim);
-    StartCluster(sim, 16);
-    const std::string slow = Name(15);
-    sim.SetSlow(slow, 200 * kMs, 1500 * kMs);
+    const std::string slow = StartWithSlowHost(sim, 16, 200 * kMs, 1500 * kMs);
     const int64_t t0 = sim.now();
     const uint64_t raised0 = sim.host(slow)->stats().suspicions_raised;
     *max_lhm = 0;
