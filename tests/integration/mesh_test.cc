@@ -411,5 +411,74 @@ stages:
             << " shards done, it ran " << rerun << "; status answered on " << Name(third) << "\n";
 }
 
+// A partition that cuts the owner off and heals: the other side takes the workflow over while
+// the owner keeps running it; once healed there is one owner, and the workflow finishes there
+// with every shard's output merged once.
+TEST_F(MeshTest, APartitionThatCutsOffTheOwnerHealsWithOneOwnerAndNoDuplicateResult) {
+  if (access("/sys/fs/cgroup", W_OK) != 0) GTEST_SKIP() << "cgroups are not writable here";
+  MakeBed(3);
+  const std::vector<int> all = {1, 2, 3};
+  for (int k : all) Start(k, 1.0);
+  ASSERT_TRUE(WaitFor([&] { return AllSee(all, all, "alive"); }, 30s)) << Views(all) << Logs();
+  const std::string wf = (dir_ / "partition.yaml").string();
+  std::ofstream(wf) << R"(workflow: partition
+stages:
+  - name: work
+    resources: {cpu: 0.25, memory: 32Mi}
+    shards: {range: [0, 12], count: 12}
+    canary: false
+    expected: 2s
+    run: [sh, -c, "sleep 2; echo {shard.begin}"]
+)";
+  auto sub = Ctl(1, {"submit", wf});
+  ASSERT_EQ(sub.code, 0) << sub.err;
+  std::string id = sub.out;
+  while (!id.empty() && id.back() == '\n') id.pop_back();
+  auto status = [&](int k) {
+    auto j = nlohmann::json::parse(Ctl(k, {"status", id, "--json"}).out, nullptr, false);
+    return j.is_array() && !j.empty() ? j[0] : nlohmann::json::object();
+  };
+  auto owns = [&](int k) {
+    const nlohmann::json w = status(k);
+    return w.value("owner", "") == Name(k) && !w.contains("source");
+  };
+  ASSERT_TRUE(WaitFor([&] {
+    int n = 0;
+    for (const auto& st : status(1).value("stages", nlohmann::json::array())) {
+      n += st["counts"].value("succeeded", 0);
+    }
+    return n >= 1;
+  }, 60s)) << Ctl(1, {"status", id}).out << LogLines("workflow");
+
+  ASSERT_TRUE(bed_->Partition({1}, {2, 3}));
+  // The other side takes it over; h1, cut off, still owns it as far as it knows.
+  ASSERT_TRUE(WaitFor([&] { return owns(2) || owns(3); }, 60s))
+      << status(2).dump(2) << status(3).dump(2) << LogLines("replication");
+  EXPECT_TRUE(owns(1)) << status(1).dump(2);
+  ASSERT_TRUE(bed_->Heal());
+
+  // One owner once healed, and the workflow finishes there.
+  int owner = 0;
+  ASSERT_TRUE(WaitFor([&] {
+    std::vector<int> owners;
+    for (int k : all) {
+      if (owns(k)) owners.push_back(k);
+    }
+    if (owners.size() != 1) return false;
+    owner = owners[0];
+    return status(owner).value("state", "") == "succeeded";
+  }, 180s)) << status(1).dump(2) << status(2).dump(2) << status(3).dump(2)
+            << LogLines("replication");
+  std::string want;
+  for (int i = 0; i < 12; ++i) want += std::to_string(i) + "\n";
+  EXPECT_EQ(Ctl(owner, {"result", id}).out, want);
+  for (int k : all) {
+    if (k == owner) continue;
+    const nlohmann::json w = status(k);
+    EXPECT_EQ(w.value("owner", ""), Name(owner)) << Name(k) << ": " << w.dump(2);
+  }
+  std::cout << "after the heal " << Name(owner) << " owns the workflow\n";
+}
+
 }  // namespace
 }  // namespace augur
