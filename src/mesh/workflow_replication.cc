@@ -143,15 +143,16 @@ void WorkflowReplication::Recorded(const workflow::Changes& c, int64_t now) {
     return !rid.empty() && replicator_.Owns(rid) ? rid : "";
   };
   // New workflows first: the records below may be theirs. Their replica ids are chosen from
-  // the members as they are now.
-  RefreshMembers(now, &out);
+  // the members as they are now (the replicator hears of a change at the next tick: a
+  // takeover must not start in the middle of the executor's round).
+  std::vector<std::string> live_now = o_.live ? o_.live() : live_;
   for (const workflow::WorkflowRecord& w : c.workflows) {
     // Submitted since this host replicates (a workflow restored from before has no log).
     if (w.state != workflow::WorkflowState::kRunning || w.submitted_ns < bind_ns_ ||
         !HeldId(w.id).empty()) {
       continue;
     }
-    const std::string rid = ChooseReplicaId(w.id, self(), live_);
+    const std::string rid = ChooseReplicaId(w.id, self(), live_now);
     if (Status st = replicator_.Create(rid, SubmittedRecord(w), now, &out); !st.ok()) {
       ++stats_.append_errors;
       spdlog::warn("replication: workflow {} is not replicated: {}", w.id, st.message());

@@ -581,8 +581,10 @@ TEST(MeshConfigTest, ReadsTheSection) {
   authorized_keys: /etc/k/authorized
   zone: eu-1a
   max_message: 1Mi
+  replicas: 3
 )");
   ASSERT_TRUE(c) << c.error().ToString();
+  EXPECT_EQ(c->mesh.replicas, 3u);
   EXPECT_TRUE(c->mesh.enabled);
   EXPECT_EQ(c->mesh.name, "web-1");
   EXPECT_EQ(c->mesh.seeds.size(), 2u);
@@ -602,6 +604,8 @@ TEST(MeshConfigTest, SaysWhatIsWrong) {
       {"mesh: {enabled: true}", "set mesh.advertise"},
       {"mesh: {name: \"x/y\"}", "mesh.name: expected up to 64"},
       {"mesh: {max_message: 10}", "mesh.max_message: expected a size in 1Ki..16Mi"},
+      {"mesh: {replicas: 17}", "mesh.replicas"},
+      {"mesh: {replicas: -1}", "mesh.replicas"},
       {"mesh: {key_file: relative}", "mesh.key_file"},
       {"mesh: {seed: []}", "did you mean 'seeds'"},
   };
@@ -647,7 +651,7 @@ TEST(ShippedConfigTest, SetsEveryKeyExplicitly) {
         "follow_window", "demand_per_hour"}},
       {"mesh",
        {"enabled", "name", "listen", "advertise", "seeds", "key_file", "authorized_keys", "zone",
-        "region", "max_message", "max_transfer_bytes"}},
+        "region", "max_message", "max_transfer_bytes", "replicas"}},
   };
   // Values that are a list or a map; every other value is a scalar.
   const std::set<std::string> lists = {"plugins.enabled", "forecast.horizons", "forecast.series",

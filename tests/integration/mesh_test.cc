@@ -165,6 +165,45 @@ mesh:
     return testing::Run(argv, 60s);
   }
 
+  // Three hosts running the engine: h1 with room for one shard at a time, h2 and h3 for six;
+  // all alive, and each one's headroom (its process backend) known at h1.
+  void StartThreeWithRoomOnThePeers() {
+    MakeBed(3);
+    if (HasFatalFailure()) return;
+    const std::vector<int> all = {1, 2, 3};
+    Start(1, 0.3);
+    Start(2, 1.5);
+    Start(3, 1.5);
+    ASSERT_TRUE(WaitFor([&] { return AllSee(all, all, "alive"); }, 30s)) << Views(all) << Logs();
+    ASSERT_TRUE(HeadroomOfAll(1, 3)) << Ctl(1, {"peers", "--json"}).out << Logs();
+  }
+  // Host k has every one of the n hosts' process backend in its view (their headroom came).
+  bool HeadroomOfAll(int k, int n) {
+    return WaitFor([&] {
+      auto j = nlohmann::json::parse(Ctl(k, {"peers", "--json"}).out, nullptr, false);
+      int with_backend = 0;
+      for (const auto& m : j.is_array() ? j : nlohmann::json::array()) {
+        with_backend += m.contains("headroom") && !m["headroom"]["backends"].empty();
+      }
+      return with_backend == n;
+    }, 30s);
+  }
+  // Writes `yaml` to dir/<file> and submits it to host k: the workflow id ("" if refused).
+  std::string Submit(int k, const std::string& file, const std::string& yaml) {
+    const std::string path = (dir_ / file).string();
+    std::ofstream(path) << yaml;
+    auto sub = Ctl(k, {"submit", path});
+    EXPECT_EQ(sub.code, 0) << sub.err;
+    std::string id = sub.code == 0 ? sub.out : "";
+    while (!id.empty() && id.back() == '\n') id.pop_back();
+    return id;
+  }
+  // `augurctl status <id> --json` on host k: the workflow's object (empty when none).
+  nlohmann::json StatusOf(int k, const std::string& id) {
+    auto j = nlohmann::json::parse(Ctl(k, {"status", id, "--json"}).out, nullptr, false);
+    return j.is_array() && !j.empty() ? j[0] : nlohmann::json::object();
+  }
+
   static inline int counter_ = 0;
   std::error_code ec_;
   fs::path dir_;
@@ -258,26 +297,10 @@ TEST_F(MeshTest, AHostWhoseKeyIsNotAuthorizedStaysOutUntilItIsAdded) {
 // time runs its other shards on its peers, and the merged result is the same.
 TEST_F(MeshTest, AWorkflowSubmittedToOneHostRunsShardsOnItsPeers) {
   if (access("/sys/fs/cgroup", W_OK) != 0) GTEST_SKIP() << "cgroups are not writable here";
-  MakeBed(3);
-  const std::vector<int> all = {1, 2, 3};
-  Start(1, 0.3);
-  Start(2, 1.5);
-  Start(3, 1.5);
-  ASSERT_TRUE(WaitFor([&] { return AllSee(all, all, "alive"); }, 30s)) << Views(all) << Logs();
-  // Each host's headroom (its process backend) has reached host 1.
-  ASSERT_TRUE(WaitFor([&] {
-    auto r = Ctl(1, {"peers", "--json"});
-    auto j = nlohmann::json::parse(r.out, nullptr, false);
-    if (!j.is_array()) return false;
-    int with_backend = 0;
-    for (const auto& m : j) {
-      with_backend += m.contains("headroom") && !m["headroom"]["backends"].empty();
-    }
-    return with_backend == 3;
-  }, 30s)) << Ctl(1, {"peers", "--json"}).out << Logs();
+  StartThreeWithRoomOnThePeers();
+  if (HasFatalFailure()) return;
 
-  const std::string wf = (dir_ / "spread.yaml").string();
-  std::ofstream(wf) << R"(workflow: spread
+  const std::string id = Submit(1, "spread.yaml", R"(workflow: spread
 stages:
   - name: work
     resources: {cpu: 0.25, memory: 32Mi}
@@ -285,16 +308,11 @@ stages:
     canary: false
     expected: 2s
     run: [sh, -c, "sleep 2; echo {shard.begin}"]
-)";
-  auto sub = Ctl(1, {"submit", wf});
-  ASSERT_EQ(sub.code, 0) << sub.err;
-  std::string id = sub.out;
-  while (!id.empty() && id.back() == '\n') id.pop_back();
+)");
+  ASSERT_FALSE(id.empty());
   std::string state;
   ASSERT_TRUE(WaitFor([&] {
-    auto r = Ctl(1, {"status", id, "--json"});
-    auto j = nlohmann::json::parse(r.out, nullptr, false);
-    state = j.is_array() && !j.empty() ? j[0].value("state", "") : "";
+    state = StatusOf(1, id).value("state", "");
     return state != "" && state != "running";
   }, 120s)) << Ctl(1, {"status", id, "--explain"}).out << Logs();
   ASSERT_EQ(state, "succeeded") << Ctl(1, {"status", id, "--explain"}).out << Logs();
@@ -315,23 +333,10 @@ stages:
 // naming the new owner.
 TEST_F(MeshTest, AWorkflowOutlivesItsOwnersKillAndAnyHostAnswersItsStatus) {
   if (access("/sys/fs/cgroup", W_OK) != 0) GTEST_SKIP() << "cgroups are not writable here";
-  MakeBed(3);
-  const std::vector<int> all = {1, 2, 3};
-  Start(1, 0.3);
-  Start(2, 1.5);
-  Start(3, 1.5);
-  ASSERT_TRUE(WaitFor([&] { return AllSee(all, all, "alive"); }, 30s)) << Views(all) << Logs();
-  ASSERT_TRUE(WaitFor([&] {
-    auto j = nlohmann::json::parse(Ctl(1, {"peers", "--json"}).out, nullptr, false);
-    int with_backend = 0;
-    for (const auto& m : j.is_array() ? j : nlohmann::json::array()) {
-      with_backend += m.contains("headroom") && !m["headroom"]["backends"].empty();
-    }
-    return with_backend == 3;
-  }, 30s)) << Ctl(1, {"peers", "--json"}).out << Logs();
+  StartThreeWithRoomOnThePeers();
+  if (HasFatalFailure()) return;
 
-  const std::string wf = (dir_ / "failover.yaml").string();
-  std::ofstream(wf) << R"(workflow: failover
+  const std::string id = Submit(1, "failover.yaml", R"(workflow: failover
 stages:
   - name: work
     resources: {cpu: 0.25, memory: 32Mi}
@@ -339,15 +344,9 @@ stages:
     canary: false
     expected: 3s
     run: [sh, -c, "sleep 3; echo {shard.begin}"]
-)";
-  auto sub = Ctl(1, {"submit", wf});
-  ASSERT_EQ(sub.code, 0) << sub.err;
-  std::string id = sub.out;
-  while (!id.empty() && id.back() == '\n') id.pop_back();
-  auto status = [&](int k) {
-    auto j = nlohmann::json::parse(Ctl(k, {"status", id, "--json"}).out, nullptr, false);
-    return j.is_array() && !j.empty() ? j[0] : nlohmann::json::object();
-  };
+)");
+  ASSERT_FALSE(id.empty());
+  auto status = [&](int k) { return StatusOf(k, id); };
   auto succeeded = [](const nlohmann::json& w) {
     int n = 0;
     for (const auto& st : w.value("stages", nlohmann::json::array())) {
@@ -474,6 +473,68 @@ stages:
   EXPECT_GE(remote, 1) << "no shard's output came from a peer: " << h.dump(2);
   std::cout << remote << " of " << kShards << " outputs (" << want.size() / kShards
             << " bytes each) came from peers\n";
+}
+
+// A partition that cuts the owner off and heals: the other side takes the workflow over while
+// the owner keeps running it; once healed there is one owner, and the workflow finishes there
+// with every shard's output merged once.
+TEST_F(MeshTest, APartitionThatCutsOffTheOwnerHealsWithOneOwnerAndNoDuplicateResult) {
+  if (access("/sys/fs/cgroup", W_OK) != 0) GTEST_SKIP() << "cgroups are not writable here";
+  MakeBed(3);
+  const std::vector<int> all = {1, 2, 3};
+  for (int k : all) Start(k, 1.0);
+  ASSERT_TRUE(WaitFor([&] { return AllSee(all, all, "alive"); }, 30s)) << Views(all) << Logs();
+  const std::string id = Submit(1, "partition.yaml", R"(workflow: partition
+stages:
+  - name: work
+    resources: {cpu: 0.25, memory: 32Mi}
+    shards: {range: [0, 12], count: 12}
+    canary: false
+    expected: 2s
+    run: [sh, -c, "sleep 2; echo {shard.begin}"]
+)");
+  ASSERT_FALSE(id.empty());
+  auto status = [&](int k) { return StatusOf(k, id); };
+  auto owns = [&](int k) {
+    const nlohmann::json w = status(k);
+    return w.value("owner", "") == Name(k) && !w.contains("source");
+  };
+  ASSERT_TRUE(WaitFor([&] {
+    int n = 0;
+    for (const auto& st : status(1).value("stages", nlohmann::json::array())) {
+      n += st["counts"].value("succeeded", 0);
+    }
+    return n >= 1;
+  }, 60s)) << Ctl(1, {"status", id}).out << LogLines("workflow");
+
+  ASSERT_TRUE(bed_->Partition({1}, {2, 3}));
+  // The other side takes it over; h1, cut off, still owns it as far as it knows.
+  ASSERT_TRUE(WaitFor([&] { return owns(2) || owns(3); }, 60s))
+      << status(2).dump(2) << status(3).dump(2) << LogLines("replication");
+  EXPECT_TRUE(owns(1)) << status(1).dump(2);
+  ASSERT_TRUE(bed_->Heal());
+
+  // One owner once healed, and the workflow finishes there.
+  int owner = 0;
+  ASSERT_TRUE(WaitFor([&] {
+    std::vector<int> owners;
+    for (int k : all) {
+      if (owns(k)) owners.push_back(k);
+    }
+    if (owners.size() != 1) return false;
+    owner = owners[0];
+    return status(owner).value("state", "") == "succeeded";
+  }, 180s)) << status(1).dump(2) << status(2).dump(2) << status(3).dump(2)
+            << LogLines("replication");
+  std::string want;
+  for (int i = 0; i < 12; ++i) want += std::to_string(i) + "\n";
+  EXPECT_EQ(Ctl(owner, {"result", id}).out, want);
+  for (int k : all) {
+    if (k == owner) continue;
+    const nlohmann::json w = status(k);
+    EXPECT_EQ(w.value("owner", ""), Name(owner)) << Name(k) << ": " << w.dump(2);
+  }
+  std::cout << "after the heal " << Name(owner) << " owns the workflow\n";
 }
 
 }  // namespace

@@ -28,6 +28,7 @@
 #include "mesh/transfer.h"
 #include "plugin/abi_adapter.h"
 #include "plugin/abi_loader.h"
+#include "testing/process_backend.h"
 #include "workflow/executor.h"
 
 namespace augur::mesh {
@@ -38,25 +39,7 @@ using std::chrono::milliseconds;
 using workflow::Executor;
 using workflow::Resources;
 
-// The cgroup hierarchies the process backend writes to.
-std::vector<std::string> CgroupMounts() {
-  std::ifstream in("/proc/self/mountinfo");
-  std::vector<std::string> out;
-  std::string line;
-  while (std::getline(in, line)) {
-    const size_t dash = line.find(" - ");
-    if (dash == std::string::npos) continue;
-    std::istringstream pre(line.substr(0, dash)), post(line.substr(dash + 3));
-    std::string f[5], fstype, src, opts;
-    for (auto& x : f) pre >> x;
-    post >> fstype >> src >> opts;
-    if (fstype == "cgroup2" || (fstype == "cgroup" && (opts.find("cpu") != std::string::npos ||
-                                                       opts.find("memory") != std::string::npos))) {
-      out.push_back(f[4]);
-    }
-  }
-  return out;
-}
+using testing::CgroupMounts;
 
 // Hosts in one process: what each sends goes to the other's executor, unless either is cut
 // off. Membership's view: every host alive unless cut, with a fixed headroom.
@@ -206,14 +189,7 @@ class MeshPlacerTest : public ::testing::Test {
     for (auto& [name, h] : hosts_) h.executor.reset();
     for (auto& [name, h] : hosts_) {
       h.backend.reset();
-      for (const std::string& m : CgroupMounts()) {
-        // Each instance's cgroup is gone once released; then the parent.
-        std::error_code ec;
-        for (const auto& e : fs::directory_iterator(m + "/" + h.cgroup, ec)) {
-          if (e.is_directory()) ::rmdir(e.path().c_str());
-        }
-        ::rmdir((m + "/" + h.cgroup).c_str());
-      }
+      testing::RemoveCgroupParent(h.cgroup);
     }
     std::error_code ec;
     if (!dir_.empty()) fs::remove_all(dir_, ec);
@@ -227,14 +203,9 @@ class MeshPlacerTest : public ::testing::Test {
     h.dir = dir_ + "/" + name;
     fs::create_directories(h.dir);
     h.cgroup = fmt::format("augur-mesh-test-{}-{}", getpid(), name);
-    auto loaded = plugin::LoadedPlugin::Load(
-        std::string(AUGUR_BUILD_DIR) + "/plugins/augur-process.so", "process");
-    EXPECT_TRUE(loaded) << loaded.error().ToString();
-    if (!loaded) return nullptr;
-    auto b = plugin::AbiBackend::Create(std::move(*loaded),
-                                        {{{"cgroup_parent", h.cgroup}}, h.dir + "/plugin"});
+    auto b = testing::LoadProcessBackend(h.cgroup, h.dir + "/plugin");
     if (!b) {
-      skip_ = "cgroups not usable here: " + b.error().ToString();
+      skip_ = b.error().ToString();
       return nullptr;
     }
     h.backend = std::move(*b);
@@ -246,16 +217,9 @@ class MeshPlacerTest : public ::testing::Test {
     po.negotiator.seed = 7;
     po.transfer.max_blob_bytes = max_transfer_;
     h.placer = std::make_shared<MeshPlacer>(h.link.get(), po);
-    workflow::ExecutorOptions o;
-    o.state_dir = h.dir;
-    o.host_name = name;
-    o.engine.capacity = capacity;
-    o.tick = milliseconds(20);
+    workflow::ExecutorOptions o = testing::TestExecutorOptions(h.dir, name, capacity);
     o.placer = h.placer;
-    plugin::Backend* backend = h.backend.get();
-    auto e = Executor::Start(std::move(o), [backend](const std::string& n) -> plugin::Backend* {
-      return n == "process" ? backend : nullptr;
-    });
+    auto e = Executor::Start(std::move(o), testing::ProcessOnly(h.backend.get()));
     EXPECT_TRUE(e) << e.error().ToString();
     if (!e) return nullptr;
     h.executor = std::move(*e);

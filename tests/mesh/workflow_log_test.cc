@@ -11,6 +11,7 @@
 
 #include "mesh/rendezvous.h"
 #include "mesh/replication.h"
+#include "mesh/workflow_replication.h"
 
 namespace augur::mesh {
 namespace {
@@ -213,6 +214,46 @@ TEST(WorkflowLog, PropertyPlannedShardsComeBackAsTheyWere) {
     for (const auto& s : a->shards) got.insert({s.stage, s.index, s.shard_id, s.end, s.items.size(), s.want.cpu});
     EXPECT_EQ(want, got) << "seed " << seed;
   }
+}
+
+// The status channel's messages: what a peer may send is checked before use.
+TEST(StatusMessage, RoundTripsAndRefusesWhatIsMalformed) {
+  wire::StatusMessage q;
+  q.mutable_query()->set_query_id(7);
+  q.mutable_query()->set_workflow("wf-abc");
+  auto bytes = EncodeStatusMessage(q, 1024);
+  ASSERT_TRUE(bytes) << bytes.error().ToString();
+  auto back = DecodeStatusMessage(*bytes, 1024);
+  ASSERT_TRUE(back) << back.error().ToString();
+  EXPECT_EQ(back->query().query_id(), 7u);
+  EXPECT_EQ(back->query().workflow(), "wf-abc");
+
+  auto refused = [](wire::StatusMessage m, uint32_t version, Status::Code code, const char* what) {
+    m.set_version(version);
+    auto d = DecodeStatusMessage(m.SerializeAsString(), 1024);
+    ASSERT_FALSE(d) << what;
+    EXPECT_EQ(d.error().code(), code) << what << ": " << d.error().ToString();
+    EXPECT_NE(d.error().message().find(what), std::string::npos) << d.error().ToString();
+  };
+  refused(wire::StatusMessage(), kStatusVersion, Status::Code::kCorruption, "without a body");
+  refused(q, kStatusVersion + 1, Status::Code::kFailedPrecondition, "version");
+  wire::StatusMessage bad = q;
+  bad.mutable_query()->set_workflow("has space");
+  refused(bad, kStatusVersion, Status::Code::kCorruption, "printable");
+  bad.mutable_query()->set_workflow(std::string(300, 'w'));
+  refused(bad, kStatusVersion, Status::Code::kCorruption, "printable");
+  wire::StatusMessage r;
+  r.mutable_reply()->set_found(true);
+  refused(r, kStatusVersion, Status::Code::kCorruption, "found without a status");
+  r.mutable_reply()->set_json("[]");
+  r.mutable_reply()->set_owner("-bad");
+  refused(r, kStatusVersion, Status::Code::kCorruption, "not a host name");
+  auto big = DecodeStatusMessage(std::string(2000, 'x'), 1024);
+  ASSERT_FALSE(big);
+  EXPECT_EQ(big.error().code(), Status::Code::kResourceExhausted);
+  auto junk = DecodeStatusMessage("\xff\xff\xff", 1024);
+  ASSERT_FALSE(junk);
+  EXPECT_EQ(junk.error().code(), Status::Code::kCorruption);
 }
 
 }  // namespace

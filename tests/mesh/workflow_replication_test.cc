@@ -21,8 +21,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "plugin/abi_adapter.h"
-#include "plugin/abi_loader.h"
+#include "testing/process_backend.h"
 #include "workflow/executor.h"
 #include "workflow/store.h"
 #include "mesh/workflow_log.h"
@@ -34,24 +33,6 @@ namespace fs = std::filesystem;
 using std::chrono::milliseconds;
 using workflow::Executor;
 using workflow::Resources;
-
-// The cgroup hierarchies the process backend writes to (the process backend's parents are
-// removed from each at the end).
-std::vector<std::string> WritableCgroupMounts() {
-  std::ifstream in("/proc/self/mountinfo");
-  std::vector<std::string> out;
-  std::string line;
-  while (std::getline(in, line)) {
-    const size_t dash = line.find(" - ");
-    if (dash == std::string::npos) continue;
-    std::istringstream pre(line.substr(0, dash)), post(line.substr(dash + 3));
-    std::string f[5], fstype;
-    for (auto& x : f) pre >> x;
-    post >> fstype;
-    if (fstype == "cgroup2" || fstype == "cgroup") out.push_back(f[4]);
-  }
-  return out;
-}
 
 // Hosts in one process. A message goes to the receiver's executor unless either end is dead
 // or they are on different sides of a cut. Each host's membership: the hosts it can reach.
@@ -144,13 +125,7 @@ class WorkflowReplicationTest : public ::testing::Test {
     for (auto& [name, h] : hosts_) h.executor.reset();
     for (auto& [name, h] : hosts_) {
       h.backend.reset();
-      for (const std::string& m : WritableCgroupMounts()) {
-        std::error_code ec;
-        for (const auto& e : fs::directory_iterator(m + "/" + h.cgroup, ec)) {
-          if (e.is_directory()) ::rmdir(e.path().c_str());
-        }
-        ::rmdir((m + "/" + h.cgroup).c_str());
-      }
+      testing::RemoveCgroupParent(h.cgroup);
     }
     std::error_code ec;
     if (!dir_.empty()) fs::remove_all(dir_, ec);
@@ -164,14 +139,9 @@ class WorkflowReplicationTest : public ::testing::Test {
     fs::create_directories(h.dir);
     h.cgroup = fmt::format("augur-repl-test-{}-{}", getpid(), name);
     if (!h.backend) {
-      auto loaded = plugin::LoadedPlugin::Load(
-          std::string(AUGUR_BUILD_DIR) + "/plugins/augur-process.so", "process");
-      EXPECT_TRUE(loaded) << loaded.error().ToString();
-      if (!loaded) return nullptr;
-      auto b = plugin::AbiBackend::Create(std::move(*loaded),
-                                          {{{"cgroup_parent", h.cgroup}}, h.dir + "/plugin"});
+      auto b = testing::LoadProcessBackend(h.cgroup, h.dir + "/plugin");
       if (!b) {
-        skip_ = "cgroups not usable here: " + b.error().ToString();
+        skip_ = b.error().ToString();
         return nullptr;
       }
       h.backend = std::move(*b);
@@ -182,21 +152,23 @@ class WorkflowReplicationTest : public ::testing::Test {
     ro.replication.retransmit_ns = 50'000'000;
     ro.live = [this, name] { return net_.LiveFrom(name); };
     h.replication = std::make_shared<WorkflowReplication>(h.link.get(), ro);
-    workflow::ExecutorOptions o;
-    o.state_dir = h.dir;
-    o.host_name = name;
-    o.engine.capacity = capacity;
-    o.tick = milliseconds(20);
+    workflow::ExecutorOptions o = testing::TestExecutorOptions(h.dir, name, capacity);
     o.replication = h.replication;
-    plugin::Backend* backend = h.backend.get();
-    auto e = Executor::Start(std::move(o), [backend](const std::string& n) -> plugin::Backend* {
-      return n == "process" ? backend : nullptr;
-    });
+    auto e = Executor::Start(std::move(o), testing::ProcessOnly(h.backend.get()));
     EXPECT_TRUE(e) << e.error().ToString();
     if (!e) return nullptr;
     h.executor = std::move(*e);
     net_.Attach(name, h.executor.get());
     return &h;
+  }
+
+  // h1, h2 and h3 (skip_ says why not, when cgroups cannot be made).
+  void StartThree() {
+    for (const char* n : {"h1", "h2", "h3"}) {
+      Start(n);
+      if (!skip_.empty()) return;
+      ASSERT_NE(hosts_[n].executor, nullptr);
+    }
   }
 
   void Kill(const std::string& name) {
@@ -250,11 +222,9 @@ std::string Merged(int shards) {
 }
 
 TEST_F(WorkflowReplicationTest, TheOwnerDiesMidRunAndTheNextHostFinishesWithEachShardMergedOnce) {
-  for (const char* n : {"h1", "h2", "h3"}) {
-    Start(n);
-    if (!skip_.empty()) GTEST_SKIP() << skip_;
-    ASSERT_NE(hosts_[n].executor, nullptr);
-  }
+  StartThree();
+  if (!skip_.empty()) GTEST_SKIP() << skip_;
+  if (HasFatalFailure()) return;
   Executor& h1 = *hosts_["h1"].executor;
   auto id = h1.Submit(Workflow(8, "0.3"), "test");
   ASSERT_TRUE(id) << id.error().ToString();
@@ -314,11 +284,9 @@ TEST_F(WorkflowReplicationTest, TheOwnerDiesMidRunAndTheNextHostFinishesWithEach
 }
 
 TEST_F(WorkflowReplicationTest, AnIsolatedOwnerStepsDownWhenThePartitionHeals) {
-  for (const char* n : {"h1", "h2", "h3"}) {
-    Start(n);
-    if (!skip_.empty()) GTEST_SKIP() << skip_;
-    ASSERT_NE(hosts_[n].executor, nullptr);
-  }
+  StartThree();
+  if (!skip_.empty()) GTEST_SKIP() << skip_;
+  if (HasFatalFailure()) return;
   Executor& h1 = *hosts_["h1"].executor;
   auto id = h1.Submit(Workflow(6, "0.4"), "test");
   ASSERT_TRUE(id) << id.error().ToString();

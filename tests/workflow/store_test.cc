@@ -743,6 +743,7 @@ TEST_F(StoreTest, ASchema1FileIsMigratedAndKeepsItsRows) {
   }
   EXPECT_EQ(SqlInt(db_, "SELECT max(version) FROM augur_schema"), 4);
   EXPECT_EQ(SqlInt(db_, "SELECT count(*) FROM augur_schema"), 1);
+  EXPECT_EQ(SqlInt(db_, "SELECT count(*) FROM replicas"), 0);  // schema 4's table
   // Opening again does not migrate again.
   auto again = OpenOk(db_);
   ASSERT_TRUE(again);
@@ -755,6 +756,49 @@ TEST_F(StoreTest, ANewFileIsSchema4WithIncrementalVacuum) {
   { ASSERT_TRUE(OpenOk(db_)); }
   EXPECT_EQ(SqlInt(db_, "SELECT max(version) FROM augur_schema"), 4);
   EXPECT_EQ(SqlInt(db_, "PRAGMA auto_vacuum"), 2);  // incremental
+}
+
+// Replicated workflows (schema 4): binary snapshots by replica id survive a reopen, and a
+// workflow another host owns now is forgotten with its rows (its history stays).
+TEST_F(StoreTest, ReplicaSnapshotsPersistAndAWorkflowCanBeForgotten) {
+  const std::string snap("\x0a\x00\xff binary \x00 snapshot", 23);
+  {
+    auto s = OpenOk(db_);
+    ASSERT_TRUE(s);
+    ASSERT_TRUE(s->PutReplica("wf-1~0", snap).ok());
+    ASSERT_TRUE(s->PutReplica("wf-2~3", "second").ok());
+    ASSERT_TRUE(s->PutReplica("wf-2~3", "second, newer").ok());  // replaced
+    ASSERT_TRUE(s->DeleteReplica("no-such~0").ok());
+    ASSERT_TRUE(s->PutWorkflow(Workflow("wf-1", 10, WorkflowState::kRunning)).ok());
+    ShardRecord sh;
+    sh.workflow_id = "wf-1";
+    sh.stage = "count";
+    ASSERT_TRUE(s->PutShard(sh).ok());
+    AttemptRecord a;
+    a.attempt_id = "wf-1/count/0#1";
+    a.workflow_id = "wf-1";
+    a.stage = "count";
+    ASSERT_TRUE(s->PutAttempt(a).ok());
+    ASSERT_TRUE(s->PutStageOutput("wf-1", "count", "/x/count.out").ok());
+    ASSERT_TRUE(s->AppendHistory(History("wf-1/count/0#1", "wf-1", "checksum", 11)).ok());
+  }
+  auto s = OpenOk(db_);
+  ASSERT_TRUE(s);
+  auto rows = s->Replicas();
+  ASSERT_TRUE(rows) << rows.error().ToString();
+  ASSERT_EQ(rows->size(), 2u);
+  EXPECT_EQ((*rows)[0], (std::pair<std::string, std::string>{"wf-1~0", snap}));
+  EXPECT_EQ((*rows)[1].second, "second, newer");
+  ASSERT_TRUE(s->DeleteReplica("wf-1~0").ok());
+  EXPECT_EQ(s->Replicas()->size(), 1u);
+
+  ASSERT_TRUE(s->DeleteWorkflow("wf-1").ok());
+  EXPECT_FALSE(*s->GetWorkflow("wf-1"));
+  EXPECT_TRUE(s->Shards("wf-1")->empty());
+  EXPECT_TRUE(s->Attempts("wf-1")->empty());
+  EXPECT_FALSE(*s->StageOutput("wf-1", "count"));
+  EXPECT_EQ(s->History(std::string("wf-1"), 10)->size(), 1u);
+  ASSERT_TRUE(s->DeleteWorkflow("wf-1").ok());  // again: nothing to do
 }
 
 TEST_F(StoreTest, SubmissionsNewestFirstSinceATimeAndTheNewestOfAName) {
