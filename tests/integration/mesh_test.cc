@@ -152,6 +152,40 @@ mesh:
     return testing::Run(argv, 60s);
   }
 
+  // Hosts 1 to 3 with the workflow engine (host 1 with room for one quarter-core shard at a
+  // time, 2 and 3 for six), once they see each other and host 1 has every host's headroom
+  // with its process backend.
+  void StartEngines() {
+    MakeBed(3);
+    const std::vector<int> all = {1, 2, 3};
+    Start(1, 0.3);
+    Start(2, 1.5);
+    Start(3, 1.5);
+    ASSERT_TRUE(WaitFor([&] { return AllSee(all, all, "alive"); }, 30s)) << Views(all) << Logs();
+    ASSERT_TRUE(WaitFor([&] {
+      auto j = nlohmann::json::parse(Ctl(1, {"peers", "--json"}).out, nullptr, false);
+      if (!j.is_array()) return false;
+      int with_backend = 0;
+      for (const auto& m : j) {
+        with_backend += m.contains("headroom") && !m["headroom"]["backends"].empty();
+      }
+      return with_backend == 3;
+    }, 30s)) << Ctl(1, {"peers", "--json"}).out << Logs();
+  }
+  // Submits the workflow in `file` to host 1 and waits (up to 120 s) until it ends: its id.
+  std::string SubmitAndWait(const std::string& file, std::string* state) {
+    auto sub = Ctl(1, {"submit", file});
+    EXPECT_EQ(sub.code, 0) << sub.err;
+    std::string id = sub.out;
+    while (!id.empty() && id.back() == '\n') id.pop_back();
+    EXPECT_TRUE(WaitFor([&] {
+      auto j = nlohmann::json::parse(Ctl(1, {"status", id, "--json"}).out, nullptr, false);
+      *state = j.is_array() && !j.empty() ? j[0].value("state", "") : "";
+      return *state != "" && *state != "running";
+    }, 120s)) << Ctl(1, {"status", id, "--explain"}).out << Logs();
+    return id;
+  }
+
   static inline int counter_ = 0;
   std::error_code ec_;
   fs::path dir_;
@@ -245,24 +279,7 @@ TEST_F(MeshTest, AHostWhoseKeyIsNotAuthorizedStaysOutUntilItIsAdded) {
 // time runs its other shards on its peers, and the merged result is the same.
 TEST_F(MeshTest, AWorkflowSubmittedToOneHostRunsShardsOnItsPeers) {
   if (access("/sys/fs/cgroup", W_OK) != 0) GTEST_SKIP() << "cgroups are not writable here";
-  MakeBed(3);
-  const std::vector<int> all = {1, 2, 3};
-  Start(1, 0.3);
-  Start(2, 1.5);
-  Start(3, 1.5);
-  ASSERT_TRUE(WaitFor([&] { return AllSee(all, all, "alive"); }, 30s)) << Views(all) << Logs();
-  // Each host's headroom (its process backend) has reached host 1.
-  ASSERT_TRUE(WaitFor([&] {
-    auto r = Ctl(1, {"peers", "--json"});
-    auto j = nlohmann::json::parse(r.out, nullptr, false);
-    if (!j.is_array()) return false;
-    int with_backend = 0;
-    for (const auto& m : j) {
-      with_backend += m.contains("headroom") && !m["headroom"]["backends"].empty();
-    }
-    return with_backend == 3;
-  }, 30s)) << Ctl(1, {"peers", "--json"}).out << Logs();
-
+  ASSERT_NO_FATAL_FAILURE(StartEngines());
   const std::string wf = (dir_ / "spread.yaml").string();
   std::ofstream(wf) << R"(workflow: spread
 stages:
@@ -273,17 +290,8 @@ stages:
     expected: 2s
     run: [sh, -c, "sleep 2; echo {shard.begin}"]
 )";
-  auto sub = Ctl(1, {"submit", wf});
-  ASSERT_EQ(sub.code, 0) << sub.err;
-  std::string id = sub.out;
-  while (!id.empty() && id.back() == '\n') id.pop_back();
   std::string state;
-  ASSERT_TRUE(WaitFor([&] {
-    auto r = Ctl(1, {"status", id, "--json"});
-    auto j = nlohmann::json::parse(r.out, nullptr, false);
-    state = j.is_array() && !j.empty() ? j[0].value("state", "") : "";
-    return state != "" && state != "running";
-  }, 120s)) << Ctl(1, {"status", id, "--explain"}).out << Logs();
+  const std::string id = SubmitAndWait(wf, &state);
   ASSERT_EQ(state, "succeeded") << Ctl(1, {"status", id, "--explain"}).out << Logs();
   EXPECT_EQ(Ctl(1, {"result", id}).out, "0\n1\n2\n3\n4\n5\n");
   auto h = nlohmann::json::parse(Ctl(1, {"history", id, "--json"}).out, nullptr, false);
@@ -300,20 +308,7 @@ stages:
 // checksummed transfers (docs/MESH.md, "Moving shard data"), and the merged output is whole.
 TEST_F(MeshTest, ShardOutputsOfSeveralMiBOnPeersAreMergedWhole) {
   if (access("/sys/fs/cgroup", W_OK) != 0) GTEST_SKIP() << "cgroups are not writable here";
-  MakeBed(3);
-  const std::vector<int> all = {1, 2, 3};
-  Start(1, 0.3);
-  Start(2, 1.5);
-  Start(3, 1.5);
-  ASSERT_TRUE(WaitFor([&] { return AllSee(all, all, "alive"); }, 30s)) << Views(all) << Logs();
-  ASSERT_TRUE(WaitFor([&] {
-    auto j = nlohmann::json::parse(Ctl(1, {"peers", "--json"}).out, nullptr, false);
-    int with_backend = 0;
-    for (const auto& m : j.is_array() ? j : nlohmann::json::array()) {
-      with_backend += m.contains("headroom") && !m["headroom"]["backends"].empty();
-    }
-    return with_backend == 3;
-  }, 30s)) << Ctl(1, {"peers", "--json"}).out << Logs();
+  ASSERT_NO_FATAL_FAILURE(StartEngines());
 
   // Each shard prints about 2.1 MiB: "I:1\n" .. "I:260000\n" for shard I.
   constexpr int kShards = 4, kLines = 260'000;
@@ -327,16 +322,8 @@ stages:
     expected: 2s
     run: [sh, -c, "sleep 1; seq 1 {} | sed s/^/{{shard.index}}:/"]
 )", kShards, kShards, kLines);
-  auto sub = Ctl(1, {"submit", wf});
-  ASSERT_EQ(sub.code, 0) << sub.err;
-  std::string id = sub.out;
-  while (!id.empty() && id.back() == '\n') id.pop_back();
   std::string state;
-  ASSERT_TRUE(WaitFor([&] {
-    auto j = nlohmann::json::parse(Ctl(1, {"status", id, "--json"}).out, nullptr, false);
-    state = j.is_array() && !j.empty() ? j[0].value("state", "") : "";
-    return state != "" && state != "running";
-  }, 120s)) << Ctl(1, {"status", id, "--explain"}).out << Logs();
+  const std::string id = SubmitAndWait(wf, &state);
   ASSERT_EQ(state, "succeeded") << Ctl(1, {"status", id, "--explain"}).out << Logs();
 
   std::string want;
