@@ -518,6 +518,20 @@ void ParseMeshWord(Errors& errors, const std::string& path, const YAML::Node& k,
   *out = *text;
 }
 
+// A size (64Ki, 1Gi, ...) in [min, max]; `range` says that range in the error.
+void ParseSizeIn(Errors& errors, const std::string& path, const YAML::Node& k,
+                 const YAML::Node& v, uint64_t min, uint64_t max, std::string_view range,
+                 uint64_t* out) {
+  std::optional<std::string> text = ScalarText(errors, path, k, v, "a size such as 64Ki");
+  if (!text) return;
+  auto bytes = workflow::ParseMemory(*text);
+  if (!bytes || *bytes < min || *bytes > max) {
+    errors.Add(k, fmt::format("{}: expected a size in {}, got {}", path, range, Describe(v)));
+    return;
+  }
+  *out = *bytes;
+}
+
 void ParseMesh(Errors& errors, const YAML::Node& key_node, const YAML::Node& node,
                MeshConfig* m) {
   if (!IsMapOrNull(errors, "mesh", key_node, node)) return;
@@ -547,27 +561,11 @@ void ParseMesh(Errors& errors, const YAML::Node& key_node, const YAML::Node& nod
                } else if (key == "replicas") {
                  ParseInteger(errors, path, k, v, 0, 16, &m->replicas);
                } else if (key == "max_message") {
-                 std::optional<std::string> text =
-                     ScalarText(errors, path, k, v, "a size such as 64Ki");
-                 if (!text) return;
-                 auto bytes = workflow::ParseMemory(*text);
-                 if (!bytes || *bytes < kMinMeshMessage || *bytes > kMaxMeshMessage) {
-                   errors.Add(k, fmt::format("{}: expected a size in 1Ki..16Mi, got {}", path,
-                                             Describe(v)));
-                   return;
-                 }
-                 m->max_message = *bytes;
+                 ParseSizeIn(errors, path, k, v, kMinMeshMessage, kMaxMeshMessage, "1Ki..16Mi",
+                             &m->max_message);
                } else if (key == "max_transfer_bytes") {
-                 std::optional<std::string> text =
-                     ScalarText(errors, path, k, v, "a size such as 1Gi");
-                 if (!text) return;
-                 auto bytes = workflow::ParseMemory(*text);
-                 if (!bytes || *bytes < kMinMeshTransfer || *bytes > kMaxMeshTransfer) {
-                   errors.Add(k, fmt::format("{}: expected a size in 1Ki..1Ti, got {}", path,
-                                             Describe(v)));
-                   return;
-                 }
-                 m->max_transfer_bytes = *bytes;
+                 ParseSizeIn(errors, path, k, v, kMinMeshTransfer, kMaxMeshTransfer, "1Ki..1Ti",
+                             &m->max_transfer_bytes);
                } else if (key == "seeds") {
                  if (v.IsNull()) {
                    m->seeds.clear();

@@ -414,25 +414,12 @@ stages:
 // checksummed transfers (docs/MESH.md, "Moving shard data"), and the merged output is whole.
 TEST_F(MeshTest, ShardOutputsOfSeveralMiBOnPeersAreMergedWhole) {
   if (access("/sys/fs/cgroup", W_OK) != 0) GTEST_SKIP() << "cgroups are not writable here";
-  MakeBed(3);
-  const std::vector<int> all = {1, 2, 3};
-  Start(1, 0.3);
-  Start(2, 1.5);
-  Start(3, 1.5);
-  ASSERT_TRUE(WaitFor([&] { return AllSee(all, all, "alive"); }, 30s)) << Views(all) << Logs();
-  ASSERT_TRUE(WaitFor([&] {
-    auto j = nlohmann::json::parse(Ctl(1, {"peers", "--json"}).out, nullptr, false);
-    int with_backend = 0;
-    for (const auto& m : j.is_array() ? j : nlohmann::json::array()) {
-      with_backend += m.contains("headroom") && !m["headroom"]["backends"].empty();
-    }
-    return with_backend == 3;
-  }, 30s)) << Ctl(1, {"peers", "--json"}).out << Logs();
+  StartThreeWithRoomOnThePeers();
+  if (HasFatalFailure()) return;
 
   // Each shard prints about 2.1 MiB: "I:1\n" .. "I:260000\n" for shard I.
   constexpr int kShards = 4, kLines = 260'000;
-  const std::string wf = (dir_ / "big.yaml").string();
-  std::ofstream(wf) << fmt::format(R"(workflow: big
+  const std::string id = Submit(1, "big.yaml", fmt::format(R"(workflow: big
 stages:
   - name: work
     resources: {{cpu: 0.25, memory: 32Mi}}
@@ -440,15 +427,11 @@ stages:
     canary: false
     expected: 2s
     run: [sh, -c, "sleep 1; seq 1 {} | sed s/^/{{shard.index}}:/"]
-)", kShards, kShards, kLines);
-  auto sub = Ctl(1, {"submit", wf});
-  ASSERT_EQ(sub.code, 0) << sub.err;
-  std::string id = sub.out;
-  while (!id.empty() && id.back() == '\n') id.pop_back();
+)", kShards, kShards, kLines));
+  ASSERT_FALSE(id.empty());
   std::string state;
   ASSERT_TRUE(WaitFor([&] {
-    auto j = nlohmann::json::parse(Ctl(1, {"status", id, "--json"}).out, nullptr, false);
-    state = j.is_array() && !j.empty() ? j[0].value("state", "") : "";
+    state = StatusOf(1, id).value("state", "");
     return state != "" && state != "running";
   }, 120s)) << Ctl(1, {"status", id, "--explain"}).out << Logs();
   ASSERT_EQ(state, "succeeded") << Ctl(1, {"status", id, "--explain"}).out << Logs();

@@ -73,12 +73,28 @@ class Hub {
     std::lock_guard<std::mutex> lock(mu_);
     chunk_every_ = n;
   }
+  // The next transfer chunk with data has one byte changed and its chunk checksum made
+  // again to match: only the whole-blob checksum can tell.
+  void CorruptNextChunk() {
+    std::lock_guard<std::mutex> lock(mu_);
+    corrupt_ = true;
+  }
   // Delivers (under the lock, so that a host is never delivered to after Detach).
   Status Deliver(const std::string& from, const std::string& to, Channel ch, std::string payload) {
     std::lock_guard<std::mutex> lock(mu_);
     if (cut_.contains(from) || cut_.contains(to)) return Status::OK();  // dropped on the way
     auto it = hosts_.find(to);
     if (it == hosts_.end()) return Status::NotFound("no host " + to);
+    if (ch == Channel::kData && corrupt_) {
+      auto m = DecodeTransfer(payload, kDefaultMaxPayloadBytes);
+      if (m && m->has_chunk() && !m->chunk().data().empty()) {
+        wire::Chunk* c = m->mutable_chunk();
+        (*c->mutable_data())[0] ^= 0x20;
+        c->set_crc32c(ChunkChecksum(c->transfer_id(), c->offset(), c->total_size(), c->data()));
+        payload = *EncodeTransfer(*m, kDefaultMaxPayloadBytes);
+        corrupt_ = false;
+      }
+    }
     if (ch == Channel::kData && chunk_every_ > 0) {
       auto m = DecodeTransfer(payload, kDefaultMaxPayloadBytes);
       if (m && m->has_chunk() && ++chunks_ % chunk_every_ == 0) {
@@ -146,6 +162,7 @@ class Hub {
   std::mt19937_64 rng_{1};
   uint64_t dropped_ = 0, duplicated_ = 0;
   uint64_t chunk_every_ = 0, chunks_ = 0;
+  bool corrupt_ = false;
 };
 
 class HubLink : public MeshLink {
@@ -529,6 +546,40 @@ stages:
                           "\\(100000 bytes\\)"))
       << status;
   EXPECT_GE(Stats(*b->executor)["transfer"]["over_limit"].get<int>(), 1);
+}
+
+// A transfer whose whole checksum fails ends its attempt kLost; the shard is placed again and
+// its output merged once, whole.
+TEST_F(MeshPlacerTest, AnOutputThatArrivesCorruptedIsPlacedAgain) {
+  Host* a = AddHost("host-a", kOneShard, {});
+  if (!skip_.empty()) GTEST_SKIP() << skip_;
+  ASSERT_NE(a, nullptr);
+  Host* b = AddHost("host-b", kFourShards, kFourShards);
+  ASSERT_NE(b, nullptr);
+  hub_.CorruptNextChunk();
+  constexpr int kLines = 20'000;  // about 150 KB a shard: three chunks
+  auto id = a->executor->Submit(fmt::format(R"(workflow: corrupt
+stages:
+  - name: work
+    resources: {{cpu: 0.25, memory: 48Mi}}
+    shards: {{range: [0, 4], count: 4}}
+    canary: false
+    run: [sh, -c, "sleep 0.2; seq 1 {} | sed s/^/{{shard.index}}:/"]
+)", kLines), "test");
+  ASSERT_TRUE(id) << id.error().ToString();
+  ASSERT_EQ(WaitDone(*a->executor, *id), "succeeded") << *a->executor->StatusJson(*id, true);
+  std::string want;
+  for (int k = 0; k < 4; ++k) want += Numbered(k, kLines);
+  std::ifstream f(fmt::format("{}/work/{}/work.out", a->dir, *id), std::ios::binary);
+  const std::string out((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(Fnv1a64(out), Fnv1a64(want)) << out.size() << " bytes, want " << want.size();
+  nlohmann::json sa = Stats(*a->executor);
+  EXPECT_EQ(sa["transfer"]["received_failed"], 1) << sa.dump();
+  EXPECT_EQ(a->placer->transfer_stats().receiver.bad_blob_checksum, 1u);
+  int lost = 0;
+  for (const auto& r : History(*a->executor, *id)) lost += r["state"] == "lost";
+  EXPECT_EQ(lost, 1) << History(*a->executor, *id).dump(2);
+  EXPECT_EQ(TransferFiles(a->dir + "/remote"), 0u);
 }
 
 }  // namespace
