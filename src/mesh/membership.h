@@ -2,16 +2,21 @@
 // machine. SWIM (Das, Gupta, Motivala 2002) with Lifeguard's refinements (Dadgar, Phillips,
 // Currey 2018), in the shape of HashiCorp memberlist; docs/MESH.md "## Membership".
 //
-//   probe      every probe interval the next member in a randomized round-robin order gets a
-//              Ping; without an Ack within the probe timeout, k others are asked to ping it
-//              (PingReq) and answer with its Ack or a Nack; without any Ack by the end of the
-//              indirect timeout the member is suspected. Probes may overlap.
+//   probe      every probe interval one member gets a Ping: staggered (the default), on slots
+//              of a clock all hosts share, the slot's member by rotation over the sorted live
+//              members, so the mesh probes each member about once per interval; or SWIM's
+//              randomized round-robin. Without an Ack within the probe timeout, k others are
+//              asked to ping it (PingReq) and answer with its Ack or a Nack; without any Ack by
+//              the end of the indirect timeout the member is suspected. Probes may overlap.
 //   suspicion  a suspected member is declared dead when its suspicion times out (Lifeguard's
 //              dynamic timeout, suspicion.h) unless it refutes first by raising its
-//              incarnation. The prober sends the suspicion along with its pings to the suspect
-//              (Lifeguard's buddy system), so the suspect hears it at once.
+//              incarnation (its new Alive goes straight to up to refute_fanout members). The
+//              prober sends the suspicion to the suspect at once, and every message to it
+//              carries it (Lifeguard's buddy system). A host that still hears from a suspect
+//              puts its own verdict off.
 //   local      Lifeguard's local health multiplier (local_health.h) stretches this host's own
-//   health     probe interval and timeouts when the evidence says it is the slow one.
+//   health     probe interval and timeouts when the evidence says it is the slow one (relays
+//              that do not nack, refutations, its own probes starting late).
 //   gossip     every change (Alive, Suspect, Dead, Left, a new meta) is queued and piggybacked
 //              on every message this host sends, up to mult * ceil(log10(N + 1)) times
 //              (broadcast_queue.h); while anything is queued, a gossip message also goes to
