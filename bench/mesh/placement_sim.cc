@@ -24,6 +24,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdint>
 #include <map>
 #include <random>
 #include <string>
@@ -151,10 +152,12 @@ RunResult Run(const std::vector<Template>& templates, size_t n_hosts, uint32_t d
   std::map<std::string, std::pair<bool, double>> waiting;  // by shard id: (had room, min cpu)
   double waiting_cpu = 0;
   // Every ledger's free room, read once per instant of virtual time (the tasks a workflow's
-  // arrival or a task's end readies come at one instant; at N = 10,000 reading all ledgers
-  // per task was most of the run). Nothing runs between submissions at one instant.
+  // arrival or a task's end readies come at one instant) and only for the hosts whose
+  // bidder ran since (PlacementCluster::ledger_epoch): at N = 10,000 reading all ledgers per
+  // task was most of the run. Nothing runs between submissions at one instant.
   int64_t free_at = -1;
   std::vector<Resources> free_now(n_hosts);
+  std::vector<uint64_t> epoch_seen(n_hosts, UINT64_MAX);
   std::vector<const augur::workflow::Ledger*> ledgers;
   for (const ClusterHost& h : hosts) ledgers.push_back(&c.ledger(h.name));
   double free_cpu = 0;
@@ -167,7 +170,10 @@ RunResult Run(const std::vector<Template>& templates, size_t n_hosts, uint32_t d
       free_at = c.now_ns();
       free_cpu = 0;
       for (size_t h = 0; h < n_hosts; ++h) {
-        free_now[h] = ledgers[h]->Free();
+        if (epoch_seen[h] != c.ledger_epoch(h)) {
+          epoch_seen[h] = c.ledger_epoch(h);
+          free_now[h] = ledgers[h]->Free();
+        }
         free_cpu += free_now[h].cpu;
       }
     }

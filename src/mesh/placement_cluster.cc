@@ -40,6 +40,7 @@ PlacementCluster::PlacementCluster(std::vector<ClusterHost> hosts, ClusterOption
     hosts_.push_back(std::make_unique<Host>(std::move(hosts[i]), o_,
                                             o_.seed * 0x9e3779b97f4a7c15ULL + i + 1));
   }
+  ledger_epochs_.assign(hosts_.size(), 0);
   // Everyone starts knowing everyone's summary; then each gossips at its own phase.
   std::uniform_int_distribution<int64_t> phase(0, std::max<int64_t>(0, o_.gossip_period_ns - 1));
   for (size_t i = 0; i < hosts_.size(); ++i) {
@@ -159,6 +160,7 @@ void PlacementCluster::Deliver(const SimDelivery& d) {
   NegotiatorOutput nout;
   BidderOutput bout;
   if (ForBidder(*msg)) {
+    ++ledger_epochs_[h];
     host.bidder.Handle(d.from, *msg, now_, host.ledger, &bout);
   } else if (!host.owner_stopped) {
     host.negotiator.Handle(d.from, *msg, now_, &nout);
@@ -220,6 +222,7 @@ void PlacementCluster::RunUntil(int64_t until) {
           host.timer_at = -1;
           if (host.down) break;
           if (!host.owner_stopped) host.negotiator.Tick(now_, view_, &nout);
+          ++ledger_epochs_[e.host];
           host.bidder.Tick(now_, host.ledger, &bout);
           Flush(e.host, nout, bout);
           break;

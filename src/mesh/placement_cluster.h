@@ -81,6 +81,9 @@ class PlacementCluster {
   void StopOwner(const std::string& host);
 
   workflow::Ledger& ledger(const std::string& host);
+  // Raised each time host i's bidder runs (a message, a timer): its ledger may have changed
+  // only then, so a caller that reads every ledger re-reads only those whose count moved.
+  uint64_t ledger_epoch(size_t i) const { return ledger_epochs_.at(i); }
   const Negotiator& negotiator(const std::string& host) const;
   const Bidder& bidder(const std::string& host) const;
   const std::vector<PlacementPeer>& view() const { return view_; }
@@ -129,6 +132,7 @@ class PlacementCluster {
   uint64_t bad_messages_ = 0;
   uint64_t encode_errors_ = 0;
   uint64_t gossip_bytes_max_ = 0;
+  std::vector<uint64_t> ledger_epochs_;
 };
 
 }  // namespace augur::mesh
