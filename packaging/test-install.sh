@@ -44,14 +44,20 @@ cgparent="augur-pkgtest-$$"
 ns_cgroup="augur-pkgtest-$$-nspawn"   # where systemd-nspawn runs, so its cgroups can be found
 notify_pid=""
 nspawn_pid=""
+init=""   # the container's systemd (host pid), stage 6
 
 cleanup() {
   set +e
   [ -n "$notify_pid" ] && kill "$notify_pid" 2>/dev/null
-  # The container's init dies with nspawn, and the kernel ends its whole pid namespace.
+  # The container: killing its init ends its whole pid namespace (killing nspawn does not),
+  # then whatever is left in its cgroups.
+  [ -n "$init" ] && kill -9 "$init" 2>/dev/null
   if [ -n "$nspawn_pid" ] && kill -0 "$nspawn_pid" 2>/dev/null; then
     kill -9 "$nspawn_pid"; wait "$nspawn_pid" 2>/dev/null
   fi
+  for f in $(find /sys/fs/cgroup -maxdepth 10 -path "*/$ns_cgroup/*" -name cgroup.procs 2>/dev/null); do
+    for p in $(cat "$f"); do kill -9 "$p" 2>/dev/null; done
+  done
   # Every process running inside the root (augurd, plugin hosts, tasks), by pid.
   if [ -d "$root" ]; then
     for p in /proc/[0-9]*; do
@@ -107,13 +113,18 @@ wait_for() {
 }
 
 # --- 1. packages ---------------------------------------------------------------------------
-step "building the packages"
-bash "$top/packaging/build-packages.sh" "$out"
 v1=$(dpkg-parsechangelog -l "$top/packaging/debian/changelog" -S Version)
 v2="$v1+upgradetest1"
-step "building a newer version ($v2) for the upgrade"
-bash "$top/packaging/build-packages.sh" "$out" "$v2" >/dev/null
 arch=$(dpkg --print-architecture)
+if [ "${PKG_TEST_REUSE:-0}" = 1 ] && ls "$out"/augur_"$v1"_"$arch".deb "$out"/augur_"$v2"_"$arch".deb >/dev/null 2>&1; then
+  # For working on this script: the packages of the last run, as they are.
+  step "reusing the packages in $out (PKG_TEST_REUSE=1)"
+else
+  step "building the packages"
+  bash "$top/packaging/build-packages.sh" "$out"
+  step "building a newer version ($v2) for the upgrade"
+  bash "$top/packaging/build-packages.sh" "$out" "$v2" >/dev/null
+fi
 debs() { for p in augur augur-plugin-libvirt augur-plugin-dev; do echo "/tmp/debs/${p}_$1_$arch.deb"; done; }
 
 # --- 2. a Debian 12 root, the packages installed with apt ---------------------------------
@@ -261,7 +272,7 @@ echo "/metrics: $(grep -vc '^#' "$tmp/metrics") samples, augur_backend_up: $(gre
 step "the control socket: group augur may, others may not"
 in_root useradd -m -G augur alice
 in_root useradd -m bob
-ls -l "$root/run/augur/augur.sock" | sed 's/^/  /'
+in_root ls -l /run/augur/augur.sock | sed 's/^/  /'
 as() { local u=$1; shift; in_root setpriv --reuid="$u" --regid="$u" --init-groups "$@"; }
 as alice augurctl status >/dev/null || fail "alice (group augur) cannot use augurctl"
 if as bob augurctl status > "$tmp/bob.log" 2>&1; then fail "bob (not in group augur) could use augurctl"; fi
@@ -269,8 +280,10 @@ echo "bob is refused: $(head -1 "$tmp/bob.log")"
 
 step "an example workflow (examples/checksum.yaml), submitted by alice"
 head -c 8M /dev/urandom > "$root/tmp/augur-example-input"
-cp "$top/examples/checksum.yaml" "$root/tmp/checksum.yaml"
-wf=$(as alice augurctl submit /tmp/checksum.yaml | tail -1)
+# The workflows live in /srv (systemd-nspawn puts a tmpfs on /tmp in stage 6).
+mkdir -p "$root/srv/augur-test"
+cp "$top/examples/checksum.yaml" "$root/srv/augur-test/checksum.yaml"
+wf=$(as alice augurctl submit /srv/augur-test/checksum.yaml | tail -1)
 echo "submitted $wf"
 # The first line of `augurctl status ID` is "<id>  <state>  priority N ...".
 done_ok() {
@@ -304,7 +317,9 @@ if [ -n "$notify_pid" ]; then
   echo "  $pings x WATCHDOG=1"
 fi
 
-if in_root augurctl doctor --help >/dev/null 2>&1; then
+# (`augurctl doctor --help` would print the main help where there is no doctor.)
+ctl_help=$(in_root augurctl --help)
+if [[ "$ctl_help" =~ $'\n'\ +doctor\  ]]; then
   step "augurctl doctor"
   rc=0
   in_root augurctl doctor || rc=$?
@@ -319,7 +334,7 @@ echo "augurd's own memory: RSS $((rss_kb / 1024)) MiB, segment $((shm_kb / 1024)
 
 # --- 4. upgrade with a workflow running ----------------------------------------------------
 step "upgrade to $v2 while a workflow's task runs"
-cat > "$root/tmp/long.yaml" <<'EOF'
+cat > "$root/srv/augur-test/long.yaml" <<'EOF'
 workflow: long
 stages:
   - name: wait
@@ -329,7 +344,7 @@ stages:
     run: [sh, -c, "sleep 20; echo survived"]
     merge: concat
 EOF
-long=$(as alice augurctl submit /tmp/long.yaml | tail -1)
+long=$(as alice augurctl submit /srv/augur-test/long.yaml | tail -1)
 # The task's `sleep 20`, found among the processes whose root is ours.
 tp=""
 find_task() {
@@ -344,7 +359,7 @@ find_task() {
   return 1
 }
 wait_for 30 find_task || { as alice augurctl status "$long"; fail "the long task did not start"; }
-echo "workflow $long: task pid $tp in $(grep -m1 . "/proc/$tp/cgroup")"
+echo "workflow $long: task pid $tp in $(grep -m1 -E '^0::|memory' "/proc/$tp/cgroup")"
 # shellcheck disable=SC2046
 in_root apt-get install -y -q --no-install-recommends $(debs "$v2") > "$tmp/apt.log" 2>&1 ||
   { tail -30 "$tmp/apt.log"; fail "upgrade to $v2"; }
@@ -390,7 +405,9 @@ if command -v systemd-nspawn >/dev/null; then
   in_root apt-get install -y -q --no-install-recommends systemd systemd-sysv dbus > "$tmp/apt.log" 2>&1 ||
     { tail -20 "$tmp/apt.log"; fail "installing systemd into the root"; }
   umount_chroot
-  # nspawn keeps CAP_BPF and CAP_PERFMON only when asked; it shares the host's network. It
+  # nspawn keeps CAP_BPF and CAP_PERFMON, and lets bpf() and perf_event_open() through its own
+  # seccomp filter, only when asked (without that every eBPF collector fails with EPERM under
+  # the container's systemd, whatever the unit says); it shares the host's network. It
   # runs in a cgroup of its own (it makes the container's below the one it is in), so that
   # the cleanup finds and removes them.
   (
@@ -400,10 +417,10 @@ if command -v systemd-nspawn >/dev/null; then
       [ -d "$fs" ] || continue
       mkdir -p "$fs/$ns_cgroup" && echo "$BASHPID" > "$fs/$ns_cgroup/cgroup.procs"
     done
-    exec systemd-nspawn -D "$root" -b --register=no --keep-unit -q --capability=CAP_BPF,CAP_PERFMON
+    exec systemd-nspawn -D "$root" -b --register=no --keep-unit -q --capability=CAP_BPF,CAP_PERFMON \
+      --system-call-filter='bpf perf_event_open'
   ) > "$tmp/nspawn.log" 2>&1 < /dev/null &
   nspawn_pid=$!
-  init=""
   find_init() { init=$(pgrep -P "$nspawn_pid" | head -1); [ -n "$init" ]; }
   wait_for 30 find_init || { cat "$tmp/nspawn.log"; fail "the container did not start"; }
   in_ns() { nsenter -t "$init" -a /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 "$@"; }
@@ -416,13 +433,18 @@ if command -v systemd-nspawn >/dev/null; then
   echo "augurd.service: $(show ActiveState)/$(show SubState), Type=$(show Type), WatchdogUSec=$(show WatchdogUSec), status: $(show StatusText)"
   [ "$(show Type)" = notify ] || fail "the unit is not Type=notify"
   [ "$(show UnitFileState)" = enabled ] || fail "the package did not enable augurd.service"
-  in_ns journalctl -u augurd --no-pager -o cat | grep -E 'eBPF|collectors|control socket' | sed 's/^/  /'
+  in_ns journalctl -b -u augurd --no-pager -o cat > "$tmp/unit.log"
+  grep -E 'eBPF collector .* loaded|collectors\)|control socket on' "$tmp/unit.log" | sed 's/^/  /'
+  # The unit's sandbox (bounding set, system-call filter, NoNewPrivileges, ...) lets eBPF load.
+  nbpf=$(grep -c 'eBPF collector .* loaded' "$tmp/unit.log" || true)
+  [ "$nbpf" = 3 ] || { grep eBPF "$tmp/unit.log"; fail "only $nbpf of 3 eBPF collectors loaded under the unit"; }
   in_ns systemd-analyze security augurd.service 2>/dev/null | tail -1 | sed 's/^/  /' || true
 
   step "under systemd: journal entries have priorities and workflow fields"
   in_ns journalctl -u augurd --no-pager -o json > "$tmp/journal.json"
   grep -q '"SYSLOG_IDENTIFIER":"augurd"' "$tmp/journal.json" || fail "no native journal entries from augurd"
-  wf=$(ns_as alice augurctl submit /tmp/checksum.yaml | tail -1)
+  in_ns sh -c 'head -c 8M /dev/urandom > /tmp/augur-example-input'
+  wf=$(ns_as alice augurctl submit /srv/augur-test/checksum.yaml | tail -1)
   ns_done() {
     local st
     st=$(ns_as alice augurctl status "$1" 2>/dev/null) || return 1
@@ -445,7 +467,7 @@ if command -v systemd-nspawn >/dev/null; then
   echo "systemctl reload augurd: reloaded, still $(show ActiveState)"
 
   step "under systemd: systemctl restart keeps a running task and re-attaches it"
-  long=$(ns_as alice augurctl submit /tmp/long.yaml | tail -1)
+  long=$(ns_as alice augurctl submit /srv/augur-test/long.yaml | tail -1)
   # The task's `sleep 20`, found from the host among the container's processes.
   ns_task() {
     local p ns
@@ -482,6 +504,7 @@ if command -v systemd-nspawn >/dev/null; then
   in_ns systemctl poweroff || true
   wait "$nspawn_pid" 2>/dev/null || true
   nspawn_pid=""
+  init=""
   mount_chroot
 else
   echo "systemd-nspawn not found: the unit was not run under systemd (make deps installs systemd-container)"
