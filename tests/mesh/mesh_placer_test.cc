@@ -473,33 +473,39 @@ stages:
             sa["transfer"]["received_completed"].get<uint64_t>());
 }
 
-TEST_F(MeshPlacerTest, ALargeInputGoesToTheHostByTransferAndStrayChunksAreRefused) {
+TEST_F(MeshPlacerTest, LargeInputsGoToTheHostByTransferAndStrayChunksAreRefused) {
   Host* a = AddHost("host-a", kOneShard, {});
   if (!skip_.empty()) GTEST_SKIP() << skip_;
   ASSERT_NE(a, nullptr);
   Host* b = AddHost("host-b", kFourShards, kFourShards);
   ASSERT_NE(b, nullptr);
-  // The first stage (one shard, here) writes about 1.9 MiB; each shard of the second counts
-  // its quarter of the lines (and says the last), most of them on B with the file sent over.
-  auto id = a->executor->Submit(R"(workflow: fan
+  // The first stage (one shard, here) writes the numbers 1..lines; each shard of the second
+  // counts its quarter of the lines (and says the last), most of them on B with the file
+  // sent over. 1.9 MB arrives after its RunShard (the window holds 16 chunks); 109 KB (two
+  // chunks, sent before the RunShard) arrives before it and waits for it.
+  for (int lines : {300'000, 20'000}) {
+    auto id = a->executor->Submit(fmt::format(R"(workflow: fan
 stages:
   - name: make
-    resources: {cpu: 0.25, memory: 48Mi}
-    run: [sh, -c, "seq 1 300000"]
+    resources: {{cpu: 0.25, memory: 48Mi}}
+    run: [sh, -c, "seq 1 {}"]
   - name: count
     needs: [make]
-    resources: {cpu: 0.25, memory: 48Mi}
-    shards: {range: [0, 4], count: 4}
+    resources: {{cpu: 0.25, memory: 48Mi}}
+    shards: {{range: [0, 4], count: 4}}
     canary: false
-    run: [sh, -c, "sleep 0.2; awk 'NR % 4 == {shard.index} {n++; last = $1} END {print n, last}' {input}"]
-)", "test");
-  ASSERT_TRUE(id) << id.error().ToString();
-  ASSERT_EQ(WaitDone(*a->executor, *id), "succeeded") << *a->executor->StatusJson(*id, true);
-  // Every line arrived: each quarter has 75000 of them, and its last number.
-  const std::string want = "75000 300000\n75000 299997\n75000 299998\n75000 299999\n";
-  auto out = a->executor->Output(*id, "");
-  ASSERT_TRUE(out) << out.error().ToString();
-  EXPECT_EQ(*out, want);
+    run: [sh, -c, "sleep 0.2; awk 'NR % 4 == {{shard.index}} {{n++; last = $1}} END {{print n, last}}' {{input}}"]
+)", lines), "test");
+    ASSERT_TRUE(id) << id.error().ToString();
+    ASSERT_EQ(WaitDone(*a->executor, *id), "succeeded") << *a->executor->StatusJson(*id, true);
+    // Every line arrived: each quarter has lines/4 of them, and its last number.
+    const int q = lines / 4;
+    const std::string want = fmt::format("{0} {1}\n{0} {2}\n{0} {3}\n{0} {4}\n", q, lines,
+                                         lines - 3, lines - 2, lines - 1);
+    auto out = a->executor->Output(*id, "");
+    ASSERT_TRUE(out) << out.error().ToString();
+    EXPECT_EQ(*out, want) << lines;
+  }
   nlohmann::json sb = Stats(*b->executor);
   EXPECT_GE(sb["leased_runs"].get<int>(), 1) << sb.dump();
   EXPECT_EQ(sb["transfer"]["received_completed"], sb["leased_runs"]) << sb.dump();
