@@ -138,10 +138,6 @@ void WorkflowReplication::Append(const std::string& rid, wire::StateRecord r, in
 void WorkflowReplication::Recorded(const workflow::Changes& c, int64_t now) {
   if (host_ == nullptr) return;
   ReplicationOutput out;
-  auto owned = [&](const std::string& engine_id) -> std::string {
-    std::string rid = HeldId(engine_id);
-    return !rid.empty() && replicator_.Owns(rid) ? rid : "";
-  };
   // New workflows first: the records below may be theirs. Their replica ids are chosen from
   // the members as they are now (the replicator hears of a change at the next tick: a
   // takeover must not start in the middle of the executor's round).
@@ -149,7 +145,7 @@ void WorkflowReplication::Recorded(const workflow::Changes& c, int64_t now) {
   for (const workflow::WorkflowRecord& w : c.workflows) {
     // Submitted since this host replicates (a workflow restored from before has no log).
     if (w.state != workflow::WorkflowState::kRunning || w.submitted_ns < bind_ns_ ||
-        !HeldId(w.id).empty()) {
+        logged_.contains(w.id) || !HeldId(w.id).empty()) {
       continue;
     }
     const std::string rid = ChooseReplicaId(w.id, self(), live_now);
@@ -158,15 +154,15 @@ void WorkflowReplication::Recorded(const workflow::Changes& c, int64_t now) {
       spdlog::warn("replication: workflow {} is not replicated: {}", w.id, st.message());
       continue;
     }
-    logged_[rid] = {};
+    logged_[w.id] = Logged{.rid = rid};
     ++stats_.created;
   }
   // Shards planned, by workflow and stage, in the order the engine made them.
-  std::map<std::string, std::vector<workflow::ShardRecord>> planned;
+  std::map<std::string, std::vector<workflow::ShardRecord>> planned;  // by replica id
   for (const workflow::ShardRecord& s : c.shards) {
-    const std::string rid = owned(s.workflow_id);
-    if (rid.empty() || !logged_[rid].shards.insert({s.stage, s.index}).second) continue;
-    planned[rid].push_back(s);
+    Logged* l = Owned(s.workflow_id);
+    if (l == nullptr || !l->shards.insert({s.stage, s.index}).second) continue;
+    planned[l->rid].push_back(s);
   }
   for (auto& [rid, shards] : planned) {
     std::stable_sort(shards.begin(), shards.end(),
@@ -174,9 +170,10 @@ void WorkflowReplication::Recorded(const workflow::Changes& c, int64_t now) {
     for (wire::StateRecord& r : ShardsPlannedRecords(shards)) Append(rid, std::move(r), now, &out);
   }
   for (const workflow::AttemptRecord& a : c.attempts) {
-    const std::string rid = owned(a.workflow_id);
-    if (rid.empty()) continue;
-    Logged& l = logged_[rid];
+    Logged* owned = Owned(a.workflow_id);
+    if (owned == nullptr) continue;
+    Logged& l = *owned;
+    const std::string rid = l.rid;
     const bool ended = a.state != AttemptState::kStarting && a.state != AttemptState::kRunning;
     if (!ended) {
       if (l.started.insert(a.attempt_id).second) {
@@ -195,10 +192,10 @@ void WorkflowReplication::Recorded(const workflow::Changes& c, int64_t now) {
   }
   for (const auto& [key, path] : c.stage_outputs) {
     const size_t slash = key.find('/');
-    const std::string rid = owned(key.substr(0, slash));
-    if (rid.empty() || slash == std::string::npos) continue;
-    const std::string stage = key.substr(slash + 1);
-    if (!logged_[rid].merged.insert(stage).second) continue;
+    Logged* l = slash == std::string::npos ? nullptr : Owned(key.substr(0, slash));
+    if (l == nullptr) continue;
+    const std::string stage = key.substr(slash + 1), rid = l->rid;
+    if (!l->merged.insert(stage).second) continue;
     auto output = ReadSmall(path, kMaxInlineOutputBytes);
     const bool carried = output && output->second <= kMaxInlineOutputBytes;
     ++(carried ? stats_.outputs_carried : stats_.outputs_too_big);
@@ -207,16 +204,22 @@ void WorkflowReplication::Recorded(const workflow::Changes& c, int64_t now) {
   }
   for (const workflow::WorkflowRecord& w : c.workflows) {
     if (w.state == workflow::WorkflowState::kRunning) continue;
-    const std::string rid = owned(w.id);
-    if (rid.empty() || logged_[rid].finished) continue;
-    logged_[rid].finished = true;
-    Append(rid, WorkflowFinishedRecord(w), now, &out);
+    Logged* l = Owned(w.id);
+    if (l == nullptr || l->finished) continue;
+    l->finished = true;
+    Append(l->rid, WorkflowFinishedRecord(w), now, &out);
   }
   Flush(out, now);
 }
 
+WorkflowReplication::Logged* WorkflowReplication::Owned(const std::string& engine_id) {
+  auto it = logged_.find(engine_id);
+  return it != logged_.end() && replicator_.Owns(it->second.rid) ? &it->second : nullptr;
+}
+
 WorkflowReplication::Logged WorkflowReplication::LoggedOf(const WorkflowReplica& w) const {
   Logged l;
+  l.rid = w.id;
   for (const wire::StateRecord& r : w.log) {
     switch (RecordKind(r.kind())) {
       case RecordKind::kShardsPlanned: {
@@ -271,6 +274,8 @@ void WorkflowReplication::Flush(ReplicationOutput& out, int64_t now) {
       case ReplicationEvent::Kind::kBecameOwner: {
         const WorkflowReplica* w = replicator_.Find(e.workflow_id);
         if (w == nullptr || host_ == nullptr) break;
+        // What the log holds is logged; what the engine plans from here on is appended.
+        logged_[engine_id] = LoggedOf(*w);
         auto adopted = Rebuild(engine_id, w->log, host_->work_root());
         Status st = adopted ? host_->Adopt(*adopted, now) : adopted.error();
         if (!st.ok()) {
@@ -278,7 +283,6 @@ void WorkflowReplication::Flush(ReplicationOutput& out, int64_t now) {
                         "it: {}", engine_id, EpochString(e.epoch), st.message());
           break;
         }
-        logged_[e.workflow_id] = LoggedOf(*w);
         ++stats_.adopted;
         spdlog::info("replication: workflow {}: this host owns it now (epoch {}, {} records, {} of "
                      "its outputs carried)", engine_id, EpochString(e.epoch), w->log.size(),
@@ -286,14 +290,14 @@ void WorkflowReplication::Flush(ReplicationOutput& out, int64_t now) {
         break;
       }
       case ReplicationEvent::Kind::kLostOwnership:
-        logged_.erase(e.workflow_id);
+        logged_.erase(engine_id);
         ++stats_.released;
         spdlog::info("replication: workflow {}: {} owns it now (epoch {}); this host stops acting "
                      "for it", engine_id, e.owner, EpochString(e.epoch));
         if (host_ != nullptr) host_->Release(engine_id, e.owner, now);
         break;
       case ReplicationEvent::Kind::kDropped:
-        logged_.erase(e.workflow_id);
+        logged_.erase(engine_id);
         if (host_ != nullptr) {
           if (Status st = host_->workflow_store().DeleteReplica(e.workflow_id); !st.ok()) {
             ++stats_.persist_errors;

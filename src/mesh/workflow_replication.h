@@ -95,6 +95,7 @@ class WorkflowReplication : public workflow::Replication {
  private:
   // What this host has appended of a workflow it owns (so each engine record is logged once).
   struct Logged {
+    std::string rid;                                     // its replica id
     std::set<std::pair<std::string, uint32_t>> shards;  // (stage, index)
     std::set<std::string> started, ended;                // attempt ids
     std::set<std::string> merged;                        // stages
@@ -114,6 +115,8 @@ class WorkflowReplication : public workflow::Replication {
   void Flush(ReplicationOutput& out, int64_t now);
   void Append(const std::string& rid, wire::StateRecord r, int64_t now, ReplicationOutput* out);
   Logged LoggedOf(const WorkflowReplica& w) const;
+  // What is logged of a workflow (by engine id) this host owns; null when it does not own it.
+  Logged* Owned(const std::string& engine_id);
   // The replica id this host holds for a workflow id or name ("" if none).
   std::string HeldId(const std::string& workflow) const;
   std::string ReplicaStatus(const std::string& rid) const;
@@ -129,7 +132,7 @@ class WorkflowReplication : public workflow::Replication {
   workflow::ReplicationHost* host_ = nullptr;
   std::vector<std::string> live_;
   int64_t bind_ns_ = 0;
-  std::map<std::string, Logged> logged_;  // by replica id, for workflows owned here
+  std::map<std::string, Logged> logged_;  // by engine id, for workflows owned here
   std::map<uint64_t, Pending> pending_;   // status queries by id
   uint64_t next_query_ = 1;
   LogRateLimiter log_limit_{10'000'000'000};

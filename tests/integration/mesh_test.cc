@@ -89,7 +89,7 @@ class MeshTest : public ::testing::Test {
           AUGUR_BUILD_DIR, dir_.string(), Name(k), CgroupParent(k), dir_.string(), Name(k),
           max_cpu);
     }
-    std::ofstream(config) << fmt::format(R"(telemetry: {{interval: 5s, ebpf: "off", shm_name: {shm}, capacity: 16, max_series: 64}}
+    std::ofstream(config) << fmt::format(R"(telemetry: {{interval: 5s, ebpf: "off", shm_name: {shm}, capacity: 16, max_series: 256, max_cgroups: 0}}
 metrics: {{enabled: false}}
 forecast: {{enabled: false}}
 {engine}control: {{socket: {sock}}}
@@ -187,6 +187,16 @@ mesh:
       }
       return with_backend == n;
     }, 30s);
+  }
+  // The latest value of series `name` (no labels) in host k's segment; -1 when it has none.
+  double Latest(int k, const std::string& name) {
+    auto r = testing::Run({kAugurctl, "--shm", fmt::format("augur-mesh-{}-{}", getpid(), Name(k)),
+                           "series", "--json"});
+    auto j = nlohmann::json::parse(r.out, nullptr, false);
+    for (const auto& e : j.is_array() ? j : nlohmann::json::array()) {
+      if (e.value("series", "") == name && e.contains("latest")) return e["latest"].value("value", -1.0);
+    }
+    return -1;
   }
   // Writes `yaml` to dir/<file> and submits it to host k: the workflow id ("" if refused).
   std::string Submit(int k, const std::string& file, const std::string& yaml) {
@@ -406,6 +416,13 @@ stages:
     rerun += a.value("state", "") == "succeeded";
   }
   EXPECT_LE(rerun, 16 - done_before) << h.dump(2);
+  // /metrics (the same series, from the segment): the takeover is counted on the new owner.
+  EXPECT_TRUE(WaitFor([&] {
+    return Latest(owner, "augur_mesh_replication_adopted_total") >= 1 &&
+           Latest(owner, "augur_mesh_replication_takeovers_total") >= 1 &&
+           Latest(owner, "augur_mesh_replication_owned_workflows") >= 1;
+  }, 30s)) << testing::Run({kAugurctl, "--shm", fmt::format("augur-mesh-{}-{}", getpid(), Name(owner)),
+                            "series"}).out;
   std::cout << "taken over by " << Name(owner) << " with " << done_before
             << " shards done, it ran " << rerun << "; status answered on " << Name(third) << "\n";
 }
