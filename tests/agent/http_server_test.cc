@@ -484,7 +484,9 @@ TEST_F(HttpServerTest, StopIsPromptWithClientsConnected) {
   std::this_thread::sleep_for(50ms);
   const auto t0 = std::chrono::steady_clock::now();
   server_->Stop();
-  EXPECT_LT(std::chrono::steady_clock::now() - t0, 500ms);
+  // Stop does not wait for clients: a server that did would hang here for as long as they
+  // stay (forever). The bound is that, not a timing budget.
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s);
   bool closed = false;
   ReadAll(idle, 1000ms, &closed);
   EXPECT_TRUE(closed);

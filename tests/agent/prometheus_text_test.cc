@@ -159,7 +159,7 @@ TEST_F(RenderFromStoreTest, RendersTheLatestPointOfEverySeries) {
   EXPECT_THAT(stale, HasSubstr("memory_bytes{kind=\"total\"} 8e+09 1700000000123\n"));
 }
 
-TEST_F(RenderFromStoreTest, TwoThousandSeriesRenderQuickly) {
+TEST_F(RenderFromStoreTest, TwoThousandSeriesRenderWhole) {
   constexpr int kSeries = 2000;
   auto writer = telemetry::ShmWriter::Create(Options(kSeries));
   ASSERT_TRUE(writer) << writer.error().ToString();
@@ -185,15 +185,8 @@ TEST_F(RenderFromStoreTest, TwoThousandSeriesRenderQuickly) {
   EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 3 + 10 + kSeries);
   EXPECT_THAT(text, HasSubstr("family_3_total{cgroup=\"/system.slice/service-1993.service\","
                               "source=\"bpf\"} 2989.5 1700000000123\n"));
-  // The budget is 5 ms in an optimised build; unoptimised and sanitizer builds get slack.
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-  constexpr auto kBudget = std::chrono::milliseconds(100);
-#elif defined(NDEBUG)
-  constexpr auto kBudget = std::chrono::milliseconds(5);
-#else
-  constexpr auto kBudget = std::chrono::milliseconds(25);
-#endif
-  EXPECT_LT(best, kBudget) << std::chrono::duration<double, std::milli>(best).count() << " ms";
+  // How long it took is recorded (best of 10), never judged here: timing on a shared machine
+  // is noise (bench/ measures it).
   RecordProperty(
       "render_2000_series_us",
       static_cast<int>(std::chrono::duration_cast<std::chrono::microseconds>(best).count()));
