@@ -692,11 +692,13 @@ std::vector<Outgoing> Membership::OnMessage(int64_t now_us, const std::string& f
         auto newer = NewerThan(sync);
         if (!newer.empty()) SendRecords(out, AddressOf(from), newer, kMaxSyncAnswerMessages);
       }
-      // Someone answered: the join is done. Only an answer counts (records, neither a join
-      // request nor a digest): a host that holds this one dead sends it joins too (MeshNode's
-      // rejoin), and taking one of those for an answer left a restarted host whose own join
-      // was lost never asking again, and never learning the members gossip did not bring.
-      if (joining_ && !sync.join() && !sync.reply() && members_.count(from)) joining_ = false;
+      // Someone answered (records, or a digest, whose answer brings what this host lacks):
+      // the join is done. Not a join request: a host that holds this one dead sends it joins
+      // too (MeshNode's rejoin), and taking one of those for an answer left a restarted host
+      // whose own join was lost without the full state until its first digest exchange. A
+      // digest does end it, so that joins to a host that never answers (a rejoin to a dead
+      // one) stop within a sync interval or so.
+      if (joining_ && !sync.join() && members_.count(from)) joining_ = false;
       break;
     }
     case wire::MembershipMessage::BODY_NOT_SET:
