@@ -27,8 +27,8 @@ fi
 # side with Serf is bench/mesh/membership_bench.sh (long: run it by hand).
 if [[ -x "$build/bench/mesh-placement-sim" && -d "$traces" ]]; then
   echo "== mesh-placement-sim"
-  "$build/bench/mesh-placement-sim" "$traces"/wfcommons-*.json --hosts 100 1000 10000 \
-    --workflows-per-host 0.4 0.4 0.04 --seeds 1
+  # About 10 minutes of one core, most of it at 10,000 hosts (bench/RESULTS.md).
+  "$build/bench/mesh-placement-sim" "$traces"/wfcommons-*.json --hosts 100 1000 10000 --seeds 1
 fi
 if [[ -x "$build/bench/mesh-membership-sim" ]]; then
   echo "== mesh-membership-sim"
