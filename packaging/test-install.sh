@@ -17,7 +17,10 @@
 #    would after an upgrade, and checks that the task lived on, was re-attached and finished.
 # 5. The plugin author's path: builds /usr/share/augur/plugin-example against the installed
 #    augur-plugin-dev alone and passes augur-plugin-check.
-# 6. Removes (config and state stay) and purges (they go), and lists what is left.
+# 6. Boots the root with systemd-nspawn (when installed) and runs the packaged unit under
+#    systemd: Type=notify, eBPF inside the unit's sandbox, journal fields, reload, restart
+#    with a task running (cgroup v2 hosts), the watchdog.
+# 7. Removes (config and state stay) and purges (they go), and lists what is left.
 # Needs root. Cleans up after itself, mounts and processes included, even when it fails.
 # The last line is "package-test: PASS ..." or "package-test: FAIL: <why>".
 set -euo pipefail
