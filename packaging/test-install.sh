@@ -474,7 +474,7 @@ if command -v systemd-nspawn >/dev/null; then
   n=$(in_ns journalctl -u augurd --no-pager -o cat "WORKFLOW=$wf" | wc -l)
   echo "journalctl -u augurd WORKFLOW=$wf: $n lines; one of them:"
   in_ns journalctl -u augurd --no-pager -o verbose "WORKFLOW=$wf" "STAGE=sum" > "$tmp/wf.journal"
-  awk '/^ +MESSAGE=/ {n++} n == 1 && /^ +(MESSAGE|PRIORITY|SYSLOG_IDENTIFIER|WORKFLOW|STAGE|SHARD)=/' "$tmp/wf.journal" |
+  awk '/^[^ ]/ {n++} n == 1 && /^ +(MESSAGE|PRIORITY|SYSLOG_IDENTIFIER|WORKFLOW|STAGE|SHARD)=/' "$tmp/wf.journal" |
     cut -c1-150 | sed 's/^/  /'
   grep -qE '^ +SHARD=' "$tmp/wf.journal" || fail "no SHARD field in the workflow's journal entries"
   warnings=$(in_ns journalctl -u augurd --no-pager -o cat -p warning | wc -l)
