@@ -522,7 +522,7 @@ if command -v systemd-nspawn >/dev/null; then
   step "under systemd: a stuck sampling loop trips the watchdog"
   main=$(show MainPID)
   restarts=$(show NRestarts)
-  in_ns kill -STOP "$main"
+  in_ns systemctl kill --kill-who=main --signal=SIGSTOP augurd   # no /bin/kill in a minimal root
   restarted() { [ "$(show NRestarts)" -gt "$restarts" ] && active; }
   wait_for 90 restarted || fail "the watchdog did not restart a stopped augurd"
   in_ns journalctl -u augurd --no-pager -o cat | grep -i 'watchdog' | tail -2 | sed 's/^/  /'
