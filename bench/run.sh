@@ -21,14 +21,14 @@ if [[ $(id -u) == 0 ]]; then
   echo "== bench/predictive_onhost.sh"
   bash "$(dirname "$0")/predictive_onhost.sh" "$build" 3
 fi
-# The peer mesh (issue 12). In virtual time: placement negotiation and membership at N = 100 to
-# 10,000 hosts (bench/mesh/*_sim.cc). On the namespace bed (root): real augurd hosts placing
+# The peer mesh (issue 12). In virtual time: placement negotiation at N = 100 to 10,000 hosts,
+# membership at 100 and 1,000 (bench/mesh/*_sim.cc). On the namespace bed (root): real augurd hosts placing
 # each other's shards at N = 8, 16, 32 (bench/mesh/placement_bench.sh); the membership side by
 # side with Serf is bench/mesh/membership_bench.sh (long: run it by hand).
 if [[ -x "$build/bench/mesh-placement-sim" && -d "$traces" ]]; then
   echo "== mesh-placement-sim"
-  "$build/bench/mesh-placement-sim" "$traces"/wfcommons-*.json --hosts 100 1000 10000 \
-    --workflows-per-host 0.4 0.4 0.04 --seeds 1
+  # About 10 minutes of one core, most of it at 10,000 hosts (bench/RESULTS.md).
+  "$build/bench/mesh-placement-sim" "$traces"/wfcommons-*.json --hosts 100 1000 10000 --seeds 1
 fi
 if [[ -x "$build/bench/mesh-membership-sim" ]]; then
   echo "== mesh-membership-sim"

@@ -17,7 +17,10 @@
 #    would after an upgrade, and checks that the task lived on, was re-attached and finished.
 # 5. The plugin author's path: builds /usr/share/augur/plugin-example against the installed
 #    augur-plugin-dev alone and passes augur-plugin-check.
-# 6. Removes (config and state stay) and purges (they go), and lists what is left.
+# 6. Boots the root with systemd-nspawn (when installed) and runs the packaged unit under
+#    systemd: Type=notify, eBPF inside the unit's sandbox, journal fields, reload, restart
+#    with a task running (cgroup v2 hosts), the watchdog.
+# 7. Removes (config and state stay) and purges (they go), and lists what is left.
 # Needs root. Cleans up after itself, mounts and processes included, even when it fails.
 # The last line is "package-test: PASS ..." or "package-test: FAIL: <why>".
 set -euo pipefail
@@ -440,6 +443,17 @@ if command -v systemd-nspawn >/dev/null; then
   [ "$nbpf" = 3 ] || { grep eBPF "$tmp/unit.log"; fail "only $nbpf of 3 eBPF collectors loaded under the unit"; }
   in_ns systemd-analyze security augurd.service 2>/dev/null | tail -1 | sed 's/^/  /' || true
 
+  # On a host in cgroup v1/hybrid mode nspawn mounts the v1 controllers read-only in the
+  # container, so the process backend cannot make cgroups there whatever the unit allows;
+  # workflows under systemd then run on cgroup v2 hosts only (stage 3 ran them in the chroot).
+  cg_ok=1
+  if [ "$(in_ns stat -fc %T /sys/fs/cgroup)" = cgroup2fs ]; then probe=(/sys/fs/cgroup)
+  else probe=(/sys/fs/cgroup/cpu /sys/fs/cgroup/memory); fi
+  for d in "${probe[@]}"; do
+    if in_ns mkdir "$d/augur-probe-$$" 2>/dev/null; then in_ns rmdir "$d/augur-probe-$$"; else cg_ok=0; fi
+  done
+  [ $cg_ok = 1 ] || echo "note: the container's cgroup controllers are read-only (cgroup v1/hybrid host): workflows are submitted, but not expected to run, under systemd"
+
   step "under systemd: journal entries have priorities and workflow fields"
   in_ns journalctl -u augurd --no-pager -o json > "$tmp/journal.json"
   grep -q '"SYSLOG_IDENTIFIER":"augurd"' "$tmp/journal.json" || fail "no native journal entries from augurd"
@@ -450,12 +464,19 @@ if command -v systemd-nspawn >/dev/null; then
     st=$(ns_as alice augurctl status "$1" 2>/dev/null) || return 1
     [[ "${st%%$'\n'*}" =~ ^$1\ +succeeded\  ]]
   }
-  wait_for 120 ns_done "$wf" || { ns_as alice augurctl status "$wf"; fail "workflow $wf did not succeed under systemd"; }
+  wf_logged() { [ "$(in_ns journalctl -u augurd --no-pager -o cat "WORKFLOW=$wf" "STAGE=sum" | wc -l)" -gt 1 ]; }
+  if [ $cg_ok = 1 ]; then
+    wait_for 120 ns_done "$wf" || { ns_as alice augurctl status "$wf"; fail "workflow $wf did not succeed under systemd"; }
+    echo "workflow $wf succeeded under systemd"
+  fi
+  wait_for 30 wf_logged || fail "journalctl WORKFLOW=$wf STAGE=sum finds nothing"
+  [ $cg_ok = 1 ] || ns_as alice augurctl cancel "$wf" >/dev/null || true
   n=$(in_ns journalctl -u augurd --no-pager -o cat "WORKFLOW=$wf" | wc -l)
-  [ "$n" -gt 0 ] || fail "journalctl WORKFLOW=$wf finds nothing"
-  echo "workflow $wf succeeded; journalctl -u augurd WORKFLOW=$wf: $n lines, e.g."
+  echo "journalctl -u augurd WORKFLOW=$wf: $n lines; one of them:"
   in_ns journalctl -u augurd --no-pager -o verbose "WORKFLOW=$wf" "STAGE=sum" > "$tmp/wf.journal"
-  grep -E '^ +(MESSAGE|PRIORITY|WORKFLOW|STAGE|SHARD)=' "$tmp/wf.journal" | head -5 | sed 's/^/  /'
+  awk '/^[^ ]/ {n++} n == 1 && /^ +(MESSAGE|PRIORITY|SYSLOG_IDENTIFIER|WORKFLOW|STAGE|SHARD)=/' "$tmp/wf.journal" |
+    cut -c1-150 | sed 's/^/  /'
+  grep -qE '^ +SHARD=' "$tmp/wf.journal" || fail "no SHARD field in the workflow's journal entries"
   warnings=$(in_ns journalctl -u augurd --no-pager -o cat -p warning | wc -l)
   echo "journalctl -u augurd -p warning: $warnings lines"
 
@@ -466,35 +487,42 @@ if command -v systemd-nspawn >/dev/null; then
     fail "reload did not reach augurd"
   echo "systemctl reload augurd: reloaded, still $(show ActiveState)"
 
-  step "under systemd: systemctl restart keeps a running task and re-attaches it"
-  long=$(ns_as alice augurctl submit /srv/augur-test/long.yaml | tail -1)
-  # The task's `sleep 20`, found from the host among the container's processes.
-  ns_task() {
-    local p ns
-    ns=$(readlink "/proc/$init/ns/pid")
-    for p in $(pgrep -x sleep || true); do
-      if [ "$(readlink "/proc/$p/ns/pid")" = "$ns" ] &&
-         [ "$(tr '\0' ' ' < "/proc/$p/cmdline" 2>/dev/null)" = "sleep 20 " ]; then
-        tp=$p
-        return 0
-      fi
-    done
-    return 1
-  }
-  wait_for 30 ns_task || fail "the long task did not start under systemd"
-  echo "task (host pid $tp): $(grep -m1 -E '^0::|memory' "/proc/$tp/cgroup")"
-  in_ns systemctl restart augurd || fail "systemctl restart augurd"
-  kill -0 "$tp" || fail "systemctl restart killed the task"
-  wait_for 60 active || fail "augurd not active after the restart"
-  wait_for 30 eval 'in_ns journalctl -u augurd --no-pager -o cat | grep -q "workflow $long: restored, 1 attempts re-attached"' ||
-    fail "$long was not re-attached after systemctl restart"
-  wait_for 60 ns_done "$long" || fail "$long did not finish after systemctl restart"
-  echo "task $tp lived through systemctl restart; $long re-attached and finished: $(ns_as alice augurctl result "$long")"
+  if [ $cg_ok = 1 ]; then
+    step "under systemd: systemctl restart keeps a running task and re-attaches it"
+    long=$(ns_as alice augurctl submit /srv/augur-test/long.yaml | tail -1)
+    # The task's `sleep 20`, found from the host among the container's processes.
+    ns_task() {
+      local p ns
+      ns=$(readlink "/proc/$init/ns/pid")
+      for p in $(pgrep -x sleep || true); do
+        if [ "$(readlink "/proc/$p/ns/pid")" = "$ns" ] &&
+           [ "$(tr '\0' ' ' < "/proc/$p/cmdline" 2>/dev/null)" = "sleep 20 " ]; then
+          tp=$p
+          return 0
+        fi
+      done
+      return 1
+    }
+    wait_for 30 ns_task || fail "the long task did not start under systemd"
+    echo "task (host pid $tp): $(grep -m1 -E '^0::|memory' "/proc/$tp/cgroup")"
+    in_ns systemctl restart augurd || fail "systemctl restart augurd"
+    kill -0 "$tp" || fail "systemctl restart killed the task"
+    wait_for 60 active || fail "augurd not active after the restart"
+    wait_for 30 eval 'in_ns journalctl -u augurd --no-pager -o cat | grep -q "workflow $long: restored, 1 attempts re-attached"' ||
+      fail "$long was not re-attached after systemctl restart"
+    wait_for 60 ns_done "$long" || fail "$long did not finish after systemctl restart"
+    echo "task $tp lived through systemctl restart; $long re-attached and finished: $(ns_as alice augurctl result "$long")"
+  else
+    step "under systemd: systemctl restart"
+    in_ns systemctl restart augurd || fail "systemctl restart augurd"
+    wait_for 60 active || fail "augurd not active after the restart"
+    echo "systemctl restart augurd: $(show ActiveState)/$(show SubState)"
+  fi
 
   step "under systemd: a stuck sampling loop trips the watchdog"
   main=$(show MainPID)
   restarts=$(show NRestarts)
-  in_ns kill -STOP "$main"
+  in_ns systemctl kill --kill-who=main --signal=SIGSTOP augurd   # no /bin/kill in a minimal root
   restarted() { [ "$(show NRestarts)" -gt "$restarts" ] && active; }
   wait_for 90 restarted || fail "the watchdog did not restart a stopped augurd"
   in_ns journalctl -u augurd --no-pager -o cat | grep -i 'watchdog' | tail -2 | sed 's/^/  /'

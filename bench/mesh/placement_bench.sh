@@ -326,8 +326,11 @@ for n in $sizes; do
     log "N=$n: the mesh did not converge in $CONVERGE_TIMEOUT s"
   fi
   netns_down ""
+  # The backends' parent cgroups and the instance cgroups left under them (their tasks died
+  # with the bed), deepest first.
   for ((k = 1; k <= n; k++)); do
-    find "/sys/fs/cgroup" -maxdepth 2 -type d -name "$(cgroup_parent "$k")" -exec rmdir {} + 2>/dev/null
+    find /sys/fs/cgroup -maxdepth 2 -type d -name "$(cgroup_parent "$k")" |
+      while read -r d; do find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null; done
   done
   record wall 1 seconds $(($(date +%s) - t_start))
   log "N=$n: done in $(($(date +%s) - t_start)) s"
