@@ -558,10 +558,11 @@ for p in augur augur-plugin-libvirt augur-plugin-dev; do
   st=$(in_root dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
   case "$st" in ""|*not-installed) ;; *) fail "dpkg still has $p: $st" ;; esac
 done
-# Outside the system's mounts, the test's own files (/tmp) and the users' homes (the plugin
-# author's build in /root).
+# Outside the system's mounts, the test's own files (/tmp, /srv) and the users' homes (the
+# plugin author's build in /root).
 left=$(cd "$root" && find . -xdev \( -path ./proc -o -path ./sys -o -path ./dev -o -path ./tmp \
-  -o -path ./root -o -path ./home -o -path ./var/cache/apt/archives \) -prune -o -name '*augur*' -print | sort)
+  -o -path ./root -o -path ./home -o -path ./srv -o -path ./var/cache/apt/archives \) -prune \
+  -o -name '*augur*' -print | sort)
 [ -z "$left" ] || { echo "$left"; fail "files left after purge"; }
 echo "purged: nothing named *augur* left; the system group stays: $(in_root getent group augur)"
 
