@@ -41,8 +41,9 @@ install(FILES ${PROJECT_BINARY_DIR}/packaging/augur.yaml
         DESTINATION ${CMAKE_INSTALL_SYSCONFDIR}/augur)
 install(FILES ${PROJECT_BINARY_DIR}/packaging/augurd.service DESTINATION ${AUGUR_INSTALL_UNITDIR})
 install(FILES ${PROJECT_SOURCE_DIR}/README.md DESTINATION ${CMAKE_INSTALL_DOCDIR})
+# docs/man/ is the man pages' source: they are installed built (cmake/AugurMan.cmake).
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/docs/ DESTINATION ${CMAKE_INSTALL_DOCDIR}
-        FILES_MATCHING PATTERN "*.md")
+        FILES_MATCHING PATTERN "*.md" PATTERN "man" EXCLUDE)
 install(FILES ${PROJECT_SOURCE_DIR}/include/augur/plugin.h
         DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/augur)
 install(DIRECTORY DESTINATION ${CMAKE_INSTALL_LOCALSTATEDIR}/lib/augur)
