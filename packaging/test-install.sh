@@ -424,7 +424,8 @@ if command -v systemd-nspawn >/dev/null; then
       --system-call-filter='bpf perf_event_open'
   ) > "$tmp/nspawn.log" 2>&1 < /dev/null &
   nspawn_pid=$!
-  find_init() { init=$(pgrep -P "$nspawn_pid" | head -1); [ -n "$init" ]; }
+  # The container's init: nspawn's child named systemd (not a short-lived helper it forks first).
+  find_init() { init=$(pgrep -P "$nspawn_pid" -x systemd | head -1); [ -n "$init" ]; }
   wait_for 30 find_init || { cat "$tmp/nspawn.log"; fail "the container did not start"; }
   in_ns() { nsenter -t "$init" -a /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 "$@"; }
   ns_as() { local u=$1; shift; in_ns setpriv --reuid="$u" --regid="$u" --init-groups "$@"; }
