@@ -208,6 +208,16 @@ mesh:
     while (!id.empty() && id.back() == '\n') id.pop_back();
     return id;
   }
+  // Waits up to `limit` for the workflow to end on host k (by its status there): its state,
+  // "running" (or "") when it did not end in time.
+  std::string WaitEnded(int k, const std::string& id, std::chrono::seconds limit) {
+    std::string state;
+    WaitFor([&] {
+      state = StatusOf(k, id).value("state", "");
+      return state != "" && state != "running";
+    }, limit);
+    return state;
+  }
   // `augurctl status <id> --json` on host k: the workflow's object (empty when none).
   nlohmann::json StatusOf(int k, const std::string& id) {
     auto j = nlohmann::json::parse(Ctl(k, {"status", id, "--json"}).out, nullptr, false);
@@ -320,11 +330,7 @@ stages:
     run: [sh, -c, "sleep 2; echo {shard.begin}"]
 )");
   ASSERT_FALSE(id.empty());
-  std::string state;
-  ASSERT_TRUE(WaitFor([&] {
-    state = StatusOf(1, id).value("state", "");
-    return state != "" && state != "running";
-  }, 120s)) << Ctl(1, {"status", id, "--explain"}).out << Logs();
+  const std::string state = WaitEnded(1, id, 120s);
   ASSERT_EQ(state, "succeeded") << Ctl(1, {"status", id, "--explain"}).out << Logs();
   EXPECT_EQ(Ctl(1, {"result", id}).out, "0\n1\n2\n3\n4\n5\n");
   auto h = nlohmann::json::parse(Ctl(1, {"history", id, "--json"}).out, nullptr, false);
@@ -393,11 +399,7 @@ stages:
     return owner != 0;
   }, 60s)) << status(2).dump(2) << status(3).dump(2) << LogLines("replication");
   const int third = owner == 2 ? 3 : 2;
-  std::string state;
-  ASSERT_TRUE(WaitFor([&] {
-    state = status(owner).value("state", "");
-    return state != "" && state != "running";
-  }, 180s)) << Ctl(owner, {"status", id, "--explain"}).out << LogLines("workflow");
+  const std::string state = WaitEnded(owner, id, 180s);
   ASSERT_EQ(state, "succeeded") << Ctl(owner, {"status", id, "--explain"}).out << LogLines("workflow");
   // Every shard's output merged once, in order.
   std::string want;
@@ -446,11 +448,7 @@ stages:
     run: [sh, -c, "sleep 1; seq 1 {} | sed s/^/{{shard.index}}:/"]
 )", kShards, kShards, kLines));
   ASSERT_FALSE(id.empty());
-  std::string state;
-  ASSERT_TRUE(WaitFor([&] {
-    state = StatusOf(1, id).value("state", "");
-    return state != "" && state != "running";
-  }, 120s)) << Ctl(1, {"status", id, "--explain"}).out << Logs();
+  const std::string state = WaitEnded(1, id, 120s);
   ASSERT_EQ(state, "succeeded") << Ctl(1, {"status", id, "--explain"}).out << Logs();
 
   std::string want;
