@@ -211,8 +211,8 @@ struct Executor::Impl : PlacerHost, ReplicationHost {
   std::mutex mu;
   std::condition_variable cv;
   std::deque<std::function<void()>> queue;  // guarded by mu
-  // The placer's prompt messages (Placer::Prompt): run before `queue`, and between local
-  // starts. Guarded by mu.
+  // The placer's prompt messages (Placer::Prompt): run before `queue`, and between its
+  // messages. Guarded by mu.
   std::deque<std::function<void()>> prompt;
   // Starts the pool completed, for the engine thread to apply. Guarded by mu.
   std::deque<StartDone> started;
@@ -369,7 +369,7 @@ struct Executor::Impl : PlacerHost, ReplicationHost {
     const int64_t now = NowNs();
     if (!d.error.ok() && d.provision_failed && d.error.code() == Status::Code::kUnavailable &&
         !d.job.retried_for_room && !stopping && pool->Evict(it->second.backend, now)) {
-      StartJob again = std::move(d.job);
+      StartJob again = d.job;
       again.retried_for_room = true;
       if (starts->Post(std::move(again))) return;
     }
@@ -406,6 +406,9 @@ struct Executor::Impl : PlacerHost, ReplicationHost {
     // shard on this backend costs before it does any work.
     engine->profiles().LearnStartup(a.attempt.backend,
                                     double(d.running_ns - a.attempt.started_ns) / 1e9);
+    // The engine keeps the handles, so that its later records of the attempt (a resize's)
+    // carry them too.
+    (void)engine->AttemptRunning(a.attempt.attempt_id, d.instance, d.invocation);
     AttemptRecord rec = a.attempt;
     rec.instance = d.instance;
     rec.invocation = d.invocation;

@@ -80,12 +80,17 @@ class RecordingBackend : public plugin::Backend {
   std::vector<plugin::Task> tasks_;
 };
 
+// A new directory under /tmp ("" when none could be made).
+std::string MakeTempDir() {
+  std::string t = "/tmp/augur-executor-test.XXXXXX";
+  return ::mkdtemp(t.data()) != nullptr ? t : "";
+}
+
 class ExecutorTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string t = "/tmp/augur-executor-test.XXXXXX";
-    ASSERT_NE(::mkdtemp(t.data()), nullptr);
-    dir_ = t;
+    dir_ = MakeTempDir();
+    ASSERT_FALSE(dir_.empty());
   }
   void TearDown() override {
     std::error_code ec;
@@ -182,9 +187,8 @@ TEST_F(ExecutorTest, AHostNameAPluginCannotTakeIsRefusedAtStart) {
 class ExecutorStartTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string t = "/tmp/augur-executor-start-test.XXXXXX";
-    ASSERT_NE(::mkdtemp(t.data()), nullptr);
-    dir_ = t;
+    dir_ = MakeTempDir();
+    ASSERT_FALSE(dir_.empty());
     cgroup_ = "augur-executor-test-" + std::to_string(::getpid());
     auto b = testing::LoadProcessBackend(cgroup_, dir_ + "/plugin");
     if (!b) GTEST_SKIP() << b.error().ToString();
