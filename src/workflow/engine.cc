@@ -872,6 +872,20 @@ bool Engine::IsRemote(const std::string& attempt_id) const {
   return it != impl_->live.end() && it->second.remote;
 }
 
+Status Engine::AttemptRunning(const std::string& attempt_id, const std::string& instance,
+                              const std::string& invocation) {
+  auto it = impl_->live.find(attempt_id);
+  if (it == impl_->live.end()) {
+    return Status::NotFound(fmt::format("attempt {} is not live", attempt_id));
+  }
+  Live& l = it->second;
+  l.rec.instance = instance;
+  l.rec.invocation = invocation;
+  l.rec.state = AttemptState::kRunning;
+  impl_->SaveAttempt(l.rec);
+  return Status::OK();
+}
+
 Status Engine::RemoteAwarded(const std::string& attempt_id, const std::string& host,
                              const Resources& grant, int64_t now) {
   auto it = impl_->live.find(attempt_id);

@@ -180,6 +180,11 @@ class Engine {
   // caller from the returned outcome).
   MergeOutcome AttemptEnded(const std::string& attempt_id, const AttemptOutcome& outcome,
                             int64_t now_ns);
+  // A local attempt's task runs: its backend instance and invocation handles, recorded with
+  // it (every later record of the attempt, a resize's included, carries them, so that a
+  // restart re-attaches the task). NotFound for an attempt that is not live.
+  Status AttemptRunning(const std::string& attempt_id, const std::string& instance,
+                        const std::string& invocation);
   // What a running attempt has used so far, as its backend reports it while polling: CPU
   // seconds and peak memory. The engine resizes the attempt's grant live when the usage
   // departs from its grant or prediction (feedback.h); unknown attempts are ignored.

@@ -28,6 +28,7 @@
 #include "plugin/plugin_protocol.h"
 #include "workflow/demand.h"
 #include "workflow/profile.h"
+#include "workflow/start_pool.h"
 #include "workflow/store.h"
 #include "workflow/workflow_spec.h"
 
@@ -190,12 +191,31 @@ struct Executor::Impl : PlacerHost, ReplicationHost {
   std::set<std::string> replicated;   // workflows the replication held at start
   std::map<std::string, std::string> placed_outputs;  // placed attempt id -> its output path
 
+  // Starts in flight on the start pool (start_pool.h), by task key (an attempt id, or
+  // "lease:<id>"): what to do when each completes. What arrives for one meanwhile (a cancel,
+  // a resize, its workflow going to another host) is noted here and applied then.
+  struct Starting {
+    std::string backend;                  // its name, for Evict
+    Action action;                        // a local attempt's kStart
+    std::optional<LeasedTask> lease;      // or a leased task
+    std::optional<WarmPool::Taken> warm;  // the pre-warmed instance it runs in
+    bool cancel = false;                  // stopped as soon as it runs
+    std::string cancel_reason;
+    bool dropped = false;                 // its workflow is another host's now: no record
+    std::optional<Resources> resize_to;   // resized once it runs
+  };
+  std::map<std::string, Starting> starting;
+  std::unique_ptr<StartPool> starts;
+  bool stopping = false;  // the engine thread is finishing its starts (FinishStarts)
+
   std::mutex mu;
   std::condition_variable cv;
   std::deque<std::function<void()>> queue;  // guarded by mu
-  // The placer's prompt messages (Placer::Prompt): run before `queue`, and between local
-  // starts. Guarded by mu.
+  // The placer's prompt messages (Placer::Prompt): run before `queue`, and between its
+  // messages. Guarded by mu.
   std::deque<std::function<void()>> prompt;
+  // Starts the pool completed, for the engine thread to apply. Guarded by mu.
+  std::deque<StartDone> started;
   bool stop = false;                        // guarded by mu
   std::thread thread;
 
@@ -291,69 +311,187 @@ struct Executor::Impl : PlacerHost, ReplicationHost {
     return inst;
   }
 
+  // A local attempt that did not start: the engine hears it lost (re-queued a bounded
+  // number of times).
+  void StartFailed(const Action& a, const std::string& why, int64_t now) {
+    AttemptOutcome o;
+    o.state = AttemptState::kLost;
+    o.error = why;
+    spdlog::warn("workflow {}: attempt {}: {}", a.attempt.workflow_id, a.attempt.attempt_id, why);
+    engine->AttemptEnded(a.attempt.attempt_id, o, now);
+  }
+
+  // Hands a kStart to the start pool: a pre-warmed instance when one holds the grant (taken
+  // here, since the pool is this thread's), else a new one, provisioned and run by a worker.
+  // Started() applies the outcome.
   void Start(const Action& a) {
     plugin::Backend* b = backends(a.attempt.backend);
     const int64_t now = NowNs();
-    auto fail = [&](const std::string& why) {
-      AttemptOutcome o;
-      o.state = AttemptState::kLost;
-      o.error = why;
-      spdlog::warn("workflow {}: attempt {}: {}", a.attempt.workflow_id, a.attempt.attempt_id, why);
-      engine->AttemptEnded(a.attempt.attempt_id, o, now);
-    };
-    if (b == nullptr) return fail("backend '" + a.attempt.backend + "' is not enabled or not up");
+    if (b == nullptr) {
+      return StartFailed(a, "backend '" + a.attempt.backend + "' is not enabled or not up", now);
+    }
     std::error_code ec;
     fs::create_directories(fs::path(a.attempt.output_path).parent_path(), ec);
-    if (ec) return fail("cannot create " + a.attempt.output_path + ": " + ec.message());
-    // A pre-warmed instance when one holds the grant; else a new one.
+    if (ec) return StartFailed(a, "cannot create " + a.attempt.output_path + ": " + ec.message(), now);
+    StartJob job;
+    job.key = a.attempt.attempt_id;
+    job.backend = b;
     std::optional<WarmPool::Taken> warm = pool->Take(a.attempt, now);
-    Result<plugin::Instance> inst = plugin::Instance{};
     if (warm) {
-      inst->handle = warm->handle;
-      inst->granted = ToPlugin(warm->granted);
-      inst->state = plugin::InstanceState::kReady;
+      job.instance = warm->handle;
     } else {
-      plugin::AllocRequest req;
-      req.name = InstanceName(a.attempt.attempt_id);
-      req.want = req.min = ToPlugin(a.attempt.grant);
-      req.resource_class = a.resource_class;
-      req.labels = {{"workflow", a.attempt.workflow_id}, {"stage", a.attempt.stage}};
-      inst = Provision(b, a.attempt.backend, req, now);
-      if (!inst) return fail("provision: " + inst.error().message());
+      job.request.name = InstanceName(a.attempt.attempt_id);
+      job.request.want = job.request.min = ToPlugin(a.attempt.grant);
+      job.request.resource_class = a.resource_class;
+      job.request.labels = {{"workflow", a.attempt.workflow_id}, {"stage", a.attempt.stage}};
     }
-    plugin::Task t = ShardTask(a.argv, a.env, a.workdir, a.attempt.output_path);
-    t.meta.workflow = a.attempt.workflow_id;
-    t.meta.stage = a.attempt.stage;
-    t.meta.shard_id = a.attempt.attempt_id;
-    t.meta.range_begin = a.range_begin;
-    t.meta.range_end = a.range_end;
-    t.meta.attempt = a.attempt.attempt;
-    t.meta.priority = a.priority;
-    t.meta.origin_host = o.host_name;
-    auto inv = b->Run(inst->handle, t);
-    if (!inv) {
-      (void)b->Release(inst->handle);
-      if (warm) (void)pool->Forget(warm->name);
-      return fail("run: " + inv.error().message());
+    job.task = ShardTask(a.argv, a.env, a.workdir, a.attempt.output_path);
+    job.task.meta.workflow = a.attempt.workflow_id;
+    job.task.meta.stage = a.attempt.stage;
+    job.task.meta.shard_id = a.attempt.attempt_id;
+    job.task.meta.range_begin = a.range_begin;
+    job.task.meta.range_end = a.range_end;
+    job.task.meta.attempt = a.attempt.attempt;
+    job.task.meta.priority = a.priority;
+    job.task.meta.origin_host = o.host_name;
+    starting[job.key] = Starting{a.attempt.backend, a, std::nullopt, warm, false, "", false, {}};
+    if (!starts->Post(std::move(job))) {
+      starting.erase(a.attempt.attempt_id);
+      StartFailed(a, "not started: the executor is stopping", now);
+    }
+  }
+
+  // A start the pool completed (on this thread). A provision refused for room is posted
+  // once more after the backend's unused warm instances are released.
+  void Started(StartDone d) {
+    auto it = starting.find(d.job.key);
+    if (it == starting.end()) return;
+    const int64_t now = NowNs();
+    if (!d.error.ok() && d.provision_failed && d.error.code() == Status::Code::kUnavailable &&
+        !d.job.retried_for_room && !stopping && pool->Evict(it->second.backend, now)) {
+      StartJob again = d.job;
+      again.retried_for_room = true;
+      if (starts->Post(std::move(again))) return;
+    }
+    Starting s = std::move(it->second);
+    starting.erase(it);
+    if (s.lease) return LeaseStarted(d, s, now);
+    const Action& a = s.action;
+    ScopedLogFields fields(FieldsOf(a.attempt.attempt_id, a.attempt.workflow_id, a.attempt.stage));
+    // A warm instance whose run failed was released by the worker; one that runs becomes
+    // the attempt's below, in the transaction that records the attempt.
+    if (!d.error.ok()) {
+      if (s.warm) (void)pool->Forget(s.warm->name);
+      if (s.dropped) {
+        spdlog::info("workflow {}: {} did not start: {}", a.attempt.workflow_id,
+                     a.attempt.attempt_id, d.error.message());
+        return;
+      }
+      return StartFailed(a, d.error.message(), now);
+    }
+    plugin::Backend* b = d.job.backend;
+    tasks[a.attempt.attempt_id] = {a.attempt.backend, d.instance, d.invocation,
+                                   a.attempt.output_path, a.attempt.attempt_id,
+                                   a.attempt.workflow_id, a.attempt.stage, ""};
+    if (s.dropped) {
+      // Another host runs its workflow now and this engine forgot it: stopped, not recorded;
+      // polling reports its end (ignored) and releases the instance.
+      if (s.warm) (void)pool->Forget(s.warm->name);
+      spdlog::info("workflow {}: stopping {} as it started: {}", a.attempt.workflow_id,
+                   a.attempt.attempt_id, s.cancel_reason);
+      (void)b->Cancel(d.invocation);
+      return;
     }
     // From the attempt's start (the engine's decision) to its task running: what a new
     // shard on this backend costs before it does any work.
-    engine->profiles().LearnStartup(a.attempt.backend, double(NowNs() - a.attempt.started_ns) / 1e9);
+    engine->profiles().LearnStartup(a.attempt.backend,
+                                    double(d.running_ns - a.attempt.started_ns) / 1e9);
+    // The engine keeps the handles, so that its later records of the attempt (a resize's)
+    // carry them too.
+    (void)engine->AttemptRunning(a.attempt.attempt_id, d.instance, d.invocation);
     AttemptRecord rec = a.attempt;
-    rec.instance = inst->handle;
-    rec.invocation = *inv;
+    rec.instance = d.instance;
+    rec.invocation = d.invocation;
     rec.state = AttemptState::kRunning;
+    if (s.resize_to) rec.grant = *s.resize_to;
     // A warm instance becomes the attempt's in one step: a restart finds it in exactly one
     // of the two tables.
     (void)store->Transaction([&]() -> Status {
       if (Status st = store->PutAttempt(rec); !st.ok()) return st;
-      return warm ? pool->Forget(warm->name) : Status::OK();
+      return s.warm ? pool->Forget(s.warm->name) : Status::OK();
     });
-    tasks[a.attempt.attempt_id] = {a.attempt.backend, inst->handle, *inv, a.attempt.output_path,
-                                   a.attempt.attempt_id, a.attempt.workflow_id, a.attempt.stage, ""};
     spdlog::info("workflow {}: started {} ({}{}) granted {}", a.attempt.workflow_id,
-                 a.attempt.attempt_id, inst->handle, warm ? ", pre-warmed" : "",
+                 a.attempt.attempt_id, d.instance, s.warm ? ", pre-warmed" : "",
                  a.attempt.grant.ToString());
+    if (s.cancel) {
+      spdlog::info("workflow {}: cancelling {} as it started: {}", a.attempt.workflow_id,
+                   a.attempt.attempt_id, s.cancel_reason);
+      (void)b->Cancel(d.invocation);
+    } else if (s.resize_to) {
+      Action r = a;
+      r.kind = Action::Kind::kResize;
+      r.resize_to = *s.resize_to;
+      r.reason = "resized while it started";
+      Resize(r);
+    }
+  }
+
+  // A leased task's start completed: a failure ends the lease as lost (the owner places
+  // the shard again).
+  void LeaseStarted(const StartDone& d, const Starting& s, int64_t now) {
+    const LeasedTask& lt = *s.lease;
+    if (!d.error.ok()) {
+      spdlog::warn("mesh: cannot run {} for {}: {}", lt.attempt_id, lt.owner, d.error.message());
+      AttemptOutcome lost;
+      lost.state = AttemptState::kLost;
+      lost.error = "not started: " + d.error.message();
+      if (placer != nullptr) placer->LeasedEnded(lt.lease_id, lost, now);
+      return;
+    }
+    tasks["lease:" + lt.lease_id] = {lt.backend, d.instance, d.invocation, lt.output_path, "",
+                                     "", "", lt.lease_id};
+    spdlog::info("mesh: running {} for {} under lease {} granted {}", lt.attempt_id, lt.owner,
+                 lt.lease_id, lt.grant.ToString());
+    if (s.cancel) {
+      spdlog::info("mesh: stopping leased task {} as it started: {}", lt.lease_id, s.cancel_reason);
+      (void)d.job.backend->Cancel(d.invocation);
+    }
+  }
+
+  // The executor stops (Executor::~Executor, on the engine thread as it leaves its loop):
+  // starts not begun are dropped, their attempts recorded as starting with no task (the next
+  // start runs them again, as after a crash before the start); starts running finish and are
+  // recorded, so that the next start re-attaches their tasks, which are left running.
+  void FinishStarts() {
+    if (starts == nullptr) return;
+    stopping = true;
+    std::vector<StartJob> unstarted = starts->Stop();
+    std::deque<StartDone> done;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      done.swap(started);
+    }
+    for (StartDone& d : done) Started(std::move(d));
+    for (const StartJob& j : unstarted) {
+      spdlog::info("{}: not started: the executor stopped (its next start runs it)", j.key);
+    }
+    starting.clear();
+    (void)Persist();
+  }
+
+  void Resize(const Action& a) {
+    auto it = tasks.find(a.attempt.attempt_id);
+    plugin::Backend* b = backends(a.attempt.backend);
+    if (it == tasks.end() || b == nullptr) return;
+    auto g = b->Resize(it->second.instance, ToPlugin(a.resize_to));
+    if (!g) {
+      spdlog::warn("workflow {}: resize of {} to {} failed: {}", a.attempt.workflow_id,
+                   a.attempt.attempt_id, a.resize_to.ToString(), g.error().message());
+      return;
+    }
+    spdlog::info("workflow {}: {} grant {} -> {} ({})", a.attempt.workflow_id,
+                 a.attempt.attempt_id, a.attempt.grant.ToString(), FromPlugin(*g).ToString(),
+                 a.reason);
   }
 
   void Act(const Action& a) {
@@ -362,21 +500,15 @@ struct Executor::Impl : PlacerHost, ReplicationHost {
       case Action::Kind::kStart:
         Start(a);
         break;
-      case Action::Kind::kResize: {
-        auto it = tasks.find(a.attempt.attempt_id);
-        plugin::Backend* b = backends(a.attempt.backend);
-        if (it == tasks.end() || b == nullptr) break;
-        auto g = b->Resize(it->second.instance, ToPlugin(a.resize_to));
-        if (!g) {
-          spdlog::warn("workflow {}: resize of {} to {} failed: {}", a.attempt.workflow_id,
-                       a.attempt.attempt_id, a.resize_to.ToString(), g.error().message());
+      case Action::Kind::kResize:
+        if (auto s = starting.find(a.attempt.attempt_id); s != starting.end()) {
+          s->second.resize_to = a.resize_to;
+          spdlog::info("workflow {}: {} grant -> {} once it runs ({})", a.attempt.workflow_id,
+                       a.attempt.attempt_id, a.resize_to.ToString(), a.reason);
           break;
         }
-        spdlog::info("workflow {}: {} grant {} -> {} ({})", a.attempt.workflow_id,
-                     a.attempt.attempt_id, a.attempt.grant.ToString(),
-                     FromPlugin(*g).ToString(), a.reason);
+        Resize(a);
         break;
-      }
       case Action::Kind::kPlace: {
         std::error_code ec;
         fs::create_directories(fs::path(a.attempt.output_path).parent_path(), ec);
@@ -392,6 +524,13 @@ struct Executor::Impl : PlacerHost, ReplicationHost {
           spdlog::info("workflow {}: cancelling {} (on {}): {}", a.attempt.workflow_id,
                        a.attempt.attempt_id, a.attempt.host.empty() ? "the mesh" : a.attempt.host,
                        a.reason);
+          break;
+        }
+        if (auto s = starting.find(a.attempt.attempt_id); s != starting.end()) {
+          s->second.cancel = true;
+          s->second.cancel_reason = a.reason;
+          spdlog::info("workflow {}: cancelling {} as soon as it runs: {}", a.attempt.workflow_id,
+                       a.attempt.attempt_id, a.reason);
           break;
         }
         auto it = tasks.find(a.attempt.attempt_id);
@@ -546,6 +685,7 @@ struct Executor::Impl : PlacerHost, ReplicationHost {
   void Loop() {
     for (;;) {
       std::deque<std::function<void()>> batch;
+      std::deque<StartDone> done;
       {
         // The placer's timers (offer waits, renewals) are finer than the tick.
         auto wait = std::chrono::duration_cast<std::chrono::nanoseconds>(o.tick);
@@ -560,16 +700,26 @@ struct Executor::Impl : PlacerHost, ReplicationHost {
           }
         }
         std::unique_lock<std::mutex> lock(mu);
-        cv.wait_for(lock, wait, [&] { return stop || !queue.empty() || !prompt.empty(); });
-        if (stop) return;
+        cv.wait_for(lock, wait, [&] {
+          return stop || !queue.empty() || !prompt.empty() || !started.empty();
+        });
+        if (stop) {
+          lock.unlock();  // the pool's workers hand their last completions in under mu
+          FinishStarts();
+          return;
+        }
+        done.swap(started);
         batch.swap(prompt);
         for (auto& fn : queue) batch.push_back(std::move(fn));
         queue.clear();
       }
+      // Completed starts first: their tasks are polled, cancelled or resized from now on.
+      for (StartDone& d : done) Started(std::move(d));
+      if (!done.empty()) (void)Persist();
       for (auto& fn : batch) {
         fn();
-        // A run message may have started a task here (a lease's RunShard): the negotiation
-        // that came meanwhile goes before the next one.
+        // A queued message may take a while (a transfer's data written to disk): the
+        // negotiation that came meanwhile goes before the next one.
         if (placer != nullptr) ServePrompt();
       }
       RefreshCosts();
@@ -599,10 +749,10 @@ struct Executor::Impl : PlacerHost, ReplicationHost {
           ActWithoutRecords(actions, st);
           break;
         }
-        // Placements first, and their probes sent at once: they are messages, whereas a
-        // local start (provision and run through the backend) takes milliseconds, and the
+        // Placements first, and their probes sent at once: they are messages, and the
         // shards placed elsewhere should not wait behind this host's own (issue 12's
-        // placement latency, bench/mesh/placement_bench.sh).
+        // placement latency, bench/mesh/placement_bench.sh). A local start only hands its
+        // task to the start pool.
         if (placer != nullptr) {
           bool placed = false;
           for (const Action& a : actions) {
@@ -615,7 +765,6 @@ struct Executor::Impl : PlacerHost, ReplicationHost {
         for (const Action& a : actions) {
           if (placer != nullptr && a.kind == Action::Kind::kPlace) continue;
           Act(a);
-          if (placer != nullptr && a.kind == Action::Kind::kStart) ServePrompt();
         }
         (void)Persist();
         if (placer != nullptr) {
@@ -637,10 +786,9 @@ struct Executor::Impl : PlacerHost, ReplicationHost {
     }
   }
 
-  // Between local starts: the negotiation messages that came meanwhile (offers, awards,
-  // leases) and the placer's due timers, so that placing shards elsewhere does not wait for
-  // every start of this Tick (at a load of 15 on two cores, four starts took 0.7 s, past the
-  // candidates' 200 ms holds).
+  // Between queued messages: the negotiation messages that came meanwhile (offers, awards,
+  // leases) and the placer's due timers, so that placing shards elsewhere waits for as
+  // little of this thread's other work as can be (the candidates' holds last 200 ms).
   void ServePrompt() {
     std::deque<std::function<void()>> now;
     {
@@ -724,37 +872,48 @@ struct Executor::Impl : PlacerHost, ReplicationHost {
     (void)Persist();
   }
 
+  // Hands the leased task to the start pool: OK when it can be handed; a start that fails
+  // on the worker ends the lease as lost (LeaseStarted).
   Status RunLeased(const LeasedTask& lt) override {
     plugin::Backend* b = backends(lt.backend);
     if (b == nullptr) {
       return Status::Unavailable("backend '" + lt.backend + "' is not enabled or not up");
     }
-    plugin::AllocRequest req;
-    req.name = InstanceName("lease:" + lt.lease_id);
-    req.want = req.min = ToPlugin(lt.grant);
-    req.labels = {{"owner", lt.owner}, {"attempt", lt.attempt_id}};
-    auto inst = Provision(b, lt.backend, req, NowNs());
-    if (!inst) return inst.error().Annotate("provision");
-    plugin::Task t = ShardTask(lt.argv, lt.env, lt.workdir, lt.output_path);
-    t.meta.workflow = lt.attempt_id.substr(0, lt.attempt_id.find('/'));
-    t.meta.shard_id = lt.attempt_id;
-    t.meta.range_begin = lt.range_begin;
-    t.meta.range_end = lt.range_end;
-    t.meta.priority = lt.priority;
-    t.meta.origin_host = lt.owner;
-    auto inv = b->Run(inst->handle, t);
-    if (!inv) {
-      (void)b->Release(inst->handle);
-      return inv.error().Annotate("run");
+    // Its output exists from now on: the placer reads it when the task ends, also when it
+    // never started (an empty output, and the end says why).
+    {
+      std::ofstream out(lt.output_path, std::ios::binary | std::ios::trunc);
+      if (!out) return Status::IOError("cannot create " + lt.output_path);
     }
-    tasks["lease:" + lt.lease_id] = {lt.backend, inst->handle, *inv, lt.output_path, "",
-                                     "", "", lt.lease_id};
-    spdlog::info("mesh: running {} for {} under lease {} granted {}", lt.attempt_id, lt.owner,
-                 lt.lease_id, lt.grant.ToString());
+    const std::string key = "lease:" + lt.lease_id;
+    StartJob job;
+    job.key = key;
+    job.backend = b;
+    job.request.name = InstanceName(key);
+    job.request.want = job.request.min = ToPlugin(lt.grant);
+    job.request.labels = {{"owner", lt.owner}, {"attempt", lt.attempt_id}};
+    job.task = ShardTask(lt.argv, lt.env, lt.workdir, lt.output_path);
+    job.task.meta.workflow = lt.attempt_id.substr(0, lt.attempt_id.find('/'));
+    job.task.meta.shard_id = lt.attempt_id;
+    job.task.meta.range_begin = lt.range_begin;
+    job.task.meta.range_end = lt.range_end;
+    job.task.meta.priority = lt.priority;
+    job.task.meta.origin_host = lt.owner;
+    starting[key] = Starting{lt.backend, {}, lt, std::nullopt, false, "", false, {}};
+    if (!starts->Post(std::move(job))) {
+      starting.erase(key);
+      return Status::Unavailable("not started: the executor is stopping");
+    }
     return Status::OK();
   }
 
   void StopLeased(const std::string& lease_id, const std::string& reason) override {
+    if (auto s = starting.find("lease:" + lease_id); s != starting.end()) {
+      s->second.cancel = true;
+      s->second.cancel_reason = reason;
+      spdlog::info("mesh: stopping leased task {} as soon as it runs: {}", lease_id, reason);
+      return;
+    }
     auto it = tasks.find("lease:" + lease_id);
     if (it == tasks.end()) return;
     spdlog::info("mesh: stopping leased task {}: {}", lease_id, reason);
@@ -836,6 +995,9 @@ struct Executor::Impl : PlacerHost, ReplicationHost {
       for (const Action& a : *actions) {
         Act(a);
         placed_outputs.erase(a.attempt.attempt_id);
+        if (auto s = starting.find(a.attempt.attempt_id); s != starting.end()) {
+          s->second.dropped = true;
+        }
       }
       spdlog::info("workflow {}: {} owns it now: this host stopped {} of its attempts", id, owner,
                    actions->size());
@@ -1022,6 +1184,13 @@ Result<std::unique_ptr<Executor>> Executor::Start(ExecutorOptions options, Backe
   }
   if (Status st = impl->Restore(); !st.ok()) return Err(st);
   Impl* raw = impl.get();
+  impl->starts = std::make_unique<StartPool>(impl->o.start_threads, [raw](StartDone d) {
+    {
+      std::lock_guard<std::mutex> lock(raw->mu);
+      raw->started.push_back(std::move(d));
+    }
+    raw->cv.notify_all();
+  });
   impl->thread = std::thread([raw] { raw->Loop(); });
   return std::unique_ptr<Executor>(new Executor(std::move(impl)));
 }

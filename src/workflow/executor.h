@@ -7,18 +7,33 @@
 //   3. runs Engine::Tick;
 //   4. writes everything that changed to the store in one transaction (state before
 //      action), and only then
-//   5. acts: provisions an instance per attempt (a cgroup for the process backend), or takes
-//      a pre-warmed one (warm_pool.h), and runs the task in it with its invocation
-//      metadata, resizes grants live, cancels, merges;
+//   5. acts: hands each attempt to start to the start pool (start_pool.h), which provisions
+//      an instance (a cgroup for the process backend), or uses a pre-warmed one the engine
+//      thread took (warm_pool.h), and runs the task in it with its invocation metadata; it
+//      resizes grants live, cancels, merges;
 //   6. pre-warms: the warm pool acts on Engine::Upcoming() and the cross-workflow
 //      predictions (warm_pool.h).
 // A crash between 4 and 5 loses nothing: on the next start the running workflows are
 // restored from the store, attempts that were running are re-attached through the backend
 // (whose plugin host recovered its handles) or, when gone, re-run; merging is idempotent.
+// A crash while a start is in flight is a crash before it: its attempt is recorded as
+// starting, with no task, and runs again (its instance, when one was made, is the backend's
+// to reclaim by name, as before).
 //
-// Threads: the engine thread alone touches the Engine, the store and the backends' task
-// calls; requests from the control socket are posted to it and wait for its answer. The
-// sampling loop of augurd never waits on it.
+// Threads: the engine thread alone touches the Engine, the store and the task map, and makes
+// the backends' calls other than starts; requests from the control socket are posted to it
+// and wait for its answer. The sampling loop of augurd never waits on it. Starts (Provision
+// and Run of an attempt's or a leased task's, 53-103 ms each on a loaded 2-core host) run on
+// the start pool's `start_threads` workers, so that negotiation messages, polls and requests
+// do not wait behind them; a completed start comes back through the engine thread's queue
+// and is applied there: the attempt is recorded with its task's handles (state before the
+// next action on it) and polled from then on, or, when it did not start, reported lost as
+// before. A cancel or a resize that comes for an attempt still starting (a timeout, a
+// cancelled workflow, a pre-emption, a boost's regrant, the workflow going to another host)
+// is applied as soon as its start completes. Stopping waits for the starts running (each
+// bounded by the backend's call deadline), records them and leaves their tasks running; the
+// starts not begun are dropped and run again at the next start. Merge commands still start on
+// the engine thread (one per stage).
 //
 // Every task carries its origin host (ExecutorOptions::host_name). When it ends, its history
 // row gets the backend's final figures: CPU, peak memory, and the storage bytes it read and
@@ -91,6 +106,9 @@ struct ExecutorOptions {
   // Placement on other hosts (docs/MESH.md, "Running shards on other hosts"): the mesh's
   // placer, called on the engine thread only. nullptr: every shard runs here.
   std::shared_ptr<Placer> placer;
+  // Worker threads that start tasks (provision and run) off the engine thread
+  // (start_pool.h); at least one.
+  size_t start_threads = 2;
   // Replication of the workflows submitted here to other hosts, and failover (docs/MESH.md,
   // "Replication and failover"): the mesh's, called on the engine thread only. nullptr:
   // workflows live on this host alone.
@@ -112,7 +130,8 @@ class Executor {
   // engine thread. InvalidArgument for a host_name that cannot go to a plugin.
   static Result<std::unique_ptr<Executor>> Start(ExecutorOptions options, BackendLookup backends,
                                                  ForecastFree forecast = nullptr);
-  // Stops the engine thread. Running tasks are left running: the next start re-attaches.
+  // Stops the engine thread, after the starts in flight complete (not those not begun).
+  // Running tasks are left running: the next start re-attaches.
   ~Executor();
 
   // Thread-safe; each waits for the engine thread's answer.

@@ -58,7 +58,9 @@ class PlacerHost {
   // freed here (Engine::Unplace); its shard starts here instead.
   virtual void Unplaced(const std::string& attempt_id, int64_t now_ns) = 0;
   // Candidate side: run a leased task through this host's backend, exactly like a local
-  // attempt; its end comes back through Placer::LeasedEnded. An error: it did not start.
+  // attempt; its end comes back through Placer::LeasedEnded. An error: it cannot start. The
+  // start itself completes later, off the engine thread: one that fails then ends through
+  // LeasedEnded as kLost, with an empty output and the reason.
   virtual Status RunLeased(const LeasedTask& task) = 0;
   // Candidate side: stop the leased task if it runs (its lease was released or reclaimed).
   virtual void StopLeased(const std::string& lease_id, const std::string& reason) = 0;
@@ -91,10 +93,9 @@ class Placer {
   virtual void OnMessage(const std::string& from, uint32_t channel, const std::string& payload,
                          int64_t now_ns) = 0;
   // Whether messages on `channel` are handled ahead of the executor's other queued work and
-  // between its local starts (negotiation: its offers and holds are short-lived, and a start
-  // through the backend takes milliseconds). Only for messages that nothing queued before
-  // them on the other channels must precede. Called on the mesh's thread: it must read no
-  // state of the placer.
+  // between its queued messages (negotiation: its offers and holds are short-lived). Only
+  // for messages that nothing queued before them on the other channels must precede. Called
+  // on the mesh's thread: it must read no state of the placer.
   virtual bool Prompt(uint32_t /*channel*/) const { return false; }
   // Membership declared `host` dead or gone.
   virtual void PeerDown(const std::string& host, int64_t now_ns) = 0;

@@ -28,6 +28,7 @@
 #include "mesh/transfer.h"
 #include "plugin/abi_adapter.h"
 #include "plugin/abi_loader.h"
+#include "testing/gated_backend.h"
 #include "testing/process_backend.h"
 #include "workflow/executor.h"
 
@@ -186,6 +187,7 @@ class MeshPlacerTest : public ::testing::Test {
     std::string dir;
     std::string cgroup;
     std::unique_ptr<plugin::AbiBackend> backend;
+    std::unique_ptr<testing::GatedBackend> gated;  // with gate_: in front of `backend`
     std::unique_ptr<HubLink> link;
     std::shared_ptr<MeshPlacer> placer;
     std::unique_ptr<Executor> executor;
@@ -203,7 +205,10 @@ class MeshPlacerTest : public ::testing::Test {
 
   void TearDown() override {
     hub_.DetachAll();
-    for (auto& [name, h] : hosts_) h.executor.reset();
+    for (auto& [name, h] : hosts_) {
+      if (h.gated) h.gated->Open();  // a stopping executor waits for its starts
+      h.executor.reset();
+    }
     for (auto& [name, h] : hosts_) {
       h.backend.reset();
       testing::RemoveCgroupParent(h.cgroup);
@@ -236,7 +241,12 @@ class MeshPlacerTest : public ::testing::Test {
     h.placer = std::make_shared<MeshPlacer>(h.link.get(), po);
     workflow::ExecutorOptions o = testing::TestExecutorOptions(h.dir, name, capacity);
     o.placer = h.placer;
-    auto e = Executor::Start(std::move(o), testing::ProcessOnly(h.backend.get()));
+    plugin::Backend* backend = h.backend.get();
+    if (gate_) {
+      h.gated = std::make_unique<testing::GatedBackend>(backend);
+      backend = h.gated.get();
+    }
+    auto e = Executor::Start(std::move(o), testing::ProcessOnly(backend));
     EXPECT_TRUE(e) << e.error().ToString();
     if (!e) return nullptr;
     h.executor = std::move(*e);
@@ -265,6 +275,7 @@ class MeshPlacerTest : public ::testing::Test {
   std::string dir_;
   std::string skip_;
   uint64_t max_transfer_ = 1ULL << 30;  // mesh.max_transfer_bytes of the hosts added next
+  bool gate_ = false;  // the hosts added next start tasks through a GatedBackend
   Hub hub_;
   std::map<std::string, Host> hosts_;
 };
@@ -331,6 +342,34 @@ TEST_F(MeshPlacerTest, AWorkflowFinishesWithShardsOnBothHostsAndADuplicateResult
   EXPECT_EQ(Stats(*a->executor)["duplicate_results"], 1) << Stats(*a->executor).dump();
   EXPECT_EQ(History(*a->executor, *id).size(), 4u);
   EXPECT_EQ(*a->executor->Output(*id, ""), kMerged);
+}
+
+// Starts run off the engine thread (src/workflow/start_pool.h): while the owner's own start
+// and the candidate's first leased starts are held in the backend (a slow start), the owner
+// still negotiates, the candidate still answers and takes the next lease, and both of its
+// start workers are busy at once. Before, each host's engine thread started its tasks itself
+// and every placement message waited for the start.
+TEST_F(MeshPlacerTest, AStartHeldInTheBackendHoldsUpNoPlacementOnOwnerOrCandidate) {
+  gate_ = true;
+  Host* a = AddHost("host-a", kOneShard, {});
+  if (!skip_.empty()) GTEST_SKIP() << skip_;
+  ASSERT_NE(a, nullptr);
+  Host* b = AddHost("host-b", kFourShards, kFourShards);
+  ASSERT_NE(b, nullptr);
+  auto id = a->executor->Submit(Workflow("0.1"), "test");
+  ASSERT_TRUE(id) << id.error().ToString();
+  ASSERT_TRUE(a->gated->WaitInRun(1)) << "the owner's own shard did not start";
+  ASSERT_TRUE(b->gated->WaitInRun(2)) << Stats(*a->executor).dump() << Stats(*b->executor).dump();
+  EXPECT_EQ(a->gated->runs() + b->gated->runs(), 0);
+  EXPECT_GE(Stats(*b->executor)["leased_runs"], 2) << Stats(*b->executor).dump();
+  a->gated->Open();
+  b->gated->Open();
+  ASSERT_EQ(WaitDone(*a->executor, *id), "succeeded") << *a->executor->StatusJson(*id, true);
+  EXPECT_EQ(a->executor->Output(*id, "").value_or("?"), kMerged);
+  std::map<std::string, int> by_host;
+  for (const auto& r : History(*a->executor, *id)) by_host[r["host"]]++;
+  EXPECT_GE(by_host["host-b"], 2);
+  EXPECT_EQ(by_host["host-a"] + by_host["host-b"], 4);
 }
 
 TEST_F(MeshPlacerTest, ALostLeaseRerunsTheShardOnTheOwner) {

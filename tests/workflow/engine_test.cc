@@ -104,6 +104,34 @@ TEST(EngineTest, RunsAWorkflowThroughItsStagesAndRetriesWithMoreMemory) {
   EXPECT_EQ(c.history.size(), 6u) << "every finished attempt is history, the OOM one too";
 }
 
+TEST(EngineTest, ARunningAttemptsHandlesStayInEveryLaterRecordOfIt) {
+  auto spec = ParseWorkflow(kTwoStages, "sums.yaml");
+  ASSERT_TRUE(spec) << spec.error().ToString();
+  Engine e(Options());
+  ASSERT_TRUE(e.Submit(*spec, kTwoStages, "sums.yaml", 0));
+  std::vector<Action> starts = Of(e.Tick(kSec, {}), Action::Kind::kStart);
+  ASSERT_FALSE(starts.empty());
+  const std::string id = starts[0].attempt.attempt_id;
+  (void)e.DrainChanges();
+  ASSERT_TRUE(e.AttemptRunning(id, "wf-inst", "inv-7").ok());
+  Changes c = e.DrainChanges();
+  ASSERT_EQ(c.attempts.size(), 1u);
+  EXPECT_EQ(c.attempts[0].instance, "wf-inst");
+  EXPECT_EQ(c.attempts[0].invocation, "inv-7");
+  EXPECT_EQ(c.attempts[0].state, AttemptState::kRunning);
+  // A resize records the attempt again: with its handles (a restart re-attaches it).
+  GrantChange shrink{GrantChange::Kind::kShrink, id, starts[0].attempt.grant,
+                     {0.5, 64 * kMi}, "test"};
+  auto resize = e.LedgerChanged(shrink, 2 * kSec);
+  ASSERT_TRUE(resize);
+  EXPECT_EQ(resize->kind, Action::Kind::kResize);
+  c = e.DrainChanges();
+  ASSERT_EQ(c.attempts.size(), 1u);
+  EXPECT_EQ(c.attempts[0].instance, "wf-inst");
+  EXPECT_EQ(c.attempts[0].invocation, "inv-7");
+  EXPECT_TRUE(e.AttemptRunning("no-such#1", "i", "v").IsNotFound());
+}
+
 TEST(EngineTest, SpentRetriesFailTheWorkflowAndCancelTheRest) {
   auto spec = ParseWorkflow(kTwoStages, "sums.yaml");
   ASSERT_TRUE(spec);
