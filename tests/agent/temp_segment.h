@@ -21,23 +21,25 @@ class TempSegmentName {
     for (char& c : name_) {
       if (c == '/') c = '.';  // parameterised test names carry '/'
     }
-    Remove();
+    Remove(name_);
   }
-  ~TempSegmentName() { Remove(); }
+  ~TempSegmentName() { Remove(name_); }
 
   TempSegmentName(const TempSegmentName&) = delete;
   TempSegmentName& operator=(const TempSegmentName&) = delete;
 
   const std::string& name() const { return name_; }
 
- private:
-  // The store's files per shm_store.h: the segment, "<name>.new" while one is being made,
-  // and the writer lock "/dev/shm/<name>.lock".
-  void Remove() const {
-    shm_unlink(name_.c_str());
-    shm_unlink((name_ + ".new").c_str());
-    unlink(("/dev/shm/" + name_ + ".lock").c_str());
+  // Removes the store's files per shm_store.h: the segment, "<name>.new" while one is being
+  // made, and the writer lock "/dev/shm/<name>.lock". Also for tests whose agents they kill
+  // (an agent removes its segment only when it stops cleanly).
+  static void Remove(const std::string& name) {
+    shm_unlink(name.c_str());
+    shm_unlink((name + ".new").c_str());
+    unlink(("/dev/shm/" + name + ".lock").c_str());
   }
+
+ private:
 
   std::string name_;
 };

@@ -20,6 +20,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "agent/temp_segment.h"
 #include "testing/netns.h"
 
 namespace augur {
@@ -48,6 +49,10 @@ class MeshTest : public ::testing::Test {
     // The process backends' parent cgroups (their instances are gone with the agents' tasks).
     for (const auto& e : fs::directory_iterator("/sys/fs/cgroup", ec_)) {
       for (int k = 1; k <= 8; ++k) rmdir((e.path() / CgroupParent(k)).c_str());
+    }
+    // Telemetry segments: agents killed by a test leave theirs behind.
+    for (int k = 1; k <= 8; ++k) {
+      testing::TempSegmentName::Remove(fmt::format("augur-mesh-{}-{}", getpid(), Name(k)));
     }
     std::error_code ec;
     fs::remove_all(dir_, ec);

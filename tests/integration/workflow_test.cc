@@ -22,6 +22,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "agent/temp_segment.h"
 #include "integration/subprocess.h"
 #include "workflow/store.h"
 
@@ -58,6 +59,8 @@ class WorkflowTest : public ::testing::Test {
     agent_.reset();
     // The backend's parent cgroup, left empty by released instances.
     Sh("for h in /sys/fs/cgroup/*/ /sys/fs/cgroup/; do rmdir ${h}" + name_ + " 2>/dev/null; done");
+    // The telemetry segment (113 MiB): an agent a test killed leaves it behind.
+    testing::TempSegmentName::Remove(name_);
     std::error_code ec;
     fs::remove_all(dir_, ec);
   }
