@@ -5,8 +5,13 @@
 //
 //   mesh-membership-sim --n 32 100 300 1000 --kills 400 200 100 20
 //       --changes 400 200 100 50 --fp-host-minutes 1000
+//   mesh-membership-sim --n 10000 --kills 10 --changes 20 --fp-host-minutes 1000
 //
-// For each N: hosts join (staggered, through three seeds) until all know all; then
+// For each N: hosts join (staggered, through three seeds) until all know all, or from
+// --preload-from hosts up (default 5,000) start as long-standing members, each handed the
+// whole mesh's state as a seed's join answer gives it (MembershipSim::AddKnownHosts): a join
+// burst of N hosts costs the simulation N^2 log N deliveries of gossiped updates, some 3e9 at
+// 10,000, hours of CPU here; then
 //   rates     messages and payload bytes sent per host per second, quiet and at 1 % loss;
 //   kills     kill -9 of a random host: time until some host suspects it and until every
 //             running host holds it Dead; then it restarts with incarnation 0 and must refute
@@ -18,10 +23,12 @@
 //             false suspicions raised.
 // Kills and changes run at --event-loss (default 1 %); every host carries --meta-bytes of
 // metadata (default 153, a typical headroom summary). Two markdown tables go to stdout,
-// progress to stderr. Virtual time: a seed repeats exactly. N = 10,000 is out of reach here:
-// every host holds every member, so the simulation holds N^2 member records (the 1,000-host
-// run peaks at 0.76 GB; 10,000 would take ~75 GB). A size that would not fit in the memory
-// available is skipped with a line that says so (at the end of stdout and on stderr).
+// progress to stderr. Virtual time: a seed repeats exactly. Every host holds every member,
+// so the simulation holds N^2 member records, each a 48-byte entry with its name and card
+// shared (membership.h), ~100 bytes all told: 10 GB at N = 10,000 (the peak resident size is
+// in the table).
+// A size that would not fit in the memory available is skipped with a line that says so (at
+// the end of stdout and on stderr).
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -32,6 +39,8 @@
 #include <set>
 #include <string>
 #include <vector>
+
+#include <sys/resource.h>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -60,6 +69,7 @@ struct Options {
   int meta_bytes = 153;  // a typical headroom summary (docs/MESH.md, "Headroom gossip")
   uint64_t seed = 1;
   double rate_window_s = 60;
+  int preload_from = 5000;
   int64_t clock_skew_us = 0;
   MembershipConfig config;
 };
@@ -73,8 +83,17 @@ double Pct(std::vector<double> v, double p) {
 
 std::string Name(int i) { return fmt::format("h{:05d}", i); }
 
-// The simulation's memory per (host, member) record, all told: 0.76 GB peak at N = 1,000.
-constexpr double kBytesPerRecord = 760;
+// The simulation's memory per (host, member) record, all told: peak resident size / N^2,
+// 0.90 GB at N = 3,000 (preloaded). It was ~760 before records were compacted (0.76 GB at
+// N = 1,000).
+constexpr double kBytesPerRecord = 100;
+
+// The peak resident size of this process so far, in GB.
+double MaxRssGb() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return double(u.ru_maxrss) * 1024 / 1e9;
+}
 
 // MemAvailable from /proc/meminfo in GB, or 0 when unknown.
 double AvailableGb() {
@@ -114,6 +133,8 @@ struct Result {
   int slow_lhm_max = 0;
   uint64_t unaddressed = 0;  // replies to a host the sender did not know yet (not sent)
   double wall_s = 0;
+  double max_rss_gb = 0;
+  bool preloaded = false;
 };
 
 class Bench {
@@ -143,6 +164,7 @@ class Bench {
     FalsePositives(r);
     r.unaddressed = sim_.unaddressed();
     r.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall0).count();
+    r.max_rss_gb = MaxRssGb();
     return r;
   }
 
@@ -154,6 +176,18 @@ class Bench {
   }
 
   void Build(Result& r) {
+    if (n_ >= o_.preload_from) {
+      std::vector<std::string> names, zones, metas;
+      for (int i = 0; i < n_; ++i) {
+        names.push_back(Name(i));
+        zones.push_back(fmt::format("z{}", i % 3));
+        metas.push_back(Meta(0));
+      }
+      sim_.AddKnownHosts(names, zones, metas);
+      r.preloaded = true;
+      sim_.RunUntil(sim_.now() + 40 * kSec);  // as below: the first probes and syncs settle
+      return;
+    }
     int64_t spread = std::min<int64_t>(10 * kSec, int64_t(n_) * 10'000);
     for (int i = 0; i < n_; ++i) {
       std::vector<std::string> seeds;
@@ -391,6 +425,8 @@ int main(int argc, char** argv) {
   bool verbose = false;
   app.add_flag("--verbose", verbose, "per-kind counts of the busiest and the slow host");
   app.add_option("--rate-window-s", o.rate_window_s);
+  app.add_option("--preload-from", o.preload_from,
+                 "from this N up, hosts start knowing the whole mesh (no join burst)");
   app.add_option("--probe-interval-ms", o.config.probe_interval_us)->transform([](std::string s) {
     return std::to_string(std::stoll(s) * 1000);
   });
@@ -440,13 +476,12 @@ int main(int argc, char** argv) {
   std::vector<std::string> not_run;
   for (size_t i = 0; i < o.ns.size(); ++i) {
     // Every host holds every member: N^2 records of about kBytesPerRecord. A size that would
-    // not fit in the memory available now is not started (the machine is shared; at
-    // N = 10,000 the run would need ~75 GB).
+    // not fit in the memory available now is not started (the machine is shared).
     const double need_gb = double(o.ns[i]) * double(o.ns[i]) * kBytesPerRecord / 1e9;
     if (const double avail_gb = AvailableGb(); avail_gb > 0 && need_gb > 0.8 * avail_gb) {
       not_run.push_back(fmt::format(
           "N = {}: not run: {} hosts each holding {} member records need ~{:.0f} GB "
-          "({:.0f} bytes a record, measured at N = 1,000); {:.1f} GB available",
+          "({:.0f} bytes a record, measured at N = 3,000); {:.1f} GB available",
           o.ns[i], o.ns[i], o.ns[i], need_gb, kBytesPerRecord, avail_gb));
       fmt::print(stderr, "{}\n", not_run.back());
       continue;
@@ -454,7 +489,8 @@ int main(int argc, char** argv) {
     Bench b(o, o.ns[i], per_n(o.kills, i), per_n(o.changes, i));
     b.verbose_ = verbose;
     results.push_back(b.Run());
-    fmt::print(stderr, "N={} done in {:.0f} s\n", o.ns[i], results.back().wall_s);
+    fmt::print(stderr, "N={} done in {:.0f} s, max RSS {:.2f} GB\n", o.ns[i],
+               results.back().wall_s, results.back().max_rss_gb);
   }
   auto pair = [](const std::vector<double>& v) {
     return fmt::format("{:.2f} / {:.2f}", Pct(v, 50), Pct(v, 99));
@@ -464,26 +500,28 @@ int main(int argc, char** argv) {
       "restart alive everywhere p50 / p99 s | changes | change at all hosts p50 / p99 s | "
       "join converged s |\n|---|---|---|---|---|---|---|---|\n");
   for (const Result& r : results) {
-    fmt::print("| {} | {}{} | {} | {} | {} | {}{} | {} | {:.1f} |\n", r.n, r.dead_all_s.size(),
+    fmt::print("| {} | {}{} | {} | {} | {} | {}{} | {} | {} |\n", r.n, r.dead_all_s.size(),
                r.kills_unfinished ? fmt::format(" ({} unfinished)", r.kills_unfinished) : "",
                pair(r.suspect_s), pair(r.dead_all_s), pair(r.rejoin_s), r.change_s.size(),
                r.changes_unfinished ? fmt::format(" ({} unfinished)", r.changes_unfinished) : "",
-               pair(r.change_s), r.converge_s);
+               pair(r.change_s),
+               r.preloaded ? std::string("preloaded") : fmt::format("{:.1f}", r.converge_s));
   }
   fmt::print(
       "\n| N | msgs sent/host/s quiet / 1 % / 1 % + slow | msgs sent+received/host/s quiet / 1 % "
       "/ 1 % + slow | bytes sent/host/s quiet / 1 % / 1 % + slow | "
       "busiest other host msgs/s, B/s | slow host msgs/s, B/s | host-minutes | live hosts "
       "declared dead | false suspicions by slow / others | slow LHM max | unaddressed | wall s "
-      "|\n|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+      "| max RSS GB |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   for (const Result& r : results) {
     fmt::print(
         "| {} | {:.1f} / {:.1f} / {:.1f} | {:.1f} / {:.1f} / {:.1f} | {:.0f} / {:.0f} / {:.0f} | "
-        "{:.1f}, {:.0f} | {:.1f}, {:.0f} | {:.0f} | {} | {} / {} | {} | {} | {:.0f} |\n",
+        "{:.1f}, {:.0f} | {:.1f}, {:.0f} | {:.0f} | {} | {} / {} | {} | {} | {:.0f} | {:.2f} |\n",
         r.n, r.quiet.msgs, r.lossy.msgs, r.fp.msgs, r.quiet.io_msgs, r.lossy.io_msgs,
         r.fp.io_msgs, r.quiet.bytes, r.lossy.bytes, r.fp.bytes,
         r.fp.max_msgs, r.fp.max_bytes, r.fp.slow_msgs, r.fp.slow_bytes, r.fp_host_minutes,
-        r.fp_dead, r.slow_raised, r.others_raised, r.slow_lhm_max, r.unaddressed, r.wall_s);
+        r.fp_dead, r.slow_raised, r.others_raised, r.slow_lhm_max, r.unaddressed, r.wall_s,
+        r.max_rss_gb);
   }
   for (const std::string& line : not_run) fmt::print("\n{}\n", line);
   return 0;

@@ -130,6 +130,15 @@ const char* MessageKindName(MessageKind k) {
   return "?";
 }
 
+size_t MemberCardHash::operator()(const MemberCardView& c) const noexcept {
+  const std::hash<std::string_view> h;
+  size_t x = h(c.endpoint);
+  for (size_t y : {h(c.zone), h(c.meta), std::hash<uint64_t>{}(c.meta_version)}) {
+    x ^= y + 0x9e3779b97f4a7c15ULL + (x << 6) + (x >> 2);
+  }
+  return x;
+}
+
 MessageCounts MembershipStats::TotalSent() const { return Sum(sent); }
 MessageCounts MembershipStats::TotalReceived() const { return Sum(received); }
 
@@ -166,10 +175,12 @@ Status MembershipConfig::Validate() const {
   return Status::OK();
 }
 
-Membership::Membership(MembershipConfig config, PeerAddress self, std::string zone, uint64_t seed)
+Membership::Membership(MembershipConfig config, PeerAddress self, std::string zone, uint64_t seed,
+                       std::shared_ptr<MemberTables> tables)
     : config_(config),
       self_name_(std::move(self.name)),
       rng_(seed),
+      tables_(tables ? std::move(tables) : std::make_shared<MemberTables>()),
       health_(config.max_local_health) {
   // Never trust the numbers blindly: a bad config degrades, it does not divide by zero.
   config_.probe_interval_us = std::max<int64_t>(config_.probe_interval_us, 1000);
@@ -194,27 +205,44 @@ Membership::Membership(MembershipConfig config, PeerAddress self, std::string zo
   config_.max_meta_bytes = std::min(config_.max_meta_bytes, config_.max_message_bytes / 4);
 
   Entry e;
-  e.m.name = self_name_;
-  e.m.endpoint = std::move(self.endpoint);
-  e.m.zone = std::move(zone);
-  e.m.incarnation = config_.initial_incarnation;
+  e.name = tables_->names.Intern(self_name_);
+  e.card = tables_->cards.Intern(MemberCard{std::move(self.endpoint), std::move(zone), "", 0});
+  e.incarnation = config_.initial_incarnation;
   e.index = 0;
-  members_.emplace(self_name_, std::move(e));
-  names_.push_back(self_name_);
-  ring_.push_back(self_name_);
+  const Entry& added = *members_.insert(std::move(e)).first;
+  names_.push_back(&added);
+  probed_.push_back(false);
+  ring_.push_back(&added);
   // Spread the first probe and the first sync over an interval, so hosts started together
   // do not probe in lockstep.
   next_probe_at_ = -1;
   next_sync_at_ = -1;
 }
 
-uint64_t Membership::incarnation() const { return Self().m.incarnation; }
+uint64_t Membership::incarnation() const { return Self().incarnation; }
+
+const Membership::Entry* Membership::Lookup(std::string_view name) const {
+  auto it = members_.find(name);
+  return it == members_.end() ? nullptr : &*it;
+}
+
+Membership::CardRef Membership::Card(const wire::MemberUpdate& u) {
+  return tables_->cards.InternAs(MemberCardView{u.endpoint(), u.zone(), u.meta(), u.meta_version()});
+}
+
+size_t Membership::RecordBytes() {
+  // A node of members_ (the entry and its link; glibc rounds an allocation up to 16 bytes
+  // with 8 of header), its bucket, and its places in names_ and ring_.
+  const size_t node = (sizeof(Entry) + sizeof(void*) + 8 + 15) / 16 * 16;
+  return node + sizeof(void*) + sizeof(const Entry*) * 2;
+}
 
 // ---- Timers ----------------------------------------------------------------------------
 
 std::vector<Outgoing> Membership::Join(int64_t now_us, const std::vector<PeerAddress>& seeds) {
   std::vector<Outgoing> out;
   if (left_) return out;
+  found_.clear();
   seeds_.clear();
   std::set<std::string> seen;
   for (const auto& s : seeds) {
@@ -224,7 +252,7 @@ std::vector<Outgoing> Membership::Join(int64_t now_us, const std::vector<PeerAdd
   joining_ = !seeds_.empty();
   // A host that knows nobody yet puts its own Alive on its first messages, beside what the
   // seeds gossip of it: the members it probes first hear of it from itself.
-  if (joining_ && live_count_ == 1 && !left_) QueueAlive(Self().m);
+  if (joining_ && live_count_ == 1 && !left_) QueueAlive(Self());
   if (joining_) SendJoins(out, now_us);
   return out;
 }
@@ -234,7 +262,7 @@ void Membership::SendJoins(std::vector<Outgoing>& out, int64_t now_us) {
     wire::MembershipMessage msg;
     auto* sync = msg.mutable_sync();
     sync->set_join(true);
-    *sync->add_members() = Record(Self().m);
+    *sync->add_members() = Record(Self());
     Send(out, seed, msg, MessageKind::kSync);
   }
   next_join_at_ = now_us + config_.join_retry_us;
@@ -242,6 +270,7 @@ void Membership::SendJoins(std::vector<Outgoing>& out, int64_t now_us) {
 
 std::vector<Outgoing> Membership::Tick(int64_t now_us) {
   std::vector<Outgoing> out;
+  found_.clear();
   if (next_probe_at_ < 0) {
     next_probe_at_ =
         config_.staggered_probes
@@ -269,7 +298,7 @@ std::vector<Outgoing> Membership::Tick(int64_t now_us) {
     }
     if (now_us >= next_sync_at_) {
       auto peer =
-          PickRandom(1, "", [](const Entry& e) { return e.m.state == MemberState::kAlive; });
+          PickRandom(1, "", [](const Entry& e) { return e.state == MemberState::kAlive; });
       if (!peer.empty()) SendDigest(out, AddressOf(peer[0]));
       next_sync_at_ = now_us + SyncIntervalUs();
     }
@@ -294,10 +323,7 @@ int64_t Membership::NextWakeUs() const {
   if (joining_) t = std::min(t, next_join_at_);
   for (const auto& [seq, p] : probes_)
     t = std::min(t, p.indirect_sent ? p.deadline_at : p.timeout_at);
-  for (const auto& name : suspects_) {
-    const Entry& e = members_.at(name);
-    if (e.suspicion) t = std::min(t, VerdictAt(e));
-  }
+  for (const auto& [name, s] : suspects_) t = std::min(t, VerdictAt(*Lookup(name), s));
   if (!tombstones_.empty()) t = std::min(t, next_probe_at_);  // reaping runs with probes
   return t;
 }
@@ -307,14 +333,14 @@ std::string Membership::NextProbeTarget(int64_t now_us) {
   for (int pass = 0; pass < 2; ++pass) {
     while (probe_pos_ < probe_order_.size()) {
       const std::string& name = probe_order_[probe_pos_++];
-      auto it = members_.find(name);
-      if (it != members_.end() && name != self_name_ && !IsGone(it->second.m.state)) return name;
+      const Entry* e = Lookup(name);
+      if (e != nullptr && name != self_name_ && !IsGone(e->state)) return name;
     }
     // A new round: every live member once, in a fresh random order (SWIM's randomized
     // round-robin bounds the time until a failed member is probed by each host).
     probe_order_.clear();
-    for (const auto& [name, e] : members_) {
-      if (name != self_name_ && !IsGone(e.m.state)) probe_order_.push_back(name);
+    for (const Entry& e : members_) {
+      if (e.Name() != self_name_ && !IsGone(e.state)) probe_order_.push_back(e.Name());
     }
     std::shuffle(probe_order_.begin(), probe_order_.end(), rng_);
     probe_pos_ = 0;
@@ -324,6 +350,12 @@ std::string Membership::NextProbeTarget(int64_t now_us) {
 
 void Membership::AddToProbeRound(const std::string& name) {
   // Probe a newcomer in this round, at a random place among those still to come (SWIM).
+  if (config_.staggered_probes) {
+    // The order is not used; the draw is made all the same (see probe_order_added_).
+    ++probe_order_added_;
+    (void)std::uniform_int_distribution<size_t>(probe_pos_, probe_order_added_ - 1)(rng_);
+    return;
+  }
   probe_order_.push_back(name);
   size_t at = std::uniform_int_distribution<size_t>(probe_pos_, probe_order_.size() - 1)(rng_);
   std::swap(probe_order_[at], probe_order_.back());
@@ -332,13 +364,19 @@ void Membership::AddToProbeRound(const std::string& name) {
 namespace {
 // Floor division for a possibly negative numerator.
 int64_t FloorDiv(int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
+
+// Where `name` is or would go in a ring sorted by name.
+template <typename Ring>
+auto RingFind(Ring& ring, std::string_view name) {
+  return std::lower_bound(ring.begin(), ring.end(), name,
+                          [](const auto* e, std::string_view n) { return e->Name() < n; });
+}
 }  // namespace
 
 int64_t Membership::PhaseUs() const {
   // Spread over the slot by position in the ring, so that the hosts probing one member in
   // consecutive slots (consecutive positions) probe it about one interval apart.
-  auto it = std::lower_bound(ring_.begin(), ring_.end(), self_name_);
-  const auto i = static_cast<int64_t>(it - ring_.begin());
+  const auto i = static_cast<int64_t>(RingFind(ring_, self_name_) - ring_.begin());
   return i * config_.probe_interval_us / std::max<int64_t>(1, static_cast<int64_t>(ring_.size()));
 }
 
@@ -359,9 +397,8 @@ int64_t Membership::NextProbeAt(int64_t now_us) const {
 std::string Membership::StaggeredTarget(int64_t now_us) {
   const size_t m = ring_.size();
   if (m < 2) return "";
-  const size_t i = static_cast<size_t>(
-      std::lower_bound(ring_.begin(), ring_.end(), self_name_) - ring_.begin());
-  if (i >= m || ring_[i] != self_name_) return "";  // left: not in the ring
+  const size_t i = static_cast<size_t>(RingFind(ring_, self_name_) - ring_.begin());
+  if (i >= m || ring_[i]->Name() != self_name_) return "";  // left: not in the ring
   const int64_t period = config_.probe_interval_us;
   const int64_t slot =
       FloorDiv(now_us + config_.clock_offset_us - PhaseUs() + period / 2, period);
@@ -378,28 +415,31 @@ std::string Membership::StaggeredTarget(int64_t now_us) {
   // is still probed once per round.
   for (int pass = 0; pass < 2; ++pass) {
     for (size_t k = 0; k + 1 < m; ++k) {
-      const std::string& name = ring_[(i + m - 1 - (first + k) % (m - 1)) % m];
-      if (probed_this_round_.insert(name).second) return name;
+      const Entry* e = ring_[(i + m - 1 - (first + k) % (m - 1)) % m];
+      if (!probed_[e->index]) {
+        probed_[e->index] = true;
+        return e->Name();
+      }
     }
-    probed_this_round_.clear();  // a new round
+    std::fill(probed_.begin(), probed_.end(), false);  // a new round
   }
   return "";
 }
 
 // A changed ring moves every host's slot targets: a new round starts, so that this host
 // follows the schedule at once rather than once its old round has run out.
-void Membership::RingInsert(const std::string& name) {
-  auto it = std::lower_bound(ring_.begin(), ring_.end(), name);
-  if (it != ring_.end() && *it == name) return;
-  ring_.insert(it, name);
-  probed_this_round_.clear();
+void Membership::RingInsert(const Entry& e) {
+  auto it = RingFind(ring_, e.Name());
+  if (it != ring_.end() && *it == &e) return;
+  ring_.insert(it, &e);
+  std::fill(probed_.begin(), probed_.end(), false);
 }
 
-void Membership::RingErase(const std::string& name) {
-  auto it = std::lower_bound(ring_.begin(), ring_.end(), name);
-  if (it == ring_.end() || *it != name) return;
+void Membership::RingErase(const Entry& e) {
+  auto it = RingFind(ring_, e.Name());
+  if (it == ring_.end() || *it != &e) return;
   ring_.erase(it);
-  probed_this_round_.clear();
+  std::fill(probed_.begin(), probed_.end(), false);
 }
 
 void Membership::StartProbe(std::vector<Outgoing>& out, int64_t now_us) {
@@ -415,15 +455,15 @@ void Membership::StartProbe(std::vector<Outgoing>& out, int64_t now_us) {
   wire::MembershipMessage msg;
   msg.mutable_ping()->set_seq(seq);
   msg.mutable_ping()->set_target(target);
-  msg.mutable_ping()->set_endpoint(Self().m.endpoint);
+  msg.mutable_ping()->set_endpoint(Self().card->endpoint);
   Send(out, AddressOf(target), msg, MessageKind::kPing);
 }
 
 void Membership::RunProbes(std::vector<Outgoing>& out, int64_t now_us) {
   for (auto it = probes_.begin(); it != probes_.end();) {
     Probe& p = it->second;
-    auto target = members_.find(p.target);
-    if (target == members_.end() || IsGone(target->second.m.state)) {
+    const Entry* target = Lookup(p.target);
+    if (target == nullptr || IsGone(target->state)) {
       it = probes_.erase(it);  // reaped or declared gone meanwhile: nothing to decide
       continue;
     }
@@ -431,14 +471,14 @@ void Membership::RunProbes(std::vector<Outgoing>& out, int64_t now_us) {
       p.indirect_sent = true;
       ++stats_.indirect_probes;
       auto relays = PickRandom(static_cast<size_t>(config_.indirect_probes), p.target,
-                               [](const Entry& e) { return e.m.state == MemberState::kAlive; });
+                               [](const Entry& e) { return e.state == MemberState::kAlive; });
       for (const auto& relay : relays) {
         wire::MembershipMessage msg;
         auto* req = msg.mutable_ping_req();
         req->set_seq(it->first);
         req->set_target(p.target);
-        req->set_target_endpoint(target->second.m.endpoint);
-        req->set_endpoint(Self().m.endpoint);
+        req->set_target_endpoint(target->card->endpoint);
+        req->set_endpoint(Self().card->endpoint);
         Send(out, AddressOf(relay), msg, MessageKind::kPingReq);
       }
       p.relays = std::move(relays);
@@ -453,13 +493,13 @@ void Membership::RunProbes(std::vector<Outgoing>& out, int64_t now_us) {
     ++stats_.probe_failures;
     ++stats_.suspicions_raised;
     std::string name = p.target;
-    uint64_t inc = target->second.m.incarnation;
+    uint64_t inc = target->incarnation;
     failed_probes_[it->first] = {name, now_us};
     it = probes_.erase(it);
     ApplySuspect(now_us, name, inc, self_name_, /*gossip=*/true);
     // Lifeguard's buddy system, at once: the suspect hears it now, not at the next ping to it
     // (which may be a round away), and can refute before the timers run out.
-    if (auto s = members_.find(name); s != members_.end() && s->second.m.state == MemberState::kSuspect) {
+    if (const Entry* s = Lookup(name); s != nullptr && s->state == MemberState::kSuspect) {
       Send(out, AddressOf(name), wire::MembershipMessage{}, MessageKind::kGossip);
     }
   }
@@ -489,15 +529,15 @@ void Membership::RunRelays(std::vector<Outgoing>& out, int64_t now_us) {
 
 void Membership::RunSuspicions(int64_t now_us) {
   std::vector<std::pair<std::string, uint64_t>> expired;
-  for (const auto& name : suspects_) {
-    Entry& e = members_.at(name);
-    if (!e.suspicion || now_us < e.suspicion->DeadlineUs()) continue;
-    if (now_us < VerdictAt(e)) {
-      if (!e.deferred) ++stats_.verdicts_deferred;
-      e.deferred = true;
+  for (auto& [name, s] : suspects_) {
+    if (now_us < s.suspicion.DeadlineUs()) continue;
+    const Entry& e = *Lookup(name);
+    if (now_us < VerdictAt(e, s)) {
+      if (!s.deferred) ++stats_.verdicts_deferred;
+      s.deferred = true;
       continue;
     }
-    expired.emplace_back(name, e.m.incarnation);
+    expired.emplace_back(name, e.incarnation);
   }
   for (const auto& [name, inc] : expired) {
     ++stats_.deaths_declared;
@@ -505,13 +545,13 @@ void Membership::RunSuspicions(int64_t now_us) {
   }
 }
 
-int64_t Membership::VerdictAt(const Entry& e) const {
-  const int64_t deadline = e.suspicion->DeadlineUs();
+int64_t Membership::VerdictAt(const Entry& e, const Suspect& s) const {
+  const int64_t deadline = s.suspicion.DeadlineUs();
   // Heard from since it was suspected: it runs, and its refutation is on the way or it has
   // not heard of the suspicion yet. A dead host is not heard from, so this never delays the
   // verdict on one by more than suspicion min after its last message.
-  if (config_.defer_verdict_while_heard && e.m.last_seen_us > e.suspicion->start_us()) {
-    return std::max(deadline, e.m.last_seen_us + SuspicionMinUs());
+  if (config_.defer_verdict_while_heard && e.last_seen_us > s.suspicion.start_us()) {
+    return std::max(deadline, e.last_seen_us + SuspicionMinUs());
   }
   return deadline;
 }
@@ -519,9 +559,9 @@ int64_t Membership::VerdictAt(const Entry& e) const {
 void Membership::SendRefutation(std::vector<Outgoing>& out) {
   refute_pending_ = false;
   if (left_ || config_.refute_fanout == 0) return;
-  const wire::MemberUpdate self = Record(Self().m);
+  const wire::MemberUpdate self = Record(Self());
   auto peers = PickRandom(static_cast<size_t>(config_.refute_fanout), "", [](const Entry& e) {
-    return e.m.state == MemberState::kAlive || e.m.state == MemberState::kSuspect;
+    return e.state == MemberState::kAlive || e.state == MemberState::kSuspect;
   });
   for (const auto& peer : peers) {
     Send(out, AddressOf(peer), wire::MembershipMessage{}, MessageKind::kGossip, &self);
@@ -531,19 +571,21 @@ void Membership::SendRefutation(std::vector<Outgoing>& out) {
 void Membership::Reap(int64_t now_us) {
   std::vector<std::string> gone;
   for (const auto& name : tombstones_) {
-    if (now_us - members_.at(name).m.state_since_us >= config_.reap_after_us) gone.push_back(name);
+    if (now_us - Lookup(name)->state_since_us >= config_.reap_after_us) gone.push_back(name);
   }
   for (const auto& name : gone) {
-    auto it = members_.find(name);
-    Entry& e = it->second;
-    events_.push_back({now_us, name, e.m.state, e.m.incarnation, MembershipEventKind::kReaped});
-    // Keep names_ dense: the last name takes the reaped one's place.
-    size_t idx = e.index;
+    auto it = members_.find(std::string_view(name));
+    const Entry& e = *it;
+    events_.push_back({now_us, name, e.state, e.incarnation, MembershipEventKind::kReaped});
+    // Keep names_ dense: the last name takes the reaped one's place (and its probed_ bit).
+    const size_t idx = e.index;
     if (idx + 1 != names_.size()) {
-      names_[idx] = std::move(names_.back());
-      members_.at(names_[idx]).index = idx;
+      names_[idx] = names_.back();
+      names_[idx]->index = static_cast<uint32_t>(idx);
+      probed_[idx] = probed_.back();
     }
     names_.pop_back();
+    probed_.pop_back();
     tombstones_.erase(name);
     members_.erase(it);
   }
@@ -560,9 +602,9 @@ void Membership::GossipRound(std::vector<Outgoing>& out, int64_t now_us, int fan
 }
 
 bool Membership::Gossipable(const Entry& e, int64_t now_us) const {
-  if (!IsGone(e.m.state)) return true;
+  if (!IsGone(e.state)) return true;
   // A member declared dead may be alive after all: tell it for a while, so it can refute.
-  return e.m.state == MemberState::kDead && now_us - e.m.state_since_us < config_.gossip_to_dead_us;
+  return e.state == MemberState::kDead && now_us - e.state_since_us < config_.gossip_to_dead_us;
 }
 
 // ---- Messages in -----------------------------------------------------------------------
@@ -585,8 +627,8 @@ std::vector<Outgoing> Membership::OnMessage(int64_t now_us, const std::string& f
   ++rc.msgs;
   rc.bytes += payload.size();
 
-  auto sender = members_.find(from);
-  if (sender != members_.end()) sender->second.m.last_seen_us = now_us;
+  found_.clear();
+  if (const Entry* sender = Lookup(from)) sender->last_seen_us = now_us;
 
   for (const auto& u : msg.updates()) ApplyUpdate(now_us, u, from, /*from_sync=*/false);
 
@@ -608,9 +650,7 @@ std::vector<Outgoing> Membership::OnMessage(int64_t now_us, const std::string& f
     case wire::MembershipMessage::kAck: {
       uint64_t seq = msg.ack().seq();
       if (auto p = probes_.find(seq); p != probes_.end()) {
-        if (auto t = members_.find(p->second.target); t != members_.end()) {
-          t->second.m.last_seen_us = now_us;
-        }
+        if (const Entry* t = Lookup(p->second.target)) t->last_seen_us = now_us;
         probes_.erase(p);
         health_.Apply(-1);
       } else if (auto r = relays_.find(seq); r != relays_.end()) {
@@ -622,8 +662,8 @@ std::vector<Outgoing> Membership::OnMessage(int64_t now_us, const std::string& f
         ++stats_.late_acks;
         // An ack, direct or relayed, for a probe that had failed: its target is alive.
         if (auto f = failed_probes_.find(seq); f != failed_probes_.end()) {
-          if (auto t = members_.find(f->second.first); t != members_.end()) {
-            t->second.m.last_seen_us = now_us;
+          if (const Entry* t = Lookup(f->second.first)) {
+            t->last_seen_us = now_us;
             ++stats_.late_evidence;
           }
           failed_probes_.erase(f);
@@ -659,7 +699,7 @@ std::vector<Outgoing> Membership::OnMessage(int64_t now_us, const std::string& f
       wire::MembershipMessage ping;
       ping.mutable_ping()->set_seq(seq);
       ping.mutable_ping()->set_target(req.target());
-      ping.mutable_ping()->set_endpoint(Self().m.endpoint);
+      ping.mutable_ping()->set_endpoint(Self().card->endpoint);
       Send(out, target, ping, MessageKind::kPing);
       break;
     }
@@ -684,9 +724,9 @@ std::vector<Outgoing> Membership::OnMessage(int64_t now_us, const std::string& f
       }
       for (const auto& rec : sync.members()) ApplyUpdate(now_us, rec, from, /*from_sync=*/true);
       if (!left_ && sync.join()) {
-        std::vector<const Member*> all;
+        std::vector<const Entry*> all;
         all.reserve(members_.size());
-        for (const auto& [name, e] : members_) all.push_back(&e.m);
+        for (const Entry& e : members_) all.push_back(&e);
         SendRecords(out, AddressOf(from), all, SIZE_MAX);
       } else if (!left_ && sync.reply()) {
         auto newer = NewerThan(sync);
@@ -698,7 +738,7 @@ std::vector<Outgoing> Membership::OnMessage(int64_t now_us, const std::string& f
       // whose own join was lost without the full state until its first digest exchange. A
       // digest does end it, so that joins to a host that never answers (a rejoin to a dead
       // one) stop within a sync interval or so.
-      if (joining_ && !sync.join() && members_.count(from)) joining_ = false;
+      if (joining_ && !sync.join() && Lookup(from) != nullptr) joining_ = false;
       break;
     }
     case wire::MembershipMessage::BODY_NOT_SET:
@@ -776,101 +816,94 @@ void Membership::ApplyAlive(int64_t now_us, const wire::MemberUpdate& u, bool go
   if (u.name() == self_name_) {
     // Someone vouches for an incarnation of us newer than ours: a previous life's. Outbid
     // it so that what the mesh believes is this life.
-    if (!left_ && u.incarnation() > Self().m.incarnation) Refute(now_us, u.incarnation());
+    if (!left_ && u.incarnation() > Self().incarnation) Refute(now_us, u.incarnation());
     return;
   }
-  auto it = members_.find(u.name());
-  if (it == members_.end()) {
+  const Entry* found = Lookup(u.name());
+  if (found == nullptr) {
     Entry e;
-    e.m.name = u.name();
-    e.m.endpoint = u.endpoint();
-    e.m.zone = u.zone();
-    e.m.incarnation = u.incarnation();
-    e.m.meta = u.meta();
-    e.m.meta_version = u.meta_version();
-    e.m.state_since_us = now_us;
-    e.index = names_.size();
-    names_.push_back(u.name());
-    Entry& added = members_.emplace(u.name(), std::move(e)).first->second;
+    e.name = tables_->names.Intern(u.name());
+    e.card = Card(u);
+    e.incarnation = u.incarnation();
+    e.state_since_us = now_us;
+    e.index = static_cast<uint32_t>(names_.size());
+    const Entry& added = *members_.insert(std::move(e)).first;
+    names_.push_back(&added);
+    probed_.push_back(false);
     ++live_count_;
     AddToProbeRound(u.name());
-    RingInsert(u.name());
+    RingInsert(added);
     events_.push_back(
         {now_us, u.name(), MemberState::kAlive, u.incarnation(), MembershipEventKind::kJoined});
-    if (gossip) QueueAlive(added.m);
+    if (gossip) QueueAlive(added);
     return;
   }
-  Entry& e = it->second;
-  if (u.incarnation() < e.m.incarnation) return;
-  if (u.incarnation() == e.m.incarnation) {
+  const Entry& e = *found;
+  if (u.incarnation() < e.incarnation) return;
+  if (u.incarnation() == e.incarnation) {
     // Same life: only newer metadata is news (it does not clear a suspicion or a death).
-    if (u.meta_version() > e.m.meta_version && !IsGone(e.m.state)) {
-      e.m.meta = u.meta();
-      e.m.meta_version = u.meta_version();
+    if (u.meta_version() > e.card->meta_version && !IsGone(e.state)) {
+      e.card = tables_->cards.Intern(
+          MemberCard{e.card->endpoint, e.card->zone, u.meta(), u.meta_version()});
       events_.push_back(
-          {now_us, e.m.name, e.m.state, e.m.incarnation, MembershipEventKind::kMetaChanged});
-      if (gossip) QueueAlive(e.m);
+          {now_us, e.Name(), e.state, e.incarnation, MembershipEventKind::kMetaChanged});
+      if (gossip) QueueAlive(e);
     }
     return;
   }
   // A newer incarnation: the member's own word, which overrides anything older.
-  MemberState was = e.m.state;
-  bool meta_changed = u.meta() != e.m.meta;
-  e.m.incarnation = u.incarnation();
-  e.m.endpoint = u.endpoint();
-  e.m.zone = u.zone();
-  e.m.meta = u.meta();
-  e.m.meta_version = u.meta_version();
+  MemberState was = e.state;
+  bool meta_changed = u.meta() != e.card->meta;
+  e.incarnation = u.incarnation();
+  e.card = Card(u);
   if (was != MemberState::kAlive) {
     if (IsGone(was)) {
       ++live_count_;
-      tombstones_.erase(e.m.name);
-      AddToProbeRound(e.m.name);
-      RingInsert(e.m.name);
+      tombstones_.erase(e.Name());
+      AddToProbeRound(e.Name());
+      RingInsert(e);
     }
     SetState(now_us, e, MemberState::kAlive,
              IsGone(was) ? MembershipEventKind::kJoined : MembershipEventKind::kStateChanged);
   }
   if (meta_changed) {
     events_.push_back(
-        {now_us, e.m.name, e.m.state, e.m.incarnation, MembershipEventKind::kMetaChanged});
+        {now_us, e.Name(), e.state, e.incarnation, MembershipEventKind::kMetaChanged});
   }
-  if (gossip) QueueAlive(e.m);
+  if (gossip) QueueAlive(e);
 }
 
 void Membership::ApplySuspect(int64_t now_us, const std::string& name, uint64_t incarnation,
                               const std::string& accuser, bool gossip) {
-  auto it = members_.find(name);
-  if (it == members_.end()) return;  // never heard of it: nothing to suspect
-  Entry& e = it->second;
-  if (incarnation < e.m.incarnation) return;
-  if (e.suspicion) {
+  const Entry* found = Lookup(name);
+  if (found == nullptr) return;  // never heard of it: nothing to suspect
+  const Entry& e = *found;
+  if (incarnation < e.incarnation) return;
+  if (auto s = suspects_.find(name); s != suspects_.end()) {
     // Already suspected: an accusation from another host is a confirmation, which shortens
     // the timeout here and, re-gossiped, everywhere.
-    if (e.suspicion->Confirm(accuser) && gossip) {
-      wire::MemberUpdate s;
-      s.set_status(wire::MEMBER_SUSPECT);
-      s.set_name(name);
-      s.set_incarnation(e.m.incarnation);
-      s.set_from(accuser);
-      broadcasts_.Push(std::move(s));
+    if (s->second.suspicion.Confirm(accuser) && gossip) {
+      wire::MemberUpdate u;
+      u.set_status(wire::MEMBER_SUSPECT);
+      u.set_name(name);
+      u.set_incarnation(e.incarnation);
+      u.set_from(accuser);
+      broadcasts_.Push(std::move(u));
     }
     return;
   }
-  if (e.m.state != MemberState::kAlive) return;
+  if (e.state != MemberState::kAlive) return;
   if (name == self_name_) {
     if (!left_) Refute(now_us, incarnation);
     return;
   }
-  e.m.incarnation = incarnation;
+  e.incarnation = incarnation;
   int n = live_count_;
   int k = config_.suspicion_mult - 2;
   if (n - 2 < k) k = 0;
   int64_t min_us = SuspicionMinUs();
-  e.deferred = false;
-  e.suspicion = std::make_unique<Suspicion>(accuser, std::max(k, 0), min_us,
-                                            min_us * config_.suspicion_max_mult, now_us);
-  suspects_.insert(name);
+  suspects_.emplace(name, Suspect{Suspicion(accuser, std::max(k, 0), min_us,
+                                            min_us * config_.suspicion_max_mult, now_us)});
   SetState(now_us, e, MemberState::kSuspect, MembershipEventKind::kStateChanged);
   wire::MemberUpdate s;
   s.set_status(wire::MEMBER_SUSPECT);
@@ -882,25 +915,24 @@ void Membership::ApplySuspect(int64_t now_us, const std::string& name, uint64_t 
 
 void Membership::ApplyDead(int64_t now_us, const std::string& name, uint64_t incarnation,
                            const std::string& accuser, bool left, bool gossip) {
-  auto it = members_.find(name);
-  if (it == members_.end()) return;
-  Entry& e = it->second;
-  if (incarnation < e.m.incarnation) return;
-  if (e.m.state == MemberState::kLeft) return;
+  const Entry* found = Lookup(name);
+  if (found == nullptr) return;
+  const Entry& e = *found;
+  if (incarnation < e.incarnation) return;
+  if (e.state == MemberState::kLeft) return;
   // A Left at the incarnation of a Dead corrects it (the member said it was leaving); a
   // Dead never overrides either.
-  if (e.m.state == MemberState::kDead && !(left && incarnation >= e.m.incarnation)) return;
+  if (e.state == MemberState::kDead && !(left && incarnation >= e.incarnation)) return;
   if (name == self_name_) {
     if (!left_) Refute(now_us, incarnation);
     return;
   }
-  bool was_live = !IsGone(e.m.state);
-  e.m.incarnation = incarnation;
-  e.suspicion.reset();
+  bool was_live = !IsGone(e.state);
+  e.incarnation = incarnation;
   suspects_.erase(name);
   if (was_live) {
     --live_count_;
-    RingErase(name);
+    RingErase(e);
   }
   tombstones_.insert(name);
   SetState(now_us, e, left ? MemberState::kLeft : MemberState::kDead,
@@ -914,41 +946,53 @@ void Membership::ApplyDead(int64_t now_us, const std::string& name, uint64_t inc
 }
 
 void Membership::Refute(int64_t now_us, uint64_t accused_incarnation) {
-  Entry& self = Self();
-  self.m.incarnation = std::max(self.m.incarnation, accused_incarnation) + 1;
+  const Entry& self = Self();
+  self.incarnation = std::max(self.incarnation, accused_incarnation) + 1;
   ++stats_.refutations;
   // Lifeguard: having to refute is a sign this host is slow to answer.
   health_.Apply(1);
-  events_.push_back({now_us, self_name_, MemberState::kAlive, self.m.incarnation,
+  events_.push_back({now_us, self_name_, MemberState::kAlive, self.incarnation,
                      MembershipEventKind::kStateChanged});
-  QueueAlive(self.m);
+  QueueAlive(self);
   refute_pending_ = true;
 }
 
-void Membership::SetState(int64_t now_us, Entry& e, MemberState s, MembershipEventKind kind) {
-  if (s != MemberState::kSuspect) {
-    e.suspicion.reset();
-    suspects_.erase(e.m.name);
-  }
-  e.m.state = s;
-  e.m.state_since_us = now_us;
-  events_.push_back({now_us, e.m.name, s, e.m.incarnation, kind});
+void Membership::SetState(int64_t now_us, const Entry& e, MemberState s,
+                          MembershipEventKind kind) {
+  if (s != MemberState::kSuspect) suspects_.erase(e.Name());
+  e.state = s;
+  e.state_since_us = now_us;
+  events_.push_back({now_us, e.Name(), s, e.incarnation, kind});
 }
 
-void Membership::QueueAlive(const Member& m) { broadcasts_.Push(Record(m)); }
+void Membership::QueueAlive(const Entry& e) { broadcasts_.Push(Record(e)); }
 
-wire::MemberUpdate Membership::Record(const Member& m) const {
+wire::MemberUpdate Membership::Record(const Entry& e) const {
   wire::MemberUpdate u;
-  u.set_status(ToWire(m.state));
-  u.set_name(m.name);
-  u.set_incarnation(m.incarnation);
-  if (!IsGone(m.state)) {
-    u.set_endpoint(m.endpoint);
-    u.set_zone(m.zone);
-    u.set_meta(m.meta);
-    u.set_meta_version(m.meta_version);
+  u.set_status(ToWire(e.state));
+  u.set_name(e.Name());
+  u.set_incarnation(e.incarnation);
+  if (!IsGone(e.state)) {
+    u.set_endpoint(e.card->endpoint);
+    u.set_zone(e.card->zone);
+    u.set_meta(e.card->meta);
+    u.set_meta_version(e.card->meta_version);
   }
   return u;
+}
+
+Member Membership::ToMember(const Entry& e) const {
+  Member m;
+  m.name = e.Name();
+  m.endpoint = e.card->endpoint;
+  m.zone = e.card->zone;
+  m.state = e.state;
+  m.incarnation = e.incarnation;
+  m.last_seen_us = e.last_seen_us;
+  m.state_since_us = e.state_since_us;
+  m.meta = e.card->meta;
+  m.meta_version = e.card->meta_version;
+  return m;
 }
 
 // ---- Leaving and metadata --------------------------------------------------------------
@@ -959,18 +1003,19 @@ std::vector<Outgoing> Membership::Leave(int64_t now_us) {
   left_ = true;
   joining_ = false;
   probes_.clear();
-  Entry& self = Self();
-  self.m.incarnation += 1;
-  self.m.state = MemberState::kLeft;
-  self.m.state_since_us = now_us;
+  found_.clear();
+  const Entry& self = Self();
+  self.incarnation += 1;
+  self.state = MemberState::kLeft;
+  self.state_since_us = now_us;
   --live_count_;
-  RingErase(self_name_);
-  events_.push_back({now_us, self_name_, MemberState::kLeft, self.m.incarnation,
+  RingErase(self);
+  events_.push_back({now_us, self_name_, MemberState::kLeft, self.incarnation,
                      MembershipEventKind::kStateChanged});
   wire::MemberUpdate u;
   u.set_status(wire::MEMBER_LEFT);
   u.set_name(self_name_);
-  u.set_incarnation(self.m.incarnation);
+  u.set_incarnation(self.incarnation);
   broadcasts_.Clear();  // nothing else we say matters now
   broadcasts_.Push(std::move(u));
   // Tell twice the usual fanout at once; later Ticks gossip the rest.
@@ -985,10 +1030,11 @@ Status Membership::SetMeta(std::string meta) {
                                    " bytes is over the limit of " +
                                    std::to_string(config_.max_meta_bytes));
   }
-  Entry& self = Self();
-  self.m.meta = std::move(meta);
-  self.m.meta_version += 1;
-  if (!left_) QueueAlive(self.m);
+  found_.clear();
+  const Entry& self = Self();
+  self.card = tables_->cards.Intern(MemberCard{self.card->endpoint, self.card->zone,
+                                               std::move(meta), self.card->meta_version + 1});
+  if (!left_) QueueAlive(self);
   return Status::OK();
 }
 
@@ -1008,21 +1054,19 @@ void Membership::Send(std::vector<Outgoing>& out, const PeerAddress& to,
       room, kind == MessageKind::kGossip ? config_.max_gossip_bytes : config_.max_piggyback_bytes);
   int updates = 0;
   std::string buddy;
-  if (auto it = members_.find(to.name);
-      it != members_.end() && it->second.m.state != MemberState::kAlive) {
+  if (const Entry* m = Lookup(to.name); m != nullptr && m->state != MemberState::kAlive) {
     // Lifeguard's buddy system: a member we think suspect (or dead, or gone) hears it from
     // us directly, so it can refute at once rather than when gossip reaches it.
-    const Member& m = it->second.m;
     wire::MemberUpdate u;
-    u.set_status(ToWire(m.state));
-    u.set_name(m.name);
-    u.set_incarnation(m.incarnation);
-    if (m.state != MemberState::kLeft) u.set_from(self_name_);
+    u.set_status(ToWire(m->state));
+    u.set_name(m->Name());
+    u.set_incarnation(m->incarnation);
+    if (m->state != MemberState::kLeft) u.set_from(self_name_);
     std::string encoded = BroadcastQueue::Encode(u);
     if (encoded.size() <= budget) {
       budget -= encoded.size();
       o.payload += encoded;
-      buddy = m.name;
+      buddy = m->Name();
       ++updates;
     }
   }
@@ -1046,18 +1090,18 @@ void Membership::Send(std::vector<Outgoing>& out, const PeerAddress& to,
 }
 
 void Membership::SendRecords(std::vector<Outgoing>& out, const PeerAddress& to,
-                             const std::vector<const Member*>& records, size_t max_messages) {
+                             const std::vector<const Entry*>& records, size_t max_messages) {
   // Every sync message starts with this host's own record, then as many as fit.
   const size_t limit = config_.max_message_bytes - config_.max_piggyback_bytes - 16;
   auto fresh = [&] {
     wire::MembershipMessage msg;
-    *msg.mutable_sync()->add_members() = Record(Self().m);
+    *msg.mutable_sync()->add_members() = Record(Self());
     return msg;
   };
   wire::MembershipMessage msg = fresh();
   size_t used = msg.ByteSizeLong(), sent = 0;
-  for (const Member* m : records) {
-    if (m->name == self_name_) continue;
+  for (const Entry* m : records) {
+    if (m->Name() == self_name_) continue;
     wire::MemberUpdate rec = Record(*m);
     size_t bytes = rec.ByteSizeLong() + kRecordOverhead;
     if (used + bytes > limit) {
@@ -1085,41 +1129,41 @@ void Membership::SendDigest(std::vector<Outgoing>& out, const PeerAddress& to) {
   wire::MembershipMessage msg;
   auto* sync = msg.mutable_sync();
   sync->set_reply(true);
-  *sync->add_members() = Record(Self().m);
+  *sync->add_members() = Record(Self());
   sync->set_digest_lo(lo);
   sync->set_digest_hi(hi);
-  for (const auto& [name, e] : members_) {
-    uint64_t h = NameHash(name);
+  for (const Entry& e : members_) {
+    uint64_t h = NameHash(e.Name());
     if (h < lo || h > hi) continue;
     sync->add_digest_name(h);
-    sync->add_digest_incarnation(e.m.incarnation);
-    sync->add_digest_status(ToWire(e.m.state));
-    sync->add_digest_meta_version(e.m.meta_version);
+    sync->add_digest_incarnation(e.incarnation);
+    sync->add_digest_status(ToWire(e.state));
+    sync->add_digest_meta_version(e.card->meta_version);
   }
   Send(out, to, msg, MessageKind::kSync);
 }
 
-std::vector<const Member*> Membership::NewerThan(const wire::Sync& digest) const {
+std::vector<const Membership::Entry*> Membership::NewerThan(const wire::Sync& digest) const {
   std::unordered_map<uint64_t, int> theirs;
   theirs.reserve(static_cast<size_t>(digest.digest_name_size()));
   for (int i = 0; i < digest.digest_name_size(); ++i) theirs.emplace(digest.digest_name(i), i);
-  std::vector<const Member*> newer;
-  for (const auto& [name, e] : members_) {
-    const uint64_t h = NameHash(name);
+  std::vector<const Entry*> newer;
+  for (const Entry& e : members_) {
+    const uint64_t h = NameHash(e.Name());
     if (h < digest.digest_lo() || h > digest.digest_hi()) continue;
     auto it = theirs.find(h);
     if (it == theirs.end()) {
       // They lack it. A dead or departed member is news to nobody who never knew it.
-      if (!IsGone(e.m.state)) newer.push_back(&e.m);
+      if (!IsGone(e.state)) newer.push_back(&e);
       continue;
     }
     const int i = it->second;
     const uint64_t inc = digest.digest_incarnation(i);
-    const int rank = StatusRank(digest.digest_status(i)), mine = StatusRank(ToWire(e.m.state));
-    if (e.m.incarnation > inc || (e.m.incarnation == inc && mine > rank) ||
-        (e.m.incarnation == inc && mine == rank &&
-         e.m.meta_version > digest.digest_meta_version(i))) {
-      newer.push_back(&e.m);
+    const int rank = StatusRank(digest.digest_status(i)), mine = StatusRank(ToWire(e.state));
+    if (e.incarnation > inc || (e.incarnation == inc && mine > rank) ||
+        (e.incarnation == inc && mine == rank &&
+         e.card->meta_version > digest.digest_meta_version(i))) {
+      newer.push_back(&e);
     }
   }
   return newer;
@@ -1132,27 +1176,27 @@ PeerAddress Membership::ReplyAddress(const std::string& name, const std::string&
 }
 
 PeerAddress Membership::AddressOf(const std::string& name) const {
-  auto it = members_.find(name);
-  if (it == members_.end()) {
+  const Entry* e = Lookup(name);
+  if (e == nullptr) {
     for (const auto& s : seeds_) {
       if (s.name == name) return s;
     }
     return PeerAddress{name, ""};
   }
-  return PeerAddress{name, it->second.m.endpoint};
+  return PeerAddress{name, e->card->endpoint};
 }
 
 template <typename Pred>
 std::vector<std::string> Membership::PickRandom(size_t n, const std::string& exclude, Pred ok) {
   std::vector<std::string> picked;
   if (n == 0) return picked;
-  auto eligible = [&](const std::string& name) {
-    return name != self_name_ && name != exclude && ok(members_.at(name));
+  auto eligible = [&](const Entry* e) {
+    return e->Name() != self_name_ && e->Name() != exclude && ok(*e);
   };
   if (names_.size() <= 4 * n + 16) {
     // Few members: choose exactly among all that qualify.
-    for (const auto& name : names_) {
-      if (eligible(name)) picked.push_back(name);
+    for (const Entry* e : names_) {
+      if (eligible(e)) picked.push_back(e->Name());
     }
     std::shuffle(picked.begin(), picked.end(), rng_);
     if (picked.size() > n) picked.resize(n);
@@ -1161,9 +1205,9 @@ std::vector<std::string> Membership::PickRandom(size_t n, const std::string& exc
   // Many: draw at random, a bounded number of times (most members qualify).
   std::uniform_int_distribution<size_t> pick(0, names_.size() - 1);
   for (size_t tries = 0; tries < 16 * n && picked.size() < n; ++tries) {
-    const std::string& name = names_[pick(rng_)];
-    if (eligible(name) && std::find(picked.begin(), picked.end(), name) == picked.end()) {
-      picked.push_back(name);
+    const Entry* e = names_[pick(rng_)];
+    if (eligible(e) && std::find(picked.begin(), picked.end(), e->Name()) == picked.end()) {
+      picked.push_back(e->Name());
     }
   }
   return picked;
@@ -1195,15 +1239,17 @@ int64_t Membership::SyncIntervalUs() const {
 std::vector<Member> Membership::Members() const {
   std::vector<Member> out;
   out.reserve(members_.size());
-  for (const auto& [name, e] : members_) out.push_back(e.m);
+  for (const Entry& e : members_) out.push_back(ToMember(e));
   std::sort(out.begin(), out.end(),
             [](const Member& a, const Member& b) { return a.name < b.name; });
   return out;
 }
 
 const Member* Membership::Find(const std::string& name) const {
-  auto it = members_.find(name);
-  return it == members_.end() ? nullptr : &it->second.m;
+  if (auto it = found_.find(name); it != found_.end()) return &it->second;
+  const Entry* e = Lookup(name);
+  if (e == nullptr) return nullptr;
+  return &found_.emplace(name, ToMember(*e)).first->second;
 }
 
 std::vector<MembershipEvent> Membership::TakeEvents() {

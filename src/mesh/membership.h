@@ -47,10 +47,12 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "augur/status.h"
 #include "mesh/broadcast_queue.h"
+#include "mesh/intern_table.h"
 #include "mesh/local_health.h"
 #include "mesh/membership.pb.h"
 #include "mesh/peer_address.h"
@@ -76,6 +78,49 @@ struct Member {
   int64_t state_since_us = 0;  // when this host last changed its state
   std::string meta;            // the member's metadata (its headroom summary), opaque here
   uint64_t meta_version = 0;   // raised by the member with each SetMeta
+};
+
+// What a member says of itself that changes only with its word (a new incarnation or a new
+// meta_version): kept once in MemberTables and shared by every record of it.
+struct MemberCard {
+  std::string endpoint;
+  std::string zone;
+  std::string meta;
+  uint64_t meta_version = 0;
+  bool operator==(const MemberCard&) const = default;
+};
+
+// A MemberCard's fields where they lie (in a wire record): interned without copying unless new.
+struct MemberCardView {
+  std::string_view endpoint;
+  std::string_view zone;
+  std::string_view meta;
+  uint64_t meta_version = 0;
+  bool operator==(const MemberCard& c) const {
+    return meta_version == c.meta_version && endpoint == c.endpoint && zone == c.zone &&
+           meta == c.meta;
+  }
+  explicit operator MemberCard() const {
+    return MemberCard{std::string(endpoint), std::string(zone), std::string(meta), meta_version};
+  }
+};
+
+struct MemberCardHash {
+  size_t operator()(const MemberCardView& c) const noexcept;
+  size_t operator()(const MemberCard& c) const noexcept {
+    return (*this)(MemberCardView{c.endpoint, c.zone, c.meta, c.meta_version});
+  }
+};
+struct StringHash {
+  size_t operator()(const std::string& s) const noexcept { return std::hash<std::string>{}(s); }
+};
+
+// The names and cards a core's member records refer to (intern_table.h). Each core makes its
+// own unless given one; cores on one thread may share one (MembershipSim does: N hosts then
+// hold N names and N cards, not N^2). Thread safety: that of InternTable (one thread).
+struct MemberTables {
+  InternTable<std::string, StringHash> names;
+  InternTable<MemberCard, MemberCardHash> cards;
 };
 
 // One payload to send: a serialized wire::MembershipMessage (membership.proto).
@@ -198,7 +243,9 @@ class Membership {
  public:
   // `self.endpoint` is what others are told to reach this host at. REQUIRES: self.name is
   // not empty; config.Validate().ok() (out-of-range values are clamped, never trusted).
-  Membership(MembershipConfig config, PeerAddress self, std::string zone, uint64_t seed);
+  // `tables`: where names and cards are kept; null: a table of its own.
+  Membership(MembershipConfig config, PeerAddress self, std::string zone, uint64_t seed,
+             std::shared_ptr<MemberTables> tables = nullptr);
 
   // Starts joining through `seeds` (self and duplicates are skipped): a join request to
   // each, resent every join_retry_us until some member answers. May be called again (e.g.
@@ -232,6 +279,9 @@ class Membership {
   std::vector<Member> Members() const;
   // The member, or null. Valid until the next non-const call.
   const Member* Find(const std::string& name) const;
+  // Bytes this core holds per member record: its entry in the member table and its places
+  // in the indexes (the shared names and cards not counted). For the simulation's sizing.
+  static size_t RecordBytes();
   // Members not Dead or Left, this host included.
   int LiveCount() const { return live_count_; }
   const std::string& name() const { return self_name_; }
@@ -245,11 +295,43 @@ class Membership {
   const MembershipConfig& config() const { return config_; }
 
  private:
+  using NameRef = InternTable<std::string, StringHash>::Ref;
+  using CardRef = InternTable<MemberCard, MemberCardHash>::Ref;
+  // One member as this host knows it: 48 bytes, with the name and the card shared
+  // (MemberTables). Held in an unordered_set keyed by the name; the fields but the name are
+  // mutable, as a set's elements are const.
   struct Entry {
-    Member m;
-    std::unique_ptr<Suspicion> suspicion;  // set while Suspect
-    bool deferred = false;                 // its verdict was put off (VerdictAt): counted once
-    size_t index = 0;                      // position in names_
+    NameRef name;
+    mutable CardRef card;
+    mutable uint64_t incarnation = 0;
+    mutable int64_t last_seen_us = 0;    // last message from it, or ack for it; 0: never
+    mutable int64_t state_since_us = 0;  // when this host last changed its state
+    mutable MemberState state = MemberState::kAlive;
+    mutable uint32_t index = 0;  // position in names_
+    const std::string& Name() const { return *name; }
+  };
+  struct EntryHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const noexcept {
+      return std::hash<std::string_view>{}(s);
+    }
+    // The name's hash as its table keeps it (StringHash: the same as a string_view's).
+    size_t operator()(const Entry& e) const noexcept { return e.name.hash(); }
+  };
+  struct EntryEq {
+    using is_transparent = void;
+    static std::string_view V(std::string_view s) { return s; }
+    static std::string_view V(const Entry& e) { return *e.name; }
+    template <typename A, typename B>
+    bool operator()(const A& a, const B& b) const {
+      return V(a) == V(b);
+    }
+  };
+  // A suspected member's timer (Lifeguard's dynamic timeout) and whether its verdict was
+  // put off (VerdictAt; counted once).
+  struct Suspect {
+    Suspicion suspicion;
+    bool deferred = false;
   };
   struct Probe {
     std::string target;
@@ -280,10 +362,10 @@ class Membership {
   void SendJoins(std::vector<Outgoing>& out, int64_t now_us);
   // Records to `to` in sync messages under the size limit, at most `max_messages` of them.
   void SendRecords(std::vector<Outgoing>& out, const PeerAddress& to,
-                   const std::vector<const Member*>& records, size_t max_messages);
+                   const std::vector<const Entry*>& records, size_t max_messages);
   void SendDigest(std::vector<Outgoing>& out, const PeerAddress& to);
   // The records `digest` (a peer's) lacks or holds older, in its hash range.
-  std::vector<const Member*> NewerThan(const wire::Sync& digest) const;
+  std::vector<const Entry*> NewerThan(const wire::Sync& digest) const;
   void GossipRound(std::vector<Outgoing>& out, int64_t now_us, int fanout);
 
   void StartProbe(std::vector<Outgoing>& out, int64_t now_us);
@@ -300,11 +382,11 @@ class Membership {
   // The first of this host's probe slots at or after `t_us`.
   int64_t SlotAtOrAfter(int64_t t_us) const;
   int64_t NextProbeAt(int64_t now_us) const;
-  void RingInsert(const std::string& name);
-  void RingErase(const std::string& name);
+  void RingInsert(const Entry& e);
+  void RingErase(const Entry& e);
   // When this host declares a suspect dead: its suspicion's deadline, put off while the
   // suspect is heard from directly (it is running, just slow to refute).
-  int64_t VerdictAt(const Entry& e) const;
+  int64_t VerdictAt(const Entry& e, const Suspect& s) const;
   // After a refutation: this host's new Alive straight to refute_fanout members.
   void SendRefutation(std::vector<Outgoing>& out);
 
@@ -318,9 +400,12 @@ class Membership {
   void ApplyDead(int64_t now_us, const std::string& name, uint64_t incarnation,
                  const std::string& accuser, bool left, bool gossip);
   void Refute(int64_t now_us, uint64_t accused_incarnation);
-  void SetState(int64_t now_us, Entry& e, MemberState s, MembershipEventKind kind);
-  void QueueAlive(const Member& m);
-  wire::MemberUpdate Record(const Member& m) const;
+  void SetState(int64_t now_us, const Entry& e, MemberState s, MembershipEventKind kind);
+  void QueueAlive(const Entry& e);
+  wire::MemberUpdate Record(const Entry& e) const;
+  Member ToMember(const Entry& e) const;
+  const Entry* Lookup(std::string_view name) const;
+  CardRef Card(const wire::MemberUpdate& u);
   std::string CheckUpdate(const wire::MemberUpdate& u) const;  // "" when well formed
   void Bad(const std::string& from, const std::string& what, bool whole_payload);
 
@@ -333,23 +418,26 @@ class Membership {
   int RetransmitLimit() const;
   int64_t SuspicionMinUs() const;
   int64_t SyncIntervalUs() const;
-  Entry& Self() { return members_.at(self_name_); }
-  const Entry& Self() const { return members_.at(self_name_); }
+  const Entry& Self() const { return *Lookup(self_name_); }
 
   MembershipConfig config_;
   std::string self_name_;
   std::mt19937_64 rng_;
-  std::unordered_map<std::string, Entry> members_;  // this host included
-  std::vector<std::string> names_;                  // the same names, for random picks
-  std::vector<std::string> probe_order_;            // this round of the randomized round-robin
+  std::shared_ptr<MemberTables> tables_;  // before anything that refers into it
+  std::unordered_set<Entry, EntryHash, EntryEq> members_;  // this host included
+  std::vector<const Entry*> names_;                        // the same, for random picks
+  std::vector<std::string> probe_order_;  // this round of the randomized round-robin
+  // Staggered probing never reads probe_order_: it only counts what would be added, to make
+  // the same draw (AddToProbeRound), so that a seed gives the decisions it always gave.
+  size_t probe_order_added_ = 0;
   size_t probe_pos_ = 0;
-  std::vector<std::string> ring_;                   // staggered probing: live names, sorted
-  std::set<std::string> probed_this_round_;         // staggered probing: this host's round
+  std::vector<const Entry*> ring_;  // staggered probing: live members, sorted by name
+  std::vector<bool> probed_;        // staggered probing: this round's, by position in names_
   // Probes that ended in a suspicion, by seq, with their target and when: an ack that comes
   // for one later is evidence that the target is alive (it counts as hearing from it).
   std::map<uint64_t, std::pair<std::string, int64_t>> failed_probes_;
   bool refute_pending_ = false;  // a refutation happened; SendRefutation at the end of the call
-  std::set<std::string> suspects_;    // members with a suspicion timer
+  std::map<std::string, Suspect, std::less<>> suspects_;  // members with a suspicion timer
   std::set<std::string> tombstones_;  // Dead and Left members, until reaped
   std::map<uint64_t, Probe> probes_;  // this host's probes in flight, by seq
   std::map<uint64_t, Relay> relays_;  // pings sent for others' PingReqs, by our seq
@@ -367,6 +455,7 @@ class Membership {
   int64_t next_join_at_ = 0;
   std::vector<MembershipEvent> events_;
   MembershipStats stats_;
+  mutable std::map<std::string, Member, std::less<>> found_;  // Find()'s answers until a change
 };
 
 }  // namespace augur::mesh

@@ -48,8 +48,8 @@ void MembershipSim::StartCore(size_t h, uint64_t incarnation,
     cfg.clock_offset_us +=
         std::uniform_int_distribution<int64_t>(-clock_skew_us_, clock_skew_us_)(skew_rng_);
   }
-  host.core =
-      std::make_unique<Membership>(cfg, PeerAddress{host.name, EndpointOf(h)}, host.zone, rng_());
+  host.core = std::make_unique<Membership>(cfg, PeerAddress{host.name, EndpointOf(h)}, host.zone,
+                                           rng_(), tables_);
   if (!host.meta.empty()) (void)host.core->SetMeta(host.meta);  // sized by the caller
   host.scheduled_wake = INT64_MAX;
   host.tick_pending = false;
@@ -61,6 +61,51 @@ void MembershipSim::StartCore(size_t h, uint64_t incarnation,
   }
   Emit(h, host.core->Join(now_, addrs));
   Reschedule(h, now_);
+}
+
+void MembershipSim::AddKnownHosts(const std::vector<std::string>& names,
+                                  const std::vector<std::string>& zones,
+                                  const std::vector<std::string>& metas) {
+  std::vector<size_t> added;
+  for (size_t i = 0; i < names.size(); ++i) {
+    const size_t h = hosts_.size();
+    Host host;
+    host.name = names[i];
+    host.zone = zones.at(i);
+    host.meta = metas.at(i);
+    hosts_.push_back(std::move(host));
+    index_[names[i]] = h;
+    added.push_back(h);
+    StartCore(h, 0, {});
+  }
+  std::sort(added.begin(), added.end(),
+            [&](size_t a, size_t b) { return hosts_[a].name < hosts_[b].name; });
+  // Every record as its own host holds it, in sync messages of at most max_message_bytes.
+  std::vector<std::string> chunks;
+  wire::MembershipMessage msg;
+  for (size_t h : added) {
+    const Member& m = *hosts_[h].core->Find(hosts_[h].name);
+    wire::MemberUpdate u;
+    u.set_status(wire::MEMBER_ALIVE);
+    u.set_name(m.name);
+    u.set_incarnation(m.incarnation);
+    u.set_endpoint(m.endpoint);
+    u.set_zone(m.zone);
+    u.set_meta(m.meta);
+    u.set_meta_version(m.meta_version);
+    if (msg.ByteSizeLong() + u.ByteSizeLong() + 8 > config_.max_message_bytes) {
+      chunks.push_back(msg.SerializeAsString());
+      msg.Clear();
+    }
+    *msg.mutable_sync()->add_members() = std::move(u);
+  }
+  chunks.push_back(msg.SerializeAsString());
+  // From the first host (to the first, from the second): a host's sync is from another.
+  for (size_t h : added) {
+    const std::string& from = hosts_[h == added[0] ? added[1] : added[0]].name;
+    for (const std::string& c : chunks) Emit(h, hosts_[h].core->OnMessage(now_, from, c));
+    Reschedule(h, now_);
+  }
 }
 
 void MembershipSim::Kill(const std::string& name) {

@@ -10,6 +10,9 @@
 // earlier but still wait, as in an event loop that runs due timers before reading its
 // sockets. Its answers come late, and its own probes can time out with the acks unread.
 //
+// The cores share one MemberTables (membership.h): each name and each card (endpoint, zone,
+// metadata) is held once, however many hosts know it.
+//
 // Thread safety: none; one thread drives a simulation.
 #ifndef AUGUR_MESH_MEMBERSHIP_SIM_H_
 #define AUGUR_MESH_MEMBERSHIP_SIM_H_
@@ -21,6 +24,7 @@
 #include <queue>
 #include <random>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "mesh/membership.h"
@@ -38,6 +42,15 @@ class MembershipSim {
   void AddHost(const std::string& name, const std::string& zone, int64_t join_at_us,
                std::vector<std::string> seeds, uint64_t initial_incarnation = 0,
                std::string meta = "");
+  // Hosts that have long been members: each starts now (with `metas[i]` set, no seeds) and is
+  // handed the state of the whole mesh through its OnMessage, as sync messages of records
+  // under the message limit, the way a seed answers a join: each host's own record from its
+  // own core, in name order. What a sync brings is not gossiped (only the sender's own
+  // record is), so this skips the join burst, whose gossip grows as N^2 log N (every host
+  // hears of every join ~retransmit_limit times): for simulations too large to join.
+  // REQUIRES: at least two names, none added before; zones and metas as many as names.
+  void AddKnownHosts(const std::vector<std::string>& names, const std::vector<std::string>& zones,
+                     const std::vector<std::string>& metas);
   // kill -9 now: it stops ticking, and messages to and from it are lost.
   void Kill(const std::string& name);
   // A killed host comes back now as a new Membership (same name, zone and endpoint).
@@ -66,6 +79,8 @@ class MembershipSim {
   // know yet): the real transport cannot send those either.
   uint64_t unaddressed() const { return unaddressed_; }
   const MembershipConfig& config() const { return config_; }
+  // The names and cards every host's core shares.
+  const MemberTables& tables() const { return *tables_; }
 
   // Called with every event of every host as it happens (the host's name first).
   std::function<void(const std::string&, const MembershipEvent&)> on_event;
@@ -105,10 +120,11 @@ class MembershipSim {
   static std::string EndpointOf(size_t h);
 
   MembershipConfig config_;
+  std::shared_ptr<MemberTables> tables_ = std::make_shared<MemberTables>();
   SimNetwork net_;
   std::mt19937_64 rng_;
   std::vector<Host> hosts_;
-  std::map<std::string, size_t> index_;
+  std::unordered_map<std::string, size_t> index_;
   std::priority_queue<Action, std::vector<Action>, std::greater<Action>> actions_;
   uint64_t order_ = 0;
   uint64_t unaddressed_ = 0;

@@ -15,6 +15,8 @@
 #include <random>
 #include <set>
 #include <string>
+#include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -56,7 +58,7 @@ class SimNetwork {
     sent_bytes_ += bytes.size();
     per_host_sent_[from] += 1;
     per_host_bytes_[from] += bytes.size();
-    if (IsDown(from) || IsDown(to) || cut_.count(Key(from, to))) { ++dropped_; return; }
+    if (IsDown(from) || IsDown(to) || IsCut(from, to)) { ++dropped_; return; }
     const SimLinkFaults& f = FaultsFor(from);
     if (Chance(f.loss)) { ++dropped_; return; }
     int copies = Chance(f.duplicate) ? 2 : 1;
@@ -77,7 +79,7 @@ class SimNetwork {
     while (!queue_.empty() && queue_.top().at_us <= now_us) {
       Pending p = queue_.top();
       queue_.pop();
-      if (IsDown(p.d.to) || cut_.count(Key(p.d.from, p.d.to))) { ++dropped_; continue; }
+      if (IsDown(p.d.to) || IsCut(p.d.from, p.d.to)) { ++dropped_; continue; }
       p.d.at_us = p.at_us;
       return p.d;
     }
@@ -103,6 +105,9 @@ class SimNetwork {
   static std::pair<std::string, std::string> Key(const std::string& a, const std::string& b) {
     return a < b ? std::make_pair(a, b) : std::make_pair(b, a);
   }
+  bool IsCut(const std::string& a, const std::string& b) const {
+    return !cut_.empty() && cut_.count(Key(a, b)) > 0;
+  }
   bool Chance(double p) {
     if (p <= 0) return false;
     return std::uniform_real_distribution<double>(0, 1)(rng_) < p;
@@ -115,12 +120,12 @@ class SimNetwork {
   std::mt19937_64 rng_;
   SimLinkFaults faults_;
   std::map<std::string, SimLinkFaults> host_faults_;
-  std::set<std::string> down_;
+  std::unordered_set<std::string> down_;
   std::set<std::pair<std::string, std::string>> cut_;
   std::priority_queue<Pending, std::vector<Pending>, std::greater<Pending>> queue_;
   uint64_t order_ = 0;
   uint64_t sent_ = 0, sent_bytes_ = 0, dropped_ = 0;
-  std::map<std::string, uint64_t> per_host_sent_, per_host_bytes_;
+  std::unordered_map<std::string, uint64_t> per_host_sent_, per_host_bytes_;
 };
 
 }  // namespace augur::mesh

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "mesh/broadcast_queue.h"
+#include "mesh/intern_table.h"
 #include "mesh/local_health.h"
 #include "mesh/membership.pb.h"
 #include "mesh/membership_sim.h"
@@ -140,6 +141,28 @@ TEST(BroadcastQueue, FillsTheBudgetFewestSentFirst) {
   for (const auto& u : UpdatesIn(next)) {
     for (const auto& f : first) EXPECT_NE(u.name(), f.name());
   }
+}
+
+TEST(InternTable, EqualValuesShareOneCopyUntilTheLastReferenceGoes) {
+  InternTable<std::string, StringHash> t;
+  {
+    auto a = t.Intern("tcp://198.18.0.1:7946");
+    auto b = t.Intern(std::string("tcp://198.18.0.1:7946"));
+    auto c = t.Intern("tcp://198.18.0.2:7946");
+    EXPECT_TRUE(a == b);
+    EXPECT_FALSE(a == c);
+    EXPECT_EQ(&*a, &*b);
+    EXPECT_EQ(*c, "tcp://198.18.0.2:7946");
+    EXPECT_EQ(t.size(), 2u);
+    auto moved = std::move(c);
+    EXPECT_FALSE(static_cast<bool>(c));
+    a = moved;  // a's old value is still held by b
+    EXPECT_EQ(t.size(), 2u);
+    b = {};  // the last reference to the first value
+    EXPECT_EQ(t.size(), 1u);
+    EXPECT_EQ(*a, "tcp://198.18.0.2:7946");
+  }
+  EXPECT_EQ(t.size(), 0u);
 }
 
 TEST(LocalHealth, StaysInRangeAndScales) {
@@ -955,6 +978,52 @@ TEST(MembershipSimTest, RestartRejoinsWithAHigherIncarnationEitherWay) {
       }
       EXPECT_LE(rejoined - t0, kSec) << "seed " << seed << " inc " << start_inc;
     }
+  }
+}
+
+TEST(MembershipSimTest, HostsShareOneCopyOfEachNameAndCard) {
+  MembershipSim sim(4, MembershipConfig{});
+  StartCluster(sim, 16);
+  const auto& t = sim.tables();
+  EXPECT_EQ(t.names.size(), 16u);  // not 16 x 16
+  EXPECT_EQ(t.cards.size(), 16u);
+  ASSERT_TRUE(sim.SetMeta(Name(3), "headroom v2").ok());
+  sim.RunUntil(sim.now() + 5 * kSec);
+  for (int i = 0; i < 16; ++i) EXPECT_EQ(sim.host(Name(i))->Find(Name(3))->meta, "headroom v2");
+  EXPECT_EQ(t.cards.size(), 16u);  // the old card went with the last host that held it
+  // A record is a fixed-size entry and its places in the indexes, whatever the strings hold.
+  EXPECT_LE(Membership::RecordBytes(), 96u);
+}
+
+TEST(MembershipSimTest, KnownHostsStartWithTheWholeMeshAndGossipNoJoins) {
+  MembershipSim sim(5, MembershipConfig{});
+  std::vector<std::string> names, zones, metas;
+  for (int i = 0; i < 40; ++i) {
+    names.push_back(Name(i));
+    zones.push_back("z" + std::to_string(i % 3));
+    metas.push_back("meta of " + Name(i));
+  }
+  sim.AddKnownHosts(names, zones, metas);
+  for (int i = 0; i < 40; ++i) {
+    const Membership* m = sim.host(Name(i));
+    ASSERT_EQ(m->LiveCount(), 40);
+    const int j = (i + 7) % 40;
+    EXPECT_EQ(m->Find(Name(j))->meta, "meta of " + Name(j));
+    EXPECT_EQ(m->Find(Name(j))->zone, "z" + std::to_string(j % 3));
+  }
+  sim.RunUntil(10 * kSec);
+  uint64_t gossip = 0;
+  for (int i = 0; i < 40; ++i) {
+    gossip += sim.host(Name(i))->stats().sent[static_cast<size_t>(MessageKind::kGossip)].msgs;
+  }
+  // Only the sender's own record is news to gossip (40 hosts x a few rounds), not 40 joins.
+  EXPECT_LT(gossip, 40u * 12);
+  // And it is a mesh: a killed host is found dead everywhere.
+  sim.Kill(Name(9));
+  sim.RunUntil(sim.now() + 6 * kSec);
+  for (int i = 0; i < 40; ++i) {
+    if (i == 9) continue;
+    EXPECT_EQ(sim.host(Name(i))->Find(Name(9))->state, MemberState::kDead);
   }
 }
 
