@@ -506,7 +506,10 @@ void MeshPlacer::Handle(BidderOutput& out, int64_t now) {
       it->second.grant = c.to;
       if (it->second.task) it->second.task->grant = c.to;  // not started yet: starts so
       SaveLease(c.holder, it->second);
-      if (Running(it->second)) host_->ResizeLeased(c.holder, c.to);
+      if (Running(it->second)) {
+        ++stats_.leased_resized;
+        host_->ResizeLeased(c.holder, c.to);
+      }
     }
   }
   if (!local.empty()) host_->LedgerChanged(local, now);
@@ -1226,6 +1229,7 @@ std::string MeshPlacer::StatsJson() const {
                       {"resumed", s.resumed},
                       {"leases_recovered", s.leases_recovered},
                       {"leased_reattached", s.leased_reattached},
+                      {"leased_resized", s.leased_resized},
                       {"placing", placed_.size()},
                       {"leased_here", leased_.size()},
                       {"negotiator_pending", negotiator_.pending()},

@@ -124,6 +124,7 @@ struct MeshPlacerStats {
   uint64_t resumed = 0;            // placed attempts taken up again after this owner restarted
   uint64_t leases_recovered = 0;   // leases held again after this host restarted
   uint64_t leased_reattached = 0;  // their tasks re-attached through the backend
+  uint64_t leased_resized = 0;     // leased tasks resized live (their lease shrunk or grown)
   // From the engine's decision to place a shard (the Tick that found it ready, without room
   // here and with room in a peer's gossiped headroom) to its grant (the host's Leased reached
   // this owner): the placement latency of issue 12's benchmark.

@@ -763,3 +763,47 @@ TEST_F(MeshRestartTest, AHostBackAfterItsLeasesWereGivenUpStopsTheirTasksAndKeep
 
 }  // namespace
 }  // namespace augur::mesh
+
+// A lease shrunk on its host (here for a local shard of higher priority) resizes the leased
+// task there live, as a local attempt's grant change does.
+namespace augur::mesh {
+namespace {
+
+TEST_F(MeshPlacerTest, ALeaseShrunkOnItsHostResizesItsTaskThere) {
+  Host* a = AddHost("host-a", kOneShard, {});
+  if (!skip_.empty()) GTEST_SKIP() << skip_;
+  ASSERT_NE(a, nullptr);
+  Host* b = AddHost("host-b", kFourShards, kFourShards);
+  ASSERT_NE(b, nullptr);
+  // Half a core each, a quarter at least: B leases two and is full.
+  auto id = a->executor->Submit(R"(workflow: wide
+stages:
+  - name: work
+    resources: {cpu: 0.5, min_cpu: 0.25, memory: 48Mi}
+    shards: {range: [0, 4], count: 4}
+    canary: false
+    run: [sh, -c, "sleep 1.5; echo shard {shard.index} of {shard.count}"]
+)", "test");
+  ASSERT_TRUE(id) << id.error().ToString();
+  for (int i = 0; i < 2000 && Stats(*b->executor)["leased_runs"] < 2; ++i) {
+    std::this_thread::sleep_for(milliseconds(2));
+  }
+  ASSERT_EQ(Stats(*b->executor)["leased_runs"], 2) << Stats(*b->executor).dump();
+  // A shard of B's own, of a higher priority, wants half a core: the leases shrink for it.
+  auto local = b->executor->Submit(R"(workflow: urgent
+priority: 10
+stages:
+  - name: now
+    resources: {cpu: 0.5, memory: 48Mi}
+    run: [sh, -c, "echo done"]
+)", "test");
+  ASSERT_TRUE(local) << local.error().ToString();
+  EXPECT_EQ(WaitDone(*b->executor, *local), "succeeded") << *b->executor->StatusJson(*local, true);
+  nlohmann::json sb = Stats(*b->executor);
+  EXPECT_GE(sb["leased_resized"].get<int>(), 1) << sb.dump();
+  ASSERT_EQ(WaitDone(*a->executor, *id), "succeeded") << *a->executor->StatusJson(*id, true);
+  EXPECT_EQ(*a->executor->Output(*id, ""), kMerged);
+}
+
+}  // namespace
+}  // namespace augur::mesh
