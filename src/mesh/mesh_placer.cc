@@ -291,6 +291,8 @@ void MeshPlacer::Recover(int64_t now) {
     ++stats_.leases_recovered;
     if (running) {
       ++stats_.leased_reattached;
+      // Held with less than before (the capacity shrank meanwhile): it runs so from now on.
+      if (!(lease.grant == r.grant)) host_->ResizeLeased(r.lease_id, lease.grant);
     } else if (r.started && !lease.ended) {
       // It had not started (inputs still coming, or the start itself cut off): lost.
       LoseLeased(r.lease_id, lease, "this host restarted before the task started", now);
