@@ -228,20 +228,32 @@ class MeshPlacerTest : public ::testing::Test {
     h.backend = std::move(*b);
     hub_.Add(name, room);
     h.link = std::make_unique<HubLink>(&hub_, name);
+    return StartExecutor(h, capacity, lease_ttl_ns, 7);
+  }
+
+  // Starts host h's placer and executor (on its state, when it ran before) and attaches it.
+  Host* StartExecutor(Host& h, Resources capacity, int64_t lease_ttl_ns, uint64_t seed) {
     MeshPlacerOptions po;
     po.work_dir = h.dir + "/remote";
     po.negotiator.lease_ttl_ns = lease_ttl_ns;
-    po.negotiator.seed = 7;
+    po.negotiator.seed = seed;
     po.transfer.max_blob_bytes = max_transfer_;
     h.placer = std::make_shared<MeshPlacer>(h.link.get(), po);
-    workflow::ExecutorOptions o = testing::TestExecutorOptions(h.dir, name, capacity);
+    workflow::ExecutorOptions o = testing::TestExecutorOptions(h.dir, h.name, capacity);
     o.placer = h.placer;
     auto e = Executor::Start(std::move(o), testing::ProcessOnly(h.backend.get()));
     EXPECT_TRUE(e) << e.error().ToString();
     if (!e) return nullptr;
     h.executor = std::move(*e);
-    hub_.Attach(name, h.executor.get());
+    hub_.Attach(h.name, h.executor.get());
     return &h;
+  }
+
+  // Waits (at most 5 s) until the mesh counter `key` of `e` is `value`.
+  static void WaitStat(Executor& e, const std::string& key, int value) {
+    for (int i = 0; i < 500 && Stats(e)[key] != value; ++i) {
+      std::this_thread::sleep_for(milliseconds(10));
+    }
   }
 
   // The workflow's state once it is no longer running (or "running" after 20 s).
@@ -607,19 +619,7 @@ class MeshRestartTest : public MeshPlacerTest {
     h.executor.reset();
     h.placer.reset();
     std::this_thread::sleep_for(down);
-    MeshPlacerOptions po;
-    po.work_dir = h.dir + "/remote";
-    po.negotiator.lease_ttl_ns = lease_ttl_ns;
-    po.negotiator.seed = 8;
-    h.placer = std::make_shared<MeshPlacer>(h.link.get(), po);
-    workflow::ExecutorOptions o = testing::TestExecutorOptions(h.dir, name, capacity_.at(name));
-    o.placer = h.placer;
-    auto e = Executor::Start(std::move(o), testing::ProcessOnly(h.backend.get()));
-    EXPECT_TRUE(e) << e.error().ToString();
-    if (!e) return nullptr;
-    h.executor = std::move(*e);
-    hub_.Attach(name, h.executor.get());
-    return &h;
+    return StartExecutor(h, capacity_.at(name), lease_ttl_ns, 8);
   }
 
   // Waits until every shard A placed runs on B (nothing still being negotiated); the number.
@@ -683,9 +683,7 @@ TEST_F(MeshRestartTest, AnOwnerRestartedMidRunResumesItsLeasesAndMergesEachShard
   EXPECT_EQ((rows[{"succeeded", "host-b"}]), placed) << History(*a->executor, *id).dump(2);
   EXPECT_EQ((rows[{"succeeded", "host-a"}]), 4 - placed) << History(*a->executor, *id).dump(2);
   EXPECT_EQ(History(*a->executor, *id).size(), 4u) << History(*a->executor, *id).dump(2);
-  for (int i = 0; i < 200 && Stats(*b->executor)["leased_here"] != 0; ++i) {
-    std::this_thread::sleep_for(milliseconds(10));
-  }
+  WaitStat(*b->executor, "leased_here", 0);
   EXPECT_EQ(Stats(*b->executor)["bidder_leases"], 0) << Stats(*b->executor).dump();
   EXPECT_EQ(Stats(*b->executor)["leased_here"], 0) << Stats(*b->executor).dump();
 }
@@ -715,9 +713,7 @@ TEST_F(MeshRestartTest, AHostRestartedMidRunKeepsItsLeasedTasksAndSendsTheirResu
   auto rows = Rows(*a->executor, *id);
   EXPECT_EQ((rows[{"succeeded", "host-b"}]), placed) << History(*a->executor, *id).dump(2);
   EXPECT_EQ(History(*a->executor, *id).size(), 4u) << History(*a->executor, *id).dump(2);
-  for (int i = 0; i < 200 && Stats(*b->executor)["leased_here"] != 0; ++i) {
-    std::this_thread::sleep_for(milliseconds(10));
-  }
+  WaitStat(*b->executor, "leased_here", 0);
   EXPECT_EQ(Stats(*b->executor)["bidder_leases"], 0) << Stats(*b->executor).dump();
   EXPECT_EQ(Stats(*b->executor)["leased_here"], 0) << Stats(*b->executor).dump();
   EXPECT_EQ(LeaseDirs(b->dir + "/remote"), 0u);
@@ -740,9 +736,7 @@ TEST_F(MeshRestartTest, AHostBackAfterItsLeasesWereGivenUpStopsTheirTasksAndKeep
   EXPECT_GE(Stats(*a->executor)["lost"].get<int>(), placed);
   // Back, B holds its leases again and asks A, which holds none of them: their tasks are
   // stopped, the leases and their directories dropped.
-  for (int i = 0; i < 500 && Stats(*b->executor)["leased_here"] != 0; ++i) {
-    std::this_thread::sleep_for(milliseconds(10));
-  }
+  WaitStat(*b->executor, "leased_here", 0);
   nlohmann::json sb = Stats(*b->executor);
   EXPECT_EQ(sb["leases_recovered"], placed) << sb.dump();
   EXPECT_EQ(sb["leased_stopped"], placed) << sb.dump();
@@ -755,9 +749,7 @@ TEST_F(MeshRestartTest, AHostBackAfterItsLeasesWereGivenUpStopsTheirTasksAndKeep
   int succeeded = 0;
   for (const auto& [key, n] : rows) succeeded += key.first == "succeeded" ? n : 0;
   EXPECT_EQ(succeeded, 4) << History(*a->executor, *id).dump(2);
-  for (int i = 0; i < 200 && Stats(*b->executor)["leased_here"] != 0; ++i) {
-    std::this_thread::sleep_for(milliseconds(10));
-  }
+  WaitStat(*b->executor, "leased_here", 0);
   EXPECT_EQ(LeaseDirs(b->dir + "/remote"), 0u);
 }
 
