@@ -479,9 +479,12 @@ Status Daemon::Impl::StartWorkflows() {
     mesh->OnChannel(mesh::Channel::kReplication, forward(mesh::Channel::kReplication));
     mesh->OnChannel(mesh::Channel::kStatus, forward(mesh::Channel::kStatus));
     mesh->OnChannel(mesh::Channel::kData, forward(mesh::Channel::kData));  // transfers
+    // A dead host's leases are lost at once. A host that left (a graceful stop, as an
+    // upgrade's restart is) keeps them until their ttl runs out unanswered: back in time, it
+    // re-attaches their tasks (docs/MESH.md, "Running shards on other hosts", Restarts).
     mesh->OnEvent([b = bridge](const mesh::MembershipEvent& e) {
       if (e.kind != mesh::MembershipEventKind::kStateChanged) return;
-      if (e.state != mesh::MemberState::kDead && e.state != mesh::MemberState::kLeft) return;
+      if (e.state != mesh::MemberState::kDead) return;
       std::lock_guard lock(b->mu);
       if (b->executor) b->executor->OnPeerDown(e.name);
     });

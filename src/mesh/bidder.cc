@@ -162,6 +162,37 @@ void Bidder::Handle(const std::string& from, const wire::PlacementMessage& msg, 
   }
 }
 
+Status Bidder::Restore(const workflow::LeaseRecord& l, int64_t now, Ledger& ledger,
+                      BidderOutput* out) {
+  if (l.lease_id != LeaseId(l.owner, l.request_id) || entries_.contains(l.lease_id)) {
+    return Status::InvalidArgument(fmt::format(
+        "lease '{}' of '{}' (request '{}'): not its lease id, or already held", l.lease_id,
+        l.owner, l.request_id));
+  }
+  const Resources granted = Resources::Min(l.grant, ledger.Free());
+  if (!l.min.FitsIn(granted)) {
+    return Status::ResourceExhausted(fmt::format("lease {}: its min {} no longer fits ({} free)",
+                                                 l.lease_id, l.min.ToString(),
+                                                 ledger.Free().ToString()));
+  }
+  AUGUR_RETURN_IF_ERROR(ledger.Restore({l.lease_id, l.want, l.min, granted, l.score}));
+  Entry& e = entries_[l.lease_id];
+  e.leased = true;
+  e.owner = l.owner;
+  e.request_id = l.request_id;
+  e.shard = l.attempt_id;
+  e.backend = l.backend;
+  e.cost_class = l.cost_class;
+  SetExpiry(l.lease_id, e, now + std::clamp<int64_t>(l.ttl_ns, 1, o_.max_ttl_ns));
+  SendLeased(l.lease_id, now, ledger, out);
+  return Status::OK();
+}
+
+int64_t Bidder::TtlLeft(const std::string& lease_id, int64_t now) const {
+  auto it = entries_.find(lease_id);
+  return it == entries_.end() ? 0 : std::max<int64_t>(0, it->second.expires_ns - now);
+}
+
 void Bidder::OnBidRequest(const std::string& from, const wire::BidRequest& b, int64_t now,
                           Ledger& ledger, BidderOutput* out) {
   ++stats_.requests;

@@ -56,6 +56,7 @@
 #include "mesh/headroom_summary.h"
 #include "mesh/placement_codec.h"
 #include "workflow/ledger.h"
+#include "workflow/store.h"
 
 namespace augur::mesh {
 
@@ -129,6 +130,16 @@ class Bidder {
   // pre-emptions, its grow-back): those that touch a lease are told to its owner.
   void NoteLedgerChanges(const std::vector<workflow::GrantChange>& changes, int64_t now_ns,
                          BidderOutput* out);
+  // A lease granted before this host restarted (its record, workflow::LeaseRecord): held
+  // again in the ledger (its grant, or what still fits of it, at least its min) for a fresh
+  // ttl (the owner may have renewed it meanwhile), and its owner sent Leased, so that an
+  // owner that no longer holds it answers Release at once. InvalidArgument for a lease id
+  // that is not LeaseId(owner, request id) or is known; ResourceExhausted when its min no
+  // longer fits (the caller then treats the lease as gone).
+  Status Restore(const workflow::LeaseRecord& lease, int64_t now_ns, workflow::Ledger& ledger,
+                 BidderOutput* out);
+  // The time left on a lease (0 for none): what a persisted lease is given after a restart.
+  int64_t TtlLeft(const std::string& lease_id, int64_t now_ns) const;
   // When Tick must next run: the earliest hold, lease or queue expiry.
   std::optional<int64_t> NextDeadline() const;
 

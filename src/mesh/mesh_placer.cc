@@ -213,6 +213,110 @@ void MeshPlacer::Place(const workflow::Action& a, int64_t now) {
   ++stats_.placed;
 }
 
+bool MeshPlacer::Resume(const workflow::AttemptRecord& a, int64_t now) {
+  const std::string prefix = link_->self() + "/";
+  if (a.lease_id.size() <= prefix.size() || !a.lease_id.starts_with(prefix) || a.host.empty() ||
+      placed_.contains(a.attempt_id)) {
+    return false;
+  }
+  ShardRequest req;
+  req.shard = a.attempt_id;
+  req.workflow = a.workflow_id;
+  req.want = req.min = a.grant;
+  req.backend = a.backend;
+  if (Status st = negotiator_.Resume(req, a.host, a.lease_id.substr(prefix.size()), a.grant, now);
+      !st.ok()) {
+    spdlog::warn("mesh: {}", st.message());
+    return false;
+  }
+  Placed p;
+  p.workflow = a.workflow_id;
+  p.want = a.grant;
+  p.run.set_lease_id(a.lease_id);
+  p.run.set_attempt_id(a.attempt_id);
+  p.host = a.host;
+  p.lease_id = a.lease_id;
+  p.awarded = true;
+  p.resumed = true;
+  p.output_transfer = OutputTransferId(a.lease_id);
+  p.next_send_ns = now;
+  p.ready_ns = a.started_ns;
+  placed_.emplace(a.attempt_id, std::move(p));
+  ++stats_.resumed;
+  spdlog::info("mesh: resuming {} on {} under lease {}", a.attempt_id, a.host, a.lease_id);
+  return true;
+}
+
+void MeshPlacer::SaveLease(const std::string& lease_id, const Leased& l) {
+  workflow::LeaseRecord r = l;
+  r.lease_id = lease_id;
+  if (Status st = host_->workflow_store().PutLease(r); !st.ok()) {
+    // A restart then forgets it (as before leases were kept): the owner re-places the shard.
+    spdlog::error("mesh placer: {}", st.message());
+  }
+}
+
+void MeshPlacer::Recover(int64_t now) {
+  auto rows = host_->workflow_store().Leases();
+  if (!rows) {
+    spdlog::error("mesh placer: leases granted before the restart: {}", rows.error().message());
+    return;
+  }
+  for (const workflow::LeaseRecord& r : *rows) {
+    Leased l;
+    static_cast<workflow::LeaseRecord&>(l) = r;
+    l.ended = !r.result.empty();
+    BidderOutput out;
+    const Status held = bidder_.Restore(r, now, host_->ledger(), &out);
+    if (const workflow::Grant* g = host_->ledger().Find(r.lease_id); g != nullptr && held.ok()) {
+      l.grant = g->granted;
+    }
+    const bool running = r.started && !l.ended &&
+                         host_->ReattachLeased(r.lease_id, r.backend, r.instance, r.invocation,
+                                               r.output_path);
+    Leased& lease = leased_.insert_or_assign(r.lease_id, std::move(l)).first->second;
+    if (!held.ok()) {
+      // Not held here any more: its task is stopped if it runs (dropped at its end), else
+      // dropped now; the owner, renewing, hears Reclaimed and places the shard again.
+      spdlog::warn("mesh: lease {} of {} not taken up again after the restart: {}", r.lease_id,
+                   r.owner, held.message());
+      if (running) {
+        lease.released = true;
+        host_->StopLeased(r.lease_id, "its lease could not be held again after a restart");
+      } else {
+        DropLeased(r.lease_id, now);
+      }
+      continue;
+    }
+    ++stats_.leases_recovered;
+    if (running) {
+      ++stats_.leased_reattached;
+      // Held with less than before (the capacity shrank meanwhile): it runs so from now on.
+      if (!(lease.grant == r.grant)) host_->ResizeLeased(r.lease_id, lease.grant);
+    } else if (r.started && !lease.ended) {
+      // It had not started (inputs still coming, or the start itself cut off): lost.
+      LoseLeased(r.lease_id, lease, "this host restarted before the task started", now);
+    } else if (lease.ended) {
+      lease.next_send_ns = now;  // resent from Tick until released
+      // An output that went by transfer goes again, from its file.
+      auto m = DecodeRemoteRun(lease.result);
+      if (m && m->has_result() && !m->result().output_transfer().empty()) {
+        Outgoing o;
+        o.lease_id = r.lease_id;
+        if (Status st = SendFile(r.owner, m->result().output_transfer(), lease.output_path,
+                                 m->result().output_size(), std::move(o), now);
+            !st.ok()) {
+          LoseLeased(r.lease_id, lease, "sending the output after a restart: " + st.message(),
+                     now);
+        }
+      }
+    }
+    spdlog::info("mesh: lease {} of {} held again after the restart ({})", r.lease_id, r.owner,
+                 running ? "its task re-attached" : lease.ended ? "its result resent" : "not started");
+    Handle(out, now);
+  }
+}
+
 bool MeshPlacer::Cancel(const std::string& attempt_id, const std::string& reason, int64_t now) {
   if (!placed_.contains(attempt_id)) return false;
   AttemptOutcome o;
@@ -309,7 +413,7 @@ void MeshPlacer::Handle(NegotiatorOutput& out, int64_t now) {
         p.run.set_lease_id(e.lease_id);
         p.output_transfer = OutputTransferId(e.lease_id);
         p.next_send_ns = now;  // sent below, in Tick's resend pass
-        host_->Awarded(e.shard, e.host, e.grant, now);
+        host_->Awarded(e.shard, e.host, e.grant, e.lease_id, now);
         for (const auto& [index, path] : p.transfer_inputs) {
           p.run.mutable_inputs(index)->set_transfer_id(InputTransferId(e.lease_id, index));
         }
@@ -361,6 +465,15 @@ void MeshPlacer::Handle(BidderOutput& out, int64_t now) {
         l.attempt_id = e.shard;
         l.backend = e.backend;
         l.grant = e.grant;
+        l.request_id = e.request_id;
+        l.cost_class = e.cost_class;
+        if (const workflow::Grant* g = host_->ledger().Find(e.lease_id)) {
+          l.want = g->want;
+          l.min = g->min;
+          l.score = g->score;
+        }
+        l.ttl_ns = bidder_.TtlLeft(e.lease_id, now);
+        SaveLease(e.lease_id, l);
         break;
       }
       case BidderEvent::Kind::kReleased:
@@ -390,6 +503,15 @@ void MeshPlacer::Handle(BidderOutput& out, int64_t now) {
       host_->StopLeased(c.holder, "pre-empted: " + c.reason);
     } else if (c.kind == workflow::GrantChange::Kind::kPreempt) {
       DropLeased(c.holder, now);
+    } else {
+      // Shrunk for higher-score work, or grown back: the task runs under its new grant.
+      it->second.grant = c.to;
+      if (it->second.task) it->second.task->grant = c.to;  // not started yet: starts so
+      SaveLease(c.holder, it->second);
+      if (Running(it->second)) {
+        ++stats_.leased_resized;
+        host_->ResizeLeased(c.holder, c.to);
+      }
     }
   }
   if (!local.empty()) host_->LedgerChanged(local, now);
@@ -404,6 +526,9 @@ void MeshPlacer::DropLeased(const std::string& lease_id, int64_t now) {
     fs::remove_all(it->second.dir, ec);
   }
   leased_.erase(it);
+  if (Status st = host_->workflow_store().DeleteLease(lease_id); !st.ok()) {
+    spdlog::error("mesh placer: {}", st.message());
+  }
   // Its transfers: the output going out, the inputs coming in or waiting for the RunShard.
   StopSending(OutputTransferId(lease_id), "its lease ended", now);
   const std::string prefix = InputTransferPrefix(lease_id);
@@ -459,6 +584,7 @@ void MeshPlacer::OnMessage(const std::string& from, uint32_t channel, const std:
     case wire::RemoteRunMessage::kRun: return OnRun(from, msg->run(), now);
     case wire::RemoteRunMessage::kStatus: return OnStatus(from, msg->status(), now);
     case wire::RemoteRunMessage::kResult: return OnResult(from, msg->result(), now);
+    case wire::RemoteRunMessage::kResume: return OnResume(from, msg->resume(), now);
     default: return;
   }
 }
@@ -472,18 +598,37 @@ void MeshPlacer::SendStatus(const std::string& to, const std::string& lease, con
   SendRun(to, m);
 }
 
-void MeshPlacer::OnRun(const std::string& from, const wire::RunShard& run, int64_t /*now*/) {
-  auto it = leased_.find(run.lease_id());
-  if (it == leased_.end() || it->second.owner != from || it->second.attempt_id != run.attempt_id()) {
-    ++stats_.stale;
-    Leased none;
-    none.attempt_id = run.attempt_id();
-    none.start_error = fmt::format("{} holds no lease {} for {}", link_->self(), run.lease_id(),
-                                   run.attempt_id());
-    SendStatus(from, run.lease_id(), none);
-    return;
+MeshPlacer::Leased* MeshPlacer::LeaseFor(const std::string& from, const std::string& lease,
+                                         const std::string& attempt) {
+  auto it = leased_.find(lease);
+  if (it != leased_.end() && it->second.owner == from && it->second.attempt_id == attempt) {
+    return &it->second;
   }
-  Leased& l = it->second;
+  ++stats_.stale;
+  Leased none;
+  none.attempt_id = attempt;
+  none.start_error = fmt::format("{} holds no lease {} for {}", link_->self(), lease, attempt);
+  SendStatus(from, lease, none);
+  return nullptr;
+}
+
+void MeshPlacer::OnResume(const std::string& from, const wire::ResumeShard& r, int64_t /*now*/) {
+  Leased* l = LeaseFor(from, r.lease_id(), r.attempt_id());
+  if (l == nullptr) return;
+  if (!l->started) {
+    // Its RunShard never came, and the owner no longer has it to send.
+    l->started = true;
+    l->start_error = "its owner restarted before it sent the task";
+    SaveLease(r.lease_id(), *l);
+  }
+  SendStatus(from, r.lease_id(), *l);
+  if (l->ended && !l->result.empty()) (void)link_->Send(from, Channel::kRun, l->result);
+}
+
+void MeshPlacer::OnRun(const std::string& from, const wire::RunShard& run, int64_t /*now*/) {
+  Leased* found = LeaseFor(from, run.lease_id(), run.attempt_id());
+  if (found == nullptr) return;
+  Leased& l = *found;
   if (l.started) {  // a resend: answer as before (and the result again once there is one)
     SendStatus(from, run.lease_id(), l);
     if (l.ended) (void)link_->Send(from, Channel::kRun, l.result);
@@ -555,6 +700,7 @@ void MeshPlacer::OnRun(const std::string& from, const wire::RunShard& run, int64
     l.awaiting.clear();  // inputs still coming are not wanted (refused when they do)
     spdlog::warn("mesh: cannot run {} for {}: {}", run.attempt_id(), from, l.start_error);
   }
+  SaveLease(run.lease_id(), l);
   SendStatus(from, run.lease_id(), l);
 }
 
@@ -694,6 +840,7 @@ void MeshPlacer::SendResult(Leased& l, const wire::RemoteRunMessage& m, int64_t 
     return;
   }
   l.result = std::move(*bytes);
+  SaveLease(m.result().lease_id(), l);
   if (!link_->Send(l.owner, Channel::kRun, l.result).ok()) ++stats_.send_errors;
   l.next_send_ns = now + o_.result_resend_ns;
 }
@@ -1015,7 +1162,12 @@ void MeshPlacer::Tick(int64_t now) {
   for (auto& [id, p] : placed_) {
     if (!p.awarded || p.started || p.next_send_ns > now) continue;
     wire::RemoteRunMessage m;
-    *m.mutable_run() = p.run;
+    if (p.resumed) {
+      m.mutable_resume()->set_lease_id(p.lease_id);
+      m.mutable_resume()->set_attempt_id(id);
+    } else {
+      *m.mutable_run() = p.run;
+    }
     SendRun(p.host, m);
     p.next_send_ns = now + o_.run_resend_ns;
   }
@@ -1076,6 +1228,10 @@ std::string MeshPlacer::StatsJson() const {
                       {"leased_runs", s.leased_runs},
                       {"leased_stopped", s.leased_stopped},
                       {"taken_back", s.taken_back},
+                      {"resumed", s.resumed},
+                      {"leases_recovered", s.leases_recovered},
+                      {"leased_reattached", s.leased_reattached},
+                      {"leased_resized", s.leased_resized},
                       {"placing", placed_.size()},
                       {"leased_here", leased_.size()},
                       {"negotiator_pending", negotiator_.pending()},

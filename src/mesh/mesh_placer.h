@@ -38,6 +38,19 @@
 //             releases the lease.
 //   kReleased, kReclaimed (owner gone quiet, pre-empted): the task is stopped if it runs,
 //             and its transfers are stopped.
+// Restarts (re-attaching, docs/MESH.md "Running shards on other hosts"):
+//   owner     a placed attempt recorded with its host and lease (AttemptRecord::lease_id) is
+//             taken up again by Resume: the negotiator renews the lease at once, ResumeShard
+//             asks the host whether the task runs (resent until ShardStatus), and the result
+//             comes as usual; a lease the host no longer holds is lost (re-placed).
+//   host      each lease is kept in the store (WorkflowStore::PutLease: at the award, when its
+//             task starts, when it ends with its result; deleted when dropped), with the
+//             task's backend handles (the executor's). Recover, at start, holds them again in
+//             the ledger for a fresh ttl and tells each owner (Leased: an owner that no longer
+//             holds one answers Release, and its task is stopped), re-attaches each task
+//             through its backend, resends a result not yet released; a task that had not
+//             started, or whose lease no longer fits, is lost (its owner told, its instance
+//             released).
 // Transfers are retransmitted from Tick (the TransferSender's timers are in NextDeadline).
 //
 // Thread safety: one thread (the executor's engine thread), except transfer_stats(), which
@@ -63,6 +76,7 @@
 #include "mesh/remote_run_codec.h"
 #include "mesh/transfer.h"
 #include "workflow/placer.h"
+#include "workflow/store.h"
 
 namespace augur::mesh {
 
@@ -107,6 +121,10 @@ struct MeshPlacerStats {
   uint64_t leased_runs = 0;        // tasks started here for other hosts
   uint64_t leased_stopped = 0;     // stopped because their lease ended first
   uint64_t taken_back = 0;         // placed, then started here: room freed before an award
+  uint64_t resumed = 0;            // placed attempts taken up again after this owner restarted
+  uint64_t leases_recovered = 0;   // leases held again after this host restarted
+  uint64_t leased_reattached = 0;  // their tasks re-attached through the backend
+  uint64_t leased_resized = 0;     // leased tasks resized live (their lease shrunk or grown)
   // From the engine's decision to place a shard (the Tick that found it ready, without room
   // here and with room in a peer's gossiped headroom) to its grant (the host's Leased reached
   // this owner): the placement latency of issue 12's benchmark.
@@ -121,6 +139,8 @@ class MeshPlacer : public workflow::Placer {
   void Bind(workflow::PlacerHost* host) override { host_ = host; }
   std::vector<workflow::Resources> PeerRoom(double predicted_s) const override;
   void Place(const workflow::Action& place, int64_t now_ns) override;
+  bool Resume(const workflow::AttemptRecord& attempt, int64_t now_ns) override;
+  void Recover(int64_t now_ns) override;
   bool Cancel(const std::string& attempt_id, const std::string& reason, int64_t now_ns) override;
   void LeasedEnded(const std::string& lease_id, const workflow::AttemptOutcome& outcome,
                    int64_t now_ns) override;
@@ -148,6 +168,7 @@ class MeshPlacer : public workflow::Placer {
     std::string host, lease_id;
     bool awarded = false;
     bool started = false;  // the host answered ShardStatus
+    bool resumed = false;  // taken up after a restart: ResumeShard, not RunShard, until then
     int64_t next_send_ns = 0;
     // Inputs that go by transfer: (index in run.inputs, local path); ids set at the award.
     std::vector<std::pair<int, std::string>> transfer_inputs;
@@ -156,17 +177,13 @@ class MeshPlacer : public workflow::Placer {
     std::string output_file;  // the output, received before its ShardResult came
     int64_t ready_ns = 0;  // when the engine decided to place it (attempt.started_ns)
   };
-  // A lease this host granted another's shard, by lease id.
-  struct Leased {
-    std::string owner, attempt_id, backend;
-    workflow::Resources grant;
-    bool started = false;
+  // A lease this host granted another's shard, by lease id. What the store keeps of it is
+  // its LeaseRecord part (lease_id, instance and invocation unused here: the map's key and
+  // the executor's).
+  struct Leased : workflow::LeaseRecord {
     bool ended = false;
     bool released = false;  // the lease ended while the task ran: drop it at its end
-    std::string dir, output_path;
     std::string start_error;  // it could not start: said to every RunShard
-    std::string owner_output;  // the owner's path of its output (for errors)
-    std::string result;       // the encoded ShardResult, once ended
     int64_t next_send_ns = 0;
     // Inputs still coming by transfer (id -> where it goes); the task starts when none is.
     std::map<std::string, std::string> awaiting;
@@ -191,6 +208,12 @@ class MeshPlacer : public workflow::Placer {
   void SendPlacement(const std::vector<PlacementOutgoing>& messages, int64_t now);
   void SendRun(const std::string& to, const wire::RemoteRunMessage& msg);
   void OnRun(const std::string& from, const wire::RunShard& run, int64_t now);
+  void OnResume(const std::string& from, const wire::ResumeShard& r, int64_t now);
+  // The lease of a run message from `from` for `attempt`, or nullptr (counted, and the owner
+  // told with an error ShardStatus).
+  Leased* LeaseFor(const std::string& from, const std::string& lease, const std::string& attempt);
+  // Writes a lease to the store (state before action, as the executor's records).
+  void SaveLease(const std::string& lease_id, const Leased& l);
   void OnStatus(const std::string& from, const wire::ShardStatus& st, int64_t now);
   void OnResult(const std::string& from, const wire::ShardResult& r, int64_t now);
   void SendStatus(const std::string& to, const std::string& lease, const Leased& l);

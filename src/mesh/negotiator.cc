@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <tuple>
 
 #include <fmt/format.h>
@@ -504,6 +505,31 @@ Status Negotiator::Release(const std::string& shard, int64_t now, NegotiatorOutp
       break;
   }
   Forget(shard);
+  return Status::OK();
+}
+
+Status Negotiator::Resume(ShardRequest req, const std::string& host,
+                          const std::string& request_id, const Resources& grant, int64_t now) {
+  if (req.shard.empty() || shards_.contains(req.shard) || request_id.empty() ||
+      by_request_.contains(request_id) || host.empty()) {
+    return Status::InvalidArgument(fmt::format(
+        "cannot resume shard '{}' on '{}' under request '{}': empty, or already known",
+        req.shard, host, request_id));
+  }
+  const std::string id = req.shard;
+  Shard& s = shards_[id];
+  s.req = std::move(req);
+  s.ready_ns = now;
+  s.phase = Phase::kLeased;
+  const size_t at = request_id.rfind('@');
+  s.round = at == std::string::npos ? 1 : uint32_t(std::strtoul(request_id.c_str() + at + 1, nullptr, 10));
+  s.request_id = request_id;
+  by_request_[request_id] = id;
+  s.host = host;
+  s.grant = grant;
+  s.last_ack_ns = now;  // the host's ttl may run from before the restart: a renewal at once
+  ++placed_[s.req.workflow][s.zone];
+  SetTimer(id, s, now);
   return Status::OK();
 }
 

@@ -177,6 +177,12 @@ class Negotiator {
   // The shard is done or cancelled: its lease is released, or its negotiation stopped and
   // its holds declined. NotFound for a shard it does not know.
   Status Release(const std::string& shard, int64_t now_ns, NegotiatorOutput* out);
+  // A lease this owner held before it restarted (docs/MESH.md, "Running shards on other
+  // hosts"): the shard is leased again on `host` under `request_id` with `grant`, renewed at
+  // once and then as any lease, and lost as any lease (Reclaimed, unanswered for a ttl, the
+  // host down). InvalidArgument for an empty or known shard or request id, or no host.
+  Status Resume(ShardRequest shard, const std::string& host, const std::string& request_id,
+                const workflow::Resources& grant, int64_t now_ns);
   // Membership declared `host` dead (or it left): its leases are lost, its probes count as
   // refused, an award to it is given up.
   void PeerDown(const std::string& host, int64_t now_ns, NegotiatorOutput* out);

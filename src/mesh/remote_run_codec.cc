@@ -36,6 +36,7 @@ std::optional<std::string> Broken(const RemoteRunMessage& m) {
   const std::string& lease = LeaseOf(m);
   const std::string& attempt = m.has_run()      ? m.run().attempt_id()
                                : m.has_status() ? m.status().attempt_id()
+                               : m.has_resume() ? m.resume().attempt_id()
                                                 : m.result().attempt_id();
   if (lease.empty() || lease.size() > kMaxRemoteRunIdBytes) {
     return fmt::format("{}: lease id of {} bytes (1 to {})", body, lease.size(),
@@ -119,6 +120,7 @@ std::string_view RemoteRunBodyName(const RemoteRunMessage& m) {
     case RemoteRunMessage::kRun: return "run";
     case RemoteRunMessage::kStatus: return "status";
     case RemoteRunMessage::kResult: return "result";
+    case RemoteRunMessage::kResume: return "resume";
     default: return "none";
   }
 }
@@ -128,6 +130,7 @@ const std::string& LeaseOf(const RemoteRunMessage& m) {
     case RemoteRunMessage::kRun: return m.run().lease_id();
     case RemoteRunMessage::kStatus: return m.status().lease_id();
     case RemoteRunMessage::kResult: return m.result().lease_id();
+    case RemoteRunMessage::kResume: return m.resume().lease_id();
     default: return m.run().lease_id();  // the default instance's: ""
   }
 }

@@ -887,13 +887,14 @@ Status Engine::AttemptRunning(const std::string& attempt_id, const std::string& 
 }
 
 Status Engine::RemoteAwarded(const std::string& attempt_id, const std::string& host,
-                             const Resources& grant, int64_t now) {
+                             const Resources& grant, int64_t now, const std::string& lease_id) {
   auto it = impl_->live.find(attempt_id);
   if (it == impl_->live.end() || !it->second.remote) {
     return Status::NotFound(fmt::format("attempt {} is not a live placed attempt", attempt_id));
   }
   Live& l = it->second;
   l.rec.host = host;
+  l.rec.lease_id = lease_id;
   l.rec.grant = grant;
   l.rec.state = AttemptState::kRunning;
   impl_->SaveAttempt(l.rec);
@@ -1565,9 +1566,17 @@ Status Engine::Restore(const WorkflowRecord& w, const std::vector<ShardRecord>& 
     }
     l.rate_per_hour = Impl::RateOf(l, a.grant);
     l.charged_to_ns = a.started_ns;
-    // The grant as recorded, or what still fits of it if the capacity shrank meanwhile.
-    (void)m.ledger.Restore({a.attempt_id, s.want, s.min, Resources::Min(a.grant, m.ledger.Free()),
-                            double(run.spec.PriorityOf(spec))});
+    // Placed on another host: its grant is that host's, not this ledger's.
+    l.remote = !a.lease_id.empty() || (!a.host.empty() && a.host != m.o.host_name);
+    if (l.remote) {
+      l.cls.reset();
+      l.rate_per_hour = 0;  // what the remote host charges is its own
+    } else {
+      // The grant as recorded, or what still fits of it if the capacity shrank meanwhile.
+      (void)m.ledger.Restore({a.attempt_id, s.want, s.min,
+                              Resources::Min(a.grant, m.ledger.Free()),
+                              double(run.spec.PriorityOf(spec))});
+    }
     m.live.emplace(a.attempt_id, std::move(l));
     reattach->push_back(a);
   }

@@ -168,7 +168,10 @@ class Engine {
 
   // Restores a workflow from the store after a restart. Shards that had a winner stay
   // done; attempts that were running are given back in `reattach` (the executor asks the
-  // backend whether they still run, then calls AttemptEnded or keeps polling them).
+  // backend whether they still run, then calls AttemptEnded or keeps polling them). One
+  // placed on another host (a lease id, or a host other than this one) is live again as a
+  // placed attempt (IsRemote), with no grant in this ledger: the executor resumes its lease
+  // through the placer or ends it kLost.
   Status Restore(const WorkflowRecord& w, const std::vector<ShardRecord>& shards,
                  const std::vector<AttemptRecord>& attempts,
                  const std::map<std::string, std::string>& stage_outputs,
@@ -257,10 +260,11 @@ class Engine {
   // whose want fits a peer's room there becomes a kPlace action (its attempt is live, with
   // no local grant). Empty (the default): nothing is placed elsewhere.
   void SetRemoteRoom(std::vector<Resources> room);
-  // The mesh leased host `host` a grant for a kPlace attempt: recorded as running there.
+  // The mesh leased host `host` a grant for a kPlace attempt: recorded as running there,
+  // under `lease_id` (kept with the attempt, so that a restart resumes the lease).
   // NotFound for an attempt that is not a live placed one.
   Status RemoteAwarded(const std::string& attempt_id, const std::string& host,
-                       const Resources& grant, int64_t now_ns);
+                       const Resources& grant, int64_t now_ns, const std::string& lease_id = "");
   // A placed attempt not yet awarded is taken back (room freed here first): it ends
   // cancelled and its shard is pending again at once, without spending a retry. NotFound
   // for an attempt that is not placed, FailedPrecondition for one already awarded.

@@ -450,6 +450,10 @@ struct Executor::Impl : PlacerHost, ReplicationHost {
     }
     tasks["lease:" + lt.lease_id] = {lt.backend, d.instance, d.invocation, lt.output_path, "",
                                      "", "", lt.lease_id};
+    // With the lease's record (the placer's), so that a restart re-attaches the task.
+    if (Status st = store->SetLeaseHandles(lt.lease_id, d.instance, d.invocation); !st.ok()) {
+      spdlog::error("workflow store: {}", st.message());
+    }
     spdlog::info("mesh: running {} for {} under lease {} granted {}", lt.attempt_id, lt.owner,
                  lt.lease_id, lt.grant.ToString());
     if (s.cancel) {
@@ -805,8 +809,8 @@ struct Executor::Impl : PlacerHost, ReplicationHost {
   Ledger& ledger() override { return engine->mutable_ledger(); }
 
   void Awarded(const std::string& attempt_id, const std::string& host, const Resources& grant,
-               int64_t now) override {
-    if (Status st = engine->RemoteAwarded(attempt_id, host, grant, now); !st.ok()) {
+               const std::string& lease_id, int64_t now) override {
+    if (Status st = engine->RemoteAwarded(attempt_id, host, grant, now, lease_id); !st.ok()) {
       spdlog::info("mesh: award of {}: {}", attempt_id, st.message());
     }
     (void)Persist();
@@ -907,6 +911,31 @@ struct Executor::Impl : PlacerHost, ReplicationHost {
     return Status::OK();
   }
 
+  bool ReattachLeased(const std::string& lease_id, const std::string& backend,
+                      const std::string& instance, const std::string& invocation,
+                      const std::string& output_path) override {
+    plugin::Backend* b = backends(backend);
+    if (b == nullptr || invocation.empty()) {
+      if (b != nullptr && !instance.empty()) (void)b->Release(instance);
+      return false;
+    }
+    tasks["lease:" + lease_id] = {backend, instance, invocation, output_path, "", "", "", lease_id};
+    return true;
+  }
+
+  void ResizeLeased(const std::string& lease_id, const Resources& to) override {
+    auto it = tasks.find("lease:" + lease_id);
+    plugin::Backend* b = it == tasks.end() ? nullptr : backends(it->second.backend);
+    if (b == nullptr) return;
+    auto g = b->Resize(it->second.instance, ToPlugin(to));
+    if (!g) {
+      spdlog::warn("mesh: resize of leased task {} to {} failed: {}", lease_id, to.ToString(),
+                   g.error().message());
+      return;
+    }
+    spdlog::info("mesh: leased task {} now granted {}", lease_id, FromPlugin(*g).ToString());
+  }
+
   void StopLeased(const std::string& lease_id, const std::string& reason) override {
     if (auto s = starting.find("lease:" + lease_id); s != starting.end()) {
       s->second.cancel = true;
@@ -949,11 +978,24 @@ struct Executor::Impl : PlacerHost, ReplicationHost {
   Status Adopt(const AdoptedWorkflow& a, int64_t now) override {
     const std::string& id = a.workflow.id;
     if (engine->Has(id)) return Status::OK();  // it runs here already
-    // Rows of an earlier time this host ran it (before a restart): attempts that may still
-    // run are stopped, since the log decides what is done.
+    // Rows of an earlier time this host ran it (its own workflow, back after a restart):
+    // attempts still running here, or under a lease on another host, for shards the log has
+    // no result for are re-attached, as a restart without replication does; the others are
+    // stopped, since the log decides what is done.
+    std::vector<ShardRecord> shards = a.shards;
+    std::vector<AttemptRecord> keep;
     if (auto old = store->Attempts(id)) {
       for (const AttemptRecord& r : *old) {
         if (r.state != AttemptState::kStarting && r.state != AttemptState::kRunning) continue;
+        auto s = std::find_if(shards.begin(), shards.end(), [&](const ShardRecord& x) {
+          return x.stage == r.stage && x.index == r.shard_index;
+        });
+        if (s != shards.end() && s->state != ShardState::kSucceeded &&
+            (!r.invocation.empty() || !r.lease_id.empty())) {
+          s->attempts = std::max(s->attempts, r.attempt);  // its number is not given again
+          keep.push_back(r);
+          continue;
+        }
         plugin::Backend* b = backends(r.backend);
         if (b == nullptr) continue;
         if (!r.invocation.empty()) (void)b->Cancel(r.invocation);
@@ -971,19 +1013,22 @@ struct Executor::Impl : PlacerHost, ReplicationHost {
     }
     AUGUR_RETURN_IF_ERROR(store->Transaction([&]() -> Status {
       AUGUR_RETURN_IF_ERROR(store->PutWorkflow(a.workflow));
-      for (const ShardRecord& s : a.shards) AUGUR_RETURN_IF_ERROR(store->PutShard(s));
+      for (const ShardRecord& s : shards) AUGUR_RETURN_IF_ERROR(store->PutShard(s));
+      for (const AttemptRecord& r : keep) AUGUR_RETURN_IF_ERROR(store->PutAttempt(r));
       for (const auto& [stage, path] : a.stage_outputs) {
         AUGUR_RETURN_IF_ERROR(store->PutStageOutput(id, stage, path));
       }
       return Status::OK();
     }));
-    std::vector<AttemptRecord> none;
-    AUGUR_RETURN_IF_ERROR(engine->Restore(a.workflow, a.shards, {}, a.stage_outputs, &none));
+    std::vector<AttemptRecord> reattach;
+    AUGUR_RETURN_IF_ERROR(engine->Restore(a.workflow, shards, keep, a.stage_outputs, &reattach));
+    Reattach(reattach);
     replicated.erase(id);
     size_t done = 0;
     for (const ShardRecord& s : a.shards) done += s.state == ShardState::kSucceeded;
-    spdlog::info("workflow {}: continued here: {} of {} shards done, {} stages merged", id, done,
-                 a.shards.size(), a.stage_outputs.size());
+    spdlog::info("workflow {}: continued here: {} of {} shards done, {} stages merged, {} "
+                 "attempts re-attached", id, done, a.shards.size(), a.stage_outputs.size(),
+                 reattach.size());
     (void)now;
     return Persist();
   }
@@ -1090,6 +1135,38 @@ struct Executor::Impl : PlacerHost, ReplicationHost {
     }
   }
 
+  // Attempts Engine::Restore gave back (they were running when the agent stopped): each
+  // is polled again through its backend, or, placed on another host, its lease is taken up
+  // again through the placer; one that cannot be ends kLost and its shard runs again.
+  void Reattach(const std::vector<AttemptRecord>& reattach) {
+    for (const AttemptRecord& a : reattach) {
+      AttemptOutcome lost;
+      lost.state = AttemptState::kLost;
+      if (engine->IsRemote(a.attempt_id)) {
+        if (placer != nullptr && placer->Resume(a, NowNs())) {
+          placed_outputs[a.attempt_id] = a.output_path;
+          continue;
+        }
+        lost.error = "the agent restarted and the lease on " +
+                     (a.host.empty() ? std::string("another host") : a.host) +
+                     " could not be taken up again";
+        engine->AttemptEnded(a.attempt_id, lost, NowNs());
+        continue;
+      }
+      if (a.invocation.empty()) {
+        // It never started (or we never learned its handle): run it again.
+        lost.error = "the agent stopped before the task started";
+        if (plugin::Backend* b = backends(a.backend); b != nullptr && !a.instance.empty()) {
+          (void)b->Release(a.instance);
+        }
+        engine->AttemptEnded(a.attempt_id, lost, NowNs());
+        continue;
+      }
+      tasks[a.attempt_id] = {a.backend, a.instance, a.invocation, a.output_path, a.attempt_id,
+                             a.workflow_id, a.stage, ""};
+    }
+  }
+
   Status Restore() {
     Learn();
     auto ws = store->Workflows(/*running_only=*/true);
@@ -1116,23 +1193,11 @@ struct Executor::Impl : PlacerHost, ReplicationHost {
         spdlog::error("workflow {}: cannot restore: {}", w.id, st.message());
         continue;
       }
-      for (const AttemptRecord& a : reattach) {
-        if (a.invocation.empty()) {
-          // It never started (or we never learned its handle): run it again.
-          AttemptOutcome lost;
-          lost.state = AttemptState::kLost;
-          lost.error = "the agent stopped before the task started";
-          if (plugin::Backend* b = backends(a.backend); b != nullptr && !a.instance.empty()) {
-            (void)b->Release(a.instance);
-          }
-          engine->AttemptEnded(a.attempt_id, lost, NowNs());
-          continue;
-        }
-        tasks[a.attempt_id] = {a.backend, a.instance, a.invocation, a.output_path, a.attempt_id,
-                               a.workflow_id, a.stage, ""};
-      }
+      Reattach(reattach);
       spdlog::info("workflow {}: restored, {} attempts re-attached", w.id, reattach.size());
     }
+    // Leases granted to other hosts' shards before the restart, with their tasks.
+    if (placer != nullptr) placer->Recover(NowNs());
     // Warm instances an attempt took before the restart are that attempt's; the others were
     // never used and go.
     std::set<std::string> in_use;

@@ -41,9 +41,9 @@ class PlacerHost {
   // The engine's ledger: leases are granted from it, so local and remote work share one
   // capacity.
   virtual Ledger& ledger() = 0;
-  // Owner side: a placed attempt was awarded a lease on `host`.
+  // Owner side: a placed attempt was awarded a lease (`lease_id`) on `host`.
   virtual void Awarded(const std::string& attempt_id, const std::string& host,
-                       const Resources& grant, int64_t now_ns) = 0;
+                       const Resources& grant, const std::string& lease_id, int64_t now_ns) = 0;
   // Owner side: a placed attempt ended (its result came back, or its lease was lost:
   // outcome kLost). `output` is its stdout, written where the merge expects it before the
   // engine hears of the end. Ends of attempts already ended are ignored.
@@ -64,9 +64,24 @@ class PlacerHost {
   virtual Status RunLeased(const LeasedTask& task) = 0;
   // Candidate side: stop the leased task if it runs (its lease was released or reclaimed).
   virtual void StopLeased(const std::string& lease_id, const std::string& reason) = 0;
+  // Candidate side: a leased task's grant changed (its lease was shrunk for higher-score
+  // work, or grew back): its instance is resized live, as a local attempt's is.
+  virtual void ResizeLeased(const std::string& lease_id, const Resources& to) = 0;
   // Candidate side: the bidder shrank or pre-empted local attempts to make room for a
   // remote request (already applied to the ledger): resize or stop them.
   virtual void LedgerChanged(const std::vector<GrantChange>& changes, int64_t now_ns) = 0;
+
+  // Re-attaching after a restart (docs/MESH.md, "Running shards on other hosts").
+  // The store the leases granted here are kept in (WorkflowStore::PutLease); the executor
+  // writes a leased task's backend handles there when it runs it.
+  virtual WorkflowStore& workflow_store() = 0;
+  // Candidate side, at start: a leased task that ran before the restart is polled again
+  // through its backend (its end comes back through Placer::LeasedEnded). False when it
+  // cannot be (the backend is not up, or the task never started: `invocation` empty); its
+  // instance, if any, is released then.
+  virtual bool ReattachLeased(const std::string& lease_id, const std::string& backend,
+                              const std::string& instance, const std::string& invocation,
+                              const std::string& output_path) = 0;
 };
 
 // What the executor calls.
@@ -80,6 +95,14 @@ class Placer {
   virtual std::vector<Resources> PeerRoom(double predicted_s) const = 0;
   // Owner side: place a kPlace action's attempt.
   virtual void Place(const Action& place, int64_t now_ns) = 0;
+  // Owner side, at start: a placed attempt that ran on attempt.host under attempt.lease_id
+  // when this host stopped. True when the placer takes it up again (renews the lease, asks
+  // the host whether the task still runs; the end comes through RemoteEnded as usual, kLost
+  // when the lease is gone); false when it cannot (no lease recorded).
+  virtual bool Resume(const AttemptRecord& /*attempt*/, int64_t /*now_ns*/) { return false; }
+  // Candidate side, at start (after the engine restored its own attempts): the leases
+  // granted here before a restart are held again and their tasks re-attached.
+  virtual void Recover(int64_t /*now_ns*/) {}
   // Owner side: stop a placed attempt (cancelled, timed out, superseded). True when the
   // attempt was one of the placer's; its end then comes through RemoteEnded.
   virtual bool Cancel(const std::string& attempt_id, const std::string& reason,

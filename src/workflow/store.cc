@@ -20,7 +20,7 @@ namespace {
 
 // The schema this build writes. A database with a higher version was written by a newer
 // augur and is refused (FailedPrecondition); lower versions are migrated when opened.
-constexpr int64_t kSchemaVersion = 4;
+constexpr int64_t kSchemaVersion = 5;
 
 // Version 1's schema. A new database gets it and then every migration below, so that the
 // path old files take is the one every new file takes too.
@@ -146,6 +146,34 @@ ALTER TABLE history ADD COLUMN host TEXT NOT NULL DEFAULT '';
 CREATE TABLE replicas (
   id TEXT PRIMARY KEY NOT NULL,
   snapshot BLOB NOT NULL
+);
+)sql",
+    // 5: re-attaching mesh work after a restart: the lease a placed attempt runs under (owner
+    // side), and the leases this host granted other hosts' shards with their tasks (host side).
+    R"sql(
+ALTER TABLE attempts ADD COLUMN lease_id TEXT NOT NULL DEFAULT '';
+CREATE TABLE leases (
+  lease_id TEXT PRIMARY KEY NOT NULL,
+  owner TEXT NOT NULL,
+  request_id TEXT NOT NULL,
+  attempt_id TEXT NOT NULL,
+  backend TEXT NOT NULL,
+  cost_class TEXT NOT NULL,
+  want_cpu REAL NOT NULL,
+  want_memory INTEGER NOT NULL,
+  min_cpu REAL NOT NULL,
+  min_memory INTEGER NOT NULL,
+  grant_cpu REAL NOT NULL,
+  grant_memory INTEGER NOT NULL,
+  score REAL NOT NULL,
+  ttl_ns INTEGER NOT NULL,
+  started INTEGER NOT NULL,
+  dir TEXT NOT NULL,
+  output_path TEXT NOT NULL,
+  owner_output TEXT NOT NULL,
+  result BLOB NOT NULL,
+  instance TEXT NOT NULL DEFAULT '',
+  invocation TEXT NOT NULL DEFAULT ''
 );
 )sql",
 };
@@ -687,8 +715,8 @@ Status WorkflowStore::PutAttempt(const AttemptRecord& a) {
       "INSERT OR REPLACE INTO attempts (attempt_id, workflow_id, stage, shard_index, attempt, "
       "backend, instance, invocation, grant_cpu, grant_memory, state, started_ns, finished_ns, "
       "exit_code, term_signal, cpu_seconds, peak_memory_bytes, bytes_read, bytes_written, "
-      "output_path, error, resource_class, host) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-      "?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+      "output_path, error, resource_class, host, lease_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+      "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
   std::string what = fmt::format("saving attempt {}", a.attempt_id);
   auto st = impl_->Prepare(kSql, what);
   if (!st) return st.error();
@@ -698,6 +726,7 @@ Status WorkflowStore::PutAttempt(const AttemptRecord& a) {
   q.Text(AttemptStateName(a.state)).Int(a.started_ns).Int(a.finished_ns).Int(a.exit_code);
   q.Int(a.term_signal).Real(a.cpu_seconds).U64(a.peak_memory_bytes).U64(a.bytes_read);
   q.U64(a.bytes_written).Text(a.output_path).Text(a.error).Text(a.resource_class).Text(a.host);
+  q.Text(a.lease_id);
   return q.Run();
 }
 
@@ -1001,7 +1030,7 @@ Result<std::vector<AttemptRecord>> WorkflowStore::Attempts(
       "SELECT attempt_id, workflow_id, stage, shard_index, attempt, backend, instance, "
       "invocation, grant_cpu, grant_memory, state, started_ns, finished_ns, exit_code, "
       "term_signal, cpu_seconds, peak_memory_bytes, bytes_read, bytes_written, output_path, "
-      "error, resource_class, host FROM attempts WHERE workflow_id = ? "
+      "error, resource_class, host, lease_id FROM attempts WHERE workflow_id = ? "
       "ORDER BY stage, shard_index, attempt, "
       "attempt_id";
   std::string what = fmt::format("reading the attempts of {}", workflow_id);
@@ -1040,6 +1069,7 @@ Result<std::vector<AttemptRecord>> WorkflowStore::Attempts(
     a.error = q.ColText(20);
     a.resource_class = q.ColText(21);
     a.host = q.ColText(22);
+    a.lease_id = q.ColText(23);
     out.push_back(std::move(a));
   }
   return out;
@@ -1222,6 +1252,97 @@ Status WorkflowStore::DeleteWorkflow(const std::string& id) {
     }
     return Status::OK();
   });
+}
+
+}  // namespace augur::workflow
+
+namespace augur::workflow {
+
+// --- Leases granted to other hosts' shards (schema 5) ---------------------------------------
+
+Status WorkflowStore::PutLease(const LeaseRecord& l) {
+  // The task's backend handles are the executor's (SetLeaseHandles): kept on a replace.
+  static constexpr std::string_view kSql =
+      "INSERT INTO leases (lease_id, owner, request_id, attempt_id, backend, cost_class, "
+      "want_cpu, want_memory, min_cpu, min_memory, grant_cpu, grant_memory, score, ttl_ns, "
+      "started, dir, output_path, owner_output, result) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+      "?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (lease_id) DO UPDATE SET owner = excluded.owner, "
+      "request_id = excluded.request_id, attempt_id = excluded.attempt_id, "
+      "backend = excluded.backend, cost_class = excluded.cost_class, "
+      "want_cpu = excluded.want_cpu, want_memory = excluded.want_memory, "
+      "min_cpu = excluded.min_cpu, min_memory = excluded.min_memory, "
+      "grant_cpu = excluded.grant_cpu, grant_memory = excluded.grant_memory, "
+      "score = excluded.score, ttl_ns = excluded.ttl_ns, started = excluded.started, "
+      "dir = excluded.dir, output_path = excluded.output_path, "
+      "owner_output = excluded.owner_output, result = excluded.result";
+  std::string what = fmt::format("saving lease {}", l.lease_id);
+  auto st = impl_->Prepare(kSql, what);
+  if (!st) return st.error();
+  Stmt q(*impl_, *st, std::move(what));
+  q.Text(l.lease_id).Text(l.owner).Text(l.request_id).Text(l.attempt_id).Text(l.backend);
+  q.Text(l.cost_class).Real(l.want.cpu).U64(l.want.memory).Real(l.min.cpu).U64(l.min.memory);
+  q.Real(l.grant.cpu).U64(l.grant.memory).Real(l.score).Int(l.ttl_ns).Int(l.started ? 1 : 0);
+  q.Text(l.dir).Text(l.output_path).Text(l.owner_output).Blob(l.result);
+  return q.Run();
+}
+
+Status WorkflowStore::SetLeaseHandles(const std::string& lease_id, const std::string& instance,
+                                      const std::string& invocation) {
+  static constexpr std::string_view kSql =
+      "UPDATE leases SET instance = ?, invocation = ? WHERE lease_id = ?";
+  std::string what = fmt::format("saving the task handles of lease {}", lease_id);
+  auto st = impl_->Prepare(kSql, what);
+  if (!st) return st.error();
+  Stmt q(*impl_, *st, std::move(what));
+  q.Text(instance).Text(invocation).Text(lease_id);
+  return q.Run();
+}
+
+Status WorkflowStore::DeleteLease(const std::string& lease_id) {
+  static constexpr std::string_view kSql = "DELETE FROM leases WHERE lease_id = ?";
+  std::string what = fmt::format("forgetting lease {}", lease_id);
+  auto st = impl_->Prepare(kSql, what);
+  if (!st) return st.error();
+  Stmt q(*impl_, *st, std::move(what));
+  q.Text(lease_id);
+  return q.Run();
+}
+
+Result<std::vector<LeaseRecord>> WorkflowStore::Leases() const {
+  static constexpr std::string_view kSql =
+      "SELECT lease_id, owner, request_id, attempt_id, backend, cost_class, want_cpu, "
+      "want_memory, min_cpu, min_memory, grant_cpu, grant_memory, score, ttl_ns, started, dir, "
+      "output_path, owner_output, result, instance, invocation FROM leases ORDER BY lease_id";
+  auto st = impl_->Prepare(kSql, "listing leases");
+  if (!st) return Err(st.error());
+  Stmt q(*impl_, *st, "listing leases");
+  std::vector<LeaseRecord> out;
+  while (true) {
+    auto row = q.Step();
+    if (!row) return Err(row.error());
+    if (!*row) break;
+    LeaseRecord l;
+    l.lease_id = q.ColText(0);
+    l.owner = q.ColText(1);
+    l.request_id = q.ColText(2);
+    l.attempt_id = q.ColText(3);
+    l.backend = q.ColText(4);
+    l.cost_class = q.ColText(5);
+    l.want = {q.ColReal(6), q.ColU64(7)};
+    l.min = {q.ColReal(8), q.ColU64(9)};
+    l.grant = {q.ColReal(10), q.ColU64(11)};
+    l.score = q.ColReal(12);
+    l.ttl_ns = q.ColInt(13);
+    l.started = q.ColInt(14) != 0;
+    l.dir = q.ColText(15);
+    l.output_path = q.ColText(16);
+    l.owner_output = q.ColText(17);
+    l.result = q.ColBlob(18);
+    l.instance = q.ColText(19);
+    l.invocation = q.ColText(20);
+    out.push_back(std::move(l));
+  }
+  return out;
 }
 
 }  // namespace augur::workflow

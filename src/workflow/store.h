@@ -9,7 +9,8 @@
 // exit status) that the predictive issue learns from.
 //
 // Schema 2 added history.cost, the events table and incremental vacuum; schema 3 the host
-// of each attempt; schema 4 (this build) the replicas table. An older file is migrated in
+// of each attempt; schema 4 the replicas table; schema 5 (this build) the lease of each
+// placed attempt and the leases table. An older file is migrated in
 // place when opened (new columns take their defaults).
 //
 // Errors. A file that is not SQLite, or an SQLite database that is not augur's (no or
@@ -109,6 +110,9 @@ struct AttemptRecord {
   // The host it runs on: this host's name for a local attempt; for a shard placed on
   // another host through the mesh, "" until the award and then that host's name.
   std::string host;
+  // A placed attempt's lease on `host` (mesh::LeaseId: "<owner>/<request id>"), "" for a
+  // local one: with it a restarted owner resumes the lease instead of re-running the shard.
+  std::string lease_id;
 };
 
 // A finished attempt as history shows it (`augurctl history`): the facts the predictive
@@ -142,6 +146,29 @@ struct EventRecord {
   double expected = 0;   // submissions
   int64_t at_ns = 0;
   int64_t created_ns = 0;
+};
+
+// A lease this host granted another host's shard (docs/MESH.md, "Running shards on other
+// hosts"), kept so that a restart re-attaches its task instead of forgetting it: what the
+// bidder holds (owner, request, grant) and what the placer knows of the task.
+struct LeaseRecord {
+  std::string lease_id;    // the ledger holder, "<owner>/<request id>"
+  std::string owner;
+  std::string request_id;
+  std::string attempt_id;  // the owner's
+  std::string backend;
+  std::string cost_class;
+  Resources want, min, grant;
+  double score = 0;
+  int64_t ttl_ns = 0;      // the lease's time: a restart gives the owner this long to renew
+  bool started = false;    // its RunShard came (the task started, or waits for inputs)
+  std::string dir;         // its directory under the placer's work_dir
+  std::string output_path;
+  std::string owner_output;
+  std::string result;      // the encoded ShardResult once the task ended, resent until released
+  // The task's backend handles, written by the executor when it runs it (SetLeaseHandles);
+  // PutLease leaves them as they are.
+  std::string instance, invocation;
 };
 
 // What one PruneHistory batch did.
@@ -231,6 +258,13 @@ class WorkflowStore {
   Status PutReplica(const std::string& id, std::string_view snapshot);
   Status DeleteReplica(const std::string& id);
   Result<std::vector<std::pair<std::string, std::string>>> Replicas() const;
+  // Leases granted to other hosts (LeaseRecord): insert or replace by lease id (keeping the
+  // task handles), the task handles alone, delete (an unknown id is OK), all by lease id.
+  Status PutLease(const LeaseRecord& l);
+  Status SetLeaseHandles(const std::string& lease_id, const std::string& instance,
+                         const std::string& invocation);
+  Status DeleteLease(const std::string& lease_id);
+  Result<std::vector<LeaseRecord>> Leases() const;
   // Forgets a workflow's rows (workflow, shards, attempts, stage outputs; its history stays):
   // another host owns it now.
   Status DeleteWorkflow(const std::string& id);

@@ -542,3 +542,61 @@ stages:
 
 }  // namespace
 }  // namespace augur
+
+namespace augur {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::WaitFor;
+
+// augurd restarted on a peer while it runs shards of another host's workflow (an upgrade,
+// docs/MESH.md "Running shards on other hosts", Restarts): the peer keeps its leases and
+// re-attaches their tasks, sends their results, and nothing runs twice.
+TEST_F(MeshTest, APeerRestartedMidRunReattachesItsLeasedShards) {
+  if (access("/sys/fs/cgroup", W_OK) != 0) GTEST_SKIP() << "cgroups are not writable here";
+  StartThreeWithRoomOnThePeers();
+  if (HasFatalFailure()) return;
+  const std::string id = Submit(1, "restart.yaml", R"(workflow: restart
+stages:
+  - name: work
+    resources: {cpu: 0.25, memory: 32Mi}
+    shards: {range: [0, 6], count: 6}
+    canary: false
+    expected: 6s
+    run: [sh, -c, "sleep 6; echo {shard.begin}"]
+)");
+  ASSERT_FALSE(id.empty());
+  // A shard of it runs on h2 (the host named by the owner's placed attempts).
+  auto on_h2 = [&] {
+    auto j = nlohmann::json::parse(Ctl(1, {"status", id, "--explain", "--json"}).out, nullptr,
+                                   false);
+    int n = 0;
+    if (j.is_array() && !j.empty()) {
+      for (const auto& r : j[0].value("remote", nlohmann::json::array())) {
+        n += r.value("host", "") == "h2";
+      }
+    }
+    return n;
+  };
+  ASSERT_TRUE(WaitFor([&] { return on_h2() >= 1; }, 60s))
+      << Ctl(1, {"status", id, "--explain"}).out << Logs();
+  agents_[2]->Signal(SIGTERM);
+  agents_[2]->Wait(30s);
+  Start(2, 1.5);
+  ASSERT_EQ(WaitEnded(1, id, 120s), "succeeded") << Ctl(1, {"status", id, "--explain"}).out
+                                                 << LogLines("mesh");
+  EXPECT_EQ(Ctl(1, {"result", id}).out, "0\n1\n2\n3\n4\n5\n");
+  // Each shard ran once: six successes, nothing lost, and h2 said it took its leases up again.
+  auto h = nlohmann::json::parse(Ctl(1, {"history", id, "--json"}).out, nullptr, false);
+  ASSERT_TRUE(h.is_array()) << Ctl(1, {"history", id}).out;
+  int succeeded = 0, other = 0;
+  for (const auto& a : h) (a.value("state", "") == "succeeded" ? succeeded : other)++;
+  EXPECT_EQ(succeeded, 6) << h.dump(2);
+  EXPECT_EQ(other, 0) << h.dump(2);
+  EXPECT_NE(LogLines("held again after the restart (its task re-attached)").find("mesh: lease"),
+            std::string::npos)
+      << LogLines("mesh");
+}
+
+}  // namespace
+}  // namespace augur

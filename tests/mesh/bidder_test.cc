@@ -440,3 +440,68 @@ TEST(BidderProperty, NeverOverGrantsAndKeepsItsBooksInStepWithTheLedger) {
 
 }  // namespace
 }  // namespace augur::mesh
+
+// After this host restarted (docs/MESH.md, "Running shards on other hosts", Restarts): a
+// persisted lease is held again and its owner told; the owner's messages then act on it as on
+// any lease.
+namespace augur::mesh {
+namespace {
+
+workflow::LeaseRecord Persisted(const std::string& owner, const std::string& rid,
+                                Resources grant) {
+  workflow::LeaseRecord l;
+  l.lease_id = LeaseId(owner, rid);
+  l.owner = owner;
+  l.request_id = rid;
+  l.attempt_id = "shard-" + rid;
+  l.backend = "process";
+  l.want = grant;
+  l.min = grant;
+  l.grant = grant;
+  l.score = 5;
+  l.ttl_ns = 1000 * kMs;
+  return l;
+}
+
+TEST_F(BidderTest, ARestoredLeaseIsHeldAgainItsOwnerToldAndItExpiresUnrenewed) {
+  BidderOutput out;
+  ASSERT_TRUE(bidder_.Restore(Persisted("owner", "a@1", {1, kGiB}), 0, ledger_, &out).ok());
+  EXPECT_EQ(bidder_.leases(), 1u);
+  EXPECT_EQ(ledger_.Granted(), (Resources{1, kGiB}));
+  const wire::PlacementMessage& m = Only(out);
+  ASSERT_TRUE(m.has_leased());
+  EXPECT_EQ(out.messages[0].to, "owner");
+  EXPECT_EQ(m.leased().request_id(), "a@1");
+  EXPECT_EQ(FromAmount(m.leased().grant()), (Resources{1, kGiB}));
+  // Known, or not its lease id: refused, nothing held twice.
+  BidderOutput none;
+  EXPECT_FALSE(bidder_.Restore(Persisted("owner", "a@1", {1, kGiB}), 0, ledger_, &none).ok());
+  workflow::LeaseRecord wrong = Persisted("owner", "b@1", {1, kGiB});
+  wrong.lease_id = "other/b@1";
+  EXPECT_FALSE(bidder_.Restore(wrong, 0, ledger_, &none).ok());
+  EXPECT_TRUE(none.messages.empty());
+  EXPECT_EQ(ledger_.grants().size(), 1u);
+  // The owner renews it as any lease.
+  out = Send("owner", Simple("renew", "a@1", 1000), 500 * kMs);
+  ASSERT_TRUE(Only(out).has_leased());
+  // Unrenewed for its ttl: reclaimed, the task to be stopped, the ledger freed.
+  out = Tick(1500 * kMs);
+  ASSERT_EQ(out.events.size(), 1u);
+  EXPECT_EQ(out.events[0].kind, BidderEvent::Kind::kReclaimed);
+  EXPECT_EQ(ledger_.grants().size(), 0u);
+}
+
+TEST_F(BidderTest, ARestoredLeaseWhoseMinNoLongerFitsIsNotHeld) {
+  ledger_.SetCapacity({1, 8 * kGiB});
+  BidderOutput out;
+  ASSERT_TRUE(bidder_.Restore(Persisted("o", "a@1", {1, kGiB}), 0, ledger_, &out).ok());
+  Status st = bidder_.Restore(Persisted("o", "b@1", {0.5, kGiB}), 0, ledger_, &out);
+  EXPECT_EQ(st.code(), Status::Code::kResourceExhausted) << st.ToString();
+  EXPECT_EQ(bidder_.leases(), 1u);
+  // Its owner's renewal is answered Reclaimed: it places the shard again.
+  out = Send("o", Simple("renew", "b@1", 1000), kMs);
+  EXPECT_TRUE(Only(out).has_reclaimed());
+}
+
+}  // namespace
+}  // namespace augur::mesh

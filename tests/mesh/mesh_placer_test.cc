@@ -233,13 +233,18 @@ class MeshPlacerTest : public ::testing::Test {
     h.backend = std::move(*b);
     hub_.Add(name, room);
     h.link = std::make_unique<HubLink>(&hub_, name);
+    return StartExecutor(h, capacity, lease_ttl_ns, 7);
+  }
+
+  // Starts host h's placer and executor (on its state, when it ran before) and attaches it.
+  Host* StartExecutor(Host& h, Resources capacity, int64_t lease_ttl_ns, uint64_t seed) {
     MeshPlacerOptions po;
     po.work_dir = h.dir + "/remote";
     po.negotiator.lease_ttl_ns = lease_ttl_ns;
-    po.negotiator.seed = 7;
+    po.negotiator.seed = seed;
     po.transfer.max_blob_bytes = max_transfer_;
     h.placer = std::make_shared<MeshPlacer>(h.link.get(), po);
-    workflow::ExecutorOptions o = testing::TestExecutorOptions(h.dir, name, capacity);
+    workflow::ExecutorOptions o = testing::TestExecutorOptions(h.dir, h.name, capacity);
     o.placer = h.placer;
     plugin::Backend* backend = h.backend.get();
     if (gate_) {
@@ -250,8 +255,15 @@ class MeshPlacerTest : public ::testing::Test {
     EXPECT_TRUE(e) << e.error().ToString();
     if (!e) return nullptr;
     h.executor = std::move(*e);
-    hub_.Attach(name, h.executor.get());
+    hub_.Attach(h.name, h.executor.get());
     return &h;
+  }
+
+  // Waits (at most 5 s) until the mesh counter `key` of `e` is `value`.
+  static void WaitStat(Executor& e, const std::string& key, int value) {
+    for (int i = 0; i < 500 && Stats(e)[key] != value; ++i) {
+      std::this_thread::sleep_for(milliseconds(10));
+    }
   }
 
   // The workflow's state once it is no longer running (or "running" after 20 s).
@@ -625,6 +637,203 @@ stages:
   for (const auto& r : History(*a->executor, *id)) lost += r["state"] == "lost";
   EXPECT_EQ(lost, 1) << History(*a->executor, *id).dump(2);
   EXPECT_EQ(TransferFiles(a->dir + "/remote"), 0u);
+}
+
+}  // namespace
+}  // namespace augur::mesh
+
+// Restarts while shards run on other hosts (docs/MESH.md, "Running shards on other hosts",
+// re-attaching): an executor is stopped (its tasks keep running, as when augurd stops) and
+// started again on the same state directory with a new placer; the process backend, like
+// its plugin host across a restart, still knows the tasks.
+namespace augur::mesh {
+namespace {
+
+class MeshRestartTest : public MeshPlacerTest {
+ protected:
+  // Stops `name`'s executor and starts a new one (and a new placer) on its state.
+  Host* Restart(const std::string& name, int64_t lease_ttl_ns, milliseconds down = milliseconds(0)) {
+    Host& h = hosts_.at(name);
+    hub_.Attach(name, nullptr);  // messages to it are lost while it is down
+    h.executor.reset();
+    h.placer.reset();
+    std::this_thread::sleep_for(down);
+    return StartExecutor(h, capacity_.at(name), lease_ttl_ns, 8);
+  }
+
+  // Waits until every shard A placed runs on B (nothing still being negotiated); the number.
+  int WaitAllPlacedRun(Host* a, Host* b) {
+    for (int i = 0; i < 2000; ++i) {
+      nlohmann::json sa = Stats(*a->executor), sb = Stats(*b->executor);
+      if (sa["awarded"].get<int>() >= 1 && sa["negotiator_pending"] == 0 &&
+          sb["leased_runs"] == sa["awarded"]) {
+        return sa["awarded"].get<int>();
+      }
+      std::this_thread::sleep_for(milliseconds(2));
+    }
+    ADD_FAILURE() << Stats(*a->executor).dump() << "\n" << Stats(*b->executor).dump();
+    return 0;
+  }
+
+  // The workflow's history on its owner: rows by (state, host).
+  std::map<std::pair<std::string, std::string>, int> Rows(Executor& e, const std::string& id) {
+    std::map<std::pair<std::string, std::string>, int> n;
+    for (const auto& r : History(e, id)) n[{r["state"], r["host"]}]++;
+    return n;
+  }
+
+  // The lease directories left under a placer's work directory.
+  static size_t LeaseDirs(const std::string& work_dir) {
+    size_t n = 0;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(work_dir, ec)) {
+      n += e.is_directory() && e.path().filename() != "incoming";
+    }
+    return n;
+  }
+
+  std::map<std::string, Resources> capacity_ = {{"host-a", kOneShard}, {"host-b", kFourShards}};
+};
+
+TEST_F(MeshRestartTest, AnOwnerRestartedMidRunResumesItsLeasesAndMergesEachShardOnce) {
+  Host* a = AddHost("host-a", kOneShard, {});
+  if (!skip_.empty()) GTEST_SKIP() << skip_;
+  ASSERT_NE(a, nullptr);
+  Host* b = AddHost("host-b", kFourShards, kFourShards);
+  ASSERT_NE(b, nullptr);
+  auto id = a->executor->Submit(Workflow("1.5"), "test");
+  ASSERT_TRUE(id) << id.error().ToString();
+  const int placed = WaitAllPlacedRun(a, b);
+  ASSERT_GE(placed, 1);
+  // (On a loaded machine a placed shard may end before the restart: its result came then.)
+  const int before = Stats(*a->executor)["remote_results"].get<int>();
+  a = Restart("host-a", 10'000'000'000);
+  ASSERT_NE(a, nullptr);
+  ASSERT_EQ(WaitDone(*a->executor, *id), "succeeded") << *a->executor->StatusJson(*id, true);
+  EXPECT_EQ(*a->executor->Output(*id, ""), kMerged);
+  // Each shard ran once: the placed ones on B (never again, nowhere else), the rest here.
+  nlohmann::json sa = Stats(*a->executor), sb = Stats(*b->executor);
+  EXPECT_GE(sa["resumed"].get<int>(), 1) << sa.dump();
+  EXPECT_EQ(sa["resumed"], placed - before) << sa.dump();
+  EXPECT_EQ(sa["remote_results"], placed - before) << sa.dump();
+  EXPECT_EQ(sa["lost"], 0) << sa.dump();
+  EXPECT_EQ(sb["leased_runs"], placed) << sb.dump();
+  auto rows = Rows(*a->executor, *id);
+  EXPECT_EQ((rows[{"succeeded", "host-b"}]), placed) << History(*a->executor, *id).dump(2);
+  EXPECT_EQ((rows[{"succeeded", "host-a"}]), 4 - placed) << History(*a->executor, *id).dump(2);
+  EXPECT_EQ(History(*a->executor, *id).size(), 4u) << History(*a->executor, *id).dump(2);
+  WaitStat(*b->executor, "leased_here", 0);
+  EXPECT_EQ(Stats(*b->executor)["bidder_leases"], 0) << Stats(*b->executor).dump();
+  EXPECT_EQ(Stats(*b->executor)["leased_here"], 0) << Stats(*b->executor).dump();
+}
+
+TEST_F(MeshRestartTest, AHostRestartedMidRunKeepsItsLeasedTasksAndSendsTheirResults) {
+  Host* a = AddHost("host-a", kOneShard, {});
+  if (!skip_.empty()) GTEST_SKIP() << skip_;
+  ASSERT_NE(a, nullptr);
+  Host* b = AddHost("host-b", kFourShards, kFourShards);
+  ASSERT_NE(b, nullptr);
+  auto id = a->executor->Submit(Workflow("2"), "test");
+  ASSERT_TRUE(id) << id.error().ToString();
+  const int placed = WaitAllPlacedRun(a, b);
+  ASSERT_GE(placed, 1);
+  b = Restart("host-b", 10'000'000'000);
+  ASSERT_NE(b, nullptr);
+  nlohmann::json sb = Stats(*b->executor);
+  EXPECT_EQ(sb["leases_recovered"], placed) << sb.dump();
+  EXPECT_EQ(sb["leased_reattached"], placed) << sb.dump();
+  EXPECT_EQ(sb["bidder_leases"], placed) << sb.dump();
+  ASSERT_EQ(WaitDone(*a->executor, *id), "succeeded") << *a->executor->StatusJson(*id, true);
+  EXPECT_EQ(*a->executor->Output(*id, ""), kMerged);
+  nlohmann::json sa = Stats(*a->executor);
+  EXPECT_EQ(sa["lost"], 0) << sa.dump();
+  EXPECT_EQ(sa["remote_results"], placed) << sa.dump();
+  EXPECT_EQ(Stats(*b->executor)["leased_runs"], 0) << "nothing started again on B";
+  auto rows = Rows(*a->executor, *id);
+  EXPECT_EQ((rows[{"succeeded", "host-b"}]), placed) << History(*a->executor, *id).dump(2);
+  EXPECT_EQ(History(*a->executor, *id).size(), 4u) << History(*a->executor, *id).dump(2);
+  WaitStat(*b->executor, "leased_here", 0);
+  EXPECT_EQ(Stats(*b->executor)["bidder_leases"], 0) << Stats(*b->executor).dump();
+  EXPECT_EQ(Stats(*b->executor)["leased_here"], 0) << Stats(*b->executor).dump();
+  EXPECT_EQ(LeaseDirs(b->dir + "/remote"), 0u);
+}
+
+TEST_F(MeshRestartTest, AHostBackAfterItsLeasesWereGivenUpStopsTheirTasksAndKeepsNothing) {
+  constexpr int64_t kTtl = 800'000'000;
+  Host* a = AddHost("host-a", kOneShard, {}, kTtl);
+  if (!skip_.empty()) GTEST_SKIP() << skip_;
+  ASSERT_NE(a, nullptr);
+  Host* b = AddHost("host-b", kFourShards, kFourShards, kTtl);
+  ASSERT_NE(b, nullptr);
+  auto id = a->executor->Submit(Workflow("3"), "test");
+  ASSERT_TRUE(id) << id.error().ToString();
+  const int placed = WaitAllPlacedRun(a, b);
+  ASSERT_GE(placed, 1);
+  // B is down for longer than the ttl: A gives its leases up and runs the shards again.
+  b = Restart("host-b", kTtl, milliseconds(1500));
+  ASSERT_NE(b, nullptr);
+  EXPECT_GE(Stats(*a->executor)["lost"].get<int>(), placed);
+  // Back, B holds its leases again and asks A, which holds none of them: their tasks are
+  // stopped, the leases and their directories dropped.
+  WaitStat(*b->executor, "leased_here", 0);
+  nlohmann::json sb = Stats(*b->executor);
+  EXPECT_EQ(sb["leases_recovered"], placed) << sb.dump();
+  EXPECT_EQ(sb["leased_stopped"], placed) << sb.dump();
+  EXPECT_EQ(sb["leased_here"], 0) << sb.dump();
+  EXPECT_EQ(sb["bidder_leases"], 0) << sb.dump();
+  ASSERT_EQ(WaitDone(*a->executor, *id), "succeeded") << *a->executor->StatusJson(*id, true);
+  EXPECT_EQ(*a->executor->Output(*id, ""), kMerged);
+  auto rows = Rows(*a->executor, *id);
+  EXPECT_EQ((rows[{"lost", "host-b"}]), placed) << History(*a->executor, *id).dump(2);
+  int succeeded = 0;
+  for (const auto& [key, n] : rows) succeeded += key.first == "succeeded" ? n : 0;
+  EXPECT_EQ(succeeded, 4) << History(*a->executor, *id).dump(2);
+  WaitStat(*b->executor, "leased_here", 0);
+  EXPECT_EQ(LeaseDirs(b->dir + "/remote"), 0u);
+}
+
+}  // namespace
+}  // namespace augur::mesh
+
+// A lease shrunk on its host (here for a local shard of higher priority) resizes the leased
+// task there live, as a local attempt's grant change does.
+namespace augur::mesh {
+namespace {
+
+TEST_F(MeshPlacerTest, ALeaseShrunkOnItsHostResizesItsTaskThere) {
+  Host* a = AddHost("host-a", kOneShard, {});
+  if (!skip_.empty()) GTEST_SKIP() << skip_;
+  ASSERT_NE(a, nullptr);
+  Host* b = AddHost("host-b", kFourShards, kFourShards);
+  ASSERT_NE(b, nullptr);
+  // Half a core each, a quarter at least: B leases two and is full.
+  auto id = a->executor->Submit(R"(workflow: wide
+stages:
+  - name: work
+    resources: {cpu: 0.5, min_cpu: 0.25, memory: 48Mi}
+    shards: {range: [0, 4], count: 4}
+    canary: false
+    run: [sh, -c, "sleep 1.5; echo shard {shard.index} of {shard.count}"]
+)", "test");
+  ASSERT_TRUE(id) << id.error().ToString();
+  for (int i = 0; i < 2000 && Stats(*b->executor)["leased_runs"] < 2; ++i) {
+    std::this_thread::sleep_for(milliseconds(2));
+  }
+  ASSERT_EQ(Stats(*b->executor)["leased_runs"], 2) << Stats(*b->executor).dump();
+  // A shard of B's own, of a higher priority, wants half a core: the leases shrink for it.
+  auto local = b->executor->Submit(R"(workflow: urgent
+priority: 10
+stages:
+  - name: now
+    resources: {cpu: 0.5, memory: 48Mi}
+    run: [sh, -c, "echo done"]
+)", "test");
+  ASSERT_TRUE(local) << local.error().ToString();
+  EXPECT_EQ(WaitDone(*b->executor, *local), "succeeded") << *b->executor->StatusJson(*local, true);
+  nlohmann::json sb = Stats(*b->executor);
+  EXPECT_GE(sb["leased_resized"].get<int>(), 1) << sb.dump();
+  ASSERT_EQ(WaitDone(*a->executor, *id), "succeeded") << *a->executor->StatusJson(*id, true);
+  EXPECT_EQ(*a->executor->Output(*id, ""), kMerged);
 }
 
 }  // namespace

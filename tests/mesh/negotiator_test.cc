@@ -415,3 +415,53 @@ TEST_F(NegotiatorTest, SpreadPrefersTheZoneWhereTheWorkflowHasFewestShards) {
 
 }  // namespace
 }  // namespace augur::mesh
+
+// After the owner restarted (docs/MESH.md, "Running shards on other hosts", Restarts): a
+// lease it held is taken up again, renewed at once and then every ttl/4, and lost as any
+// lease when the host says it no longer holds it.
+namespace augur::mesh {
+namespace {
+
+TEST_F(NegotiatorTest, AResumedLeaseIsRenewedAtOnceAndLostWhenTheHostNoLongerHoldsIt) {
+  Negotiator n("owner", o_);
+  ASSERT_TRUE(n.Resume(Shard("wf/s/0#1"), "h3", "wf/s/0#1@2", {1, kGiB}, 0).ok());
+  EXPECT_FALSE(n.Resume(Shard("wf/s/0#1"), "h3", "wf/s/0#1@3", {1, kGiB}, 0).ok());  // known
+  EXPECT_FALSE(n.Resume(Shard("wf/s/1#1"), "h3", "wf/s/0#1@2", {1, kGiB}, 0).ok());  // its request
+  EXPECT_FALSE(n.Resume(Shard("wf/s/2#1"), "", "wf/s/2#1@1", {1, kGiB}, 0).ok());    // no host
+  EXPECT_EQ(n.leased(), 1u);
+  EXPECT_EQ(n.pending(), 0u);
+  // Renewed at once: the host's ttl may have run since before the restart.
+  NegotiatorOutput out = Tick(n, 0);
+  ASSERT_EQ(out.messages.size(), 1u);
+  EXPECT_EQ(out.messages[0].to, "h3");
+  ASSERT_TRUE(out.messages[0].msg.has_renew());
+  EXPECT_EQ(out.messages[0].msg.renew().request_id(), "wf/s/0#1@2");
+  // The host holds it: its Leased is a renewal's answer, no event; the next renewal at ttl/4.
+  out = Handle(n, "h3", LeasedMsg("wf/s/0#1@2", {1, kGiB}), kMs);
+  EXPECT_TRUE(out.events.empty());
+  EXPECT_EQ(n.NextDeadline(), o_.lease_ttl_ns / 4);
+  // A host that no longer holds it says so: lost, to be placed again.
+  wire::PlacementMessage r;
+  r.mutable_reclaimed()->set_request_id("wf/s/0#1@2");
+  r.mutable_reclaimed()->set_reason("no such lease");
+  out = Handle(n, "h3", r, 2 * kMs);
+  ASSERT_EQ(out.events.size(), 1u);
+  EXPECT_EQ(out.events[0].kind, PlacementEvent::Kind::kLost);
+  EXPECT_EQ(out.events[0].shard, "wf/s/0#1");
+  EXPECT_EQ(out.events[0].lease_id, LeaseId("owner", "wf/s/0#1@2"));
+  EXPECT_EQ(n.leased(), 0u);
+}
+
+TEST_F(NegotiatorTest, AResumedLeaseUnansweredForATtlIsLost) {
+  Negotiator n("owner", o_);
+  ASSERT_TRUE(n.Resume(Shard("a#1"), "h1", "a#1@1", {1, kGiB}, 0).ok());
+  bool lost = false;
+  for (int64_t now = 0; now <= o_.lease_ttl_ns && !lost; now += o_.lease_ttl_ns / 8) {
+    for (const PlacementEvent& e : Tick(n, now).events) lost |= e.kind == PlacementEvent::Kind::kLost;
+  }
+  EXPECT_TRUE(lost);
+  EXPECT_EQ(n.leased(), 0u);
+}
+
+}  // namespace
+}  // namespace augur::mesh

@@ -59,6 +59,22 @@ TEST(RemoteRunCodecTest, RoundTrips) {
   auto bytes = EncodeRemoteRun(st);
   ASSERT_TRUE(bytes);
   EXPECT_EQ(RemoteRunBodyName(*DecodeRemoteRun(*bytes)), "status");
+  // A restarted owner's question about a lease: its ids are checked as any message's.
+  wire::RemoteRunMessage resume;
+  resume.mutable_resume()->set_lease_id("owner/wf/s/0#1@1");
+  resume.mutable_resume()->set_attempt_id("wf/s/0#1");
+  auto rb = EncodeRemoteRun(resume);
+  ASSERT_TRUE(rb) << rb.error().ToString();
+  auto rback = DecodeRemoteRun(*rb);
+  ASSERT_TRUE(rback) << rback.error().ToString();
+  EXPECT_EQ(RemoteRunBodyName(*rback), "resume");
+  EXPECT_EQ(LeaseOf(*rback), "owner/wf/s/0#1@1");
+  resume.mutable_resume()->clear_attempt_id();
+  auto bad = EncodeRemoteRun(resume);
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message().find("resume owner/wf/s/0#1@1: attempt id of 0 bytes"),
+            std::string::npos)
+      << bad.error().message();
 }
 
 TEST(RemoteRunCodecTest, MalformedMessagesAreCorruptionNamingWhatIsWrong) {

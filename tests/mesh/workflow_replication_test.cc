@@ -283,6 +283,51 @@ TEST_F(WorkflowReplicationTest, TheOwnerDiesMidRunAndTheNextHostFinishesWithEach
   EXPECT_EQ(EngineIdOf(rows->front().first), *id);
 }
 
+// augurd restarted on the owner (an upgrade) while its shards run: it owns the workflow again
+// (a takeover at a new epoch, from its log) and re-attaches the shards still running here
+// instead of stopping them and running them again.
+TEST_F(WorkflowReplicationTest, ARestartedOwnerReattachesItsRunningShards) {
+  StartThree();
+  if (!skip_.empty()) GTEST_SKIP() << skip_;
+  if (HasFatalFailure()) return;
+  auto id = hosts_["h1"].executor->Submit(Workflow(4, "1.5"), "test");
+  ASSERT_TRUE(id) << id.error().ToString();
+  auto running = [&](const nlohmann::json& w) {
+    int n = 0;
+    if (w.contains("stages")) {
+      for (const auto& st : w["stages"]) n += st["counts"].value("running", 0);
+    }
+    return n;
+  };
+  // Two at a time: the first two run.
+  ASSERT_TRUE(WaitFor([&] { return running(Status(*hosts_["h1"].executor, *id)) >= 2; }))
+      << Status(*hosts_["h1"].executor, *id).dump(2);
+  // Stopped (its tasks keep running, as when augurd stops) and started again; the others see
+  // it live throughout.
+  net_.Attach("h1", nullptr);
+  hosts_["h1"].executor.reset();
+  ASSERT_NE(Start("h1"), nullptr);
+  Executor& h1 = *hosts_["h1"].executor;
+  ASSERT_TRUE(WaitFor([&] { return hosts_["h1"].replication->Stats().adopted > 0; }));
+  ASSERT_TRUE(WaitFor([&] { return Status(h1, *id).value("state", "") == "succeeded"; }))
+      << Status(h1, *id).dump(2);
+  EXPECT_EQ(Status(h1, *id).value("owner", ""), "h1");
+  auto out = h1.Output(*id, "");
+  ASSERT_TRUE(out) << out.error().ToString();
+  EXPECT_EQ(*out, Merged(4));
+  // Every shard ran once, as its first attempt: the two that ran across the restart were
+  // re-attached, not stopped and run again.
+  auto hist = h1.HistoryJson(*id, 100);
+  ASSERT_TRUE(hist);
+  size_t rows = 0;
+  for (const auto& r : nlohmann::json::parse(*hist)) {
+    ++rows;
+    EXPECT_EQ(r["state"], "succeeded") << *hist;
+    EXPECT_TRUE(r["attempt"].get<std::string>().ends_with("#1")) << *hist;
+  }
+  EXPECT_EQ(rows, 4u) << *hist;
+}
+
 TEST_F(WorkflowReplicationTest, AnIsolatedOwnerStepsDownWhenThePartitionHeals) {
   StartThree();
   if (!skip_.empty()) GTEST_SKIP() << skip_;

@@ -197,6 +197,7 @@ TEST_F(StoreTest, EveryRecordRoundTripsWithEveryField) {
   a.error = "killed: out of memory";
   a.resource_class = "spot";
   a.host = "peer-3";
+  a.lease_id = "host-a/checksum-1a2b3c/count/3.1#4@2";
   ASSERT_TRUE(s->PutAttempt(a).ok());
   auto attempts = s->Attempts(w.id);
   ASSERT_TRUE(attempts) << attempts.error().ToString();
@@ -212,6 +213,7 @@ TEST_F(StoreTest, EveryRecordRoundTripsWithEveryField) {
   EXPECT_EQ(b.invocation, a.invocation);
   EXPECT_EQ(b.resource_class, "spot");
   EXPECT_EQ(b.host, "peer-3");
+  EXPECT_EQ(b.lease_id, a.lease_id);
   EXPECT_EQ(b.grant, a.grant);
   EXPECT_EQ(b.state, a.state);
   EXPECT_EQ(b.started_ns, a.started_ns);
@@ -741,9 +743,10 @@ TEST_F(StoreTest, ASchema1FileIsMigratedAndKeepsItsRows) {
     EXPECT_EQ(r->workflows, 1u);
     EXPECT_EQ(r->pages_released, 0u);
   }
-  EXPECT_EQ(SqlInt(db_, "SELECT max(version) FROM augur_schema"), 4);
+  EXPECT_EQ(SqlInt(db_, "SELECT max(version) FROM augur_schema"), 5);
   EXPECT_EQ(SqlInt(db_, "SELECT count(*) FROM augur_schema"), 1);
   EXPECT_EQ(SqlInt(db_, "SELECT count(*) FROM replicas"), 0);  // schema 4's table
+  EXPECT_EQ(SqlInt(db_, "SELECT count(*) FROM leases"), 0);    // schema 5's
   // Opening again does not migrate again.
   auto again = OpenOk(db_);
   ASSERT_TRUE(again);
@@ -752,10 +755,88 @@ TEST_F(StoreTest, ASchema1FileIsMigratedAndKeepsItsRows) {
   ASSERT_EQ(ev->size(), 1u);
 }
 
-TEST_F(StoreTest, ANewFileIsSchema4WithIncrementalVacuum) {
+TEST_F(StoreTest, ANewFileIsSchema5WithIncrementalVacuum) {
   { ASSERT_TRUE(OpenOk(db_)); }
-  EXPECT_EQ(SqlInt(db_, "SELECT max(version) FROM augur_schema"), 4);
+  EXPECT_EQ(SqlInt(db_, "SELECT max(version) FROM augur_schema"), 5);
   EXPECT_EQ(SqlInt(db_, "PRAGMA auto_vacuum"), 2);  // incremental
+}
+
+// A schema 4 file (before leases were kept): its running attempt keeps its row, gains an empty
+// lease id, and the leases table works.
+TEST_F(StoreTest, ASchema4FileIsMigratedToLeases) {
+  {
+    auto s = OpenOk(db_);
+    ASSERT_TRUE(s);
+    ASSERT_TRUE(s->PutWorkflow(Workflow("wf-4", 10, WorkflowState::kRunning)).ok());
+  }
+  // Back to what schema 4 was: no lease column, no leases table.
+  RawSql(db_, "DROP TABLE leases; ALTER TABLE attempts DROP COLUMN lease_id; "
+              "UPDATE augur_schema SET version = 4;"
+              "INSERT INTO attempts (attempt_id, workflow_id, stage, shard_index, attempt, "
+              "backend, instance, invocation, grant_cpu, grant_memory, state, started_ns, "
+              "finished_ns, exit_code, term_signal, cpu_seconds, peak_memory_bytes, bytes_read, "
+              "bytes_written, output_path, error, resource_class, host) VALUES ('wf-4/s/0#1', "
+              "'wf-4', 's', 0, 1, 'process', 'i', 'v', 0.5, 1024, 'running', 11, 0, 0, 0, 0, 0, "
+              "0, 0, '/o', '', '', 'peer-2');");
+  ASSERT_EQ(SqlInt(db_, "SELECT max(version) FROM augur_schema"), 4);
+  auto s = OpenOk(db_);
+  ASSERT_TRUE(s);
+  EXPECT_EQ(SqlInt(db_, "SELECT max(version) FROM augur_schema"), 5);
+  auto attempts = s->Attempts("wf-4");
+  ASSERT_TRUE(attempts) << attempts.error().ToString();
+  ASSERT_EQ(attempts->size(), 1u);
+  EXPECT_EQ((*attempts)[0].host, "peer-2");
+  EXPECT_EQ((*attempts)[0].lease_id, "");
+  EXPECT_EQ((*attempts)[0].invocation, "v");
+
+  LeaseRecord l;
+  l.lease_id = "host-a/wf/s/0#1@1";
+  l.owner = "host-a";
+  l.request_id = "wf/s/0#1@1";
+  l.attempt_id = "wf/s/0#1";
+  l.backend = "process";
+  l.cost_class = "spot";
+  l.want = {1, 2048};
+  l.min = {0.5, 1024};
+  l.grant = {0.75, 1536};
+  l.score = 7.5;
+  l.ttl_ns = 10'000'000'000;
+  ASSERT_TRUE(s->PutLease(l).ok());
+  // The executor's handles stay when the placer writes the lease again (started, its result).
+  ASSERT_TRUE(s->SetLeaseHandles(l.lease_id, "inst-1", "inv-1").ok());
+  l.started = true;
+  l.dir = "/remote/abc";
+  l.output_path = "/remote/abc/s/0.1.out";
+  l.owner_output = "/work/wf/s/0.1.out";
+  l.result = std::string("\x08\x01\x00 result", 10);
+  ASSERT_TRUE(s->PutLease(l).ok());
+  LeaseRecord other = l;
+  other.lease_id = "host-b/x@1";
+  ASSERT_TRUE(s->PutLease(other).ok());
+  ASSERT_TRUE(s->DeleteLease(other.lease_id).ok());
+  ASSERT_TRUE(s->DeleteLease("unknown").ok());
+  auto leases = s->Leases();
+  ASSERT_TRUE(leases) << leases.error().ToString();
+  ASSERT_EQ(leases->size(), 1u);
+  const LeaseRecord& r = (*leases)[0];
+  EXPECT_EQ(r.lease_id, l.lease_id);
+  EXPECT_EQ(r.owner, "host-a");
+  EXPECT_EQ(r.request_id, l.request_id);
+  EXPECT_EQ(r.attempt_id, l.attempt_id);
+  EXPECT_EQ(r.backend, "process");
+  EXPECT_EQ(r.cost_class, "spot");
+  EXPECT_EQ(r.want, l.want);
+  EXPECT_EQ(r.min, l.min);
+  EXPECT_EQ(r.grant, l.grant);
+  EXPECT_EQ(r.score, 7.5);
+  EXPECT_EQ(r.ttl_ns, l.ttl_ns);
+  EXPECT_TRUE(r.started);
+  EXPECT_EQ(r.dir, l.dir);
+  EXPECT_EQ(r.output_path, l.output_path);
+  EXPECT_EQ(r.owner_output, l.owner_output);
+  EXPECT_EQ(r.result, l.result);
+  EXPECT_EQ(r.instance, "inst-1");
+  EXPECT_EQ(r.invocation, "inv-1");
 }
 
 // Replicated workflows (schema 4): binary snapshots by replica id survive a reopen, and a
