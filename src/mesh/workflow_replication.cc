@@ -1,6 +1,7 @@
 #include "mesh/workflow_replication.h"
 
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <utility>
 
@@ -17,6 +18,7 @@
 namespace augur::mesh {
 namespace {
 
+namespace fs = std::filesystem;
 using workflow::AttemptState;
 
 bool IsPrintable(std::string_view s, size_t max) {
@@ -136,6 +138,7 @@ void WorkflowReplication::Append(const std::string& rid, wire::StateRecord r, in
 }
 
 void WorkflowReplication::Recorded(const workflow::Changes& c, int64_t now) {
+  now_ns_ = std::max(now_ns_, now);
   if (host_ == nullptr) return;
   ReplicationOutput out;
   // New workflows first: the records below may be theirs. Their replica ids are chosen from
@@ -208,6 +211,11 @@ void WorkflowReplication::Recorded(const workflow::Changes& c, int64_t now) {
     if (l == nullptr || l->finished) continue;
     l->finished = true;
     Append(l->rid, WorkflowFinishedRecord(w), now, &out);
+    // The hosts that kept outputs of it for a takeover can drop them now.
+    const WorkflowReplica* copy = replicator_.Find(l->rid);
+    if (o_.forget_outputs && copy != nullptr) {
+      if (auto hosts = OutputHolders(copy->log); !hosts.empty()) o_.forget_outputs(w.id, hosts);
+    }
   }
   Flush(out, now);
 }
@@ -271,26 +279,12 @@ void WorkflowReplication::Flush(ReplicationOutput& out, int64_t now) {
   for (const ReplicationEvent& e : events) {
     const std::string engine_id = EngineIdOf(e.workflow_id);
     switch (e.kind) {
-      case ReplicationEvent::Kind::kBecameOwner: {
-        const WorkflowReplica* w = replicator_.Find(e.workflow_id);
-        if (w == nullptr || host_ == nullptr) break;
-        // What the log holds is logged; what the engine plans from here on is appended.
-        logged_[engine_id] = LoggedOf(*w);
-        auto adopted = Rebuild(engine_id, w->log, host_->work_root());
-        Status st = adopted ? host_->Adopt(*adopted, now) : adopted.error();
-        if (!st.ok()) {
-          spdlog::error("replication: workflow {}: this host owns it (epoch {}) but cannot continue "
-                        "it: {}", engine_id, EpochString(e.epoch), st.message());
-          break;
-        }
-        ++stats_.adopted;
-        spdlog::info("replication: workflow {}: this host owns it now (epoch {}, {} records, {} of "
-                     "its outputs carried)", engine_id, EpochString(e.epoch), w->log.size(),
-                     adopted->files.size());
+      case ReplicationEvent::Kind::kBecameOwner:
+        StartAdopt(e.workflow_id, e.epoch, now);
         break;
-      }
       case ReplicationEvent::Kind::kLostOwnership:
         logged_.erase(engine_id);
+        adopting_.erase(e.workflow_id);
         ++stats_.released;
         spdlog::info("replication: workflow {}: {} owns it now (epoch {}); this host stops acting "
                      "for it", engine_id, e.owner, EpochString(e.epoch));
@@ -316,6 +310,7 @@ void WorkflowReplication::Flush(ReplicationOutput& out, int64_t now) {
 
 void WorkflowReplication::OnMessage(const std::string& from, uint32_t channel,
                                     const std::string& payload, int64_t now) {
+  now_ns_ = std::max(now_ns_, now);
   if (channel == uint32_t(Channel::kStatus)) {
     auto m = DecodeStatusMessage(payload, o_.replication.max_payload_bytes);
     if (!m) return Malformed(from, m.error(), now);
@@ -343,9 +338,11 @@ void WorkflowReplication::RefreshMembers(int64_t now, ReplicationOutput* out) {
 }
 
 void WorkflowReplication::Tick(int64_t now) {
+  now_ns_ = std::max(now_ns_, now);
   ReplicationOutput out;
   RefreshMembers(now, &out);
   replicator_.Tick(now, &out);
+  Prune(now);
   for (auto it = pending_.begin(); it != pending_.end();) {
     if (now < it->second.deadline_ns) {
       ++it;
@@ -585,6 +582,9 @@ std::string WorkflowReplication::StatsJson() const {
                         {"append_errors", s.append_errors},
                         {"outputs_carried", s.outputs_carried},
                         {"outputs_too_big", s.outputs_too_big},
+                        {"outputs_fetched", s.outputs_fetched},
+                        {"outputs_rerun", s.outputs_rerun},
+                        {"pruned", s.pruned},
                         {"malformed", s.malformed},
                         {"persist_errors", s.persist_errors},
                         {"status_queries", s.status_queries},
@@ -607,6 +607,120 @@ std::string WorkflowReplication::StatsJson() const {
                         {"truncated_records", r.truncated_records},
                         {"orphans_recorded", r.orphans_recorded}}
       .dump();
+}
+
+// --- Taking over: outputs the log does not carry are fetched first -----------------------
+
+void WorkflowReplication::StartAdopt(const std::string& rid, const Epoch& epoch, int64_t now) {
+  const WorkflowReplica* w = replicator_.Find(rid);
+  if (w == nullptr || host_ == nullptr) return;
+  const std::string engine_id = EngineIdOf(rid);
+  std::vector<UncarriedOutput> want;
+  if (o_.fetch_output) want = UncarriedOutputs(w->log);
+  const uint64_t generation = ++adopt_generation_;
+  Adopting& adopting = adopting_[rid];
+  adopting = Adopting();
+  adopting.generation = generation;
+  adopting.outstanding = 1;
+  if (!want.empty()) {
+    spdlog::info("replication: workflow {}: this host owns it now (epoch {}); fetching {} shard "
+                 "outputs the log does not carry from the hosts that ran them",
+                 engine_id, EpochString(epoch), want.size());
+  }
+  auto rerun = [this, engine_id](const UncarriedOutput& o, const std::string& why) {
+    ++stats_.outputs_rerun;
+    spdlog::warn("replication: workflow {}: the output of {} ({} bytes) was not fetched from {}: "
+                 "{}; the shard runs again", engine_id, o.attempt_id, o.size, o.host, why);
+  };
+  for (const UncarriedOutput& o : want) {
+    if (o.host != self() && !std::binary_search(live_.begin(), live_.end(), o.host)) {
+      rerun(o, "that host is not live");
+      continue;
+    }
+    ++adopting_[rid].outstanding;
+    const std::string dest = FetchedOutputPath(host_->work_root(), engine_id, o);
+    o_.fetch_output(o.host, o.attempt_id, o.size, dest,
+                    [this, rid, generation, o, dest, rerun](Status st) {
+                      auto it = adopting_.find(rid);
+                      if (it == adopting_.end() || it->second.generation != generation) {
+                        std::error_code ec;
+                        fs::remove(dest, ec);  // no longer wanted here
+                        return;
+                      }
+                      if (st.ok()) {
+                        ++stats_.outputs_fetched;
+                        it->second.fetched[o.attempt_id] = dest;
+                      } else {
+                        rerun(o, st.message());
+                      }
+                      if (--it->second.outstanding == 0) FinishAdopt(rid, now_ns_);
+                    },
+                    now);
+  }
+  auto it = adopting_.find(rid);
+  if (it != adopting_.end() && it->second.generation == generation && --it->second.outstanding == 0) {
+    FinishAdopt(rid, now);
+  }
+  Publish();
+}
+
+void WorkflowReplication::FinishAdopt(const std::string& rid, int64_t now) {
+  auto it = adopting_.find(rid);
+  if (it == adopting_.end()) return;
+  const Adopting a = std::move(it->second);
+  adopting_.erase(it);
+  const WorkflowReplica* w = replicator_.Find(rid);
+  if (w == nullptr || host_ == nullptr || !replicator_.Owns(rid)) return;  // lost meanwhile
+  const std::string engine_id = EngineIdOf(rid);
+  // What the log holds is logged; what the engine plans from here on is appended.
+  logged_[engine_id] = LoggedOf(*w);
+  auto adopted = Rebuild(engine_id, w->log, host_->work_root(), a.fetched);
+  Status st = adopted ? host_->Adopt(*adopted, now) : adopted.error();
+  if (!st.ok()) {
+    spdlog::error("replication: workflow {}: this host owns it (epoch {}) but cannot continue "
+                  "it: {}", engine_id, EpochString(w->epoch), st.message());
+    return;
+  }
+  ++stats_.adopted;
+  spdlog::info("replication: workflow {}: this host owns it now (epoch {}, {} records, {} of "
+               "its outputs carried, {} fetched)", engine_id, EpochString(w->epoch),
+               w->log.size(), adopted->files.size(), a.fetched.size());
+  Publish();
+}
+
+// --- Retention of finished workflows' copies ---------------------------------------------
+
+void WorkflowReplication::Prune(int64_t now) {
+  if (o_.retention_ns <= 0 || now < next_prune_ns_ || host_ == nullptr) return;
+  next_prune_ns_ = now + o_.prune_interval_ns;
+  std::vector<std::string> old;
+  for (const std::string& rid : replicator_.Workflows()) {
+    const WorkflowReplica* w = replicator_.Find(rid);
+    if (w == nullptr || adopting_.contains(rid)) continue;
+    for (auto r = w->log.rbegin(); r != w->log.rend(); ++r) {
+      if (RecordKind(r->kind()) != RecordKind::kWorkflowFinished) continue;
+      if (r->at_ns() < now - o_.retention_ns) old.push_back(rid);
+      break;
+    }
+    if (old.size() >= o_.prune_batch) {
+      next_prune_ns_ = now;  // more at the next tick
+      break;
+    }
+  }
+  for (const std::string& rid : old) {
+    (void)replicator_.Forget(rid);
+    logged_.erase(EngineIdOf(rid));
+    if (Status st = host_->workflow_store().DeleteReplica(rid); !st.ok()) {
+      ++stats_.persist_errors;
+      spdlog::error("replication: dropping the copy of {}: {}", EngineIdOf(rid), st.message());
+    }
+    ++stats_.pruned;
+  }
+  if (!old.empty()) {
+    spdlog::info("replication: dropped {} copies of workflows that finished more than {:.0f} h ago",
+                 old.size(), double(o_.retention_ns) / 3.6e12);
+    Publish();
+  }
 }
 
 }  // namespace augur::mesh
