@@ -106,6 +106,9 @@ class WorkflowReplication : public workflow::Replication {
   std::optional<int64_t> NextDeadline() const override;
   void RemoteStatus(const std::string& workflow, bool explain,
                     std::function<void(Result<std::string>)> done, int64_t now_ns) override;
+  void RemoteQuery(workflow::QueryKind kind, const std::string& workflow, const std::string& stage,
+                   size_t limit, std::function<void(Result<workflow::RemoteAnswer>)> done,
+                   int64_t now_ns) override;
   const std::string& self() const override { return link_->self(); }
   std::string StatsJson() const override;
 
@@ -130,8 +133,8 @@ class WorkflowReplication : public workflow::Replication {
     std::map<std::string, std::string> fetched;  // attempt id -> file
   };
   struct Pending {
-    std::function<void(Result<std::string>)> done;
-    std::optional<std::string> fallback;  // a replica's answer
+    std::function<void(Result<workflow::RemoteAnswer>)> done;
+    std::optional<Result<workflow::RemoteAnswer>> fallback;  // a replica's answer
     std::string workflow;
     size_t outstanding = 0;
     int64_t deadline_ns = 0;
@@ -148,9 +151,16 @@ class WorkflowReplication : public workflow::Replication {
   // The replica id this host holds for a workflow id or name ("" if none).
   std::string HeldId(const std::string& workflow) const;
   std::string ReplicaStatus(const std::string& rid) const;
+  // What this host's copy says for a query (status, a carried stage output, the attempts'
+  // results as history rows).
+  Result<workflow::RemoteAnswer> ReplicaAnswer(const std::string& rid, workflow::QueryKind kind,
+                                               const std::string& stage, size_t limit) const;
+  void Ask(workflow::QueryKind kind, const std::string& workflow, const std::string& stage,
+           size_t limit, bool explain, std::function<void(Result<workflow::RemoteAnswer>)> done,
+           int64_t now);
   void OnStatus(const std::string& from, const wire::StatusMessage& m, int64_t now);
   void SendStatus(const std::string& to, wire::StatusMessage m);
-  void Answer(uint64_t id, Result<std::string> r);
+  void Answer(uint64_t id, Result<workflow::RemoteAnswer> r);
   void Malformed(const std::string& from, const Status& why, int64_t now);
   // kBecameOwner: fetches what the log does not carry, then FinishAdopt.
   void StartAdopt(const std::string& rid, const Epoch& epoch, int64_t now);

@@ -325,6 +325,21 @@ TEST_F(WorkflowReplicationTest, TheOwnerDiesMidRunAndTheNextHostFinishesWithEach
   EXPECT_GE(hosts_[other].replication->Stats().status_queries, 1u);
   // By name too.
   EXPECT_EQ(Status(*hosts_[other].executor, "failover").value("owner", ""), owner);
+  // So do `augurctl result` and `history` (the third host neither runs nor ran it).
+  workflow::RemoteAnswer from;
+  auto res = hosts_[other].executor->Output(*id, "", &from);
+  ASSERT_TRUE(res) << res.error().ToString();
+  EXPECT_EQ(*res, Merged(8));
+  EXPECT_EQ(from.owner, owner);
+  EXPECT_EQ(from.answered_by, owner);
+  EXPECT_TRUE(from.from_owner);
+  auto other_hist = hosts_[other].executor->HistoryJson(*id, 100);
+  ASSERT_TRUE(other_hist) << other_hist.error().ToString();
+  const auto other_rows = nlohmann::json::parse(*other_hist);
+  ASSERT_FALSE(other_rows.empty()) << *other_hist;
+  EXPECT_EQ(other_rows[0].value("owner", ""), owner) << other_rows[0].dump();
+  EXPECT_EQ(other_rows[0].value("answered_by", ""), owner) << other_rows[0].dump();
+  EXPECT_EQ(other_rows.size(), nlohmann::json::parse(*hist).size());
   // An unknown workflow is NotFound from every host.
   auto none = hosts_[other].executor->StatusJson("no-such-workflow", false);
   ASSERT_FALSE(none);
@@ -549,6 +564,19 @@ TEST_F(OutputFetchTest, TheNewOwnerFetchesLargeOutputsFromTheHostThatRanThemInst
   EXPECT_EQ(heir["kept_outputs"]["fetched"].get<int>(), on_holder) << heir.dump();
   EXPECT_EQ(holder["kept_outputs"]["served"].get<int>(), on_holder) << holder.dump();
   EXPECT_GE(holder["kept_outputs"]["kept"].get<int>(), on_holder) << holder.dump();
+  // `augurctl result` on the holder: asked of the new owner; the work stage's 80 KB do not
+  // fit one mesh message and are refused, naming the size and the host to ask.
+  workflow::RemoteAnswer from;
+  auto tail = hosts_[holder_].executor->Output(id_, "tail", &from);
+  ASSERT_TRUE(tail) << tail.error().ToString();
+  EXPECT_EQ(*tail, "12000\n");
+  EXPECT_EQ(from.answered_by, heir_);
+  auto work = hosts_[holder_].executor->Output(id_, "work");
+  ASSERT_FALSE(work);
+  EXPECT_EQ(work.error().code(), augur::Status::ResourceExhausted("").code()) << work.error().ToString();
+  EXPECT_NE(work.error().message().find(fmt::format("{} bytes", BigMerged().size())), std::string::npos)
+      << work.error().ToString();
+  EXPECT_NE(work.error().message().find("ask " + heir_), std::string::npos) << work.error().ToString();
   // The workflow finished: the holder was told, and its kept outputs are gone.
   ASSERT_TRUE(WaitFor([&] {
     return nlohmann::json::parse(hosts_[holder_].executor->MeshStatsJson())["kept_outputs"]
