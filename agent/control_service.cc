@@ -81,10 +81,11 @@ control::Reply HandleControl(const ControlTargets& t, const control::Request& re
       auto out = ex->Output(req.result().workflow(), req.result().stage(), &remote);
       if (!out) return FromStatus(out.error());
       // Answered by another host (this one does not run the workflow): said on stderr.
-      control::Reply r = Ok(remote.answered_by.empty()
-                                ? ""
-                                : fmt::format("answered by {} ({}owner {})", remote.answered_by,
-                                              remote.from_owner ? "" : "a replica; ", remote.owner));
+      control::Reply r =
+          Ok(remote.answered_by.empty()
+                 ? ""
+                 : fmt::format("answered by {} ({}owner {})", remote.answered_by,
+                               remote.from_owner ? "" : "a replica; ", remote.owner));
       r.set_output(std::move(*out));
       return r;
     }

@@ -464,12 +464,12 @@ Status Daemon::Impl::StartWorkflows() {
     ro.retention_ns = int64_t(wc.history_retention.count()) * 1'000'000;
     if (placer) {
       ro.fetch_output = [p = placer](const std::string& host, const std::string& attempt,
-                                           uint64_t size, const std::string& dest,
-                                           std::function<void(Status)> done, int64_t now) {
+                                     uint64_t size, const std::string& dest,
+                                     std::function<void(Status)> done, int64_t now) {
         p->FetchOutput(host, attempt, size, dest, std::move(done), now);
       };
       ro.forget_outputs = [p = placer](const std::string& workflow,
-                                             const std::vector<std::string>& hosts) {
+                                       const std::vector<std::string>& hosts) {
         p->ForgetOutputs(workflow, hosts);
       };
     }

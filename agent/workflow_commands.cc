@@ -224,8 +224,7 @@ int HistoryCommand(const ControlTarget& t, const std::string& workflow, bool as_
   // Asked of another host (this one neither runs nor ran the workflow): said on stderr. A
   // replica's rows have the results only.
   if (!h.empty() && h[0].contains("answered_by")) {
-    std::fprintf(stderr, "answered by %s (%sowner %s)\n",
-                 h[0].value("answered_by", "").c_str(),
+    std::fprintf(stderr, "answered by %s (%sowner %s)\n", h[0].value("answered_by", "").c_str(),
                  h[0].value("source", "") == "replica" ? "a replica; " : "",
                  h[0].value("owner", "").c_str());
   }

@@ -1130,10 +1130,14 @@ std::string MeshPlacer::StatsJson() const {
                    {"bad_checksum", tr.bad_checksum},   {"duplicates", tr.duplicates},
                    {"over_limit", over_limit_},         {"refused", refused_},
                    {"file_errors", file_errors_}};
-  j["kept_outputs"] = {{"kept", kept_.kept},       {"served", kept_.served},
-                       {"refused", kept_.refused}, {"forgotten", kept_.forgotten},
-                       {"pruned", kept_.pruned},   {"fetched", kept_.fetched},
-                       {"fetch_failed", kept_.fetch_failed}, {"fetching", fetching_.size()}};
+  j["kept_outputs"] = {{"kept", kept_.kept},
+                       {"served", kept_.served},
+                       {"refused", kept_.refused},
+                       {"forgotten", kept_.forgotten},
+                       {"pruned", kept_.pruned},
+                       {"fetched", kept_.fetched},
+                       {"fetch_failed", kept_.fetch_failed},
+                       {"fetching", fetching_.size()}};
   return j.dump();
 }
 
@@ -1163,9 +1167,9 @@ void MeshPlacer::KeepOutput(const Leased& l) {
   ++kept_.kept;
 }
 
-void MeshPlacer::FetchOutput(const std::string& host, const std::string& attempt_id,
-                             uint64_t size, const std::string& dest,
-                             std::function<void(Status)> done, int64_t now) {
+void MeshPlacer::FetchOutput(const std::string& host, const std::string& attempt_id, uint64_t size,
+                             const std::string& dest, std::function<void(Status)> done,
+                             int64_t now) {
   std::error_code ec;
   fs::create_directories(fs::path(dest).parent_path(), ec);
   if (host == link_->self()) {
@@ -1174,9 +1178,9 @@ void MeshPlacer::FetchOutput(const std::string& host, const std::string& attempt
     const uint64_t have = fs::file_size(path, ec);
     if (ec || have != size) {
       ++kept_.fetch_failed;
-      return done(Status::NotFound(fmt::format(
-          "{} keeps no output of {} ({})", host, attempt_id,
-          ec ? ec.message() : fmt::format("{} bytes, the log says {}", have, size))));
+      return done(Status::NotFound(
+          fmt::format("{} keeps no output of {} ({})", host, attempt_id,
+                      ec ? ec.message() : fmt::format("{} bytes, the log says {}", have, size))));
     }
     fs::remove(dest, ec);
     fs::create_hard_link(path, dest, ec);
@@ -1184,7 +1188,8 @@ void MeshPlacer::FetchOutput(const std::string& host, const std::string& attempt
     if (ec) {
       ++kept_.fetch_failed;
       ++file_errors_;
-      return done(Status::IOError(fmt::format("cannot copy {} to {}: {}", path, dest, ec.message())));
+      return done(
+          Status::IOError(fmt::format("cannot copy {} to {}: {}", path, dest, ec.message())));
     }
     ++kept_.fetched;
     return done(Status::OK());
@@ -1202,7 +1207,8 @@ void MeshPlacer::FetchOutput(const std::string& host, const std::string& attempt
   TickKept(now);
 }
 
-void MeshPlacer::ForgetOutputs(const std::string& workflow_id, const std::vector<std::string>& hosts) {
+void MeshPlacer::ForgetOutputs(const std::string& workflow_id,
+                               const std::vector<std::string>& hosts) {
   wire::RemoteRunMessage m;
   m.mutable_forget()->set_workflow_id(workflow_id);
   for (const std::string& h : hosts) {
@@ -1220,9 +1226,9 @@ void MeshPlacer::OnFetch(const std::string& from, const wire::FetchOutput& f, in
   const std::string path = KeptPath(f.attempt_id());
   std::error_code ec;
   const uint64_t size = fs::file_size(path, ec);
-  Status st = ec ? Status::NotFound(fmt::format("{} keeps no output of {}", link_->self(),
-                                                f.attempt_id()))
-                 : SendFile(from, id, path, size, Outgoing{}, now);
+  Status st =
+      ec ? Status::NotFound(fmt::format("{} keeps no output of {}", link_->self(), f.attempt_id()))
+         : SendFile(from, id, path, size, Outgoing{}, now);
   if (st.ok()) {
     ++kept_.served;
     return;
@@ -1245,7 +1251,8 @@ void MeshPlacer::OnForget(const wire::ForgetOutputs& f) {
   const std::string dir = fs::path(KeptPath(f.workflow_id() + "/")).parent_path().string();
   std::error_code ec;
   const auto removed = fs::remove_all(dir, ec);
-  if (!ec && removed != static_cast<std::uintmax_t>(-1) && removed > 0) kept_.forgotten += removed - 1;
+  if (!ec && removed != static_cast<std::uintmax_t>(-1) && removed > 0)
+    kept_.forgotten += removed - 1;
 }
 
 void MeshPlacer::FetchArrived(const TransferKey& key, const std::string& file) {
@@ -1254,8 +1261,8 @@ void MeshPlacer::FetchArrived(const TransferKey& key, const std::string& file) {
   const uint64_t size = fs::file_size(file, ec);
   Status st = Status::OK();
   if (ec || size != f.size) {
-    st = Status::Corruption(fmt::format("the output from {} is {} bytes, the log says {}", key.first,
-                                      ec ? 0 : size, f.size));
+    st = Status::Corruption(fmt::format("the output from {} is {} bytes, the log says {}",
+                                        key.first, ec ? 0 : size, f.size));
   } else {
     fs::rename(file, f.dest, ec);
     if (ec) {
@@ -1293,23 +1300,25 @@ void MeshPlacer::TickKept(int64_t now) {
     f.next_send_ns = now + o_.run_resend_ns;
   }
   for (const TransferKey& key : late) {
-    EndFetch(key, Status::Unavailable(fmt::format("{} did not answer within {:.0f} s",
-                                                       key.first, double(o_.fetch_timeout_ns) / 1e9)),
+    EndFetch(key,
+             Status::Unavailable(fmt::format("{} did not answer within {:.0f} s", key.first,
+                                             double(o_.fetch_timeout_ns) / 1e9)),
              now);
   }
   // Retention: kept outputs older than keep_outputs_ns go, a bounded batch a minute.
   if (o_.keep_outputs_ns <= 0 || now < next_kept_prune_ns_) return;
   next_kept_prune_ns_ = now + 60'000'000'000;
   constexpr size_t kBatch = 256;
-  const auto cutoff = fs::file_time_type::clock::now() - std::chrono::nanoseconds(o_.keep_outputs_ns);
+  const auto cutoff =
+      fs::file_time_type::clock::now() - std::chrono::nanoseconds(o_.keep_outputs_ns);
   std::error_code ec;
   size_t removed = 0;
   for (auto dir = fs::directory_iterator(o_.work_dir + "/kept", ec);
        !ec && dir != fs::directory_iterator() && removed < kBatch; dir.increment(ec)) {
     std::error_code e2;
     size_t left = 0;
-    for (auto f = fs::directory_iterator(dir->path(), e2);
-         !e2 && f != fs::directory_iterator(); f.increment(e2)) {
+    for (auto f = fs::directory_iterator(dir->path(), e2); !e2 && f != fs::directory_iterator();
+         f.increment(e2)) {
       std::error_code e3;
       if (removed < kBatch && fs::last_write_time(f->path(), e3) < cutoff && !e3 &&
           fs::remove(f->path(), e3)) {

@@ -270,7 +270,7 @@ class MeshPlacer : public workflow::Placer {
   };
   struct KeptStats {
     uint64_t kept = 0, served = 0, refused = 0, forgotten = 0, pruned = 0;  // holder side
-    uint64_t fetched = 0, fetch_failed = 0;                                   // owner side
+    uint64_t fetched = 0, fetch_failed = 0;                                 // owner side
   };
   void KeepOutput(const Leased& l);
   void OnFetch(const std::string& from, const wire::FetchOutput& f, int64_t now);

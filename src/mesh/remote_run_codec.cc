@@ -139,9 +139,12 @@ std::string_view RemoteRunBodyName(const RemoteRunMessage& m) {
     case RemoteRunMessage::kRun: return "run";
     case RemoteRunMessage::kStatus: return "status";
     case RemoteRunMessage::kResult: return "result";
-    case RemoteRunMessage::kFetch: return "fetch";
-    case RemoteRunMessage::kFetchRefused: return "fetch_refused";
-    case RemoteRunMessage::kForget: return "forget";
+    case RemoteRunMessage::kFetch:
+      return "fetch";
+    case RemoteRunMessage::kFetchRefused:
+      return "fetch_refused";
+    case RemoteRunMessage::kForget:
+      return "forget";
     default: return "none";
   }
 }

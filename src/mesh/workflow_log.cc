@@ -1,12 +1,12 @@
 #include "mesh/workflow_log.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <utility>
-
-#include <fmt/format.h>
-#include <nlohmann/json.hpp>
 
 #include "common/hash.h"
 #include "mesh/rendezvous.h"
@@ -164,7 +164,8 @@ std::vector<UncarriedOutput> UncarriedOutputs(const std::vector<wire::StateRecor
     const RecordKind kind = RecordKind(r.kind());
     if (kind == RecordKind::kWorkflowFinished) return {};
     if (kind == RecordKind::kStageMerged && Carried(r) != nullptr) merged.insert(r.stage());
-    if (kind != RecordKind::kAttemptResult || !r.ok() || !won.insert({r.stage(), r.shard()}).second) {
+    if (kind != RecordKind::kAttemptResult || !r.ok() ||
+        !won.insert({r.stage(), r.shard()}).second) {
       continue;
     }
     if (Carried(r) == nullptr && r.size() > 0 && !r.host().empty()) {

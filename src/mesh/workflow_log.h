@@ -88,9 +88,10 @@ std::string FetchedOutputPath(const std::string& work_root, const std::string& e
 // those whose output was fetched (`fetched`: attempt id -> the file, already in place); a
 // stage merged with a carried output is done, everything else is pending. Corruption when
 // the log does not start with a submitted record or a record cannot be read.
-Result<workflow::AdoptedWorkflow> Rebuild(
-    const std::string& engine_id, const std::vector<wire::StateRecord>& log,
-    const std::string& work_root, const std::map<std::string, std::string>& fetched = {});
+Result<workflow::AdoptedWorkflow> Rebuild(const std::string& engine_id,
+                                          const std::vector<wire::StateRecord>& log,
+                                          const std::string& work_root,
+                                          const std::map<std::string, std::string>& fetched = {});
 
 }  // namespace augur::mesh
 

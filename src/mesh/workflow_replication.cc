@@ -1,15 +1,16 @@
 #include "mesh/workflow_replication.h"
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <utility>
 
-#include <fmt/format.h>
-#include <fmt/ranges.h>
-#include <nlohmann/json.hpp>
-#include <spdlog/spdlog.h>
-
+#include "common/yaml_reader.h"
 #include "mesh/checked_codec.h"
 #include "mesh/envelope.h"
 #include "mesh/workflow_log.h"
@@ -452,7 +453,8 @@ std::string WorkflowReplication::ReplicaStatus(const std::string& rid) const {
 void WorkflowReplication::RemoteStatus(const std::string& workflow, bool explain,
                                        std::function<void(Result<std::string>)> done,
                                        int64_t now) {
-  Ask(workflow::QueryKind::kStatus, workflow, "", 0, explain,
+  Ask(
+      workflow::QueryKind::kStatus, workflow, "", 0, explain,
       [done = std::move(done)](Result<workflow::RemoteAnswer> r) {
         done(r ? Result<std::string>(std::move(r->body)) : Result<std::string>(Err(r.error())));
       },
@@ -545,22 +547,25 @@ Result<workflow::RemoteAnswer> WorkflowReplication::ReplicaAnswer(const std::str
   // A stage's merged output, when the copy carries it.
   std::string name = stage;
   if (name.empty()) {
-    if (auto spec = workflow::ParseWorkflow(w->log[0].text(), EngineIdOf(rid)); spec && !spec->stages.empty()) {
+    if (auto spec = workflow::ParseWorkflow(w->log[0].text(), EngineIdOf(rid));
+        spec && !spec->stages.empty()) {
       name = spec->stages.back().name;
     }
   }
   for (const wire::StateRecord& r : w->log) {
     if (RecordKind(r.kind()) != RecordKind::kStageMerged || r.stage() != name) continue;
-    if (!r.digest().empty() && r.output().size() == r.size() && OutputDigest(r.output()) == r.digest()) {
+    if (!r.digest().empty() && r.output().size() == r.size() &&
+        OutputDigest(r.output()) == r.digest()) {
       a.body = r.output();
       return a;
     }
     return Err(Status::NotFound(fmt::format(
         "workflow {}: the copy on {} does not carry stage {}'s output ({} bytes); its owner {} "
-        "does not answer: ask it", EngineIdOf(rid), self(), name, r.size(), a.owner)));
+        "does not answer: ask it",
+        EngineIdOf(rid), self(), name, r.size(), a.owner)));
   }
-  return Err(Status::NotFound(fmt::format("workflow {}: stage '{}' has no result yet",
-                                          EngineIdOf(rid), name)));
+  return Err(Status::NotFound(
+      fmt::format("workflow {}: stage '{}' has no result yet", EngineIdOf(rid), name)));
 }
 
 void WorkflowReplication::SendStatus(const std::string& to, wire::StatusMessage m) {
@@ -589,11 +594,11 @@ void WorkflowReplication::OnStatus(const std::string& from, const wire::StatusMe
     wire::StatusMessage rep;
     wire::StatusReply* r = rep.mutable_reply();
     r->set_query_id(q.query_id());
-    Result<std::string> local =
-        host_ == nullptr ? Result<std::string>(Err(Status::NotFound("no engine")))
-        : kind == workflow::QueryKind::kStatus
-            ? host_->LocalStatus(q.workflow(), q.explain())
-            : host_->LocalQuery(kind, q.workflow(), q.stage(), q.limit());
+    Result<std::string> local = host_ == nullptr
+                                    ? Result<std::string>(Err(Status::NotFound("no engine")))
+                                : kind == workflow::QueryKind::kStatus
+                                    ? host_->LocalStatus(q.workflow(), q.explain())
+                                    : host_->LocalQuery(kind, q.workflow(), q.stage(), q.limit());
     const char* what = kind == workflow::QueryKind::kResult    ? "its result"
                        : kind == workflow::QueryKind::kHistory ? "its history"
                                                                : "its status";
@@ -624,10 +629,10 @@ void WorkflowReplication::OnStatus(const std::string& from, const wire::StatusMe
       const size_t size = std::max(r->json().size(), r->data().size());
       r->clear_json();
       r->clear_data();
-      r->set_error(fmt::format("workflow {}: {} is {} bytes, more than a mesh message carries "
-                               "({} bytes): ask {} (augurctl on that host)",
-                               q.workflow(), what, size, o_.replication.max_payload_bytes,
-                               r->owner()));
+      r->set_error(
+          fmt::format("workflow {}: {} is {} bytes, more than a mesh message carries "
+                      "({} bytes): ask {} (augurctl on that host)",
+                      q.workflow(), what, size, o_.replication.max_payload_bytes, r->owner()));
     }
     ++stats_.status_answers;
     SendStatus(from, std::move(rep));
@@ -732,14 +737,17 @@ void WorkflowReplication::StartAdopt(const std::string& rid, const Epoch& epoch,
   adopting.generation = generation;
   adopting.outstanding = 1;
   if (!want.empty()) {
-    spdlog::info("replication: workflow {}: this host owns it now (epoch {}); fetching {} shard "
-                 "outputs the log does not carry from the hosts that ran them",
-                 engine_id, EpochString(epoch), want.size());
+    spdlog::info(
+        "replication: workflow {}: this host owns it now (epoch {}); fetching {} shard "
+        "outputs the log does not carry from the hosts that ran them",
+        engine_id, EpochString(epoch), want.size());
   }
   auto rerun = [this, engine_id](const UncarriedOutput& o, const std::string& why) {
     ++stats_.outputs_rerun;
-    spdlog::warn("replication: workflow {}: the output of {} ({} bytes) was not fetched from {}: "
-                 "{}; the shard runs again", engine_id, o.attempt_id, o.size, o.host, why);
+    spdlog::warn(
+        "replication: workflow {}: the output of {} ({} bytes) was not fetched from {}: "
+        "{}; the shard runs again",
+        engine_id, o.attempt_id, o.size, o.host, why);
   };
   for (const UncarriedOutput& o : want) {
     if (o.host != self() && !std::binary_search(live_.begin(), live_.end(), o.host)) {
@@ -748,26 +756,28 @@ void WorkflowReplication::StartAdopt(const std::string& rid, const Epoch& epoch,
     }
     ++adopting_[rid].outstanding;
     const std::string dest = FetchedOutputPath(host_->work_root(), engine_id, o);
-    o_.fetch_output(o.host, o.attempt_id, o.size, dest,
-                    [this, rid, generation, o, dest, rerun](Status st) {
-                      auto it = adopting_.find(rid);
-                      if (it == adopting_.end() || it->second.generation != generation) {
-                        std::error_code ec;
-                        fs::remove(dest, ec);  // no longer wanted here
-                        return;
-                      }
-                      if (st.ok()) {
-                        ++stats_.outputs_fetched;
-                        it->second.fetched[o.attempt_id] = dest;
-                      } else {
-                        rerun(o, st.message());
-                      }
-                      if (--it->second.outstanding == 0) FinishAdopt(rid, now_ns_);
-                    },
-                    now);
+    o_.fetch_output(
+        o.host, o.attempt_id, o.size, dest,
+        [this, rid, generation, o, dest, rerun](Status st) {
+          auto it = adopting_.find(rid);
+          if (it == adopting_.end() || it->second.generation != generation) {
+            std::error_code ec;
+            fs::remove(dest, ec);  // no longer wanted here
+            return;
+          }
+          if (st.ok()) {
+            ++stats_.outputs_fetched;
+            it->second.fetched[o.attempt_id] = dest;
+          } else {
+            rerun(o, st.message());
+          }
+          if (--it->second.outstanding == 0) FinishAdopt(rid, now_ns_);
+        },
+        now);
   }
   auto it = adopting_.find(rid);
-  if (it != adopting_.end() && it->second.generation == generation && --it->second.outstanding == 0) {
+  if (it != adopting_.end() && it->second.generation == generation &&
+      --it->second.outstanding == 0) {
     FinishAdopt(rid, now);
   }
   Publish();
@@ -786,14 +796,17 @@ void WorkflowReplication::FinishAdopt(const std::string& rid, int64_t now) {
   auto adopted = Rebuild(engine_id, w->log, host_->work_root(), a.fetched);
   Status st = adopted ? host_->Adopt(*adopted, now) : adopted.error();
   if (!st.ok()) {
-    spdlog::error("replication: workflow {}: this host owns it (epoch {}) but cannot continue "
-                  "it: {}", engine_id, EpochString(w->epoch), st.message());
+    spdlog::error(
+        "replication: workflow {}: this host owns it (epoch {}) but cannot continue "
+        "it: {}",
+        engine_id, EpochString(w->epoch), st.message());
     return;
   }
   ++stats_.adopted;
-  spdlog::info("replication: workflow {}: this host owns it now (epoch {}, {} records, {} of "
-               "its outputs carried, {} fetched)", engine_id, EpochString(w->epoch),
-               w->log.size(), adopted->files.size(), a.fetched.size());
+  spdlog::info(
+      "replication: workflow {}: this host owns it now (epoch {}, {} records, {} of "
+      "its outputs carried, {} fetched)",
+      engine_id, EpochString(w->epoch), w->log.size(), adopted->files.size(), a.fetched.size());
   Publish();
 }
 
@@ -826,8 +839,9 @@ void WorkflowReplication::Prune(int64_t now) {
     ++stats_.pruned;
   }
   if (!old.empty()) {
-    spdlog::info("replication: dropped {} copies of workflows that finished more than {:.0f} h ago",
-                 old.size(), double(o_.retention_ns) / 3.6e12);
+    spdlog::info("replication: dropped the copies of {} workflows that finished more than {} ago",
+                 old.size(),
+                 yaml::FormatDuration(std::chrono::milliseconds(o_.retention_ns / 1'000'000)));
     Publish();
   }
 }

@@ -14,9 +14,9 @@
 //     kLostOwnership: the executor releases it; kDropped: the persisted copy goes;
 //   - a finished workflow's copy is dropped retention_ns after it finished (owned or not),
 //     a bounded batch at a time; when it finishes, the hosts that keep its outputs are told.
-// Status of a workflow the engine here does not run (`augurctl status` on any host) is
-// answered from this host's replica, after asking the owner over Channel::kStatus; a host
-// holding nothing asks every live host.
+// Status, result and history of a workflow the engine here does not run (`augurctl status`,
+// `result`, `history` on any host) are asked of the owner over Channel::kStatus, else
+// answered from this host's replica; a host holding nothing asks every live host.
 //
 // Thread safety: one thread (the executor's engine thread), except Stats(), which any thread
 // may call.

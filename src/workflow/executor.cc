@@ -787,16 +787,16 @@ struct Executor::Impl : PlacerHost, ReplicationHost {
     if (const uint64_t size = FileSize(**out); size > kMaxInline) {
       return Err(Status::ResourceExhausted(fmt::format(
           "workflow {}: stage {} output is {} bytes, more than augurctl result carries; it is "
-          "in {}", *id, *which, size, **out)));
+          "in {}",
+          *id, *which, size, **out)));
     }
     std::ifstream f(**out, std::ios::binary);
     if (!f) return Err(Status::IOError("cannot read " + **out));
     return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
   }
   Result<std::string> LocalHistory(const std::string& workflow, size_t limit) {
-    auto h = store->History(workflow.empty() ? std::nullopt
-                                                    : std::optional<std::string>(workflow),
-                                   limit);
+    auto h = store->History(workflow.empty() ? std::nullopt : std::optional<std::string>(workflow),
+                            limit);
     if (!h) return Err(h.error());
     nlohmann::json arr = nlohmann::json::array();
     for (const HistoryRecord& r : *h) {
@@ -824,7 +824,9 @@ struct Executor::Impl : PlacerHost, ReplicationHost {
                                  const std::string& stage, size_t limit) override {
     if (kind == QueryKind::kResult) return LocalOutput(workflow, stage);
     if (kind == QueryKind::kStatus) return LocalStatus(workflow, false);
-    if (!engine->Resolve(workflow)) return Err(Status::NotFound("no workflow " + workflow + " runs here"));
+    if (!engine->Resolve(workflow)) {
+      return Err(Status::NotFound("no workflow " + workflow + " runs here"));
+    }
     return LocalHistory(workflow, limit);
   }
   // Runs `local` on the engine thread; when `remote_wanted` says its answer means "not
@@ -1194,8 +1196,8 @@ Result<std::string> Executor::Output(const std::string& workflow, const std::str
                                      RemoteAnswer* remote) {
   return impl_->LocalOrRemote(
       [=, this] { return impl_->LocalOutput(workflow, stage); },
-      [](const Result<std::string>& r) { return !r && r.error().IsNotFound(); },
-      QueryKind::kResult, workflow, stage, 0, remote);
+      [](const Result<std::string>& r) { return !r && r.error().IsNotFound(); }, QueryKind::kResult,
+      workflow, stage, 0, remote);
 }
 
 Status Executor::Cancel(const std::string& workflow) {
@@ -1240,12 +1242,12 @@ void Executor::Anomaly(const std::string& series, const std::string& cgroup) {
 Result<std::string> Executor::HistoryJson(const std::string& workflow, size_t limit,
                                           RemoteAnswer* remote) {
   // A workflow this host neither runs nor ran (no rows): its owner's history.
-  return impl_->LocalOrRemote(
-      [=, this] { return impl_->LocalHistory(workflow, limit); },
-      [=, this](const Result<std::string>& r) {
-        return !workflow.empty() && r && *r == "[]" && !impl_->engine->Resolve(workflow);
-      },
-      QueryKind::kHistory, workflow, "", limit, remote);
+  return impl_->LocalOrRemote([=, this] { return impl_->LocalHistory(workflow, limit); },
+                              [=, this](const Result<std::string>& r) {
+                                return !workflow.empty() && r && *r == "[]" &&
+                                       !impl_->engine->Resolve(workflow);
+                              },
+                              QueryKind::kHistory, workflow, "", limit, remote);
 }
 
 namespace {

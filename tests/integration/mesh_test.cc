@@ -416,7 +416,8 @@ stages:
   EXPECT_EQ(third_result.out, want) << third_result.err;
   EXPECT_NE(third_result.err.find("answered by " + Name(owner)), std::string::npos)
       << third_result.err;
-  auto third_history = nlohmann::json::parse(Ctl(third, {"history", id, "--json"}).out, nullptr, false);
+  auto third_history =
+      nlohmann::json::parse(Ctl(third, {"history", id, "--json"}).out, nullptr, false);
   ASSERT_TRUE(third_history.is_array() && !third_history.empty()) << third_history.dump(2);
   EXPECT_EQ(third_history[0].value("answered_by", ""), Name(owner)) << third_history.dump(2);
   // What h1 had finished was not run again (its outputs came with the log).

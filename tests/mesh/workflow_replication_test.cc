@@ -6,6 +6,8 @@
 // cut one off. Skipped, with the reason, where cgroups cannot be made.
 #include "mesh/workflow_replication.h"
 
+#include <fmt/format.h>
+#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -13,13 +15,10 @@
 #include <fstream>
 #include <map>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 #include <thread>
-
-#include <fmt/format.h>
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include "mesh/mesh_placer.h"
 #include "mesh/rendezvous.h"
@@ -449,7 +448,8 @@ stages:
     needs: [work]
     resources: {{cpu: 0.25, memory: 32Mi}}
     run: [sh, -c, "sleep 2; wc -l < {{input}}"]
-)", dir);
+)",
+                     dir);
 }
 
 std::string BigMerged() {
@@ -476,7 +476,8 @@ class OutputFetchTest : public WorkflowReplicationTest {
   // the work stage is done and tail runs (on h1), with ran_on_[shard] = the host that ran it.
   void RunUntilWorkIsDone() {
     for (const char* n : {"h1", "h2", "h3"}) {
-      Start(n, n == std::string("h1") ? Resources{0.25, 256ULL << 20} : Resources{0.5, 256ULL << 20},
+      Start(n,
+            n == std::string("h1") ? Resources{0.25, 256ULL << 20} : Resources{0.5, 256ULL << 20},
             /*with_placer=*/true);
       if (!skip_.empty()) return;
       ASSERT_NE(hosts_[n].executor, nullptr);
@@ -496,7 +497,8 @@ stages:
   - name: hog
     resources: {cpu: 0.5, memory: 32Mi}
     run: [sleep, "60"]
-)", "test");
+)",
+                           "test");
     ASSERT_TRUE(hog) << hog.error().ToString();
     hog_ = *hog;
     ASSERT_TRUE(WaitFor([&] {
@@ -504,11 +506,13 @@ stages:
       return w.contains("stages") && w["stages"][0]["counts"].value("running", 0) == 1;
     })) << Status(heir, hog_).dump(2);
     net_.SetRoom(holder_, {1.0, 256ULL << 20});
-    ASSERT_TRUE(WaitFor([&] { return Succeeded(Status(h1, id_)) >= 5; })) << Status(h1, id_).dump(2);
+    ASSERT_TRUE(WaitFor([&] { return Succeeded(Status(h1, id_)) >= 5; }))
+        << Status(h1, id_).dump(2);
     auto hist = h1.HistoryJson(id_, 100);
     ASSERT_TRUE(hist) << hist.error().ToString();
     for (const auto& r : nlohmann::json::parse(*hist)) {
-      if (r["stage"] == "work" && r["state"] == "succeeded") ran_on_[r["shard"].get<int>()] = r["host"];
+      if (r["stage"] == "work" && r["state"] == "succeeded")
+        ran_on_[r["shard"].get<int>()] = r["host"];
     }
     ASSERT_EQ(ran_on_.size(), 4u) << *hist;
     for (int k = 0; k < 4; ++k) ASSERT_EQ(Runs(dir_, k), 1) << "shard " << k;
@@ -541,7 +545,8 @@ stages:
   std::map<int, std::string> ran_on_;
 };
 
-TEST_F(OutputFetchTest, TheNewOwnerFetchesLargeOutputsFromTheHostThatRanThemInsteadOfRunningThemAgain) {
+TEST_F(OutputFetchTest,
+       TheNewOwnerFetchesLargeOutputsFromTheHostThatRanThemInsteadOfRunningThemAgain) {
   RunUntilWorkIsDone();
   if (!skip_.empty()) GTEST_SKIP() << skip_;
   if (HasFatalFailure()) return;
@@ -573,14 +578,17 @@ TEST_F(OutputFetchTest, TheNewOwnerFetchesLargeOutputsFromTheHostThatRanThemInst
   EXPECT_EQ(from.answered_by, heir_);
   auto work = hosts_[holder_].executor->Output(id_, "work");
   ASSERT_FALSE(work);
-  EXPECT_EQ(work.error().code(), augur::Status::ResourceExhausted("").code()) << work.error().ToString();
-  EXPECT_NE(work.error().message().find(fmt::format("{} bytes", BigMerged().size())), std::string::npos)
+  EXPECT_EQ(work.error().code(), augur::Status::ResourceExhausted("").code())
       << work.error().ToString();
-  EXPECT_NE(work.error().message().find("ask " + heir_), std::string::npos) << work.error().ToString();
+  EXPECT_NE(work.error().message().find(fmt::format("{} bytes", BigMerged().size())),
+            std::string::npos)
+      << work.error().ToString();
+  EXPECT_NE(work.error().message().find("ask " + heir_), std::string::npos)
+      << work.error().ToString();
   // The workflow finished: the holder was told, and its kept outputs are gone.
   ASSERT_TRUE(WaitFor([&] {
-    return nlohmann::json::parse(hosts_[holder_].executor->MeshStatsJson())["kept_outputs"]
-               ["forgotten"]
+    return nlohmann::json::parse(
+               hosts_[holder_].executor->MeshStatsJson())["kept_outputs"]["forgotten"]
                .get<int>() >= on_holder;
   }));
   EXPECT_FALSE(fs::exists(fs::path(hosts_[holder_].placer->KeptPath(id_ + "/x")).parent_path()));
