@@ -77,9 +77,15 @@ control::Reply HandleControl(const ControlTargets& t, const control::Request& re
       return j ? Ok("", *j) : FromStatus(j.error());
     }
     case control::Request::kResult: {
-      auto out = ex->Output(req.result().workflow(), req.result().stage());
+      workflow::RemoteAnswer remote;
+      auto out = ex->Output(req.result().workflow(), req.result().stage(), &remote);
       if (!out) return FromStatus(out.error());
-      control::Reply r = Ok("");
+      // Answered by another host (this one does not run the workflow): said on stderr.
+      control::Reply r =
+          Ok(remote.answered_by.empty()
+                 ? ""
+                 : fmt::format("answered by {} ({}owner {})", remote.answered_by,
+                               remote.from_owner ? "" : "a replica; ", remote.owner));
       r.set_output(std::move(*out));
       return r;
     }

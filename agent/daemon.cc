@@ -438,6 +438,9 @@ Status Daemon::Impl::StartWorkflows() {
     // (docs/MESH.md, "Moving shard data").
     po.transfer.max_blob_bytes = options.config.mesh.max_transfer_bytes;
     po.transfer.max_payload_bytes = options.config.mesh.max_message - mesh::kEnvelopeOverheadBytes;
+    // Outputs kept for a new owner after a takeover: as long as history (0: until the
+    // workflow finishes).
+    po.keep_outputs_ns = int64_t(wc.history_retention.count()) * 1'000'000;
     placer = std::make_shared<mesh::MeshPlacer>(mesh_link.get(), po);
     eo.placer = placer;
   }
@@ -455,6 +458,21 @@ Status Daemon::Impl::StartWorkflows() {
       }
       return live;
     };
+    // Copies of finished workflows go after workflows.history_retention; a new owner fetches
+    // large shard outputs from the hosts that ran them (docs/MESH.md, "Replication and
+    // failover").
+    ro.retention_ns = int64_t(wc.history_retention.count()) * 1'000'000;
+    if (placer) {
+      ro.fetch_output = [p = placer](const std::string& host, const std::string& attempt,
+                                     uint64_t size, const std::string& dest,
+                                     std::function<void(Status)> done, int64_t now) {
+        p->FetchOutput(host, attempt, size, dest, std::move(done), now);
+      };
+      ro.forget_outputs = [p = placer](const std::string& workflow,
+                                       const std::vector<std::string>& hosts) {
+        p->ForgetOutputs(workflow, hosts);
+      };
+    }
     replication = std::make_shared<mesh::WorkflowReplication>(mesh_link.get(), ro);
     eo.replication = replication;
   }
@@ -831,6 +849,9 @@ void Daemon::SampleOnce() {
         {"augur_mesh_replication_adopted_total", r.adopted},
         {"augur_mesh_replication_released_total", r.released},
         {"augur_mesh_replication_outputs_not_carried_total", r.outputs_too_big},
+        {"augur_mesh_replication_outputs_fetched_total", r.outputs_fetched},
+        {"augur_mesh_replication_outputs_rerun_total", r.outputs_rerun},
+        {"augur_mesh_replication_pruned_total", r.pruned},
         {"augur_mesh_replication_status_queries_total", r.status_queries},
         {"augur_mesh_replication_workflows", r.held},
         {"augur_mesh_replication_owned_workflows", r.owned}};

@@ -182,6 +182,7 @@ int ResultCommand(const ControlTarget& t, const std::string& workflow, const std
   req.mutable_result()->set_stage(stage);
   auto r = CallAugurd(t, req);
   if (!r) return 1;
+  if (!r->message().empty()) std::fprintf(stderr, "%s\n", r->message().c_str());
   fwrite(r->output().data(), 1, r->output().size(), stdout);
   return 0;
 }
@@ -219,17 +220,25 @@ int HistoryCommand(const ControlTarget& t, const std::string& workflow, bool as_
     std::printf("%s\n", h.dump(2).c_str());
     return 0;
   }
+  if (!h.is_array()) return 0;
+  // Asked of another host (this one neither runs nor ran the workflow): said on stderr. A
+  // replica's rows have the results only.
+  if (!h.empty() && h[0].contains("answered_by")) {
+    std::fprintf(stderr, "answered by %s (%sowner %s)\n", h[0].value("answered_by", "").c_str(),
+                 h[0].value("source", "") == "replica" ? "a replica; " : "",
+                 h[0].value("owner", "").c_str());
+  }
   // BYTES IN / OUT: storage bytes read and written as the backend measured them.
   std::printf("%-48s %-10s %5s %8s %8s %10s %12s %12s\n", "ATTEMPT", "STATE", "EXIT", "WALL",
               "CPU", "PEAK MEM", "BYTES IN", "BYTES OUT");
   for (const json& r2 : h) {
     std::printf("%-48s %-10s %5d %7.2fs %7.2fs %9.1fM %12llu %12llu\n",
-                r2["attempt"].get<std::string>().c_str(), r2["state"].get<std::string>().c_str(),
-                r2["exit_code"].get<int>(), r2["wall_seconds"].get<double>(),
-                r2["cpu_seconds"].get<double>(),
-                double(r2["peak_memory_bytes"].get<uint64_t>()) / (1 << 20),
-                static_cast<unsigned long long>(r2["bytes_read"].get<uint64_t>()),
-                static_cast<unsigned long long>(r2["bytes_written"].get<uint64_t>()));
+                r2.value("attempt", "").c_str(), r2.value("state", "").c_str(),
+                r2.value("exit_code", 0), r2.value("wall_seconds", 0.0),
+                r2.value("cpu_seconds", 0.0),
+                double(r2.value("peak_memory_bytes", uint64_t{0})) / (1 << 20),
+                static_cast<unsigned long long>(r2.value("bytes_read", uint64_t{0})),
+                static_cast<unsigned long long>(r2.value("bytes_written", uint64_t{0})));
   }
   return 0;
 }

@@ -92,6 +92,12 @@ constexpr size_t kReadPiece = 256 * 1024;
 
 constexpr size_t kRememberEnded = 4096;
 
+// The transfer a host sends a kept output under, to the host that asked (FetchOutput).
+std::string KeptTransferId(const std::string& asker, const std::string& attempt_id,
+                           uint64_t nonce) {
+  return fmt::format("{:016x}.kept", Fnv1a64(fmt::format("{}\n{}\n{}", asker, attempt_id, nonce)));
+}
+
 }  // namespace
 
 MeshPlacer::MeshPlacer(MeshLink* link, MeshPlacerOptions options)
@@ -521,6 +527,7 @@ void MeshPlacer::DropLeased(const std::string& lease_id, int64_t now) {
   auto it = leased_.find(lease_id);
   if (it == leased_.end()) return;
   const std::string owner = it->second.owner;
+  if (it->second.keep) KeepOutput(it->second);  // before its directory goes
   if (!it->second.dir.empty()) {
     std::error_code ec;
     fs::remove_all(it->second.dir, ec);
@@ -585,6 +592,9 @@ void MeshPlacer::OnMessage(const std::string& from, uint32_t channel, const std:
     case wire::RemoteRunMessage::kStatus: return OnStatus(from, msg->status(), now);
     case wire::RemoteRunMessage::kResult: return OnResult(from, msg->result(), now);
     case wire::RemoteRunMessage::kResume: return OnResume(from, msg->resume(), now);
+    case wire::RemoteRunMessage::kFetch: return OnFetch(from, msg->fetch(), now);
+    case wire::RemoteRunMessage::kFetchRefused: return OnFetchRefused(from, msg->fetch_refused());
+    case wire::RemoteRunMessage::kForget: return OnForget(msg->forget());
     default: return;
   }
 }
@@ -826,6 +836,7 @@ void MeshPlacer::LeasedEnded(const std::string& lease_id, const AttemptOutcome& 
     } else {
       r->set_output_transfer(id);
       r->set_output_size(size);
+      l.keep = outcome.state == AttemptState::kSucceeded;
     }
   }
   r->set_error(error.substr(0, kMaxRemoteRunErrorBytes));
@@ -958,6 +969,7 @@ void MeshPlacer::OnSent(const TransferEvent& e, int64_t now) {
 }
 
 bool MeshPlacer::Expected(const TransferKey& key) const {
+  if (fetching_.contains(key)) return true;
   for (const auto& [id, p] : placed_) {
     if (p.awarded && p.host == key.first && p.output_transfer == key.second) return true;
   }
@@ -1043,6 +1055,7 @@ void MeshPlacer::OnReceived(const TransferEvent& e, int64_t now) {
 }
 
 void MeshPlacer::Arrived(const TransferKey& key, const std::string& file, int64_t now) {
+  if (fetching_.contains(key)) return FetchArrived(key, file);
   for (auto& [id, p] : placed_) {
     if (!p.awarded || p.host != key.first || p.output_transfer != key.second) continue;
     p.output_file = file;
@@ -1079,6 +1092,7 @@ void MeshPlacer::Arrived(const TransferKey& key, const std::string& file, int64_
 }
 
 void MeshPlacer::ReceiveFailed(const TransferKey& key, const std::string& why, int64_t now) {
+  if (fetching_.contains(key)) return EndFetch(key, Status::Unavailable(why), now);
   for (auto& [id, p] : placed_) {
     if (!p.awarded || p.host != key.first || p.output_transfer != key.second) continue;
     EndPlaced(id, Lost(fmt::format("its output from {}: {}", p.host, why)), "", now);
@@ -1129,6 +1143,13 @@ void MeshPlacer::PeerDown(const std::string& host, int64_t now) {
   TransferOutput t;
   sender_.PeerDown(host, now, &t);
   Handle(t, /*sent=*/true, now);
+  std::vector<TransferKey> fetches;
+  for (const auto& [key, f] : fetching_) {
+    if (key.first == host) fetches.push_back(key);
+  }
+  for (const TransferKey& key : fetches) {
+    EndFetch(key, Status::Unavailable(host + " was declared dead"), now);
+  }
 }
 
 void MeshPlacer::Tick(int64_t now) {
@@ -1183,6 +1204,7 @@ void MeshPlacer::Tick(int64_t now) {
   receiver_.Tick(now, &received);
   Handle(received, /*sent=*/false, now);
   Pump(now);
+  TickKept(now);
   MeshTransferStats t;
   t.sender = sender_.stats();
   t.receiver = receiver_.stats();
@@ -1212,6 +1234,7 @@ std::optional<int64_t> MeshPlacer::NextDeadline() const {
   }
   take(sender_.NextDeadline());
   take(receiver_.NextDeadline());
+  for (const auto& [key, f] : fetching_) take(std::min(f.next_send_ns, f.deadline_ns));
   return due;
 }
 
@@ -1263,7 +1286,207 @@ std::string MeshPlacer::StatsJson() const {
                    {"bad_checksum", tr.bad_checksum},   {"duplicates", tr.duplicates},
                    {"over_limit", over_limit_},         {"refused", refused_},
                    {"file_errors", file_errors_}};
+  j["kept_outputs"] = {{"kept", kept_.kept},
+                       {"served", kept_.served},
+                       {"refused", kept_.refused},
+                       {"forgotten", kept_.forgotten},
+                       {"pruned", kept_.pruned},
+                       {"fetched", kept_.fetched},
+                       {"fetch_failed", kept_.fetch_failed},
+                       {"fetching", fetching_.size()}};
   return j.dump();
+}
+
+// --- Kept outputs (docs/MESH.md, "Replication and failover", "Outputs after a takeover") ---
+
+std::string MeshPlacer::KeptPath(const std::string& attempt_id) const {
+  // Attempt ids are "<workflow>/<stage>/<shard>#<n>": one directory per workflow, so that
+  // its end drops them together.
+  const std::string workflow = attempt_id.substr(0, attempt_id.find('/'));
+  return fmt::format("{}/kept/{:016x}/{:016x}.out", o_.work_dir, Fnv1a64(workflow),
+                     Fnv1a64(attempt_id));
+}
+
+void MeshPlacer::KeepOutput(const Leased& l) {
+  const std::string path = KeptPath(l.attempt_id);
+  std::error_code ec;
+  fs::create_directories(fs::path(path).parent_path(), ec);
+  if (!ec) fs::rename(l.output_path, path, ec);
+  if (ec) {
+    ++file_errors_;
+    spdlog::warn("mesh: the output of {} is not kept for a takeover: {} to {}: {}", l.attempt_id,
+                 l.output_path, path, ec.message());
+    return;
+  }
+  // Its age counts from now (the rename keeps the task's time).
+  fs::last_write_time(path, fs::file_time_type::clock::now(), ec);
+  ++kept_.kept;
+}
+
+void MeshPlacer::FetchOutput(const std::string& host, const std::string& attempt_id, uint64_t size,
+                             const std::string& dest, std::function<void(Status)> done,
+                             int64_t now) {
+  std::error_code ec;
+  fs::create_directories(fs::path(dest).parent_path(), ec);
+  if (host == link_->self()) {
+    // This host ran it for the owner that died: a copy of what it kept.
+    const std::string path = KeptPath(attempt_id);
+    const uint64_t have = fs::file_size(path, ec);
+    if (ec || have != size) {
+      ++kept_.fetch_failed;
+      return done(Status::NotFound(
+          fmt::format("{} keeps no output of {} ({})", host, attempt_id,
+                      ec ? ec.message() : fmt::format("{} bytes, the log says {}", have, size))));
+    }
+    fs::remove(dest, ec);
+    fs::create_hard_link(path, dest, ec);
+    if (ec) fs::copy_file(path, dest, fs::copy_options::overwrite_existing, ec);
+    if (ec) {
+      ++kept_.fetch_failed;
+      ++file_errors_;
+      return done(
+          Status::IOError(fmt::format("cannot copy {} to {}: {}", path, dest, ec.message())));
+    }
+    ++kept_.fetched;
+    return done(Status::OK());
+  }
+  next_nonce_ = std::max(next_nonce_ + 1, uint64_t(std::max<int64_t>(now, 0)));
+  const TransferKey key{host, KeptTransferId(link_->self(), attempt_id, next_nonce_)};
+  Fetching& f = fetching_[key];
+  f.attempt_id = attempt_id;
+  f.dest = dest;
+  f.size = size;
+  f.nonce = next_nonce_;
+  f.done = std::move(done);
+  f.next_send_ns = now;  // sent by TickKept
+  f.deadline_ns = now + o_.fetch_timeout_ns;
+  TickKept(now);
+}
+
+void MeshPlacer::ForgetOutputs(const std::string& workflow_id,
+                               const std::vector<std::string>& hosts) {
+  wire::RemoteRunMessage m;
+  m.mutable_forget()->set_workflow_id(workflow_id);
+  for (const std::string& h : hosts) {
+    if (h == link_->self()) {
+      OnForget(m.forget());
+    } else {
+      SendRun(h, m);
+    }
+  }
+}
+
+void MeshPlacer::OnFetch(const std::string& from, const wire::FetchOutput& f, int64_t now) {
+  const std::string id = KeptTransferId(from, f.attempt_id(), f.nonce());
+  if (sending_.contains(id)) return;  // a resend: it is on its way
+  const std::string path = KeptPath(f.attempt_id());
+  std::error_code ec;
+  const uint64_t size = fs::file_size(path, ec);
+  Status st =
+      ec ? Status::NotFound(fmt::format("{} keeps no output of {}", link_->self(), f.attempt_id()))
+         : SendFile(from, id, path, size, Outgoing{}, now);
+  if (st.ok()) {
+    ++kept_.served;
+    return;
+  }
+  ++kept_.refused;
+  wire::RemoteRunMessage m;
+  wire::FetchRefused* r = m.mutable_fetch_refused();
+  r->set_attempt_id(f.attempt_id());
+  r->set_nonce(f.nonce());
+  r->set_error(st.message().substr(0, kMaxRemoteRunErrorBytes));
+  SendRun(from, m);
+}
+
+void MeshPlacer::OnFetchRefused(const std::string& from, const wire::FetchRefused& r) {
+  const TransferKey key{from, KeptTransferId(link_->self(), r.attempt_id(), r.nonce())};
+  if (fetching_.contains(key)) EndFetch(key, Status::NotFound(r.error()), 0);
+}
+
+void MeshPlacer::OnForget(const wire::ForgetOutputs& f) {
+  const std::string dir = fs::path(KeptPath(f.workflow_id() + "/")).parent_path().string();
+  std::error_code ec;
+  const auto removed = fs::remove_all(dir, ec);
+  if (!ec && removed != static_cast<std::uintmax_t>(-1) && removed > 0)
+    kept_.forgotten += removed - 1;
+}
+
+void MeshPlacer::FetchArrived(const TransferKey& key, const std::string& file) {
+  const Fetching& f = fetching_.at(key);
+  std::error_code ec;
+  const uint64_t size = fs::file_size(file, ec);
+  Status st = Status::OK();
+  if (ec || size != f.size) {
+    st = Status::Corruption(fmt::format("the output from {} is {} bytes, the log says {}",
+                                        key.first, ec ? 0 : size, f.size));
+  } else {
+    fs::rename(file, f.dest, ec);
+    if (ec) {
+      ++file_errors_;
+      st = Status::IOError(fmt::format("cannot move it to {}: {}", f.dest, ec.message()));
+    }
+  }
+  if (!st.ok()) fs::remove(file, ec);
+  EndFetch(key, st, 0);
+}
+
+void MeshPlacer::EndFetch(const TransferKey& key, Status st, int64_t now) {
+  auto it = fetching_.find(key);
+  if (it == fetching_.end()) return;
+  Fetching f = std::move(it->second);
+  fetching_.erase(it);
+  if (!st.ok() && receiving_.contains(key)) StopReceiving(key, st.message(), now);
+  ++(st.ok() ? kept_.fetched : kept_.fetch_failed);
+  f.done(std::move(st));
+}
+
+void MeshPlacer::TickKept(int64_t now) {
+  std::vector<TransferKey> late;
+  for (auto& [key, f] : fetching_) {
+    if (receiving_.contains(key)) continue;  // on its way: the transfer's own limits apply
+    if (now >= f.deadline_ns) {
+      late.push_back(key);
+      continue;
+    }
+    if (now < f.next_send_ns) continue;
+    wire::RemoteRunMessage m;
+    m.mutable_fetch()->set_attempt_id(f.attempt_id);
+    m.mutable_fetch()->set_nonce(f.nonce);
+    SendRun(key.first, m);
+    f.next_send_ns = now + o_.run_resend_ns;
+  }
+  for (const TransferKey& key : late) {
+    EndFetch(key,
+             Status::Unavailable(fmt::format("{} did not answer within {:.0f} s", key.first,
+                                             double(o_.fetch_timeout_ns) / 1e9)),
+             now);
+  }
+  // Retention: kept outputs older than keep_outputs_ns go, a bounded batch a minute.
+  if (o_.keep_outputs_ns <= 0 || now < next_kept_prune_ns_) return;
+  next_kept_prune_ns_ = now + 60'000'000'000;
+  constexpr size_t kBatch = 256;
+  const auto cutoff =
+      fs::file_time_type::clock::now() - std::chrono::nanoseconds(o_.keep_outputs_ns);
+  std::error_code ec;
+  size_t removed = 0;
+  for (auto dir = fs::directory_iterator(o_.work_dir + "/kept", ec);
+       !ec && dir != fs::directory_iterator() && removed < kBatch; dir.increment(ec)) {
+    std::error_code e2;
+    size_t left = 0;
+    for (auto f = fs::directory_iterator(dir->path(), e2); !e2 && f != fs::directory_iterator();
+         f.increment(e2)) {
+      std::error_code e3;
+      if (removed < kBatch && fs::last_write_time(f->path(), e3) < cutoff && !e3 &&
+          fs::remove(f->path(), e3)) {
+        ++removed;
+      } else {
+        ++left;
+      }
+    }
+    if (left == 0) fs::remove(dir->path(), e2);
+  }
+  kept_.pruned += removed;
+  if (removed == kBatch) next_kept_prune_ns_ = now;  // more next tick
 }
 
 }  // namespace augur::mesh

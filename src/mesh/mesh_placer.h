@@ -52,6 +52,12 @@
 //             started, or whose lease no longer fits, is lost (its owner told, its instance
 //             released).
 // Transfers are retransmitted from Tick (the TransferSender's timers are in NextDeadline).
+// Kept outputs (docs/MESH.md, "Replication and failover", "Outputs after a takeover"): a
+// leased shard's output that went to its owner by transfer is kept after the lease ends,
+// under work_dir/kept/<workflow hash>/<attempt hash>.out, until the workflow's owner says it
+// finished (ForgetOutputs) or keep_outputs_ns passes; a new owner after a takeover fetches
+// it (FetchOutput) by the same chunked, checksummed transfer instead of running the shard
+// again.
 //
 // Thread safety: one thread (the executor's engine thread), except transfer_stats(), which
 // any thread may call.
@@ -60,6 +66,7 @@
 
 #include <cstdint>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -95,6 +102,11 @@ struct MeshPlacerOptions {
   // The transfers' options: max_blob_bytes is mesh.max_transfer_bytes (default 1 GiB);
   // max_payload_bytes must be the transport's max_message less kEnvelopeOverheadBytes.
   TransferOptions transfer;
+  // Kept outputs: how long at most (0: until the owner says the workflow finished; augurd
+  // passes workflows.history_retention), and how long a fetch waits for the holder's first
+  // chunk or answer.
+  int64_t keep_outputs_ns = 180LL * 86'400 * 1'000'000'000;
+  int64_t fetch_timeout_ns = 10'000'000'000;
 };
 
 // The placer's transfers, for /metrics (augur_mesh_transfer_*).
@@ -155,6 +167,18 @@ class MeshPlacer : public workflow::Placer {
   std::optional<int64_t> NextDeadline() const override;
   std::string StatsJson() const override;
 
+  // --- Kept outputs (see the header comment) ---
+  // Owner side, after a takeover: fetches the output of `attempt_id` (`size` bytes) that
+  // `host`, which ran it, kept, into the file `dest`. `done` is called once on the engine
+  // thread, now or later: OK when `dest` holds it, else why not (the host is down or keeps
+  // nothing, the transfer failed, the size differs, no answer within fetch_timeout_ns).
+  void FetchOutput(const std::string& host, const std::string& attempt_id, uint64_t size,
+                   const std::string& dest, std::function<void(Status)> done, int64_t now_ns);
+  // The workflow finished: each of `hosts` drops the outputs it kept of it.
+  void ForgetOutputs(const std::string& workflow_id, const std::vector<std::string>& hosts);
+  // Where this host keeps the output of another host's attempt it ran.
+  std::string KeptPath(const std::string& attempt_id) const;
+
   const MeshPlacerStats& stats() const { return stats_; }
   // A copy taken at the last Tick; any thread.
   MeshTransferStats transfer_stats() const;
@@ -184,6 +208,7 @@ class MeshPlacer : public workflow::Placer {
     bool ended = false;
     bool released = false;  // the lease ended while the task ran: drop it at its end
     std::string start_error;  // it could not start: said to every RunShard
+    bool keep = false;        // its output went by transfer: kept when the lease ends
     int64_t next_send_ns = 0;
     // Inputs still coming by transfer (id -> where it goes); the task starts when none is.
     std::map<std::string, std::string> awaiting;
@@ -258,6 +283,29 @@ class MeshPlacer : public workflow::Placer {
   // Stop a transfer this side no longer wants (the peer is told); no event follows.
   void StopSending(const std::string& id, const std::string& why, int64_t now);
   void StopReceiving(const TransferKey& key, const std::string& why, int64_t now);
+
+  // Kept outputs (see the header comment).
+  struct Fetching {  // owner side, by (holder, transfer id)
+    std::string attempt_id, dest;
+    uint64_t size = 0, nonce = 0;
+    std::function<void(Status)> done;
+    int64_t next_send_ns = 0, deadline_ns = 0;
+  };
+  struct KeptStats {
+    uint64_t kept = 0, served = 0, refused = 0, forgotten = 0, pruned = 0;  // holder side
+    uint64_t fetched = 0, fetch_failed = 0;                                 // owner side
+  };
+  void KeepOutput(const Leased& l);
+  void OnFetch(const std::string& from, const wire::FetchOutput& f, int64_t now);
+  void OnFetchRefused(const std::string& from, const wire::FetchRefused& r);
+  void OnForget(const wire::ForgetOutputs& f);
+  void FetchArrived(const TransferKey& key, const std::string& file);
+  void EndFetch(const TransferKey& key, Status st, int64_t now);
+  void TickKept(int64_t now);
+  std::map<TransferKey, Fetching> fetching_;
+  uint64_t next_nonce_ = 0;
+  int64_t next_kept_prune_ns_ = 0;
+  KeptStats kept_;
 
   MeshLink* link_;
   MeshPlacerOptions o_;

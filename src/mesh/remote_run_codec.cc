@@ -27,11 +27,31 @@ bool InsideWorkdir(const std::string& p) {
   return true;
 }
 
+// The kept-output bodies (fetch, fetch_refused, forget): no lease, an attempt or workflow id.
+std::optional<std::string> BrokenKept(const RemoteRunMessage& m) {
+  const std::string_view body = RemoteRunBodyName(m);
+  const std::string* id = m.has_fetch()           ? &m.fetch().attempt_id()
+                          : m.has_fetch_refused() ? &m.fetch_refused().attempt_id()
+                          : m.has_forget()        ? &m.forget().workflow_id()
+                                                  : nullptr;
+  if (id == nullptr) return std::nullopt;
+  if (id->empty() || id->size() > kMaxRemoteRunIdBytes) {
+    return fmt::format("{}: id of {} bytes (1 to {})", body, id->size(), kMaxRemoteRunIdBytes);
+  }
+  if (m.has_fetch_refused() && m.fetch_refused().error().size() > kMaxRemoteRunErrorBytes) {
+    return fmt::format("{} {}: error of {} bytes, at most {}", body, id->substr(0, 64),
+                       m.fetch_refused().error().size(), kMaxRemoteRunErrorBytes);
+  }
+  return std::nullopt;
+}
+
 std::optional<std::string> Broken(const RemoteRunMessage& m) {
   if (m.version() != kRemoteRunVersion) {
     return fmt::format("version {}, expected {}", m.version(), kRemoteRunVersion);
   }
   if (m.body_case() == RemoteRunMessage::BODY_NOT_SET) return "no body";
+  if (auto e = BrokenKept(m)) return e;
+  if (m.has_fetch() || m.has_fetch_refused() || m.has_forget()) return std::nullopt;
   const std::string_view body = RemoteRunBodyName(m);
   const std::string& lease = LeaseOf(m);
   const std::string& attempt = m.has_run()      ? m.run().attempt_id()
@@ -121,6 +141,12 @@ std::string_view RemoteRunBodyName(const RemoteRunMessage& m) {
     case RemoteRunMessage::kStatus: return "status";
     case RemoteRunMessage::kResult: return "result";
     case RemoteRunMessage::kResume: return "resume";
+    case RemoteRunMessage::kFetch:
+      return "fetch";
+    case RemoteRunMessage::kFetchRefused:
+      return "fetch_refused";
+    case RemoteRunMessage::kForget:
+      return "forget";
     default: return "none";
   }
 }

@@ -2,7 +2,8 @@
 // message from a peer passes before the placer sees it.
 //
 // Decode is where untrusted bytes stop: anything malformed, oversized, of another version,
-// without a body, without a lease or attempt id, with a task that has no argv, an input
+// without a body, without a lease or attempt id (a fetch or fetch_refused: without an
+// attempt id; a forget: without a workflow id), with a task that has no argv, an input
 // path that leaves the work directory, a transfer id that is not one (or an input or output
 // both inline and by transfer), or a result state that is not one, is a Corruption
 // naming what is wrong; the caller counts and drops it.
@@ -39,9 +40,9 @@ Result<std::string> EncodeRemoteRun(wire::RemoteRunMessage msg);
 // A message from a peer, checked (see above).
 Result<wire::RemoteRunMessage> DecodeRemoteRun(std::string_view bytes);
 
-// "run", "status", "result" for logs and counters.
+// "run", "status", "result", "fetch", "fetch_refused", "forget" for logs and counters.
 std::string_view RemoteRunBodyName(const wire::RemoteRunMessage& msg);
-// The lease the message is about.
+// The lease the message is about ("" for the kept-output bodies, which name none).
 const std::string& LeaseOf(const wire::RemoteRunMessage& msg);
 
 }  // namespace augur::mesh

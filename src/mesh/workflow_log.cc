@@ -1,15 +1,17 @@
 #include "mesh/workflow_log.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <map>
-#include <utility>
-
-#include <fmt/format.h>
 #include <nlohmann/json.hpp>
+#include <set>
+#include <utility>
 
 #include "common/hash.h"
 #include "mesh/rendezvous.h"
 #include "mesh/replication.h"
+#include "workflow/workflow_spec.h"
 
 namespace augur::mesh {
 namespace {
@@ -154,9 +156,47 @@ wire::StateRecord WorkflowFinishedRecord(const WorkflowRecord& w) {
   return r;
 }
 
+std::vector<UncarriedOutput> UncarriedOutputs(const std::vector<wire::StateRecord>& log) {
+  std::vector<UncarriedOutput> out;
+  std::set<std::pair<std::string, std::string>> won;  // (stage, shard)
+  std::set<std::string> merged;                       // stages merged with their output
+  for (const wire::StateRecord& r : log) {
+    const RecordKind kind = RecordKind(r.kind());
+    if (kind == RecordKind::kWorkflowFinished) return {};
+    if (kind == RecordKind::kStageMerged && Carried(r) != nullptr) merged.insert(r.stage());
+    if (kind != RecordKind::kAttemptResult || !r.ok() ||
+        !won.insert({r.stage(), r.shard()}).second) {
+      continue;
+    }
+    if (Carried(r) == nullptr && r.size() > 0 && !r.host().empty()) {
+      out.push_back({r.stage(), r.shard(), r.attempt_id(), r.host(), r.size()});
+    }
+  }
+  std::erase_if(out, [&](const UncarriedOutput& o) { return merged.contains(o.stage); });
+  return out;
+}
+
+std::vector<std::string> OutputHolders(const std::vector<wire::StateRecord>& log) {
+  std::set<std::string> hosts;
+  for (const wire::StateRecord& r : log) {
+    if (RecordKind(r.kind()) == RecordKind::kAttemptResult && r.ok() && Carried(r) == nullptr &&
+        !r.host().empty()) {
+      hosts.insert(r.host());
+    }
+  }
+  return {hosts.begin(), hosts.end()};
+}
+
+std::string FetchedOutputPath(const std::string& work_root, const std::string& engine_id,
+                              const UncarriedOutput& o) {
+  return fmt::format("{}/{}/{}/fetched.{:016x}.out", work_root, engine_id, o.stage,
+                     Fnv1a64(o.attempt_id));
+}
+
 Result<workflow::AdoptedWorkflow> Rebuild(const std::string& engine_id,
                                           const std::vector<wire::StateRecord>& log,
-                                          const std::string& work_root) {
+                                          const std::string& work_root,
+                                          const std::map<std::string, std::string>& fetched) {
   if (log.empty() || log[0].kind() != uint32_t(RecordKind::kSubmitted)) {
     return Err(Status::Corruption(
         fmt::format("workflow {}: its log does not begin with a submitted record", engine_id)));
@@ -218,9 +258,17 @@ Result<workflow::AdoptedWorkflow> Rebuild(const std::string& engine_id,
         if (s == nullptr) break;
         s->attempts = std::max(s->attempts, AttemptNumber(r.attempt_id()));
         const std::string* out = Carried(r);
-        if (!r.ok() || out == nullptr || s->state == workflow::ShardState::kSucceeded) break;
+        const auto got = fetched.find(r.attempt_id());
+        if (!r.ok() || (out == nullptr && got == fetched.end()) ||
+            s->state == workflow::ShardState::kSucceeded) {
+          break;
+        }
         s->state = workflow::ShardState::kSucceeded;
         s->winner = r.attempt_id();
+        if (out == nullptr) {  // fetched from the host that ran it: in place already
+          s->output_path = got->second;
+          break;
+        }
         s->output_path = fmt::format("{}/{}/{}.{}.out", dir, s->stage, s->shard_id,
                                      AttemptNumber(r.attempt_id()));
         a.files.emplace_back(s->output_path, *out);
@@ -249,6 +297,20 @@ Result<workflow::AdoptedWorkflow> Rebuild(const std::string& engine_id,
         break;
     }
   }
+  // A stage that needs one whose output is not here yet (merged on the old owner, but too
+  // big to carry) is not planned: its shards were cut from inputs this host does not have,
+  // and it is planned again once they are merged here.
+  std::set<std::string> blocked;
+  if (auto spec = workflow::ParseWorkflow(w.spec_yaml, engine_id)) {
+    for (const workflow::StageSpec& st : spec->stages) {
+      for (const std::string& need : st.needs) {
+        if (!a.stage_outputs.contains(need) && !a.stage_outputs.contains(st.name)) {
+          blocked.insert(st.name);
+        }
+      }
+    }
+  }
+  std::erase_if(shards, [&](const auto& kv) { return blocked.contains(kv.second.stage); });
   // A stage whose merged output came along is done with all its shards.
   for (auto& [key, s] : shards) {
     if (a.stage_outputs.contains(s.stage) && s.state != workflow::ShardState::kSucceeded) {

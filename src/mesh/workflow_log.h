@@ -14,9 +14,10 @@
 //                   (output, with digest and size) when it is at most kMaxInlineOutputBytes
 //   stage_merged    stage, and its merged output the same way
 //   workflow_finished  ok, error, detail = {"state"}
-// A successful shard whose output was not carried (larger than the limit) runs again on the
-// new owner, and a stage merged without its output is merged again (from carried shard
-// outputs) or its shards run again: nothing is lost, some work may be redone.
+// A successful shard whose output was not carried (larger than the limit) is fetched by the
+// new owner from the host that ran it and kept it (UncarriedOutputs, MeshPlacer::FetchOutput)
+// and runs again only when that fails; a stage merged without its output is merged again
+// from its shards' outputs: nothing is lost, some work may be redone.
 //
 // Replica ids. A workflow's log is keyed "<engine id>~<n>", with n the smallest number that
 // makes the submitting host the first of the rendezvous order (rendezvous.h) among the live
@@ -29,6 +30,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -66,13 +68,30 @@ wire::StateRecord StageMergedRecord(std::string_view stage, const std::string* o
                                     uint64_t size);
 wire::StateRecord WorkflowFinishedRecord(const workflow::WorkflowRecord& w);
 
+// A shard's successful result whose output the log does not carry (over
+// kMaxInlineOutputBytes): a new owner fetches it from `host`, the host that ran it.
+struct UncarriedOutput {
+  std::string stage, shard, attempt_id, host;
+  uint64_t size = 0;
+};
+// Those of a log that a new owner needs: each shard's winning result without its output,
+// unless its stage was merged with a carried output or the workflow has finished.
+std::vector<UncarriedOutput> UncarriedOutputs(const std::vector<wire::StateRecord>& log);
+// The hosts that ran a shard of the log whose output it does not carry (they may keep it).
+std::vector<std::string> OutputHolders(const std::vector<wire::StateRecord>& log);
+// Where a new owner puts a fetched output: work_root/<id>/<stage>/fetched.<hash>.out.
+std::string FetchedOutputPath(const std::string& work_root, const std::string& engine_id,
+                              const UncarriedOutput& o);
+
 // The workflow as its log says, for a host that owns it now: shards with a carried
-// successful output are done (their files among `files`, under work_root/<id>/), a stage
-// merged with a carried output is done, everything else is pending. Corruption when the log
-// does not start with a submitted record or a record cannot be read.
+// successful output are done (their files among `files`, under work_root/<id>/), and so are
+// those whose output was fetched (`fetched`: attempt id -> the file, already in place); a
+// stage merged with a carried output is done, everything else is pending. Corruption when
+// the log does not start with a submitted record or a record cannot be read.
 Result<workflow::AdoptedWorkflow> Rebuild(const std::string& engine_id,
                                           const std::vector<wire::StateRecord>& log,
-                                          const std::string& work_root);
+                                          const std::string& work_root,
+                                          const std::map<std::string, std::string>& fetched = {});
 
 }  // namespace augur::mesh
 

@@ -1,14 +1,16 @@
 #include "mesh/workflow_replication.h"
 
-#include <algorithm>
-#include <fstream>
-#include <utility>
-
 #include <fmt/format.h>
 #include <fmt/ranges.h>
-#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <utility>
+
+#include "common/yaml_reader.h"
 #include "mesh/checked_codec.h"
 #include "mesh/envelope.h"
 #include "mesh/workflow_log.h"
@@ -17,6 +19,7 @@
 namespace augur::mesh {
 namespace {
 
+namespace fs = std::filesystem;
 using workflow::AttemptState;
 
 bool IsPrintable(std::string_view s, size_t max) {
@@ -30,13 +33,17 @@ Status CheckStatus(const wire::StatusMessage& m) {
       if (!IsPrintable(m.query().workflow(), kMaxWorkflowIdBytes)) {
         return Status::Corruption("status query: workflow is not 1 to 256 printable characters");
       }
+      if (m.query().kind() > uint32_t(workflow::QueryKind::kHistory)) {
+        return Status::Corruption(fmt::format("status query: unknown kind {}", m.query().kind()));
+      }
       return Status::OK();
     case wire::StatusMessage::kReply:
       if (!m.reply().owner().empty() && !IsValidHostName(m.reply().owner())) {
         return Status::Corruption("status reply: owner is not a host name");
       }
-      if (m.reply().found() && m.reply().json().empty()) {
-        return Status::Corruption("status reply: found without a status");
+      if (m.reply().found() && m.reply().json().empty() && m.reply().data().empty() &&
+          m.reply().error().empty()) {
+        return Status::Corruption("status reply: found without an answer");
       }
       return Status::OK();
     case wire::StatusMessage::BODY_NOT_SET:
@@ -136,6 +143,7 @@ void WorkflowReplication::Append(const std::string& rid, wire::StateRecord r, in
 }
 
 void WorkflowReplication::Recorded(const workflow::Changes& c, int64_t now) {
+  now_ns_ = std::max(now_ns_, now);
   if (host_ == nullptr) return;
   ReplicationOutput out;
   // New workflows first: the records below may be theirs. Their replica ids are chosen from
@@ -208,6 +216,11 @@ void WorkflowReplication::Recorded(const workflow::Changes& c, int64_t now) {
     if (l == nullptr || l->finished) continue;
     l->finished = true;
     Append(l->rid, WorkflowFinishedRecord(w), now, &out);
+    // The hosts that kept outputs of it for a takeover can drop them now.
+    const WorkflowReplica* copy = replicator_.Find(l->rid);
+    if (o_.forget_outputs && copy != nullptr) {
+      if (auto hosts = OutputHolders(copy->log); !hosts.empty()) o_.forget_outputs(w.id, hosts);
+    }
   }
   Flush(out, now);
 }
@@ -271,26 +284,12 @@ void WorkflowReplication::Flush(ReplicationOutput& out, int64_t now) {
   for (const ReplicationEvent& e : events) {
     const std::string engine_id = EngineIdOf(e.workflow_id);
     switch (e.kind) {
-      case ReplicationEvent::Kind::kBecameOwner: {
-        const WorkflowReplica* w = replicator_.Find(e.workflow_id);
-        if (w == nullptr || host_ == nullptr) break;
-        // What the log holds is logged; what the engine plans from here on is appended.
-        logged_[engine_id] = LoggedOf(*w);
-        auto adopted = Rebuild(engine_id, w->log, host_->work_root());
-        Status st = adopted ? host_->Adopt(*adopted, now) : adopted.error();
-        if (!st.ok()) {
-          spdlog::error("replication: workflow {}: this host owns it (epoch {}) but cannot continue "
-                        "it: {}", engine_id, EpochString(e.epoch), st.message());
-          break;
-        }
-        ++stats_.adopted;
-        spdlog::info("replication: workflow {}: this host owns it now (epoch {}, {} records, {} of "
-                     "its outputs carried)", engine_id, EpochString(e.epoch), w->log.size(),
-                     adopted->files.size());
+      case ReplicationEvent::Kind::kBecameOwner:
+        StartAdopt(e.workflow_id, e.epoch, now);
         break;
-      }
       case ReplicationEvent::Kind::kLostOwnership:
         logged_.erase(engine_id);
+        adopting_.erase(e.workflow_id);
         ++stats_.released;
         spdlog::info("replication: workflow {}: {} owns it now (epoch {}); this host stops acting "
                      "for it", engine_id, e.owner, EpochString(e.epoch));
@@ -316,6 +315,7 @@ void WorkflowReplication::Flush(ReplicationOutput& out, int64_t now) {
 
 void WorkflowReplication::OnMessage(const std::string& from, uint32_t channel,
                                     const std::string& payload, int64_t now) {
+  now_ns_ = std::max(now_ns_, now);
   if (channel == uint32_t(Channel::kStatus)) {
     auto m = DecodeStatusMessage(payload, o_.replication.max_payload_bytes);
     if (!m) return Malformed(from, m.error(), now);
@@ -343,9 +343,11 @@ void WorkflowReplication::RefreshMembers(int64_t now, ReplicationOutput* out) {
 }
 
 void WorkflowReplication::Tick(int64_t now) {
+  now_ns_ = std::max(now_ns_, now);
   ReplicationOutput out;
   RefreshMembers(now, &out);
   replicator_.Tick(now, &out);
+  Prune(now);
   for (auto it = pending_.begin(); it != pending_.end();) {
     if (now < it->second.deadline_ns) {
       ++it;
@@ -355,7 +357,7 @@ void WorkflowReplication::Tick(int64_t now) {
     it = pending_.erase(it);
     ++stats_.status_timeouts;
     if (p.fallback) {
-      p.done(*p.fallback);
+      p.done(std::move(*p.fallback));
     } else {
       p.done(Err(Status::Unavailable(fmt::format(
           "no host answered for workflow '{}' within {:.1f} s", p.workflow,
@@ -451,11 +453,30 @@ std::string WorkflowReplication::ReplicaStatus(const std::string& rid) const {
 void WorkflowReplication::RemoteStatus(const std::string& workflow, bool explain,
                                        std::function<void(Result<std::string>)> done,
                                        int64_t now) {
+  Ask(
+      workflow::QueryKind::kStatus, workflow, "", 0, explain,
+      [done = std::move(done)](Result<workflow::RemoteAnswer> r) {
+        done(r ? Result<std::string>(std::move(r->body)) : Result<std::string>(Err(r.error())));
+      },
+      now);
+}
+
+void WorkflowReplication::RemoteQuery(workflow::QueryKind kind, const std::string& workflow,
+                                      const std::string& stage, size_t limit,
+                                      std::function<void(Result<workflow::RemoteAnswer>)> done,
+                                      int64_t now) {
+  Ask(kind, workflow, stage, limit, false, std::move(done), now);
+}
+
+void WorkflowReplication::Ask(workflow::QueryKind kind, const std::string& workflow,
+                              const std::string& stage, size_t limit, bool explain,
+                              std::function<void(Result<workflow::RemoteAnswer>)> done,
+                              int64_t now) {
   const std::string rid = HeldId(workflow);
   std::vector<std::string> ask;
-  std::optional<std::string> fallback;
+  std::optional<Result<workflow::RemoteAnswer>> fallback;
   if (!rid.empty()) {
-    fallback = ReplicaStatus(rid);
+    fallback = ReplicaAnswer(rid, kind, stage, limit);
     const std::string& owner = replicator_.Find(rid)->epoch.owner;
     if (owner != self() && std::binary_search(live_.begin(), live_.end(), owner)) ask.push_back(owner);
   } else {
@@ -464,7 +485,7 @@ void WorkflowReplication::RemoteStatus(const std::string& workflow, bool explain
     }
   }
   if (ask.empty()) {
-    if (fallback) return done(*fallback);
+    if (fallback) return done(std::move(*fallback));
     return done(Err(Status::NotFound(fmt::format(
         "no workflow '{}' here, and no other live host to ask", workflow))));
   }
@@ -477,13 +498,74 @@ void WorkflowReplication::RemoteStatus(const std::string& workflow, bool explain
   p.deadline_ns = now + o_.status_timeout_ns;
   for (const std::string& h : ask) {
     wire::StatusMessage m;
-    m.mutable_query()->set_query_id(id);
-    m.mutable_query()->set_workflow(workflow);
-    m.mutable_query()->set_explain(explain);
+    wire::StatusQuery* q = m.mutable_query();
+    q->set_query_id(id);
+    q->set_workflow(workflow);
+    q->set_explain(explain);
+    q->set_kind(uint32_t(kind));
+    q->set_stage(stage);
+    q->set_limit(uint32_t(std::min<size_t>(limit, UINT32_MAX)));
     ++stats_.status_queries;
     SendStatus(h, std::move(m));
   }
   Publish();
+}
+
+Result<workflow::RemoteAnswer> WorkflowReplication::ReplicaAnswer(const std::string& rid,
+                                                                  workflow::QueryKind kind,
+                                                                  const std::string& stage,
+                                                                  size_t limit) const {
+  const WorkflowReplica* w = replicator_.Find(rid);
+  workflow::RemoteAnswer a;
+  a.owner = w != nullptr ? w->epoch.owner : "";
+  a.answered_by = self();
+  if (kind == workflow::QueryKind::kStatus) {
+    a.body = ReplicaStatus(rid);
+    return a;
+  }
+  if (w == nullptr || w->log.empty()) return Err(Status::NotFound("no copy of " + rid));
+  if (kind == workflow::QueryKind::kHistory) {
+    // The attempts' results as the log has them (the owner's history has more columns).
+    nlohmann::json rows = nlohmann::json::array();
+    for (auto r = w->log.rbegin(); r != w->log.rend() && (limit == 0 || rows.size() < limit); ++r) {
+      if (RecordKind(r->kind()) != RecordKind::kAttemptResult) continue;
+      auto d = nlohmann::json::parse(r->detail(), nullptr, false);
+      rows.push_back({{"attempt", r->attempt_id()},
+                      {"workflow", EngineIdOf(rid)},
+                      {"name", w->log[0].name()},
+                      {"stage", r->stage()},
+                      {"shard", std::atoi(r->shard().c_str())},
+                      {"state", d.is_object() ? d.value("state", r->ok() ? "succeeded" : "failed")
+                                              : (r->ok() ? "succeeded" : "failed")},
+                      {"started_ns", r->at_ns()},
+                      {"host", r->host()},
+                      {"error", r->text()}});
+    }
+    a.body = Annotate(rows.dump(), a.owner, self(), "replica");
+    return a;
+  }
+  // A stage's merged output, when the copy carries it.
+  std::string name = stage;
+  if (name.empty()) {
+    if (auto spec = workflow::ParseWorkflow(w->log[0].text(), EngineIdOf(rid));
+        spec && !spec->stages.empty()) {
+      name = spec->stages.back().name;
+    }
+  }
+  for (const wire::StateRecord& r : w->log) {
+    if (RecordKind(r.kind()) != RecordKind::kStageMerged || r.stage() != name) continue;
+    if (!r.digest().empty() && r.output().size() == r.size() &&
+        OutputDigest(r.output()) == r.digest()) {
+      a.body = r.output();
+      return a;
+    }
+    return Err(Status::NotFound(fmt::format(
+        "workflow {}: the copy on {} does not carry stage {}'s output ({} bytes); its owner {} "
+        "does not answer: ask it",
+        EngineIdOf(rid), self(), name, r.size(), a.owner)));
+  }
+  return Err(Status::NotFound(
+      fmt::format("workflow {}: stage '{}' has no result yet", EngineIdOf(rid), name)));
 }
 
 void WorkflowReplication::SendStatus(const std::string& to, wire::StatusMessage m) {
@@ -496,7 +578,7 @@ void WorkflowReplication::SendStatus(const std::string& to, wire::StatusMessage 
   (void)link_->Send(to, Channel::kStatus, std::move(*bytes));
 }
 
-void WorkflowReplication::Answer(uint64_t id, Result<std::string> r) {
+void WorkflowReplication::Answer(uint64_t id, Result<workflow::RemoteAnswer> r) {
   auto it = pending_.find(id);
   if (it == pending_.end()) return;
   Pending p = std::move(it->second);
@@ -508,31 +590,49 @@ void WorkflowReplication::OnStatus(const std::string& from, const wire::StatusMe
                                    int64_t now) {
   if (m.has_query()) {
     const wire::StatusQuery& q = m.query();
+    const auto kind = workflow::QueryKind(q.kind());
     wire::StatusMessage rep;
     wire::StatusReply* r = rep.mutable_reply();
     r->set_query_id(q.query_id());
-    Result<std::string> local = host_ != nullptr
+    Result<std::string> local = host_ == nullptr
+                                    ? Result<std::string>(Err(Status::NotFound("no engine")))
+                                : kind == workflow::QueryKind::kStatus
                                     ? host_->LocalStatus(q.workflow(), q.explain())
-                                    : Result<std::string>(Err(Status::NotFound("no engine")));
+                                    : host_->LocalQuery(kind, q.workflow(), q.stage(), q.limit());
+    const char* what = kind == workflow::QueryKind::kResult    ? "its result"
+                       : kind == workflow::QueryKind::kHistory ? "its history"
+                                                               : "its status";
     if (local) {
       r->set_found(true);
       r->set_from_owner(true);
       r->set_owner(self());
-      r->set_json(Annotate(*local, self(), self(), "owner"));
+      if (kind == workflow::QueryKind::kResult) {
+        r->set_data(std::move(*local));
+      } else {
+        r->set_json(Annotate(*local, self(), self(), "owner"));
+      }
     } else if (const std::string rid = HeldId(q.workflow()); !rid.empty()) {
       r->set_found(true);
+      auto a = ReplicaAnswer(rid, kind, q.stage(), q.limit());
       r->set_owner(replicator_.Find(rid)->epoch.owner);
-      r->set_json(ReplicaStatus(rid));
+      if (!a) {
+        r->set_error(a.error().message());
+      } else if (kind == workflow::QueryKind::kResult) {
+        r->set_data(std::move(a->body));
+      } else {
+        r->set_json(std::move(a->body));
+      }
     }
-    // Too big for one message (a long explain): the owner is named instead.
+    // Too big for one message (a long explain or history, a large result): refused, naming
+    // the size and the host that has it.
     if (rep.ByteSizeLong() + 64 > o_.replication.max_payload_bytes) {
-      nlohmann::json j = nlohmann::json::array();
-      j.push_back({{"id", q.workflow()},
-                   {"owner", r->owner()},
-                   {"answered_by", self()},
-                   {"error", fmt::format("its status ({} bytes) is over the mesh message limit: ask {}",
-                                         r->json().size(), r->owner())}});
-      r->set_json(j.dump(2));
+      const size_t size = std::max(r->json().size(), r->data().size());
+      r->clear_json();
+      r->clear_data();
+      r->set_error(
+          fmt::format("workflow {}: {} is {} bytes, more than a mesh message carries "
+                      "({} bytes): ask {} (augurctl on that host)",
+                      q.workflow(), what, size, o_.replication.max_payload_bytes, r->owner()));
     }
     ++stats_.status_answers;
     SendStatus(from, std::move(rep));
@@ -543,10 +643,21 @@ void WorkflowReplication::OnStatus(const std::string& from, const wire::StatusMe
   auto it = pending_.find(r.query_id());
   if (it == pending_.end()) return;  // answered already, or timed out
   Pending& p = it->second;
-  if (r.found() && r.from_owner()) return Answer(r.query_id(), r.json());
-  if (r.found() && !p.fallback) p.fallback = r.json();
+  Result<workflow::RemoteAnswer> got = Err(Status::NotFound(""));
+  if (r.found()) {
+    if (!r.error().empty()) {
+      got = Err(Status::ResourceExhausted(r.error()));
+    } else {
+      got = workflow::RemoteAnswer{.body = r.data().empty() ? r.json() : r.data(),
+                                   .owner = r.owner(),
+                                   .answered_by = from,
+                                   .from_owner = r.from_owner()};
+    }
+  }
+  if (r.found() && r.from_owner()) return Answer(r.query_id(), std::move(got));
+  if (r.found() && (!p.fallback || !*p.fallback)) p.fallback = std::move(got);
   if (--p.outstanding > 0) return;
-  if (p.fallback) return Answer(r.query_id(), *p.fallback);
+  if (p.fallback) return Answer(r.query_id(), std::move(*p.fallback));
   Answer(r.query_id(), Err(Status::NotFound(fmt::format(
                            "no host of the mesh knows workflow '{}'", p.workflow))));
   (void)now;
@@ -585,6 +696,9 @@ std::string WorkflowReplication::StatsJson() const {
                         {"append_errors", s.append_errors},
                         {"outputs_carried", s.outputs_carried},
                         {"outputs_too_big", s.outputs_too_big},
+                        {"outputs_fetched", s.outputs_fetched},
+                        {"outputs_rerun", s.outputs_rerun},
+                        {"pruned", s.pruned},
                         {"malformed", s.malformed},
                         {"persist_errors", s.persist_errors},
                         {"status_queries", s.status_queries},
@@ -607,6 +721,129 @@ std::string WorkflowReplication::StatsJson() const {
                         {"truncated_records", r.truncated_records},
                         {"orphans_recorded", r.orphans_recorded}}
       .dump();
+}
+
+// --- Taking over: outputs the log does not carry are fetched first -----------------------
+
+void WorkflowReplication::StartAdopt(const std::string& rid, const Epoch& epoch, int64_t now) {
+  const WorkflowReplica* w = replicator_.Find(rid);
+  if (w == nullptr || host_ == nullptr) return;
+  const std::string engine_id = EngineIdOf(rid);
+  std::vector<UncarriedOutput> want;
+  if (o_.fetch_output) want = UncarriedOutputs(w->log);
+  const uint64_t generation = ++adopt_generation_;
+  Adopting& adopting = adopting_[rid];
+  adopting = Adopting();
+  adopting.generation = generation;
+  adopting.outstanding = 1;
+  if (!want.empty()) {
+    spdlog::info(
+        "replication: workflow {}: this host owns it now (epoch {}); fetching {} shard "
+        "outputs the log does not carry from the hosts that ran them",
+        engine_id, EpochString(epoch), want.size());
+  }
+  auto rerun = [this, engine_id](const UncarriedOutput& o, const std::string& why) {
+    ++stats_.outputs_rerun;
+    spdlog::warn(
+        "replication: workflow {}: the output of {} ({} bytes) was not fetched from {}: "
+        "{}; the shard runs again",
+        engine_id, o.attempt_id, o.size, o.host, why);
+  };
+  for (const UncarriedOutput& o : want) {
+    if (o.host != self() && !std::binary_search(live_.begin(), live_.end(), o.host)) {
+      rerun(o, "that host is not live");
+      continue;
+    }
+    ++adopting_[rid].outstanding;
+    const std::string dest = FetchedOutputPath(host_->work_root(), engine_id, o);
+    o_.fetch_output(
+        o.host, o.attempt_id, o.size, dest,
+        [this, rid, generation, o, dest, rerun](Status st) {
+          auto it = adopting_.find(rid);
+          if (it == adopting_.end() || it->second.generation != generation) {
+            std::error_code ec;
+            fs::remove(dest, ec);  // no longer wanted here
+            return;
+          }
+          if (st.ok()) {
+            ++stats_.outputs_fetched;
+            it->second.fetched[o.attempt_id] = dest;
+          } else {
+            rerun(o, st.message());
+          }
+          if (--it->second.outstanding == 0) FinishAdopt(rid, now_ns_);
+        },
+        now);
+  }
+  auto it = adopting_.find(rid);
+  if (it != adopting_.end() && it->second.generation == generation &&
+      --it->second.outstanding == 0) {
+    FinishAdopt(rid, now);
+  }
+  Publish();
+}
+
+void WorkflowReplication::FinishAdopt(const std::string& rid, int64_t now) {
+  auto it = adopting_.find(rid);
+  if (it == adopting_.end()) return;
+  const Adopting a = std::move(it->second);
+  adopting_.erase(it);
+  const WorkflowReplica* w = replicator_.Find(rid);
+  if (w == nullptr || host_ == nullptr || !replicator_.Owns(rid)) return;  // lost meanwhile
+  const std::string engine_id = EngineIdOf(rid);
+  // What the log holds is logged; what the engine plans from here on is appended.
+  logged_[engine_id] = LoggedOf(*w);
+  auto adopted = Rebuild(engine_id, w->log, host_->work_root(), a.fetched);
+  Status st = adopted ? host_->Adopt(*adopted, now) : adopted.error();
+  if (!st.ok()) {
+    spdlog::error(
+        "replication: workflow {}: this host owns it (epoch {}) but cannot continue "
+        "it: {}",
+        engine_id, EpochString(w->epoch), st.message());
+    return;
+  }
+  ++stats_.adopted;
+  spdlog::info(
+      "replication: workflow {}: this host owns it now (epoch {}, {} records, {} of "
+      "its outputs carried, {} fetched)",
+      engine_id, EpochString(w->epoch), w->log.size(), adopted->files.size(), a.fetched.size());
+  Publish();
+}
+
+// --- Retention of finished workflows' copies ---------------------------------------------
+
+void WorkflowReplication::Prune(int64_t now) {
+  if (o_.retention_ns <= 0 || now < next_prune_ns_ || host_ == nullptr) return;
+  next_prune_ns_ = now + o_.prune_interval_ns;
+  std::vector<std::string> old;
+  for (const std::string& rid : replicator_.Workflows()) {
+    const WorkflowReplica* w = replicator_.Find(rid);
+    if (w == nullptr || adopting_.contains(rid)) continue;
+    for (auto r = w->log.rbegin(); r != w->log.rend(); ++r) {
+      if (RecordKind(r->kind()) != RecordKind::kWorkflowFinished) continue;
+      if (r->at_ns() < now - o_.retention_ns) old.push_back(rid);
+      break;
+    }
+    if (old.size() >= o_.prune_batch) {
+      next_prune_ns_ = now;  // more at the next tick
+      break;
+    }
+  }
+  for (const std::string& rid : old) {
+    (void)replicator_.Forget(rid);
+    logged_.erase(EngineIdOf(rid));
+    if (Status st = host_->workflow_store().DeleteReplica(rid); !st.ok()) {
+      ++stats_.persist_errors;
+      spdlog::error("replication: dropping the copy of {}: {}", EngineIdOf(rid), st.message());
+    }
+    ++stats_.pruned;
+  }
+  if (!old.empty()) {
+    spdlog::info("replication: dropped the copies of {} workflows that finished more than {} ago",
+                 old.size(),
+                 yaml::FormatDuration(std::chrono::milliseconds(o_.retention_ns / 1'000'000)));
+    Publish();
+  }
 }
 
 }  // namespace augur::mesh

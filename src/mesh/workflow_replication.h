@@ -8,12 +8,15 @@
 //     members (alive or suspect) at every Tick;
 //   - its state is persisted in the store (WorkflowStore::PutReplica) before any message it
 //     produced is sent, and loaded again at start;
-//   - kBecameOwner: the workflow is rebuilt from the log (workflow_log.h Rebuild) and the
-//     executor adopts it (Engine::Restore); kLostOwnership: the executor releases it;
-//     kDropped: the persisted copy goes.
-// Status of a workflow the engine here does not run (`augurctl status` on any host) is
-// answered from this host's replica, after asking the owner over Channel::kStatus; a host
-// holding nothing asks every live host.
+//   - kBecameOwner: the shard outputs the log does not carry are fetched from the hosts that
+//     ran them (fetch_output; each that fails is run again), then the workflow is rebuilt
+//     from the log (workflow_log.h Rebuild) and the executor adopts it (Engine::Restore);
+//     kLostOwnership: the executor releases it; kDropped: the persisted copy goes;
+//   - a finished workflow's copy is dropped retention_ns after it finished (owned or not),
+//     a bounded batch at a time; when it finishes, the hosts that keep its outputs are told.
+// Status, result and history of a workflow the engine here does not run (`augurctl status`,
+// `result`, `history` on any host) are asked of the owner over Channel::kStatus, else
+// answered from this host's replica; a host holding nothing asks every live host.
 //
 // Thread safety: one thread (the executor's engine thread), except Stats(), which any thread
 // may call.
@@ -51,6 +54,22 @@ struct WorkflowReplicationOptions {
   // The live members' names (alive or suspect; this host may be among them). REQUIRED;
   // called on the engine thread at every Tick.
   std::function<std::vector<std::string>()> live;
+  // Fetches a shard output the log does not carry from the host that ran it, into `dest`
+  // (MeshPlacer::FetchOutput; `done` once, on the engine thread). Unset: such shards run
+  // again on a new owner.
+  std::function<void(const std::string& host, const std::string& attempt_id, uint64_t size,
+                     const std::string& dest, std::function<void(Status)> done, int64_t now_ns)>
+      fetch_output;
+  // A workflow this host owns finished: the hosts that may keep its outputs drop them
+  // (MeshPlacer::ForgetOutputs). May be unset.
+  std::function<void(const std::string& workflow_id, const std::vector<std::string>& hosts)>
+      forget_outputs;
+  // A finished workflow's copy is dropped this long after it finished (the owner's clock in
+  // its log); 0 keeps copies until their owner releases them. augurd passes
+  // workflows.history_retention. Checked every prune_interval_ns, at most prune_batch a time.
+  int64_t retention_ns = 0;
+  int64_t prune_interval_ns = 60'000'000'000;
+  size_t prune_batch = 100;
 };
 
 struct WorkflowReplicationStats {
@@ -60,7 +79,10 @@ struct WorkflowReplicationStats {
   uint64_t released = 0;         // handed to another owner
   uint64_t append_errors = 0;    // records the replicator refused (logged)
   uint64_t outputs_carried = 0;  // shard and stage outputs carried in the log
-  uint64_t outputs_too_big = 0;  // successes whose output was not carried (re-run on takeover)
+  uint64_t outputs_too_big = 0;  // successes whose output was not carried (fetched on takeover)
+  uint64_t outputs_fetched = 0;  // taking over: fetched from the host that ran the shard
+  uint64_t outputs_rerun = 0;    // taking over: not fetched (the reason is logged): run again
+  uint64_t pruned = 0;           // copies of finished workflows dropped by retention
   uint64_t malformed = 0;        // replication or status messages that did not decode
   uint64_t persist_errors = 0;   // snapshots the store refused
   uint64_t status_queries = 0;   // asked of other hosts
@@ -84,6 +106,9 @@ class WorkflowReplication : public workflow::Replication {
   std::optional<int64_t> NextDeadline() const override;
   void RemoteStatus(const std::string& workflow, bool explain,
                     std::function<void(Result<std::string>)> done, int64_t now_ns) override;
+  void RemoteQuery(workflow::QueryKind kind, const std::string& workflow, const std::string& stage,
+                   size_t limit, std::function<void(Result<workflow::RemoteAnswer>)> done,
+                   int64_t now_ns) override;
   const std::string& self() const override { return link_->self(); }
   std::string StatsJson() const override;
 
@@ -101,9 +126,15 @@ class WorkflowReplication : public workflow::Replication {
     std::set<std::string> merged;                        // stages
     bool finished = false;
   };
+  // A workflow this host owns whose uncarried outputs are being fetched before it adopts it.
+  struct Adopting {
+    uint64_t generation = 0;
+    size_t outstanding = 0;
+    std::map<std::string, std::string> fetched;  // attempt id -> file
+  };
   struct Pending {
-    std::function<void(Result<std::string>)> done;
-    std::optional<std::string> fallback;  // a replica's answer
+    std::function<void(Result<workflow::RemoteAnswer>)> done;
+    std::optional<Result<workflow::RemoteAnswer>> fallback;  // a replica's answer
     std::string workflow;
     size_t outstanding = 0;
     int64_t deadline_ns = 0;
@@ -120,10 +151,22 @@ class WorkflowReplication : public workflow::Replication {
   // The replica id this host holds for a workflow id or name ("" if none).
   std::string HeldId(const std::string& workflow) const;
   std::string ReplicaStatus(const std::string& rid) const;
+  // What this host's copy says for a query (status, a carried stage output, the attempts'
+  // results as history rows).
+  Result<workflow::RemoteAnswer> ReplicaAnswer(const std::string& rid, workflow::QueryKind kind,
+                                               const std::string& stage, size_t limit) const;
+  void Ask(workflow::QueryKind kind, const std::string& workflow, const std::string& stage,
+           size_t limit, bool explain, std::function<void(Result<workflow::RemoteAnswer>)> done,
+           int64_t now);
   void OnStatus(const std::string& from, const wire::StatusMessage& m, int64_t now);
   void SendStatus(const std::string& to, wire::StatusMessage m);
-  void Answer(uint64_t id, Result<std::string> r);
+  void Answer(uint64_t id, Result<workflow::RemoteAnswer> r);
   void Malformed(const std::string& from, const Status& why, int64_t now);
+  // kBecameOwner: fetches what the log does not carry, then FinishAdopt.
+  void StartAdopt(const std::string& rid, const Epoch& epoch, int64_t now);
+  void FinishAdopt(const std::string& rid, int64_t now);
+  // Retention of finished workflows' copies.
+  void Prune(int64_t now);
   void Publish();
 
   MeshLink* link_;
@@ -134,6 +177,10 @@ class WorkflowReplication : public workflow::Replication {
   int64_t bind_ns_ = 0;
   std::map<std::string, Logged> logged_;  // by engine id, for workflows owned here
   std::map<uint64_t, Pending> pending_;   // status queries by id
+  std::map<std::string, Adopting> adopting_;  // by replica id
+  uint64_t adopt_generation_ = 0;
+  int64_t now_ns_ = 0;  // the latest clock a call brought (for fetches that end later)
+  int64_t next_prune_ns_ = 0;
   uint64_t next_query_ = 1;
   LogRateLimiter log_limit_{10'000'000'000};
   WorkflowReplicationStats stats_;

@@ -958,6 +958,97 @@ struct Executor::Impl : PlacerHost, ReplicationHost {
     for (const Action& a : actions) Act(a);
   }
 
+  // `augurctl result` and `history` here (engine thread).
+  Result<std::string> LocalOutput(const std::string& workflow, const std::string& stage) {
+    auto id = engine->Resolve(workflow);
+    if (!id) return Err(id.error());
+    auto which = engine->StageOf(*id, stage);
+    if (!which) return Err(which.error());
+    auto out = store->StageOutput(*id, *which);
+    if (!out) return Err(out.error());
+    if (!*out) {
+      return Err(Status::NotFound(fmt::format("workflow {}: stage {} has no result yet ({})", *id,
+                                              *which, engine->StateOf(*id))));
+    }
+    // The control socket carries messages of up to 4 MiB; a larger result is named instead.
+    constexpr uint64_t kMaxInline = (4ULL << 20) - 4096;
+    if (const uint64_t size = FileSize(**out); size > kMaxInline) {
+      return Err(Status::ResourceExhausted(fmt::format(
+          "workflow {}: stage {} output is {} bytes, more than augurctl result carries; it is "
+          "in {}",
+          *id, *which, size, **out)));
+    }
+    std::ifstream f(**out, std::ios::binary);
+    if (!f) return Err(Status::IOError("cannot read " + **out));
+    return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  }
+  Result<std::string> LocalHistory(const std::string& workflow, size_t limit) {
+    auto h = store->History(workflow.empty() ? std::nullopt : std::optional<std::string>(workflow),
+                            limit);
+    if (!h) return Err(h.error());
+    nlohmann::json arr = nlohmann::json::array();
+    for (const HistoryRecord& r : *h) {
+      arr.push_back({{"attempt", r.attempt_id},
+                     {"workflow", r.workflow_id},
+                     {"name", r.workflow_name},
+                     {"stage", r.stage},
+                     {"shard", r.shard_index},
+                     {"range", {r.range_begin, r.range_end}},
+                     {"state", AttemptStateName(r.state)},
+                     {"exit_code", r.exit_code},
+                     {"started_ns", r.started_ns},
+                     {"wall_seconds", r.wall_seconds},
+                     {"cpu_seconds", r.cpu_seconds},
+                     {"peak_memory_bytes", r.peak_memory_bytes},
+                     {"bytes_read", r.bytes_read},
+                     {"bytes_written", r.bytes_written},
+                     {"grant", r.grant.ToString()},
+                     {"cost", r.cost},
+                     {"host", r.host}});
+    }
+    return arr.dump(2);
+  }
+  Result<std::string> LocalQuery(QueryKind kind, const std::string& workflow,
+                                 const std::string& stage, size_t limit) override {
+    if (kind == QueryKind::kResult) return LocalOutput(workflow, stage);
+    if (kind == QueryKind::kStatus) return LocalStatus(workflow, false);
+    if (!engine->Resolve(workflow)) {
+      return Err(Status::NotFound("no workflow " + workflow + " runs here"));
+    }
+    return LocalHistory(workflow, limit);
+  }
+  // Runs `local` on the engine thread; when `remote_wanted` says its answer means "not
+  // here", asks the mesh (Replication::RemoteQuery) and waits for it a bounded time.
+  Result<std::string> LocalOrRemote(std::function<Result<std::string>()> local,
+                                    std::function<bool(const Result<std::string>&)> remote_wanted,
+                                    QueryKind kind, const std::string& workflow,
+                                    const std::string& stage, size_t limit, RemoteAnswer* remote) {
+    auto answer = std::make_shared<std::promise<Result<RemoteAnswer>>>();
+    std::future<Result<RemoteAnswer>> f = answer->get_future();
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      queue.push_back([this, answer, local, remote_wanted, kind, workflow, stage, limit] {
+        auto r = local();
+        if (replication != nullptr && !workflow.empty() && remote_wanted(r)) {
+          replication->RemoteQuery(
+              kind, workflow, stage, limit,
+              [answer](Result<RemoteAnswer> a) { answer->set_value(std::move(a)); }, NowNs());
+          return;
+        }
+        answer->set_value(r ? Result<RemoteAnswer>(RemoteAnswer{.body = std::move(*r)})
+                            : Result<RemoteAnswer>(Err(r.error())));
+      });
+    }
+    cv.notify_all();
+    if (f.wait_for(std::chrono::seconds(15)) != std::future_status::ready) {
+      return Err(Status::Unavailable(fmt::format("'{}': no answer in 15 s", workflow)));
+    }
+    Result<RemoteAnswer> a = f.get();
+    if (!a) return Err(a.error());
+    if (remote != nullptr && !a->answered_by.empty()) *remote = *a;
+    return std::move(a->body);
+  }
+
   // ReplicationHost (replication.h).
   WorkflowStore& workflow_store() override { return *store; }
   const std::string& work_root() const override { return o.engine.work_root; }
@@ -1335,29 +1426,12 @@ std::string Executor::MeshStatsJson() {
       [&] { return impl_->placer != nullptr ? impl_->placer->StatsJson() : std::string("{}"); });
 }
 
-Result<std::string> Executor::Output(const std::string& workflow, const std::string& stage) {
-  return impl_->Post<Result<std::string>>([&]() -> Result<std::string> {
-    auto id = impl_->engine->Resolve(workflow);
-    if (!id) return Err(id.error());
-    auto which = impl_->engine->StageOf(*id, stage);
-    if (!which) return Err(which.error());
-    auto out = impl_->store->StageOutput(*id, *which);
-    if (!out) return Err(out.error());
-    if (!*out) {
-      return Err(Status::NotFound(fmt::format("workflow {}: stage {} has no result yet ({})", *id,
-                                              *which, impl_->engine->StateOf(*id))));
-    }
-    // The control socket carries messages of up to 4 MiB; a larger result is named instead.
-    constexpr uint64_t kMaxInline = (4ULL << 20) - 4096;
-    if (const uint64_t size = FileSize(**out); size > kMaxInline) {
-      return Err(Status::ResourceExhausted(fmt::format(
-          "workflow {}: stage {} output is {} bytes, more than augurctl result carries; it is "
-          "in {}", *id, *which, size, **out)));
-    }
-    std::ifstream f(**out, std::ios::binary);
-    if (!f) return Err(Status::IOError("cannot read " + **out));
-    return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  });
+Result<std::string> Executor::Output(const std::string& workflow, const std::string& stage,
+                                     RemoteAnswer* remote) {
+  return impl_->LocalOrRemote(
+      [=, this] { return impl_->LocalOutput(workflow, stage); },
+      [](const Result<std::string>& r) { return !r && r.error().IsNotFound(); }, QueryKind::kResult,
+      workflow, stage, 0, remote);
 }
 
 Status Executor::Cancel(const std::string& workflow) {
@@ -1399,34 +1473,15 @@ void Executor::Anomaly(const std::string& series, const std::string& cgroup) {
   impl_->cv.notify_all();
 }
 
-Result<std::string> Executor::HistoryJson(const std::string& workflow, size_t limit) {
-  return impl_->Post<Result<std::string>>([&]() -> Result<std::string> {
-    auto h = impl_->store->History(workflow.empty() ? std::nullopt
-                                                    : std::optional<std::string>(workflow),
-                                   limit);
-    if (!h) return Err(h.error());
-    nlohmann::json arr = nlohmann::json::array();
-    for (const HistoryRecord& r : *h) {
-      arr.push_back({{"attempt", r.attempt_id},
-                     {"workflow", r.workflow_id},
-                     {"name", r.workflow_name},
-                     {"stage", r.stage},
-                     {"shard", r.shard_index},
-                     {"range", {r.range_begin, r.range_end}},
-                     {"state", AttemptStateName(r.state)},
-                     {"exit_code", r.exit_code},
-                     {"started_ns", r.started_ns},
-                     {"wall_seconds", r.wall_seconds},
-                     {"cpu_seconds", r.cpu_seconds},
-                     {"peak_memory_bytes", r.peak_memory_bytes},
-                     {"bytes_read", r.bytes_read},
-                     {"bytes_written", r.bytes_written},
-                     {"grant", r.grant.ToString()},
-                     {"cost", r.cost},
-                     {"host", r.host}});
-    }
-    return arr.dump(2);
-  });
+Result<std::string> Executor::HistoryJson(const std::string& workflow, size_t limit,
+                                          RemoteAnswer* remote) {
+  // A workflow this host neither runs nor ran (no rows): its owner's history.
+  return impl_->LocalOrRemote([=, this] { return impl_->LocalHistory(workflow, limit); },
+                              [=, this](const Result<std::string>& r) {
+                                return !workflow.empty() && r && *r == "[]" &&
+                                       !impl_->engine->Resolve(workflow);
+                              },
+                              QueryKind::kHistory, workflow, "", limit, remote);
 }
 
 namespace {

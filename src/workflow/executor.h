@@ -141,10 +141,16 @@ class Executor {
   // "owner"; this waits at most a few seconds for that.
   Result<std::string> StatusJson(const std::string& workflow, bool explain);
   // A stage's merged output (default: the last stage in the file).
-  Result<std::string> Output(const std::string& workflow, const std::string& stage);
+  // A workflow this host does not run is asked of its owner over the mesh (`remote`, when
+  // given, says who answered).
+  Result<std::string> Output(const std::string& workflow, const std::string& stage,
+                             RemoteAnswer* remote = nullptr);
   Status Cancel(const std::string& workflow);
   Status Boost(const std::string& workflow, double points, std::chrono::milliseconds duration);
-  Result<std::string> HistoryJson(const std::string& workflow, size_t limit);
+  // Of a workflow this host neither runs nor ran: its owner's (rows carry owner and
+  // answered_by).
+  Result<std::string> HistoryJson(const std::string& workflow, size_t limit,
+                                  RemoteAnswer* remote = nullptr);
   // An anomaly event of the forecaster's detector on `series`; `cgroup` is the series'
   // cgroup label, "" for a host-wide series. A cgroup of a running shard's instance is that
   // shard's anomaly (Engine::ShardAnomaly); anything else is the host's

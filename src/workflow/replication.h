@@ -33,6 +33,17 @@ struct AdoptedWorkflow {
   std::vector<std::pair<std::string, std::string>> files;     // (path, contents)
 };
 
+// What `augurctl status`, `result` and `history` ask of the host that owns a workflow.
+enum class QueryKind : uint32_t { kStatus = 0, kResult = 1, kHistory = 2 };
+
+// The answer of another host: `body` is the status or history JSON (annotated with owner and
+// answered_by) or a stage's merged output; `owner` the owner the answering host knows.
+struct RemoteAnswer {
+  std::string body;
+  std::string owner, answered_by;
+  bool from_owner = false;
+};
+
 // What the executor offers the replication.
 class ReplicationHost {
  public:
@@ -51,6 +62,10 @@ class ReplicationHost {
                        int64_t now_ns) = 0;
   // The engine's status JSON of a workflow it runs (by id or name); NotFound otherwise.
   virtual Result<std::string> LocalStatus(const std::string& workflow, bool explain) = 0;
+  // A stage's merged output (`stage` "" the last) or the history JSON (newest `limit`) of a
+  // workflow the engine runs; NotFound otherwise.
+  virtual Result<std::string> LocalQuery(QueryKind kind, const std::string& workflow,
+                                         const std::string& stage, size_t limit) = 0;
 };
 
 // What the executor calls.
@@ -77,6 +92,13 @@ class Replication {
   // or later (NotFound when no host knows it).
   virtual void RemoteStatus(const std::string& workflow, bool explain,
                       std::function<void(Result<std::string>)> done, int64_t now_ns) = 0;
+  // `augurctl result` or `history` of a workflow the engine does not run here: asked of the
+  // owner over the mesh, else answered from a replica (a result only when its copy carries
+  // the output). `done` once, on the engine thread; ResourceExhausted naming the size and the
+  // owner for a result too big for one message, NotFound when no host knows it.
+  virtual void RemoteQuery(QueryKind kind, const std::string& workflow, const std::string& stage,
+                           size_t limit, std::function<void(Result<RemoteAnswer>)> done,
+                           int64_t now_ns) = 0;
   // This host's name in the mesh (status says which host owns a workflow).
   virtual const std::string& self() const = 0;
   // Counters as a JSON object.

@@ -416,6 +416,15 @@ stages:
   EXPECT_EQ(w.value("owner", ""), Name(owner)) << w.dump(2);
   EXPECT_EQ(w.value("state", ""), "succeeded") << w.dump(2);
   EXPECT_EQ(w.value("answered_by", ""), Name(owner)) << w.dump(2);
+  // So do `augurctl result` and `history` there (asked of the owner, said on stderr).
+  const testing::RunResult third_result = Ctl(third, {"result", id});
+  EXPECT_EQ(third_result.out, want) << third_result.err;
+  EXPECT_NE(third_result.err.find("answered by " + Name(owner)), std::string::npos)
+      << third_result.err;
+  auto third_history =
+      nlohmann::json::parse(Ctl(third, {"history", id, "--json"}).out, nullptr, false);
+  ASSERT_TRUE(third_history.is_array() && !third_history.empty()) << third_history.dump(2);
+  EXPECT_EQ(third_history[0].value("answered_by", ""), Name(owner)) << third_history.dump(2);
   // What h1 had finished was not run again (its outputs came with the log).
   auto h = nlohmann::json::parse(Ctl(owner, {"history", id, "--json"}).out, nullptr, false);
   int rerun = 0;

@@ -128,6 +128,37 @@ TEST(RemoteRunCodecTest, MalformedMessagesAreCorruptionNamingWhatIsWrong) {
               HasSubstr("at most"));
 }
 
+// Kept outputs after a takeover (docs/MESH.md, "Outputs after a takeover"): no lease, an id.
+TEST(RemoteRunCodecTest, KeptOutputMessagesRoundTripAndNeedTheirId) {
+  wire::RemoteRunMessage f;
+  f.mutable_fetch()->set_attempt_id("wf/work/0#1");
+  f.mutable_fetch()->set_nonce(42);
+  auto bytes = EncodeRemoteRun(f);
+  ASSERT_TRUE(bytes) << bytes.error().ToString();
+  auto back = DecodeRemoteRun(*bytes);
+  ASSERT_TRUE(back) << back.error().ToString();
+  EXPECT_EQ(back->fetch().attempt_id(), "wf/work/0#1");
+  EXPECT_EQ(back->fetch().nonce(), 42u);
+  EXPECT_EQ(RemoteRunBodyName(*back), "fetch");
+  EXPECT_EQ(LeaseOf(*back), "");
+  wire::RemoteRunMessage g;
+  g.mutable_forget()->set_workflow_id("wf");
+  ASSERT_TRUE(EncodeRemoteRun(g));
+
+  wire::RemoteRunMessage bad;
+  bad.set_version(kRemoteRunVersion);
+  bad.mutable_fetch()->set_nonce(1);
+  EXPECT_THAT(DecodeRemoteRun(bad.SerializeAsString()).error().message(),
+              HasSubstr("fetch: id of 0 bytes"));
+  bad.mutable_fetch_refused()->set_attempt_id("wf/work/0#1");
+  bad.mutable_fetch_refused()->set_error(std::string(2000, 'e'));
+  EXPECT_THAT(DecodeRemoteRun(bad.SerializeAsString()).error().message(),
+              HasSubstr("error of 2000 bytes"));
+  bad.mutable_forget()->set_workflow_id(std::string(300, 'w'));
+  EXPECT_THAT(DecodeRemoteRun(bad.SerializeAsString()).error().message(),
+              HasSubstr("forget: id of 300 bytes"));
+}
+
 TEST(RemoteRunCodecTest, AnOutputTooLargeForOneMessageIsRefusedWithItsSize) {
   wire::RemoteRunMessage m = ResultMsg();
   m.mutable_result()->set_output(std::string(kMaxRemoteRunBytes, 'o'));

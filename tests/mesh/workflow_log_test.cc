@@ -244,7 +244,10 @@ TEST(StatusMessage, RoundTripsAndRefusesWhatIsMalformed) {
   refused(bad, kStatusVersion, Status::Code::kCorruption, "printable");
   wire::StatusMessage r;
   r.mutable_reply()->set_found(true);
-  refused(r, kStatusVersion, Status::Code::kCorruption, "found without a status");
+  refused(r, kStatusVersion, Status::Code::kCorruption, "found without an answer");
+  wire::StatusMessage unknown = q;
+  unknown.mutable_query()->set_kind(3);  // status, result, history: 0..2
+  refused(unknown, kStatusVersion, Status::Code::kCorruption, "unknown kind 3");
   r.mutable_reply()->set_json("[]");
   r.mutable_reply()->set_owner("-bad");
   refused(r, kStatusVersion, Status::Code::kCorruption, "not a host name");

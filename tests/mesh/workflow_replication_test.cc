@@ -6,6 +6,8 @@
 // cut one off. Skipped, with the reason, where cgroups cannot be made.
 #include "mesh/workflow_replication.h"
 
+#include <fmt/format.h>
+#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -13,18 +15,17 @@
 #include <fstream>
 #include <map>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 #include <thread>
 
-#include <fmt/format.h>
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
-
+#include "mesh/mesh_placer.h"
+#include "mesh/rendezvous.h"
+#include "mesh/workflow_log.h"
 #include "testing/process_backend.h"
 #include "workflow/executor.h"
 #include "workflow/store.h"
-#include "mesh/workflow_log.h"
 
 namespace augur::mesh {
 namespace {
@@ -44,10 +45,14 @@ class Net {
     dead_.erase(name);
   }
   // kill -9: the executor is gone and nothing more reaches it or comes from it.
-  void Kill(const std::string& name) {
+  void Kill(const std::string& name) { Kill(std::vector<std::string>{name}); }
+  // At once: no host sees one dead before the others.
+  void Kill(const std::vector<std::string>& names) {
     std::lock_guard lock(mu_);
-    hosts_[name] = nullptr;
-    dead_.insert(name);
+    for (const std::string& name : names) {
+      hosts_[name] = nullptr;
+      dead_.insert(name);
+    }
   }
   void Isolate(const std::string& name) {
     std::lock_guard lock(mu_);
@@ -65,17 +70,44 @@ class Net {
       it->second->OnMeshMessage(from, uint32_t(ch), std::move(payload));
     }
   }
+  // A host killed but not yet gone (its executor being destroyed) keeps the view it had of
+  // the others: nothing it does from then on reaches anyone.
   std::vector<std::string> LiveFrom(const std::string& self) const {
     std::lock_guard lock(mu_);
     std::vector<std::string> out;
     for (const auto& [name, e] : hosts_) {
-      if (Reach(self, name)) out.push_back(name);
+      const bool live = dead_.contains(self)
+                            ? name == self || (!dead_.contains(name) && !isolated_.contains(self) &&
+                                               !isolated_.contains(name))
+                            : Reach(self, name);
+      if (live) out.push_back(name);
     }
     return out;
   }
   void DetachAll() {
     std::lock_guard lock(mu_);
     for (auto& [name, e] : hosts_) e = nullptr;
+  }
+  // The room a host shows the others in its gossiped headroom (none until set).
+  void SetRoom(const std::string& name, Resources room) {
+    std::lock_guard lock(mu_);
+    room_[name] = room;
+  }
+  std::vector<PlacementPeer> Peers(const std::string& self) const {
+    std::lock_guard lock(mu_);
+    std::vector<PlacementPeer> out;
+    for (const auto& [name, e] : hosts_) {
+      PlacementPeer p;
+      p.name = name;
+      p.alive = Reach(self, name);
+      p.headroom_version = 1;
+      const auto it = room_.find(name);
+      const Resources room = it == room_.end() ? Resources{} : it->second;
+      p.headroom.horizons = {{0, room, room}, {600, room, room}};
+      p.headroom.backends = {{"process", {}}};
+      out.push_back(std::move(p));
+    }
+    return out;
   }
 
  private:
@@ -85,6 +117,7 @@ class Net {
   }
   mutable std::mutex mu_;
   std::map<std::string, Executor*> hosts_;
+  std::map<std::string, Resources> room_;
   std::set<std::string> dead_, isolated_;
 };
 
@@ -96,7 +129,7 @@ class NetLink : public MeshLink {
     net_->Deliver(self_, host, ch, std::move(payload));
     return Status::OK();
   }
-  std::vector<PlacementPeer> Peers() const override { return {}; }
+  std::vector<PlacementPeer> Peers() const override { return net_->Peers(self_); }
 
  private:
   Net* net_;
@@ -110,6 +143,7 @@ class WorkflowReplicationTest : public ::testing::Test {
     std::unique_ptr<plugin::AbiBackend> backend;
     std::unique_ptr<NetLink> link;
     std::shared_ptr<WorkflowReplication> replication;
+    std::shared_ptr<MeshPlacer> placer;  // with_placer
     std::unique_ptr<Executor> executor;
   };
 
@@ -132,7 +166,10 @@ class WorkflowReplicationTest : public ::testing::Test {
   }
 
   // Starts (or restarts, on the same state directory) host `name`, with room for shards.
-  Host* Start(const std::string& name, Resources capacity = {0.5, 256ULL << 20}) {
+  // With a placer, shards that do not fit here run on hosts that show room (Net::SetRoom),
+  // and a new owner fetches outputs the log does not carry from the hosts that ran them.
+  Host* Start(const std::string& name, Resources capacity = {0.5, 256ULL << 20},
+              bool with_placer = false) {
     Host& h = hosts_[name];
     h.name = name;
     h.dir = dir_ + "/" + name;
@@ -151,9 +188,27 @@ class WorkflowReplicationTest : public ::testing::Test {
     ro.replication.replicas = 2;
     ro.replication.retransmit_ns = 50'000'000;
     ro.live = [this, name] { return net_.LiveFrom(name); };
+    ro.retention_ns = retention_ns_;
+    ro.prune_interval_ns = 100'000'000;
+    if (with_placer) {
+      MeshPlacerOptions po;
+      po.work_dir = h.dir + "/remote";
+      po.negotiator.seed = 7;
+      h.placer = std::make_shared<MeshPlacer>(h.link.get(), po);
+      ro.fetch_output = [p = h.placer](const std::string& host, const std::string& attempt,
+                                       uint64_t size, const std::string& dest,
+                                       std::function<void(augur::Status)> done, int64_t now) {
+        p->FetchOutput(host, attempt, size, dest, std::move(done), now);
+      };
+      ro.forget_outputs = [p = h.placer](const std::string& workflow,
+                                         const std::vector<std::string>& hosts) {
+        p->ForgetOutputs(workflow, hosts);
+      };
+    }
     h.replication = std::make_shared<WorkflowReplication>(h.link.get(), ro);
     workflow::ExecutorOptions o = testing::TestExecutorOptions(h.dir, name, capacity);
     o.replication = h.replication;
+    o.placer = h.placer;
     auto e = Executor::Start(std::move(o), testing::ProcessOnly(h.backend.get()));
     EXPECT_TRUE(e) << e.error().ToString();
     if (!e) return nullptr;
@@ -171,10 +226,13 @@ class WorkflowReplicationTest : public ::testing::Test {
     }
   }
 
-  void Kill(const std::string& name) {
-    net_.Kill(name);
-    hosts_[name].executor.reset();  // its tasks finish on their own; nothing is said
+  void Kill(const std::vector<std::string>& names) {
+    net_.Kill(names);
+    for (const std::string& name : names) {
+      hosts_[name].executor.reset();  // its tasks finish on their own; nothing is said
+    }
   }
+  void Kill(const std::string& name) { Kill(std::vector<std::string>{name}); }
 
   static nlohmann::json Status(Executor& e, const std::string& id) {
     auto s = e.StatusJson(id, false);
@@ -200,6 +258,7 @@ class WorkflowReplicationTest : public ::testing::Test {
   }
   std::string dir_;
   std::string skip_;
+  int64_t retention_ns_ = 0;  // of the hosts started next
   Net net_;
   std::map<std::string, Host> hosts_;
 };
@@ -265,6 +324,21 @@ TEST_F(WorkflowReplicationTest, TheOwnerDiesMidRunAndTheNextHostFinishesWithEach
   EXPECT_GE(hosts_[other].replication->Stats().status_queries, 1u);
   // By name too.
   EXPECT_EQ(Status(*hosts_[other].executor, "failover").value("owner", ""), owner);
+  // So do `augurctl result` and `history` (the third host neither runs nor ran it).
+  workflow::RemoteAnswer from;
+  auto res = hosts_[other].executor->Output(*id, "", &from);
+  ASSERT_TRUE(res) << res.error().ToString();
+  EXPECT_EQ(*res, Merged(8));
+  EXPECT_EQ(from.owner, owner);
+  EXPECT_EQ(from.answered_by, owner);
+  EXPECT_TRUE(from.from_owner);
+  auto other_hist = hosts_[other].executor->HistoryJson(*id, 100);
+  ASSERT_TRUE(other_hist) << other_hist.error().ToString();
+  const auto other_rows = nlohmann::json::parse(*other_hist);
+  ASSERT_FALSE(other_rows.empty()) << *other_hist;
+  EXPECT_EQ(other_rows[0].value("owner", ""), owner) << other_rows[0].dump();
+  EXPECT_EQ(other_rows[0].value("answered_by", ""), owner) << other_rows[0].dump();
+  EXPECT_EQ(other_rows.size(), nlohmann::json::parse(*hist).size());
   // An unknown workflow is NotFound from every host.
   auto none = hosts_[other].executor->StatusJson("no-such-workflow", false);
   ASSERT_FALSE(none);
@@ -368,6 +442,215 @@ TEST_F(WorkflowReplicationTest, AnIsolatedOwnerStepsDownWhenThePartitionHeals) {
   uint64_t released = 0;
   for (const char* n : {"h1", "h2", "h3"}) released += hosts_[n].replication->Stats().released;
   EXPECT_GE(released, 1u);
+}
+
+TEST_F(WorkflowReplicationTest, CopiesOfAFinishedWorkflowGoAfterTheRetentionAndRunningOnesStay) {
+  retention_ns_ = 1'000'000'000;
+  StartThree();
+  if (!skip_.empty()) GTEST_SKIP() << skip_;
+  if (HasFatalFailure()) return;
+  Executor& h1 = *hosts_["h1"].executor;
+  auto running = h1.Submit(Workflow(1, "30"), "test");
+  auto done = h1.Submit(Workflow(2, "0.1"), "test");
+  ASSERT_TRUE(running && done);
+  ASSERT_TRUE(WaitFor([&] { return Status(h1, *done).value("state", "") == "succeeded"; }));
+  // Every host held both (r = 2 of 3 hosts); a second after the end, only the running one.
+  ASSERT_TRUE(WaitFor([&] {
+    for (const char* n : {"h1", "h2", "h3"}) {
+      const WorkflowReplicationStats st = hosts_[n].replication->Stats();
+      if (st.held != 1 || st.pruned != 1) return false;
+    }
+    return true;
+  }));
+  for (const char* n : {"h1", "h2", "h3"}) {
+    auto store = workflow::WorkflowStore::Open(hosts_[n].dir + "/workflows.db");
+    ASSERT_TRUE(store) << store.error().ToString();
+    auto rows = (*store)->Replicas();
+    ASSERT_TRUE(rows) << rows.error().ToString();
+    ASSERT_EQ(rows->size(), 1u) << n;
+    EXPECT_EQ(EngineIdOf(rows->front().first), *running) << n;
+  }
+  EXPECT_EQ(Status(h1, *running).value("state", ""), "running");
+}
+
+// --- Outputs over 16 KiB after a takeover: fetched from the host that ran the shard ---------
+
+// Each "work" shard prints 3,000 numbered lines (about 21 KB, over the 16 KiB a log record
+// carries) and notes each run in <dir>/ran.<index>; "tail" keeps the workflow running after.
+std::string BigWorkflow(const std::string& dir) {
+  return fmt::format(R"(workflow: big
+stages:
+  - name: gate
+    resources: {{cpu: 0.25, memory: 32Mi}}
+    run: [sh, -c, "sleep 1.5; echo gate"]
+  - name: work
+    needs: [gate]
+    resources: {{cpu: 0.25, memory: 32Mi}}
+    shards: {{range: [0, 4], count: 4}}
+    canary: false
+    run: [sh, -c, "echo x >> {0}/ran.{{shard.index}}; sleep 1; seq 1 3000 | sed s/^/{{shard.index}}:/"]
+  - name: tail
+    needs: [work]
+    resources: {{cpu: 0.25, memory: 32Mi}}
+    run: [sh, -c, "sleep 2; wc -l < {{input}}"]
+)",
+                     dir);
+}
+
+std::string BigMerged() {
+  std::string s;
+  for (int k = 0; k < 4; ++k) {
+    for (int i = 1; i <= 3000; ++i) s += fmt::format("{}:{}\n", k, i);
+  }
+  return s;
+}
+
+int Runs(const std::string& dir, int shard) {
+  std::ifstream f(fmt::format("{}/ran.{}", dir, shard));
+  int n = 0;
+  for (std::string line; std::getline(f, line);) ++n;
+  return n;
+}
+
+class OutputFetchTest : public WorkflowReplicationTest {
+ protected:
+  // h1 (room for one shard) owns the workflow; of h2 and h3, the one that will take it over
+  // (heir_) is kept busy by a workflow of its own (hog_, cancelled after the kill) and the
+  // other (holder_) shows room, so the work shards h1 cannot run go to holder_, their
+  // outputs sent to h1 by transfer and kept on holder_ when the lease ends. Returns once
+  // the work stage is done and tail runs (on h1), with ran_on_[shard] = the host that ran it.
+  void RunUntilWorkIsDone() {
+    for (const char* n : {"h1", "h2", "h3"}) {
+      Start(n,
+            n == std::string("h1") ? Resources{0.25, 256ULL << 20} : Resources{0.5, 256ULL << 20},
+            /*with_placer=*/true);
+      if (!skip_.empty()) return;
+      ASSERT_NE(hosts_[n].executor, nullptr);
+    }
+    Executor& h1 = *hosts_["h1"].executor;
+    auto id = h1.Submit(BigWorkflow(dir_), "test");
+    ASSERT_TRUE(id) << id.error().ToString();
+    id_ = *id;
+    // The replica id h1 chose, hence who takes over when h1 dies (as the replicator says).
+    const std::string rid = ChooseReplicaId(id_, "h1", {"h1", "h2", "h3"});
+    heir_ = RendezvousOrder(rid, {"h2", "h3"}).front();
+    holder_ = heir_ == "h2" ? "h3" : "h2";
+    // While gate runs: the heir's bidder has no room to offer, the holder shows room.
+    Executor& heir = *hosts_[heir_].executor;
+    auto hog = heir.Submit(R"(workflow: hog
+stages:
+  - name: hog
+    resources: {cpu: 0.5, memory: 32Mi}
+    run: [sleep, "60"]
+)",
+                           "test");
+    ASSERT_TRUE(hog) << hog.error().ToString();
+    hog_ = *hog;
+    ASSERT_TRUE(WaitFor([&] {
+      const auto w = Status(heir, hog_);
+      return w.contains("stages") && w["stages"][0]["counts"].value("running", 0) == 1;
+    })) << Status(heir, hog_).dump(2);
+    net_.SetRoom(holder_, {1.0, 256ULL << 20});
+    ASSERT_TRUE(WaitFor([&] { return Succeeded(Status(h1, id_)) >= 5; }))
+        << Status(h1, id_).dump(2);
+    auto hist = h1.HistoryJson(id_, 100);
+    ASSERT_TRUE(hist) << hist.error().ToString();
+    for (const auto& r : nlohmann::json::parse(*hist)) {
+      if (r["stage"] == "work" && r["state"] == "succeeded")
+        ran_on_[r["shard"].get<int>()] = r["host"];
+    }
+    ASSERT_EQ(ran_on_.size(), 4u) << *hist;
+    for (int k = 0; k < 4; ++k) ASSERT_EQ(Runs(dir_, k), 1) << "shard " << k;
+    // The leases of the shards on holder_ end (h1 released them with their results).
+    ASSERT_TRUE(WaitFor([&] {
+      auto j = nlohmann::json::parse(hosts_[holder_].executor->MeshStatsJson());
+      return j["leased_here"].get<int>() == 0;
+    }));
+  }
+  int RanOn(const std::string& host) const {
+    int n = 0;
+    for (const auto& [k, h] : ran_on_) n += h == host;
+    return n;
+  }
+  // Waits for the heir to finish the workflow; checks the merged work output and tail's.
+  void ExpectFinishedWhole() {
+    Executor& e = *hosts_[heir_].executor;
+    ASSERT_TRUE(e.Cancel(hog_).ok());  // room for what runs again
+    ASSERT_TRUE(WaitFor([&] { return Status(e, id_).value("state", "") == "succeeded"; }))
+        << Status(e, id_).dump(2);
+    auto work = e.Output(id_, "work");
+    ASSERT_TRUE(work) << work.error().ToString();
+    EXPECT_EQ(work->size(), BigMerged().size());
+    EXPECT_TRUE(*work == BigMerged()) << "the merged work output differs";
+    auto tail = e.Output(id_, "tail");
+    ASSERT_TRUE(tail) << tail.error().ToString();
+    EXPECT_EQ(*tail, "12000\n");
+  }
+  std::string id_, heir_, holder_, hog_;
+  std::map<int, std::string> ran_on_;
+};
+
+TEST_F(OutputFetchTest,
+       TheNewOwnerFetchesLargeOutputsFromTheHostThatRanThemInsteadOfRunningThemAgain) {
+  RunUntilWorkIsDone();
+  if (!skip_.empty()) GTEST_SKIP() << skip_;
+  if (HasFatalFailure()) return;
+  const int on_holder = RanOn(holder_), on_h1 = RanOn("h1");
+  ASSERT_GE(on_holder, 1) << "no work shard ran on " << holder_;
+  Kill("h1");
+  ExpectFinishedWhole();
+  if (HasFatalFailure()) return;
+  // What ran on the holder came over by transfer and did not run again; what ran on h1
+  // (dead, its outputs with it) ran again, once.
+  const WorkflowReplicationStats st = hosts_[heir_].replication->Stats();
+  EXPECT_EQ(st.adopted, 1u);
+  EXPECT_EQ(st.outputs_fetched, uint64_t(on_holder));
+  EXPECT_EQ(st.outputs_rerun, uint64_t(on_h1));
+  for (const auto& [k, host] : ran_on_) {
+    EXPECT_EQ(Runs(dir_, k), host == holder_ ? 1 : 2) << "shard " << k << " first ran on " << host;
+  }
+  auto heir = nlohmann::json::parse(hosts_[heir_].executor->MeshStatsJson());
+  auto holder = nlohmann::json::parse(hosts_[holder_].executor->MeshStatsJson());
+  EXPECT_EQ(heir["kept_outputs"]["fetched"].get<int>(), on_holder) << heir.dump();
+  EXPECT_EQ(holder["kept_outputs"]["served"].get<int>(), on_holder) << holder.dump();
+  EXPECT_GE(holder["kept_outputs"]["kept"].get<int>(), on_holder) << holder.dump();
+  // `augurctl result` on the holder: asked of the new owner; the work stage's 80 KB do not
+  // fit one mesh message and are refused, naming the size and the host to ask.
+  workflow::RemoteAnswer from;
+  auto tail = hosts_[holder_].executor->Output(id_, "tail", &from);
+  ASSERT_TRUE(tail) << tail.error().ToString();
+  EXPECT_EQ(*tail, "12000\n");
+  EXPECT_EQ(from.answered_by, heir_);
+  auto work = hosts_[holder_].executor->Output(id_, "work");
+  ASSERT_FALSE(work);
+  EXPECT_EQ(work.error().code(), augur::Status::ResourceExhausted("").code())
+      << work.error().ToString();
+  EXPECT_NE(work.error().message().find(fmt::format("{} bytes", BigMerged().size())),
+            std::string::npos)
+      << work.error().ToString();
+  EXPECT_NE(work.error().message().find("ask " + heir_), std::string::npos)
+      << work.error().ToString();
+  // The workflow finished: the holder was told, and its kept outputs are gone.
+  ASSERT_TRUE(WaitFor([&] {
+    return nlohmann::json::parse(
+               hosts_[holder_].executor->MeshStatsJson())["kept_outputs"]["forgotten"]
+               .get<int>() >= on_holder;
+  }));
+  EXPECT_FALSE(fs::exists(fs::path(hosts_[holder_].placer->KeptPath(id_ + "/x")).parent_path()));
+}
+
+TEST_F(OutputFetchTest, WhenTheHostThatKeptAnOutputIsGoneTooTheShardRunsAgain) {
+  RunUntilWorkIsDone();
+  if (!skip_.empty()) GTEST_SKIP() << skip_;
+  if (HasFatalFailure()) return;
+  // The owner and the host that kept the outputs die together.
+  Kill({"h1", holder_});
+  ExpectFinishedWhole();
+  if (HasFatalFailure()) return;
+  const WorkflowReplicationStats st = hosts_[heir_].replication->Stats();
+  EXPECT_EQ(st.outputs_fetched, 0u);
+  EXPECT_EQ(st.outputs_rerun, 4u);  // none could be fetched: all ran again, once
+  for (int k = 0; k < 4; ++k) EXPECT_EQ(Runs(dir_, k), 2) << "shard " << k;
 }
 
 }  // namespace
