@@ -464,7 +464,8 @@ struct Executor::Impl : PlacerHost, ReplicationHost {
 
   // The executor stops (Executor::~Executor, on the engine thread as it leaves its loop):
   // starts not begun are dropped, their attempts recorded as starting with no task (the next
-  // start runs them again, as after a crash before the start); starts running finish and are
+  // start runs them again, as after a crash before the start), except leased ones, started
+  // now (below); starts running finish and are
   // recorded, so that the next start re-attaches their tasks, which are left running.
   void FinishStarts() {
     if (starts == nullptr) return;
@@ -476,7 +477,13 @@ struct Executor::Impl : PlacerHost, ReplicationHost {
       done.swap(started);
     }
     for (StartDone& d : done) Started(std::move(d));
-    for (const StartJob& j : unstarted) {
+    for (StartJob& j : unstarted) {
+      // A leased task is started here and now: the next start re-attaches it under its
+      // stored lease, where dropping it would make its owner run the shard again.
+      if (j.key.starts_with("lease:")) {
+        Started(StartPool::Run(std::move(j)));
+        continue;
+      }
       spdlog::info("{}: not started: the executor stopped (its next start runs it)", j.key);
     }
     starting.clear();

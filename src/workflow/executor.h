@@ -32,7 +32,8 @@
 // cancelled workflow, a pre-emption, a boost's regrant, the workflow going to another host)
 // is applied as soon as its start completes. Stopping waits for the starts running (each
 // bounded by the backend's call deadline), records them and leaves their tasks running; the
-// starts not begun are dropped and run again at the next start. Merge commands still start on
+// starts not begun are dropped and run again at the next start (leased tasks are started
+// first: their owners would otherwise run the shards again). Merge commands still start on
 // the engine thread (one per stage).
 //
 // Every task carries its origin host (ExecutorOptions::host_name). When it ends, its history

@@ -73,9 +73,12 @@ class StartPool {
   // Jobs queued or running.
   size_t in_flight() const;
 
+  // One job, on the calling thread: what a worker does with it (the executor runs the leased
+  // jobs Stop handed back this way: no engine of this host would run them again).
+  static StartDone Run(StartJob job);
+
  private:
   void Work();
-  StartDone Run(StartJob job);
 
   const Done done_;
   mutable std::mutex mu_;
