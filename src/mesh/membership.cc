@@ -725,6 +725,11 @@ std::string Membership::CheckUpdate(const wire::MemberUpdate& u) const {
            " bytes, over the limit of " + std::to_string(config_.max_meta_bytes);
   }
   if (u.from().size() > kMaxNameBytes) return "member update with an accuser over 253 bytes";
+  // Nothing outbids it: a host accused at this incarnation could never refute (its own would
+  // wrap around to 0), so a peer that sends it is wrong, whatever the member.
+  if (u.incarnation() == std::numeric_limits<uint64_t>::max()) {
+    return "member update for '" + u.name() + "' at incarnation 2^64 - 1, which no refutation can outbid";
+  }
   return "";
 }
 
@@ -960,7 +965,8 @@ std::vector<Outgoing> Membership::Leave(int64_t now_us) {
   joining_ = false;
   probes_.clear();
   Entry& self = Self();
-  self.m.incarnation += 1;
+  // (At 2^64 - 1 already, a Left of the same incarnation still overrides its Alive.)
+  if (self.m.incarnation < std::numeric_limits<uint64_t>::max()) self.m.incarnation += 1;
   self.m.state = MemberState::kLeft;
   self.m.state_since_us = now_us;
   --live_count_;
