@@ -728,7 +728,8 @@ std::string Membership::CheckUpdate(const wire::MemberUpdate& u) const {
   // Nothing outbids it: a host accused at this incarnation could never refute (its own would
   // wrap around to 0), so a peer that sends it is wrong, whatever the member.
   if (u.incarnation() == std::numeric_limits<uint64_t>::max()) {
-    return "member update for '" + u.name() + "' at incarnation 2^64 - 1, which no refutation can outbid";
+    return "member update for '" + u.name() +
+           "' at incarnation 2^64 - 1, which no refutation can outbid";
   }
   return "";
 }

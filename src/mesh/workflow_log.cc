@@ -175,7 +175,8 @@ Result<workflow::AdoptedWorkflow> Rebuild(const std::string& engine_id,
   // The log comes from a peer; its names become paths the new owner writes (files, below).
   if (!IsPathPart(engine_id)) {
     return Err(Status::Corruption(fmt::format(
-        "workflow '{}': its id cannot name a directory (letters, digits, '_-.~' only)", engine_id)));
+        "workflow '{}': its id cannot name a directory (letters, digits, '_-.~' only)",
+        engine_id)));
   }
   workflow::AdoptedWorkflow a;
   WorkflowRecord& w = a.workflow;
@@ -216,7 +217,8 @@ Result<workflow::AdoptedWorkflow> Rebuild(const std::string& engine_id,
             s.index = e.at("i").get<uint32_t>();
             s.shard_id = e.at("id").get<std::string>();
             if (!IsPathPart(s.shard_id)) {
-              return Err(Bad(engine_id, r, fmt::format("shard {}: its id cannot name a file", s.index)));
+              return Err(
+                  Bad(engine_id, r, fmt::format("shard {}: its id cannot name a file", s.index)));
             }
             s.begin = e.at("b").get<uint64_t>();
             s.end = e.at("e").get<uint64_t>();

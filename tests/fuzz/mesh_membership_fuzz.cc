@@ -6,10 +6,10 @@
 //    sets the payload as this host's meta instead; op 0xC0 makes it leave. Virtual time
 //    advances by the time byte (10 ms steps) and the core is ticked after every frame.
 //  - Whatever the messages: every payload the core sends parses, is within the message limit
-//    and goes to another host; the core's own record stays alive (until it leaves) and its
-//    incarnation never goes down and outbids whatever peers accuse it of; LiveCount is the members not dead or left; nothing is due
-//    again right after a Tick (NextWakeUs is later than now, or a caller would spin); every
-//    event names a member.
+//    and goes to another host; the core's own record stays alive (until it leaves); its
+//    incarnation never goes down and outbids whatever peers accuse it of; LiveCount is the
+//    members not dead or left; nothing is due again right after a Tick (NextWakeUs is later
+//    than now, or a caller would spin); every event names a member.
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>

@@ -86,7 +86,7 @@ bool InsideWorkflowDir(const std::string& path, const std::string& id) {
 }
 
 // One store for the process (a store is a WAL file: /tmp/augur-fuzz-replication.XXXXXX/,
-// removed at exit), emptied for each input.
+// removed at exit; a crash, which aborts, leaves it), emptied for each input.
 std::string g_store_dir;
 std::unique_ptr<augur::workflow::WorkflowStore> g_store;
 
@@ -110,7 +110,9 @@ class Host : public MeshLink, public augur::workflow::ReplicationHost {
   Host() {
     auto rows = g_store->Replicas();
     Require(rows.has_value(), "the store's replicas cannot be read");
-    for (const auto& [id, bytes] : *rows) Require(g_store->DeleteReplica(id).ok(), "cannot empty the store");
+    for (const auto& [id, bytes] : *rows) {
+      Require(g_store->DeleteReplica(id).ok(), "cannot empty the store");
+    }
   }
 
   // MeshLink.
