@@ -623,8 +623,8 @@ TEST(MembershipCore, RefutesASuspicionOfItselfWithAHigherIncarnation) {
   EXPECT_TRUE(carried);
 }
 
-// Found by tests/fuzz/mesh_membership_fuzz.cc's invariant that a host outbids what it is
-// accused of: a suspicion at incarnation 2^64 - 1 made the refutation wrap around to 0.
+// A host outbids what it is accused of (tests/fuzz/mesh_membership_fuzz.cc checks it): a
+// suspicion at incarnation 2^64 - 1 made the refutation wrap around to 0.
 TEST(MembershipCore, AnIncarnationNothingCanOutbidIsRefusedAsMalformed) {
   Membership m = CoreKnowing("a", {"b", "c"});
   constexpr uint64_t kMax = std::numeric_limits<uint64_t>::max();
