@@ -765,6 +765,12 @@ std::string Membership::CheckUpdate(const wire::MemberUpdate& u) const {
            " bytes, over the limit of " + std::to_string(config_.max_meta_bytes);
   }
   if (u.from().size() > kMaxNameBytes) return "member update with an accuser over 253 bytes";
+  // Nothing outbids it: a host accused at this incarnation could never refute (its own would
+  // wrap around to 0), so a peer that sends it is wrong, whatever the member.
+  if (u.incarnation() == std::numeric_limits<uint64_t>::max()) {
+    return "member update for '" + u.name() +
+           "' at incarnation 2^64 - 1, which no refutation can outbid";
+  }
   return "";
 }
 
@@ -1005,7 +1011,8 @@ std::vector<Outgoing> Membership::Leave(int64_t now_us) {
   probes_.clear();
   found_.clear();
   const Entry& self = Self();
-  self.incarnation += 1;
+  // (At 2^64 - 1 already, a Left of the same incarnation still overrides its Alive.)
+  if (self.incarnation < std::numeric_limits<uint64_t>::max()) self.incarnation += 1;
   self.state = MemberState::kLeft;
   self.state_since_us = now_us;
   --live_count_;

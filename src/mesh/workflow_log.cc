@@ -68,6 +68,17 @@ Status Bad(const std::string& id, const wire::StateRecord& r, std::string_view w
                                         RecordKindName(RecordKind(r.kind())), why));
 }
 
+// A name that becomes one part of a path under the work root: what the engine makes of
+// workflow ids, stage names and shard ids ("sum-1a2b3c", "count", "3.1", "3~0"), and nothing
+// that could name another directory ("..", "a/b") or go wrong in a file name.
+bool IsPathPart(std::string_view s) {
+  return !s.empty() && s.size() <= 255 && s != "." && s != ".." &&
+         std::all_of(s.begin(), s.end(), [](char c) {
+           return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '_' || c == '-' || c == '.' || c == '~';
+         });
+}
+
 }  // namespace
 
 std::string OutputDigest(std::string_view bytes) {
@@ -201,6 +212,12 @@ Result<workflow::AdoptedWorkflow> Rebuild(const std::string& engine_id,
     return Err(Status::Corruption(
         fmt::format("workflow {}: its log does not begin with a submitted record", engine_id)));
   }
+  // The log comes from a peer; its names become paths the new owner writes (files, below).
+  if (!IsPathPart(engine_id)) {
+    return Err(Status::Corruption(fmt::format(
+        "workflow '{}': its id cannot name a directory (letters, digits, '_-.~' only)",
+        engine_id)));
+  }
   workflow::AdoptedWorkflow a;
   WorkflowRecord& w = a.workflow;
   w.id = engine_id;
@@ -231,6 +248,7 @@ Result<workflow::AdoptedWorkflow> Rebuild(const std::string& engine_id,
       case RecordKind::kShardsPlanned: {
         auto j = nlohmann::json::parse(r.text(), nullptr, false);
         if (!j.is_array()) return Err(Bad(engine_id, r, "its shards are not a JSON array"));
+        if (!IsPathPart(r.stage())) return Err(Bad(engine_id, r, "its stage cannot name a file"));
         try {
           for (const nlohmann::json& e : j) {
             ShardRecord s;
@@ -238,6 +256,10 @@ Result<workflow::AdoptedWorkflow> Rebuild(const std::string& engine_id,
             s.stage = r.stage();
             s.index = e.at("i").get<uint32_t>();
             s.shard_id = e.at("id").get<std::string>();
+            if (!IsPathPart(s.shard_id)) {
+              return Err(
+                  Bad(engine_id, r, fmt::format("shard {}: its id cannot name a file", s.index)));
+            }
             s.begin = e.at("b").get<uint64_t>();
             s.end = e.at("e").get<uint64_t>();
             s.items = e.at("items").get<std::vector<std::string>>();
@@ -275,6 +297,7 @@ Result<workflow::AdoptedWorkflow> Rebuild(const std::string& engine_id,
         break;
       }
       case RecordKind::kStageMerged:
+        if (!IsPathPart(r.stage())) return Err(Bad(engine_id, r, "its stage cannot name a file"));
         if (const std::string* out = Carried(r)) {
           const std::string path = dir + "/" + r.stage() + ".out";
           a.stage_outputs[r.stage()] = path;

@@ -22,6 +22,7 @@
 
 #include "agent/temp_segment.h"
 #include "testing/netns.h"
+#include "testing/workflow_json.h"
 
 namespace augur {
 namespace {
@@ -228,6 +229,30 @@ mesh:
     auto j = nlohmann::json::parse(Ctl(k, {"status", id, "--json"}).out, nullptr, false);
     return j.is_array() && !j.empty() ? j[0] : nlohmann::json::object();
   }
+  // Host k owns the workflow: its own engine answers (no "source"), naming itself.
+  bool Owns(int k, const std::string& id) {
+    const nlohmann::json w = StatusOf(k, id);
+    return w.value("owner", "") == Name(k) && !w.contains("source");
+  }
+  // Workflow `name`: n quarter-core shards of the range [0, n), each sleeping `seconds` and
+  // printing its begin; Counted(n) is its merged output.
+  static std::string EchoShards(const std::string& name, int n, int seconds) {
+    return fmt::format(R"(workflow: {0}
+stages:
+  - name: work
+    resources: {{cpu: 0.25, memory: 32Mi}}
+    shards: {{range: [0, {1}], count: {1}}}
+    canary: false
+    expected: {2}s
+    run: [sh, -c, "sleep {2}; echo {{shard.begin}}"]
+)", name, n, seconds);
+  }
+  // The lines "0\n" .. "<n-1>\n": what `echo {shard.begin}` of n one-item shards merges to.
+  static std::string Counted(int n) {
+    std::string s;
+    for (int i = 0; i < n; ++i) s += std::to_string(i) + "\n";
+    return s;
+  }
 
   static inline int counter_ = 0;
   std::error_code ec_;
@@ -325,19 +350,11 @@ TEST_F(MeshTest, AWorkflowSubmittedToOneHostRunsShardsOnItsPeers) {
   StartThreeWithRoomOnThePeers();
   if (HasFatalFailure()) return;
 
-  const std::string id = Submit(1, "spread.yaml", R"(workflow: spread
-stages:
-  - name: work
-    resources: {cpu: 0.25, memory: 32Mi}
-    shards: {range: [0, 6], count: 6}
-    canary: false
-    expected: 2s
-    run: [sh, -c, "sleep 2; echo {shard.begin}"]
-)");
+  const std::string id = Submit(1, "spread.yaml", EchoShards("spread", 6, 2));
   ASSERT_FALSE(id.empty());
   const std::string state = WaitEnded(1, id, 120s);
   ASSERT_EQ(state, "succeeded") << Ctl(1, {"status", id, "--explain"}).out << Logs();
-  EXPECT_EQ(Ctl(1, {"result", id}).out, "0\n1\n2\n3\n4\n5\n");
+  EXPECT_EQ(Ctl(1, {"result", id}).out, Counted(6));
   auto h = nlohmann::json::parse(Ctl(1, {"history", id, "--json"}).out, nullptr, false);
   ASSERT_TRUE(h.is_array()) << Ctl(1, {"history", id}).out;
   std::set<std::string> hosts;
@@ -357,24 +374,10 @@ TEST_F(MeshTest, AWorkflowOutlivesItsOwnersKillAndAnyHostAnswersItsStatus) {
   StartThreeWithRoomOnThePeers();
   if (HasFatalFailure()) return;
 
-  const std::string id = Submit(1, "failover.yaml", R"(workflow: failover
-stages:
-  - name: work
-    resources: {cpu: 0.25, memory: 32Mi}
-    shards: {range: [0, 16], count: 16}
-    canary: false
-    expected: 3s
-    run: [sh, -c, "sleep 3; echo {shard.begin}"]
-)");
+  const std::string id = Submit(1, "failover.yaml", EchoShards("failover", 16, 3));
   ASSERT_FALSE(id.empty());
   auto status = [&](int k) { return StatusOf(k, id); };
-  auto succeeded = [](const nlohmann::json& w) {
-    int n = 0;
-    for (const auto& st : w.value("stages", nlohmann::json::array())) {
-      n += st["counts"].value("succeeded", 0);
-    }
-    return n;
-  };
+  const auto succeeded = testing::SucceededShards;
   EXPECT_EQ(status(1).value("owner", ""), "h1") << status(1).dump(2);
   // Mid-run: some shards done, one of them on a peer, others running (16 shards: a first
   // wave of 13 on the three hosts, then 3).
@@ -398,8 +401,7 @@ stages:
   int owner = 0;
   ASSERT_TRUE(WaitFor([&] {
     for (int k : {2, 3}) {
-      const nlohmann::json w = status(k);
-      if (w.value("owner", "") == Name(k) && !w.contains("source")) owner = k;
+      if (Owns(k, id)) owner = k;
     }
     return owner != 0;
   }, 60s)) << status(2).dump(2) << status(3).dump(2) << LogLines("replication");
@@ -407,9 +409,7 @@ stages:
   const std::string state = WaitEnded(owner, id, 180s);
   ASSERT_EQ(state, "succeeded") << Ctl(owner, {"status", id, "--explain"}).out << LogLines("workflow");
   // Every shard's output merged once, in order.
-  std::string want;
-  for (int i = 0; i < 16; ++i) want += std::to_string(i) + "\n";
-  EXPECT_EQ(Ctl(owner, {"result", id}).out, want);
+  EXPECT_EQ(Ctl(owner, {"result", id}).out, Counted(16));
 
   // The third host answers, naming the owner (it asked the owner over the mesh).
   const nlohmann::json w = status(third);
@@ -496,28 +496,11 @@ TEST_F(MeshTest, APartitionThatCutsOffTheOwnerHealsWithOneOwnerAndNoDuplicateRes
   const std::vector<int> all = {1, 2, 3};
   for (int k : all) Start(k, 1.0);
   ASSERT_TRUE(WaitFor([&] { return AllSee(all, all, "alive"); }, 30s)) << Views(all) << Logs();
-  const std::string id = Submit(1, "partition.yaml", R"(workflow: partition
-stages:
-  - name: work
-    resources: {cpu: 0.25, memory: 32Mi}
-    shards: {range: [0, 12], count: 12}
-    canary: false
-    expected: 2s
-    run: [sh, -c, "sleep 2; echo {shard.begin}"]
-)");
+  const std::string id = Submit(1, "partition.yaml", EchoShards("partition", 12, 2));
   ASSERT_FALSE(id.empty());
   auto status = [&](int k) { return StatusOf(k, id); };
-  auto owns = [&](int k) {
-    const nlohmann::json w = status(k);
-    return w.value("owner", "") == Name(k) && !w.contains("source");
-  };
-  ASSERT_TRUE(WaitFor([&] {
-    int n = 0;
-    for (const auto& st : status(1).value("stages", nlohmann::json::array())) {
-      n += st["counts"].value("succeeded", 0);
-    }
-    return n >= 1;
-  }, 60s)) << Ctl(1, {"status", id}).out << LogLines("workflow");
+  auto owns = [&](int k) { return Owns(k, id); };
+  ASSERT_TRUE(WaitFor([&] { return testing::SucceededShards(status(1)) >= 1; }, 60s)) << Ctl(1, {"status", id}).out << LogLines("workflow");
 
   ASSERT_TRUE(bed_->Partition({1}, {2, 3}));
   // The other side takes it over; h1, cut off, still owns it as far as it knows.
@@ -538,9 +521,7 @@ stages:
     return status(owner).value("state", "") == "succeeded";
   }, 180s)) << status(1).dump(2) << status(2).dump(2) << status(3).dump(2)
             << LogLines("replication");
-  std::string want;
-  for (int i = 0; i < 12; ++i) want += std::to_string(i) + "\n";
-  EXPECT_EQ(Ctl(owner, {"result", id}).out, want);
+  EXPECT_EQ(Ctl(owner, {"result", id}).out, Counted(12));
   for (int k : all) {
     if (k == owner) continue;
     const nlohmann::json w = status(k);

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <limits>
 #include <map>
 #include <random>
 #include <set>
@@ -643,6 +644,41 @@ TEST(MembershipCore, RefutesASuspicionOfItselfWithAHigherIncarnation) {
     }
   }
   EXPECT_TRUE(carried);
+}
+
+// A host outbids what it is accused of (tests/fuzz/mesh_membership_fuzz.cc checks it): a
+// suspicion at incarnation 2^64 - 1 made the refutation wrap around to 0.
+TEST(MembershipCore, AnIncarnationNothingCanOutbidIsRefusedAsMalformed) {
+  Membership m = CoreKnowing("a", {"b", "c"});
+  constexpr uint64_t kMax = std::numeric_limits<uint64_t>::max();
+  for (auto status : {wire::MEMBER_SUSPECT, wire::MEMBER_DEAD, wire::MEMBER_ALIVE}) {
+    wire::MembershipMessage g;
+    auto* s = g.add_updates();
+    s->set_status(status);
+    s->set_name("a");
+    s->set_incarnation(kMax);
+    s->set_from("b");
+    *g.add_updates() = Alive("c", kMax);  // another member: refused the same way
+    const uint64_t bad = m.stats().bad_updates;
+    m.OnMessage(10, "b", g.SerializeAsString());
+    EXPECT_EQ(m.stats().bad_updates, bad + 2);
+    EXPECT_NE(m.stats().last_bad.find("2^64 - 1"), std::string::npos) << m.stats().last_bad;
+    EXPECT_EQ(m.incarnation(), 0u);
+    EXPECT_EQ(m.stats().refutations, 0u);
+    EXPECT_EQ(m.Find("c")->incarnation, 0u);
+  }
+  // One below is outbid to the largest incarnation, and a leave from there still counts.
+  wire::MembershipMessage g;
+  auto* s = g.add_updates();
+  s->set_status(wire::MEMBER_SUSPECT);
+  s->set_name("a");
+  s->set_incarnation(kMax - 1);
+  s->set_from("b");
+  m.OnMessage(20, "b", g.SerializeAsString());
+  EXPECT_EQ(m.incarnation(), kMax);
+  m.Leave(30);
+  EXPECT_EQ(m.incarnation(), kMax);
+  EXPECT_EQ(m.Find("a")->state, MemberState::kLeft);
 }
 
 TEST(MembershipCore, AntiEntropyDigestGetsBackWhatTheSenderLacksOrHoldsOlder) {

@@ -1,9 +1,7 @@
 // Shards of one host's workflow run on another (docs/MESH.md, "Running shards on other
-// hosts"): two real executors in one process, each with its own state directory, SQLite
-// store, engine thread and process backend (the real plugin, loaded in-process, with its own
-// cgroup parent), joined by an in-process link that stands in for the mesh node (transport
-// and membership) and can cut a host off. Skipped, with the reason, where cgroups cannot be
-// made.
+// hosts"): real executors in one process (testing/mesh_hosts.h), joined by a hub that stands
+// in for the mesh node (transport and membership) and can cut a host off, lose, duplicate and
+// corrupt messages. Skipped, with the reason, where cgroups cannot be made.
 #include "mesh/mesh_placer.h"
 
 #include <unistd.h>
@@ -26,21 +24,17 @@
 #include "common/hash.h"
 #include "mesh/remote_run_codec.h"
 #include "mesh/transfer.h"
-#include "plugin/abi_adapter.h"
-#include "plugin/abi_loader.h"
-#include "testing/gated_backend.h"
-#include "testing/process_backend.h"
+#include "testing/mesh_hosts.h"
 #include "workflow/executor.h"
 
 namespace augur::mesh {
 namespace {
 
 namespace fs = std::filesystem;
+using namespace std::chrono_literals;
 using std::chrono::milliseconds;
 using workflow::Executor;
 using workflow::Resources;
-
-using testing::CgroupMounts;
 
 // Hosts in one process: what each sends goes to the other's executor, unless either is cut
 // off. Membership's view: every host alive unless cut, with a fixed headroom.
@@ -121,7 +115,7 @@ class Hub {
     }
     return Status::OK();
   }
-  std::vector<PlacementPeer> Peers() const {
+  std::vector<PlacementPeer> Peers(const std::string& /*self*/) const {
     std::lock_guard<std::mutex> lock(mu_);
     std::vector<PlacementPeer> out;
     for (const auto& [name, h] : hosts_) {
@@ -166,97 +160,29 @@ class Hub {
   bool corrupt_ = false;
 };
 
-class HubLink : public MeshLink {
- public:
-  HubLink(Hub* hub, std::string self) : hub_(hub), self_(std::move(self)) {}
-  const std::string& self() const override { return self_; }
-  Status Send(const std::string& host, Channel ch, std::string payload) override {
-    return hub_->Deliver(self_, host, ch, std::move(payload));
-  }
-  std::vector<PlacementPeer> Peers() const override { return hub_->Peers(); }
-
- private:
-  Hub* hub_;
-  std::string self_;
-};
-
-class MeshPlacerTest : public ::testing::Test {
+class MeshPlacerTest : public testing::MeshHostsTest<Hub> {
  protected:
-  struct Host {
-    std::string name;
-    std::string dir;
-    std::string cgroup;
-    std::unique_ptr<plugin::AbiBackend> backend;
-    std::unique_ptr<testing::GatedBackend> gated;  // with gate_: in front of `backend`
-    std::unique_ptr<HubLink> link;
-    std::shared_ptr<MeshPlacer> placer;
-    std::unique_ptr<Executor> executor;
-  };
-
-  void SetUp() override {
-    if (geteuid() != 0) GTEST_SKIP() << "needs root to create cgroups for the process backend";
-    for (const std::string& m : CgroupMounts()) {
-      if (access(m.c_str(), W_OK) != 0) GTEST_SKIP() << m << " is not writable";
-    }
-    std::string t = "/tmp/augur-mesh-placer-test.XXXXXX";
-    ASSERT_NE(::mkdtemp(t.data()), nullptr);
-    dir_ = t;
-  }
-
-  void TearDown() override {
-    hub_.DetachAll();
-    for (auto& [name, h] : hosts_) {
-      if (h.gated) h.gated->Open();  // a stopping executor waits for its starts
-      h.executor.reset();
-    }
-    for (auto& [name, h] : hosts_) {
-      h.backend.reset();
-      testing::RemoveCgroupParent(h.cgroup);
-    }
-    std::error_code ec;
-    if (!dir_.empty()) fs::remove_all(dir_, ec);
-  }
+  MeshPlacerTest() : MeshHostsTest("augur-mesh-placer-test") {}
 
   // A host with `capacity` for shards, showing `room` to the others.
   Host* AddHost(const std::string& name, Resources capacity, Resources room,
                 int64_t lease_ttl_ns = 10'000'000'000) {
-    Host& h = hosts_[name];
-    h.name = name;
-    h.dir = dir_ + "/" + name;
-    fs::create_directories(h.dir);
-    h.cgroup = fmt::format("augur-mesh-test-{}-{}", getpid(), name);
-    auto b = testing::LoadProcessBackend(h.cgroup, h.dir + "/plugin");
-    if (!b) {
-      skip_ = b.error().ToString();
-      return nullptr;
-    }
-    h.backend = std::move(*b);
     hub_.Add(name, room);
-    h.link = std::make_unique<HubLink>(&hub_, name);
-    return StartExecutor(h, capacity, lease_ttl_ns, 7);
+    return StartExecutor(name, capacity, lease_ttl_ns, 7);
   }
 
-  // Starts host h's placer and executor (on its state, when it ran before) and attaches it.
-  Host* StartExecutor(Host& h, Resources capacity, int64_t lease_ttl_ns, uint64_t seed) {
-    MeshPlacerOptions po;
-    po.work_dir = h.dir + "/remote";
-    po.negotiator.lease_ttl_ns = lease_ttl_ns;
-    po.negotiator.seed = seed;
-    po.transfer.max_blob_bytes = max_transfer_;
-    h.placer = std::make_shared<MeshPlacer>(h.link.get(), po);
-    workflow::ExecutorOptions o = testing::TestExecutorOptions(h.dir, h.name, capacity);
-    o.placer = h.placer;
-    plugin::Backend* backend = h.backend.get();
-    if (gate_) {
-      h.gated = std::make_unique<testing::GatedBackend>(backend);
-      backend = h.gated.get();
-    }
-    auto e = Executor::Start(std::move(o), testing::ProcessOnly(backend));
-    EXPECT_TRUE(e) << e.error().ToString();
-    if (!e) return nullptr;
-    h.executor = std::move(*e);
-    hub_.Attach(h.name, h.executor.get());
-    return &h;
+  // Starts (or restarts, on its state) host `name`'s placer and executor and attaches it.
+  Host* StartExecutor(const std::string& name, Resources capacity, int64_t lease_ttl_ns,
+                      uint64_t seed) {
+    return StartHost(name, capacity, [&](Host& h, workflow::ExecutorOptions& o) {
+      MeshPlacerOptions po;
+      po.work_dir = h.dir + "/remote";
+      po.negotiator.lease_ttl_ns = lease_ttl_ns;
+      po.negotiator.seed = seed;
+      po.transfer.max_blob_bytes = max_transfer_;
+      h.placer = std::make_shared<MeshPlacer>(h.link.get(), po);
+      o.placer = h.placer;
+    });
   }
 
   // Waits (at most 5 s) until the mesh counter `key` of `e` is `value`.
@@ -268,12 +194,9 @@ class MeshPlacerTest : public ::testing::Test {
 
   // The workflow's state once it is no longer running (or "running" after 20 s).
   std::string WaitDone(Executor& e, const std::string& id) {
-    std::string state = "running";
-    for (int i = 0; i < 2000 && state == "running"; ++i) {
-      auto s = e.StatusJson(id, false);
-      if (s) state = nlohmann::json::parse(*s)[0]["state"];
-      if (state == "running") std::this_thread::sleep_for(milliseconds(10));
-    }
+    std::string state;
+    WaitFor([&] { return (state = StatusOf(e, id).value("state", "running")) != "running"; },
+            20s);
     return state;
   }
 
@@ -284,27 +207,28 @@ class MeshPlacerTest : public ::testing::Test {
     return h ? nlohmann::json::parse(*h) : nlohmann::json::array();
   }
 
-  std::string dir_;
-  std::string skip_;
   uint64_t max_transfer_ = 1ULL << 30;  // mesh.max_transfer_bytes of the hosts added next
-  bool gate_ = false;  // the hosts added next start tasks through a GatedBackend
-  Hub hub_;
-  std::map<std::string, Host> hosts_;
+  Hub& hub_ = net_;
 };
 
 // Each shard wants a quarter core: A runs one at a time, B has room for four.
 constexpr Resources kOneShard{0.25, 64ULL << 20};
 constexpr Resources kFourShards{1.0, 256ULL << 20};
 
-std::string Workflow(const std::string& sleep) {
-  return fmt::format(R"(workflow: spread
+// Workflow `name`: one stage "work" of four quarter-core shards, each running `sh -c run`.
+std::string FourShards(const std::string& name, const std::string& run) {
+  return fmt::format(R"(workflow: {}
 stages:
   - name: work
     resources: {{cpu: 0.25, memory: 48Mi}}
     shards: {{range: [0, 4], count: 4}}
     canary: false
-    run: [sh, -c, "sleep {}; echo shard {{shard.index}} of {{shard.count}}"]
-)", sleep);
+    run: [sh, -c, "{}"]
+)", name, run);
+}
+
+std::string Workflow(const std::string& sleep) {
+  return FourShards("spread", "sleep " + sleep + "; echo shard {shard.index} of {shard.count}");
 }
 
 constexpr char kMerged[] = "shard 0 of 4\nshard 1 of 4\nshard 2 of 4\nshard 3 of 4\n";
@@ -337,9 +261,7 @@ TEST_F(MeshPlacerTest, AWorkflowFinishesWithShardsOnBothHostsAndADuplicateResult
   EXPECT_EQ(sb["leased_runs"], by_host["host-b"]) << sb.dump();
 
   // Every lease was released: B's ledger is empty again, and so are its task directories.
-  for (int i = 0; i < 200 && Stats(*b->executor)["bidder_leases"] != 0; ++i) {
-    std::this_thread::sleep_for(milliseconds(10));
-  }
+  WaitFor([&] { return Stats(*b->executor)["bidder_leases"] == 0; }, 2s);
   EXPECT_EQ(Stats(*b->executor)["bidder_leases"], 0) << Stats(*b->executor).dump();
   EXPECT_EQ(Stats(*b->executor)["leased_here"], 0) << Stats(*b->executor).dump();
 
@@ -348,9 +270,7 @@ TEST_F(MeshPlacerTest, AWorkflowFinishesWithShardsOnBothHostsAndADuplicateResult
   std::vector<Hub::Sent> results = hub_.results();
   ASSERT_FALSE(results.empty());
   a->executor->OnMeshMessage(results.front().from, uint32_t(Channel::kRun), results.front().payload);
-  for (int i = 0; i < 200 && Stats(*a->executor)["duplicate_results"] == 0; ++i) {
-    std::this_thread::sleep_for(milliseconds(10));
-  }
+  WaitFor([&] { return Stats(*a->executor)["duplicate_results"] != 0; }, 2s);
   EXPECT_EQ(Stats(*a->executor)["duplicate_results"], 1) << Stats(*a->executor).dump();
   EXPECT_EQ(History(*a->executor, *id).size(), 4u);
   EXPECT_EQ(*a->executor->Output(*id, ""), kMerged);
@@ -393,9 +313,7 @@ TEST_F(MeshPlacerTest, ALostLeaseRerunsTheShardOnTheOwner) {
   auto id = a->executor->Submit(Workflow("0.5"), "test");
   ASSERT_TRUE(id) << id.error().ToString();
   // B stops answering (and membership stops showing it alive) once it holds a lease.
-  for (int i = 0; i < 2000 && Stats(*a->executor)["awarded"] == 0; ++i) {
-    std::this_thread::sleep_for(milliseconds(2));
-  }
+  WaitFor([&] { return Stats(*a->executor)["awarded"] != 0; }, 4s, 2ms);
   ASSERT_GE(Stats(*a->executor)["awarded"], 1) << Stats(*a->executor).dump();
   hub_.Cut("host-b");
   ASSERT_EQ(WaitDone(*a->executor, *id), "succeeded") << *a->executor->StatusJson(*id, true);
@@ -412,9 +330,7 @@ TEST_F(MeshPlacerTest, ALostLeaseRerunsTheShardOnTheOwner) {
   EXPECT_EQ(lost_on_b, sa["lost"].get<int>()) << rows.dump(2);
   EXPECT_EQ(won_on_a, 4) << rows.dump(2);
   // B, no longer renewed, reclaimed its leases and stopped the tasks.
-  for (int i = 0; i < 300 && Stats(*b->executor)["bidder_leases"] != 0; ++i) {
-    std::this_thread::sleep_for(milliseconds(10));
-  }
+  WaitFor([&] { return Stats(*b->executor)["bidder_leases"] == 0; }, 3s);
   EXPECT_EQ(Stats(*b->executor)["bidder_leases"], 0) << Stats(*b->executor).dump();
 }
 
@@ -462,6 +378,20 @@ std::string Numbered(int shard, int n) {
   return out;
 }
 
+// Four shards printing n numbered lines each (NumberedRun), merged.
+std::string FourNumbered(int n) {
+  std::string out;
+  for (int k = 0; k < 4; ++k) out += Numbered(k, n);
+  return out;
+}
+std::string NumberedRun(int n) { return fmt::format("seq 1 {} | sed s/^/{{shard.index}}:/", n); }
+
+// The merged output of stage "work" (more than `augurctl result` carries), read where it lies.
+std::string MergedWork(const std::string& host_dir, const std::string& id) {
+  std::ifstream f(fmt::format("{}/work/{}/work.out", host_dir, id), std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+}
+
 // The files left in a placer's work directory for transfers (none once all is done).
 size_t TransferFiles(const std::string& work_dir) {
   size_t n = 0;
@@ -482,21 +412,10 @@ TEST_F(MeshPlacerTest, MultiMiBOutputsComeBackByTransferFromTwoHostsUnderLoss) {
   hub_.DropEveryChunk(10);
   // Each shard prints about 2.1 MiB.
   constexpr int kLines = 260'000;
-  auto id = a->executor->Submit(fmt::format(R"(workflow: big
-stages:
-  - name: work
-    resources: {{cpu: 0.25, memory: 48Mi}}
-    shards: {{range: [0, 4], count: 4}}
-    canary: false
-    run: [sh, -c, "seq 1 {} | sed s/^/{{shard.index}}:/"]
-)", kLines), "test");
+  auto id = a->executor->Submit(FourShards("big", NumberedRun(kLines)), "test");
   ASSERT_TRUE(id) << id.error().ToString();
   ASSERT_EQ(WaitDone(*a->executor, *id), "succeeded") << *a->executor->StatusJson(*id, true);
-  std::string want;
-  for (int k = 0; k < 4; ++k) want += Numbered(k, kLines);
-  // The merged stage output (more than `augurctl result` carries), read where it lies.
-  std::ifstream f(fmt::format("{}/work/{}/work.out", a->dir, *id), std::ios::binary);
-  const std::string out((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  const std::string want = FourNumbered(kLines), out = MergedWork(a->dir, *id);
   EXPECT_EQ(out.size(), want.size());
   EXPECT_EQ(Fnv1a64(out), Fnv1a64(want)) << "the merged output's checksum differs";
 
@@ -572,9 +491,7 @@ stages:
   auto bytes = EncodeTransfer(m, kDefaultMaxPayloadBytes);
   ASSERT_TRUE(bytes) << bytes.error().ToString();
   b->executor->OnMeshMessage("host-a", uint32_t(Channel::kData), *bytes);
-  for (int i = 0; i < 200 && Stats(*b->executor)["transfer"]["refused"] == 0; ++i) {
-    std::this_thread::sleep_for(milliseconds(10));
-  }
+  WaitFor([&] { return Stats(*b->executor)["transfer"]["refused"] != 0; }, 2s);
   EXPECT_EQ(Stats(*b->executor)["transfer"]["refused"], 1) << Stats(*b->executor).dump();
   EXPECT_EQ(TransferFiles(b->dir + "/remote"), 0u);
 }
@@ -586,14 +503,7 @@ TEST_F(MeshPlacerTest, AnOutputOverTheTransferLimitFailsNamingFileSizeAndLimit) 
   max_transfer_ = 100'000;
   Host* b = AddHost("host-b", kFourShards, kFourShards);
   ASSERT_NE(b, nullptr);
-  auto id = a->executor->Submit(R"(workflow: toobig
-stages:
-  - name: work
-    resources: {cpu: 0.25, memory: 48Mi}
-    shards: {range: [0, 4], count: 4}
-    canary: false
-    run: [sh, -c, "sleep 0.3; seq 1 40000"]
-)", "test");
+  auto id = a->executor->Submit(FourShards("toobig", "sleep 0.3; seq 1 40000"), "test");
   ASSERT_TRUE(id) << id.error().ToString();
   EXPECT_EQ(WaitDone(*a->executor, *id), "failed");
   // seq 1 40000 prints 228,894 bytes; the error names the owner's output file.
@@ -615,20 +525,10 @@ TEST_F(MeshPlacerTest, AnOutputThatArrivesCorruptedIsPlacedAgain) {
   ASSERT_NE(b, nullptr);
   hub_.CorruptNextChunk();
   constexpr int kLines = 20'000;  // about 150 KB a shard: three chunks
-  auto id = a->executor->Submit(fmt::format(R"(workflow: corrupt
-stages:
-  - name: work
-    resources: {{cpu: 0.25, memory: 48Mi}}
-    shards: {{range: [0, 4], count: 4}}
-    canary: false
-    run: [sh, -c, "sleep 0.2; seq 1 {} | sed s/^/{{shard.index}}:/"]
-)", kLines), "test");
+  auto id = a->executor->Submit(FourShards("corrupt", "sleep 0.2; " + NumberedRun(kLines)), "test");
   ASSERT_TRUE(id) << id.error().ToString();
   ASSERT_EQ(WaitDone(*a->executor, *id), "succeeded") << *a->executor->StatusJson(*id, true);
-  std::string want;
-  for (int k = 0; k < 4; ++k) want += Numbered(k, kLines);
-  std::ifstream f(fmt::format("{}/work/{}/work.out", a->dir, *id), std::ios::binary);
-  const std::string out((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  const std::string want = FourNumbered(kLines), out = MergedWork(a->dir, *id);
   EXPECT_EQ(Fnv1a64(out), Fnv1a64(want)) << out.size() << " bytes, want " << want.size();
   nlohmann::json sa = Stats(*a->executor);
   EXPECT_EQ(sa["transfer"]["received_failed"], 1) << sa.dump();
@@ -658,7 +558,7 @@ class MeshRestartTest : public MeshPlacerTest {
     h.executor.reset();
     h.placer.reset();
     std::this_thread::sleep_for(down);
-    return StartExecutor(h, capacity_.at(name), lease_ttl_ns, 8);
+    return StartExecutor(name, capacity_.at(name), lease_ttl_ns, 8);
   }
 
   // Waits until every shard A placed runs on B (nothing still being negotiated); the number.

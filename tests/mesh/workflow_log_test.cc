@@ -185,6 +185,51 @@ TEST(WorkflowLog, RebuildRefusesALogItCannotRead) {
   EXPECT_NE(r.error().message().find("a shard"), std::string::npos) << r.error().ToString();
 }
 
+// The log comes from a peer, and the host that takes the workflow over writes its carried
+// outputs under work_root/<id>/: no id, stage or shard id in it may lead out of there.
+TEST(WorkflowLog, RebuildRefusesNamesThatWouldWriteOutsideTheWorkflowsDirectory) {
+  const std::string out = "x\n";
+  auto refused = [](const std::string& id, const std::vector<wire::StateRecord>& log,
+                    const char* what) {
+    auto r = Rebuild(id, log, "/w");
+    ASSERT_FALSE(r) << what << ": files at " << (r->files.empty() ? "" : r->files[0].first);
+    EXPECT_EQ(r.error().code(), Status::Code::kCorruption) << what;
+    EXPECT_NE(r.error().message().find("cannot name a"), std::string::npos) << r.error().ToString();
+  };
+  LogBuilder ok;
+  ok.Add(SubmittedRecord(Workflow()));
+  refused("../../etc", ok.log, "a workflow id with ..");
+  refused("a/b", ok.log, "a workflow id with a slash");
+
+  for (const char* stage : {"..", "../../../tmp/x", "a/b"}) {
+    LogBuilder merged = ok;
+    merged.Add(StageMergedRecord(stage, &out, out.size()));
+    refused("wf-abc", merged.log, stage);
+    LogBuilder planned = ok;
+    ShardRecord s = Shard(stage, 0);
+    for (auto& r : ShardsPlannedRecords({s})) planned.Add(std::move(r));
+    refused("wf-abc", planned.log, stage);
+  }
+  for (const char* shard_id : {"..", "../../x", "0/1"}) {
+    LogBuilder b = ok;
+    ShardRecord s = Shard("a", 0);
+    s.shard_id = shard_id;
+    for (auto& r : ShardsPlannedRecords({s})) b.Add(std::move(r));
+    b.Add(AttemptResultRecord(Attempt("a", 0, 1, AttemptState::kSucceeded), "h1", &out, out.size()));
+    refused("wf-abc", b.log, shard_id);
+  }
+  // What the engine makes of names passes: pieces of a split shard, dots in workflow names.
+  LogBuilder b = ok;
+  ShardRecord piece = Shard("count_2-x", 0);
+  piece.shard_id = "0.1~2";
+  for (auto& r : ShardsPlannedRecords({piece})) b.Add(std::move(r));
+  b.Add(AttemptResultRecord(Attempt("count_2-x", 0, 1, AttemptState::kSucceeded), "h1", &out, out.size()));
+  auto a = Rebuild("my.flow-1a2b3c", b.log, "/w");
+  ASSERT_TRUE(a) << a.error().ToString();
+  ASSERT_EQ(a->files.size(), 1u);
+  EXPECT_EQ(a->files[0].first, "/w/my.flow-1a2b3c/count_2-x/0.1~2.1.out");
+}
+
 // Seeded: whatever shards a stage is planned with (ranges, items, pieces), every one comes
 // back from the log as it was, in records each within the limit.
 TEST(WorkflowLog, PropertyPlannedShardsComeBackAsTheyWere) {

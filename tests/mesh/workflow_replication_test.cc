@@ -1,9 +1,8 @@
 // Replication and failover of workflows (docs/MESH.md, "Replication and failover"): real
-// executors in one process, each with its own state directory, SQLite store, engine thread
-// and process backend (the real plugin, loaded in-process, with its own cgroup parent),
-// joined by an in-process link that stands in for the mesh node (transport and membership):
-// it can kill a host (its executor goes, as with kill -9: nothing is said to the others) and
-// cut one off. Skipped, with the reason, where cgroups cannot be made.
+// executors in one process (testing/mesh_hosts.h), joined by a net that stands in for the
+// mesh node (transport and membership): it can kill a host (its executor goes, as with
+// kill -9: nothing is said to the others) and cut one off. Skipped, with the reason, where
+// cgroups cannot be made.
 #include "mesh/workflow_replication.h"
 
 #include <fmt/format.h>
@@ -23,7 +22,8 @@
 #include "mesh/mesh_placer.h"
 #include "mesh/rendezvous.h"
 #include "mesh/workflow_log.h"
-#include "testing/process_backend.h"
+#include "testing/mesh_hosts.h"
+#include "testing/workflow_json.h"
 #include "workflow/executor.h"
 #include "workflow/store.h"
 
@@ -62,13 +62,14 @@ class Net {
     std::lock_guard lock(mu_);
     isolated_.clear();
   }
-  void Deliver(const std::string& from, const std::string& to, Channel ch, std::string payload) {
+  Status Deliver(const std::string& from, const std::string& to, Channel ch, std::string payload) {
     std::lock_guard lock(mu_);
-    if (!Reach(from, to)) return;
+    if (!Reach(from, to)) return Status::OK();  // lost on the way
     auto it = hosts_.find(to);
     if (it != hosts_.end() && it->second != nullptr) {
       it->second->OnMeshMessage(from, uint32_t(ch), std::move(payload));
     }
+    return Status::OK();
   }
   // A host killed but not yet gone (its executor being destroyed) keeps the view it had of
   // the others: nothing it does from then on reaches anyone.
@@ -121,100 +122,41 @@ class Net {
   std::set<std::string> dead_, isolated_;
 };
 
-class NetLink : public MeshLink {
- public:
-  NetLink(Net* net, std::string self) : net_(net), self_(std::move(self)) {}
-  const std::string& self() const override { return self_; }
-  Status Send(const std::string& host, Channel ch, std::string payload) override {
-    net_->Deliver(self_, host, ch, std::move(payload));
-    return Status::OK();
-  }
-  std::vector<PlacementPeer> Peers() const override { return net_->Peers(self_); }
-
- private:
-  Net* net_;
-  std::string self_;
-};
-
-class WorkflowReplicationTest : public ::testing::Test {
+class WorkflowReplicationTest : public testing::MeshHostsTest<Net> {
  protected:
-  struct Host {
-    std::string name, dir, cgroup;
-    std::unique_ptr<plugin::AbiBackend> backend;
-    std::unique_ptr<NetLink> link;
-    std::shared_ptr<WorkflowReplication> replication;
-    std::shared_ptr<MeshPlacer> placer;  // with_placer
-    std::unique_ptr<Executor> executor;
-  };
-
-  void SetUp() override {
-    if (geteuid() != 0) GTEST_SKIP() << "needs root to create cgroups for the process backend";
-    std::string t = "/tmp/augur-repl-test.XXXXXX";
-    ASSERT_NE(::mkdtemp(t.data()), nullptr);
-    dir_ = t;
-  }
-
-  void TearDown() override {
-    net_.DetachAll();
-    for (auto& [name, h] : hosts_) h.executor.reset();
-    for (auto& [name, h] : hosts_) {
-      h.backend.reset();
-      testing::RemoveCgroupParent(h.cgroup);
-    }
-    std::error_code ec;
-    if (!dir_.empty()) fs::remove_all(dir_, ec);
-  }
+  WorkflowReplicationTest() : MeshHostsTest("augur-repl-test") {}
 
   // Starts (or restarts, on the same state directory) host `name`, with room for shards.
   // With a placer, shards that do not fit here run on hosts that show room (Net::SetRoom),
   // and a new owner fetches outputs the log does not carry from the hosts that ran them.
   Host* Start(const std::string& name, Resources capacity = {0.5, 256ULL << 20},
               bool with_placer = false) {
-    Host& h = hosts_[name];
-    h.name = name;
-    h.dir = dir_ + "/" + name;
-    fs::create_directories(h.dir);
-    h.cgroup = fmt::format("augur-repl-test-{}-{}", getpid(), name);
-    if (!h.backend) {
-      auto b = testing::LoadProcessBackend(h.cgroup, h.dir + "/plugin");
-      if (!b) {
-        skip_ = b.error().ToString();
-        return nullptr;
+    return StartHost(name, capacity, [&](Host& h, workflow::ExecutorOptions& o) {
+      WorkflowReplicationOptions ro;
+      ro.replication.replicas = 2;
+      ro.replication.retransmit_ns = 50'000'000;
+      ro.live = [this, name] { return net_.LiveFrom(name); };
+      ro.retention_ns = retention_ns_;
+      ro.prune_interval_ns = 100'000'000;
+      if (with_placer) {
+        MeshPlacerOptions po;
+        po.work_dir = h.dir + "/remote";
+        po.negotiator.seed = 7;
+        h.placer = std::make_shared<MeshPlacer>(h.link.get(), po);
+        ro.fetch_output = [p = h.placer](const std::string& host, const std::string& attempt,
+                                         uint64_t size, const std::string& dest,
+                                         std::function<void(augur::Status)> done, int64_t now) {
+          p->FetchOutput(host, attempt, size, dest, std::move(done), now);
+        };
+        ro.forget_outputs = [p = h.placer](const std::string& workflow,
+                                           const std::vector<std::string>& hosts) {
+          p->ForgetOutputs(workflow, hosts);
+        };
       }
-      h.backend = std::move(*b);
-    }
-    h.link = std::make_unique<NetLink>(&net_, name);
-    WorkflowReplicationOptions ro;
-    ro.replication.replicas = 2;
-    ro.replication.retransmit_ns = 50'000'000;
-    ro.live = [this, name] { return net_.LiveFrom(name); };
-    ro.retention_ns = retention_ns_;
-    ro.prune_interval_ns = 100'000'000;
-    if (with_placer) {
-      MeshPlacerOptions po;
-      po.work_dir = h.dir + "/remote";
-      po.negotiator.seed = 7;
-      h.placer = std::make_shared<MeshPlacer>(h.link.get(), po);
-      ro.fetch_output = [p = h.placer](const std::string& host, const std::string& attempt,
-                                       uint64_t size, const std::string& dest,
-                                       std::function<void(augur::Status)> done, int64_t now) {
-        p->FetchOutput(host, attempt, size, dest, std::move(done), now);
-      };
-      ro.forget_outputs = [p = h.placer](const std::string& workflow,
-                                         const std::vector<std::string>& hosts) {
-        p->ForgetOutputs(workflow, hosts);
-      };
-    }
-    h.replication = std::make_shared<WorkflowReplication>(h.link.get(), ro);
-    workflow::ExecutorOptions o = testing::TestExecutorOptions(h.dir, name, capacity);
-    o.replication = h.replication;
-    o.placer = h.placer;
-    auto e = Executor::Start(std::move(o), testing::ProcessOnly(h.backend.get()));
-    EXPECT_TRUE(e) << e.error().ToString();
-    if (!e) return nullptr;
-    h.executor = std::move(*e);
-    net_.Attach(name, h.executor.get());
-    return &h;
+      h.replication = std::make_shared<WorkflowReplication>(h.link.get(), ro);
+      o.replication = h.replication;
+      o.placer = h.placer;
+    });
   }
 
   // h1, h2 and h3 (skip_ says why not, when cgroups cannot be made).
@@ -234,33 +176,9 @@ class WorkflowReplicationTest : public ::testing::Test {
   }
   void Kill(const std::string& name) { Kill(std::vector<std::string>{name}); }
 
-  static nlohmann::json Status(Executor& e, const std::string& id) {
-    auto s = e.StatusJson(id, false);
-    if (!s) return nlohmann::json::object({{"error", s.error().ToString()}});
-    auto j = nlohmann::json::parse(*s, nullptr, false);
-    return j.is_array() && !j.empty() ? j[0] : nlohmann::json::object();
-  }
-  static int Succeeded(const nlohmann::json& w) {
-    int n = 0;
-    if (w.contains("stages")) {
-      for (const auto& st : w["stages"]) n += st["counts"].value("succeeded", 0);
-    }
-    return n;
-  }
-  // Waits (at most 60 s) until `pred` holds.
-  template <typename Pred>
-  static bool WaitFor(Pred pred) {
-    for (int i = 0; i < 3000; ++i) {
-      if (pred()) return true;
-      std::this_thread::sleep_for(milliseconds(20));
-    }
-    return pred();
-  }
-  std::string dir_;
-  std::string skip_;
+  static nlohmann::json Status(Executor& e, const std::string& id) { return StatusOf(e, id); }
+  static int Succeeded(const nlohmann::json& w) { return testing::SucceededShards(w); }
   int64_t retention_ns_ = 0;  // of the hosts started next
-  Net net_;
-  std::map<std::string, Host> hosts_;
 };
 
 std::string Workflow(int shards, const std::string& sleep) {
