@@ -345,7 +345,9 @@ void MeshPlacer::Handle(NegotiatorOutput& out, int64_t now) {
       case PlacementEvent::Kind::kLost:
         ++stats_.lost;
         spdlog::info("mesh: lease of {} on {} lost: {}", e.shard, e.host, e.reason);
-        EndPlaced(e.shard, Lost(fmt::format("lease on {} lost: {}", e.host, e.reason)), "", now);
+        AttemptOutcome lost = Lost(fmt::format("lease on {} lost: {}", e.host, e.reason));
+        lost.host_down = e.host_down;  // re-queued at once (engine.h)
+        EndPlaced(e.shard, lost, "", now);
         break;
     }
   }
