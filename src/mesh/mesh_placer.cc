@@ -971,6 +971,11 @@ MeshTransferStats MeshPlacer::transfer_stats() const {
   return transfer_snapshot_;
 }
 
+MeshPlacementStats MeshPlacer::placement_stats() const {
+  std::lock_guard lock(transfer_mu_);
+  return placement_snapshot_;
+}
+
 void MeshPlacer::ForeignChanges(const std::vector<workflow::GrantChange>& changes, int64_t now) {
   BidderOutput out;
   bidder_.NoteLedgerChanges(changes, now, &out);
@@ -1042,8 +1047,10 @@ void MeshPlacer::Tick(int64_t now) {
   t.over_limit = over_limit_;
   t.refused = refused_;
   t.file_errors = file_errors_;
+  MeshPlacementStats p{stats_.placement_latency, negotiator_.stats(), bidder_.stats()};
   std::lock_guard lock(transfer_mu_);
   transfer_snapshot_ = t;
+  placement_snapshot_ = p;
 }
 
 std::optional<int64_t> MeshPlacer::NextDeadline() const {
