@@ -24,6 +24,7 @@
 #include "agent/host_headroom.h"
 #include "agent/mesh_headroom.h"
 #include "agent/metrics_server.h"
+#include "agent/prometheus_text.h"
 #include "agent/systemd_notify.h"
 #include "mesh/headroom_summary.h"
 #include "mesh/keys.h"
@@ -878,6 +879,39 @@ void Daemon::SampleOnce() {
     sink.Emit(SeriesKey("augur_mesh_transfer_over_limit_total", {}), ts, double(t.over_limit));
     sink.Emit(SeriesKey("augur_mesh_transfer_refused_total", {}), ts, double(t.refused));
     sink.Emit(SeriesKey("augur_mesh_transfer_file_errors_total", {}), ts, double(t.file_errors));
+
+    // Placement (docs/MESH.md, "Placement observability"): the latency histogram and the
+    // negotiation counters, as owner and as candidate; the same copy-at-tick contract.
+    const mesh::MeshPlacementStats p = s.placer->placement_stats();
+    using mesh::LatencyHistogram;
+    for (size_t i = 0; i <= LatencyHistogram::kBounds.size(); ++i) {
+      const std::string le = i < LatencyHistogram::kBounds.size()
+                                 ? FormatPrometheusValue(LatencyHistogram::kBounds[i])
+                                 : "+Inf";
+      sink.Emit(SeriesKey("augur_mesh_placement_seconds_bucket", {{"le", le}}), ts,
+                double(p.latency.Cumulative(i)));
+    }
+    sink.Emit(SeriesKey("augur_mesh_placement_seconds_sum", {}), ts, p.latency.sum());
+    sink.Emit(SeriesKey("augur_mesh_placement_seconds_count", {}), ts, double(p.latency.count()));
+    const mesh::NegotiatorStats& n = p.negotiator;
+    const mesh::BidderStats& b = p.bidder;
+    const std::pair<const char*, uint64_t> placement[] = {
+        {"augur_mesh_placement_rounds_total", n.rounds},
+        {"augur_mesh_placement_probes_total", n.probes},
+        {"augur_mesh_placement_offers_total", n.offers},
+        {"augur_mesh_placement_refusals_total", n.refusals},
+        {"augur_mesh_placement_no_answer_total", n.no_answer},
+        {"augur_mesh_placement_deferred_total", n.deferred},
+        {"augur_mesh_placement_room_reports_total", n.room_reports},
+        {"augur_mesh_placement_grants_total", n.awards},
+        {"augur_mesh_placement_renewals_total", n.renewals},
+        {"augur_mesh_placement_leases_lost_total", n.leases_lost},
+        {"augur_mesh_bid_requests_total", b.requests},
+        {"augur_mesh_bid_offers_total", b.offers},
+        {"augur_mesh_bid_refusals_total", b.refusals},
+        {"augur_mesh_bid_leases_total", b.leases},
+        {"augur_mesh_bid_leases_reclaimed_total", b.leases_reclaimed}};
+    for (const auto& [name, value] : placement) sink.Emit(SeriesKey(name, {}), ts, double(value));
   }
   if (s.executor) {
     // Pre-warming (docs/WORKFLOWS.md): a getter that never waits on the engine thread.

@@ -3,7 +3,10 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <limits>
+#include <set>
 #include <string_view>
+#include <tuple>
 #include <utility>
 
 namespace augur::agent {
@@ -11,6 +14,14 @@ namespace {
 
 constexpr std::string_view kUpName = "augur_up";
 constexpr std::string_view kStaleSinceName = "augur_stale_since_seconds";
+constexpr std::string_view kBucket = "_bucket", kSum = "_sum", kCount = "_count";
+
+// A bucket's `le` ("0.005", "+Inf") as a number; what does not parse sorts last.
+double ParseLe(std::string_view le) {
+  double v = std::numeric_limits<double>::infinity();
+  if (le != "+Inf") std::from_chars(le.data(), le.data() + le.size(), v);
+  return v;
+}
 
 void AppendValue(std::string& out, double value) {
   if (std::isnan(value)) {
@@ -47,18 +58,38 @@ std::string RenderPrometheus(std::vector<PrometheusSample> samples, bool live,
 
   // The format wants each family's samples together under one TYPE line; the directory is in
   // creation order, so sort. Labels are rendered once here and reused as the sort key.
+  // Histograms: the bases of NAME_bucket series with an `le` label.
+  std::set<std::string_view> histograms;
+  for (const PrometheusSample& s : samples) {
+    const std::string& n = s.key.name();
+    if (n.ends_with(kBucket) && !s.key.label("le").empty()) {
+      histograms.insert(std::string_view(n).substr(0, n.size() - kBucket.size()));
+    }
+  }
   struct Row {
     const PrometheusSample* sample;
     std::string labels;
+    std::string_view family;  // the name, or a histogram's base
+    int part = 0;             // in a histogram: 0 buckets, 1 sum, 2 count
+    double le = 0;            // a bucket's upper bound
   };
   std::vector<Row> rows;
   rows.reserve(samples.size());
-  for (const PrometheusSample& s : samples) rows.push_back(Row{&s, s.key.LabelsToString()});
+  for (const PrometheusSample& s : samples) {
+    Row r{&s, s.key.LabelsToString(), s.key.name()};
+    for (auto [suffix, part] : {std::pair{kBucket, 0}, {kSum, 1}, {kCount, 2}}) {
+      const std::string_view n = s.key.name();
+      if (!n.ends_with(suffix)) continue;
+      const std::string_view base = n.substr(0, n.size() - suffix.size());
+      if (!histograms.contains(base)) continue;
+      r.family = base;
+      r.part = part;
+      if (part == 0) r.le = ParseLe(s.key.label("le"));
+    }
+    rows.push_back(std::move(r));
+  }
   std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) {
-    const std::string& an = a.sample->key.name();
-    const std::string& bn = b.sample->key.name();
-    if (an != bn) return an < bn;
-    return a.labels < b.labels;
+    return std::tie(a.family, a.part, a.le, a.labels) < std::tie(b.family, b.part, b.le, b.labels);
   });
 
   std::string out;
@@ -78,11 +109,13 @@ std::string RenderPrometheus(std::vector<PrometheusSample> samples, bool live,
   std::string_view family;
   for (const Row& row : rows) {
     const std::string& name = row.sample->key.name();
-    if (name != family) {
+    if (row.family != family) {
       out += "# TYPE ";
-      out += name;
-      out += name.ends_with("_total") ? " counter\n" : " gauge\n";
-      family = name;
+      out += row.family;
+      out += row.family != name             ? " histogram\n"
+             : row.family.ends_with("_total") ? " counter\n"
+                                             : " gauge\n";
+      family = row.family;
     }
     out += name;
     if (!row.labels.empty()) {

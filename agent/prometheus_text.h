@@ -10,7 +10,9 @@
 //   cpu_busy_seconds_total{cpu="0"} 1234.5 1700000000123
 //
 // A family is a `counter` when its name ends in `_total` (Prometheus' naming convention for
-// counters) and a `gauge` otherwise. Each sample carries its point's timestamp in
+// counters) and a `gauge` otherwise, except a histogram: series NAME_bucket with an `le`
+// label, with NAME_sum and NAME_count beside them, are one family NAME of type
+// `histogram` (one TYPE line; its buckets in increasing `le`, then the sum, then the count). Each sample carries its point's timestamp in
 // milliseconds, so Prometheus records when the agent measured, not when it scraped.
 //
 // Thread safety: the functions are pure apart from reading the store; see ShmReader for

@@ -48,6 +48,31 @@ std::optional<int64_t> Bidder::NextDeadline() const {
 
 void Bidder::Handle(const std::string& from, const wire::PlacementMessage& msg, int64_t now,
                     Ledger& ledger, BidderOutput* out) {
+  const size_t first = out->messages.size();
+  HandleMessage(from, msg, now, ledger, out);
+  StampRoom(first, ledger, out);
+}
+
+void Bidder::StampRoom(size_t first, const Ledger& ledger, BidderOutput* out) const {
+  if (!o_.report_room) return;
+  if (first == out->messages.size()) return;
+  const wire::Amount room = ToAmount(FloorToMilli(ledger.Free() - QueueReserve()));
+  Resources held;
+  for (const auto& [holder, e] : entries_) {
+    const workflow::Grant* g = e.leased ? nullptr : ledger.Find(holder);
+    if (g != nullptr) held += g->granted;
+  }
+  const wire::Amount held_amount = ToAmount(FloorToMilli(held));
+  for (size_t i = first; i < out->messages.size(); ++i) {
+    wire::PlacementMessage& m = out->messages[i].msg;
+    if (!m.has_offer()) continue;
+    *m.mutable_offer()->mutable_room() = room;
+    *m.mutable_offer()->mutable_held() = held_amount;
+  }
+}
+
+void Bidder::HandleMessage(const std::string& from, const wire::PlacementMessage& msg,
+                           int64_t now, Ledger& ledger, BidderOutput* out) {
   Forget(now);
   const std::string& rid = RequestIdOf(msg);
   const std::string holder = LeaseId(from, rid);
@@ -287,6 +312,12 @@ Bidder::Tried Bidder::TryOffer(const std::string& from, const wire::BidRequest& 
 }
 
 void Bidder::Tick(int64_t now, Ledger& ledger, BidderOutput* out) {
+  const size_t first = out->messages.size();
+  Expire(now, ledger, out);
+  StampRoom(first, ledger, out);
+}
+
+void Bidder::Expire(int64_t now, Ledger& ledger, BidderOutput* out) {
   bool freed = false;
   while (!expiries_.empty() && expiries_.begin()->first <= now) {
     const std::string holder = expiries_.begin()->second;

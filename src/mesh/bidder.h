@@ -20,6 +20,10 @@
 //               offer then: Sparrow's late binding. A newcomer meanwhile is admitted only in
 //               the room beyond the queued requests' minimums, so a large request is not
 //               starved by a stream of small ones. Unserved after queue_ms: refused.
+//   room        every Offer it sends (an offer, a refusal, a queued answer) carries what
+//               this host has free for a newcomer as the answer leaves (after the offer's
+//               hold; less the queued requests' minimums), so the owner corrects its view
+//               of the host at once rather than at its next gossiped headroom.
 //   Decline     the hold (or queued request) is dropped. A hold neither awarded nor
 //               declined expires.
 //   Renew       the lease lasts another ttl; Leased answers with its grant now.
@@ -71,6 +75,9 @@ struct BidderOptions {
   std::vector<BackendCosts> backends;
   size_t max_queue = 256;                 // requests waiting for room, at most
   int64_t max_queue_ns = 10'000'000'000;  // a request waits min(asked, this)
+  // Offers say this host's room (Offer.room). Off: answers as a peer from before the field
+  // (tests and the simulation compare the two, and mix them).
+  bool report_room = true;
 };
 
 struct BidderEvent {
@@ -165,6 +172,11 @@ class Bidder {
     int64_t expires_ns = 0;
   };
 
+  void HandleMessage(const std::string& from, const wire::PlacementMessage& msg, int64_t now,
+                     workflow::Ledger& ledger, BidderOutput* out);
+  void Expire(int64_t now, workflow::Ledger& ledger, BidderOutput* out);  // Tick's work
+  // Sets the room on the Offers among out->messages from `first` on.
+  void StampRoom(size_t first, const workflow::Ledger& ledger, BidderOutput* out) const;
   void OnBidRequest(const std::string& from, const wire::BidRequest& b, int64_t now,
                     workflow::Ledger& ledger, BidderOutput* out);
   // kDone: it offered (holding the grant) or refused for a reason other than room. Else

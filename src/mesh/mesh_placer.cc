@@ -455,7 +455,9 @@ void MeshPlacer::Handle(NegotiatorOutput& out, int64_t now) {
       case PlacementEvent::Kind::kLost:
         ++stats_.lost;
         spdlog::info("mesh: lease of {} on {} lost: {}", e.shard, e.host, e.reason);
-        EndPlaced(e.shard, Lost(fmt::format("lease on {} lost: {}", e.host, e.reason)), "", now);
+        AttemptOutcome lost = Lost(fmt::format("lease on {} lost: {}", e.host, e.reason));
+        lost.host_down = e.host_down;  // re-queued at once (engine.h)
+        EndPlaced(e.shard, lost, "", now);
         break;
     }
   }
@@ -1130,6 +1132,11 @@ MeshTransferStats MeshPlacer::transfer_stats() const {
   return transfer_snapshot_;
 }
 
+MeshPlacementStats MeshPlacer::placement_stats() const {
+  std::lock_guard lock(transfer_mu_);
+  return placement_snapshot_;
+}
+
 void MeshPlacer::ForeignChanges(const std::vector<workflow::GrantChange>& changes, int64_t now) {
   BidderOutput out;
   bidder_.NoteLedgerChanges(changes, now, &out);
@@ -1214,8 +1221,10 @@ void MeshPlacer::Tick(int64_t now) {
   t.over_limit = over_limit_;
   t.refused = refused_;
   t.file_errors = file_errors_;
+  MeshPlacementStats p{stats_.placement_latency, negotiator_.stats(), bidder_.stats()};
   std::lock_guard lock(transfer_mu_);
   transfer_snapshot_ = t;
+  placement_snapshot_ = p;
 }
 
 std::optional<int64_t> MeshPlacer::NextDeadline() const {

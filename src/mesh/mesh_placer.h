@@ -121,6 +121,14 @@ struct MeshTransferStats {
   uint64_t file_errors = 0;     // a transfer's file could not be read, written or renamed
 };
 
+// The placer's negotiation, both sides, and its placement latency, for /metrics
+// (augur_mesh_placement_*, augur_mesh_bid_*).
+struct MeshPlacementStats {
+  LatencyHistogram latency;    // MeshPlacerStats::placement_latency
+  NegotiatorStats negotiator;  // this host as owner
+  BidderStats bidder;          // this host as candidate
+};
+
 struct MeshPlacerStats {
   uint64_t placed = 0;             // attempts handed to the negotiator
   uint64_t awarded = 0;
@@ -182,6 +190,8 @@ class MeshPlacer : public workflow::Placer {
   const MeshPlacerStats& stats() const { return stats_; }
   // A copy taken at the last Tick; any thread.
   MeshTransferStats transfer_stats() const;
+  // A copy taken at the last Tick; any thread.
+  MeshPlacementStats placement_stats() const;
 
  private:
   // A shard of ours placed elsewhere, by attempt id.
@@ -325,6 +335,7 @@ class MeshPlacer : public workflow::Placer {
   uint64_t bytes_received_ = 0, over_limit_ = 0, refused_ = 0, file_errors_ = 0;
   mutable std::mutex transfer_mu_;
   MeshTransferStats transfer_snapshot_;  // guarded by transfer_mu_
+  MeshPlacementStats placement_snapshot_;  // guarded by transfer_mu_
   LogRateLimiter log_limit_{10'000'000'000};
   MeshPlacerStats stats_;
 };

@@ -157,7 +157,7 @@ void Negotiator::Sample(std::vector<std::string> batch, int64_t now,
     if (!p.alive || (!o_.include_self && p.name == self_)) continue;
     auto it = debits_.find(p.name);
     if (it != debits_.end() && it->second.version != p.headroom_version) {
-      it->second = Debit{p.headroom_version, {}, false};
+      it->second = Debit{p.headroom_version, {}, false, std::nullopt};
     }
     live.push_back(&p);
     debit.push_back(it == debits_.end() ? &kNoDebit : &it->second);
@@ -184,7 +184,7 @@ void Negotiator::Sample(std::vector<std::string> batch, int64_t now,
       bool room = false;
       for (size_t i = 0; i < live.size() && !room; ++i) {
         room = !debit[i]->refused &&
-               s.req.min.FitsIn(live[i]->headroom.FreeOver(s.req.predicted_s) - debit[i]->granted) &&
+               s.req.min.FitsIn(ViewFree(*live[i], *debit[i], s.req.predicted_s)) &&
                (s.req.backend.empty() || live[i]->headroom.FindBackend(s.req.backend));
       }
       if (!room) {
@@ -202,7 +202,7 @@ void Negotiator::Sample(std::vector<std::string> batch, int64_t now,
     for (size_t i = 0; i < live.size(); ++i) {
       const PlacementPeer* p = live[i];
       if (!s.req.backend.empty() && !p->headroom.FindBackend(s.req.backend)) continue;
-      const Resources free = p->headroom.FreeOver(s.req.predicted_s) - debit[i]->granted;
+      const Resources free = ViewFree(*p, *debit[i], s.req.predicted_s);
       double w = s.req.want.FitsIn(free) ? 1 : s.req.min.FitsIn(free) ? 0.25 : 0.02;
       w *= 0.1 + Room(free, s.req.want);
       if (debit[i]->refused) w *= 0.05;
@@ -275,7 +275,7 @@ void Negotiator::Sample(std::vector<std::string> batch, int64_t now,
     b->set_queue_ms(room_in_view ? 0 : uint32_t(o_.queue_ns / kNsPerMs));
     for (size_t i = 0; i < d; ++i) {
       const PlacementPeer* p = live[cands[i].peer];
-      debits_.try_emplace(p->name, Debit{p->headroom_version, {}, false});
+      debits_.try_emplace(p->name, Debit{p->headroom_version, {}, false, std::nullopt});
       ++used[cands[i].peer];
       s.probes.push_back({p->name, p->zone, Probe::State::kWaiting, {}});
       ++stats_.probes;
@@ -284,6 +284,32 @@ void Negotiator::Sample(std::vector<std::string> batch, int64_t now,
     s.phase = Phase::kProbing;
     SetTimer(id, s, now + o_.offer_wait_ns);
   }
+}
+
+Resources Negotiator::ViewFree(const PlacementPeer& p, const Debit& d, double seconds) const {
+  if (!d.room) return p.headroom.FreeOver(seconds) - d.granted;
+  const double d_probes = std::max<uint32_t>(1, o_.probes_per_shard);
+  return *d.room + d.held.Scaled((d_probes - 1) / d_probes) - d.granted;
+}
+
+void Negotiator::NoteRoom(const std::string& from, const wire::Offer& o) {
+  if (!o.has_room()) return;
+  ++stats_.room_reports;
+  auto it = debits_.find(from);  // only hosts it probed (see Sample)
+  if (it == debits_.end()) return;
+  it->second.room = FromAmount(o.room());
+  it->second.held = FromAmount(o.held());
+  it->second.granted = {};  // the room counts every hold and lease there, ours too
+  it->second.refused = false;  // a refusal among these answers sets it again (Handle)
+}
+
+void Negotiator::Declined(const Probe& p) {
+  auto it = debits_.find(p.host);
+  if (it == debits_.end() || !it->second.room) return;
+  // Its hold is given back: room again in this owner's view of the host.
+  const Resources grant = FromAmount(p.offer.grant());
+  *it->second.room += grant;
+  it->second.held -= grant;
 }
 
 double Negotiator::BudgetLeft(const Shard& s) const {
@@ -315,6 +341,7 @@ void Negotiator::Decide(const std::string& id, Shard& s, int64_t now, Negotiator
     if (p.state != Probe::State::kRefused && &p != best) {
       ++stats_.declined;
       SendSimple(out, p.host, s.request_id, /*release=*/false);
+      if (p.state == Probe::State::kOffered) Declined(p);
     }
   }
   if (best == nullptr) {
@@ -328,7 +355,14 @@ void Negotiator::Decide(const std::string& id, Shard& s, int64_t now, Negotiator
   s.cost = OfferCost(best->offer);
   charged_[s.req.workflow] += s.cost;
   ++placed_[s.req.workflow][s.zone];
-  debits_[s.host].granted += s.grant;
+  // A host that said its room counted this hold in it already.
+  Debit& debit = debits_[s.host];
+  s.debited = !debit.room;
+  if (s.debited) {
+    debit.granted += s.grant;
+  } else {
+    debit.held -= s.grant;  // no longer a hold: a lease, still counted in the room
+  }
   s.probes.clear();
   s.phase = Phase::kAwarding;
   s.award_tries = 1;
@@ -368,7 +402,8 @@ void Negotiator::Retry(const std::string& id, Shard& s, int64_t at) {
 void Negotiator::Unaward(Shard& s) {
   charged_[s.req.workflow] -= s.cost;
   if (--placed_[s.req.workflow][s.zone] <= 0) placed_[s.req.workflow].erase(s.zone);
-  debits_[s.host].granted -= s.grant;
+  if (s.debited) debits_[s.host].granted -= s.grant;
+  s.debited = false;
   s.cost = 0;
 }
 
@@ -385,6 +420,7 @@ void Negotiator::Handle(const std::string& from, const wire::PlacementMessage& m
     case wire::PlacementMessage::kOffer: {
       const wire::Offer& o = msg.offer();
       const bool refused = !o.refused().empty();
+      NoteRoom(from, o);
       Probe* probe = nullptr;
       if (s && s->phase == Phase::kProbing) {
         for (Probe& p : s->probes) {
@@ -419,7 +455,10 @@ void Negotiator::Handle(const std::string& from, const wire::PlacementMessage& m
       } else if (refused) {
         ++stats_.refusals;
         probe->state = State::kRefused;
-        debits_[from].refused = true;
+        probe->offer = o;
+        // Full, unless it said what room it has and that is too little for this shard (a
+        // refusal with room enough is for some other reason: count it full as before).
+        debits_[from].refused = !o.has_room() || s->req.min.FitsIn(FromAmount(o.room()));
       } else {
         ++stats_.offers;
         probe->state = State::kOffered;
@@ -555,6 +594,7 @@ void Negotiator::PeerDown(const std::string& host, int64_t now, NegotiatorOutput
       Retry(id, s, now);
     } else if (s.host == host && s.phase == Phase::kLeased) {
       Lose(id, s, now, "host down", out);
+      out->events.back().host_down = true;
     }
   }
   debits_.erase(host);

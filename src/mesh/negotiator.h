@@ -39,6 +39,17 @@
 //             that the candidate reclaims, or whose host is reported down is lost (kLost):
 //             the caller re-places the shard as a new attempt. Release() ends a lease when
 //             the shard is done.
+//   Room      a candidate's answers (offers, refusals, queued) say its free room as
+//             they leave it and how much of its grants are only holds (newer peers): the
+//             owner's view of that host is then that room plus (d-1)/d of the holds (an
+//             owner awards one of a shard's d offers and declines the rest), no longer its
+//             gossiped headroom less this owner's awards (whose holds the room already
+//             counts), until the host gossips a new headroom version; each hold this owner
+//             declines there is given back to the room at once. A host that refused with
+//             too little room for the shard is seen as having that room (not as full), so
+//             the next round's sample, and the check for room before it, see where room
+//             is now instead of waiting for gossip; one that refused while saying it had
+//             room enough, or said nothing (an older peer), counts as full as before.
 // Idempotent: messages are matched by request id ("<shard>@<round>"); a duplicate offer is
 // ignored, a late one (its round decided) or one for an unknown request is declined, a
 // Leased for a lease this owner does not hold is answered with Release, and awards are
@@ -133,6 +144,7 @@ struct PlacementEvent {
   int64_t at_ns = 0;
   uint32_t rounds = 0;   // sampling rounds it took
   std::string reason;
+  bool host_down = false;  // kLost: membership declared its host dead (PeerDown)
 };
 
 struct NegotiatorOutput {
@@ -157,6 +169,7 @@ struct NegotiatorStats {
   uint64_t award_failures = 0;  // awards answered Reclaimed or never answered
   uint64_t renewals = 0;
   uint64_t leases_lost = 0;
+  uint64_t room_reports = 0;    // answers that said the candidate's room (newer peers)
 };
 
 class Negotiator {
@@ -216,6 +229,7 @@ class Negotiator {
     std::string host, zone;
     wire::Offer won;
     double cost = 0;          // predicted, charged to the budget
+    bool debited = false;     // its grant is in the host's debit (no room report had it)
     uint32_t award_tries = 0;
     int64_t last_ack_ns = 0;
     workflow::Resources grant;
@@ -225,6 +239,7 @@ class Negotiator {
   void Sample(std::vector<std::string> batch, int64_t now, std::span<const PlacementPeer> peers,
               NegotiatorOutput* out);
   void Decide(const std::string& id, Shard& s, int64_t now, NegotiatorOutput* out);
+  void Declined(const Probe& p);  // its hold given back: room again in the view
   // After a probe answered: decide once none waits and one offered (or all refused); while
   // the others are only queued, wait for the first of them to find room.
   void Answered(const std::string& id, Shard& s, int64_t now, NegotiatorOutput* out);
@@ -253,9 +268,19 @@ class Negotiator {
   std::map<std::string, std::map<std::string, int>> placed_;  // workflow -> zone -> shards
   struct Debit {
     uint64_t version = 0;
-    workflow::Resources granted;  // awarded since that headroom version
-    bool refused = false;         // refused a request since that version
+    workflow::Resources granted;  // awarded since that headroom version (or room report)
+    bool refused = false;         // refused a request since then, its room unknown or enough
+    // The room the host last said it had (an Offer's room) since that headroom version: its
+    // free room now, replacing the gossiped headroom; awards of holds it already counted
+    // are not debited again.
+    std::optional<workflow::Resources> room;
+    workflow::Resources held;  // of the granted there, held for offers not yet awarded
   };
+  // What this owner's view says `p` has free over `seconds`: with a room report, the room
+  // plus the share of the holds that will be declined ((d-1)/d of them).
+  workflow::Resources ViewFree(const PlacementPeer& p, const Debit& d, double seconds) const;
+  // An answer from `from` said its room: the owner's view of the host is corrected.
+  void NoteRoom(const std::string& from, const wire::Offer& o);
   std::unordered_map<std::string, Debit> debits_;   // by host (only hosts it probed)
   NegotiatorStats stats_;
 };

@@ -11,7 +11,13 @@ struct PlacementCluster::Host {
       : spec(std::move(s)),
         ledger(spec.capacity, o.ledger),
         negotiator(spec.name, WithSeed(o.negotiator, seed)),
-        bidder(spec.name, WithBackends(o.bidder, spec.backends)) {}
+        bidder(spec.name, WithBackends(o.bidder, spec.backends)) {
+    if (spec.older_peer) bidder = Bidder(spec.name, [&] {
+      BidderOptions b = WithBackends(o.bidder, spec.backends);
+      b.report_room = false;
+      return b;
+    }());
+  }
   static NegotiatorOptions WithSeed(NegotiatorOptions n, uint64_t seed) {
     n.seed = seed;
     return n;

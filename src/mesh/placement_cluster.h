@@ -40,6 +40,7 @@ struct ClusterHost {
   std::string zone;
   workflow::Resources capacity;
   std::vector<BackendCosts> backends;  // also the bidder's
+  bool older_peer = false;  // its bidder answers without its room (BidderOptions::report_room)
 };
 
 struct ClusterOptions {

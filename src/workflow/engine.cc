@@ -83,6 +83,7 @@ struct Live {
   bool preempted = false;
   bool timed_out = false;
   bool superseded = false;  // its shard was won by another attempt (or by its pieces)
+  bool host_down = false;   // lost with its host (AttemptOutcome::host_down): no back-off
   bool remote = false;      // placed on another host (kPlace): no grant in this ledger
   // Usage as the backend reports it (ReportUsage): the cores used over the last window of
   // at least a second, and the feedback resizes it led to.
@@ -100,6 +101,10 @@ struct Live {
 };
 
 bool Terminal(WorkflowState s) { return s != WorkflowState::kRunning; }
+
+// A lost attempt's shard waits this long before it is started or placed again (a backend
+// that could not provision it may need a moment), unless its host was declared dead.
+constexpr int64_t kLostBackoffNs = 500'000'000;
 
 // A speculative piece of shard P re-runs part of P's range or items; its id is "P~k".
 constexpr char kPieceMark = '~';
@@ -649,7 +654,7 @@ struct Engine::Impl {
     if (!ok) {
       if (l.preempted || l.rec.state == AttemptState::kLost) {
         piece.state = ShardState::kPending;
-        piece.not_before_ns = now + (l.preempted ? 0 : 500'000'000);
+        piece.not_before_ns = now + (l.preempted || l.host_down ? 0 : kLostBackoffNs);
         SaveShard(piece);
       } else {
         piece.state = ShardState::kFailed;
@@ -1132,6 +1137,7 @@ MergeOutcome Engine::AttemptEnded(const std::string& attempt_id, const AttemptOu
   m.live.erase(it);
   (void)m.ledger.Release(attempt_id);
   l.rec.state = l.timed_out ? AttemptState::kTimedOut : out.state;
+  l.host_down = out.state == AttemptState::kLost && out.host_down;
   // A stopped attempt counts as cancelled, unless it had succeeded before the stop reached
   // it (its result is then a duplicate, discarded by the merge book).
   if (l.preempted || (l.superseded && out.state != AttemptState::kSucceeded)) {
@@ -1215,7 +1221,9 @@ MergeOutcome Engine::AttemptEnded(const std::string& attempt_id, const AttemptOu
       (l.rec.state == AttemptState::kLost && st.uncounted[s.index] < kMaxLost)) {
     ++st.uncounted[s.index];
     s.state = ShardState::kPending;
-    if (l.rec.state == AttemptState::kLost) s.not_before_ns = now + 500'000'000;
+    if (l.rec.state == AttemptState::kLost && !l.host_down) {
+      s.not_before_ns = now + kLostBackoffNs;
+    }
     m.SaveShard(s);
     return mo;
   }

@@ -155,6 +155,9 @@ struct AttemptOutcome {
   uint64_t bytes_read = 0;
   uint64_t bytes_written = 0;
   std::string error;
+  // kLost because the host it ran on was declared dead (not a failure of a live host or
+  // backend): its shard is re-queued at once, without the back-off a lost attempt waits.
+  bool host_down = false;
 };
 
 class Engine {

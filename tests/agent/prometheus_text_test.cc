@@ -72,6 +72,33 @@ TEST(RenderPrometheusTest, GroupsFamiliesSortsSeriesAndTypesCounters) {
                 "memory_bytes{kind=\"total\"} 8e+09 1700000000123\n");
 }
 
+TEST(RenderPrometheusTest, BucketsSumAndCountFormOneHistogramFamily) {
+  std::vector<PrometheusSample> samples = {
+      {SeriesKey("lat_seconds_sum", {}), Point{kTs, 0.75}},
+      {SeriesKey("lat_seconds_bucket", {{"le", "+Inf"}}), Point{kTs, 3}},
+      {SeriesKey("lat_seconds_bucket", {{"le", "0.01"}}), Point{kTs, 2}},
+      {SeriesKey("lat_seconds_count", {}), Point{kTs, 3}},
+      {SeriesKey("lat_seconds_bucket", {{"le", "0.002"}}), Point{kTs, 1}},
+      {SeriesKey("lat_seconds_bucket", {{"le", "0.5"}}), Point{kTs, 3}},
+      // Not a histogram: no NAME_bucket with `le` beside them.
+      {SeriesKey("jobs_count", {}), Point{kTs, 7}},
+      {SeriesKey("other_bucket", {{"kind", "x"}}), Point{kTs, 1}},
+  };
+  EXPECT_EQ(RenderPrometheus(samples, /*live=*/true),
+            std::string(kUpLive) +
+                "# TYPE jobs_count gauge\n"
+                "jobs_count 7 1700000000123\n"
+                "# TYPE lat_seconds histogram\n"
+                "lat_seconds_bucket{le=\"0.002\"} 1 1700000000123\n"
+                "lat_seconds_bucket{le=\"0.01\"} 2 1700000000123\n"
+                "lat_seconds_bucket{le=\"0.5\"} 3 1700000000123\n"
+                "lat_seconds_bucket{le=\"+Inf\"} 3 1700000000123\n"
+                "lat_seconds_sum 0.75 1700000000123\n"
+                "lat_seconds_count 3 1700000000123\n"
+                "# TYPE other_bucket gauge\n"
+                "other_bucket{kind=\"x\"} 1 1700000000123\n");
+}
+
 TEST(RenderPrometheusTest, EscapesLabelValues) {
   std::vector<PrometheusSample> samples = {
       {SeriesKey("cgroup_memory_bytes", {{"cgroup", "/a \"b\"\\c\nd"}}), Point{kTs, 1}},

@@ -77,7 +77,7 @@ std::vector<DocRow> ReadMetricsDoc() {
     }
     r.condition = cells[5];
     r.pattern = r.name.starts_with("SERIES:");
-    EXPECT_TRUE(r.type == "counter" || r.type == "gauge") << line;
+    EXPECT_TRUE(r.type == "counter" || r.type == "gauge" || r.type == "histogram") << line;
     EXPECT_EQ(r.type == "counter", r.name.ends_with("_total")) << "type of " << r.name;
     EXPECT_FALSE(cells[2].empty()) << "no unit for " << r.name;
     EXPECT_FALSE(cells[4].empty()) << "no source for " << r.name;
@@ -91,6 +91,13 @@ std::vector<DocRow> ReadMetricsDoc() {
 const DocRow* FindRow(const std::vector<DocRow>& rows, const std::string& family) {
   for (const DocRow& r : rows) {
     if (!r.pattern && r.name == family) return &r;
+  }
+  // A histogram's samples, as a query names them.
+  for (const DocRow& r : rows) {
+    if (r.type != "histogram") continue;
+    for (const char* suffix : {"_bucket", "_sum", "_count"}) {
+      if (family == r.name + suffix) return &r;
+    }
   }
   for (const DocRow& r : rows) {
     if (!r.pattern) continue;
@@ -128,6 +135,17 @@ std::map<std::string, Family> ParseExposition(const std::string& text) {
         f.labels.insert((*it)[1]);
         if ((*it)[1] == "source") f.sources.insert((*it)[2]);
       }
+    }
+  }
+  // A histogram NAME's samples (NAME_bucket, NAME_sum, NAME_count) are the family NAME.
+  for (auto& [name, f] : out) {
+    if (f.type != "histogram") continue;
+    for (const char* suffix : {"_bucket", "_sum", "_count"}) {
+      auto part = out.find(name + suffix);
+      if (part == out.end() || !part->second.type.empty()) continue;
+      f.labels.insert(part->second.labels.begin(), part->second.labels.end());
+      f.sources.insert(part->second.sources.begin(), part->second.sources.end());
+      out.erase(part);
     }
   }
   return out;

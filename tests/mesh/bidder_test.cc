@@ -115,6 +115,32 @@ TEST_F(BidderTest, OffersTheMostOfWantThatFitsAndHoldsItInTheLedger) {
   EXPECT_EQ(bidder_.stats().refusals, 1u);
 }
 
+TEST_F(BidderTest, EveryAnswerSaysTheRoomLeftAndWhatIsOnlyHeld) {
+  BidderOutput out = Send("owner", Bid("a@1", Spec({3, 2 * kGiB}, {1, kGiB})), 0);
+  ASSERT_TRUE(Only(out).offer().has_room());
+  EXPECT_EQ(FromAmount(Only(out).offer().room()), (Resources{1, 6 * kGiB})) << "after its hold";
+  EXPECT_EQ(FromAmount(Only(out).offer().held()), (Resources{3, 2 * kGiB}));
+  out = Send("owner", Bid("b@1", Spec({1, 6 * kGiB}, {1, 6 * kGiB})), 1);
+  // The award makes a@1 a lease: no longer only held.
+  (void)Send("owner", Simple("award", "a@1"), 2);
+  out = Send("other", Bid("c@1", Spec({1, kGiB}, {1, kGiB})), 3);
+  ASSERT_FALSE(Only(out).offer().refused().empty());
+  EXPECT_EQ(FromAmount(Only(out).offer().room()), (Resources{0, 0}));
+  EXPECT_EQ(FromAmount(Only(out).offer().held()), (Resources{1, 6 * kGiB}));
+  // A duplicate request gets its offer again, with the room as it is now.
+  out = Send("owner", Bid("b@1", Spec({1, 6 * kGiB}, {1, 6 * kGiB})), 4);
+  EXPECT_EQ(FromAmount(Only(out).offer().held()), (Resources{1, 6 * kGiB}));
+  // As a peer from before the fields: none.
+  BidderOptions old;
+  old.report_room = false;
+  Bidder older("cand", old);
+  Ledger ledger({4, 8 * kGiB});
+  BidderOutput o2;
+  older.Handle("owner", Bid("a@1", Spec({3, 2 * kGiB}, {1, kGiB})), 0, ledger, &o2);
+  EXPECT_FALSE(Only(o2).offer().has_room());
+  EXPECT_FALSE(Only(o2).offer().has_held());
+}
+
 TEST_F(BidderTest, OfferPredictsAFinishStretchedByAShortGrant) {
   BidderOptions opt;
   opt.startup_s = 0.5;

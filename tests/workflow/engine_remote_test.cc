@@ -145,6 +145,42 @@ TEST(EngineRemoteTest, APlacedShardTakenBackStartsHereWithoutSpendingARetry) {
   EXPECT_EQ(f.e->StateOf(f.id), "running");
 }
 
+TEST(EngineRemoteTest, AShardLostWithItsDeadHostIsPlacedAgainAtOnceOthersAfterABackoff) {
+  Fixture f;
+  f.e->SetRemoteRoom({{3, 512 * kMi}});
+  std::vector<Action> places = Of(f.e->Tick(kSec, {}), Action::Kind::kPlace);
+  ASSERT_EQ(places.size(), 3u);
+  for (const Action& p : places) {
+    ASSERT_TRUE(f.e->RemoteAwarded(p.attempt.attempt_id, "peer-b", {1, 64 * kMi}, kSec).ok());
+  }
+  // One lease lost because membership declared its host dead, one for another reason (the
+  // host could not provision it): both at the same moment, with room still in view.
+  AttemptOutcome dead;
+  dead.state = AttemptState::kLost;
+  dead.error = "lease on peer-b lost: host down";
+  dead.host_down = true;
+  AttemptOutcome lost;
+  lost.state = AttemptState::kLost;
+  lost.error = "peer-b could not run it";
+  (void)f.e->AttemptEnded(places[0].attempt.attempt_id, dead, 2 * kSec);
+  (void)f.e->AttemptEnded(places[1].attempt.attempt_id, lost, 2 * kSec);
+  auto shards_of = [](const std::vector<Action>& a) {
+    std::set<uint32_t> s;
+    for (const Action& p : a) s.insert(p.attempt.shard_index);
+    return s;
+  };
+  f.e->SetRemoteRoom({{3, 512 * kMi}});
+  std::vector<Action> now = Of(f.e->Tick(2 * kSec, {}), Action::Kind::kPlace);
+  EXPECT_EQ(shards_of(now), (std::set<uint32_t>{places[0].attempt.shard_index}))
+      << "only the dead host's shard, with no back-off";
+  f.e->SetRemoteRoom({{3, 512 * kMi}});
+  EXPECT_TRUE(Of(f.e->Tick(2 * kSec + 499'000'000, {}), Action::Kind::kPlace).empty());
+  f.e->SetRemoteRoom({{3, 512 * kMi}});
+  std::vector<Action> later = Of(f.e->Tick(2 * kSec + 500'000'000, {}), Action::Kind::kPlace);
+  EXPECT_EQ(shards_of(later), (std::set<uint32_t>{places[1].attempt.shard_index}))
+      << "the other lost shard after its 0.5 s back-off";
+}
+
 TEST(EngineRemoteTest, ShrinkingAMeshLeaseForLocalWorkIsHandedOut) {
   EngineOptions o;
   o.work_root = "/tmp/augur-engine-remote-test";
