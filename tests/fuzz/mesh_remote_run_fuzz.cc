@@ -46,6 +46,16 @@ bool StaysInside(std::string_view p) {
 }
 
 void CheckAccepted(const wire::RemoteRunMessage& m) {
+  // The kept-output bodies name an attempt or a workflow, not a lease.
+  if (m.has_fetch() || m.has_fetch_refused() || m.has_forget()) {
+    const std::string& id = m.has_fetch()           ? m.fetch().attempt_id()
+                            : m.has_fetch_refused() ? m.fetch_refused().attempt_id()
+                                                    : m.forget().workflow_id();
+    Require(!id.empty() && id.size() <= kMaxRemoteRunIdBytes, "accepted an id out of bounds");
+    Require(!m.has_fetch_refused() || m.fetch_refused().error().size() <= kMaxRemoteRunErrorBytes,
+            "accepted a long refusal");
+    return;
+  }
   Require(!LeaseOf(m).empty() && LeaseOf(m).size() <= kMaxRemoteRunIdBytes,
           "accepted a lease id out of bounds");
   Require(RemoteRunBodyName(m) != "none", "accepted a message without a body");
