@@ -171,6 +171,9 @@ netns_down() {
     done
     ip netns delete "$name" 2>/dev/null
   done
+  # The agents' telemetry segments (the benches name them augur-<bench>-<id>-hK): an agent
+  # that was killed leaves its segment in /dev/shm.
+  ((all)) || rm -f /dev/shm/augur-*-"$MESH_ID"-h*
   return 0
 }
 
