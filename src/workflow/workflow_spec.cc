@@ -45,7 +45,6 @@ constexpr std::string_view kMergeWords[] = {"concat"};
 // The placeholders a command may use; which of them can be filled depends on the stage.
 constexpr std::string_view kShardPlaceholders[] = {"shard.index", "shard.count", "shard.begin",
                                                    "shard.end", "shard.item"};
-constexpr std::string_view kPlainPlaceholders[] = {"workdir", "output", "input", "inputs"};
 
 bool IsNameChar(char c, bool dot) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
