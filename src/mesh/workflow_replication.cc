@@ -162,7 +162,9 @@ void WorkflowReplication::Recorded(const workflow::Changes& c, int64_t now) {
       spdlog::warn("replication: workflow {} is not replicated: {}", w.id, st.message());
       continue;
     }
-    logged_[w.id] = Logged{.rid = rid};
+    Logged fresh;
+    fresh.rid = rid;
+    logged_[w.id] = std::move(fresh);
     ++stats_.created;
   }
   // Shards planned, by workflow and stage, in the order the engine made them.

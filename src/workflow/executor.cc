@@ -480,7 +480,7 @@ struct Executor::Impl : PlacerHost, ReplicationHost {
     for (StartJob& j : unstarted) {
       // A leased task is started here and now: the next start re-attaches it under its
       // stored lease, where dropping it would make its owner run the shard again.
-      if (j.key.starts_with("lease:")) {
+      if (auto it = starting.find(j.key); it != starting.end() && it->second.lease) {
         Started(StartPool::Run(std::move(j)));
         continue;
       }
