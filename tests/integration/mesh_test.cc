@@ -14,6 +14,7 @@
 #include <sstream>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <fmt/format.h>
@@ -488,23 +489,24 @@ stages:
 }
 
 // A partition that cuts the owner off and heals: the other side takes the workflow over while
-// the owner keeps running it; once healed there is one owner, and the workflow finishes there
-// with every shard's output merged once.
-// DISABLED: fails about one run in three since the merges of 2026-12-06 (docs/MESH.md,
-// "Replication and failover", Not done yet): when the side that took over wins after the heal,
-// the cut-off owner h1 still answers as owner and the others keep naming it. A known bug,
-// not a flaky test; run it with --gtest_also_run_disabled_tests while fixing it.
-TEST_F(MeshTest, DISABLED_APartitionThatCutsOffTheOwnerHealsWithOneOwnerAndNoDuplicateResult) {
+// the owner keeps running it; once healed there is one owner, every host names it, and the
+// workflow finishes there with every shard's output merged once.
+TEST_F(MeshTest, APartitionThatCutsOffTheOwnerHealsWithOneOwnerAndNoDuplicateResult) {
   if (access("/sys/fs/cgroup", W_OK) != 0) GTEST_SKIP() << "cgroups are not writable here";
   MakeBed(3);
   const std::vector<int> all = {1, 2, 3};
   for (int k : all) Start(k, 1.0);
   ASSERT_TRUE(WaitFor([&] { return AllSee(all, all, "alive"); }, 30s)) << Views(all) << Logs();
-  const std::string id = Submit(1, "partition.yaml", EchoShards("partition", 12, 6));
+  // 24 quarter-core shards of 6 s on three 1-core hosts run in two waves: the cut falls in the
+  // second, with shards running on both sides.
+  constexpr int kShards = 24;
+  const std::string id = Submit(1, "partition.yaml", EchoShards("partition", kShards, 6));
   ASSERT_FALSE(id.empty());
   auto status = [&](int k) { return StatusOf(k, id); };
   auto owns = [&](int k) { return Owns(k, id); };
-  ASSERT_TRUE(WaitFor([&] { return testing::SucceededShards(status(1)) >= 1; }, 60s)) << Ctl(1, {"status", id}).out << LogLines("workflow");
+  ASSERT_TRUE(WaitFor([&] { return testing::SucceededShards(status(1)) >= 1; }, 60s))
+      << Ctl(1, {"status", id}).out << LogLines("workflow");
+  EXPECT_LT(testing::SucceededShards(status(1)), kShards) << "the workflow ended before the cut";
 
   ASSERT_TRUE(bed_->Partition({1}, {2, 3}));
   // The other side takes it over; h1, cut off, still owns it as far as it knows.
@@ -513,28 +515,31 @@ TEST_F(MeshTest, DISABLED_APartitionThatCutsOffTheOwnerHealsWithOneOwnerAndNoDup
   EXPECT_TRUE(owns(1)) << status(1).dump(2);
   ASSERT_TRUE(bed_->Heal());
 
-  // One owner once healed, and the workflow finishes there.
-  int owner = 0;
-  ASSERT_TRUE(WaitFor([&] {
+  // Once healed the owners meet: the cut-off one steps down to the newer epoch and, if it ranks
+  // first for the workflow, takes it back at a higher one (docs/MESH.md, "Partitions"), so
+  // ownership may move twice. Wait for the end: one host owns it and has finished it, every
+  // other host names that owner (a replica's copy follows the owner's log), and so it stays.
+  auto agreed = [&]() -> int {
     std::vector<int> owners;
     for (int k : all) {
       if (owns(k)) owners.push_back(k);
     }
-    if (owners.size() != 1) return false;
-    owner = owners[0];
-    return status(owner).value("state", "") == "succeeded";
+    if (owners.size() != 1 || status(owners[0]).value("state", "") != "succeeded") return 0;
+    for (int k : all) {
+      if (status(k).value("owner", "") != Name(owners[0])) return 0;
+    }
+    return owners[0];
+  };
+  int owner = 0;
+  ASSERT_TRUE(WaitFor([&] {
+    if ((owner = agreed()) == 0) return false;
+    std::this_thread::sleep_for(1s);
+    return agreed() == owner;
   }, 180s)) << status(1).dump(2) << status(2).dump(2) << status(3).dump(2)
             << LogLines("replication");
-  EXPECT_EQ(Ctl(owner, {"result", id}).out, Counted(12));
-  // Every other host comes to name that owner (a replica's copy follows the owner's log,
-  // which reaches it after the heal: not necessarily by the time the owner has finished).
-  for (int k : all) {
-    if (k == owner) continue;
-    nlohmann::json w;
-    EXPECT_TRUE(WaitFor([&] { return (w = status(k)).value("owner", "") == Name(owner); }, 30s))
-        << Name(k) << " names another owner than " << Name(owner) << ": " << w.dump(2);
-  }
-  std::cout << "after the heal " << Name(owner) << " owns the workflow\n";
+  EXPECT_EQ(Ctl(owner, {"result", id}).out, Counted(kShards));
+  std::cout << "after the heal " << Name(owner) << " owns the workflow ("
+            << LogLines("owns it now") << ")\n";
 }
 
 }  // namespace
