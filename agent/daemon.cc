@@ -442,6 +442,7 @@ Status Daemon::Impl::StartWorkflows() {
     // Outputs kept for a new owner after a takeover: as long as history (0: until the
     // workflow finishes).
     po.keep_outputs_ns = int64_t(wc.history_retention.count()) * 1'000'000;
+    po.max_kept_bytes = options.config.mesh.max_kept_bytes;
     placer = std::make_shared<mesh::MeshPlacer>(mesh_link.get(), po);
     eo.placer = placer;
   }

@@ -651,7 +651,7 @@ TEST(ShippedConfigTest, SetsEveryKeyExplicitly) {
         "follow_window", "demand_per_hour"}},
       {"mesh",
        {"enabled", "name", "listen", "advertise", "seeds", "key_file", "authorized_keys", "zone",
-        "region", "max_message", "max_transfer_bytes", "replicas"}},
+        "region", "max_message", "max_transfer_bytes", "max_kept_bytes", "replicas"}},
   };
   // Values that are a list or a map; every other value is a scalar.
   const std::set<std::string> lists = {"plugins.enabled", "forecast.horizons", "forecast.series",
@@ -692,6 +692,26 @@ TEST(MeshConfigTest, ReadsTheTransferLimit) {
     EXPECT_NE(e.error().message().find("mesh.max_transfer_bytes: expected a size in 1Ki..1Ti"),
               std::string::npos)
         << e.error().message();
+  }
+}
+
+// mesh.max_kept_bytes (docs/MESH.md, "Outputs after a takeover"): 10 GiB unless set; 0 is no
+// cap.
+TEST(MeshConfigTest, ReadsTheKeptOutputsCap) {
+  EXPECT_EQ(DefaultConfig().mesh.max_kept_bytes, 10ULL << 30);
+  Result<Config> c = ParseConfig("mesh: {max_kept_bytes: 500Mi}\n");
+  ASSERT_TRUE(c) << c.error().ToString();
+  EXPECT_EQ(c->mesh.max_kept_bytes, 500ULL << 20);
+  c = ParseConfig("mesh: {max_kept_bytes: 0}\n");
+  ASSERT_TRUE(c) << c.error().ToString();
+  EXPECT_EQ(c->mesh.max_kept_bytes, 0u);
+  for (const char* bad : {"mesh: {max_kept_bytes: 10}\n", "mesh: {max_kept_bytes: 2000Ti}\n",
+                          "mesh: {max_kept_bytes: -1}\n"}) {
+    Result<Config> e = ParseConfig(bad);
+    ASSERT_FALSE(e) << bad;
+    EXPECT_THAT(e.error().message(), HasSubstr("mesh.max_kept_bytes: expected a size in "
+                                               "1Ki..1024Ti, or 0 for no cap"))
+        << bad;
   }
 }
 
