@@ -406,6 +406,7 @@ Status Daemon::Impl::StartWorkflows() {
     eo.engine.capacity.memory = std::min(eo.engine.capacity.memory, wc.max_memory);
   }
   eo.history_retention = wc.history_retention;
+  eo.start_threads = wc.start_threads;
   // Submissions are counted per hour of the host's local day.
   {
     const time_t t = time(nullptr);

@@ -1,5 +1,6 @@
 #include "agent/config.h"
 
+#include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <yaml-cpp/yaml.h>
@@ -645,7 +646,8 @@ TEST(ShippedConfigTest, SetsEveryKeyExplicitly) {
       {"control", {"socket", "group"}},
       {"workflows",
        {"enabled", "state_dir", "max_output", "preemption", "aging_after", "max_cpu",
-        "max_memory", "anomaly_action", "anomaly_caution", "history_retention", "prewarm"}},
+        "max_memory", "anomaly_action", "anomaly_caution", "history_retention", "start_threads",
+        "prewarm"}},
       {"workflows.prewarm",
        {"enabled", "lead", "idle_timeout", "max_instances", "probe", "probe_timeout",
         "follow_window", "demand_per_hour"}},
@@ -692,6 +694,26 @@ TEST(MeshConfigTest, ReadsTheTransferLimit) {
     EXPECT_NE(e.error().message().find("mesh.max_transfer_bytes: expected a size in 1Ki..1Ti"),
               std::string::npos)
         << e.error().message();
+  }
+}
+
+// workflows.start_threads (docs/WORKFLOWS.md, "Starting tasks"): 2 unless set, 1..64, and an
+// error that names the key and the value.
+TEST(WorkflowsConfigTest, ReadsTheStartThreads) {
+  EXPECT_EQ(DefaultConfig().workflows.start_threads, 2u);
+  for (uint32_t n : {1u, 8u, 64u}) {
+    Result<Config> c = ParseConfig(fmt::format("workflows: {{start_threads: {}}}\n", n));
+    ASSERT_TRUE(c) << c.error().ToString();
+    EXPECT_EQ(c->workflows.start_threads, n);
+  }
+  for (const char* bad : {"0", "65", "-1", "two", "1.5"}) {
+    Result<Config> e = ParseConfig(fmt::format("workflows: {{start_threads: {}}}\n", bad));
+    ASSERT_FALSE(e) << bad;
+    EXPECT_THAT(e.error().message(),
+                HasSubstr(fmt::format("workflows.start_threads: expected an integer in 1..64, "
+                                      "got '{}'",
+                                      bad)))
+        << bad;
   }
 }
 
