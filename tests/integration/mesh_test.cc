@@ -487,6 +487,42 @@ stages:
             << " bytes each) came from peers\n";
 }
 
+// `augurctl result` on a host that does not run the workflow, for a result larger than one
+// mesh message (docs/MESH.md, "Replication and failover"): the owner's reply announces it and
+// the bytes follow as a chunked, checksummed transfer on the status channel, over the hosts'
+// real (CURVE) sockets; the answer is whole.
+TEST_F(MeshTest, AResultLargerThanOneMeshMessageReachesAnyHostByTransfer) {
+  if (access("/sys/fs/cgroup", W_OK) != 0) GTEST_SKIP() << "cgroups are not writable here";
+  StartThreeWithRoomOnThePeers();
+  if (HasFatalFailure()) return;
+
+  // Each shard prints 68,894 bytes ("I:1\n" .. "I:10000\n"): 275,576 merged, four times what
+  // one mesh message (64 KiB) carries.
+  constexpr int kShards = 4, kLines = 10'000;
+  const std::string id = Submit(1, "answer.yaml", fmt::format(R"(workflow: answer
+stages:
+  - name: work
+    resources: {{cpu: 0.25, memory: 32Mi}}
+    shards: {{range: [0, {}], count: {}}}
+    canary: false
+    run: [sh, -c, "seq 1 {} | sed s/^/{{shard.index}}:/"]
+)", kShards, kShards, kLines));
+  ASSERT_FALSE(id.empty());
+  ASSERT_EQ(WaitEnded(1, id, 120s), "succeeded") << Ctl(1, {"status", id, "--explain"}).out << Logs();
+  std::string want;
+  for (int k = 0; k < kShards; ++k) {
+    for (int i = 1; i <= kLines; ++i) want += fmt::format("{}:{}\n", k, i);
+  }
+  ASSERT_EQ(Ctl(1, {"result", id}).out, want);
+  for (int k : {2, 3}) {
+    const testing::RunResult r = Ctl(k, {"result", id});
+    EXPECT_EQ(r.out.size(), want.size()) << r.err;
+    EXPECT_TRUE(r.out == want) << "the result on " << Name(k) << " differs: " << r.err;
+    EXPECT_NE(r.err.find("answered by h1"), std::string::npos) << r.err;
+  }
+  std::cout << "a " << want.size() << "-byte result answered on h2 and h3 by h1\n";
+}
+
 // A partition that cuts the owner off and heals: the other side takes the workflow over while
 // the owner keeps running it; once healed there is one owner, and the workflow finishes there
 // with every shard's output merged once.
