@@ -253,6 +253,27 @@ stages:
     for (int i = 0; i < n; ++i) s += std::to_string(i) + "\n";
     return s;
   }
+  // Workflow `name`: n quarter-core shards, shard I printing "I:1\n" .. "I:<lines>\n" after
+  // `before` (a shell command, or ""); Numbered(n, lines) is its merged output.
+  static std::string NumberedShards(const std::string& name, int n, int lines,
+                                    const std::string& before) {
+    return fmt::format(R"(workflow: {0}
+stages:
+  - name: work
+    resources: {{cpu: 0.25, memory: 32Mi}}
+    shards: {{range: [0, {1}], count: {1}}}
+    canary: false
+    expected: 2s
+    run: [sh, -c, "{2}seq 1 {3} | sed s/^/{{shard.index}}:/"]
+)", name, n, before, lines);
+  }
+  static std::string Numbered(int n, int lines) {
+    std::string s;
+    for (int k = 0; k < n; ++k) {
+      for (int i = 1; i <= lines; ++i) s += fmt::format("{}:{}\n", k, i);
+    }
+    return s;
+  }
 
   static inline int counter_ = 0;
   std::error_code ec_;
@@ -452,23 +473,12 @@ TEST_F(MeshTest, ShardOutputsOfSeveralMiBOnPeersAreMergedWhole) {
 
   // Each shard prints about 2.1 MiB: "I:1\n" .. "I:260000\n" for shard I.
   constexpr int kShards = 4, kLines = 260'000;
-  const std::string id = Submit(1, "big.yaml", fmt::format(R"(workflow: big
-stages:
-  - name: work
-    resources: {{cpu: 0.25, memory: 32Mi}}
-    shards: {{range: [0, {}], count: {}}}
-    canary: false
-    expected: 2s
-    run: [sh, -c, "sleep 1; seq 1 {} | sed s/^/{{shard.index}}:/"]
-)", kShards, kShards, kLines));
+  const std::string id = Submit(1, "big.yaml", NumberedShards("big", kShards, kLines, "sleep 1; "));
   ASSERT_FALSE(id.empty());
   const std::string state = WaitEnded(1, id, 120s);
   ASSERT_EQ(state, "succeeded") << Ctl(1, {"status", id, "--explain"}).out << Logs();
 
-  std::string want;
-  for (int k = 0; k < kShards; ++k) {
-    for (int i = 1; i <= kLines; ++i) want += fmt::format("{}:{}\n", k, i);
-  }
+  const std::string want = Numbered(kShards, kLines);
   // More than `augurctl result` carries: read where the owner merged it.
   std::ifstream f(dir_ / "h1/wf/work" / id / "work.out", std::ios::binary);
   const std::string got((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
@@ -499,20 +509,10 @@ TEST_F(MeshTest, AResultLargerThanOneMeshMessageReachesAnyHostByTransfer) {
   // Each shard prints 68,894 bytes ("I:1\n" .. "I:10000\n"): 275,576 merged, four times what
   // one mesh message (64 KiB) carries.
   constexpr int kShards = 4, kLines = 10'000;
-  const std::string id = Submit(1, "answer.yaml", fmt::format(R"(workflow: answer
-stages:
-  - name: work
-    resources: {{cpu: 0.25, memory: 32Mi}}
-    shards: {{range: [0, {}], count: {}}}
-    canary: false
-    run: [sh, -c, "seq 1 {} | sed s/^/{{shard.index}}:/"]
-)", kShards, kShards, kLines));
+  const std::string id = Submit(1, "answer.yaml", NumberedShards("answer", kShards, kLines, ""));
   ASSERT_FALSE(id.empty());
   ASSERT_EQ(WaitEnded(1, id, 120s), "succeeded") << Ctl(1, {"status", id, "--explain"}).out << Logs();
-  std::string want;
-  for (int k = 0; k < kShards; ++k) {
-    for (int i = 1; i <= kLines; ++i) want += fmt::format("{}:{}\n", k, i);
-  }
+  const std::string want = Numbered(kShards, kLines);
   ASSERT_EQ(Ctl(1, {"result", id}).out, want);
   for (int k : {2, 3}) {
     const testing::RunResult r = Ctl(k, {"result", id});
