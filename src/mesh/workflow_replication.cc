@@ -106,6 +106,11 @@ Result<std::string> EncodeStatusMessage(wire::StatusMessage msg, size_t max_byte
 
 namespace {
 
+// Answers by transfer on their way at once from one host: each holds up to
+// kMaxRemoteAnswerBytes until acknowledged, so peers asking at a high rate cannot make this
+// host hold more than 64 MiB of them.
+constexpr size_t kMaxAnswersSending = 16;
+
 // The transfer cores' options for answers: each chunk goes inside a StatusMessage.
 TransferOptions AnswerTransferOptions(size_t max_payload_bytes) {
   TransferOptions t;
@@ -683,7 +688,8 @@ void WorkflowReplication::OnStatus(const std::string& from, const wire::StatusMe
     // the size and the host that has it.
     if (rep.ByteSizeLong() + 64 > o_.replication.max_payload_bytes) {
       const size_t size = std::max(r->json().size(), r->data().size());
-      if (size <= kMaxRemoteAnswerBytes) {
+      const bool busy = answer_sender_.active() >= kMaxAnswersSending;
+      if (size <= kMaxRemoteAnswerBytes && !busy) {
         std::string body = r->data().empty() ? std::move(*r->mutable_json())
                                              : std::move(*r->mutable_data());
         r->clear_json();
@@ -708,9 +714,14 @@ void WorkflowReplication::OnStatus(const std::string& from, const wire::StatusMe
       r->clear_json();
       r->clear_data();
       r->set_error(
-          fmt::format("workflow {}: {} is {} bytes, more than a mesh message carries "
-                      "({} bytes): ask {} (augurctl on that host)",
-                      q.workflow(), what, size, o_.replication.max_payload_bytes, r->owner()));
+          size <= kMaxRemoteAnswerBytes && busy
+              ? fmt::format("workflow {}: {} is {} bytes, and {} is sending {} other answers "
+                            "that large: try again, or ask {} (augurctl on that host)",
+                            q.workflow(), what, size, self(), kMaxAnswersSending, r->owner())
+              : fmt::format("workflow {}: {} is {} bytes, more than a mesh message carries "
+                            "({} bytes): ask {} (augurctl on that host)",
+                            q.workflow(), what, size, o_.replication.max_payload_bytes,
+                            r->owner()));
     }
     ++stats_.status_answers;
     SendStatus(from, std::move(rep));
