@@ -77,13 +77,16 @@ constexpr std::string_view kTopKeys[] = {"telemetry", "metrics",   "log",  "fore
 constexpr std::string_view kMeshKeys[] = {"enabled", "name", "listen", "advertise", "seeds",
                                           "key_file", "authorized_keys", "zone", "region",
                                           "max_message", "replicas",
-                                          "max_transfer_bytes"};
+                                          "max_transfer_bytes", "max_kept_bytes"};
 constexpr size_t kMaxMeshName = 64;
 constexpr size_t kMaxMeshSeeds = 256;
 constexpr uint64_t kMinMeshMessage = 1024;
 constexpr uint64_t kMaxMeshMessage = 16ULL << 20;
 constexpr uint64_t kMinMeshTransfer = 1024;
 constexpr uint64_t kMaxMeshTransfer = 1ULL << 40;
+// mesh.max_kept_bytes: 0 (no cap), or at least one small output and at most what a disk holds.
+constexpr uint64_t kMinMeshKept = 1024;
+constexpr uint64_t kMaxMeshKept = 1ULL << 50;
 constexpr std::string_view kTelemetryKeys[] = {
     "interval", "ebpf", "shm_name", "capacity", "max_series", "cgroup_depth", "max_cgroups"};
 constexpr std::string_view kMetricsKeys[] = {"enabled", "listen", "max_connections",
@@ -566,6 +569,13 @@ void ParseMesh(Errors& errors, const YAML::Node& key_node, const YAML::Node& nod
                } else if (key == "max_transfer_bytes") {
                  ParseSizeIn(errors, path, k, v, kMinMeshTransfer, kMaxMeshTransfer, "1Ki..1Ti",
                              &m->max_transfer_bytes);
+               } else if (key == "max_kept_bytes") {
+                 if (v.IsScalar() && v.Scalar() == "0") {
+                   m->max_kept_bytes = 0;
+                   return;
+                 }
+                 ParseSizeIn(errors, path, k, v, kMinMeshKept, kMaxMeshKept,
+                             "1Ki..1024Ti, or 0 for no cap", &m->max_kept_bytes);
                } else if (key == "seeds") {
                  if (v.IsNull()) {
                    m->seeds.clear();

@@ -141,6 +141,10 @@ struct MeshConfig {
   // The largest shard input or output moved between hosts (docs/MESH.md, "Moving shard
   // data"); bytes, 1Ki..1Ti. Over it the attempt fails, naming the file, its size and this.
   uint64_t max_transfer_bytes = 1ULL << 30;
+  // The bytes this host's kept shard outputs (kept for a new owner after a takeover) may take
+  // together; over it the oldest are deleted first (docs/MESH.md, "Outputs after a
+  // takeover"). 0: no cap; else 1Ki..1024Ti.
+  uint64_t max_kept_bytes = 10ULL << 30;
 
   friend bool operator==(const MeshConfig&, const MeshConfig&) = default;
 };

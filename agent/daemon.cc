@@ -406,6 +406,7 @@ Status Daemon::Impl::StartWorkflows() {
     eo.engine.capacity.memory = std::min(eo.engine.capacity.memory, wc.max_memory);
   }
   eo.history_retention = wc.history_retention;
+  eo.start_threads = wc.start_threads;
   // Submissions are counted per hour of the host's local day.
   {
     const time_t t = time(nullptr);
@@ -442,6 +443,7 @@ Status Daemon::Impl::StartWorkflows() {
     // Outputs kept for a new owner after a takeover: as long as history (0: until the
     // workflow finishes).
     po.keep_outputs_ns = int64_t(wc.history_retention.count()) * 1'000'000;
+    po.max_kept_bytes = options.config.mesh.max_kept_bytes;
     placer = std::make_shared<mesh::MeshPlacer>(mesh_link.get(), po);
     eo.placer = placer;
   }

@@ -34,6 +34,12 @@ struct cpu_state {
 	__u32 cur_pid;
 	__u32 pad;
 	/*
+	 * The switched-in task's se.sum_exec_runtime at switch_ts: the next
+	 * switch charges its cgroup the run time the kernel counted for it in
+	 * between (see cpu.bpf.c), not the wall time.
+	 */
+	__u64 cur_runtime_ns;
+	/*
 	 * On-CPU time charged to pending_cgroup_id but not yet added to
 	 * cgroup_cpu_ns. Consecutive slices of one cgroup on a CPU (a task and
 	 * the idle task taking turns, threads of one service) accumulate here

@@ -119,6 +119,8 @@ MeshPlacer::MeshPlacer(MeshLink* link, MeshPlacerOptions options)
   // Temporary files of transfers an earlier run left.
   std::error_code ec;
   fs::remove_all(o_.work_dir + "/incoming", ec);
+  kept_index_ = KeptOutputs(o_.max_kept_bytes);
+  LoadKept(0);
 }
 
 std::vector<workflow::Resources> MeshPlacer::PeerRoom(double predicted_s) const {
@@ -529,7 +531,7 @@ void MeshPlacer::DropLeased(const std::string& lease_id, int64_t now) {
   auto it = leased_.find(lease_id);
   if (it == leased_.end()) return;
   const std::string owner = it->second.owner;
-  if (it->second.keep) KeepOutput(it->second);  // before its directory goes
+  if (it->second.keep) KeepOutput(it->second, now);  // before its directory goes
   if (!it->second.dir.empty()) {
     std::error_code ec;
     fs::remove_all(it->second.dir, ec);
@@ -1300,6 +1302,9 @@ std::string MeshPlacer::StatsJson() const {
                        {"refused", kept_.refused},
                        {"forgotten", kept_.forgotten},
                        {"pruned", kept_.pruned},
+                       {"evicted", kept_.evicted},
+                       {"bytes", kept_index_.bytes()},
+                       {"files", kept_index_.files()},
                        {"fetched", kept_.fetched},
                        {"fetch_failed", kept_.fetch_failed},
                        {"fetching", fetching_.size()}};
@@ -1316,7 +1321,51 @@ std::string MeshPlacer::KeptPath(const std::string& attempt_id) const {
                      Fnv1a64(attempt_id));
 }
 
-void MeshPlacer::KeepOutput(const Leased& l) {
+namespace {
+
+// A file's modification time as a count, for the kept outputs' order.
+int64_t FileTimeNs(fs::file_time_type t) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+}
+
+}  // namespace
+
+void MeshPlacer::LoadKept(int64_t now) {
+  std::error_code ec;
+  for (auto dir = fs::directory_iterator(o_.work_dir + "/kept", ec);
+       !ec && dir != fs::directory_iterator(); dir.increment(ec)) {
+    std::error_code e2;
+    for (auto f = fs::directory_iterator(dir->path(), e2); !e2 && f != fs::directory_iterator();
+         f.increment(e2)) {
+      std::error_code e3;
+      const uint64_t size = f->file_size(e3);
+      const auto t = e3 ? fs::file_time_type() : f->last_write_time(e3);
+      if (!e3) kept_index_.Add({f->path().string(), size, FileTimeNs(t)});
+    }
+  }
+  EvictKept(now);
+}
+
+void MeshPlacer::EvictKept(int64_t now) {
+  for (const KeptFile& f : kept_index_.Evict()) {
+    std::error_code ec;
+    fs::remove(f.path, ec);
+    // The workflow's directory goes with its last file.
+    if (!ec) fs::remove(fs::path(f.path).parent_path(), ec);  // fails while not empty: fine
+    ++kept_.evicted;
+    uint64_t suppressed = 0;
+    if (log_limit_.Allow(1, now, &suppressed)) {
+      spdlog::warn("mesh: deleted the kept output {} ({} bytes), the oldest: kept outputs came to "
+                   "more than mesh.max_kept_bytes ({} bytes); a takeover that needs it runs its "
+                   "shard again{}",
+                   f.path, f.bytes, o_.max_kept_bytes,
+                   suppressed ? fmt::format(" ({} more since the last such line)", suppressed)
+                              : "");
+    }
+  }
+}
+
+void MeshPlacer::KeepOutput(const Leased& l, int64_t now) {
   const std::string path = KeptPath(l.attempt_id);
   std::error_code ec;
   fs::create_directories(fs::path(path).parent_path(), ec);
@@ -1328,8 +1377,12 @@ void MeshPlacer::KeepOutput(const Leased& l) {
     return;
   }
   // Its age counts from now (the rename keeps the task's time).
-  fs::last_write_time(path, fs::file_time_type::clock::now(), ec);
+  const fs::file_time_type t = fs::file_time_type::clock::now();
+  fs::last_write_time(path, t, ec);
   ++kept_.kept;
+  const uint64_t size = fs::file_size(path, ec);
+  kept_index_.Add({path, ec ? 0 : size, FileTimeNs(t)});
+  EvictKept(now);
 }
 
 void MeshPlacer::FetchOutput(const std::string& host, const std::string& attempt_id, uint64_t size,
@@ -1418,6 +1471,7 @@ void MeshPlacer::OnForget(const wire::ForgetOutputs& f) {
   const auto removed = fs::remove_all(dir, ec);
   if (!ec && removed != static_cast<std::uintmax_t>(-1) && removed > 0)
     kept_.forgotten += removed - 1;
+  kept_index_.RemoveUnder(dir);
 }
 
 void MeshPlacer::FetchArrived(const TransferKey& key, const std::string& file) {
@@ -1487,6 +1541,7 @@ void MeshPlacer::TickKept(int64_t now) {
       std::error_code e3;
       if (removed < kBatch && fs::last_write_time(f->path(), e3) < cutoff && !e3 &&
           fs::remove(f->path(), e3)) {
+        kept_index_.Remove(f->path().string());
         ++removed;
       } else {
         ++left;

@@ -55,9 +55,10 @@
 // Kept outputs (docs/MESH.md, "Replication and failover", "Outputs after a takeover"): a
 // leased shard's output that went to its owner by transfer is kept after the lease ends,
 // under work_dir/kept/<workflow hash>/<attempt hash>.out, until the workflow's owner says it
-// finished (ForgetOutputs) or keep_outputs_ns passes; a new owner after a takeover fetches
-// it (FetchOutput) by the same chunked, checksummed transfer instead of running the shard
-// again.
+// finished (ForgetOutputs) or keep_outputs_ns passes, and while all kept outputs add up to at
+// most max_kept_bytes (the oldest go first: kept_outputs.h; the directory is listed again at
+// start, so the cap holds across restarts); a new owner after a takeover fetches it
+// (FetchOutput) by the same chunked, checksummed transfer instead of running the shard again.
 //
 // Thread safety: one thread (the executor's engine thread), except transfer_stats(), which
 // any thread may call.
@@ -76,6 +77,7 @@
 #include <vector>
 
 #include "mesh/bidder.h"
+#include "mesh/kept_outputs.h"
 #include "mesh/latency_histogram.h"
 #include "mesh/log_rate_limiter.h"
 #include "mesh/mesh_link.h"
@@ -106,6 +108,9 @@ struct MeshPlacerOptions {
   // passes workflows.history_retention), and how long a fetch waits for the holder's first
   // chunk or answer.
   int64_t keep_outputs_ns = 180LL * 86'400 * 1'000'000'000;
+  // The bytes all kept outputs may take together (mesh.max_kept_bytes); over it the oldest
+  // are deleted first. 0: no cap.
+  uint64_t max_kept_bytes = 10ULL << 30;
   int64_t fetch_timeout_ns = 10'000'000'000;
 };
 
@@ -303,9 +308,14 @@ class MeshPlacer : public workflow::Placer {
   };
   struct KeptStats {
     uint64_t kept = 0, served = 0, refused = 0, forgotten = 0, pruned = 0;  // holder side
+    uint64_t evicted = 0;  // deleted, oldest first, to stay within max_kept_bytes
     uint64_t fetched = 0, fetch_failed = 0;                                 // owner side
   };
-  void KeepOutput(const Leased& l);
+  void KeepOutput(const Leased& l, int64_t now);
+  // Lists work_dir/kept into kept_index_ (at start) and applies the cap.
+  void LoadKept(int64_t now);
+  // Deletes what the cap evicts from kept_index_: counted, each logged at a rate limit.
+  void EvictKept(int64_t now);
   void OnFetch(const std::string& from, const wire::FetchOutput& f, int64_t now);
   void OnFetchRefused(const std::string& from, const wire::FetchRefused& r);
   void OnForget(const wire::ForgetOutputs& f);
@@ -316,6 +326,7 @@ class MeshPlacer : public workflow::Placer {
   uint64_t next_nonce_ = 0;
   int64_t next_kept_prune_ns_ = 0;
   KeptStats kept_;
+  KeptOutputs kept_index_{0};  // max_kept_bytes set in the constructor
 
   MeshLink* link_;
   MeshPlacerOptions o_;

@@ -41,10 +41,25 @@ Status CheckStatus(const wire::StatusMessage& m) {
       if (!m.reply().owner().empty() && !IsValidHostName(m.reply().owner())) {
         return Status::Corruption("status reply: owner is not a host name");
       }
+      if (m.reply().answer_bytes() > 0) {
+        if (!m.reply().found() || !m.reply().json().empty() || !m.reply().data().empty() ||
+            !m.reply().error().empty() || !IsValidTransferId(m.reply().answer_transfer())) {
+          return Status::Corruption(
+              "status reply: an answer by transfer needs found, a transfer id and nothing else");
+        }
+        if (m.reply().answer_bytes() > kMaxRemoteAnswerBytes) {
+          return Status::Corruption(fmt::format("status reply: an answer of {} bytes, over {}",
+                                                m.reply().answer_bytes(), kMaxRemoteAnswerBytes));
+        }
+        return Status::OK();
+      }
       if (m.reply().found() && m.reply().json().empty() && m.reply().data().empty() &&
           m.reply().error().empty()) {
         return Status::Corruption("status reply: found without an answer");
       }
+      return Status::OK();
+    case wire::StatusMessage::kTransfer:
+      if (m.transfer().empty()) return Status::Corruption("status message: an empty transfer");
       return Status::OK();
     case wire::StatusMessage::BODY_NOT_SET:
       break;
@@ -89,8 +104,29 @@ Result<std::string> EncodeStatusMessage(wire::StatusMessage msg, size_t max_byte
   return EncodeChecked(std::move(msg), kStatusVersion, max_bytes, "status message", CheckStatus);
 }
 
+namespace {
+
+// Answers by transfer on their way at once from one host: each holds up to
+// kMaxRemoteAnswerBytes until acknowledged, so peers asking at a high rate cannot make this
+// host hold more than 64 MiB of them.
+constexpr size_t kMaxAnswersSending = 16;
+
+// The transfer cores' options for answers: each chunk goes inside a StatusMessage.
+TransferOptions AnswerTransferOptions(size_t max_payload_bytes) {
+  TransferOptions t;
+  t.max_payload_bytes = max_payload_bytes - kStatusTransferOverheadBytes;
+  t.max_blob_bytes = kMaxRemoteAnswerBytes;
+  return t;
+}
+
+}  // namespace
+
 WorkflowReplication::WorkflowReplication(MeshLink* link, WorkflowReplicationOptions options)
-    : link_(link), o_(std::move(options)), replicator_(link->self(), o_.replication) {}
+    : link_(link),
+      o_(std::move(options)),
+      replicator_(link->self(), o_.replication),
+      answer_sender_(link->self(), AnswerTransferOptions(o_.replication.max_payload_bytes)),
+      answer_receiver_(link->self(), AnswerTransferOptions(o_.replication.max_payload_bytes)) {}
 
 Result<std::set<std::string>> WorkflowReplication::Bind(workflow::ReplicationHost* host,
                                                         int64_t now) {
@@ -321,6 +357,7 @@ void WorkflowReplication::OnMessage(const std::string& from, uint32_t channel,
   if (channel == uint32_t(Channel::kStatus)) {
     auto m = DecodeStatusMessage(payload, o_.replication.max_payload_bytes);
     if (!m) return Malformed(from, m.error(), now);
+    if (m->has_transfer()) return OnAnswerTransfer(from, m->transfer(), now);
     return OnStatus(from, *m, now);
   }
   auto m = DecodeReplication(payload, o_.replication.max_payload_bytes);
@@ -356,8 +393,21 @@ void WorkflowReplication::Tick(int64_t now) {
       continue;
     }
     Pending p = std::move(it->second);
+    const uint64_t id = it->first;
     it = pending_.erase(it);
     ++stats_.status_timeouts;
+    // Its answer's transfer, if one was on its way, is not wanted any more.
+    for (auto a = answers_in_.begin(); a != answers_in_.end();) {
+      if (a->second.query_id != id) {
+        ++a;
+        continue;
+      }
+      TransferOutput tout;
+      (void)answer_receiver_.Reject(a->first.first, a->first.second, "the query timed out", now,
+                                    &tout);
+      a = answers_in_.erase(a);
+      HandleAnswerTransfer(tout, false, now);
+    }
     if (p.fallback) {
       p.done(std::move(*p.fallback));
     } else {
@@ -366,6 +416,11 @@ void WorkflowReplication::Tick(int64_t now) {
           double(o_.status_timeout_ns) / 1e9))));
     }
   }
+  TransferOutput sent, received;
+  answer_sender_.Tick(now, &sent);
+  answer_receiver_.Tick(now, &received);
+  HandleAnswerTransfer(sent, true, now);
+  HandleAnswerTransfer(received, false, now);
   Flush(out, now);
 }
 
@@ -373,6 +428,9 @@ std::optional<int64_t> WorkflowReplication::NextDeadline() const {
   std::optional<int64_t> next = replicator_.NextDeadline();
   for (const auto& [id, p] : pending_) {
     if (!next || p.deadline_ns < *next) next = p.deadline_ns;
+  }
+  for (std::optional<int64_t> t : {answer_sender_.NextDeadline(), answer_receiver_.NextDeadline()}) {
+    if (t && (!next || *t < *next)) next = t;
   }
   return next;
 }
@@ -625,16 +683,45 @@ void WorkflowReplication::OnStatus(const std::string& from, const wire::StatusMe
         r->set_json(std::move(a->body));
       }
     }
-    // Too big for one message (a long explain or history, a large result): refused, naming
+    // Too big for one message (a long explain or history, a large result): the reply says so
+    // and the answer follows by transfer; over kMaxRemoteAnswerBytes it is refused, naming
     // the size and the host that has it.
     if (rep.ByteSizeLong() + 64 > o_.replication.max_payload_bytes) {
       const size_t size = std::max(r->json().size(), r->data().size());
+      const bool busy = answer_sender_.active() >= kMaxAnswersSending;
+      if (size <= kMaxRemoteAnswerBytes && !busy) {
+        std::string body = r->data().empty() ? std::move(*r->mutable_json())
+                                             : std::move(*r->mutable_data());
+        r->clear_json();
+        r->clear_data();
+        // Unique per asker and query, also across the asker's restarts (its ids start again).
+        const std::string id = fmt::format("answer.{}.{}", q.query_id(), now);
+        TransferOutput tout;
+        Status st = answer_sender_.Send(from, id, std::move(body), now, &tout);
+        if (st.ok()) {
+          r->set_answer_bytes(size);
+          r->set_answer_transfer(id);
+          ++stats_.status_answers;
+          ++stats_.answers_sent_by_transfer;
+          Publish();  // counted before the asker can have it
+          SendStatus(from, std::move(rep));  // before its chunks: the asker then expects them
+          HandleAnswerTransfer(tout, true, now);
+          return;
+        }
+        spdlog::warn("replication: {} for {}: not sent by transfer: {}", what, from, st.message());
+      }
+      ++stats_.answers_refused;
       r->clear_json();
       r->clear_data();
       r->set_error(
-          fmt::format("workflow {}: {} is {} bytes, more than a mesh message carries "
-                      "({} bytes): ask {} (augurctl on that host)",
-                      q.workflow(), what, size, o_.replication.max_payload_bytes, r->owner()));
+          size <= kMaxRemoteAnswerBytes && busy
+              ? fmt::format("workflow {}: {} is {} bytes, and {} is sending {} other answers "
+                            "that large: try again, or ask {} (augurctl on that host)",
+                            q.workflow(), what, size, self(), kMaxAnswersSending, r->owner())
+              : fmt::format("workflow {}: {} is {} bytes, more than a mesh message carries "
+                            "({} bytes): ask {} (augurctl on that host)",
+                            q.workflow(), what, size, o_.replication.max_payload_bytes,
+                            r->owner()));
     }
     ++stats_.status_answers;
     SendStatus(from, std::move(rep));
@@ -644,25 +731,112 @@ void WorkflowReplication::OnStatus(const std::string& from, const wire::StatusMe
   const wire::StatusReply& r = m.reply();
   auto it = pending_.find(r.query_id());
   if (it == pending_.end()) return;  // answered already, or timed out
-  Pending& p = it->second;
+  if (r.answer_bytes() > 0) {
+    // The answer follows by transfer: its chunks are expected from now on, and the query
+    // waits for them (the reply counts once they are in).
+    AnswerIn& a = answers_in_[{from, r.answer_transfer()}];
+    a.query_id = r.query_id();
+    a.size = r.answer_bytes();
+    a.from_owner = r.from_owner();
+    a.owner = r.owner();
+    it->second.deadline_ns = std::max(it->second.deadline_ns, now + o_.answer_timeout_ns);
+    return;
+  }
   Result<workflow::RemoteAnswer> got = Err(Status::NotFound(""));
   if (r.found()) {
     if (!r.error().empty()) {
       got = Err(Status::ResourceExhausted(r.error()));
     } else {
-      got = workflow::RemoteAnswer{.body = r.data().empty() ? r.json() : r.data(),
-                                   .owner = r.owner(),
-                                   .answered_by = from,
-                                   .from_owner = r.from_owner()};
+      workflow::RemoteAnswer a;
+      a.body = r.data().empty() ? r.json() : r.data();
+      a.owner = r.owner();
+      a.answered_by = from;
+      a.from_owner = r.from_owner();
+      got = std::move(a);
     }
   }
-  if (r.found() && r.from_owner()) return Answer(r.query_id(), std::move(got));
-  if (r.found() && (!p.fallback || !*p.fallback)) p.fallback = std::move(got);
+  Replied(r.query_id(), r.found(), r.from_owner(), std::move(got));
+}
+
+void WorkflowReplication::Replied(uint64_t id, bool found, bool from_owner,
+                                  Result<workflow::RemoteAnswer> got) {
+  auto it = pending_.find(id);
+  if (it == pending_.end()) return;  // answered already, or timed out
+  Pending& p = it->second;
+  if (found && from_owner) return Answer(id, std::move(got));
+  if (found && (!p.fallback || !*p.fallback)) p.fallback = std::move(got);
   if (--p.outstanding > 0) return;
-  if (p.fallback) return Answer(r.query_id(), std::move(*p.fallback));
-  Answer(r.query_id(), Err(Status::NotFound(fmt::format(
-                           "no host of the mesh knows workflow '{}'", p.workflow))));
-  (void)now;
+  if (p.fallback) return Answer(id, std::move(*p.fallback));
+  Answer(id, Err(Status::NotFound(
+                 fmt::format("no host of the mesh knows workflow '{}'", p.workflow))));
+}
+
+void WorkflowReplication::OnAnswerTransfer(const std::string& from, const std::string& bytes,
+                                           int64_t now) {
+  auto msg = DecodeTransfer(bytes, o_.replication.max_payload_bytes - kStatusTransferOverheadBytes);
+  if (!msg) return Malformed(from, msg.error(), now);
+  TransferOutput out;
+  if (!ForTransferReceiver(*msg)) {
+    answer_sender_.Handle(from, *msg, now, &out);
+    return HandleAnswerTransfer(out, true, now);
+  }
+  // Only the transfers of answers this host waits for (announced by their reply).
+  const std::string& id =
+      msg->has_chunk() ? msg->chunk().transfer_id() : msg->abort().transfer_id();
+  if (!answers_in_.contains({from, id})) return;  // early or stray: a chunk is sent again
+  answer_receiver_.Handle(from, *msg, now, &out);
+  HandleAnswerTransfer(out, false, now);
+}
+
+void WorkflowReplication::HandleAnswerTransfer(TransferOutput& out, bool sender, int64_t now) {
+  for (TransferOutgoing& o : out.messages) {
+    wire::StatusMessage m;
+    m.set_transfer(std::move(o.payload));
+    SendStatus(o.to, std::move(m));
+  }
+  for (TransferEvent& e : out.events) {
+    if (sender) {
+      if (e.kind == TransferEvent::Kind::kFailed) {
+        ++stats_.answer_transfers_failed;
+        uint64_t suppressed = 0;
+        if (log_limit_.Allow(2, now, &suppressed)) {
+          spdlog::warn("replication: an answer for {} was not sent: {}{}", e.peer, e.error,
+                       suppressed ? fmt::format(" ({} more since the last such line)", suppressed)
+                                  : "");
+        }
+      }
+      continue;
+    }
+    auto it = answers_in_.find({e.peer, e.transfer_id});
+    if (it == answers_in_.end()) continue;
+    AnswerIn& a = it->second;
+    if (e.kind == TransferEvent::Kind::kData) {
+      if (e.offset == a.body.size()) a.body += e.data;
+      continue;
+    }
+    AnswerIn done = std::move(a);
+    answers_in_.erase(it);
+    Result<workflow::RemoteAnswer> got = Err(Status::Unavailable(""));
+    if (e.kind == TransferEvent::Kind::kComplete && done.body.size() == done.size) {
+      ++stats_.answers_received_by_transfer;
+      workflow::RemoteAnswer r;
+      r.body = std::move(done.body);
+      r.owner = done.owner;
+      r.answered_by = e.peer;
+      r.from_owner = done.from_owner;
+      got = std::move(r);
+    } else {
+      ++stats_.answer_transfers_failed;
+      got = Err(Status::Unavailable(fmt::format(
+          "the answer from {} ({} bytes) did not arrive whole: {}", e.peer, done.size,
+          e.kind == TransferEvent::Kind::kFailed
+              ? e.error
+              : fmt::format("{} bytes came", done.body.size()))));
+    }
+    Publish();  // the counts are seen by the time the answer is
+    Replied(done.query_id, true, done.from_owner, std::move(got));
+  }
+  Publish();
 }
 
 void WorkflowReplication::Malformed(const std::string& from, const Status& why, int64_t now) {
@@ -706,6 +880,10 @@ std::string WorkflowReplication::StatsJson() const {
                         {"status_queries", s.status_queries},
                         {"status_answers", s.status_answers},
                         {"status_timeouts", s.status_timeouts},
+                        {"answers_sent_by_transfer", s.answers_sent_by_transfer},
+                        {"answers_received_by_transfer", s.answers_received_by_transfer},
+                        {"answer_transfers_failed", s.answer_transfers_failed},
+                        {"answers_refused", s.answers_refused},
                         {"held", s.held},
                         {"owned", s.owned},
                         {"appended", r.appended},

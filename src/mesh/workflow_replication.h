@@ -16,7 +16,10 @@
 //     a bounded batch at a time; when it finishes, the hosts that keep its outputs are told.
 // Status, result and history of a workflow the engine here does not run (`augurctl status`,
 // `result`, `history` on any host) are asked of the owner over Channel::kStatus, else
-// answered from this host's replica; a host holding nothing asks every live host.
+// answered from this host's replica; a host holding nothing asks every live host. An answer
+// too big for one status message (up to kMaxRemoteAnswerBytes) follows its reply as a
+// chunked, checksummed transfer (transfer.h) on the same channel; a larger one is refused,
+// naming its size and the host to ask.
 //
 // Thread safety: one thread (the executor's engine thread), except Stats(), which any thread
 // may call.
@@ -36,11 +39,18 @@
 #include "mesh/mesh_link.h"
 #include "mesh/replication.h"
 #include "mesh/status_query.pb.h"
+#include "mesh/transfer.h"
 #include "workflow/replication.h"
 
 namespace augur::mesh {
 
 inline constexpr uint32_t kStatusVersion = 1;
+// The largest status, result or history answer sent to another host (by transfer when over
+// one message): what the control socket carries to augurctl (4 MiB), so no answer that
+// augurctl could show is refused.
+inline constexpr uint64_t kMaxRemoteAnswerBytes = 4ULL << 20;
+// What a StatusMessage adds around an encoded transfer message, at most (tested).
+inline constexpr size_t kStatusTransferOverheadBytes = 16;
 
 // A status-channel message from a peer, checked: size, version, a body, a workflow of 1 to
 // 256 printable characters, an owner that is a host name, JSON at most max_bytes.
@@ -51,6 +61,9 @@ struct WorkflowReplicationOptions {
   ReplicationOptions replication;  // replicas: mesh.replicas
   // A status query waits this long for the owner (then a replica's answer, or NotFound).
   int64_t status_timeout_ns = 2'000'000'000;
+  // An answer that comes by transfer: how long the asker waits for it from the reply that
+  // announced it (within the executor's 15 s for the whole query).
+  int64_t answer_timeout_ns = 10'000'000'000;
   // The live members' names (alive or suspect; this host may be among them). REQUIRED;
   // called on the engine thread at every Tick.
   std::function<std::vector<std::string>()> live;
@@ -88,6 +101,10 @@ struct WorkflowReplicationStats {
   uint64_t status_queries = 0;   // asked of other hosts
   uint64_t status_answers = 0;   // queries of other hosts answered here
   uint64_t status_timeouts = 0;  // queries that ran out of time
+  uint64_t answers_sent_by_transfer = 0;      // answers over one message sent by transfer
+  uint64_t answers_received_by_transfer = 0;  // such answers received whole
+  uint64_t answer_transfers_failed = 0;       // either side: the transfer did not complete
+  uint64_t answers_refused = 0;               // over kMaxRemoteAnswerBytes: refused
   uint64_t held = 0;             // workflows held now (owned or replicas)
   uint64_t owned = 0;            // of those, owned
 };
@@ -161,6 +178,12 @@ class WorkflowReplication : public workflow::Replication {
   void OnStatus(const std::string& from, const wire::StatusMessage& m, int64_t now);
   void SendStatus(const std::string& to, wire::StatusMessage m);
   void Answer(uint64_t id, Result<workflow::RemoteAnswer> r);
+  // A host's answer to query `id` (from its reply, or its transfer once complete).
+  void Replied(uint64_t id, bool found, bool from_owner, Result<workflow::RemoteAnswer> got);
+  // A transfer message of an answer (chunks here as the asker, acks as the answerer).
+  void OnAnswerTransfer(const std::string& from, const std::string& bytes, int64_t now);
+  // Sends a transfer core's messages (each in a StatusMessage) and acts on its events.
+  void HandleAnswerTransfer(TransferOutput& out, bool sender, int64_t now);
   void Malformed(const std::string& from, const Status& why, int64_t now);
   // kBecameOwner: fetches what the log does not carry, then FinishAdopt.
   void StartAdopt(const std::string& rid, const Epoch& epoch, int64_t now);
@@ -182,6 +205,18 @@ class WorkflowReplication : public workflow::Replication {
   int64_t now_ns_ = 0;  // the latest clock a call brought (for fetches that end later)
   int64_t next_prune_ns_ = 0;
   uint64_t next_query_ = 1;
+  // Answers too big for one message (docs/MESH.md, "Replication and failover").
+  struct AnswerIn {
+    uint64_t query_id = 0;
+    uint64_t size = 0;
+    bool from_owner = false;
+    std::string owner;
+    std::string body;  // the bytes so far, in order
+  };
+  using TransferKey = std::pair<std::string, std::string>;  // (answering host, transfer id)
+  std::map<TransferKey, AnswerIn> answers_in_;
+  TransferSender answer_sender_;
+  TransferReceiver answer_receiver_;
   LogRateLimiter log_limit_{10'000'000'000};
   WorkflowReplicationStats stats_;
   mutable std::mutex stats_mu_;

@@ -56,7 +56,9 @@ class BpfCpuCollector final : public Collector {
 
  private:
   // The slice the task on `s`'s CPU has been running since its last switch: not yet in any
-  // counter, and without it a task that never leaves its CPU would look idle.
+  // counter, and without it a task that never leaves its CPU would look idle. Wall time (user
+  // space cannot read the task's run time): steal in it may be credited to the cgroup once,
+  // where the switch would have left it out (the counters keep their high-water mark).
   static uint64_t RunningSliceNs(const cpu_state& s, uint64_t now) {
     if (s.cur_pid == 0 || s.switch_ts == 0 || now <= s.switch_ts) return 0;
     return now - s.switch_ts;

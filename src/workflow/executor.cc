@@ -1042,8 +1042,10 @@ struct Executor::Impl : PlacerHost, ReplicationHost {
               [answer](Result<RemoteAnswer> a) { answer->set_value(std::move(a)); }, NowNs());
           return;
         }
-        answer->set_value(r ? Result<RemoteAnswer>(RemoteAnswer{.body = std::move(*r)})
-                            : Result<RemoteAnswer>(Err(r.error())));
+        if (!r) return answer->set_value(Err(r.error()));
+        RemoteAnswer here;
+        here.body = std::move(*r);
+        answer->set_value(std::move(here));
       });
     }
     cv.notify_all();

@@ -15,6 +15,10 @@ using std::chrono::milliseconds;
 
 constexpr size_t kMaxProbeArgs = 256;
 
+// workflows.start_threads: starts are mostly waits on a backend (a cgroup, a VM's boot), so
+// more threads than cores can help; past 64 a misconfiguration, not a need.
+constexpr int64_t kMaxStartThreads = 64;
+
 // workflows.prewarm.probe: a list of words (argv); [] or nothing for none.
 void ParseProbe(yaml::Errors& errors, const std::string& path, const YAML::Node& k,
                 const YAML::Node& v, std::vector<std::string>* out) {
@@ -149,6 +153,9 @@ void ParseWorkflowsSection(yaml::Errors& errors, const YAML::Node& key_node,
                          return;
                        }
                        out->history_retention = d;
+                     } else if (key == "start_threads") {
+                       yaml::ParseInteger(errors, path, k, v, 1, kMaxStartThreads,
+                                          &out->start_threads);
                      } else if (key == "prewarm") {
                        ParsePrewarm(errors, k, v, &out->prewarm);
                      } else if (key == "aging_after") {

@@ -11,6 +11,7 @@
 //     max_cpu: 0                          # cores all shards may hold at once; 0: the backend's
 //     max_memory: 0                       # bytes likewise (e.g. 12Gi); 0: the backend's
 //     history_retention: 180d             # history and finished workflows older are pruned
+//     start_threads: 2                    # threads that start tasks off the engine (1..64)
 //     prewarm:                            # instances prepared ahead of predicted starts
 //       enabled: true
 //       lead: 5s                          # this long before the predicted start (0s..1h)
@@ -73,6 +74,9 @@ struct WorkflowsConfig {
   std::chrono::milliseconds anomaly_caution{300'000};            // 0..1d; 0: off
   // History rows, finished workflows and events older than this are pruned; 0: kept for good.
   std::chrono::milliseconds history_retention{180LL * 86'400'000};  // 0, or 1h..3650d
+  // Threads that start tasks (a backend's provision and run) so that the engine thread does
+  // not wait for them (start_pool.h); 1..64.
+  uint32_t start_threads = 2;
   PrewarmConfig prewarm;
 
   friend bool operator==(const WorkflowsConfig&, const WorkflowsConfig&) = default;
@@ -82,7 +86,7 @@ struct WorkflowsConfig {
 inline constexpr std::string_view kWorkflowsKeys[] = {
     "enabled",         "state_dir",      "max_output",     "preemption",
     "aging_after",     "max_cpu",        "max_memory",     "anomaly_action",
-    "anomaly_caution", "history_retention", "prewarm"};
+    "anomaly_caution", "history_retention", "start_threads", "prewarm"};
 
 // Reads the section (`node` is its value, `key_node` its key) into `*out`, reporting every
 // problem into `errors` as the agent config does.

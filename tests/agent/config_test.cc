@@ -1,5 +1,6 @@
 #include "agent/config.h"
 
+#include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <yaml-cpp/yaml.h>
@@ -645,13 +646,14 @@ TEST(ShippedConfigTest, SetsEveryKeyExplicitly) {
       {"control", {"socket", "group"}},
       {"workflows",
        {"enabled", "state_dir", "max_output", "preemption", "aging_after", "max_cpu",
-        "max_memory", "anomaly_action", "anomaly_caution", "history_retention", "prewarm"}},
+        "max_memory", "anomaly_action", "anomaly_caution", "history_retention", "start_threads",
+        "prewarm"}},
       {"workflows.prewarm",
        {"enabled", "lead", "idle_timeout", "max_instances", "probe", "probe_timeout",
         "follow_window", "demand_per_hour"}},
       {"mesh",
        {"enabled", "name", "listen", "advertise", "seeds", "key_file", "authorized_keys", "zone",
-        "region", "max_message", "max_transfer_bytes", "replicas"}},
+        "region", "max_message", "max_transfer_bytes", "max_kept_bytes", "replicas"}},
   };
   // Values that are a list or a map; every other value is a scalar.
   const std::set<std::string> lists = {"plugins.enabled", "forecast.horizons", "forecast.series",
@@ -692,6 +694,46 @@ TEST(MeshConfigTest, ReadsTheTransferLimit) {
     EXPECT_NE(e.error().message().find("mesh.max_transfer_bytes: expected a size in 1Ki..1Ti"),
               std::string::npos)
         << e.error().message();
+  }
+}
+
+// workflows.start_threads (docs/WORKFLOWS.md, "Starting tasks"): 2 unless set, 1..64, and an
+// error that names the key and the value.
+TEST(WorkflowsConfigTest, ReadsTheStartThreads) {
+  EXPECT_EQ(DefaultConfig().workflows.start_threads, 2u);
+  for (uint32_t n : {1u, 8u, 64u}) {
+    Result<Config> c = ParseConfig(fmt::format("workflows: {{start_threads: {}}}\n", n));
+    ASSERT_TRUE(c) << c.error().ToString();
+    EXPECT_EQ(c->workflows.start_threads, n);
+  }
+  for (const char* bad : {"0", "65", "-1", "two", "1.5"}) {
+    Result<Config> e = ParseConfig(fmt::format("workflows: {{start_threads: {}}}\n", bad));
+    ASSERT_FALSE(e) << bad;
+    EXPECT_THAT(e.error().message(),
+                HasSubstr(fmt::format("workflows.start_threads: expected an integer in 1..64, "
+                                      "got '{}'",
+                                      bad)))
+        << bad;
+  }
+}
+
+// mesh.max_kept_bytes (docs/MESH.md, "Outputs after a takeover"): 10 GiB unless set; 0 is no
+// cap.
+TEST(MeshConfigTest, ReadsTheKeptOutputsCap) {
+  EXPECT_EQ(DefaultConfig().mesh.max_kept_bytes, 10ULL << 30);
+  Result<Config> c = ParseConfig("mesh: {max_kept_bytes: 500Mi}\n");
+  ASSERT_TRUE(c) << c.error().ToString();
+  EXPECT_EQ(c->mesh.max_kept_bytes, 500ULL << 20);
+  c = ParseConfig("mesh: {max_kept_bytes: 0}\n");
+  ASSERT_TRUE(c) << c.error().ToString();
+  EXPECT_EQ(c->mesh.max_kept_bytes, 0u);
+  for (const char* bad : {"mesh: {max_kept_bytes: 10}\n", "mesh: {max_kept_bytes: 2000Ti}\n",
+                          "mesh: {max_kept_bytes: -1}\n"}) {
+    Result<Config> e = ParseConfig(bad);
+    ASSERT_FALSE(e) << bad;
+    EXPECT_THAT(e.error().message(), HasSubstr("mesh.max_kept_bytes: expected a size in "
+                                               "1Ki..1024Ti, or 0 for no cap"))
+        << bad;
   }
 }
 

@@ -254,6 +254,27 @@ stages:
     for (int i = 0; i < n; ++i) s += std::to_string(i) + "\n";
     return s;
   }
+  // Workflow `name`: n quarter-core shards, shard I printing "I:1\n" .. "I:<lines>\n" after
+  // `before` (a shell command, or ""); Numbered(n, lines) is its merged output.
+  static std::string NumberedShards(const std::string& name, int n, int lines,
+                                    const std::string& before) {
+    return fmt::format(R"(workflow: {0}
+stages:
+  - name: work
+    resources: {{cpu: 0.25, memory: 32Mi}}
+    shards: {{range: [0, {1}], count: {1}}}
+    canary: false
+    expected: 2s
+    run: [sh, -c, "{2}seq 1 {3} | sed s/^/{{shard.index}}:/"]
+)", name, n, before, lines);
+  }
+  static std::string Numbered(int n, int lines) {
+    std::string s;
+    for (int k = 0; k < n; ++k) {
+      for (int i = 1; i <= lines; ++i) s += fmt::format("{}:{}\n", k, i);
+    }
+    return s;
+  }
 
   static inline int counter_ = 0;
   std::error_code ec_;
@@ -453,23 +474,12 @@ TEST_F(MeshTest, ShardOutputsOfSeveralMiBOnPeersAreMergedWhole) {
 
   // Each shard prints about 2.1 MiB: "I:1\n" .. "I:260000\n" for shard I.
   constexpr int kShards = 4, kLines = 260'000;
-  const std::string id = Submit(1, "big.yaml", fmt::format(R"(workflow: big
-stages:
-  - name: work
-    resources: {{cpu: 0.25, memory: 32Mi}}
-    shards: {{range: [0, {}], count: {}}}
-    canary: false
-    expected: 2s
-    run: [sh, -c, "sleep 1; seq 1 {} | sed s/^/{{shard.index}}:/"]
-)", kShards, kShards, kLines));
+  const std::string id = Submit(1, "big.yaml", NumberedShards("big", kShards, kLines, "sleep 1; "));
   ASSERT_FALSE(id.empty());
   const std::string state = WaitEnded(1, id, 120s);
   ASSERT_EQ(state, "succeeded") << Ctl(1, {"status", id, "--explain"}).out << Logs();
 
-  std::string want;
-  for (int k = 0; k < kShards; ++k) {
-    for (int i = 1; i <= kLines; ++i) want += fmt::format("{}:{}\n", k, i);
-  }
+  const std::string want = Numbered(kShards, kLines);
   // More than `augurctl result` carries: read where the owner merged it.
   std::ifstream f(dir_ / "h1/wf/work" / id / "work.out", std::ios::binary);
   const std::string got((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
@@ -486,6 +496,32 @@ stages:
   EXPECT_GE(remote, 1) << "no shard's output came from a peer: " << h.dump(2);
   std::cout << remote << " of " << kShards << " outputs (" << want.size() / kShards
             << " bytes each) came from peers\n";
+}
+
+// `augurctl result` on a host that does not run the workflow, for a result larger than one
+// mesh message (docs/MESH.md, "Replication and failover"): the owner's reply announces it and
+// the bytes follow as a chunked, checksummed transfer on the status channel, over the hosts'
+// real (CURVE) sockets; the answer is whole.
+TEST_F(MeshTest, AResultLargerThanOneMeshMessageReachesAnyHostByTransfer) {
+  if (access("/sys/fs/cgroup", W_OK) != 0) GTEST_SKIP() << "cgroups are not writable here";
+  StartThreeWithRoomOnThePeers();
+  if (HasFatalFailure()) return;
+
+  // Each shard prints 68,894 bytes ("I:1\n" .. "I:10000\n"): 275,576 merged, four times what
+  // one mesh message (64 KiB) carries.
+  constexpr int kShards = 4, kLines = 10'000;
+  const std::string id = Submit(1, "answer.yaml", NumberedShards("answer", kShards, kLines, ""));
+  ASSERT_FALSE(id.empty());
+  ASSERT_EQ(WaitEnded(1, id, 120s), "succeeded") << Ctl(1, {"status", id, "--explain"}).out << Logs();
+  const std::string want = Numbered(kShards, kLines);
+  ASSERT_EQ(Ctl(1, {"result", id}).out, want);
+  for (int k : {2, 3}) {
+    const testing::RunResult r = Ctl(k, {"result", id});
+    EXPECT_EQ(r.out.size(), want.size()) << r.err;
+    EXPECT_TRUE(r.out == want) << "the result on " << Name(k) << " differs: " << r.err;
+    EXPECT_NE(r.err.find("answered by h1"), std::string::npos) << r.err;
+  }
+  std::cout << "a " << want.size() << "-byte result answered on h2 and h3 by h1\n";
 }
 
 // A partition that cuts the owner off and heals: the other side takes the workflow over while

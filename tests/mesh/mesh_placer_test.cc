@@ -180,6 +180,7 @@ class MeshPlacerTest : public testing::MeshHostsTest<Hub> {
       po.negotiator.lease_ttl_ns = lease_ttl_ns;
       po.negotiator.seed = seed;
       po.transfer.max_blob_bytes = max_transfer_;
+      po.max_kept_bytes = max_kept_;
       h.placer = std::make_shared<MeshPlacer>(h.link.get(), po);
       o.placer = h.placer;
     });
@@ -208,6 +209,7 @@ class MeshPlacerTest : public testing::MeshHostsTest<Hub> {
   }
 
   uint64_t max_transfer_ = 1ULL << 30;  // mesh.max_transfer_bytes of the hosts added next
+  uint64_t max_kept_ = 10ULL << 30;     // mesh.max_kept_bytes of the hosts started next
   Hub& hub_ = net_;
 };
 
@@ -734,6 +736,71 @@ stages:
   EXPECT_GE(sb["leased_resized"].get<int>(), 1) << sb.dump();
   ASSERT_EQ(WaitDone(*a->executor, *id), "succeeded") << *a->executor->StatusJson(*id, true);
   EXPECT_EQ(*a->executor->Output(*id, ""), kMerged);
+}
+
+}  // namespace
+}  // namespace augur::mesh
+
+// The byte cap on kept outputs (mesh.max_kept_bytes; docs/MESH.md, "Outputs after a
+// takeover"): B keeps the outputs it sent A by transfer, only as many as fit, the newest; a
+// restart lists the kept directory again, so a smaller cap then deletes what is over it.
+namespace augur::mesh {
+namespace {
+
+// Regular files under `dir`, recursively.
+size_t FilesUnder(const std::string& dir) {
+  size_t n = 0;
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(dir, ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    n += it->is_regular_file();
+  }
+  return n;
+}
+
+TEST_F(MeshRestartTest, KeptOutputsStayUnderTheirByteCapAlsoAfterARestart) {
+  // Each shard prints 33893 bytes (over the 16 KiB inline: by transfer, so kept on B); the
+  // cap holds one.
+  constexpr uint64_t kOutput = 33893;
+  max_kept_ = 50'000;
+  Host* a = AddHost("host-a", kOneShard, {});
+  if (!skip_.empty()) GTEST_SKIP() << skip_;
+  ASSERT_NE(a, nullptr);
+  Host* b = AddHost("host-b", kFourShards, kFourShards);
+  ASSERT_NE(b, nullptr);
+  auto id = a->executor->Submit(FourShards("kept", "sleep 0.3; " + NumberedRun(5000)), "test");
+  ASSERT_TRUE(id) << id.error().ToString();
+  ASSERT_EQ(WaitDone(*a->executor, *id), "succeeded") << *a->executor->StatusJson(*id, true);
+  EXPECT_EQ(MergedWork(a->dir, *id).size(), 4 * kOutput);
+  const int remote = Rows(*a->executor, *id)[{"succeeded", "host-b"}];
+  ASSERT_GE(remote, 1) << History(*a->executor, *id).dump(2);
+  // Each output is kept when its lease ends, after the result reached A.
+  auto kept = [&] { return Stats(*b->executor)["kept_outputs"]; };
+  WaitFor([&] { return kept()["kept"] == remote; }, 5s);
+  nlohmann::json k = kept();
+  EXPECT_EQ(k["kept"], remote) << k.dump();
+  EXPECT_EQ(k["evicted"], remote - 1) << k.dump();
+  EXPECT_EQ(k["files"], 1) << k.dump();
+  EXPECT_EQ(k["bytes"], kOutput) << k.dump();
+  EXPECT_EQ(FilesUnder(b->dir + "/remote/kept"), 1u);
+
+  // Back with no cap: the kept file is found again and counted.
+  max_kept_ = 0;
+  b = Restart("host-b", 10'000'000'000);
+  ASSERT_NE(b, nullptr);
+  k = kept();
+  EXPECT_EQ(k["files"], 1) << k.dump();
+  EXPECT_EQ(k["bytes"], kOutput) << k.dump();
+  EXPECT_EQ(k["evicted"], 0) << k.dump();
+  // Back with a cap below it: it goes at start, directory and all.
+  max_kept_ = 1024;
+  b = Restart("host-b", 10'000'000'000);
+  ASSERT_NE(b, nullptr);
+  k = kept();
+  EXPECT_EQ(k["files"], 0) << k.dump();
+  EXPECT_EQ(k["bytes"], 0) << k.dump();
+  EXPECT_EQ(k["evicted"], 1) << k.dump();
+  EXPECT_EQ(FilesUnder(b->dir + "/remote/kept"), 0u);
 }
 
 }  // namespace

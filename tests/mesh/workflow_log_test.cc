@@ -304,5 +304,65 @@ TEST(StatusMessage, RoundTripsAndRefusesWhatIsMalformed) {
   EXPECT_EQ(junk.error().code(), Status::Code::kCorruption);
 }
 
+// An answer too big for one message: its reply announces a transfer, whose messages travel
+// inside StatusMessages; the wrapper fits in kStatusTransferOverheadBytes.
+TEST(StatusMessage, AnAnswerByTransferIsAnnouncedAndItsChunksFitOneMessage) {
+  wire::StatusMessage r;
+  r.mutable_reply()->set_query_id(3);
+  r.mutable_reply()->set_found(true);
+  r.mutable_reply()->set_owner("h1");
+  r.mutable_reply()->set_answer_bytes(kMaxRemoteAnswerBytes);
+  r.mutable_reply()->set_answer_transfer("answer.3.17");
+  auto bytes = EncodeStatusMessage(r, 1024);
+  ASSERT_TRUE(bytes) << bytes.error().ToString();
+  auto back = DecodeStatusMessage(*bytes, 1024);
+  ASSERT_TRUE(back) << back.error().ToString();
+  EXPECT_EQ(back->reply().answer_bytes(), kMaxRemoteAnswerBytes);
+  EXPECT_EQ(back->reply().answer_transfer(), "answer.3.17");
+  auto refused = [](const wire::StatusMessage& m, const char* what) {
+    wire::StatusMessage v = m;
+    v.set_version(kStatusVersion);
+    auto d = DecodeStatusMessage(v.SerializeAsString(), 1024);
+    ASSERT_FALSE(d) << what;
+    EXPECT_EQ(d.error().code(), Status::Code::kCorruption) << what;
+    EXPECT_NE(d.error().message().find(what), std::string::npos) << d.error().ToString();
+  };
+  wire::StatusMessage bad = r;
+  bad.mutable_reply()->set_answer_bytes(kMaxRemoteAnswerBytes + 1);
+  refused(bad, "over 4194304");
+  bad = r;
+  bad.mutable_reply()->set_answer_transfer("has space");
+  refused(bad, "a transfer id");
+  bad = r;
+  bad.mutable_reply()->set_json("[]");
+  refused(bad, "nothing else");
+  bad = r;
+  bad.mutable_reply()->set_found(false);
+  refused(bad, "needs found");
+  wire::StatusMessage empty;
+  empty.set_transfer("");
+  refused(empty, "an empty transfer");
+
+  // A chunk as large as the answer's transfer options allow, with the widest id and numbers,
+  // wrapped: within the status channel's payload limit.
+  TransferOptions t;
+  t.max_payload_bytes = kDefaultMaxPayloadBytes - kStatusTransferOverheadBytes;
+  t.max_blob_bytes = kMaxRemoteAnswerBytes;
+  TransferSender sender("h1", t);
+  TransferOutput out;
+  ASSERT_TRUE(sender
+                  .Send("h2", std::string(kMaxTransferIdBytes, 'i'),
+                        std::string(kMaxRemoteAnswerBytes, 'x'), 0, &out)
+                  .ok());
+  ASSERT_FALSE(out.messages.empty());
+  for (TransferOutgoing& o : out.messages) {
+    wire::StatusMessage m;
+    m.set_transfer(o.payload);
+    auto wrapped = EncodeStatusMessage(m, kDefaultMaxPayloadBytes);
+    ASSERT_TRUE(wrapped) << wrapped.error().ToString();
+    EXPECT_LE(wrapped->size(), o.payload.size() + kStatusTransferOverheadBytes);
+  }
+}
+
 }  // namespace
 }  // namespace augur::mesh

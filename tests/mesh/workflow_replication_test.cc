@@ -545,21 +545,20 @@ TEST_F(OutputFetchTest,
   EXPECT_EQ(holder["kept_outputs"]["served"].get<int>(), on_holder) << holder.dump();
   EXPECT_GE(holder["kept_outputs"]["kept"].get<int>(), on_holder) << holder.dump();
   // `augurctl result` on the holder: asked of the new owner; the work stage's 80 KB do not
-  // fit one mesh message and are refused, naming the size and the host to ask.
+  // fit one mesh message and come after the reply as a transfer on the status channel.
   workflow::RemoteAnswer from;
   auto tail = hosts_[holder_].executor->Output(id_, "tail", &from);
   ASSERT_TRUE(tail) << tail.error().ToString();
   EXPECT_EQ(*tail, "12000\n");
   EXPECT_EQ(from.answered_by, heir_);
-  auto work = hosts_[holder_].executor->Output(id_, "work");
-  ASSERT_FALSE(work);
-  EXPECT_EQ(work.error().code(), augur::Status::ResourceExhausted("").code())
-      << work.error().ToString();
-  EXPECT_NE(work.error().message().find(fmt::format("{} bytes", BigMerged().size())),
-            std::string::npos)
-      << work.error().ToString();
-  EXPECT_NE(work.error().message().find("ask " + heir_), std::string::npos)
-      << work.error().ToString();
+  workflow::RemoteAnswer work_from;
+  auto work = hosts_[holder_].executor->Output(id_, "work", &work_from);
+  ASSERT_TRUE(work) << work.error().ToString();
+  EXPECT_EQ(*work, BigMerged());
+  EXPECT_EQ(work_from.answered_by, heir_);
+  EXPECT_EQ(work_from.owner, heir_);
+  EXPECT_EQ(hosts_[heir_].replication->Stats().answers_sent_by_transfer, 1u);
+  EXPECT_EQ(hosts_[holder_].replication->Stats().answers_received_by_transfer, 1u);
   // The workflow finished: the holder was told, and its kept outputs are gone.
   ASSERT_TRUE(WaitFor([&] {
     return nlohmann::json::parse(
