@@ -102,7 +102,7 @@ void Negotiator::Tick(int64_t now, std::span<const PlacementPeer> peers, Negotia
         break;
       case Phase::kProbing:
         for (const Probe& p : s.probes) stats_.no_answer += p.state == Probe::State::kWaiting;
-        Decide(id, s, now, out);
+        Decide(id, s, now, /*by_timer=*/true, out);
         break;
       case Phase::kAwarding:
         if (s.award_tries < o_.award_attempts) {
@@ -157,7 +157,7 @@ void Negotiator::Sample(std::vector<std::string> batch, int64_t now,
     if (!p.alive || (!o_.include_self && p.name == self_)) continue;
     auto it = debits_.find(p.name);
     if (it != debits_.end() && it->second.version != p.headroom_version) {
-      it->second = Debit{p.headroom_version, {}, false, std::nullopt};
+      it->second = Debit{p.headroom_version, {}, false, std::nullopt, {}};
     }
     live.push_back(&p);
     debit.push_back(it == debits_.end() ? &kNoDebit : &it->second);
@@ -227,6 +227,7 @@ void Negotiator::Sample(std::vector<std::string> batch, int64_t now,
     ++stats_.rounds;
     ++s.round;
     s.last_probe_ns = now;
+    s.first_answer_ns = 0;
     by_request_.erase(s.request_id);
     s.request_id = fmt::format("{}@{}", id, s.round);
     by_request_[s.request_id] = id;
@@ -275,7 +276,7 @@ void Negotiator::Sample(std::vector<std::string> batch, int64_t now,
     b->set_queue_ms(room_in_view ? 0 : uint32_t(o_.queue_ns / kNsPerMs));
     for (size_t i = 0; i < d; ++i) {
       const PlacementPeer* p = live[cands[i].peer];
-      debits_.try_emplace(p->name, Debit{p->headroom_version, {}, false, std::nullopt});
+      debits_.try_emplace(p->name, Debit{p->headroom_version, {}, false, std::nullopt, {}});
       ++used[cands[i].peer];
       s.probes.push_back({p->name, p->zone, Probe::State::kWaiting, {}});
       ++stats_.probes;
@@ -316,7 +317,8 @@ double Negotiator::BudgetLeft(const Shard& s) const {
   return s.req.budget_left - Charged(s.req.workflow);
 }
 
-void Negotiator::Decide(const std::string& id, Shard& s, int64_t now, NegotiatorOutput* out) {
+void Negotiator::Decide(const std::string& id, Shard& s, int64_t now, bool by_timer,
+                        NegotiatorOutput* out) {
   const double budget = BudgetLeft(s);
   const auto& zones = placed_[s.req.workflow];
   const Probe* best = nullptr;
@@ -365,6 +367,8 @@ void Negotiator::Decide(const std::string& id, Shard& s, int64_t now, Negotiator
   }
   s.probes.clear();
   s.phase = Phase::kAwarding;
+  s.decided_ns = now;
+  s.decided_by_timer = by_timer;
   s.award_tries = 1;
   SendAward(s, out);
   SetTimer(id, s, now + o_.award_retry_ns);
@@ -379,7 +383,7 @@ void Negotiator::Answered(const std::string& id, Shard& s, int64_t now, Negotiat
   }
   if (waiting) return;
   if (offered || !queued) {
-    Decide(id, s, now, out);
+    Decide(id, s, now, /*by_timer=*/false, out);
     return;
   }
   const int64_t until = s.last_probe_ns + o_.queue_ns + o_.offer_wait_ns;
@@ -449,6 +453,7 @@ void Negotiator::Handle(const std::string& from, const wire::PlacementMessage& m
         ++stats_.duplicates;
         return;
       }
+      if (s->first_answer_ns == 0) s->first_answer_ns = now;
       if (o.queued()) {
         ++stats_.queued;
         probe->state = State::kQueued;
@@ -479,6 +484,7 @@ void Negotiator::Handle(const std::string& from, const wire::PlacementMessage& m
       if (s->phase == Phase::kAwarding) {
         s->phase = Phase::kLeased;
         s->grant = grant;
+        s->award_wait_us = msg.leased().wait_us();
         ++stats_.awards;
         out->events.push_back(Event(PlacementEvent::Kind::kAwarded, *s, now, "awarded"));
         SetTimer(id, *s, now + RenewEvery());
@@ -631,6 +637,12 @@ PlacementEvent Negotiator::Event(PlacementEvent::Kind kind, const Shard& s, int6
   e.at_ns = now;
   e.rounds = s.round;
   e.reason = std::move(reason);
+  e.probed_ns = s.last_probe_ns;
+  e.first_answer_ns = s.first_answer_ns;
+  e.decided_ns = s.decided_ns;
+  e.decided_by_timer = s.decided_by_timer;
+  e.offer_wait_us = s.won.wait_us();
+  e.award_wait_us = s.award_wait_us;
   return e;
 }
 

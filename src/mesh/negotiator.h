@@ -145,6 +145,18 @@ struct PlacementEvent {
   uint32_t rounds = 0;   // sampling rounds it took
   std::string reason;
   bool host_down = false;  // kLost: membership declared its host dead (PeerDown)
+  // kAwarded: where the time went, on this owner's clock, in its last round (docs/MESH.md,
+  // "Placement benchmarks"): its probes went out, the first answer came (0: none came before
+  // the decision), the award went out (after offer_wait ran out with probes unanswered:
+  // decided_by_timer). at_ns is when the Leased came.
+  int64_t probed_ns = 0;
+  int64_t first_answer_ns = 0;
+  int64_t decided_ns = 0;
+  bool decided_by_timer = false;
+  // What the winning host said it waited before answering the bid request and the award
+  // (Offer.wait_us, Leased.wait_us; 0 from older peers), in microseconds.
+  uint32_t offer_wait_us = 0;
+  uint32_t award_wait_us = 0;
 };
 
 struct NegotiatorOutput {
@@ -225,6 +237,10 @@ class Negotiator {
     std::vector<Probe> probes;
     int64_t due_ns = 0;      // its timer
     int64_t last_probe_ns = 0;  // when its current round's probes went out
+    int64_t first_answer_ns = 0;  // the current round's first answer (0: none yet)
+    int64_t decided_ns = 0;       // the award went out
+    bool decided_by_timer = false;
+    uint32_t award_wait_us = 0;   // the Leased's wait_us
     // Awarding and leased:
     std::string host, zone;
     wire::Offer won;
@@ -238,7 +254,8 @@ class Negotiator {
   void SetTimer(const std::string& id, Shard& s, int64_t at);
   void Sample(std::vector<std::string> batch, int64_t now, std::span<const PlacementPeer> peers,
               NegotiatorOutput* out);
-  void Decide(const std::string& id, Shard& s, int64_t now, NegotiatorOutput* out);
+  // `by_timer`: offer_wait ran out (some probes may be unanswered).
+  void Decide(const std::string& id, Shard& s, int64_t now, bool by_timer, NegotiatorOutput* out);
   void Declined(const Probe& p);  // its hold given back: room again in the view
   // After a probe answered: decide once none waits and one offered (or all refused); while
   // the others are only queued, wait for the first of them to find room.

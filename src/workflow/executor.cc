@@ -1407,11 +1407,12 @@ void Executor::OnMeshMessage(const std::string& from, uint32_t channel, std::str
     std::lock_guard<std::mutex> lock(impl_->mu);
     const bool prompt = impl_->placer != nullptr && impl_->placer->Prompt(channel);
     (prompt ? impl_->prompt : impl_->queue)
-        .push_back([impl = impl_.get(), from, channel, p = std::move(payload)] {
+        .push_back([impl = impl_.get(), from, channel, p = std::move(payload),
+                    received = NowNs()] {
           if (impl->replication != nullptr && impl->replication->Handles(channel)) {
             impl->replication->OnMessage(from, channel, p, NowNs());
           } else if (impl->placer != nullptr) {
-            impl->placer->OnMessage(from, channel, p, NowNs());
+            impl->placer->OnMessage(from, channel, p, NowNs(), received);
           }
         });
   }

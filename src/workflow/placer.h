@@ -112,9 +112,10 @@ class Placer {
                            int64_t now_ns) = 0;
   // The engine changed grants it does not own (Engine::DrainForeignChanges).
   virtual void ForeignChanges(const std::vector<GrantChange>& changes, int64_t now_ns) = 0;
-  // A message from peer `from` on mesh channel `channel`.
+  // A message from peer `from` on mesh channel `channel`; `received_ns` is when the mesh
+  // thread handed it to the executor (<= now_ns: the difference is its wait on this thread).
   virtual void OnMessage(const std::string& from, uint32_t channel, const std::string& payload,
-                         int64_t now_ns) = 0;
+                         int64_t now_ns, int64_t received_ns) = 0;
   // Whether messages on `channel` are handled ahead of the executor's other queued work and
   // between its queued messages (negotiation: its offers and holds are short-lived). Only
   // for messages that nothing queued before them on the other channels must precede. Called
