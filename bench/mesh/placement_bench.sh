@@ -219,6 +219,7 @@ for ms, k, att, host, lat, neg, rounds, sub, *hops in rows:
         for name, v in zip(names, hops):
             if name and float(v) >= 0: out(name, v)
         out("decided_by_timer", int(hops[4] == "timer"))
+        out("leased_at_once", int(hops[4] == "once"))
 out("grants", len(rows))
 if rows:
     t0 = min(int(x[7]) for x in rows); t1 = max(int(x[0]) for x in rows)
@@ -315,16 +316,18 @@ summarize() {
       }
       split("hop_handed_ms hop_probed_ms hop_answered_ms hop_decided_ms hop_leased_ms wait_offer_ms wait_award_ms wait_leased_ms", H, " ")
       print ""
-      print "Where the time went (ms, p50 / p99; the last round of each grant, on the owner'"'"'s clock): handed = engine Tick to the negotiator; probed = to its last round'"'"'s probes; answered = to the first answer; decided = to the award (by the offer_wait timer: share); leased = award to Leased; waits = the winner'"'"'s engine-thread wait before answering the probe and the award, and the Leased'"'"'s at the owner."
+      print "Where the time went (ms, p50 / p99; the last round of each grant, on the owner'"'"'s clock): handed = engine Tick to the negotiator; probed = to its last round'"'"'s probes; answered = to the first answer; decided = to the award (by the offer_wait timer: share; or the offer was a lease at once: share, and leased is 0);  leased = award to Leased; waits = the winner'"'"'s engine-thread wait before answering the probe and the award, and the Leased'"'"'s at the owner."
       print ""
-      print "| N | handed | probed | answered | decided | decided by timer | leased | wait: offer | wait: award | wait: leased |"
-      print "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+      print "| N | handed | probed | answered | decided | decided by timer | leased at once | leased | wait: offer | wait: award | wait: leased |"
+      print "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
       for (r = 1; r <= rows; r++) {
         N = order[r]; L = N SUBSEP "round" SUBSEP
         if (!cnt[L "hop_leased_ms"]) continue
         line = "| " N
         for (i = 1; i <= 4; i++) line = line " | " f(q(L H[i], 0.5)) " / " f(q(L H[i], 0.99))
         s = 0; c = sorted(L "decided_by_timer"); for (i = 1; i <= c; i++) s += v[i]
+        line = line sprintf(" | %.0f %%", c ? 100 * s / c : 0)
+        s = 0; c = sorted(L "leased_at_once"); for (i = 1; i <= c; i++) s += v[i]
         line = line sprintf(" | %.0f %%", c ? 100 * s / c : 0)
         for (i = 5; i <= 8; i++) line = line " | " f(q(L H[i], 0.5)) " / " f(q(L H[i], 0.99))
         print line " |"

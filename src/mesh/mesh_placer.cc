@@ -254,6 +254,7 @@ bool MeshPlacer::Resume(const workflow::AttemptRecord& a, int64_t now) {
 }
 
 void MeshPlacer::SaveLease(const std::string& lease_id, const Leased& l) {
+  unsaved_.erase(lease_id);  // written now, in full
   workflow::LeaseRecord r = l;
   r.lease_id = lease_id;
   if (Status st = host_->workflow_store().PutLease(r); !st.ok()) {
@@ -424,7 +425,8 @@ void MeshPlacer::Handle(NegotiatorOutput& out, int64_t now) {
                      double(e.at_ns - e.ready_ns) / 1e6, e.rounds, ms(p.ready_ns, e.ready_ns),
                      ms(e.ready_ns, e.probed_ns), ms(e.probed_ns, e.first_answer_ns),
                      ms(e.first_answer_ns > 0 ? e.first_answer_ns : e.probed_ns, e.decided_ns),
-                     e.decided_by_timer ? "timer" : "all", ms(e.decided_ns, e.at_ns),
+                     e.leased_at_once ? "once" : e.decided_by_timer ? "timer" : "all",
+                     ms(e.decided_ns, e.at_ns),
                      e.offer_wait_us / 1e3, e.award_wait_us / 1e3,
                      double(handling_wait_ns_) / 1e6);
         p.awarded = true;
@@ -444,6 +446,8 @@ void MeshPlacer::Handle(NegotiatorOutput& out, int64_t now) {
           EndPlaced(e.shard, Failed(bytes.error().message()), "", now);
           break;
         }
+        // The RunShard goes from the next Tick's resend pass, once the executor has written
+        // the award (PlacerHost::Awarded), with the other awards of the same burst.
         // The inputs that go by transfer start now, beside the RunShard that names them.
         Status started = Status::OK();
         for (const auto& [index, path] : p.transfer_inputs) {
@@ -457,8 +461,6 @@ void MeshPlacer::Handle(NegotiatorOutput& out, int64_t now) {
           EndPlaced(e.shard, Failed("input: " + started.message()), "", now);
           break;
         }
-        SendRun(p.host, m);
-        p.next_send_ns = now + o_.run_resend_ns;
         break;
       }
       case PlacementEvent::Kind::kChanged:
@@ -495,7 +497,10 @@ void MeshPlacer::Handle(BidderOutput& out, int64_t now) {
           l.score = g->score;
         }
         l.ttl_ns = bidder_.TtlLeft(e.lease_id, now);
-        SaveLease(e.lease_id, l);
+        // Written at the next Tick, with the other leases of the same burst: one commit for
+        // them all, after their answers went (a lease not written when this host stops is
+        // not held again after its restart, and its owner places the shard again).
+        unsaved_.insert(e.lease_id);
         break;
       }
       case BidderEvent::Kind::kReleased:
@@ -542,6 +547,7 @@ void MeshPlacer::Handle(BidderOutput& out, int64_t now) {
 void MeshPlacer::DropLeased(const std::string& lease_id, int64_t now) {
   auto it = leased_.find(lease_id);
   if (it == leased_.end()) return;
+  unsaved_.erase(lease_id);
   const std::string owner = it->second.owner;
   if (it->second.keep) KeepOutput(it->second);  // before its directory goes
   if (!it->second.dir.empty()) {
@@ -1189,8 +1195,27 @@ void MeshPlacer::PeerDown(const std::string& host, int64_t now) {
   }
 }
 
+void MeshPlacer::SaveLeases() {
+  if (unsaved_.empty()) return;
+  Status st = host_->workflow_store().Transaction([&]() -> Status {
+    for (const std::string& id : unsaved_) {
+      auto it = leased_.find(id);
+      if (it == leased_.end()) continue;
+      workflow::LeaseRecord r = it->second;
+      r.lease_id = id;
+      AUGUR_RETURN_IF_ERROR(host_->workflow_store().PutLease(r));
+    }
+    return Status::OK();
+  });
+  // A restart then forgets them (as before leases were kept): their owners place the
+  // shards again.
+  if (!st.ok()) spdlog::error("mesh placer: {}", st.message());
+  unsaved_.clear();
+}
+
 void MeshPlacer::Tick(int64_t now) {
   submitted_ = false;
+  SaveLeases();
   // Room freed here before any host took a placed shard: it starts here instead (the
   // engine admits it at once), and its negotiation is stopped.
   workflow::Resources free = host_->ledger().Free();
@@ -1263,7 +1288,7 @@ std::optional<int64_t> MeshPlacer::NextDeadline() const {
   auto take = [&](std::optional<int64_t> t) {
     if (t && (!due || *t < *due)) due = t;
   };
-  if (submitted_) take(0);
+  if (submitted_ || !unsaved_.empty()) take(0);
   take(negotiator_.NextDeadline());
   take(bidder_.NextDeadline());
   for (const auto& [id, p] : placed_) {
@@ -1313,11 +1338,12 @@ std::string MeshPlacer::StatsJson() const {
   j["negotiator"] = {{"rounds", n.rounds},     {"probes", n.probes},     {"offers", n.offers},
                      {"refusals", n.refusals}, {"no_answer", n.no_answer}, {"awards", n.awards},
                      {"renewals", n.renewals}, {"leases_lost", n.leases_lost},
-                     {"no_candidates", n.no_candidates}, {"deferred", n.deferred}};
+                     {"no_candidates", n.no_candidates}, {"deferred", n.deferred},
+                     {"leased_at_once", n.leased_at_once}};
   const BidderStats& bs = bidder_.stats();
   j["bidder"] = {{"requests", bs.requests}, {"offers", bs.offers},     {"refusals", bs.refusals},
                  {"leases", bs.leases},     {"releases", bs.releases},
-                 {"leases_reclaimed", bs.leases_reclaimed}};
+                 {"leases_reclaimed", bs.leases_reclaimed}, {"leased_at_once", bs.leased_at_once}};
   const TransferSenderStats& ts = sender_.stats();
   const TransferReceiverStats& tr = receiver_.stats();
   j["transfer"] = {{"sending", sender_.active()},       {"receiving", receiver_.active()},

@@ -254,6 +254,8 @@ class MeshPlacer : public workflow::Placer {
   Leased* LeaseFor(const std::string& from, const std::string& lease, const std::string& attempt);
   // Writes a lease to the store (state before action, as the executor's records).
   void SaveLease(const std::string& lease_id, const Leased& l);
+  // Writes the leases granted since the last Tick (unsaved_) in one transaction.
+  void SaveLeases();
   void OnStatus(const std::string& from, const wire::ShardStatus& st, int64_t now);
   void OnResult(const std::string& from, const wire::ShardResult& r, int64_t now);
   void SendStatus(const std::string& to, const std::string& lease, const Leased& l);
@@ -331,6 +333,7 @@ class MeshPlacer : public workflow::Placer {
   std::map<std::string, Leased> leased_;   // by lease id
   std::set<std::string> ended_;            // attempts of ours that ended (dedupe)
   bool submitted_ = false;                 // a shard waits for the negotiator's Tick
+  std::set<std::string> unsaved_;          // leases granted here, not yet written (SaveLeases)
   TransferSender sender_;
   TransferReceiver receiver_;
   std::map<std::string, Outgoing> sending_;      // by transfer id

@@ -41,7 +41,9 @@ class PlacerHost {
   // The engine's ledger: leases are granted from it, so local and remote work share one
   // capacity.
   virtual Ledger& ledger() = 0;
-  // Owner side: a placed attempt was awarded a lease (`lease_id`) on `host`.
+  // Owner side: a placed attempt was awarded a lease (`lease_id`) on `host`. Its record is
+  // written before the placer's next Tick (which sends its RunShard), with every other
+  // award since the last.
   virtual void Awarded(const std::string& attempt_id, const std::string& host,
                        const Resources& grant, const std::string& lease_id, int64_t now_ns) = 0;
   // Owner side: a placed attempt ended (its result came back, or its lease was lost:
