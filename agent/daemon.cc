@@ -886,15 +886,20 @@ void Daemon::SampleOnce() {
     // negotiation counters, as owner and as candidate; the same copy-at-tick contract.
     const mesh::MeshPlacementStats p = s.placer->placement_stats();
     using mesh::LatencyHistogram;
-    for (size_t i = 0; i <= LatencyHistogram::kBounds.size(); ++i) {
-      const std::string le = i < LatencyHistogram::kBounds.size()
-                                 ? FormatPrometheusValue(LatencyHistogram::kBounds[i])
-                                 : "+Inf";
-      sink.Emit(SeriesKey("augur_mesh_placement_seconds_bucket", {{"le", le}}), ts,
-                double(p.latency.Cumulative(i)));
-    }
-    sink.Emit(SeriesKey("augur_mesh_placement_seconds_sum", {}), ts, p.latency.sum());
-    sink.Emit(SeriesKey("augur_mesh_placement_seconds_count", {}), ts, double(p.latency.count()));
+    auto histogram = [&](const std::string& name, const LatencyHistogram& h) {
+      for (size_t i = 0; i <= LatencyHistogram::kBounds.size(); ++i) {
+        const std::string le = i < LatencyHistogram::kBounds.size()
+                                   ? FormatPrometheusValue(LatencyHistogram::kBounds[i])
+                                   : "+Inf";
+        sink.Emit(SeriesKey(name + "_bucket", {{"le", le}}), ts, double(h.Cumulative(i)));
+      }
+      sink.Emit(SeriesKey(name + "_sum", {}), ts, h.sum());
+      sink.Emit(SeriesKey(name + "_count", {}), ts, double(h.count()));
+    };
+    histogram("augur_mesh_placement_seconds", p.latency);
+    // How long placement messages waited for the engine thread (docs/MESH.md, "Placement
+    // benchmarks").
+    histogram("augur_mesh_placement_message_wait_seconds", p.message_wait);
     const mesh::NegotiatorStats& n = p.negotiator;
     const mesh::BidderStats& b = p.bidder;
     const std::pair<const char*, uint64_t> placement[] = {

@@ -27,6 +27,7 @@
 #include <cstdint>
 #include <map>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -101,7 +102,7 @@ struct RunResult {
 
 RunResult Run(const std::vector<Template>& templates, size_t n_hosts, uint32_t d, double load,
               size_t instances, double loss, int64_t queue_ms, uint64_t seed,
-              const Resources& host_cap) {
+              const Resources& host_cap, bool lease_at_once) {
   const auto wall0 = std::chrono::steady_clock::now();
   std::mt19937_64 rng(seed);
   std::vector<ClusterHost> hosts;
@@ -114,6 +115,7 @@ RunResult Run(const std::vector<Template>& templates, size_t n_hosts, uint32_t d
   o.faults = {loss, 0, 200, 800};
   o.negotiator.probes_per_shard = d;
   o.negotiator.queue_ns = queue_ms * 1'000'000;
+  o.negotiator.lease_at_once = lease_at_once;
   PlacementCluster c(hosts, o);
 
   // Arrivals: a Poisson stream whose CPU work is `load` of the cluster's cores.
@@ -221,15 +223,23 @@ RunResult Run(const std::vector<Template>& templates, size_t n_hosts, uint32_t d
       c.At(c.now_ns(), [&, wi, ti] { submit(wi, ti); });
     }
   };
+  // Leases whose task runs: one that ends before its task (declined after it was leased at
+  // once, reclaimed) stops it, as the executor stops a leased task.
+  std::set<std::string> running;
   c.on_bidder = [&](const std::string&, const BidderEvent& e) {
-    if (e.kind != BidderEvent::Kind::kLeased) return;
+    if (e.kind != BidderEvent::Kind::kLeased) {
+      running.erase(e.lease_id);
+      return;
+    }
+    running.insert(e.lease_id);
     size_t wi, ti;
     int a;
     if (!parse(e.shard, &wi, &ti, &a)) return;
     const ReplayTask& r = inst[wi].t->tasks[ti];
     const double stretch = e.grant.cpu < r.want.cpu ? r.want.cpu / e.grant.cpu : 1;
-    const std::string owner = inst[wi].owner, shard = e.shard;
-    c.At(c.now_ns() + int64_t(r.actual_s * stretch * kNs), [&, wi, ti, a, owner, shard] {
+    const std::string owner = inst[wi].owner, shard = e.shard, lease = e.lease_id;
+    c.At(c.now_ns() + int64_t(r.actual_s * stretch * kNs), [&, wi, ti, a, owner, shard, lease] {
+      if (running.erase(lease) == 0) return;  // its lease ended first: it was stopped
       (void)c.Release(owner, shard);  // NotFound for an attempt already given up
       Instance& w = inst[wi];
       if (a != w.attempt[ti] || w.done[ti]) return;  // a late result of a lost attempt
@@ -315,6 +325,7 @@ int main(int argc, char** argv) {
   size_t min_instances = 12;
   int64_t queue_ms = 2000;
   std::vector<uint64_t> seeds = {1};
+  bool lease_at_once = true;
   app.add_option("FILES", files, "WfCommons JSON files")->required()->check(CLI::ExistingFile);
   app.add_option("--hosts", hosts_list, "cluster sizes")->capture_default_str();
   app.add_option("--d", d_list, "probes per shard (several: a row each)")->capture_default_str();
@@ -329,6 +340,9 @@ int main(int argc, char** argv) {
   app.add_option("--queue-ms", queue_ms, "candidates queue requests this long (0: refuse)")
       ->capture_default_str();
   app.add_option("--seeds", seeds, "a row per seed (arrivals, owners, sampling)")
+      ->capture_default_str();
+  app.add_option("--lease-at-once", lease_at_once,
+                 "owners ask their first-ranked candidate for a lease at once (NegotiatorOptions)")
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
@@ -358,7 +372,8 @@ int main(int argc, char** argv) {
     for (uint32_t d : d_list) {
       for (uint64_t seed : seeds) {
         const size_t instances = std::max(min_instances, size_t(std::lround(wph * double(n))));
-        RunResult r = Run(templates, n, d, load, instances, loss, queue_ms, seed, host_cap);
+        RunResult r = Run(templates, n, d, load, instances, loss, queue_ms, seed, host_cap,
+                          lease_at_once);
         fmt::print("| {} | {} | {} | {} | {} | {:.2f} / {:.2f} / {:.1f} "
                    "| {:.0f}%, {:.2f} / {:.2f} / {:.1f} | {:.2f} ({:.0f}%) | {:.1f}, {:.1f} "
                    "| {:.2f}, {:.2f} | {:.0f} / {:.0f} = {:.2f} | {:.0f}% | {:.2f} | {} | {:.1f} |\n",

@@ -87,7 +87,7 @@ void Bidder::HandleMessage(const std::string& from, const wire::PlacementMessage
       }
       if (it != entries_.end()) {
         ++stats_.duplicates;
-        if (!it->second.leased) {
+        if (!it->second.leased || it->second.offer.leased()) {
           out->messages.push_back({from, {}});
           *out->messages.back().msg.mutable_offer() = it->second.offer;
         }
@@ -139,11 +139,19 @@ void Bidder::HandleMessage(const std::string& from, const wire::PlacementMessage
         Remember(holder, now);  // it may have overtaken its BidRequest
         return;
       }
-      if (it->second.leased) {
+      if (it->second.leased && !it->second.offer.leased()) {
         ++stats_.stale;  // an award came for the same request: the lease stands
         return;
       }
       ++stats_.declines;
+      if (it->second.leased) {
+        // Leased at once, and not wanted after all: released as by its owner.
+        ++stats_.releases;
+        const Grant* g = ledger.Find(holder);
+        out->events.push_back({BidderEvent::Kind::kReleased, holder, it->second.owner, rid,
+                               it->second.shard, it->second.backend, it->second.cost_class,
+                               g ? g->granted : Resources{}, "declined by its owner"});
+      }
       End(holder, now, ledger);
       RoomFreed(now, ledger, out);
       return;
@@ -305,6 +313,19 @@ Bidder::Tried Bidder::TryOffer(const std::string& from, const wire::BidRequest& 
   offer.set_cost_class(e.cost_class);
   offer.set_preemptible(cls && cls->cls.preemptible);
   offer.set_hold_ms(uint32_t(hold / kNsPerMs));
+  if (o_.lease_at_once && b.lease_ttl_ms() > 0 && adm.grant == req.want &&
+      adm.changes.empty()) {
+    // A lease at once: the owner takes this offer as it comes (one round trip). Only for
+    // the whole want without shrinking anyone: a lesser offer is held, for the owner to
+    // weigh against the others as usual.
+    e.leased = true;
+    ++stats_.leases;
+    ++stats_.leased_at_once;
+    SetExpiry(holder, e, now + std::min<int64_t>(b.lease_ttl_ms() * kNsPerMs, o_.max_ttl_ns));
+    offer.set_leased(true);
+    out->events.push_back({BidderEvent::Kind::kLeased, holder, e.owner, e.request_id, e.shard,
+                           e.backend, e.cost_class, adm.grant, "leased at once"});
+  }
   out->messages.push_back({from, {}});
   *out->messages.back().msg.mutable_offer() = offer;
   Report(adm.changes, now, /*from_engine=*/false, out);

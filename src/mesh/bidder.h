@@ -13,6 +13,10 @@
 //               fits (workflow::ChooseClass). No room: an Offer that says why it refuses.
 //   Award       the hold becomes a LEASE (same ledger grant, same holder) that lasts ttl;
 //               kLeased tells the executor to start the shard; Leased answers the owner.
+//   at once     a request that asks for it (lease_ttl_ms) is offered a LEASE straight
+//               away instead of a hold (Offer.leased, kLeased at once): one round trip. A
+//               Decline of such a lease releases it (its owner took another offer, or gave
+//               up waiting for this one).
 //   no room     a request that asks to (queue_ms) waits in a queue, best score then
 //               oldest first, and is told so (an Offer marked queued); when room frees
 //               (a release, a decline, an expiry, or Tick after the local engine freed some)
@@ -78,6 +82,9 @@ struct BidderOptions {
   // Offers say this host's room (Offer.room). Off: answers as a peer from before the field
   // (tests and the simulation compare the two, and mix them).
   bool report_room = true;
+  // A request that asks for it (BidRequest.lease_ttl_ms) gets its grant as a lease at once,
+  // without an Award. Off: answers as a peer from before the field (a hold awaiting one).
+  bool lease_at_once = true;
 };
 
 struct BidderEvent {
@@ -114,6 +121,7 @@ struct BidderStats {
   uint64_t holds_expired = 0;
   uint64_t declines = 0;
   uint64_t leases = 0;
+  uint64_t leased_at_once = 0;    // of them, leases made at the request (no Award)
   uint64_t renewals = 0;
   uint64_t releases = 0;
   uint64_t leases_reclaimed = 0;  // expired or pre-empted

@@ -256,6 +256,7 @@ bool MeshPlacer::Resume(const workflow::AttemptRecord& a, int64_t now) {
 }
 
 void MeshPlacer::SaveLease(const std::string& lease_id, const Leased& l) {
+  unsaved_.erase(lease_id);  // written now, in full
   workflow::LeaseRecord r = l;
   r.lease_id = lease_id;
   if (Status st = host_->workflow_store().PutLease(r); !st.ok()) {
@@ -411,10 +412,25 @@ void MeshPlacer::Handle(NegotiatorOutput& out, int64_t now) {
         stats_.placement_latency.Record(double(now - p.ready_ns) / 1e9);
         // One line per placement, as the executor logs each attempt's end; the bench
         // (bench/mesh/placement_bench.sh) reads the latency from it.
+        // The hops (docs/MESH.md, "Placement benchmarks"), on this host's clock: handed to
+        // the negotiator, its last round's probes out, the first answer in, the award out,
+        // the Leased in; then what the winner said it waited before answering the probe
+        // and the award, and what the Leased waited here.
+        auto ms = [](int64_t from_ns, int64_t to_ns) {
+          return from_ns > 0 && to_ns >= from_ns ? double(to_ns - from_ns) / 1e6 : -1.0;
+        };
         spdlog::info("mesh: placed {} on {} ({}) {:.3f} ms after it was ready ({:.3f} ms "
-                     "negotiating), {} round(s)",
+                     "negotiating), {} round(s); hops ms: handed {:.3f} probed {:.3f} "
+                     "answered {:.3f} decided {:.3f} ({}) leased {:.3f}; waits ms: offer {:.3f} "
+                     "award {:.3f} leased {:.3f}",
                      e.shard, e.host, e.grant.ToString(), double(now - p.ready_ns) / 1e6,
-                     double(e.at_ns - e.ready_ns) / 1e6, e.rounds);
+                     double(e.at_ns - e.ready_ns) / 1e6, e.rounds, ms(p.ready_ns, e.ready_ns),
+                     ms(e.ready_ns, e.probed_ns), ms(e.probed_ns, e.first_answer_ns),
+                     ms(e.first_answer_ns > 0 ? e.first_answer_ns : e.probed_ns, e.decided_ns),
+                     e.leased_at_once ? "once" : e.decided_by_timer ? "timer" : "all",
+                     ms(e.decided_ns, e.at_ns),
+                     e.offer_wait_us / 1e3, e.award_wait_us / 1e3,
+                     double(handling_wait_ns_) / 1e6);
         p.awarded = true;
         p.host = e.host;
         p.lease_id = e.lease_id;
@@ -432,6 +448,8 @@ void MeshPlacer::Handle(NegotiatorOutput& out, int64_t now) {
           EndPlaced(e.shard, Failed(bytes.error().message()), "", now);
           break;
         }
+        // The RunShard goes from the next Tick's resend pass, once the executor has written
+        // the award (PlacerHost::Awarded), with the other awards of the same burst.
         // The inputs that go by transfer start now, beside the RunShard that names them.
         Status started = Status::OK();
         for (const auto& [index, path] : p.transfer_inputs) {
@@ -445,8 +463,6 @@ void MeshPlacer::Handle(NegotiatorOutput& out, int64_t now) {
           EndPlaced(e.shard, Failed("input: " + started.message()), "", now);
           break;
         }
-        SendRun(p.host, m);
-        p.next_send_ns = now + o_.run_resend_ns;
         break;
       }
       case PlacementEvent::Kind::kChanged:
@@ -483,7 +499,10 @@ void MeshPlacer::Handle(BidderOutput& out, int64_t now) {
           l.score = g->score;
         }
         l.ttl_ns = bidder_.TtlLeft(e.lease_id, now);
-        SaveLease(e.lease_id, l);
+        // Written at the next Tick, with the other leases of the same burst: one commit for
+        // them all, after their answers went (a lease not written when this host stops is
+        // not held again after its restart, and its owner places the shard again).
+        unsaved_.insert(e.lease_id);
         break;
       }
       case BidderEvent::Kind::kReleased:
@@ -530,6 +549,7 @@ void MeshPlacer::Handle(BidderOutput& out, int64_t now) {
 void MeshPlacer::DropLeased(const std::string& lease_id, int64_t now) {
   auto it = leased_.find(lease_id);
   if (it == leased_.end()) return;
+  unsaved_.erase(lease_id);
   const std::string owner = it->second.owner;
   if (it->second.keep) KeepOutput(it->second, now);  // before its directory goes
   if (!it->second.dir.empty()) {
@@ -569,19 +589,35 @@ void MeshPlacer::Malformed(const std::string& from, const Status& why, int64_t n
 }
 
 void MeshPlacer::OnMessage(const std::string& from, uint32_t channel, const std::string& payload,
-                           int64_t now) {
+                           int64_t now, int64_t received) {
   if (channel == uint32_t(Channel::kPlacement)) {
+    const int64_t wait = std::max<int64_t>(0, now - received);
+    stats_.message_wait.Record(double(wait) / 1e9);
     auto msg = DecodePlacement(payload);
     if (!msg) return Malformed(from, msg.error(), now);
+    handling_wait_ns_ = wait;
     if (ForBidder(*msg)) {
       BidderOutput out;
       bidder_.Handle(from, *msg, now, host_->ledger(), &out);
+      // The answers to it say how long it waited here (Offer/Leased wait_us): the owner's
+      // log splits its round trip with it.
+      const auto wait_us = uint32_t(std::min<int64_t>(wait / 1000, std::numeric_limits<uint32_t>::max()));
+      const std::string& rid = RequestIdOf(*msg);
+      for (PlacementOutgoing& m : out.messages) {
+        if (m.to != from) continue;
+        if (m.msg.has_offer() && m.msg.offer().request_id() == rid) {
+          m.msg.mutable_offer()->set_wait_us(wait_us);
+        } else if (m.msg.has_leased() && m.msg.leased().request_id() == rid) {
+          m.msg.mutable_leased()->set_wait_us(wait_us);
+        }
+      }
       Handle(out, now);
     } else {
       NegotiatorOutput out;
       negotiator_.Handle(from, *msg, now, &out);
       Handle(out, now);
     }
+    handling_wait_ns_ = 0;
     return;
   }
   if (channel == uint32_t(Channel::kData)) return OnData(from, payload, now);
@@ -1161,8 +1197,27 @@ void MeshPlacer::PeerDown(const std::string& host, int64_t now) {
   }
 }
 
+void MeshPlacer::SaveLeases() {
+  if (unsaved_.empty()) return;
+  Status st = host_->workflow_store().Transaction([&]() -> Status {
+    for (const std::string& id : unsaved_) {
+      auto it = leased_.find(id);
+      if (it == leased_.end()) continue;
+      workflow::LeaseRecord r = it->second;
+      r.lease_id = id;
+      AUGUR_RETURN_IF_ERROR(host_->workflow_store().PutLease(r));
+    }
+    return Status::OK();
+  });
+  // A restart then forgets them (as before leases were kept): their owners place the
+  // shards again.
+  if (!st.ok()) spdlog::error("mesh placer: {}", st.message());
+  unsaved_.clear();
+}
+
 void MeshPlacer::Tick(int64_t now) {
   submitted_ = false;
+  SaveLeases();
   // Room freed here before any host took a placed shard: it starts here instead (the
   // engine admits it at once), and its negotiation is stopped.
   workflow::Resources free = host_->ledger().Free();
@@ -1223,7 +1278,8 @@ void MeshPlacer::Tick(int64_t now) {
   t.over_limit = over_limit_;
   t.refused = refused_;
   t.file_errors = file_errors_;
-  MeshPlacementStats p{stats_.placement_latency, negotiator_.stats(), bidder_.stats()};
+  MeshPlacementStats p{stats_.placement_latency, stats_.message_wait, negotiator_.stats(),
+                       bidder_.stats()};
   std::lock_guard lock(transfer_mu_);
   transfer_snapshot_ = t;
   placement_snapshot_ = p;
@@ -1234,7 +1290,7 @@ std::optional<int64_t> MeshPlacer::NextDeadline() const {
   auto take = [&](std::optional<int64_t> t) {
     if (t && (!due || *t < *due)) due = t;
   };
-  if (submitted_) take(0);
+  if (submitted_ || !unsaved_.empty()) take(0);
   take(negotiator_.NextDeadline());
   take(bidder_.NextDeadline());
   for (const auto& [id, p] : placed_) {
@@ -1271,21 +1327,25 @@ std::string MeshPlacer::StatsJson() const {
                       {"negotiator_pending", negotiator_.pending()},
                       {"negotiator_leased", negotiator_.leased()},
                       {"bidder_leases", bidder_.leases()}};
-  const LatencyHistogram& h = s.placement_latency;
-  nlohmann::json buckets = nlohmann::json::array();
-  for (size_t i = 0; i < LatencyHistogram::kBounds.size(); ++i) {
-    buckets.push_back({{"le", LatencyHistogram::kBounds[i]}, {"count", h.Cumulative(i)}});
-  }
-  j["placement_seconds"] = {{"count", h.count()}, {"sum", h.sum()}, {"buckets", buckets}};
+  auto histogram = [](const LatencyHistogram& h) {
+    nlohmann::json buckets = nlohmann::json::array();
+    for (size_t i = 0; i < LatencyHistogram::kBounds.size(); ++i) {
+      buckets.push_back({{"le", LatencyHistogram::kBounds[i]}, {"count", h.Cumulative(i)}});
+    }
+    return nlohmann::json{{"count", h.count()}, {"sum", h.sum()}, {"buckets", buckets}};
+  };
+  j["placement_seconds"] = histogram(s.placement_latency);
+  j["placement_message_wait_seconds"] = histogram(s.message_wait);
   const NegotiatorStats& n = negotiator_.stats();
   j["negotiator"] = {{"rounds", n.rounds},     {"probes", n.probes},     {"offers", n.offers},
                      {"refusals", n.refusals}, {"no_answer", n.no_answer}, {"awards", n.awards},
                      {"renewals", n.renewals}, {"leases_lost", n.leases_lost},
-                     {"no_candidates", n.no_candidates}, {"deferred", n.deferred}};
+                     {"no_candidates", n.no_candidates}, {"deferred", n.deferred},
+                     {"leased_at_once", n.leased_at_once}};
   const BidderStats& bs = bidder_.stats();
   j["bidder"] = {{"requests", bs.requests}, {"offers", bs.offers},     {"refusals", bs.refusals},
                  {"leases", bs.leases},     {"releases", bs.releases},
-                 {"leases_reclaimed", bs.leases_reclaimed}};
+                 {"leases_reclaimed", bs.leases_reclaimed}, {"leased_at_once", bs.leased_at_once}};
   const TransferSenderStats& ts = sender_.stats();
   const TransferReceiverStats& tr = receiver_.stats();
   j["transfer"] = {{"sending", sender_.active()},       {"receiving", receiver_.active()},

@@ -130,6 +130,7 @@ struct MeshTransferStats {
 // (augur_mesh_placement_*, augur_mesh_bid_*).
 struct MeshPlacementStats {
   LatencyHistogram latency;    // MeshPlacerStats::placement_latency
+  LatencyHistogram message_wait;  // MeshPlacerStats::message_wait
   NegotiatorStats negotiator;  // this host as owner
   BidderStats bidder;          // this host as candidate
 };
@@ -154,6 +155,10 @@ struct MeshPlacerStats {
   // here and with room in a peer's gossiped headroom) to its grant (the host's Leased reached
   // this owner): the placement latency of issue 12's benchmark.
   LatencyHistogram placement_latency;
+  // How long each placement message (both sides: bid requests, awards, offers, leases) waited
+  // between the mesh thread handing it to the executor and the engine thread taking it up:
+  // the part of a negotiation's round trips that this host's engine thread adds.
+  LatencyHistogram message_wait;
 };
 
 class MeshPlacer : public workflow::Placer {
@@ -171,7 +176,7 @@ class MeshPlacer : public workflow::Placer {
                    int64_t now_ns) override;
   void ForeignChanges(const std::vector<workflow::GrantChange>& changes, int64_t now_ns) override;
   void OnMessage(const std::string& from, uint32_t channel, const std::string& payload,
-                 int64_t now_ns) override;
+                 int64_t now_ns, int64_t received_ns) override;
   // Placement messages: a run message never has to precede them (a RunShard follows its
   // Award, a Release its ShardResult), so handling them first is safe.
   bool Prompt(uint32_t channel) const override { return channel == uint32_t(Channel::kPlacement); }
@@ -254,6 +259,8 @@ class MeshPlacer : public workflow::Placer {
   Leased* LeaseFor(const std::string& from, const std::string& lease, const std::string& attempt);
   // Writes a lease to the store (state before action, as the executor's records).
   void SaveLease(const std::string& lease_id, const Leased& l);
+  // Writes the leases granted since the last Tick (unsaved_) in one transaction.
+  void SaveLeases();
   void OnStatus(const std::string& from, const wire::ShardStatus& st, int64_t now);
   void OnResult(const std::string& from, const wire::ShardResult& r, int64_t now);
   void SendStatus(const std::string& to, const std::string& lease, const Leased& l);
@@ -337,6 +344,7 @@ class MeshPlacer : public workflow::Placer {
   std::map<std::string, Leased> leased_;   // by lease id
   std::set<std::string> ended_;            // attempts of ours that ended (dedupe)
   bool submitted_ = false;                 // a shard waits for the negotiator's Tick
+  std::set<std::string> unsaved_;          // leases granted here, not yet written (SaveLeases)
   TransferSender sender_;
   TransferReceiver receiver_;
   std::map<std::string, Outgoing> sending_;      // by transfer id
@@ -349,6 +357,9 @@ class MeshPlacer : public workflow::Placer {
   MeshPlacementStats placement_snapshot_;  // guarded by transfer_mu_
   LogRateLimiter log_limit_{10'000'000'000};
   MeshPlacerStats stats_;
+  // The wait (MeshPlacerStats::message_wait) of the placement message being handled, for
+  // the placement log line; 0 outside OnMessage.
+  int64_t handling_wait_ns_ = 0;
 };
 
 }  // namespace augur::mesh

@@ -15,6 +15,11 @@ using workflow::Resources;
 constexpr int64_t kNsPerMs = 1'000'000;
 // A shard that spreads across zones is probed in up to this many zones.
 constexpr size_t kMaxSpreadProbes = 4;
+// A lease at once is asked of a host only while the view shows room there for at least this
+// many shards like it: near full, the owner weighs the offers as before (in the large-N
+// simulation at 100 hosts, where bursts fill the cores, asking it at any room lengthened the
+// tail of placements that had room when ready; docs/MESH.md "Placement benchmarks").
+constexpr double kAtOnceRoom = 2;
 
 uint32_t ClampMs(double ms) {
   return uint32_t(std::clamp(std::ceil(ms), 0.0, double(std::numeric_limits<uint32_t>::max())));
@@ -102,7 +107,7 @@ void Negotiator::Tick(int64_t now, std::span<const PlacementPeer> peers, Negotia
         break;
       case Phase::kProbing:
         for (const Probe& p : s.probes) stats_.no_answer += p.state == Probe::State::kWaiting;
-        Decide(id, s, now, out);
+        Decide(id, s, now, /*by_timer=*/true, out);
         break;
       case Phase::kAwarding:
         if (s.award_tries < o_.award_attempts) {
@@ -157,7 +162,7 @@ void Negotiator::Sample(std::vector<std::string> batch, int64_t now,
     if (!p.alive || (!o_.include_self && p.name == self_)) continue;
     auto it = debits_.find(p.name);
     if (it != debits_.end() && it->second.version != p.headroom_version) {
-      it->second = Debit{p.headroom_version, {}, false, std::nullopt};
+      it->second = Debit{p.headroom_version, {}, false, std::nullopt, {}};
     }
     live.push_back(&p);
     debit.push_back(it == debits_.end() ? &kNoDebit : &it->second);
@@ -227,6 +232,7 @@ void Negotiator::Sample(std::vector<std::string> batch, int64_t now,
     ++stats_.rounds;
     ++s.round;
     s.last_probe_ns = now;
+    s.first_answer_ns = 0;
     by_request_.erase(s.request_id);
     s.request_id = fmt::format("{}@{}", id, s.round);
     by_request_[s.request_id] = id;
@@ -273,13 +279,26 @@ void Negotiator::Sample(std::vector<std::string> batch, int64_t now,
     const bool room_in_view =
         std::any_of(cands.begin(), cands.end(), [](const Candidate& c) { return c.fits; });
     b->set_queue_ms(room_in_view ? 0 : uint32_t(o_.queue_ns / kNsPerMs));
+    // The first-ranked probe asks for a lease at once when taking the first offer loses
+    // nothing (no budget to weigh offers against, no zones to spread over, room in view).
+    const bool at_once =
+        o_.lease_at_once && room_in_view && cands[0].fits && !s.req.spread_zone &&
+        !std::isfinite(budget) &&
+        Room(ViewFree(*live[cands[0].peer], *debit[cands[0].peer], s.req.predicted_s),
+             s.req.want) >= kAtOnceRoom;
     for (size_t i = 0; i < d; ++i) {
       const PlacementPeer* p = live[cands[i].peer];
-      debits_.try_emplace(p->name, Debit{p->headroom_version, {}, false, std::nullopt});
+      debits_.try_emplace(p->name, Debit{p->headroom_version, {}, false, std::nullopt, {}});
       ++used[cands[i].peer];
-      s.probes.push_back({p->name, p->zone, Probe::State::kWaiting, {}});
+      s.probes.push_back({p->name, p->zone, Probe::State::kWaiting, {}, at_once && i == 0});
       ++stats_.probes;
-      Send(out, p->name, m);
+      if (at_once && i == 0) {
+        wire::PlacementMessage first = m;
+        first.mutable_bid_request()->set_lease_ttl_ms(uint32_t(o_.lease_ttl_ns / kNsPerMs));
+        Send(out, p->name, std::move(first));
+      } else {
+        Send(out, p->name, m);
+      }
     }
     s.phase = Phase::kProbing;
     SetTimer(id, s, now + o_.offer_wait_ns);
@@ -316,8 +335,14 @@ double Negotiator::BudgetLeft(const Shard& s) const {
   return s.req.budget_left - Charged(s.req.workflow);
 }
 
-void Negotiator::Decide(const std::string& id, Shard& s, int64_t now, NegotiatorOutput* out) {
-  const double budget = BudgetLeft(s);
+bool Negotiator::Acceptable(const Shard& s, const wire::Offer& o) const {
+  const Resources grant = FromAmount(o.grant());
+  return grant.FitsIn(s.req.want) && s.req.min.FitsIn(grant) &&  // what was asked
+         OfferCost(o) <= BudgetLeft(s) + 1e-12;
+}
+
+void Negotiator::Decide(const std::string& id, Shard& s, int64_t now, bool by_timer,
+                        NegotiatorOutput* out) {
   const auto& zones = placed_[s.req.workflow];
   const Probe* best = nullptr;
   auto rank = [&](const Probe& p) {
@@ -329,25 +354,32 @@ void Negotiator::Decide(const std::string& id, Shard& s, int64_t now, Negotiator
     return std::make_tuple(in_zone, p.offer.finish_ms(), OfferCost(p.offer), p.host);
   };
   for (const Probe& p : s.probes) {
-    if (p.state != Probe::State::kOffered) continue;
-    const Resources grant = FromAmount(p.offer.grant());
-    if (!grant.FitsIn(s.req.want) || !s.req.min.FitsIn(grant)) continue;  // not what was asked
-    if (OfferCost(p.offer) > budget + 1e-12) continue;
+    if (p.state != Probe::State::kOffered || !Acceptable(s, p.offer)) continue;
     if (best == nullptr || rank(p) < rank(*best)) best = &p;
   }
+  Take(s, best, now, by_timer, out);
+  if (best == nullptr) {
+    Retry(id, s, now + Backoff(s.round));
+    return;
+  }
+  s.phase = Phase::kAwarding;
+  s.award_tries = 1;
+  SendAward(s, out);
+  SetTimer(id, s, now + o_.award_retry_ns);
+}
+
+void Negotiator::Take(Shard& s, const Probe* best, int64_t now, bool by_timer,
+                      NegotiatorOutput* out) {
   for (const Probe& p : s.probes) {
     // The losers' holds, and requests still queued or unanswered (a Decline that overtakes
-    // its request is remembered by the candidate).
+    // its request is remembered by the candidate; one to a lease made at once releases it).
     if (p.state != Probe::State::kRefused && &p != best) {
       ++stats_.declined;
       SendSimple(out, p.host, s.request_id, /*release=*/false);
       if (p.state == Probe::State::kOffered) Declined(p);
     }
   }
-  if (best == nullptr) {
-    Retry(id, s, now + Backoff(s.round));
-    return;
-  }
+  if (best == nullptr) return;
   s.host = best->host;
   s.zone = best->zone;
   s.won = best->offer;
@@ -355,19 +387,17 @@ void Negotiator::Decide(const std::string& id, Shard& s, int64_t now, Negotiator
   s.cost = OfferCost(best->offer);
   charged_[s.req.workflow] += s.cost;
   ++placed_[s.req.workflow][s.zone];
-  // A host that said its room counted this hold in it already.
+  // A host that said its room counted this hold (or lease) in it already.
   Debit& debit = debits_[s.host];
   s.debited = !debit.room;
   if (s.debited) {
     debit.granted += s.grant;
-  } else {
+  } else if (!best->offer.leased()) {
     debit.held -= s.grant;  // no longer a hold: a lease, still counted in the room
   }
   s.probes.clear();
-  s.phase = Phase::kAwarding;
-  s.award_tries = 1;
-  SendAward(s, out);
-  SetTimer(id, s, now + o_.award_retry_ns);
+  s.decided_ns = now;
+  s.decided_by_timer = by_timer;
 }
 
 void Negotiator::Answered(const std::string& id, Shard& s, int64_t now, NegotiatorOutput* out) {
@@ -379,7 +409,7 @@ void Negotiator::Answered(const std::string& id, Shard& s, int64_t now, Negotiat
   }
   if (waiting) return;
   if (offered || !queued) {
-    Decide(id, s, now, out);
+    Decide(id, s, now, /*by_timer=*/false, out);
     return;
   }
   const int64_t until = s.last_probe_ns + o_.queue_ns + o_.offer_wait_ns;
@@ -432,9 +462,9 @@ void Negotiator::Handle(const std::string& from, const wire::PlacementMessage& m
           ++stats_.duplicates;  // the winner's offer again
         } else {
           ++stats_.stale;
-          if (!refused) {  // a hold nobody will award: let it go now
+          if (!refused && !o.queued()) {  // a hold (or lease) nobody will take: let it go now
             ++stats_.declined;
-            SendSimple(out, from, rid, /*release=*/false);
+            SendSimple(out, from, rid, /*release=*/o.leased());
           }
         }
         return;
@@ -449,6 +479,7 @@ void Negotiator::Handle(const std::string& from, const wire::PlacementMessage& m
         ++stats_.duplicates;
         return;
       }
+      if (s->first_answer_ns == 0) s->first_answer_ns = now;
       if (o.queued()) {
         ++stats_.queued;
         probe->state = State::kQueued;
@@ -463,6 +494,23 @@ void Negotiator::Handle(const std::string& from, const wire::PlacementMessage& m
         ++stats_.offers;
         probe->state = State::kOffered;
         probe->offer = o;
+        if (o.leased()) {
+          // A lease made at once: placed now, unless it is not what the shard can take.
+          if (!Acceptable(*s, o)) {
+            probe->state = State::kRefused;
+            SendSimple(out, from, rid, /*release=*/true);
+          } else {
+            Take(*s, probe, now, /*by_timer=*/false, out);
+            s->leased_at_once = true;
+            s->phase = Phase::kLeased;
+            s->last_ack_ns = now;
+            ++stats_.awards;
+            ++stats_.leased_at_once;
+            out->events.push_back(Event(PlacementEvent::Kind::kAwarded, *s, now, "leased at once"));
+            SetTimer(id, *s, now + RenewEvery());
+            return;
+          }
+        }
       }
       Answered(id, *s, now, out);
       return;
@@ -479,6 +527,7 @@ void Negotiator::Handle(const std::string& from, const wire::PlacementMessage& m
       if (s->phase == Phase::kAwarding) {
         s->phase = Phase::kLeased;
         s->grant = grant;
+        s->award_wait_us = msg.leased().wait_us();
         ++stats_.awards;
         out->events.push_back(Event(PlacementEvent::Kind::kAwarded, *s, now, "awarded"));
         SetTimer(id, *s, now + RenewEvery());
@@ -631,6 +680,13 @@ PlacementEvent Negotiator::Event(PlacementEvent::Kind kind, const Shard& s, int6
   e.at_ns = now;
   e.rounds = s.round;
   e.reason = std::move(reason);
+  e.probed_ns = s.last_probe_ns;
+  e.first_answer_ns = s.first_answer_ns;
+  e.decided_ns = s.decided_ns;
+  e.decided_by_timer = s.decided_by_timer;
+  e.leased_at_once = s.leased_at_once;
+  e.offer_wait_us = s.won.wait_us();
+  e.award_wait_us = s.award_wait_us;
   return e;
 }
 

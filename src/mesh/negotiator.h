@@ -29,6 +29,12 @@
 //             and only once the view shows a host with room for its min (one that refused
 //             counts as full until it gossips a new headroom), or max_retry_backoff after
 //             its last probes: a saturated cluster is waited on through gossip, not polled.
+//   At once   when taking the first offer loses nothing (no budget, no spread, room in view
+//             for two like it on the host), the first-ranked probe asks for a lease at once
+//             (lease_at_once): its offer comes as a lease (Offer.leased) and places the shard
+//             in one round trip; the other probes are declined then. Should it refuse or not
+//             answer in time, the others' offers are weighed and awarded as above; a lease at
+//             once that is not taken (late, or outside min..want) is released.
 //   Award     resent until the candidate answers Leased (kAwarded: the shard is placed)
 //             or Reclaimed (its hold had expired: a fresh round); after award_attempts
 //             unanswered, the lease is released (in case it was made) and a fresh round
@@ -123,6 +129,12 @@ struct NegotiatorOptions {
   uint32_t award_attempts = 4;
   int64_t lease_ttl_ns = 10'000'000'000;  // renewed every ttl/4
   bool include_self = true;               // this host may be a candidate too
+  // When the choice among a shard's offers cannot matter (its workflow has no budget limit
+  // and no spread, and the view shows room for it, on the first-ranked host for two like
+  // it at least), its first-ranked probe asks for a lease at once (BidRequest.lease_ttl_ms):
+  // an offer from it places the shard in one round trip, and the other probes are the
+  // fallback (declined when it leases). Off: every probe awaits an Award, as before.
+  bool lease_at_once = true;
   uint64_t seed = 1;
 };
 
@@ -145,6 +157,19 @@ struct PlacementEvent {
   uint32_t rounds = 0;   // sampling rounds it took
   std::string reason;
   bool host_down = false;  // kLost: membership declared its host dead (PeerDown)
+  // kAwarded: where the time went, on this owner's clock, in its last round (docs/MESH.md,
+  // "Placement benchmarks"): its probes went out, the first answer came (0: none came before
+  // the decision), the award went out (after offer_wait ran out with probes unanswered:
+  // decided_by_timer). at_ns is when the Leased came.
+  int64_t probed_ns = 0;
+  int64_t first_answer_ns = 0;
+  int64_t decided_ns = 0;
+  bool decided_by_timer = false;
+  bool leased_at_once = false;  // the offer was a lease already: no Award went
+  // What the winning host said it waited before answering the bid request and the award
+  // (Offer.wait_us, Leased.wait_us; 0 from older peers), in microseconds.
+  uint32_t offer_wait_us = 0;
+  uint32_t award_wait_us = 0;
 };
 
 struct NegotiatorOutput {
@@ -170,6 +195,7 @@ struct NegotiatorStats {
   uint64_t renewals = 0;
   uint64_t leases_lost = 0;
   uint64_t room_reports = 0;    // answers that said the candidate's room (newer peers)
+  uint64_t leased_at_once = 0;  // of the awards, offers leased at once (no Award round trip)
 };
 
 class Negotiator {
@@ -214,6 +240,7 @@ class Negotiator {
     std::string zone;
     enum class State { kWaiting, kQueued, kOffered, kRefused } state = State::kWaiting;
     wire::Offer offer;
+    bool at_once = false;  // it asked for a lease at once
   };
   enum class Phase { kQueued, kProbing, kAwarding, kLeased };
   struct Shard {
@@ -225,6 +252,11 @@ class Negotiator {
     std::vector<Probe> probes;
     int64_t due_ns = 0;      // its timer
     int64_t last_probe_ns = 0;  // when its current round's probes went out
+    int64_t first_answer_ns = 0;  // the current round's first answer (0: none yet)
+    int64_t decided_ns = 0;       // the award went out
+    bool decided_by_timer = false;
+    bool leased_at_once = false;
+    uint32_t award_wait_us = 0;   // the Leased's wait_us
     // Awarding and leased:
     std::string host, zone;
     wire::Offer won;
@@ -238,7 +270,14 @@ class Negotiator {
   void SetTimer(const std::string& id, Shard& s, int64_t at);
   void Sample(std::vector<std::string> batch, int64_t now, std::span<const PlacementPeer> peers,
               NegotiatorOutput* out);
-  void Decide(const std::string& id, Shard& s, int64_t now, NegotiatorOutput* out);
+  // `by_timer`: offer_wait ran out (some probes may be unanswered).
+  void Decide(const std::string& id, Shard& s, int64_t now, bool by_timer, NegotiatorOutput* out);
+  // `best` (one of s.probes, or none) wins: the other probes that may hold something are
+  // declined; the winner's grant is charged to the workflow and debited from its host.
+  void Take(Shard& s, const Probe* best, int64_t now, bool by_timer, NegotiatorOutput* out);
+  // Whether an offer is one the shard can take: its grant within [min, want], its predicted
+  // cost within the workflow's budget.
+  bool Acceptable(const Shard& s, const wire::Offer& o) const;
   void Declined(const Probe& p);  // its hold given back: room again in the view
   // After a probe answered: decide once none waits and one offered (or all refused); while
   // the others are only queued, wait for the first of them to find room.

@@ -32,6 +32,10 @@ constexpr int64_t kMaxWaitUs = 20'000;
 // the probes.
 constexpr int kMaxBurst = 256;
 
+double MeanMs(const LatencyHistogram& h) {
+  return h.count() > 0 ? h.sum() * 1e3 / double(h.count()) : 0.0;
+}
+
 }  // namespace
 
 // The word of a membership event in the log. One line per event, "mesh: member NAME WORD
@@ -54,6 +58,7 @@ struct MeshNode::Impl {
   std::atomic<bool> stop{false};
   uint64_t unaddressed = 0;  // mesh thread only
   uint64_t unhandled = 0;    // mesh thread only
+  LatencyHistogram placement_outbox, placement_transit;  // mesh thread only
 
   // Sends what other threads queued, to the endpoints membership knows.
   void DrainOutbox() {
@@ -62,7 +67,9 @@ struct MeshNode::Impl {
       std::lock_guard lock(mu);
       out.swap(outbox);
     }
+    const int64_t now = MonotonicUs();
     for (Out& m : out) {
+      if (m.ch == Channel::kPlacement) placement_outbox.Record(double(now - m.queued_us) / 1e6);
       const Member* peer = membership->Find(m.host);
       if (peer == nullptr || peer->endpoint.empty()) {
         ++unaddressed;
@@ -82,6 +89,7 @@ struct MeshNode::Impl {
     std::string host;
     Channel ch;
     std::string payload;
+    int64_t queued_us = 0;  // when Send queued it (monotonic)
   };
   std::vector<Out> outbox;
   std::map<Channel, std::function<void(const std::string&, std::string)>> handlers;
@@ -104,6 +112,9 @@ struct MeshNode::Impl {
         Send(membership->OnMessage(now, in.from, in.payload));
         break;
       default: {
+        if (in.channel == Channel::kPlacement && in.sent_unix_ns > 0) {
+          placement_transit.Record(double(ClockUs(CLOCK_REALTIME) * 1000 - in.sent_unix_ns) / 1e9);
+        }
         std::function<void(const std::string&, std::string)> fn;
         {
           std::lock_guard lock(mu);
@@ -131,6 +142,8 @@ struct MeshNode::Impl {
       stats.local_health = membership->LocalHealth();
       stats.unaddressed = unaddressed;
       stats.unhandled = unhandled;
+      stats.placement_outbox = placement_outbox;
+      stats.placement_transit = placement_transit;
       cb = on_event;
     }
     for (const MembershipEvent& e : events) {
@@ -157,10 +170,12 @@ struct MeshNode::Impl {
         "mesh: counters sent_msgs={} sent_bytes={} received_msgs={} received_bytes={} "
         "membership_sent_msgs={} membership_received_msgs={} probes={} indirect_probes={} "
         "suspicions_raised={} refutations={} verdicts_deferred={} late_evidence={} "
-        "late_ticks={} lhm={}",
+        "late_ticks={} lhm={} placement_sent={} placement_outbox_mean_ms={:.3f} "
+        "placement_received={} placement_transit_mean_ms={:.3f}",
         t.sent_messages, t.sent_bytes, t.received_messages, t.received_bytes, ms.msgs, mr.msgs,
         m.probes, m.indirect_probes, m.suspicions_raised, m.refutations, m.verdicts_deferred,
-        m.late_evidence, m.late_ticks, membership->LocalHealth());
+        m.late_evidence, m.late_ticks, membership->LocalHealth(), placement_outbox.count(),
+        MeanMs(placement_outbox), placement_transit.count(), MeanMs(placement_transit));
   }
 
   // Partitions heal through this: every reconnect interval, one host this one holds dead
@@ -302,7 +317,7 @@ void MeshNode::OnChannel(Channel ch,
 void MeshNode::Send(const std::string& host, Channel ch, std::string payload) {
   {
     std::lock_guard lock(impl_->mu);
-    impl_->outbox.push_back({host, ch, std::move(payload)});
+    impl_->outbox.push_back({host, ch, std::move(payload), MonotonicUs()});
   }
   impl_->transport->Wake();
 }

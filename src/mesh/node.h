@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "augur/status.h"
+#include "mesh/latency_histogram.h"
 #include "mesh/membership.h"
 #include "mesh/negotiator.h"
 #include "mesh/transport.h"
@@ -48,6 +49,12 @@ struct MeshNodeStats {
   uint64_t loop_iterations = 0;
   uint64_t unaddressed = 0;     // sends to a host whose endpoint membership does not know
   uint64_t unhandled = 0;       // payloads on a channel nobody handles
+  // Placement messages (Channel::kPlacement; docs/MESH.md "Placement benchmarks"): how long
+  // each one sent waited for the mesh thread (Send to the transport), and each one received
+  // took from the sender's stamp to its dispatch here (the senders' ZeroMQ and CURVE, the
+  // network, this host's, and this thread's wake-up; as good as the two clocks agree).
+  LatencyHistogram placement_outbox;
+  LatencyHistogram placement_transit;
 };
 
 class MeshNode {

@@ -15,6 +15,7 @@ struct PlacementCluster::Host {
     if (spec.older_peer) bidder = Bidder(spec.name, [&] {
       BidderOptions b = WithBackends(o.bidder, spec.backends);
       b.report_room = false;
+      b.lease_at_once = false;
       return b;
     }());
   }

@@ -40,7 +40,9 @@ struct ClusterHost {
   std::string zone;
   workflow::Resources capacity;
   std::vector<BackendCosts> backends;  // also the bidder's
-  bool older_peer = false;  // its bidder answers without its room (BidderOptions::report_room)
+  // Its bidder answers as a peer from before the room and at-once fields (BidderOptions::
+  // report_room, lease_at_once off).
+  bool older_peer = false;
 };
 
 struct ClusterOptions {

@@ -477,7 +477,8 @@ class Transport::Impl {
         return std::nullopt;
     }
     counters_.Received(bytes.size());
-    return Inbound{std::move(env->sender), env->channel, std::move(env->payload)};
+    return Inbound{std::move(env->sender), env->channel, std::move(env->payload),
+                   env->sent_unix_ns};
   }
 
   const TransportOptions opts_;

@@ -38,6 +38,9 @@ struct Inbound {
   std::string from;     // the authenticated host name (its key's name in authorized_keys)
   Channel channel;
   std::string payload;
+  // The sender's wall clock when its mesh thread sent it (the envelope's, informational:
+  // only as good as the two clocks' agreement). MeshNode's transit histogram reads it.
+  int64_t sent_unix_ns = 0;
 };
 
 struct TransportOptions {

@@ -180,6 +180,8 @@ struct Executor::Impl : PlacerHost, ReplicationHost {
   std::unique_ptr<WorkflowStore> store;
   std::unique_ptr<Engine> engine;
   std::map<std::string, Task> tasks;  // by attempt id, or "merge:<wf>/<stage>"
+  int64_t polled_ns = 0;  // the last PollAll (engine thread)
+  bool awards_unwritten = false;  // Awarded since the last Persist (TickPlacer)
   Changes unwritten;                  // records the store refused, written with the next
   int64_t costs_read_ns = 0;          // when the backends' cost classes were last read
   DemandModel demand;                 // submissions per hour, and events
@@ -624,10 +626,19 @@ struct Executor::Impl : PlacerHost, ReplicationHost {
     }
   }
 
-  // Polls every running task once, without waiting.
+  // Polls every running task once, without waiting. Each poll is a round trip to the
+  // backend's host process (milliseconds on a loaded machine): the negotiation messages that
+  // came meanwhile are served between them, so a placement waits for one poll at most.
   void PollAll() {
+    std::vector<std::string> keys;
+    keys.reserve(tasks.size());
+    for (const auto& [key, t] : tasks) keys.push_back(key);
     std::vector<std::string> ended;
-    for (auto& [key, t] : tasks) {
+    for (const std::string& key : keys) {
+      if (placer != nullptr) ServePrompt();
+      auto found = tasks.find(key);  // served messages may have changed the tasks
+      if (found == tasks.end()) continue;
+      Task& t = found->second;
       plugin::Backend* b = backends(t.backend);
       if (b == nullptr) continue;  // down: its host restarts and recovers; poll later
       ScopedLogFields fields(FieldsOf(t.attempt_id, t.workflow_id, t.stage));
@@ -734,12 +745,19 @@ struct Executor::Impl : PlacerHost, ReplicationHost {
         if (placer != nullptr) ServePrompt();
       }
       RefreshCosts();
-      PollAll();
+      // Every running task at most every quarter tick: the thread wakes for every message
+      // (a negotiation's burst is dozens), and each poll is a round trip to the backend's
+      // host process. A task's end is still seen within a tick.
+      if (const int64_t t = NowNs(); t - polled_ns >= int64_t(o.tick.count()) * 250'000) {
+        polled_ns = t;
+        PollAll();
+      }
       if (placer != nullptr) {
-        placer->Tick(NowNs());
+        TickPlacer();
         engine->SetRemoteRoom(placer->PeerRoom(0));
       }
       if (replication != nullptr) replication->Tick(NowNs());
+      if (placer != nullptr) ServePrompt();
       // A merge done inline (concat) readies the next stage at once, and a start can free
       // nothing; so decide again while the last round acted, a few rounds at most, rather
       // than leaving each step of a chain to the next tick.
@@ -752,6 +770,24 @@ struct Executor::Impl : PlacerHost, ReplicationHost {
           for (HorizonFree& h : host.forecast) h.free += engine->ledger().Granted();
         }
         std::vector<Action> actions = engine->Tick(NowNs(), host);
+        // Placements first, and their probes sent at once, even before this round's records
+        // are written: they are messages, and the shards placed elsewhere should not wait
+        // behind this host's own work or its commit (issue 12's placement latency,
+        // bench/mesh/placement_bench.sh). A probe commits nothing (a hold expires unless
+        // awarded), and an award can only follow offers this thread handles after the
+        // Persist below; should it fail, the placements stay, as ActWithoutRecords has them.
+        bool placed = false;
+        if (placer != nullptr) {
+          for (const Action& a : actions) {
+            if (a.kind != Action::Kind::kPlace) continue;
+            Act(a);
+            placed = true;
+          }
+          if (placed) {
+            TickPlacer();
+            std::erase_if(actions, [](const Action& a) { return a.kind == Action::Kind::kPlace; });
+          }
+        }
         for (const auto& [wf, note] : engine->DrainNotes()) {
           spdlog::info("workflow {}: {}", wf, note);
         }
@@ -760,29 +796,15 @@ struct Executor::Impl : PlacerHost, ReplicationHost {
           ActWithoutRecords(actions, st);
           break;
         }
-        // Placements first, and their probes sent at once: they are messages, and the
-        // shards placed elsewhere should not wait behind this host's own (issue 12's
-        // placement latency, bench/mesh/placement_bench.sh). A local start only hands its
-        // task to the start pool.
-        if (placer != nullptr) {
-          bool placed = false;
-          for (const Action& a : actions) {
-            if (a.kind != Action::Kind::kPlace) continue;
-            Act(a);
-            placed = true;
-          }
-          if (placed) placer->Tick(NowNs());
-        }
-        for (const Action& a : actions) {
-          if (placer != nullptr && a.kind == Action::Kind::kPlace) continue;
-          Act(a);
-        }
+        if (placer != nullptr) ServePrompt();
+        for (const Action& a : actions) Act(a);
         (void)Persist();
         if (placer != nullptr) {
           std::vector<GrantChange> foreign = engine->DrainForeignChanges();
           if (!foreign.empty()) placer->ForeignChanges(foreign, NowNs());
+          ServePrompt();
         }
-        if (actions.empty()) break;
+        if (actions.empty() && !placed) break;
       }
       const int64_t now = NowNs();
       const DemandView demand_view{
@@ -808,8 +830,20 @@ struct Executor::Impl : PlacerHost, ReplicationHost {
     }
     for (auto& fn : now) fn();
     if (std::optional<int64_t> due = placer->NextDeadline(); due && *due <= NowNs()) {
-      placer->Tick(NowNs());
+      TickPlacer();
     }
+  }
+
+  // The placer's Tick sends the RunShards of shards just awarded: their records (host and
+  // lease, written before a RunShard goes) are written first, in one transaction for all
+  // the awards since the last (a burst of a workflow's placements is one commit, not one
+  // each on this thread while the other answers wait).
+  void TickPlacer() {
+    if (awards_unwritten) {
+      awards_unwritten = false;
+      (void)Persist();
+    }
+    placer->Tick(NowNs());
   }
 
   // PlacerHost (placer.h).
@@ -820,7 +854,7 @@ struct Executor::Impl : PlacerHost, ReplicationHost {
     if (Status st = engine->RemoteAwarded(attempt_id, host, grant, now, lease_id); !st.ok()) {
       spdlog::info("mesh: award of {}: {}", attempt_id, st.message());
     }
-    (void)Persist();
+    awards_unwritten = true;  // written before the placer's Tick sends its RunShard
   }
 
   void RemoteEnded(const std::string& attempt_id, const AttemptOutcome& outcome,
@@ -1409,11 +1443,12 @@ void Executor::OnMeshMessage(const std::string& from, uint32_t channel, std::str
     std::lock_guard<std::mutex> lock(impl_->mu);
     const bool prompt = impl_->placer != nullptr && impl_->placer->Prompt(channel);
     (prompt ? impl_->prompt : impl_->queue)
-        .push_back([impl = impl_.get(), from, channel, p = std::move(payload)] {
+        .push_back([impl = impl_.get(), from, channel, p = std::move(payload),
+                    received = NowNs()] {
           if (impl->replication != nullptr && impl->replication->Handles(channel)) {
             impl->replication->OnMessage(from, channel, p, NowNs());
           } else if (impl->placer != nullptr) {
-            impl->placer->OnMessage(from, channel, p, NowNs());
+            impl->placer->OnMessage(from, channel, p, NowNs(), received);
           }
         });
   }

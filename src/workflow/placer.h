@@ -41,7 +41,9 @@ class PlacerHost {
   // The engine's ledger: leases are granted from it, so local and remote work share one
   // capacity.
   virtual Ledger& ledger() = 0;
-  // Owner side: a placed attempt was awarded a lease (`lease_id`) on `host`.
+  // Owner side: a placed attempt was awarded a lease (`lease_id`) on `host`. Its record is
+  // written before the placer's next Tick (which sends its RunShard), with every other
+  // award since the last.
   virtual void Awarded(const std::string& attempt_id, const std::string& host,
                        const Resources& grant, const std::string& lease_id, int64_t now_ns) = 0;
   // Owner side: a placed attempt ended (its result came back, or its lease was lost:
@@ -112,9 +114,10 @@ class Placer {
                            int64_t now_ns) = 0;
   // The engine changed grants it does not own (Engine::DrainForeignChanges).
   virtual void ForeignChanges(const std::vector<GrantChange>& changes, int64_t now_ns) = 0;
-  // A message from peer `from` on mesh channel `channel`.
+  // A message from peer `from` on mesh channel `channel`; `received_ns` is when the mesh
+  // thread handed it to the executor (<= now_ns: the difference is its wait on this thread).
   virtual void OnMessage(const std::string& from, uint32_t channel, const std::string& payload,
-                         int64_t now_ns) = 0;
+                         int64_t now_ns, int64_t received_ns) = 0;
   // Whether messages on `channel` are handled ahead of the executor's other queued work and
   // between its queued messages (negotiation: its offers and holds are short-lived). Only
   // for messages that nothing queued before them on the other channels must precede. Called

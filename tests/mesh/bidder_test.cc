@@ -237,6 +237,47 @@ TEST_F(BidderTest, ReleaseFreesTheLeaseAndStopsTheShard) {
   EXPECT_EQ(bidder_.NextDeadline(), std::nullopt);
 }
 
+TEST_F(BidderTest, ARequestThatAsksForALeaseAtOnceGetsOneWithoutAnAward) {
+  wire::PlacementMessage bid = Bid("a@1", Spec({2, kGiB}, {1, kGiB}));
+  bid.mutable_bid_request()->set_lease_ttl_ms(1000);
+  BidderOutput out = Send("o", bid, 0);
+  ASSERT_TRUE(Only(out).has_offer());
+  EXPECT_TRUE(out.messages[0].msg.offer().leased());
+  ASSERT_EQ(out.events.size(), 1u);  // started when its RunShard comes, as after an award
+  EXPECT_EQ(out.events[0].kind, BidderEvent::Kind::kLeased);
+  EXPECT_EQ(out.events[0].grant, (Resources{2, kGiB}));
+  EXPECT_EQ(bidder_.leases(), 1u);
+  EXPECT_EQ(bidder_.holds(), 0u);
+  EXPECT_EQ(bidder_.NextDeadline(), 1000 * kMs);  // the lease's ttl, not a hold's
+  // A duplicate request is answered with the same leased offer and starts nothing again;
+  // an award (an owner resending) is answered Leased.
+  BidderOutput dup = Send("o", bid, 1);
+  EXPECT_EQ(Only(dup).SerializeAsString(), out.messages[0].msg.SerializeAsString());
+  EXPECT_TRUE(dup.events.empty());
+  ASSERT_TRUE(Only(Send("o", Simple("award", "a@1", 1000), 2)).has_leased());
+  // Declined (its owner took another offer): released, the shard stopped if it started.
+  out = Send("o", Simple("decline", "a@1"), 3);
+  ASSERT_EQ(out.events.size(), 1u);
+  EXPECT_EQ(out.events[0].kind, BidderEvent::Kind::kReleased);
+  EXPECT_TRUE(ledger_.grants().empty());
+  EXPECT_TRUE(Send("o", bid, 4).messages.empty());  // decided: never a second lease
+  EXPECT_EQ(bidder_.stats().leased_at_once, 1u);
+}
+
+TEST_F(BidderTest, AnOlderPeerHoldsARequestForALeaseAtOnceAndWaitsForTheAward) {
+  BidderOptions older;
+  older.lease_at_once = false;
+  bidder_ = Bidder("cand", older);
+  wire::PlacementMessage bid = Bid("a@1", Spec({2, kGiB}, {1, kGiB}));
+  bid.mutable_bid_request()->set_lease_ttl_ms(1000);
+  BidderOutput out = Send("o", bid, 0);
+  ASSERT_TRUE(Only(out).has_offer());
+  EXPECT_FALSE(out.messages[0].msg.offer().leased());
+  EXPECT_TRUE(out.events.empty());
+  EXPECT_EQ(bidder_.holds(), 1u);
+  ASSERT_TRUE(Only(Send("o", Simple("award", "a@1", 1000), 1)).has_leased());
+}
+
 TEST_F(BidderTest, ShrinksLowerScoreGrantsOnlyWhenTheRequestMayAndReportsTheChanges) {
   // A local attempt of the engine holds the whole host at a low score.
   const workflow::ReservationRequest local{"wf/s/0#1", {4, 4 * kGiB}, {1, kGiB}, 1};

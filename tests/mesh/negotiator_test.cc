@@ -158,6 +158,85 @@ TEST_F(NegotiatorTest, AwardsTheEarliestFinishThenTheCheapestAndDeclinesTheRest)
   EXPECT_EQ(n.pending(), 0u);
 }
 
+TEST_F(NegotiatorTest, TheFirstProbeAsksForALeaseAtOnceAndItsOfferPlacesTheShard) {
+  Negotiator n("owner", o_);
+  ASSERT_TRUE(n.Submit(Shard("s", {2, kGiB}, {1, kGiB}), 0).ok());
+  NegotiatorOutput out = Tick(n, 0);
+  const std::vector<std::string> hosts = Probed(out, "s@1");
+  ASSERT_EQ(hosts.size(), 2u);
+  // Only the first-ranked probe asks for it; the other is the fallback.
+  EXPECT_EQ(out.messages[0].msg.bid_request().lease_ttl_ms(), uint32_t(o_.lease_ttl_ns / kMs));
+  EXPECT_EQ(out.messages[1].msg.bid_request().lease_ttl_ms(), 0u);
+  // The fallback offers first: the owner waits for the first-ranked one.
+  EXPECT_TRUE(Handle(n, hosts[1], OfferMsg("s@1", {2, kGiB}, 10'000), kMs).messages.empty());
+  wire::PlacementMessage leased = OfferMsg("s@1", {2, kGiB}, 20'000);
+  leased.mutable_offer()->set_leased(true);
+  out = Handle(n, hosts[0], leased, 2 * kMs);
+  // Placed at once (one round trip, no Award), though the fallback would finish sooner;
+  // the fallback's hold is declined.
+  EXPECT_TRUE(To(out, wire::PlacementMessage::kAward).empty());
+  EXPECT_EQ(To(out, wire::PlacementMessage::kDecline), std::multiset<std::string>{hosts[1]});
+  ASSERT_EQ(out.events.size(), 1u);
+  EXPECT_EQ(out.events[0].kind, PlacementEvent::Kind::kAwarded);
+  EXPECT_EQ(out.events[0].host, hosts[0]);
+  EXPECT_TRUE(out.events[0].leased_at_once);
+  EXPECT_EQ(out.events[0].at_ns, 2 * kMs);
+  EXPECT_EQ(n.leased(), 1u);
+  EXPECT_EQ(n.stats().leased_at_once, 1u);
+  // Renewed as any lease; a duplicate of the leased offer changes nothing.
+  EXPECT_TRUE(Handle(n, hosts[0], leased, 3 * kMs).messages.empty());
+  EXPECT_EQ(n.NextDeadline(), 2 * kMs + o_.lease_ttl_ns / 4);
+}
+
+TEST_F(NegotiatorTest, ALeaseAtOnceThatComesTooLateOrIsNotWantedIsReleased) {
+  Negotiator n("owner", o_);
+  ASSERT_TRUE(n.Submit(Shard("s", {2, kGiB}, {1, kGiB}), 0).ok());
+  const std::vector<std::string> hosts = Probed(Tick(n, 0), "s@1");
+  ASSERT_EQ(hosts.size(), 2u);
+  // The first-ranked one does not answer in time: the fallback's offer is awarded and the
+  // first is declined (a Decline releases a lease made at once).
+  Handle(n, hosts[1], OfferMsg("s@1", {2, kGiB}, 10'000), kMs);
+  NegotiatorOutput out = Tick(n, o_.offer_wait_ns);
+  EXPECT_EQ(To(out, wire::PlacementMessage::kAward), std::multiset<std::string>{hosts[1]});
+  EXPECT_EQ(To(out, wire::PlacementMessage::kDecline), std::multiset<std::string>{hosts[0]});
+  // Its lease comes after all: released.
+  wire::PlacementMessage leased = OfferMsg("s@1", {2, kGiB}, 10'000);
+  leased.mutable_offer()->set_leased(true);
+  out = Handle(n, hosts[0], leased, o_.offer_wait_ns + kMs);
+  EXPECT_EQ(To(out, wire::PlacementMessage::kRelease), std::multiset<std::string>{hosts[0]});
+  EXPECT_TRUE(out.events.empty());
+  // A lease at once outside [min, want] is released and counts as a refusal.
+  ASSERT_TRUE(n.Submit(Shard("t", {2, kGiB}, {1, kGiB}), 0).ok());
+  const std::vector<std::string> t_hosts = Probed(Tick(n, 100 * kMs), "t@1");
+  ASSERT_EQ(t_hosts.size(), 2u);
+  wire::PlacementMessage big = OfferMsg("t@1", {3, kGiB}, 10'000);
+  big.mutable_offer()->set_leased(true);
+  out = Handle(n, t_hosts[0], big, 101 * kMs);
+  EXPECT_EQ(To(out, wire::PlacementMessage::kRelease), std::multiset<std::string>{t_hosts[0]});
+  EXPECT_TRUE(out.events.empty());
+  out = Handle(n, t_hosts[1], OfferMsg("t@1", {2, kGiB}, 10'000), 102 * kMs);
+  EXPECT_EQ(To(out, wire::PlacementMessage::kAward), std::multiset<std::string>{t_hosts[1]});
+}
+
+TEST_F(NegotiatorTest, NoLeaseAtOnceWhereTheChoiceAmongOffersMatters) {
+  Negotiator n("owner", o_);
+  ShardRequest budget = Shard("b");
+  budget.budget_left = 5;
+  ShardRequest spread = Shard("z");
+  spread.spread_zone = true;
+  ASSERT_TRUE(n.Submit(budget, 0).ok());
+  ASSERT_TRUE(n.Submit(spread, 0).ok());
+  for (const PlacementOutgoing& m : Tick(n, 0).messages) {
+    EXPECT_EQ(m.msg.bid_request().lease_ttl_ms(), 0u) << m.msg.bid_request().request_id();
+  }
+  o_.lease_at_once = false;
+  Negotiator off("owner", o_);
+  ASSERT_TRUE(off.Submit(Shard("s"), 0).ok());
+  for (const PlacementOutgoing& m : Tick(off, 0).messages) {
+    EXPECT_EQ(m.msg.bid_request().lease_ttl_ms(), 0u);
+  }
+}
+
 TEST_F(NegotiatorTest, OffersOutsideMinAndWantOrOverBudgetAreNotTaken) {
   Negotiator n("owner", o_);
   ShardRequest s = Shard("s", {2, kGiB}, {1, kGiB});
