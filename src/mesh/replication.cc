@@ -449,6 +449,7 @@ struct Replicator::Impl {
     std::set<std::string> hinted_by;
     uint32_t fences = 0;
     int64_t retry_at_ns = 0;
+    int64_t owner_heard_ns = kNever;  // the last message accepted from the epoch's owner
     int64_t owner_since_ns = 0;
     int64_t hint_sent_ns = kNever;
     int64_t hint_interval_ns = 0;  // doubles per hint while the epoch stays the same
@@ -472,6 +473,17 @@ struct Replicator::Impl {
   std::string Desired(const std::string& id) const {
     if (live.empty()) return {};
     return ReplicaSet(id, live, 0).front();
+  }
+
+  // When a replica that should own `w` may begin taking it over: after a fence's backoff,
+  // and, while its owner is not live by membership but has spoken lately (membership lags),
+  // once that owner has been quiet for owner_quiet_ns.
+  int64_t TakeoverAt(const Workflow& w) const {
+    const std::string& owner = w.r.epoch.owner;
+    if (owner.empty() || owner == self || IsLive(owner) || w.owner_heard_ns == kNever) {
+      return w.retry_at_ns;
+    }
+    return std::max(w.retry_at_ns, w.owner_heard_ns + opt.owner_quiet_ns);
   }
 
   // A replica whose owner is gone, or that its view leaves out of the replica set, tells the
@@ -827,6 +839,17 @@ struct Replicator::Impl {
   }
 
   void Complete(Workflow& w, int64_t now_ns, ReplicationOutput* out) {
+    if (w.r.log.empty() || RecordKind(w.r.log.front().kind()) != RecordKind::kSubmitted) {
+      // No holder it could reach has the log from its start: owning it would be owning a
+      // workflow nobody can run. Stay a replica and try again later (the holder that has it,
+      // the owner membership may not know yet, catches up or takes over meanwhile).
+      ++stats.takeovers_abandoned;
+      w.recovery.reset();
+      w.r.role = Role::kReplica;
+      w.retry_at_ns = now_ns + opt.max_fence_backoff_ns;
+      dirty.insert(w.r.id);
+      return;
+    }
     Recovery rec = std::move(*w.recovery);
     w.recovery.reset();
     w.r.role = Role::kOwner;
@@ -908,7 +931,11 @@ struct Replicator::Impl {
         return;
       case Role::kReplica:
         if (desired == self) {
-          if (now_ns >= w.retry_at_ns) BeginRecovery(w, now_ns, out);
+          if (now_ns < TakeoverAt(w)) {
+            if (now_ns >= w.retry_at_ns) ++stats.takeovers_deferred;
+            return;
+          }
+          BeginRecovery(w, now_ns, out);
           return;
         }
         if (!WantsHint(w)) return;
@@ -969,6 +996,7 @@ struct Replicator::Impl {
     if (e > w.r.epoch) {
       StepDown(w, e, now_ns, out);
     }
+    w.owner_heard_ns = now_ns;
     return true;
   }
 
@@ -1235,7 +1263,7 @@ struct Replicator::Impl {
           break;
         }
         case Role::kReplica:
-          if ((!live.empty() && Desired(id) == self && now_ns >= w.retry_at_ns) || WantsHint(w)) {
+          if ((!live.empty() && Desired(id) == self && now_ns >= TakeoverAt(w)) || WantsHint(w)) {
             Reconcile(w, now_ns, out);
           }
           break;
@@ -1261,7 +1289,7 @@ struct Replicator::Impl {
           break;
         case Role::kReplica:
           if (live.empty()) break;
-          if (Desired(id) == self) consider(w.retry_at_ns);
+          if (Desired(id) == self) consider(TakeoverAt(w));
           else if (WantsHint(w)) {
             consider(w.hint_epoch == w.r.epoch ? w.hint_sent_ns + w.hint_interval_ns : kNever);
           }

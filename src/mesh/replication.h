@@ -150,6 +150,13 @@ struct ReplicationOptions {
   // waits retransmit_ns doubled per fence (at most this) before taking over again: two hosts
   // whose views disagree do not take a workflow from each other at network speed.
   int64_t max_fence_backoff_ns = 5'000'000'000;
+  // A replica takes over from an owner that membership does not call live only once it has
+  // heard nothing from that owner for this long. Membership can lag behind the owner's own
+  // messages (a host that has just joined a large mesh, seen on the 32-host bed: a replica
+  // that had not yet seen the owner join took over the workflow it was being sent); a
+  // takeover then fences off an owner that runs the workflow. A dead owner is silent from
+  // the moment it dies, and membership takes about as long to declare it dead.
+  int64_t owner_quiet_ns = 1'000'000'000;
   size_t max_payload_bytes = kDefaultMaxPayloadBytes;
   size_t max_workflows = 100'000;
 };
@@ -208,6 +215,8 @@ struct ReplicationStats {
   uint64_t truncated_records = 0;  // cut from this host's log when logs parted
   uint64_t orphans_recorded = 0;   // cut results that the owner then recorded
   uint64_t released = 0;           // copies dropped on the owner's word
+  uint64_t takeovers_deferred = 0;  // not begun: the owner, not live by membership, spoke lately
+  uint64_t takeovers_abandoned = 0;  // no holder had the log from its start (submitted)
 };
 
 // One workflow as this host holds it.

@@ -897,6 +897,8 @@ std::string WorkflowReplication::StatsJson() const {
                         {"late_results", r.late_results},
                         {"takeovers", r.takeovers},
                         {"step_downs", r.step_downs},
+                        {"takeovers_deferred", r.takeovers_deferred},
+                        {"takeovers_abandoned", r.takeovers_abandoned},
                         {"fetched_records", r.fetched_records},
                         {"truncated_records", r.truncated_records},
                         {"orphans_recorded", r.orphans_recorded}}

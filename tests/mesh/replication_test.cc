@@ -22,6 +22,10 @@ ReplicationOptions Opts(size_t r = 2) {
   ReplicationOptions o;
   o.replicas = r;
   o.retransmit_ns = 20 * kMs;
+  // The cluster's membership tells of a kill at once (or detect_ns later); real membership
+  // takes a second or more, which the default owner_quiet_ns (1 s) matches. Here a little
+  // quiet keeps these runs' time scale.
+  o.owner_quiet_ns = 100 * kMs;
   return o;
 }
 
@@ -219,6 +223,96 @@ TEST(Replication, TheOwnerReplicatesToItsReplicasAndCommits) {
   }
   EXPECT_EQ(last_commit, 31u);
   EXPECT_GT(c.at(owner).stats().records_resent, 0u);  // 20 % loss: some appends went again
+}
+
+// A replica whose membership has not yet seen the owner join (a large mesh starting up) is
+// sent the workflow by that owner: by its own view it should own it, but it does not take it
+// over while the owner speaks; only once the owner has been quiet for owner_quiet_ns (it may
+// have died before membership ever saw it). Seen on the 32-host bed before the rule: the
+// replica took over a log it held only the start of... or nothing of, fencing off the owner
+// that ran the workflow, and neither host could run it.
+TEST(Replication, AReplicaWhoseMembershipLagsTakesNothingOverFromAnOwnerThatSpeaks) {
+  ReplicationOptions o = Opts(1);
+  o.owner_quiet_ns = 1000 * kMs;
+  Replicator owner("h1", o), lag("h2", o);
+  ReplicationOutput to_lag, to_owner;
+  owner.SetMembers({"h1", "h2"}, 0, &to_lag);
+  lag.SetMembers({"h2"}, 0, &to_owner);  // h1 not yet seen
+  int64_t now = 0;
+  ASSERT_TRUE(owner.Create("wf", MakeSubmitted("wf", "stages: []"), now, &to_lag).ok());
+  // Delivers what each side sent (no loss here: the rule is about time, not the network).
+  auto deliver = [&] {
+    while (!to_lag.messages.empty() || !to_owner.messages.empty()) {
+      ReplicationOutput next_lag, next_owner;
+      for (ReplicationOutgoing& m : to_lag.messages) {
+        if (m.to != "h2") continue;
+        auto msg = DecodeReplication(m.payload, o.max_payload_bytes);
+        ASSERT_TRUE(msg) << msg.error().ToString();
+        lag.Handle("h1", *msg, now, &next_owner);
+      }
+      for (ReplicationOutgoing& m : to_owner.messages) {
+        if (m.to != "h1") continue;
+        auto msg = DecodeReplication(m.payload, o.max_payload_bytes);
+        ASSERT_TRUE(msg) << msg.error().ToString();
+        owner.Handle("h2", *msg, now, &next_lag);
+      }
+      to_lag = std::move(next_lag);
+      to_owner = std::move(next_owner);
+    }
+  };
+  // Two seconds of the owner appending a record every 200 ms: the replica holds each, and stays
+  // a replica throughout, though by its view it should own the workflow.
+  for (int i = 0; i < 10; ++i) {
+    deliver();
+    lag.Tick(now, &to_owner);
+    owner.Tick(now, &to_lag);
+    ASSERT_EQ(lag.Find("wf")->role, Role::kReplica) << "at " << now / kMs << " ms";
+    now += 200 * kMs;
+    ASSERT_TRUE(owner.Append("wf", MakeAttemptStarted("s", std::to_string(i), "wf/s/" + std::to_string(i) + "#1", "h1", "l"), now, &to_lag));
+  }
+  deliver();
+  EXPECT_EQ(lag.Find("wf")->log.size(), 11u);
+  EXPECT_EQ(owner.Find("wf")->committed, 11u);
+  EXPECT_GT(lag.stats().takeovers_deferred, 0u);
+  // Membership catches up: the owner is live, and first for the workflow; nothing moves.
+  lag.SetMembers({"h1", "h2"}, now, &to_owner);
+  deliver();
+  now += 3000 * kMs;
+  lag.Tick(now, &to_owner);
+  EXPECT_EQ(lag.Find("wf")->role, Role::kReplica);
+  EXPECT_EQ(owner.Find("wf")->role, Role::kOwner);
+  // The owner dies (membership says so only now), having last spoken 3 s ago: the replica
+  // takes over at once, with the whole log.
+  to_lag.messages.clear();
+  lag.SetMembers({"h2"}, now, &to_owner);
+  lag.Tick(now, &to_owner);
+  EXPECT_EQ(lag.Find("wf")->role, Role::kOwner);
+  EXPECT_EQ(RecordKind(lag.Find("wf")->log.front().kind()), RecordKind::kSubmitted);
+  EXPECT_EQ(lag.Find("wf")->log.size(), 12u);  // and its takeover record
+}
+
+// A replica that should own a workflow but holds none of its log, and whose owner no holder it
+// can reach is: it does not own an empty log (nobody could run it); it stays a replica.
+TEST(Replication, ATakeoverWithoutTheLogsStartIsAbandoned) {
+  ReplicationOptions o = Opts(1);
+  Replicator lonely("h2", o);
+  ReplicationOutput out;
+  lonely.SetMembers({"h2"}, 0, &out);
+  // A hint (the way a host learns of a workflow it should own) from a host it cannot see.
+  wire::ReplicationMessage hint;
+  hint.set_workflow_id("wf");
+  hint.mutable_epoch()->set_number(1);
+  hint.mutable_epoch()->set_owner("h1");
+  hint.mutable_hint();
+  lonely.Handle("h3", hint, 0, &out);
+  lonely.Tick(2000 * kMs, &out);
+  const WorkflowReplica* w = lonely.Find("wf");
+  ASSERT_NE(w, nullptr);
+  EXPECT_NE(w->role, Role::kOwner);
+  EXPECT_GE(lonely.stats().takeovers_abandoned, 1u);
+  for (const ReplicationEvent& e : out.events) {
+    EXPECT_NE(e.kind, ReplicationEvent::Kind::kBecameOwner);
+  }
 }
 
 TEST(Replication, WhenTheOwnerDiesMidLogTheNextReplicaTakesOverWithEveryCommittedRecord) {
