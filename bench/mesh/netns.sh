@@ -80,6 +80,12 @@ netns_up() {
     echo "netns_up: N must be 1..250, got '$n'" >&2
     return 1
   fi
+  # Beds are named after their owner's pid (PID or PID.N) so that netns_down can remove the
+  # beds of dead owners; any other id would make a bed nothing ever removes.
+  if ! [[ $MESH_ID =~ ^[0-9]+(\.[0-9]+)?$ ]]; then
+    echo "netns_up: MESH_ID must be a pid or PID.N (the bed's owner), got '$MESH_ID'" >&2
+    return 1
+  fi
   sw=$(netns_switch)
   if ip netns list | awk '{print $1}' | grep -qxF "$sw"; then
     echo "netns_up: a bed with id $MESH_ID is already up ($sw)" >&2
