@@ -268,6 +268,20 @@ stages:
     run: [sh, -c, "{2}seq 1 {3} | sed s/^/{{shard.index}}:/"]
 )", name, n, before, lines);
   }
+  // Starts three hosts with room on the peers (StartThreeWithRoomOnThePeers) and runs
+  // NumberedShards(name, ...) on h1 to its end: the workflow's id, or "" with the failure
+  // recorded.
+  std::string RunNumberedOnThree(const std::string& name, int shards, int lines,
+                                 const std::string& before) {
+    StartThreeWithRoomOnThePeers();
+    if (HasFatalFailure()) return "";
+    const std::string id = Submit(1, name + ".yaml", NumberedShards(name, shards, lines, before));
+    EXPECT_FALSE(id.empty());
+    if (id.empty()) return "";
+    const std::string state = WaitEnded(1, id, 120s);
+    EXPECT_EQ(state, "succeeded") << Ctl(1, {"status", id, "--explain"}).out << Logs();
+    return state == "succeeded" ? id : "";
+  }
   static std::string Numbered(int n, int lines) {
     std::string s;
     for (int k = 0; k < n; ++k) {
@@ -469,15 +483,10 @@ TEST_F(MeshTest, AWorkflowOutlivesItsOwnersKillAndAnyHostAnswersItsStatus) {
 // checksummed transfers (docs/MESH.md, "Moving shard data"), and the merged output is whole.
 TEST_F(MeshTest, ShardOutputsOfSeveralMiBOnPeersAreMergedWhole) {
   if (access("/sys/fs/cgroup", W_OK) != 0) GTEST_SKIP() << "cgroups are not writable here";
-  StartThreeWithRoomOnThePeers();
-  if (HasFatalFailure()) return;
-
   // Each shard prints about 2.1 MiB: "I:1\n" .. "I:260000\n" for shard I.
   constexpr int kShards = 4, kLines = 260'000;
-  const std::string id = Submit(1, "big.yaml", NumberedShards("big", kShards, kLines, "sleep 1; "));
-  ASSERT_FALSE(id.empty());
-  const std::string state = WaitEnded(1, id, 120s);
-  ASSERT_EQ(state, "succeeded") << Ctl(1, {"status", id, "--explain"}).out << Logs();
+  const std::string id = RunNumberedOnThree("big", kShards, kLines, "sleep 1; ");
+  if (id.empty()) return;
 
   const std::string want = Numbered(kShards, kLines);
   // More than `augurctl result` carries: read where the owner merged it.
@@ -504,15 +513,11 @@ TEST_F(MeshTest, ShardOutputsOfSeveralMiBOnPeersAreMergedWhole) {
 // real (CURVE) sockets; the answer is whole.
 TEST_F(MeshTest, AResultLargerThanOneMeshMessageReachesAnyHostByTransfer) {
   if (access("/sys/fs/cgroup", W_OK) != 0) GTEST_SKIP() << "cgroups are not writable here";
-  StartThreeWithRoomOnThePeers();
-  if (HasFatalFailure()) return;
-
   // Each shard prints 68,894 bytes ("I:1\n" .. "I:10000\n"): 275,576 merged, four times what
   // one mesh message (64 KiB) carries.
   constexpr int kShards = 4, kLines = 10'000;
-  const std::string id = Submit(1, "answer.yaml", NumberedShards("answer", kShards, kLines, ""));
-  ASSERT_FALSE(id.empty());
-  ASSERT_EQ(WaitEnded(1, id, 120s), "succeeded") << Ctl(1, {"status", id, "--explain"}).out << Logs();
+  const std::string id = RunNumberedOnThree("answer", kShards, kLines, "");
+  if (id.empty()) return;
   const std::string want = Numbered(kShards, kLines);
   ASSERT_EQ(Ctl(1, {"result", id}).out, want);
   for (int k : {2, 3}) {
