@@ -229,8 +229,8 @@ TEST(Replication, TheOwnerReplicatesToItsReplicasAndCommits) {
 // sent the workflow by that owner: by its own view it should own it, but it does not take it
 // over while the owner speaks; only once the owner has been quiet for owner_quiet_ns (it may
 // have died before membership ever saw it). Seen on the 32-host bed before the rule: the
-// replica took over a log it held only the start of... or nothing of, fencing off the owner
-// that ran the workflow, and neither host could run it.
+// replica took the workflow over at once, from a log it held nothing of, fencing off the
+// owner that ran it, and neither host could run it.
 TEST(Replication, AReplicaWhoseMembershipLagsTakesNothingOverFromAnOwnerThatSpeaks) {
   ReplicationOptions o = Opts(1);
   o.owner_quiet_ns = 1000 * kMs;
