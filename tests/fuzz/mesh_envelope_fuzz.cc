@@ -13,21 +13,15 @@
 #include <string_view>
 #include <utility>
 
-#include <google/protobuf/stubs/logging.h>
-
 #include "mesh/envelope.h"
 #include "mesh/replay_window.h"
+#include "tests/fuzz/fuzz_check.h"
 
 namespace {
 
 using namespace augur::mesh;
 
-void Require(bool ok, const char* what) {
-  if (!ok) {
-    std::fprintf(stderr, "mesh_envelope_fuzz: %s\n", what);
-    std::abort();
-  }
-}
+using augur::fuzz::Require;
 
 void CheckDecoder(std::string_view bytes) {
   constexpr size_t kMax = 64 * 1024;
@@ -87,11 +81,6 @@ void CheckReplayWindow(std::string_view bytes) {
 }
 
 }  // namespace
-
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  google::protobuf::SetLogHandler(nullptr);
-  return 0;
-}
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view bytes(reinterpret_cast<const char*>(data), size);

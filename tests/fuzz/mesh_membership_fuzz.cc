@@ -19,20 +19,14 @@
 #include <string_view>
 #include <vector>
 
-#include <google/protobuf/stubs/logging.h>
-
 #include "mesh/membership.h"
+#include "tests/fuzz/fuzz_check.h"
 
 namespace {
 
 using namespace augur::mesh;
 
-void Require(bool ok, const char* what) {
-  if (!ok) {
-    std::fprintf(stderr, "mesh_membership_fuzz: %s\n", what);
-    std::abort();
-  }
-}
+using augur::fuzz::Require;
 
 const char* const kPeers[] = {"h1", "h2", "h3", "h0"};  // h0 is the host itself
 
@@ -137,11 +131,6 @@ class Harness {
 };
 
 }  // namespace
-
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  google::protobuf::SetLogHandler(nullptr);
-  return 0;
-}
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view bytes(reinterpret_cast<const char*>(data), size);

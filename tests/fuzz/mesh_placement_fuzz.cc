@@ -17,24 +17,18 @@
 #include <string_view>
 #include <vector>
 
-#include <google/protobuf/stubs/logging.h>
-
 #include "mesh/bidder.h"
 #include "mesh/negotiator.h"
 #include "mesh/placement_codec.h"
 #include "workflow/ledger.h"
+#include "tests/fuzz/fuzz_check.h"
 
 namespace {
 
 using namespace augur::mesh;
 using augur::workflow::Resources;
 
-void Require(bool ok, const char* what) {
-  if (!ok) {
-    std::fprintf(stderr, "mesh_placement_fuzz: %s\n", what);
-    std::abort();
-  }
-}
+using augur::fuzz::Require;
 
 const char* const kPeers[] = {"h1", "h2", "h3", "h0"};  // h0 is the host itself
 constexpr Resources kCapacity{4.0, 8ULL << 30};
@@ -133,11 +127,6 @@ void RunFrames(std::string_view bytes) {
 }
 
 }  // namespace
-
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  google::protobuf::SetLogHandler(nullptr);
-  return 0;
-}
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view bytes(reinterpret_cast<const char*>(data), size);

@@ -15,22 +15,16 @@
 #include <string>
 #include <string_view>
 
-#include <google/protobuf/stubs/logging.h>
-
 #include "mesh/remote_run_codec.h"
 #include "mesh/transfer.h"
 #include "workflow/store.h"
+#include "tests/fuzz/fuzz_check.h"
 
 namespace {
 
 using namespace augur::mesh;
 
-void Require(bool ok, const char* what) {
-  if (!ok) {
-    std::fprintf(stderr, "mesh_remote_run_fuzz: %s\n", what);
-    std::abort();
-  }
-}
+using augur::fuzz::Require;
 
 // A relative path whose parts are all ordinary names.
 bool StaysInside(std::string_view p) {
@@ -95,11 +89,6 @@ void CheckAccepted(const wire::RemoteRunMessage& m) {
 }
 
 }  // namespace
-
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  google::protobuf::SetLogHandler(nullptr);
-  return 0;
-}
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view bytes(reinterpret_cast<const char*>(data), size);

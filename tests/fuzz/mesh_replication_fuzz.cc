@@ -37,6 +37,7 @@
 
 #include "mesh/workflow_replication.h"
 #include "workflow/store.h"
+#include "tests/fuzz/fuzz_check.h"
 
 namespace {
 
@@ -44,12 +45,7 @@ using namespace augur::mesh;
 using augur::Result;
 using augur::Status;
 
-void Require(bool ok, const char* what) {
-  if (!ok) {
-    std::fprintf(stderr, "mesh_replication_fuzz: %s\n", what);
-    std::abort();
-  }
-}
+using augur::fuzz::Require;
 
 constexpr size_t kMax = 64 * 1024;
 const char* const kPeers[] = {"h1", "h2", "h3", "h0"};  // h0 is the host itself

@@ -19,22 +19,16 @@
 #include <string_view>
 #include <utility>
 
-#include <google/protobuf/stubs/logging.h>
-
 #include "common/crc32c.h"
 #include "mesh/replication.h"
 #include "mesh/transfer.h"
+#include "tests/fuzz/fuzz_check.h"
 
 namespace {
 
 using namespace augur::mesh;
 
-void Require(bool ok, const char* what) {
-  if (!ok) {
-    std::fprintf(stderr, "mesh_transfer_fuzz: %s\n", what);
-    std::abort();
-  }
-}
+using augur::fuzz::Require;
 
 constexpr size_t kMax = kDefaultMaxPayloadBytes;
 const char* const kPeers[] = {"h1", "h2", "h3", "h0"};  // h0 is the host itself
@@ -185,11 +179,6 @@ void RunFrames(std::string_view bytes) {
 }
 
 }  // namespace
-
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  google::protobuf::SetLogHandler(nullptr);
-  return 0;
-}
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view bytes(reinterpret_cast<const char*>(data), size);

@@ -7,28 +7,16 @@
 #include <cstdio>
 #include <cstdlib>
 
-#include <google/protobuf/stubs/logging.h>
-
 #include "plugin/plugin_protocol.h"
+#include "tests/fuzz/fuzz_check.h"
 
 namespace {
 
 using namespace augur::plugin;
 
-void Require(bool ok, const char* what) {
-  if (!ok) {
-    std::fprintf(stderr, "plugin_reply_fuzz: %s\n", what);
-    std::abort();
-  }
-}
+using augur::fuzz::Require;
 
 }  // namespace
-
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  // Invalid UTF-8 in a string field is a parse failure, logged by protobuf each time.
-  google::protobuf::SetLogHandler(nullptr);
-  return 0;
-}
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   wire::Reply reply;

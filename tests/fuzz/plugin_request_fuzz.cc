@@ -19,6 +19,7 @@
 #include <google/protobuf/stubs/logging.h>
 
 #include "plugin/plugin_protocol.h"
+#include "tests/fuzz/fuzz_check.h"
 
 namespace {
 
@@ -26,12 +27,7 @@ using namespace augur::plugin;
 
 AbiBackend* g_backend = nullptr;
 
-void Require(bool ok, const char* what) {
-  if (!ok) {
-    std::fprintf(stderr, "plugin_request_fuzz: %s\n", what);
-    std::abort();
-  }
-}
+using augur::fuzz::Require;
 
 }  // namespace
 
