@@ -44,6 +44,7 @@ namespace {
 using augur::mesh::BidderEvent;
 using augur::mesh::ClusterHost;
 using augur::mesh::ClusterOptions;
+using augur::mesh::NegotiatorOptions;
 using augur::mesh::PlacementCluster;
 using augur::mesh::PlacementEvent;
 using augur::mesh::ShardRequest;
@@ -102,7 +103,7 @@ struct RunResult {
 
 RunResult Run(const std::vector<Template>& templates, size_t n_hosts, uint32_t d, double load,
               size_t instances, double loss, int64_t queue_ms, uint64_t seed,
-              const Resources& host_cap, bool lease_at_once) {
+              const Resources& host_cap, bool lease_at_once, int64_t first_retry_ms) {
   const auto wall0 = std::chrono::steady_clock::now();
   std::mt19937_64 rng(seed);
   std::vector<ClusterHost> hosts;
@@ -116,6 +117,7 @@ RunResult Run(const std::vector<Template>& templates, size_t n_hosts, uint32_t d
   o.negotiator.probes_per_shard = d;
   o.negotiator.queue_ns = queue_ms * 1'000'000;
   o.negotiator.lease_at_once = lease_at_once;
+  o.negotiator.first_retry_ns = first_retry_ms * 1'000'000;
   PlacementCluster c(hosts, o);
 
   // Arrivals: a Poisson stream whose CPU work is `load` of the cluster's cores.
@@ -326,6 +328,7 @@ int main(int argc, char** argv) {
   int64_t queue_ms = 2000;
   std::vector<uint64_t> seeds = {1};
   bool lease_at_once = true;
+  int64_t first_retry_ms = NegotiatorOptions{}.first_retry_ns / 1'000'000;
   app.add_option("FILES", files, "WfCommons JSON files")->required()->check(CLI::ExistingFile);
   app.add_option("--hosts", hosts_list, "cluster sizes")->capture_default_str();
   app.add_option("--d", d_list, "probes per shard (several: a row each)")->capture_default_str();
@@ -343,6 +346,9 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--lease-at-once", lease_at_once,
                  "owners ask their first-ranked candidate for a lease at once (NegotiatorOptions)")
+      ->capture_default_str();
+  app.add_option("--first-retry-ms", first_retry_ms,
+                 "owners wait this long before a shard's second round (NegotiatorOptions)")
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
@@ -373,7 +379,7 @@ int main(int argc, char** argv) {
       for (uint64_t seed : seeds) {
         const size_t instances = std::max(min_instances, size_t(std::lround(wph * double(n))));
         RunResult r = Run(templates, n, d, load, instances, loss, queue_ms, seed, host_cap,
-                          lease_at_once);
+                          lease_at_once, first_retry_ms);
         fmt::print("| {} | {} | {} | {} | {} | {:.2f} / {:.2f} / {:.1f} "
                    "| {:.0f}%, {:.2f} / {:.2f} / {:.1f} | {:.2f} ({:.0f}%) | {:.1f}, {:.1f} "
                    "| {:.2f}, {:.2f} | {:.0f} / {:.0f} = {:.2f} | {:.0f}% | {:.2f} | {} | {:.1f} |\n",

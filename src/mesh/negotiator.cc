@@ -419,7 +419,8 @@ void Negotiator::Answered(const std::string& id, Shard& s, int64_t now, Negotiat
 int64_t Negotiator::RenewEvery() const { return std::max<int64_t>(1, o_.lease_ttl_ns / 4); }
 
 int64_t Negotiator::Backoff(uint32_t round) const {
-  const uint32_t doublings = std::min<uint32_t>(round > 0 ? round - 1 : 0, 30);
+  if (round <= 1) return std::min(o_.max_retry_backoff_ns, o_.first_retry_ns);
+  const uint32_t doublings = std::min<uint32_t>(round - 2, 30);
   return std::min(o_.max_retry_backoff_ns, o_.retry_backoff_ns << doublings);
 }
 

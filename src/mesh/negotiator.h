@@ -24,8 +24,9 @@
 //             left of the workflow's budget; among them the zone where the workflow has
 //             fewest shards (with spread), then the earliest predicted finish, then the
 //             cheapest. The other offers are declined. No acceptable offer: the shard is
-//             sampled afresh after a backoff that doubles each round (from round
-//             shrink_from_round on, the candidates may shrink lower-score grants for it),
+//             sampled afresh, the second round at once (first_retry), later ones after a
+//             backoff that doubles each round (from round shrink_from_round on, the
+//             candidates may shrink lower-score grants for it),
 //             and only once the view shows a host with room for its min (one that refused
 //             counts as full until it gossips a new headroom), or max_retry_backoff after
 //             its last probes: a saturated cluster is waited on through gossip, not polled.
@@ -119,7 +120,10 @@ struct NegotiatorOptions {
   // long and offer when room frees (late binding). A round whose probes are all queued
   // waits that long. 0: off.
   int64_t queue_ns = 2'000'000'000;
-  int64_t retry_backoff_ns = 5'000'000;   // before the second round; doubles each round
+  // Before the second round: its sample sees where room is now (the first round's answers
+  // said it), so it need not wait; at once by default.
+  int64_t first_retry_ns = 0;
+  int64_t retry_backoff_ns = 5'000'000;   // before the third round; doubles each round
   int64_t max_retry_backoff_ns = 1'000'000'000;
   // A shard waiting for room that no live peer has (as gossiped) looks at the view again
   // this often, sending nothing; it probes anyway after max_retry_backoff.

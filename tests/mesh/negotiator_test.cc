@@ -248,17 +248,19 @@ TEST_F(NegotiatorTest, OffersOutsideMinAndWantOrOverBudgetAreNotTaken) {
   NegotiatorOutput out = Handle(n, hosts[1], OfferMsg("s@1", {2, kGiB}, 1'000'000, 3.7f), kMs);
   EXPECT_TRUE(To(out, wire::PlacementMessage::kAward).empty());
   EXPECT_EQ(To(out, wire::PlacementMessage::kDecline).size(), 2u);
-  // Retried with a fresh sample after the backoff; this time one fits the budget.
-  EXPECT_EQ(n.NextDeadline(), kMs + o_.retry_backoff_ns);
-  const std::vector<std::string> again = Probed(Tick(n, kMs + o_.retry_backoff_ns), "s@2");
+  // Retried with a fresh sample at once (the second round); this time one fits the budget.
+  EXPECT_EQ(n.NextDeadline(), kMs + o_.first_retry_ns);
+  const std::vector<std::string> again = Probed(Tick(n, kMs + o_.first_retry_ns), "s@2");
   ASSERT_EQ(again.size(), 2u);
-  Handle(n, again[0], Refusal("s@2"), 7 * kMs);
-  out = Handle(n, again[1], OfferMsg("s@2", {2, kGiB}, 1'000'000, 3.5f), 7 * kMs);
+  Handle(n, again[0], Refusal("s@2"), 2 * kMs);
+  out = Handle(n, again[1], OfferMsg("s@2", {2, kGiB}, 1'000'000, 3.5f), 2 * kMs);
   EXPECT_EQ(To(out, wire::PlacementMessage::kAward).size(), 1u);
   EXPECT_NEAR(n.Charged("wf"), 3.5 * 1000 / 3600, 1e-6);
 }
 
-TEST_F(NegotiatorTest, RoundsWithoutAnOfferBackOffAndThenMayShrink) {
+// The second round goes at once (the first round's answers said where room is), later ones
+// back off, doubling.
+TEST_F(NegotiatorTest, RoundsWithoutAnOfferGoAgainAtOnceThenBackOffAndMayShrink) {
   Negotiator n("owner", o_);
   ASSERT_TRUE(n.Submit(Shard("s"), 0).ok());
   int64_t now = 0;
@@ -275,7 +277,7 @@ TEST_F(NegotiatorTest, RoundsWithoutAnOfferBackOffAndThenMayShrink) {
     backoffs.push_back(*n.NextDeadline() - now);
     now = *n.NextDeadline();
   }
-  EXPECT_EQ(backoffs, (std::vector<int64_t>{5 * kMs, 10 * kMs, 20 * kMs, 40 * kMs}));
+  EXPECT_EQ(backoffs, (std::vector<int64_t>{0, 5 * kMs, 10 * kMs, 20 * kMs}));
   EXPECT_EQ(n.stats().refusals, 8u);
 }
 
@@ -358,7 +360,7 @@ TEST_F(NegotiatorTest, QueuesThatRunOutWithoutRoomEndTheRound) {
   EXPECT_EQ(n.NextDeadline(), o_.queue_ns + o_.offer_wait_ns);
   NegotiatorOutput out = Handle(n, hosts[0], Refusal("s@1"), o_.queue_ns);
   EXPECT_TRUE(To(out, wire::PlacementMessage::kAward).empty());
-  EXPECT_EQ(n.NextDeadline(), o_.queue_ns + o_.retry_backoff_ns);  // sampled again
+  EXPECT_EQ(n.NextDeadline(), o_.queue_ns + o_.first_retry_ns);  // sampled again
 }
 
 TEST_F(NegotiatorTest, AnUnansweredAwardIsResentThenGivenUpAndTheShardSampledAgain) {
@@ -458,7 +460,7 @@ TEST_F(NegotiatorTest, AHostDownLosesItsLeasesAndCountsItsProbesRefused) {
   EXPECT_EQ(down.events[0].kind, PlacementEvent::Kind::kLost);
   EXPECT_EQ(down.events[0].shard, "a");
   n.PeerDown(b_host, kMs, &down);
-  EXPECT_EQ(n.NextDeadline(), kMs + o_.retry_backoff_ns);  // b's round ended: retried
+  EXPECT_EQ(n.NextDeadline(), kMs + o_.first_retry_ns);  // b's round ended: retried
 }
 
 TEST_F(NegotiatorTest, SpreadPrefersTheZoneWhereTheWorkflowHasFewestShards) {
