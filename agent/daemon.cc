@@ -495,7 +495,23 @@ Status Daemon::Impl::StartWorkflows() {
         if (b->executor) b->executor->OnMeshMessage(from, uint32_t(ch), std::move(payload));
       };
     };
-    mesh->OnChannel(mesh::Channel::kPlacement, forward(mesh::Channel::kPlacement));
+    // A lease at once that the room the engine thread last published holds is answered
+    // here, on the mesh thread, before the request goes on to the engine thread's bidder,
+    // which takes the promise up (mesh/bid_desk.h).
+    mesh->OnChannel(mesh::Channel::kPlacement, [b = bridge, p = placer, node = mesh.get()](
+                                                   const std::string& from, std::string payload) {
+      std::lock_guard lock(b->mu);
+      if (!b->executor) return;
+      if (p) {
+        const int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                std::chrono::steady_clock::now().time_since_epoch())
+                                .count();
+        if (auto answer = p->desk().Answer(from, payload, now)) {
+          node->Send(from, mesh::Channel::kPlacement, std::move(*answer));
+        }
+      }
+      b->executor->OnMeshMessage(from, uint32_t(mesh::Channel::kPlacement), std::move(payload));
+    });
     mesh->OnChannel(mesh::Channel::kRun, forward(mesh::Channel::kRun));
     mesh->OnChannel(mesh::Channel::kReplication, forward(mesh::Channel::kReplication));
     mesh->OnChannel(mesh::Channel::kStatus, forward(mesh::Channel::kStatus));

@@ -31,6 +31,44 @@ double Stretch(const Resources& want, const Resources& grant) {
 
 }  // namespace
 
+std::optional<std::vector<workflow::CostClass>> ClassesFor(const BidderOptions& o,
+                                                           const std::string& backend) {
+  std::vector<workflow::CostClass> classes;
+  if (!backend.empty()) {
+    auto be = std::find_if(o.backends.begin(), o.backends.end(),
+                           [&](const BackendCosts& c) { return c.name == backend; });
+    if (be == o.backends.end()) return std::nullopt;
+    return be->classes;
+  }
+  for (const BackendCosts& be : o.backends) {
+    classes.insert(classes.end(), be.classes.begin(), be.classes.end());
+  }
+  return classes;
+}
+
+OfferTerms TermsOf(const BidderOptions& o, const wire::BidRequest& b,
+                   const std::vector<workflow::CostClass>& classes, const Resources& grant) {
+  const double run_s = b.predicted_ms() / 1000.0 * Stretch(FromAmount(b.want()), grant);
+  const double budget = b.has_budget_left() ? double(b.budget_left())
+                                            : std::numeric_limits<double>::infinity();
+  const std::optional<workflow::ClassChoice> cls =
+      workflow::ChooseClass(classes, grant, run_s, std::numeric_limits<double>::infinity(),
+                            budget, b.avoid_preemptible());
+  OfferTerms t;
+  t.hold_ns = b.hold_ms() > 0 ? std::min<int64_t>(b.hold_ms() * kNsPerMs, o.max_hold_ns)
+                              : std::min(o.default_hold_ns, o.max_hold_ns);
+  wire::Offer& offer = t.offer;
+  offer.set_request_id(b.request_id());
+  *offer.mutable_grant() = ToAmount(grant);
+  offer.set_start_ms(ToMs(o.startup_s));
+  offer.set_finish_ms(ToMs(o.startup_s + run_s));
+  offer.set_cost_per_hour(cls ? float(cls->cost_per_hour) : 0.0f);
+  offer.set_cost_class(cls ? cls->cls.name : "");
+  offer.set_preemptible(cls && cls->cls.preemptible);
+  offer.set_hold_ms(uint32_t(t.hold_ns / kNsPerMs));
+  return t;
+}
+
 Bidder::Bidder(std::string self, BidderOptions options)
     : self_(std::move(self)), o_(std::move(options)) {}
 
@@ -53,16 +91,23 @@ void Bidder::Handle(const std::string& from, const wire::PlacementMessage& msg, 
   StampRoom(first, ledger, out);
 }
 
+BidderRoom Bidder::RoomNow(const Ledger& ledger) const {
+  BidderRoom r;
+  r.room = FloorToMilli(ledger.Free() - QueueReserve());
+  for (const auto& [holder, e] : entries_) {
+    const workflow::Grant* g = e.leased ? nullptr : ledger.Find(holder);
+    if (g != nullptr) r.held += g->granted;
+  }
+  r.held = FloorToMilli(r.held);
+  return r;
+}
+
 void Bidder::StampRoom(size_t first, const Ledger& ledger, BidderOutput* out) const {
   if (!o_.report_room) return;
   if (first == out->messages.size()) return;
-  const wire::Amount room = ToAmount(FloorToMilli(ledger.Free() - QueueReserve()));
-  Resources held;
-  for (const auto& [holder, e] : entries_) {
-    const workflow::Grant* g = e.leased ? nullptr : ledger.Find(holder);
-    if (g != nullptr) held += g->granted;
-  }
-  const wire::Amount held_amount = ToAmount(FloorToMilli(held));
+  const BidderRoom now = RoomNow(ledger);
+  const wire::Amount room = ToAmount(now.room - promised_);
+  const wire::Amount held_amount = ToAmount(now.held);
   for (size_t i = first; i < out->messages.size(); ++i) {
     wire::PlacementMessage& m = out->messages[i].msg;
     if (!m.has_offer()) continue;
@@ -230,7 +275,7 @@ void Bidder::OnBidRequest(const std::string& from, const wire::BidRequest& b, in
                           Ledger& ledger, BidderOutput* out) {
   ++stats_.requests;
   // Requests already waiting keep their place: a newcomer gets only the room beyond theirs.
-  const Tried tried = TryOffer(from, b, now, QueueReserve(), ledger, out);
+  const Tried tried = TryOffer(from, b, now, QueueReserve() + promised_, ledger, out);
   if (tried == Tried::kDone) return;
   if (b.queue_ms() == 0 || queued_.size() >= o_.max_queue) {
     Refuse(from, b.request_id(),
@@ -257,19 +302,10 @@ Bidder::Tried Bidder::TryOffer(const std::string& from, const wire::BidRequest& 
                                const Resources& reserved, Ledger& ledger, BidderOutput* out) {
   const std::string holder = LeaseId(from, b.request_id());
   // The classes the shard may run on.
-  std::vector<workflow::CostClass> classes;
-  if (!b.backend().empty()) {
-    auto be = std::find_if(o_.backends.begin(), o_.backends.end(),
-                           [&](const BackendCosts& c) { return c.name == b.backend(); });
-    if (be == o_.backends.end()) {
-      Refuse(from, b.request_id(), fmt::format("no backend {} here", b.backend()), out);
-      return Tried::kDone;
-    }
-    classes = be->classes;
-  } else {
-    for (const BackendCosts& be : o_.backends) {
-      classes.insert(classes.end(), be.classes.begin(), be.classes.end());
-    }
+  const std::optional<std::vector<workflow::CostClass>> classes = ClassesFor(o_, b.backend());
+  if (!classes) {
+    Refuse(from, b.request_id(), fmt::format("no backend {} here", b.backend()), out);
+    return Tried::kDone;
   }
   const workflow::ReservationRequest req{holder, FromAmount(b.want()), FromAmount(b.min()),
                                          double(b.score())};
@@ -283,12 +319,6 @@ Bidder::Tried Bidder::TryOffer(const std::string& from, const wire::BidRequest& 
   workflow::Admission adm = std::move(**plan);
   // What the wire can say exactly (the min came off the wire, so it is whole millicores).
   adm.grant = Resources::Max(req.min, FloorToMilli(adm.grant));
-  const double run_s = b.predicted_ms() / 1000.0 * Stretch(req.want, adm.grant);
-  const double budget = b.has_budget_left() ? double(b.budget_left())
-                                            : std::numeric_limits<double>::infinity();
-  const std::optional<workflow::ClassChoice> cls =
-      workflow::ChooseClass(classes, adm.grant, run_s, std::numeric_limits<double>::infinity(),
-                            budget, b.avoid_preemptible());
   if (Status st = ledger.ApplyAdmission(req, adm); !st.ok()) {
     Refuse(from, b.request_id(), st.message(), out);  // planned a moment ago: not expected
     return Tried::kDone;
@@ -299,20 +329,11 @@ Bidder::Tried Bidder::TryOffer(const std::string& from, const wire::BidRequest& 
   e.request_id = b.request_id();
   e.shard = b.shard();
   e.backend = b.backend();
-  e.cost_class = cls ? cls->cls.name : "";
-  const int64_t hold = b.hold_ms() > 0
-                           ? std::min<int64_t>(b.hold_ms() * kNsPerMs, o_.max_hold_ns)
-                           : std::min(o_.default_hold_ns, o_.max_hold_ns);
-  SetExpiry(holder, e, now + hold);
+  OfferTerms terms = TermsOf(o_, b, *classes, adm.grant);
+  e.cost_class = terms.offer.cost_class();
+  SetExpiry(holder, e, now + terms.hold_ns);
+  e.offer = std::move(terms.offer);
   wire::Offer& offer = e.offer;
-  offer.set_request_id(b.request_id());
-  *offer.mutable_grant() = ToAmount(adm.grant);
-  offer.set_start_ms(ToMs(o_.startup_s));
-  offer.set_finish_ms(ToMs(o_.startup_s + run_s));
-  offer.set_cost_per_hour(cls ? float(cls->cost_per_hour) : 0.0f);
-  offer.set_cost_class(e.cost_class);
-  offer.set_preemptible(cls && cls->cls.preemptible);
-  offer.set_hold_ms(uint32_t(hold / kNsPerMs));
   if (o_.lease_at_once && b.lease_ttl_ms() > 0 && adm.grant == req.want &&
       adm.changes.empty()) {
     // A lease at once: the owner takes this offer as it comes (one round trip). Only for
@@ -371,7 +392,7 @@ void Bidder::Expire(int64_t now, Ledger& ledger, BidderOutput* out) {
 void Bidder::RoomFreed(int64_t now, Ledger& ledger, BidderOutput* out) {
   // Waiting requests first, best score then oldest; one that still does not fit keeps its
   // minimum out of reach of those behind it.
-  Resources reserved;
+  Resources reserved = promised_;
   for (auto it = queue_.begin(); it != queue_.end();) {
     const std::string holder = it->second;
     ++it;
@@ -453,7 +474,7 @@ void Bidder::Report(const std::vector<GrantChange>& changes, int64_t now, bool f
 
 void Bidder::GrowLeases(int64_t now, Ledger& ledger, BidderOutput* out) {
   std::vector<GrantChange> grown;
-  for (const GrantChange& c : ledger.PlanGrowBack()) {
+  for (const GrantChange& c : ledger.PlanGrowBack(promised_)) {
     auto it = entries_.find(c.holder);
     if (it == entries_.end() || !it->second.leased) continue;  // the engine grows its own
     if (ledger.ApplyChange(c).ok()) grown.push_back(c);

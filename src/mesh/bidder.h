@@ -87,6 +87,27 @@ struct BidderOptions {
   bool lease_at_once = true;
 };
 
+// What an offer says for a request admitted with a grant: the grant, the predicted start and
+// finish (the request's predicted time, stretched when it gets less CPU than it wants), the
+// cost at the cheapest class that fits (workflow::ChooseClass) and the hold. The Bidder's
+// offers and the BidDesk's (bid_desk.h) are made by the same rules.
+struct OfferTerms {
+  wire::Offer offer;  // request_id, grant, start_ms, finish_ms, cost, class, hold_ms
+  int64_t hold_ns = 0;
+};
+// The cost classes a request for `backend` ("": any) may use here; nullopt: no such backend.
+std::optional<std::vector<workflow::CostClass>> ClassesFor(const BidderOptions& options,
+                                                           const std::string& backend);
+OfferTerms TermsOf(const BidderOptions& options, const wire::BidRequest& request,
+                   const std::vector<workflow::CostClass>& classes,
+                   const workflow::Resources& grant);
+
+// What every offer says of the host's room as it leaves (Offer.room, Offer.held).
+struct BidderRoom {
+  workflow::Resources room;  // free for a newcomer: the ledger's free less queued minimums
+  workflow::Resources held;  // of the granted, what is only held (awaiting an award)
+};
+
 struct BidderEvent {
   enum class Kind {
     kLeased,     // an offer was awarded: start the shard under lease_id with `grant`
@@ -157,6 +178,12 @@ class Bidder {
   int64_t TtlLeft(const std::string& lease_id, int64_t now_ns) const;
   // When Tick must next run: the earliest hold, lease or queue expiry.
   std::optional<int64_t> NextDeadline() const;
+  // This host's room now, as its offers say it (whole millicores and bytes, rounded down),
+  // before what is promised elsewhere (SetPromised).
+  BidderRoom RoomNow(const workflow::Ledger& ledger) const;
+  // Room promised elsewhere (the BidDesk's leases at once, not yet handed here): granted to
+  // no other request, grown into by no lease, and not said as room in offers.
+  void SetPromised(const workflow::Resources& promised) { promised_ = promised; }
 
   size_t holds() const;
   size_t leases() const;
@@ -225,6 +252,7 @@ class Bidder {
   std::map<std::string, int64_t> decided_;               // holder -> forget at
   std::deque<std::pair<int64_t, std::string>> forget_;   // in time order
   BidderStats stats_;
+  workflow::Resources promised_;
 };
 
 }  // namespace augur::mesh

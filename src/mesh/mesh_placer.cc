@@ -109,10 +109,10 @@ MeshPlacer::MeshPlacer(MeshLink* link, MeshPlacerOptions options)
         return n;
       }()),
       bidder_(link->self(), [&] {
-        BidderOptions b = o_.bidder;
-        if (b.backends.empty()) b.backends = {{"process", {}}};
-        return b;
+        if (o_.bidder.backends.empty()) o_.bidder.backends = {{"process", {}}};
+        return o_.bidder;
       }()),
+      desk_(o_.bidder),
       sender_(link->self(), o_.transfer),
       receiver_(link->self(), o_.transfer) {
   o_.inline_bytes = std::min(o_.inline_bytes, kMaxInlineBytes);
@@ -266,6 +266,9 @@ void MeshPlacer::SaveLease(const std::string& lease_id, const Leased& l) {
 }
 
 void MeshPlacer::Recover(int64_t now) {
+  // The engine has restored its own attempts: the desk may promise from the room left,
+  // also when there is nothing to hold again here.
+  PublishRoom();
   auto rows = host_->workflow_store().Leases();
   if (!rows) {
     spdlog::error("mesh placer: leases granted before the restart: {}", rows.error().message());
@@ -370,7 +373,7 @@ void MeshPlacer::SendPlacement(const std::vector<PlacementOutgoing>& messages, i
       BidderOutput b;
       NegotiatorOutput n;
       if (ForBidder(m.msg)) {
-        bidder_.Handle(m.to, m.msg, now, host_->ledger(), &b);
+        WithDesk("", [&] { bidder_.Handle(m.to, m.msg, now, host_->ledger(), &b); });
         Handle(b, now);
       } else {
         negotiator_.Handle(m.to, m.msg, now, &n);
@@ -481,7 +484,54 @@ void MeshPlacer::Handle(NegotiatorOutput& out, int64_t now) {
   }
 }
 
+void MeshPlacer::PublishRoom() {
+  if (host_ != nullptr) desk_.Publish(bidder_.RoomNow(host_->ledger()));
+}
+
+std::optional<wire::Offer> MeshPlacer::WithDesk(const std::string& holder,
+                                                const std::function<void()>& act) {
+  return desk_.Settle(
+      holder,
+      [&](const workflow::Resources& promised) {
+        bidder_.SetPromised(promised);
+        act();
+      },
+      [&] { return bidder_.RoomNow(host_->ledger()); });
+}
+
+void MeshPlacer::SettlePromise(const std::string& from, const wire::Offer& promised, int64_t now,
+                               BidderOutput* out) {
+  const std::string& rid = promised.request_id();
+  auto answer = std::find_if(out->messages.begin(), out->messages.end(),
+                             [&](const PlacementOutgoing& m) {
+                               return m.to == from && m.msg.has_offer() &&
+                                      m.msg.offer().request_id() == rid;
+                             });
+  if (answer != out->messages.end() && answer->msg.offer().leased() &&
+      FromAmount(answer->msg.offer().grant()) == FromAmount(promised.grant())) {
+    ++stats_.desk_kept;
+    out->messages.erase(answer);  // the desk sent it already
+    return;
+  }
+  // The local engine took the room between the desk's answer and now. Whatever the
+  // bidder made of the request (a lesser hold, a queued request, nothing) is declined, and
+  // the owner, which holds the promise as a lease, is told it is gone: it places the shard
+  // again.
+  ++stats_.desk_broken;
+  std::erase_if(out->messages, [&](const PlacementOutgoing& m) {
+    return m.to == from && m.msg.has_offer() && m.msg.offer().request_id() == rid;
+  });
+  wire::PlacementMessage decline;
+  decline.mutable_decline()->set_request_id(rid);
+  WithDesk("", [&] { bidder_.Handle(from, decline, now, host_->ledger(), out); });
+  out->messages.push_back({from, {}});
+  wire::Reclaimed* r = out->messages.back().msg.mutable_reclaimed();
+  r->set_request_id(rid);
+  r->set_reason("promised at once, but this host's room was taken meanwhile");
+}
+
 void MeshPlacer::Handle(BidderOutput& out, int64_t now) {
+  PublishRoom();
   SendPlacement(out.messages, now);
   for (const BidderEvent& e : out.events) {
     switch (e.kind) {
@@ -598,7 +648,11 @@ void MeshPlacer::OnMessage(const std::string& from, uint32_t channel, const std:
     handling_wait_ns_ = wait;
     if (ForBidder(*msg)) {
       BidderOutput out;
-      bidder_.Handle(from, *msg, now, host_->ledger(), &out);
+      const std::string holder =
+          msg->has_bid_request() ? LeaseId(from, msg->bid_request().request_id()) : "";
+      const std::optional<wire::Offer> promised =
+          WithDesk(holder, [&] { bidder_.Handle(from, *msg, now, host_->ledger(), &out); });
+      if (promised) SettlePromise(from, *promised, now, &out);
       // The answers to it say how long it waited here (Offer/Leased wait_us): the owner's
       // log splits its round trip with it.
       const auto wait_us = uint32_t(std::min<int64_t>(wait / 1000, std::numeric_limits<uint32_t>::max()));
@@ -1242,7 +1296,7 @@ void MeshPlacer::Tick(int64_t now) {
   negotiator_.Tick(now, peers, &n);
   Handle(n, now);
   BidderOutput b;
-  bidder_.Tick(now, host_->ledger(), &b);
+  WithDesk("", [&] { bidder_.Tick(now, host_->ledger(), &b); });
   Handle(b, now);
   for (auto& [id, p] : placed_) {
     if (!p.awarded || p.started || p.next_send_ns > now) continue;
@@ -1322,6 +1376,8 @@ std::string MeshPlacer::StatsJson() const {
                       {"leases_recovered", s.leases_recovered},
                       {"leased_reattached", s.leased_reattached},
                       {"leased_resized", s.leased_resized},
+                      {"desk_kept", s.desk_kept},
+                      {"desk_broken", s.desk_broken},
                       {"placing", placed_.size()},
                       {"leased_here", leased_.size()},
                       {"negotiator_pending", negotiator_.pending()},
@@ -1346,6 +1402,8 @@ std::string MeshPlacer::StatsJson() const {
   j["bidder"] = {{"requests", bs.requests}, {"offers", bs.offers},     {"refusals", bs.refusals},
                  {"leases", bs.leases},     {"releases", bs.releases},
                  {"leases_reclaimed", bs.leases_reclaimed}, {"leased_at_once", bs.leased_at_once}};
+  const BidDeskStats ds = desk_.stats();
+  j["desk"] = {{"answered", ds.answered}, {"forwarded", ds.forwarded}};
   const TransferSenderStats& ts = sender_.stats();
   const TransferReceiverStats& tr = receiver_.stats();
   j["transfer"] = {{"sending", sender_.active()},       {"receiving", receiver_.active()},

@@ -76,6 +76,7 @@
 #include <string>
 #include <vector>
 
+#include "mesh/bid_desk.h"
 #include "mesh/bidder.h"
 #include "mesh/kept_outputs.h"
 #include "mesh/latency_histogram.h"
@@ -151,6 +152,10 @@ struct MeshPlacerStats {
   uint64_t leases_recovered = 0;   // leases held again after this host restarted
   uint64_t leased_reattached = 0;  // their tasks re-attached through the backend
   uint64_t leased_resized = 0;     // leased tasks resized live (their lease shrunk or grown)
+  // Leases at once the desk promised on the mesh thread (bid_desk.h): taken up by the
+  // bidder as promised, or broken (the ledger had no room left: the owner was told).
+  uint64_t desk_kept = 0;
+  uint64_t desk_broken = 0;
   // From the engine's decision to place a shard (the Tick that found it ready, without room
   // here and with room in a peer's gossiped headroom) to its grant (the host's Leased reached
   // this owner): the placement latency of issue 12's benchmark.
@@ -181,6 +186,7 @@ class MeshPlacer : public workflow::Placer {
   // Award, a Release its ShardResult), so handling them first is safe.
   bool Prompt(uint32_t channel) const override { return channel == uint32_t(Channel::kPlacement); }
   void PeerDown(const std::string& host, int64_t now_ns) override;
+  void RoomChanged() override { PublishRoom(); }
   void Tick(int64_t now_ns) override;
   std::optional<int64_t> NextDeadline() const override;
   std::string StatsJson() const override;
@@ -198,6 +204,9 @@ class MeshPlacer : public workflow::Placer {
   std::string KeptPath(const std::string& attempt_id) const;
 
   const MeshPlacerStats& stats() const { return stats_; }
+  // Answers leases at once on the mesh thread, from the room this placer publishes (see
+  // bid_desk.h); the message is still handed to OnMessage after. Any thread.
+  BidDesk& desk() { return desk_; }
   // A copy taken at the last Tick; any thread.
   MeshTransferStats transfer_stats() const;
   // A copy taken at the last Tick; any thread.
@@ -250,6 +259,16 @@ class MeshPlacer : public workflow::Placer {
 
   void Handle(NegotiatorOutput& out, int64_t now);
   void Handle(BidderOutput& out, int64_t now);
+  // Tells the desk the bidder's room now (after any change to the ledger).
+  void PublishRoom();
+  // Runs `act`, the bidder acting on the ledger, under the desk (BidDesk::Settle: the room
+  // promised there is out of the bidder's reach; `holder`'s promise, if any, is returned).
+  std::optional<wire::Offer> WithDesk(const std::string& holder, const std::function<void()>& act);
+  // The bidder has handled `from`'s BidRequest that the desk had answered (`promised`) into
+  // `out`: its own answer is dropped when it leased the same grant, else the promise is
+  // broken (what the bidder made of the request is declined, and the owner told Reclaimed).
+  void SettlePromise(const std::string& from, const wire::Offer& promised, int64_t now,
+                     BidderOutput* out);
   void SendPlacement(const std::vector<PlacementOutgoing>& messages, int64_t now);
   void SendRun(const std::string& to, const wire::RemoteRunMessage& msg);
   void OnRun(const std::string& from, const wire::RunShard& run, int64_t now);
@@ -340,6 +359,7 @@ class MeshPlacer : public workflow::Placer {
   workflow::PlacerHost* host_ = nullptr;
   Negotiator negotiator_;
   Bidder bidder_;
+  BidDesk desk_;
   std::map<std::string, Placed> placed_;   // by attempt id
   std::map<std::string, Leased> leased_;   // by lease id
   std::set<std::string> ended_;            // attempts of ours that ended (dedupe)

@@ -770,6 +770,7 @@ struct Executor::Impl : PlacerHost, ReplicationHost {
           for (HorizonFree& h : host.forecast) h.free += engine->ledger().Granted();
         }
         std::vector<Action> actions = engine->Tick(NowNs(), host);
+        if (placer != nullptr) placer->RoomChanged();
         // Placements first, and their probes sent at once, even before this round's records
         // are written: they are messages, and the shards placed elsewhere should not wait
         // behind this host's own work or its commit (issue 12's placement latency,

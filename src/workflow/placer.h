@@ -125,6 +125,8 @@ class Placer {
   virtual bool Prompt(uint32_t /*channel*/) const { return false; }
   // Membership declared `host` dead or gone.
   virtual void PeerDown(const std::string& host, int64_t now_ns) = 0;
+  // The engine's Tick may have changed the ledger (admitted or resized local work).
+  virtual void RoomChanged() {}
   // Timers; call at NextDeadline() (and after the engine freed room).
   virtual void Tick(int64_t now_ns) = 0;
   virtual std::optional<int64_t> NextDeadline() const = 0;

@@ -50,6 +50,13 @@ class Hub {
   void Attach(const std::string& name, Executor* e) {
     std::lock_guard<std::mutex> lock(mu_);
     hosts_[name].executor = e;
+    hosts_[name].desk = nullptr;  // AttachDesk gives the new executor's placer's
+  }
+  // Placement messages to `name` are first shown to its desk, as augurd's mesh thread does
+  // (mesh/bid_desk.h): an answer it makes goes back to the sender at once.
+  void AttachDesk(const std::string& name, BidDesk* desk) {
+    std::lock_guard<std::mutex> lock(mu_);
+    hosts_[name].desk = desk;
   }
   void Cut(const std::string& name) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -111,6 +118,14 @@ class Hub {
       if (m && m->has_result()) results_.push_back({from, to, payload});
     }
     if (it->second.executor != nullptr) {
+      if (ch == Channel::kPlacement && it->second.desk != nullptr) {
+        auto back = hosts_.find(from);
+        std::optional<std::string> answer = it->second.desk->Answer(from, payload, 0);
+        if (answer && back != hosts_.end() && back->second.executor != nullptr &&
+            !(drop_ > 0 && u(rng_) < drop_)) {
+          back->second.executor->OnMeshMessage(to, uint32_t(ch), std::move(*answer));
+        }
+      }
       it->second.executor->OnMeshMessage(from, uint32_t(ch), std::move(payload));
     }
     return Status::OK();
@@ -130,7 +145,10 @@ class Hub {
   }
   void DetachAll() {
     std::lock_guard<std::mutex> lock(mu_);
-    for (auto& [name, h] : hosts_) h.executor = nullptr;
+    for (auto& [name, h] : hosts_) {
+      h.executor = nullptr;
+      h.desk = nullptr;
+    }
   }
   struct Sent {
     std::string from, to, payload;
@@ -147,6 +165,7 @@ class Hub {
  private:
   struct Host {
     Executor* executor = nullptr;
+    BidDesk* desk = nullptr;
     HeadroomSummary headroom;
   };
   mutable std::mutex mu_;
@@ -174,7 +193,7 @@ class MeshPlacerTest : public testing::MeshHostsTest<Hub> {
   // Starts (or restarts, on its state) host `name`'s placer and executor and attaches it.
   Host* StartExecutor(const std::string& name, Resources capacity, int64_t lease_ttl_ns,
                       uint64_t seed) {
-    return StartHost(name, capacity, [&](Host& h, workflow::ExecutorOptions& o) {
+    Host* h = StartHost(name, capacity, [&](Host& h, workflow::ExecutorOptions& o) {
       MeshPlacerOptions po;
       po.work_dir = h.dir + "/remote";
       po.negotiator.lease_ttl_ns = lease_ttl_ns;
@@ -184,6 +203,8 @@ class MeshPlacerTest : public testing::MeshHostsTest<Hub> {
       h.placer = std::make_shared<MeshPlacer>(h.link.get(), po);
       o.placer = h.placer;
     });
+    if (h != nullptr) hub_.AttachDesk(name, &h->placer->desk());
+    return h;
   }
 
   // Waits (at most 5 s) until the mesh counter `key` of `e` is `value`.
@@ -261,6 +282,11 @@ TEST_F(MeshPlacerTest, AWorkflowFinishesWithShardsOnBothHostsAndADuplicateResult
   nlohmann::json sa = Stats(*a->executor), sb = Stats(*b->executor);
   EXPECT_EQ(sa["remote_results"], by_host["host-b"]) << sa.dump();
   EXPECT_EQ(sb["leased_runs"], by_host["host-b"]) << sb.dump();
+  // B's leases at once were answered by its desk (as on augurd's mesh thread) and each
+  // promise taken up by its bidder.
+  EXPECT_GE(sb["desk"]["answered"], 1) << sb.dump();
+  EXPECT_EQ(sb["desk_kept"], sb["desk"]["answered"]) << sb.dump();
+  EXPECT_EQ(sb["desk_broken"], 0) << sb.dump();
 
   // Every lease was released: B's ledger is empty again, and so are its task directories.
   WaitFor([&] { return Stats(*b->executor)["bidder_leases"] == 0; }, 2s);
