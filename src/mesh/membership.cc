@@ -296,6 +296,9 @@ std::vector<Outgoing> Membership::Tick(int64_t now_us) {
       StartProbe(out, now_us);
       next_probe_at_ = NextProbeAt(now_us);
     }
+    // A probe that failed just now is this host's own accusation: a confirmation of an
+    // existing suspicion, which may have brought its deadline into the past.
+    RunSuspicions(now_us);
     if (now_us >= next_sync_at_) {
       auto peer =
           PickRandom(1, "", [](const Entry& e) { return e.state == MemberState::kAlive; });
