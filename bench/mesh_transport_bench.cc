@@ -4,12 +4,15 @@
 // ZMTP, same envelope checks), so the difference is what CURVE costs.
 //
 //   round trip  A sends to B, B receives and answers, A receives; one thread drives both
+//   after idle  the same, each round trip after `idle_ms` of nothing (every thread asleep,
+//               as between a mesh's placements): what waking the threads adds
 //   throughput  a thread sends as fast as Send takes messages (retrying when the link's queue
 //               is full), another receives; messages/s counted at the receiver
 //
 //   envelope    encode, decode with every check and the replay window, no sockets
 //
-// Usage: mesh_transport_bench [round_trips] [messages] [repetitions] (default 5000 200000 3).
+// Usage: mesh_transport_bench [round_trips] [messages] [repetitions] [idle_ms]
+//        (default 5000 200000 3 5; round trips after idle: round_trips / 10).
 // Prints the median of the repetitions and each repetition's figure.
 #include <stdlib.h>
 
@@ -95,10 +98,12 @@ struct RoundTrip {
   double p50_us, p99_us;
 };
 
-RoundTrip RunRoundTrips(Transport& a, Transport& b, int n, const std::string& payload) {
+RoundTrip RunRoundTrips(Transport& a, Transport& b, int n, const std::string& payload,
+                        std::chrono::milliseconds idle = std::chrono::milliseconds(0)) {
   std::vector<double> us;
   us.reserve(n);
   for (int i = 0; i < n; ++i) {
+    if (idle.count() > 0) std::this_thread::sleep_for(idle);
     const auto t0 = Clock::now();
     if (!a.Send("bench-b", b.endpoint(), Channel::kMembership, payload).ok()) Die("send a->b");
     auto at_b = b.Receive(std::chrono::seconds(10));
@@ -165,6 +170,7 @@ int main(int argc, char** argv) {
   const int round_trips = argc > 1 ? std::atoi(argv[1]) : 5000;
   const int messages = argc > 2 ? std::atoi(argv[2]) : 200000;
   const int reps = argc > 3 ? std::atoi(argv[3]) : 3;
+  const std::chrono::milliseconds idle(argc > 4 ? std::atoi(argv[4]) : 5);
   spdlog::set_level(spdlog::level::err);
   char tmpl[] = "/tmp/augur-mesh-bench.XXXXXX";
   if (::mkdtemp(tmpl) == nullptr) Die("mkdtemp");
@@ -179,7 +185,7 @@ int main(int argc, char** argv) {
   for (bool curve : {true, false}) {
     for (size_t size : {100, 1000}) {
       const std::string payload(size, 'p');
-      std::vector<double> p50, p99, rate;
+      std::vector<double> p50, p99, idle_p50, idle_p99, rate;
       std::vector<uint64_t> refused;
       for (int r = 0; r < reps; ++r) {
         auto [oa, ob] = MakeHosts(dir, curve);
@@ -191,14 +197,19 @@ int main(int argc, char** argv) {
         const RoundTrip rt = RunRoundTrips(*a, *b, round_trips, payload);
         p50.push_back(rt.p50_us);
         p99.push_back(rt.p99_us);
+        const RoundTrip after_idle =
+            RunRoundTrips(*a, *b, std::max(1, round_trips / 10), payload, idle);
+        idle_p50.push_back(after_idle.p50_us);
+        idle_p99.push_back(after_idle.p99_us);
         auto [per_s, full] = RunThroughput(*a, *b, messages, payload);
         rate.push_back(per_s);
         refused.push_back(full);
       }
-      std::printf("%-9s payload %4zu B: round trip p50 %6.1f us p99 %7.1f us | %8.0f msg/s "
-                  "(%.1f MB/s)   [runs: ",
-                  curve ? "CURVE" : "plaintext", size, Median(p50), Median(p99), Median(rate),
-                  Median(rate) * size / 1e6);
+      std::printf("%-9s payload %4zu B: round trip p50 %6.1f us p99 %7.1f us, after %lld ms "
+                  "idle p50 %6.1f us p99 %7.1f us | %8.0f msg/s (%.1f MB/s)   [runs: ",
+                  curve ? "CURVE" : "plaintext", size, Median(p50), Median(p99),
+                  static_cast<long long>(idle.count()), Median(idle_p50), Median(idle_p99),
+                  Median(rate), Median(rate) * size / 1e6);
       for (int r = 0; r < reps; ++r) {
         std::printf("%s%.1f/%.1f us %.0f msg/s, %llu sends refused (queue full)", r ? "; " : "",
                     p50[r], p99[r], rate[r], static_cast<unsigned long long>(refused[r]));
