@@ -23,7 +23,8 @@
 //             not see promises, took the room meanwhile), the promise is broken and its
 //             owner told (Reclaimed), which places the shard again: no grant is ever made
 //             twice, at worst a shard is re-placed.
-// Thread safety: every method may be called from any thread (one mutex, held briefly).
+// Thread safety: every method may be called from any thread (one mutex, held briefly; Settle
+// holds it while the bidder acts on one message or tick).
 #ifndef AUGUR_MESH_BID_DESK_H_
 #define AUGUR_MESH_BID_DESK_H_
 
