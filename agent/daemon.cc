@@ -8,6 +8,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <fstream>
+#include <functional>
 #include <mutex>
 #include <thread>
 #include <unordered_set>
@@ -488,30 +489,30 @@ Status Daemon::Impl::StartWorkflows() {
       std::lock_guard lock(bridge->mu);
       bridge->executor = executor.get();
     }
-    // On the mesh thread: OnMeshMessage and OnPeerDown only queue for the engine thread.
-    auto forward = [b = bridge](mesh::Channel ch) {
-      return [b, ch](const std::string& from, std::string payload) {
+    // On the mesh thread: OnMeshMessage and OnPeerDown only queue for the engine thread;
+    // `first`, if given, sees the payload before it goes (while the executor is there).
+    using First = std::function<void(const std::string& from, const std::string& payload)>;
+    auto forward = [b = bridge](mesh::Channel ch, First first = {}) {
+      return [b, ch, first](const std::string& from, std::string payload) {
         std::lock_guard lock(b->mu);
-        if (b->executor) b->executor->OnMeshMessage(from, uint32_t(ch), std::move(payload));
+        if (!b->executor) return;
+        if (first) first(from, payload);
+        b->executor->OnMeshMessage(from, uint32_t(ch), std::move(payload));
       };
     };
     // A lease at once that the room the engine thread last published holds is answered
     // here, on the mesh thread, before the request goes on to the engine thread's bidder,
     // which takes the promise up (mesh/bid_desk.h).
-    mesh->OnChannel(mesh::Channel::kPlacement, [b = bridge, p = placer, node = mesh.get()](
-                                                   const std::string& from, std::string payload) {
-      std::lock_guard lock(b->mu);
-      if (!b->executor) return;
-      if (p) {
-        const int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                std::chrono::steady_clock::now().time_since_epoch())
-                                .count();
-        if (auto answer = p->desk().Answer(from, payload, now)) {
+    First answer_at_once;
+    if (placer) {
+      answer_at_once = [p = placer, node = mesh.get()](const std::string& from,
+                                                       const std::string& payload) {
+        if (auto answer = p->desk().Answer(from, payload, MonotonicNs())) {
           node->Send(from, mesh::Channel::kPlacement, std::move(*answer));
         }
-      }
-      b->executor->OnMeshMessage(from, uint32_t(mesh::Channel::kPlacement), std::move(payload));
-    });
+      };
+    }
+    mesh->OnChannel(mesh::Channel::kPlacement, forward(mesh::Channel::kPlacement, answer_at_once));
     mesh->OnChannel(mesh::Channel::kRun, forward(mesh::Channel::kRun));
     mesh->OnChannel(mesh::Channel::kReplication, forward(mesh::Channel::kReplication));
     mesh->OnChannel(mesh::Channel::kStatus, forward(mesh::Channel::kStatus));

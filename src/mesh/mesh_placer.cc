@@ -279,7 +279,8 @@ void MeshPlacer::Recover(int64_t now) {
     static_cast<workflow::LeaseRecord&>(l) = r;
     l.ended = !r.result.empty();
     BidderOutput out;
-    const Status held = bidder_.Restore(r, now, host_->ledger(), &out);
+    Status held;
+    WithDesk("", [&] { held = bidder_.Restore(r, now, host_->ledger(), &out); });
     if (const workflow::Grant* g = host_->ledger().Find(r.lease_id); g != nullptr && held.ok()) {
       l.grant = g->granted;
     }
@@ -502,11 +503,10 @@ std::optional<wire::Offer> MeshPlacer::WithDesk(const std::string& holder,
 void MeshPlacer::SettlePromise(const std::string& from, const wire::Offer& promised, int64_t now,
                                BidderOutput* out) {
   const std::string& rid = promised.request_id();
-  auto answer = std::find_if(out->messages.begin(), out->messages.end(),
-                             [&](const PlacementOutgoing& m) {
-                               return m.to == from && m.msg.has_offer() &&
-                                      m.msg.offer().request_id() == rid;
-                             });
+  auto answers_it = [&](const PlacementOutgoing& m) {
+    return m.to == from && m.msg.has_offer() && m.msg.offer().request_id() == rid;
+  };
+  auto answer = std::find_if(out->messages.begin(), out->messages.end(), answers_it);
   if (answer != out->messages.end() && answer->msg.offer().leased() &&
       FromAmount(answer->msg.offer().grant()) == FromAmount(promised.grant())) {
     ++stats_.desk_kept;
@@ -518,9 +518,7 @@ void MeshPlacer::SettlePromise(const std::string& from, const wire::Offer& promi
   // the owner, which holds the promise as a lease, is told it is gone: it places the shard
   // again.
   ++stats_.desk_broken;
-  std::erase_if(out->messages, [&](const PlacementOutgoing& m) {
-    return m.to == from && m.msg.has_offer() && m.msg.offer().request_id() == rid;
-  });
+  std::erase_if(out->messages, answers_it);
   wire::PlacementMessage decline;
   decline.mutable_decline()->set_request_id(rid);
   WithDesk("", [&] { bidder_.Handle(from, decline, now, host_->ledger(), out); });
@@ -531,7 +529,6 @@ void MeshPlacer::SettlePromise(const std::string& from, const wire::Offer& promi
 }
 
 void MeshPlacer::Handle(BidderOutput& out, int64_t now) {
-  PublishRoom();
   SendPlacement(out.messages, now);
   for (const BidderEvent& e : out.events) {
     switch (e.kind) {

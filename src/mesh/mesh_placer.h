@@ -259,10 +259,12 @@ class MeshPlacer : public workflow::Placer {
 
   void Handle(NegotiatorOutput& out, int64_t now);
   void Handle(BidderOutput& out, int64_t now);
-  // Tells the desk the bidder's room now (after any change to the ledger).
+  // Tells the desk the bidder's room now (the engine's Tick changed the ledger).
   void PublishRoom();
   // Runs `act`, the bidder acting on the ledger, under the desk (BidDesk::Settle: the room
-  // promised there is out of the bidder's reach; `holder`'s promise, if any, is returned).
+  // promised there is out of the bidder's reach, and the room after the act is published;
+  // `holder`'s promise, if any, is returned). Every bidder act that can change the ledger
+  // runs so.
   std::optional<wire::Offer> WithDesk(const std::string& holder, const std::function<void()>& act);
   // The bidder has handled `from`'s BidRequest that the desk had answered (`promised`) into
   // `out`: its own answer is dropped when it leased the same grant, else the promise is
