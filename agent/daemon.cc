@@ -275,7 +275,7 @@ class NodeLink : public mesh::MeshLink {
     node_->Send(host, ch, std::move(payload));
     return Status::OK();
   }
-  std::vector<mesh::PlacementPeer> Peers() const override { return node_->PlacementView(); }
+  mesh::PeerView Peers() const override { return node_->PlacementView(); }
 
  private:
   mesh::MeshNode* node_;

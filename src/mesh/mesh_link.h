@@ -9,6 +9,7 @@
 #ifndef AUGUR_MESH_MESH_LINK_H_
 #define AUGUR_MESH_MESH_LINK_H_
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,10 @@
 #include "mesh/negotiator.h"
 
 namespace augur::mesh {
+
+// Membership's view of the peers, shared and never changed once made: the placer reads it
+// several times per engine tick, and it changes only with membership.
+using PeerView = std::shared_ptr<const std::vector<PlacementPeer>>;
 
 class MeshLink {
  public:
@@ -27,8 +32,8 @@ class MeshLink {
   // error: not sent (the placer counts it).
   virtual Status Send(const std::string& host, Channel ch, std::string payload) = 0;
   // Membership's view: every known peer (this host may be among them), whether it is alive,
-  // its zone and its gossiped headroom.
-  virtual std::vector<PlacementPeer> Peers() const = 0;
+  // its zone and its gossiped headroom. Never null.
+  virtual PeerView Peers() const = 0;
 };
 
 }  // namespace augur::mesh

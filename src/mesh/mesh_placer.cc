@@ -125,7 +125,8 @@ MeshPlacer::MeshPlacer(MeshLink* link, MeshPlacerOptions options)
 
 std::vector<workflow::Resources> MeshPlacer::PeerRoom(double predicted_s) const {
   std::vector<workflow::Resources> room;
-  for (const PlacementPeer& p : link_->Peers()) {
+  const PeerView peers = link_->Peers();  // held: a range-for over *Peers() would dangle
+  for (const PlacementPeer& p : *peers) {
     if (!p.alive || p.name == link_->self()) continue;
     const workflow::Resources free = p.headroom.FreeOver(predicted_s);
     if (free.cpu > 0 && free.memory > 0) room.push_back(free);
@@ -1288,9 +1289,9 @@ void MeshPlacer::Tick(int64_t now) {
     ++stats_.taken_back;
     host_->Unplaced(id, now);
   }
-  const std::vector<PlacementPeer> peers = link_->Peers();
+  const PeerView peers = link_->Peers();
   NegotiatorOutput n;
-  negotiator_.Tick(now, peers, &n);
+  negotiator_.Tick(now, *peers, &n);
   Handle(n, now);
   BidderOutput b;
   WithDesk("", [&] { bidder_.Tick(now, host_->ledger(), &b); });

@@ -2,6 +2,7 @@
 
 #include <time.h>
 
+#include <algorithm>
 #include <atomic>
 #include <mutex>
 #include <map>
@@ -31,6 +32,9 @@ constexpr int64_t kMaxWaitUs = 20'000;
 // Messages handled per wake-up before the protocol gets its tick: a flood cannot starve
 // the probes.
 constexpr int kMaxBurst = 256;
+// Other threads' snapshot of the members is at most this old when nothing changed but
+// last-seen times and incarnations without an event (Publish).
+constexpr int64_t kMembersRefreshUs = 100'000;
 
 double MeanMs(const LatencyHistogram& h) {
   return h.count() > 0 ? h.sum() * 1e3 / double(h.count()) : 0.0;
@@ -56,48 +60,38 @@ struct MeshNode::Impl {
   std::unique_ptr<Membership> membership;
   std::thread thread;
   std::atomic<bool> stop{false};
-  uint64_t unaddressed = 0;  // mesh thread only
-  uint64_t unhandled = 0;    // mesh thread only
-  LatencyHistogram placement_outbox, placement_transit;  // mesh thread only
+  std::atomic<uint64_t> unaddressed{0};  // sends from any thread
+  uint64_t unhandled = 0;                // mesh thread only
+  LatencyHistogram placement_transit;    // mesh thread only
+  int64_t next_members_us = 0;           // mesh thread only: Publish's next full snapshot
 
-  // Sends what other threads queued, to the endpoints membership knows.
-  void DrainOutbox() {
-    std::vector<Out> out;
-    {
-      std::lock_guard lock(mu);
-      out.swap(outbox);
-    }
-    const int64_t now = MonotonicUs();
-    for (Out& m : out) {
-      if (m.ch == Channel::kPlacement) placement_outbox.Record(double(now - m.queued_us) / 1e6);
-      const Member* peer = membership->Find(m.host);
-      if (peer == nullptr || peer->endpoint.empty()) {
-        ++unaddressed;
-        continue;
-      }
-      (void)transport->Send(m.host, peer->endpoint, m.ch, m.payload);
-    }
-  }
   std::chrono::milliseconds leave_grace{500};
 
   mutable std::mutex mu;  // guards everything below
-  std::vector<Member> members;
+  std::vector<Member> members;     // sorted by name (Membership::Members)
+  uint64_t members_generation = 0;  // raised with each new snapshot of members
+  // PlacementView's last answer, made from the snapshot of that generation, and each
+  // member's gossiped bytes with their decoding (under view_mu; the generation is read
+  // under mu).
+  struct Decoded {
+    std::string meta;
+    HeadroomSummary headroom;
+  };
+  mutable std::mutex view_mu;
+  mutable PeerView view;
+  mutable uint64_t view_generation = 0;
+  mutable std::map<std::string, Decoded> decoded;
   MeshNodeStats stats;
   std::optional<std::string> pending_meta;
   std::function<void(const MembershipEvent&)> on_event;
-  struct Out {
-    std::string host;
-    Channel ch;
-    std::string payload;
-    int64_t queued_us = 0;  // when Send queued it (monotonic)
-  };
-  std::vector<Out> outbox;
+  LatencyHistogram placement_send;
   std::map<Channel, std::function<void(const std::string&, std::string)>> handlers;
 
   void Send(const std::vector<Outgoing>& out) {
     for (const Outgoing& m : out) {
       if (m.to.endpoint.empty()) {
-        ++unaddressed;  // a reply to a host whose endpoint is not known yet
+        // A reply to a host whose endpoint is not known yet.
+        unaddressed.fetch_add(1, std::memory_order_relaxed);
         continue;
       }
       // A full queue or an unreachable peer is a lost datagram to SWIM: counted by the
@@ -131,18 +125,31 @@ struct MeshNode::Impl {
     }
   }
 
+  // What other threads read: the members when membership reported a change, and at least
+  // every kMembersRefreshUs (their last-seen times change with every message, and copying
+  // every member on every message is most of this thread's work at 32 hosts); the counters
+  // every time.
   void Publish(int64_t now) {
     std::vector<MembershipEvent> events = membership->TakeEvents();
+    const bool refresh = !events.empty() || now >= next_members_us;
+    std::vector<Member> fresh;
+    if (refresh) {
+      fresh = membership->Members();
+      next_members_us = now + kMembersRefreshUs;
+    }
     std::function<void(const MembershipEvent&)> cb;
     {
       std::lock_guard lock(mu);
-      members = membership->Members();
+      if (refresh) {
+        members.swap(fresh);
+        ++members_generation;
+      }
       stats.transport = transport->stats();
       stats.membership = membership->stats();
       stats.local_health = membership->LocalHealth();
-      stats.unaddressed = unaddressed;
+      stats.unaddressed = unaddressed.load(std::memory_order_relaxed);
       stats.unhandled = unhandled;
-      stats.placement_outbox = placement_outbox;
+      stats.placement_send = placement_send;
       stats.placement_transit = placement_transit;
       cb = on_event;
     }
@@ -158,11 +165,15 @@ struct MeshNode::Impl {
       }
       if (cb) cb(e);
     }
-    (void)now;
   }
 
   // One line of counters since start: what the mesh costs, as this host counts it.
   void LogCounters() const {
+    LatencyHistogram send;
+    {
+      std::lock_guard lock(mu);
+      send = placement_send;
+    }
     const TransportStats t = transport->stats();
     const MembershipStats& m = membership->stats();
     const MessageCounts ms = m.TotalSent(), mr = m.TotalReceived();
@@ -170,12 +181,12 @@ struct MeshNode::Impl {
         "mesh: counters sent_msgs={} sent_bytes={} received_msgs={} received_bytes={} "
         "membership_sent_msgs={} membership_received_msgs={} probes={} indirect_probes={} "
         "suspicions_raised={} refutations={} verdicts_deferred={} late_evidence={} "
-        "late_ticks={} lhm={} placement_sent={} placement_outbox_mean_ms={:.3f} "
+        "late_ticks={} lhm={} placement_sent={} placement_send_mean_ms={:.3f} "
         "placement_received={} placement_transit_mean_ms={:.3f}",
         t.sent_messages, t.sent_bytes, t.received_messages, t.received_bytes, ms.msgs, mr.msgs,
         m.probes, m.indirect_probes, m.suspicions_raised, m.refutations, m.verdicts_deferred,
-        m.late_evidence, m.late_ticks, membership->LocalHealth(), placement_outbox.count(),
-        MeanMs(placement_outbox), placement_transit.count(), MeanMs(placement_transit));
+        m.late_evidence, m.late_ticks, membership->LocalHealth(), send.count(),
+        MeanMs(send), placement_transit.count(), MeanMs(placement_transit));
   }
 
   // Partitions heal through this: every reconnect interval, one host this one holds dead
@@ -232,7 +243,6 @@ struct MeshNode::Impl {
         }
       }
       if (now >= membership->NextWakeUs()) Send(membership->Tick(now));
-      DrainOutbox();
       if (now >= next_rejoin) {
         if (auto target = ReconnectTarget(rng)) Send(membership->Join(now, {*target}));
         next_rejoin = now + int64_t(o.rejoin_interval.count()) * 1000;
@@ -290,6 +300,7 @@ void MeshNode::Stop(std::chrono::milliseconds leave_grace) {
   if (!impl_->thread.joinable()) return;
   impl_->leave_grace = leave_grace;
   impl_->stop.store(true);
+  impl_->transport->Wake();  // out of its wait now, not at the end of it
   impl_->thread.join();
 }
 
@@ -315,25 +326,66 @@ void MeshNode::OnChannel(Channel ch,
 }
 
 void MeshNode::Send(const std::string& host, Channel ch, std::string payload) {
+  if (impl_->stop.load(std::memory_order_relaxed)) return;  // leaving: nothing new goes out
+  std::string endpoint;
   {
     std::lock_guard lock(impl_->mu);
-    impl_->outbox.push_back({host, ch, std::move(payload), MonotonicUs()});
+    const std::vector<Member>& ms = impl_->members;
+    auto it = std::lower_bound(ms.begin(), ms.end(), host,
+                               [](const Member& m, const std::string& n) { return m.name < n; });
+    if (it != ms.end() && it->name == host) endpoint = it->endpoint;
   }
-  impl_->transport->Wake();
+  if (endpoint.empty()) {
+    impl_->unaddressed.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  // This thread sends: a message queued for the mesh thread waited for it to wake (one
+  // thread hop of the few a placement's round trip has; docs/MESH.md).
+  const int64_t start = MonotonicUs();
+  (void)impl_->transport->Send(host, endpoint, ch, payload);
+  if (ch == Channel::kPlacement) {
+    const double took = double(MonotonicUs() - start) / 1e6;
+    std::lock_guard lock(impl_->mu);
+    impl_->placement_send.Record(took);
+  }
 }
 
-std::vector<PlacementPeer> MeshNode::PlacementView() const {
-  std::vector<PlacementPeer> out;
-  for (const Member& m : Peers()) {
+PeerView MeshNode::PlacementView() const {
+  std::lock_guard view_lock(impl_->view_mu);
+  std::vector<Member> ms;
+  {
+    std::lock_guard lock(impl_->mu);
+    if (impl_->view != nullptr && impl_->view_generation == impl_->members_generation) {
+      return impl_->view;
+    }
+    impl_->view_generation = impl_->members_generation;
+    ms = impl_->members;
+  }
+  // A member's headroom is decoded again only when its gossiped bytes changed (a version
+  // alone could repeat across a restart).
+  std::map<std::string, Impl::Decoded> decoded;
+  auto out = std::make_shared<std::vector<PlacementPeer>>();
+  out->reserve(ms.size());
+  for (Member& m : ms) {
     PlacementPeer p;
-    p.name = m.name;
     p.zone = m.zone;
     p.alive = m.state == MemberState::kAlive;
     p.headroom_version = m.meta_version;
-    if (auto h = DecodeHeadroom(m.meta)) p.headroom = std::move(*h);
-    out.push_back(std::move(p));
+    auto it = impl_->decoded.find(m.name);
+    if (it == impl_->decoded.end() || it->second.meta != m.meta) {
+      Impl::Decoded d;
+      if (auto h = DecodeHeadroom(m.meta)) d.headroom = std::move(*h);
+      d.meta = std::move(m.meta);
+      it = impl_->decoded.insert_or_assign(m.name, std::move(d)).first;
+    }
+    p.headroom = it->second.headroom;
+    decoded.insert(impl_->decoded.extract(it));
+    p.name = std::move(m.name);
+    out->push_back(std::move(p));
   }
-  return out;
+  impl_->decoded.swap(decoded);  // members gone are forgotten
+  impl_->view = std::move(out);
+  return impl_->view;
 }
 
 void MeshNode::OnEvent(std::function<void(const MembershipEvent&)> fn) {

@@ -21,6 +21,7 @@
 #include "augur/status.h"
 #include "mesh/latency_histogram.h"
 #include "mesh/membership.h"
+#include "mesh/mesh_link.h"
 #include "mesh/negotiator.h"
 #include "mesh/transport.h"
 
@@ -47,13 +48,14 @@ struct MeshNodeStats {
   MembershipStats membership;
   int local_health = 0;
   uint64_t loop_iterations = 0;
-  uint64_t unaddressed = 0;     // sends to a host whose endpoint membership does not know
+  uint64_t unaddressed = 0;     // sends to a host whose endpoint the members do not show
   uint64_t unhandled = 0;       // payloads on a channel nobody handles
   // Placement messages (Channel::kPlacement; docs/MESH.md "Placement benchmarks"): how long
-  // each one sent waited for the mesh thread (Send to the transport), and each one received
-  // took from the sender's stamp to its dispatch here (the senders' ZeroMQ and CURVE, the
-  // network, this host's, and this thread's wake-up; as good as the two clocks agree).
-  LatencyHistogram placement_outbox;
+  // each one sent took in Send (the transport's lock, the envelope, ZeroMQ taking it), and
+  // each one received took from the sender's stamp to its dispatch here (the senders' ZeroMQ
+  // and CURVE, the network, this host's, and this thread's wake-up; as good as the two
+  // clocks agree).
+  LatencyHistogram placement_send;
   LatencyHistogram placement_transit;
 };
 
@@ -75,12 +77,14 @@ class MeshNode {
   // replication); it must not block (post to another thread). Set before traffic comes:
   // payloads of a channel without a handler are dropped and counted.
   void OnChannel(Channel ch, std::function<void(const std::string& from, std::string payload)> fn);
-  // Sends from any thread: queued for the mesh thread, which is woken and sends it to the
-  // host's endpoint as membership knows it. Errors (an unknown host) are counted, as the
-  // datagram-like transport's are; the protocols above resend.
+  // Sends from any thread, on the calling thread (the transport serializes), to the host's
+  // endpoint in the members' snapshot. Errors (an unknown host) are counted, as the
+  // datagram-like transport's are; the protocols above resend. Nothing goes out once Stop
+  // has begun.
   void Send(const std::string& host, Channel ch, std::string payload);
   // The peers with their decoded headroom summaries, for placement (this host included).
-  std::vector<PlacementPeer> PlacementView() const;
+  // Made again only when the members' snapshot changed, decoding only the headroom that did.
+  PeerView PlacementView() const;
   const std::string& name() const;
   std::string endpoint() const;  // where the transport is bound
 

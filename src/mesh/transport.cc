@@ -3,7 +3,9 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstring>
+#include <mutex>
 #include <unordered_map>
 
 #include <fmt/format.h>
@@ -144,7 +146,9 @@ class Transport::Impl {
     Envelope env;
     env.sender = opts_.host_name;
     env.boot_id = boot_id_;
-    env.seq = next_seq_++;
+    // Taken before the lock and encoded outside it: two threads' messages may reach the
+    // link in the other order, which the receiver's replay window takes (kWindow).
+    env.seq = next_seq_.fetch_add(1, std::memory_order_relaxed);
     env.channel = ch;
     env.payload.assign(payload);
     env.sent_unix_ns = WallNs();
@@ -157,15 +161,33 @@ class Transport::Impl {
           fmt::format("mesh: message of {} bytes over the limit of {}", bytes.size(),
                       opts_.max_message_bytes));
     }
-    return SendBytes(peer, endpoint, bytes);
+    std::lock_guard lock(mu_);
+    return SendLocked(peer, endpoint, bytes);
   }
 
   Status Connect(const std::string& peer, const std::string& endpoint) {
+    std::lock_guard lock(mu_);
     auto link = LinkFor(peer, endpoint);
     return link ? Status::OK() : link.error();
   }
 
   Status SendBytes(const std::string& peer, const std::string& endpoint, std::string_view bytes) {
+    std::lock_guard lock(mu_);
+    return SendLocked(peer, endpoint, bytes);
+  }
+
+  void ResetLink(const std::string& peer) {
+    std::lock_guard lock(mu_);
+    links_.erase(peer);
+  }
+
+  void Wake() {
+    const uint64_t one = 1;
+    if (wake_fd_ >= 0) (void)!::write(wake_fd_, &one, sizeof one);
+  }
+
+  // Send's and SendBytes's body, under mu_.
+  Status SendLocked(const std::string& peer, const std::string& endpoint, std::string_view bytes) {
     auto found = LinkFor(peer, endpoint);
     if (!found) return found.error();
     Link& link = **found;
@@ -190,37 +212,20 @@ class Transport::Impl {
     return Status::Unavailable(fmt::format("mesh: not connected to '{}' at {}", peer, endpoint));
   }
 
-  void ResetLink(const std::string& peer) { links_.erase(peer); }
-
-  void Wake() {
-    const uint64_t one = 1;
-    if (wake_fd_ >= 0) (void)!::write(wake_fd_, &one, sizeof one);
-  }
-
   std::optional<Inbound> Receive(std::chrono::milliseconds timeout) {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     while (true) {
-      DrainRouterMonitor();
       try {
-        zmq::message_t id;
-        if (router_.recv(id, zmq::recv_flags::dontwait)) {
-          // A ROUTER delivers [peer identity][frames...] atomically: the rest is there.
-          zmq::message_t body;
-          bool extra = false;
-          if (id.more()) {
-            (void)router_.recv(body, zmq::recv_flags::none);
-            zmq::message_t more;
-            for (bool m = body.more(); m; m = more.more()) {
-              (void)router_.recv(more, zmq::recv_flags::none);
-              extra = true;
-            }
-          }
-          if (auto in = Accept(body, extra)) return in;
+        bool took = false;
+        if (auto in = TakeOne(&took)) return in;
+        if (took) {  // one that failed a check: consumed and counted; look for the next
           if (std::chrono::steady_clock::now() >= deadline) return std::nullopt;
           continue;
         }
         const auto left = deadline - std::chrono::steady_clock::now();
         if (left <= std::chrono::nanoseconds::zero()) return std::nullopt;
+        // Unlocked: Send from other threads goes on meanwhile. Only this thread touches
+        // the ROUTER, and the ZMQ_FD poll reads no socket state.
         zmq::pollitem_t items[2] = {{router_.handle(), 0, ZMQ_POLLIN, 0},
                                     {nullptr, wake_fd_, ZMQ_POLLIN, 0}};
         zmq::poll(items, wake_fd_ >= 0 ? 2 : 1,
@@ -248,7 +253,7 @@ class Transport::Impl {
   const std::string& endpoint() const { return endpoint_; }
   const std::string& public_key() const { return keys_.public_z85; }
   uint64_t boot_id() const { return boot_id_; }
-  uint64_t next_seq() const { return next_seq_; }
+  uint64_t next_seq() const { return next_seq_.load(std::memory_order_relaxed); }
 
  private:
   struct Link {
@@ -265,7 +270,10 @@ class Transport::Impl {
   void Drop(DropReason r, const std::string& detail) {
     counters_.Drop(r);
     uint64_t suppressed = 0;
-    if (!log_limiter_.Allow(static_cast<uint32_t>(r), SteadyNs(), &suppressed)) return;
+    {
+      std::lock_guard lock(log_mu_);  // Send's own checks drop outside mu_
+      if (!log_limiter_.Allow(static_cast<uint32_t>(r), SteadyNs(), &suppressed)) return;
+    }
     const std::string more =
         suppressed > 0 ? fmt::format(" [{} more {} not logged]", suppressed, DropReasonName(r))
                        : "";
@@ -422,6 +430,28 @@ class Transport::Impl {
     }
   }
 
+  // The next message waiting on the ROUTER, if it passes Accept's checks; *took says whether
+  // there was one at all. Under mu_: Accept reads the links' key set and may close links.
+  std::optional<Inbound> TakeOne(bool* took) {
+    std::lock_guard lock(mu_);
+    DrainRouterMonitor();
+    zmq::message_t id;
+    *took = bool(router_.recv(id, zmq::recv_flags::dontwait));
+    if (!*took) return std::nullopt;
+    // A ROUTER delivers [peer identity][frames...] atomically: the rest is there.
+    zmq::message_t body;
+    bool extra = false;
+    if (id.more()) {
+      (void)router_.recv(body, zmq::recv_flags::none);
+      zmq::message_t more;
+      for (bool m = body.more(); m; m = more.more()) {
+        (void)router_.recv(more, zmq::recv_flags::none);
+        extra = true;
+      }
+    }
+    return Accept(body, extra);
+  }
+
   // The checks a message passes before Receive returns it, cheapest and most telling first.
   std::optional<Inbound> Accept(zmq::message_t& body, bool extra_frames) {
     const char* addr = Property(body, "Peer-Address");
@@ -483,13 +513,18 @@ class Transport::Impl {
 
   const TransportOptions opts_;
   const uint64_t boot_id_;
-  uint64_t next_seq_ = 1;
+  // Serializes Send, Connect, ResetLink and the reading side of Receive (not its wait), so
+  // that any thread may send: the links, their ZeroMQ sockets (a socket may move between
+  // threads behind a full barrier, which the lock is), the key set and the replay windows.
+  mutable std::mutex mu_;
+  std::atomic<uint64_t> next_seq_{1};
   KeyPair keys_;
   TransportCounters counters_;
   std::unique_ptr<AuthorizedKeysFile> keys_file_;
   std::shared_ptr<const AuthorizedKeys> keys_seen_;  // the set the links were made with
   int64_t last_keys_check_ns_ = 0;
-  LogRateLimiter log_limiter_;
+  std::mutex log_mu_;
+  LogRateLimiter log_limiter_;  // under log_mu_
   uint64_t monitor_serial_ = 0;
 
   // Written by Wake() from any thread; Receive polls it beside the ROUTER.

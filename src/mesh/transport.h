@@ -12,9 +12,11 @@
 //
 // The transport knows nothing of membership: it neither tracks who is alive nor retries.
 //
-// Thread safety: thread-compatible. One mesh thread calls Send, Connect, Receive and the test
-// hooks; stats(), endpoint(), public_key() and boot_id() may be called from any thread. The
-// ZAP thread inside is the transport's own.
+// Thread safety: Send, Connect, ResetLink, Wake, the test hooks, stats(), endpoint(),
+// public_key() and boot_id() may be called from any thread (sends are serialized inside, so a
+// thread with a message sends it itself rather than waking another to: one thread hop less
+// on every message). One thread at a time calls Receive. The ZAP thread inside is the
+// transport's own.
 #ifndef AUGUR_MESH_TRANSPORT_H_
 #define AUGUR_MESH_TRANSPORT_H_
 
@@ -114,9 +116,9 @@ class Transport {
   // The next message that passed every check, waiting up to `timeout`; nullopt on timeout.
   // Dropped messages are consumed and counted, never returned.
   std::optional<Inbound> Receive(std::chrono::milliseconds timeout);
-  // Makes a Receive that is waiting (or the next one) return at once, without a message.
-  // The one call that may come from any thread: how another thread that queued work for
-  // the mesh thread gets it done now rather than after the wait.
+  // Makes a Receive that is waiting (or the next one) return at once, without a message:
+  // how another thread that left work for the receiving thread gets it done now rather than
+  // after the wait.
   void Wake();
   // Closes the link to `peer_name`, if any; the next Send makes a new one. For a peer
   // membership declared dead or gone: a TCP connection across a healed partition may be

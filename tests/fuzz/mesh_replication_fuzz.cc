@@ -128,7 +128,7 @@ class Host : public MeshLink, public augur::workflow::ReplicationHost {
     }
     return Status::OK();
   }
-  std::vector<PlacementPeer> Peers() const override { return {}; }
+  PeerView Peers() const override { return std::make_shared<std::vector<PlacementPeer>>(); }
 
   // ReplicationHost.
   augur::workflow::WorkflowStore& workflow_store() override { return *g_store; }

@@ -197,7 +197,7 @@ class Capture : public MeshLink {
     if (m) sent.push_back({host, *m});
     return Status::OK();
   }
-  std::vector<PlacementPeer> Peers() const override { return {}; }
+  PeerView Peers() const override { return std::make_shared<std::vector<PlacementPeer>>(); }
   std::vector<std::pair<std::string, wire::PlacementMessage>> sent;
 
  private:

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <fstream>
 #include <set>
 #include <thread>
@@ -152,6 +153,65 @@ TEST_F(TransportTest, TwoHostsExchangeBothWays) {
   // Nothing was dropped but the sends before each link's handshake finished.
   EXPECT_EQ(sa.total_dropped(), sa.drops(DropReason::kNotConnected));
   EXPECT_EQ(sb.total_dropped(), sb.drops(DropReason::kNotConnected));
+}
+
+// Any thread may send (MeshNode sends on the caller's thread): four threads send to beta at
+// once while another thread of alpha waits in Receive for beta's messages. Every message
+// arrives once, each thread's in its order, and none is taken for a replay although the
+// threads' sequence numbers reach the link out of order.
+TEST_F(TransportTest, SendsFromSeveralThreadsWhileAnotherReceivesAllArriveOnce) {
+  Host a = MakeHost("alpha"), b = MakeHost("beta");
+  Authorize(a, {&b});
+  Authorize(b, {&a});
+  TransportOptions oa = Options(a);
+  oa.send_hwm = 4096;  // the burst is not paced: no drop for a full queue
+  auto ta = Start(oa);
+  auto tb = Start(b);
+  ASSERT_TRUE(ta && tb);
+  ASSERT_TRUE(SendAndReceive(*ta, "beta", *tb, "hello").has_value());
+  ASSERT_TRUE(SendAndReceive(*tb, "alpha", *ta, "hello").has_value());
+
+  constexpr int kThreads = 4, kEach = 250, kBack = 100;
+  std::atomic<int> from_beta{0};
+  std::thread receiver([&] {
+    const auto deadline = std::chrono::steady_clock::now() + kWait;
+    while (from_beta.load() < kBack && std::chrono::steady_clock::now() < deadline) {
+      if (auto m = ta->Receive(milliseconds(100)); m && m->from == "beta") ++from_beta;
+    }
+  });
+  std::vector<std::thread> senders;
+  for (int t = 0; t < kThreads; ++t) {
+    senders.emplace_back([&, t] {
+      for (int i = 0; i < kEach; ++i) {
+        EXPECT_TRUE(ta->Send("beta", tb->endpoint(), Channel::kPlacement,
+                             std::to_string(t) + ":" + std::to_string(i))
+                        .ok());
+      }
+    });
+  }
+  for (int i = 0; i < kBack; ++i) {
+    ASSERT_TRUE(tb->Send("alpha", ta->endpoint(), Channel::kPlacement, "back").ok()) << i;
+  }
+  std::vector<int> next(kThreads, 0);
+  for (int got = 0; got < kThreads * kEach; ++got) {
+    auto m = tb->Receive(std::chrono::duration_cast<milliseconds>(kWait));
+    ASSERT_TRUE(m.has_value()) << "after " << got << " messages";
+    const size_t colon = m->payload.find(':');
+    ASSERT_NE(colon, std::string::npos) << m->payload;
+    const int t = std::stoi(m->payload.substr(0, colon));
+    ASSERT_TRUE(t >= 0 && t < kThreads) << m->payload;
+    EXPECT_EQ(std::stoi(m->payload.substr(colon + 1)), next[t]) << "thread " << t;
+    next[t] = std::stoi(m->payload.substr(colon + 1)) + 1;
+  }
+  for (std::thread& th : senders) th.join();
+  receiver.join();
+  EXPECT_EQ(from_beta.load(), kBack);
+  EXPECT_EQ(next, std::vector<int>(kThreads, kEach));
+  const TransportStats sa = ta->stats(), sb = tb->stats();
+  EXPECT_EQ(sb.drops(DropReason::kReplayed), 0u);
+  EXPECT_EQ(sb.total_dropped(), sb.drops(DropReason::kNotConnected));
+  EXPECT_EQ(sa.total_dropped(), sa.drops(DropReason::kNotConnected));
+  EXPECT_EQ(sb.received_messages, uint64_t(1 + kThreads * kEach));
 }
 
 // Wake() from another thread ends a long Receive at once, without a message; a wake before

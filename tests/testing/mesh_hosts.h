@@ -53,7 +53,9 @@ class InProcessLink : public mesh::MeshLink {
   Status Send(const std::string& host, mesh::Channel ch, std::string payload) override {
     return net_->Deliver(self_, host, ch, std::move(payload));
   }
-  std::vector<mesh::PlacementPeer> Peers() const override { return net_->Peers(self_); }
+  mesh::PeerView Peers() const override {
+    return std::make_shared<const std::vector<mesh::PlacementPeer>>(net_->Peers(self_));
+  }
 
  private:
   Net* net_;
