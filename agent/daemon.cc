@@ -265,8 +265,8 @@ SelfUsage ReadSelfUsage() {
 
 }  // namespace
 
-// The executor's placer reaches the mesh through this: sends are queued for the mesh thread,
-// the view is membership's with decoded headroom.
+// The executor's placer reaches the mesh through this: sends go out on the engine thread
+// (MeshNode::Send), the view is membership's with decoded headroom, shared until it changes.
 class NodeLink : public mesh::MeshLink {
  public:
   explicit NodeLink(mesh::MeshNode* node) : node_(node) {}

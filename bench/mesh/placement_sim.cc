@@ -103,7 +103,8 @@ struct RunResult {
 
 RunResult Run(const std::vector<Template>& templates, size_t n_hosts, uint32_t d, double load,
               size_t instances, double loss, int64_t queue_ms, uint64_t seed,
-              const Resources& host_cap, bool lease_at_once, int64_t first_retry_ms) {
+              const Resources& host_cap, bool lease_at_once, int64_t first_retry_ms,
+              uint32_t at_once_probes) {
   const auto wall0 = std::chrono::steady_clock::now();
   std::mt19937_64 rng(seed);
   std::vector<ClusterHost> hosts;
@@ -118,6 +119,7 @@ RunResult Run(const std::vector<Template>& templates, size_t n_hosts, uint32_t d
   o.negotiator.queue_ns = queue_ms * 1'000'000;
   o.negotiator.lease_at_once = lease_at_once;
   o.negotiator.first_retry_ns = first_retry_ms * 1'000'000;
+  o.negotiator.at_once_probes = at_once_probes;
   PlacementCluster c(hosts, o);
 
   // Arrivals: a Poisson stream whose CPU work is `load` of the cluster's cores.
@@ -226,20 +228,22 @@ RunResult Run(const std::vector<Template>& templates, size_t n_hosts, uint32_t d
     }
   };
   // Leases whose task runs: one that ends before its task (declined after it was leased at
-  // once, reclaimed) stops it, as the executor stops a leased task.
-  std::set<std::string> running;
-  c.on_bidder = [&](const std::string&, const BidderEvent& e) {
+  // once, reclaimed) stops it, as the executor stops a leased task. By host and lease: a
+  // shard's probes that lease at once make leases of one id on two hosts.
+  std::set<std::pair<std::string, std::string>> running;
+  c.on_bidder = [&](const std::string& host, const BidderEvent& e) {
     if (e.kind != BidderEvent::Kind::kLeased) {
-      running.erase(e.lease_id);
+      running.erase({host, e.lease_id});
       return;
     }
-    running.insert(e.lease_id);
+    running.insert({host, e.lease_id});
     size_t wi, ti;
     int a;
     if (!parse(e.shard, &wi, &ti, &a)) return;
     const ReplayTask& r = inst[wi].t->tasks[ti];
     const double stretch = e.grant.cpu < r.want.cpu ? r.want.cpu / e.grant.cpu : 1;
-    const std::string owner = inst[wi].owner, shard = e.shard, lease = e.lease_id;
+    const std::string owner = inst[wi].owner, shard = e.shard;
+    const std::pair<std::string, std::string> lease{host, e.lease_id};
     c.At(c.now_ns() + int64_t(r.actual_s * stretch * kNs), [&, wi, ti, a, owner, shard, lease] {
       if (running.erase(lease) == 0) return;  // its lease ended first: it was stopped
       (void)c.Release(owner, shard);  // NotFound for an attempt already given up
@@ -329,6 +333,7 @@ int main(int argc, char** argv) {
   std::vector<uint64_t> seeds = {1};
   bool lease_at_once = true;
   int64_t first_retry_ms = NegotiatorOptions{}.first_retry_ns / 1'000'000;
+  uint32_t at_once_probes = NegotiatorOptions{}.at_once_probes;
   app.add_option("FILES", files, "WfCommons JSON files")->required()->check(CLI::ExistingFile);
   app.add_option("--hosts", hosts_list, "cluster sizes")->capture_default_str();
   app.add_option("--d", d_list, "probes per shard (several: a row each)")->capture_default_str();
@@ -345,10 +350,13 @@ int main(int argc, char** argv) {
   app.add_option("--seeds", seeds, "a row per seed (arrivals, owners, sampling)")
       ->capture_default_str();
   app.add_option("--lease-at-once", lease_at_once,
-                 "owners ask their first-ranked candidate for a lease at once (NegotiatorOptions)")
+                 "owners ask candidates for a lease at once (NegotiatorOptions)")
       ->capture_default_str();
   app.add_option("--first-retry-ms", first_retry_ms,
                  "owners wait this long before a shard's second round (NegotiatorOptions)")
+      ->capture_default_str();
+  app.add_option("--at-once-probes", at_once_probes,
+                 "how many of a shard's probes may ask for a lease at once (NegotiatorOptions)")
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
@@ -379,7 +387,7 @@ int main(int argc, char** argv) {
       for (uint64_t seed : seeds) {
         const size_t instances = std::max(min_instances, size_t(std::lround(wph * double(n))));
         RunResult r = Run(templates, n, d, load, instances, loss, queue_ms, seed, host_cap,
-                          lease_at_once, first_retry_ms);
+                          lease_at_once, first_retry_ms, at_once_probes);
         fmt::print("| {} | {} | {} | {} | {} | {:.2f} / {:.2f} / {:.1f} "
                    "| {:.0f}%, {:.2f} / {:.2f} / {:.1f} | {:.2f} ({:.0f}%) | {:.1f}, {:.1f} "
                    "| {:.2f}, {:.2f} | {:.0f} / {:.0f} = {:.2f} | {:.0f}% | {:.2f} | {} | {:.1f} |\n",

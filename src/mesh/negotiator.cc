@@ -279,20 +279,24 @@ void Negotiator::Sample(std::vector<std::string> batch, int64_t now,
     const bool room_in_view =
         std::any_of(cands.begin(), cands.end(), [](const Candidate& c) { return c.fits; });
     b->set_queue_ms(room_in_view ? 0 : uint32_t(o_.queue_ns / kNsPerMs));
-    // The first-ranked probe asks for a lease at once when taking the first offer loses
-    // nothing (no budget to weigh offers against, no zones to spread over, room in view).
-    const bool at_once =
-        o_.lease_at_once && room_in_view && cands[0].fits && !s.req.spread_zone &&
-        !std::isfinite(budget) &&
-        Room(ViewFree(*live[cands[0].peer], *debit[cands[0].peer], s.req.predicted_s),
-             s.req.want) >= kAtOnceRoom;
+    // The first-ranked probes ask for a lease at once when taking the first offer loses
+    // nothing (no budget to weigh offers against, no zones to spread over, room in view
+    // for two like it on the host): the quickest answer places the shard.
+    const bool may_at_once =
+        o_.lease_at_once && room_in_view && !s.req.spread_zone && !std::isfinite(budget);
+    auto at_once = [&](size_t i) {
+      return may_at_once && i < o_.at_once_probes && cands[i].fits &&
+             Room(ViewFree(*live[cands[i].peer], *debit[cands[i].peer], s.req.predicted_s),
+                  s.req.want) >= kAtOnceRoom;
+    };
     for (size_t i = 0; i < d; ++i) {
       const PlacementPeer* p = live[cands[i].peer];
       debits_.try_emplace(p->name, Debit{p->headroom_version, {}, false, std::nullopt, {}});
       ++used[cands[i].peer];
-      s.probes.push_back({p->name, p->zone, Probe::State::kWaiting, {}, at_once && i == 0});
+      const bool lease = at_once(i);
+      s.probes.push_back({p->name, p->zone, Probe::State::kWaiting, {}, lease});
       ++stats_.probes;
-      if (at_once && i == 0) {
+      if (lease) {
         wire::PlacementMessage first = m;
         first.mutable_bid_request()->set_lease_ttl_ms(uint32_t(o_.lease_ttl_ns / kNsPerMs));
         Send(out, p->name, std::move(first));

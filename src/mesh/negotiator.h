@@ -31,11 +31,13 @@
 //             counts as full until it gossips a new headroom), or max_retry_backoff after
 //             its last probes: a saturated cluster is waited on through gossip, not polled.
 //   At once   when taking the first offer loses nothing (no budget, no spread, room in view
-//             for two like it on the host), the first-ranked probe asks for a lease at once
-//             (lease_at_once): its offer comes as a lease (Offer.leased) and places the shard
-//             in one round trip; the other probes are declined then. Should it refuse or not
-//             answer in time, the others' offers are weighed and awarded as above; a lease at
-//             once that is not taken (late, or outside min..want) is released.
+//             for two like it on the host), the first at_once_probes probes (in rank order,
+//             each where the view shows that room on its host) ask for a lease at once
+//             (lease_at_once): an offer from one comes as a lease (Offer.leased) and the
+//             first places the shard in one round trip; the other probes are declined then.
+//             Should they refuse or not answer in time, the others' offers are weighed and
+//             awarded as above; a lease at once that is not taken (late, or outside min..want)
+//             is released.
 //   Award     resent until the candidate answers Leased (kAwarded: the shard is placed)
 //             or Reclaimed (its hold had expired: a fresh round); after award_attempts
 //             unanswered, the lease is released (in case it was made) and a fresh round
@@ -139,6 +141,11 @@ struct NegotiatorOptions {
   // an offer from it places the shard in one round trip, and the other probes are the
   // fallback (declined when it leases). Off: every probe awaits an Award, as before.
   bool lease_at_once = true;
+  // How many of a shard's d probes ask for the lease at once, in rank order, each only where
+  // the view shows room for two like it on that host: the first lease to come back places
+  // the shard and the others are released (a Decline, or a Release when late), so with
+  // more than one the shard takes the quickest of their round trips (docs/MESH.md).
+  uint32_t at_once_probes = 2;
   uint64_t seed = 1;
 };
 

@@ -339,8 +339,8 @@ void MeshNode::Send(const std::string& host, Channel ch, std::string payload) {
     impl_->unaddressed.fetch_add(1, std::memory_order_relaxed);
     return;
   }
-  // This thread sends: a message queued for the mesh thread waited for it to wake (one
-  // thread hop of the few a placement's round trip has; docs/MESH.md).
+  // This thread sends: a message queued for the mesh thread would wait for it to wake (one
+  // thread hop of the few a placement's round trip has; docs/MESH.md "The hops").
   const int64_t start = MonotonicUs();
   (void)impl_->transport->Send(host, endpoint, ch, payload);
   if (ch == Channel::kPlacement) {

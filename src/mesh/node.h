@@ -5,8 +5,9 @@
 // comes out. The protocol parts stay pure; this is the only place they meet sockets and
 // the clock.
 //
-// Other threads read a snapshot of the members (Peers, PeersJson) and set this host's
-// gossiped metadata (SetMeta); both are cheap and never wait on the network.
+// Other threads read a snapshot of the members (Peers, PeersJson, PlacementView), set this
+// host's gossiped metadata (SetMeta) and send (Send, on their own thread, through the
+// transport's lock); none of it waits on the network.
 //
 // Thread safety: all public methods may be called from any thread.
 #ifndef AUGUR_MESH_NODE_H_

@@ -159,6 +159,7 @@ TEST_F(NegotiatorTest, AwardsTheEarliestFinishThenTheCheapestAndDeclinesTheRest)
 }
 
 TEST_F(NegotiatorTest, TheFirstProbeAsksForALeaseAtOnceAndItsOfferPlacesTheShard) {
+  o_.at_once_probes = 1;
   Negotiator n("owner", o_);
   ASSERT_TRUE(n.Submit(Shard("s", {2, kGiB}, {1, kGiB}), 0).ok());
   NegotiatorOutput out = Tick(n, 0);
@@ -186,6 +187,38 @@ TEST_F(NegotiatorTest, TheFirstProbeAsksForALeaseAtOnceAndItsOfferPlacesTheShard
   // Renewed as any lease; a duplicate of the leased offer changes nothing.
   EXPECT_TRUE(Handle(n, hosts[0], leased, 3 * kMs).messages.empty());
   EXPECT_EQ(n.NextDeadline(), 2 * kMs + o_.lease_ttl_ns / 4);
+}
+
+// With at_once_probes = d (the default), every probe whose host shows room for two asks for
+// the lease at once: the quickest answer places the shard, the other is declined (a Decline
+// releases a lease made at once), and a lease that comes after is released.
+TEST_F(NegotiatorTest, EveryProbeAsksForALeaseAtOnceAndTheQuickestPlacesTheShard) {
+  Negotiator n("owner", o_);
+  ASSERT_TRUE(n.Submit(Shard("s", {2, kGiB}, {1, kGiB}), 0).ok());
+  NegotiatorOutput out = Tick(n, 0);
+  const std::vector<std::string> hosts = Probed(out, "s@1");
+  ASSERT_EQ(hosts.size(), 2u);
+  for (const PlacementOutgoing& m : out.messages) {
+    EXPECT_EQ(m.msg.bid_request().lease_ttl_ms(), uint32_t(o_.lease_ttl_ns / kMs)) << m.to;
+  }
+  // The second-ranked host answers first: its lease places the shard.
+  wire::PlacementMessage leased = OfferMsg("s@1", {2, kGiB}, 20'000);
+  leased.mutable_offer()->set_leased(true);
+  out = Handle(n, hosts[1], leased, kMs);
+  EXPECT_TRUE(To(out, wire::PlacementMessage::kAward).empty());
+  EXPECT_EQ(To(out, wire::PlacementMessage::kDecline), std::multiset<std::string>{hosts[0]});
+  ASSERT_EQ(out.events.size(), 1u);
+  EXPECT_EQ(out.events[0].host, hosts[1]);
+  EXPECT_TRUE(out.events[0].leased_at_once);
+  // The first-ranked host's lease comes after: released, and nothing else changes.
+  out = Handle(n, hosts[0], leased, 2 * kMs);
+  ASSERT_EQ(out.messages.size(), 1u);
+  EXPECT_EQ(out.messages[0].to, hosts[0]);
+  EXPECT_TRUE(out.messages[0].msg.has_release());
+  EXPECT_TRUE(out.events.empty());
+  EXPECT_EQ(n.leased(), 1u);
+  EXPECT_EQ(n.stats().leased_at_once, 1u);
+  EXPECT_EQ(n.stats().awards, 1u);
 }
 
 TEST_F(NegotiatorTest, ALeaseAtOnceThatComesTooLateOrIsNotWantedIsReleased) {
