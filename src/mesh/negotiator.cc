@@ -293,10 +293,9 @@ void Negotiator::Sample(std::vector<std::string> batch, int64_t now,
       const PlacementPeer* p = live[cands[i].peer];
       debits_.try_emplace(p->name, Debit{p->headroom_version, {}, false, std::nullopt, {}});
       ++used[cands[i].peer];
-      const bool lease = at_once(i);
-      s.probes.push_back({p->name, p->zone, Probe::State::kWaiting, {}, lease});
+      s.probes.push_back({p->name, p->zone, Probe::State::kWaiting, {}});
       ++stats_.probes;
-      if (lease) {
+      if (at_once(i)) {
         wire::PlacementMessage first = m;
         first.mutable_bid_request()->set_lease_ttl_ms(uint32_t(o_.lease_ttl_ns / kNsPerMs));
         Send(out, p->name, std::move(first));

@@ -251,7 +251,6 @@ class Negotiator {
     std::string zone;
     enum class State { kWaiting, kQueued, kOffered, kRefused } state = State::kWaiting;
     wire::Offer offer;
-    bool at_once = false;  // it asked for a lease at once
   };
   enum class Phase { kQueued, kProbing, kAwarding, kLeased };
   struct Shard {

@@ -371,15 +371,15 @@ PeerView MeshNode::PlacementView() const {
     p.zone = m.zone;
     p.alive = m.state == MemberState::kAlive;
     p.headroom_version = m.meta_version;
-    auto it = impl_->decoded.find(m.name);
-    if (it == impl_->decoded.end() || it->second.meta != m.meta) {
-      Impl::Decoded d;
-      if (auto h = DecodeHeadroom(m.meta)) d.headroom = std::move(*h);
+    Impl::Decoded& d = decoded[m.name];
+    if (auto old = impl_->decoded.find(m.name);
+        old != impl_->decoded.end() && old->second.meta == m.meta) {
+      d = std::move(old->second);
+    } else {
       d.meta = std::move(m.meta);
-      it = impl_->decoded.insert_or_assign(m.name, std::move(d)).first;
+      if (auto h = DecodeHeadroom(d.meta)) d.headroom = std::move(*h);
     }
-    p.headroom = it->second.headroom;
-    decoded.insert(impl_->decoded.extract(it));
+    p.headroom = d.headroom;
     p.name = std::move(m.name);
     out->push_back(std::move(p));
   }
