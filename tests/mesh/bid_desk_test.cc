@@ -132,12 +132,15 @@ TEST(BidDeskTest, PromisesMadeOnOneThreadAreKeptByTheBidderOnAnother) {
   std::thread engine([&] {
     int64_t now = 0;
     for (;;) {
+      // Read `done` before taking the queue: read after, it may be set by a producer that
+      // pushed its last requests between the two, and they would never be settled.
+      const bool last = done;
       std::deque<wire::PlacementMessage> batch;
       {
         std::lock_guard lock(mu);
         batch.swap(handed);
       }
-      if (batch.empty() && done) break;
+      if (batch.empty() && last) break;
       for (const wire::PlacementMessage& m : batch) {
         const std::string& rid = m.bid_request().request_id();
         BidderOutput out;
