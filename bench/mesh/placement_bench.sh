@@ -177,15 +177,18 @@ wait_finished() {  # file of "owner id t" lines
 # logs: "stamp_ms owner attempt host latency_ms negotiating_ms rounds submit_ms" lines, then
 # the hops when the log line has them (builds since the breakdown; NA before): handed,
 # probed, answered, decided, how (timer|all), leased, and the waits: the winner's before it
-# answered the probe and the award, the Leased's at the owner (ms; docs/MESH.md "Placement
-# benchmarks").
+# answered the probe and the award, the Leased's at the owner; then from the grant to its
+# take-up by the owner's engine thread (-1 from builds before it; ms; docs/MESH.md
+# "Placement benchmarks").
 placements() {
   python3 - "$1" "$RUN_DIR" <<'PY'
 import re, sys
 line = re.compile(r"^(\S+) .* mesh: placed (\S+) on (\S+) \(.*\) ([0-9.]+) ms after it was ready "
                   r"\(([0-9.]+) ms negotiating\), (\d+) round")
-hops = re.compile(r"hops ms: handed (\S+) probed (\S+) answered (\S+) decided (\S+) \((\w+)\) "
-                  r"leased (\S+); waits ms: offer (\S+) award (\S+) leased (\S+)")
+num = r"(-?[0-9.]+)"
+hops = re.compile(rf"hops ms: handed {num} probed {num} answered {num} decided {num} \((\w+)\) "
+                  rf"leased {num}; waits ms: offer {num} award {num} leased {num}"
+                  rf"(?:; taken up {num})?")
 for w in open(sys.argv[1]):
     k, wid, sub = w.split()
     for l in open(f"{sys.argv[2]}/h{k}.log", errors="replace"):
@@ -193,7 +196,7 @@ for w in open(sys.argv[1]):
         if m and m.group(2).startswith(wid + "/"):
             h = hops.search(l)
             print(round(float(m.group(1)) * 1000), k, *m.group(2, 3, 4, 5, 6), sub,
-                  *(h.groups() if h else ["NA"] * 9))
+                  *([g if g is not None else "-1" for g in h.groups()] if h else ["NA"] * 10))
 PY
 }
 
@@ -211,7 +214,7 @@ rows = [l.split() for l in open(sys.argv[1])]
 n, r = sys.argv[2], sys.argv[3]
 out = lambda m, v: print(f"{n}\tround\t{r}\t{m}\t{v}")
 names = ["hop_handed_ms", "hop_probed_ms", "hop_answered_ms", "hop_decided_ms", None,
-         "hop_leased_ms", "wait_offer_ms", "wait_award_ms", "wait_leased_ms"]
+         "hop_leased_ms", "wait_offer_ms", "wait_award_ms", "wait_leased_ms", "taken_up_ms"]
 for ms, k, att, host, lat, neg, rounds, sub, *hops in rows:
     out("latency_ms", lat); out("negotiating_ms", neg); out("rounds", rounds)
     out("from_submit_ms", int(ms) - int(sub))
@@ -314,12 +317,12 @@ summarize() {
           f(med(L "grants_per_s")), f(med(K "reassign_ms")), f(mx(K "reassign_ms")), cnt[K "reassign_ms"],
           na[K "reassign_ms"] ? ", " na[K "reassign_ms"] " never" : "", f(med(K "lost_ms")), med(L "load1")
       }
-      split("hop_handed_ms hop_probed_ms hop_answered_ms hop_decided_ms hop_leased_ms wait_offer_ms wait_award_ms wait_leased_ms", H, " ")
+      split("hop_handed_ms hop_probed_ms hop_answered_ms hop_decided_ms hop_leased_ms wait_offer_ms wait_award_ms wait_leased_ms taken_up_ms", H, " ")
       print ""
-      print "Where the time went (ms, p50 / p99; the last round of each grant, on the owner'"'"'s clock): handed = engine Tick to the negotiator; probed = to its last round'"'"'s probes; answered = to the first answer; decided = to the award (by the offer_wait timer: share; or the offer was a lease at once: share, and leased is 0);  leased = award to Leased; waits = the winner'"'"'s engine-thread wait before answering the probe and the award, and the Leased'"'"'s at the owner."
+      print "Where the time went (ms, p50 / p99; the last round of each grant, on the owner'"'"'s clock): handed = engine Tick to the negotiator; probed = to its last round'"'"'s probes; answered = to the first answer; decided = to the award (by the offer_wait timer: share; or the offer was a lease at once: share, and leased is 0);  leased = award to Leased; waits = the winner'"'"'s engine-thread wait before answering the probe and the award, and the Leased'"'"'s at the owner; taken up = from the grant to the owner'"'"'s engine thread taking it up (the mesh thread took the Leased as it came: Placer::OnReceipt)."
       print ""
-      print "| N | handed | probed | answered | decided | decided by timer | leased at once | leased | wait: offer | wait: award | wait: leased |"
-      print "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+      print "| N | handed | probed | answered | decided | decided by timer | leased at once | leased | wait: offer | wait: award | wait: leased | taken up |"
+      print "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
       for (r = 1; r <= rows; r++) {
         N = order[r]; L = N SUBSEP "round" SUBSEP
         if (!cnt[L "hop_leased_ms"]) continue
@@ -329,7 +332,7 @@ summarize() {
         line = line sprintf(" | %.0f %%", c ? 100 * s / c : 0)
         s = 0; c = sorted(L "leased_at_once"); for (i = 1; i <= c; i++) s += v[i]
         line = line sprintf(" | %.0f %%", c ? 100 * s / c : 0)
-        for (i = 5; i <= 8; i++) line = line " | " f(q(L H[i], 0.5)) " / " f(q(L H[i], 0.99))
+        for (i = 5; i <= 9; i++) line = line " | " f(q(L H[i], 0.5)) " / " f(q(L H[i], 0.99))
         print line " |"
       }
     }' "$results"

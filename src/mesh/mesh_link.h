@@ -3,9 +3,10 @@
 // with their gossiped headroom. augurd's mesh node (which owns the transport and SWIM
 // membership) implements it; tests connect executors in one process with their own.
 //
-// Thread safety: the placer calls it from the executor's engine thread only; an
-// implementation must not call back into the executor from inside these calls (post
-// instead: Executor::OnMeshMessage queues).
+// Thread safety: the placer calls it from the executor's engine thread, and Send also from
+// the thread that delivers messages to the executor (Placer::OnReceipt). An implementation
+// may deliver to another executor from inside Send (Executor::OnMeshMessage queues, or
+// answers at once on the calling thread: it may re-enter Send), never to the sender's own.
 #ifndef AUGUR_MESH_MESH_LINK_H_
 #define AUGUR_MESH_MESH_LINK_H_
 

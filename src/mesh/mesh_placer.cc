@@ -143,6 +143,63 @@ std::vector<workflow::Resources> MeshPlacer::PeerRoom(double predicted_s) const 
   return room;
 }
 
+template <typename Fn>
+void MeshPlacer::Negotiate(int64_t now, Fn&& fn) {
+  std::vector<NegotiatorOutput> earlier;
+  NegotiatorOutput out;
+  {
+    std::lock_guard lock(negotiation_mu_);
+    earlier.swap(receipts_);
+    fn(negotiator_, &out);
+  }
+  stats_.taken_on_receipt = receipts_taken_.load(std::memory_order_relaxed);
+  stats_.left_to_engine = receipts_left_.load(std::memory_order_relaxed);
+  stats_.send_errors += receipt_send_errors_.exchange(0, std::memory_order_relaxed);
+  // A receipt's answer waited for no thread here.
+  const int64_t wait = std::exchange(handling_wait_ns_, 0);
+  for (NegotiatorOutput& r : earlier) Handle(r, now);
+  handling_wait_ns_ = wait;
+  Handle(out, now);
+}
+
+bool MeshPlacer::OnReceipt(const std::string& from, uint32_t channel, const std::string& payload,
+                           int64_t now) {
+  if (channel != uint32_t(Channel::kPlacement)) return false;
+  auto msg = DecodePlacement(payload);
+  if (!msg || ForBidder(*msg)) return false;  // malformed (OnMessage counts it), or a request
+  NegotiatorOutput out;
+  {
+    std::unique_lock lock(negotiation_mu_, std::try_to_lock);
+    if (!lock.owns_lock() || left_pending_.load(std::memory_order_relaxed) > 0) {
+      left_pending_.fetch_add(1, std::memory_order_relaxed);
+      receipts_left_.fetch_add(1, std::memory_order_relaxed);
+      return false;
+    }
+    negotiator_.Handle(from, *msg, now, &out);
+    // The events, and a message to ourselves, wait for the engine thread.
+    NegotiatorOutput later;
+    later.events = std::move(out.events);
+    std::erase_if(out.messages, [&](PlacementOutgoing& m) {
+      if (m.to != link_->self()) return false;
+      later.messages.push_back(std::move(m));
+      return true;
+    });
+    if (!later.events.empty() || !later.messages.empty()) receipts_.push_back(std::move(later));
+    receipts_taken_.fetch_add(1, std::memory_order_relaxed);
+  }
+  for (const PlacementOutgoing& m : out.messages) {
+    auto bytes = EncodePlacement(m.msg);
+    if (!bytes || !link_->Send(m.to, Channel::kPlacement, std::move(*bytes)).ok()) {
+      receipt_send_errors_.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+  return true;
+}
+
+void MeshPlacer::TakeUpReceipts(int64_t now) {
+  Negotiate(now, [](Negotiator&, NegotiatorOutput*) {});
+}
+
 void MeshPlacer::Place(const workflow::Action& a, int64_t now) {
   const std::string& id = a.attempt.attempt_id;
   auto fail = [&](std::string why) {
@@ -216,7 +273,9 @@ void MeshPlacer::Place(const workflow::Action& a, int64_t now) {
   req.predicted_s = a.predicted_s;
   req.budget_left = a.budget_left;
   req.backend = a.attempt.backend;
-  if (Status st = negotiator_.Submit(req, now); !st.ok()) return fail("placement: " + st.message());
+  Status submitted = Status::OK();
+  Negotiate(now, [&](Negotiator& n, NegotiatorOutput*) { submitted = n.Submit(req, now); });
+  if (!submitted.ok()) return fail("placement: " + submitted.message());
   placed_.emplace(id, std::move(p));
   submitted_ = true;
   ++stats_.placed;
@@ -233,9 +292,12 @@ bool MeshPlacer::Resume(const workflow::AttemptRecord& a, int64_t now) {
   req.workflow = a.workflow_id;
   req.want = req.min = a.grant;
   req.backend = a.backend;
-  if (Status st = negotiator_.Resume(req, a.host, a.lease_id.substr(prefix.size()), a.grant, now);
-      !st.ok()) {
-    spdlog::warn("mesh: {}", st.message());
+  Status resumed = Status::OK();
+  Negotiate(now, [&](Negotiator& n, NegotiatorOutput*) {
+    resumed = n.Resume(req, a.host, a.lease_id.substr(prefix.size()), a.grant, now);
+  });
+  if (!resumed.ok()) {
+    spdlog::warn("mesh: {}", resumed.message());
     return false;
   }
   Placed p;
@@ -358,9 +420,8 @@ void MeshPlacer::EndPlaced(std::string attempt_id, const AttemptOutcome& outcome
   }
   if (ended_.size() >= kRememberEnded) ended_.erase(ended_.begin());
   ended_.insert(attempt_id);
-  NegotiatorOutput out;
-  (void)negotiator_.Release(attempt_id, now, &out);  // NotFound once the lease was lost
-  Handle(out, now);
+  // NotFound once the lease was lost.
+  Negotiate(now, [&](Negotiator& n, NegotiatorOutput* out) { (void)n.Release(attempt_id, now, out); });
   if (output_file.empty()) {
     host_->RemoteEnded(attempt_id, outcome, output, now);
   } else {
@@ -373,13 +434,13 @@ void MeshPlacer::SendPlacement(const std::vector<PlacementOutgoing>& messages, i
     if (m.to == link_->self()) {
       // Not expected (include_self is off), but a message to ourselves goes straight in.
       BidderOutput b;
-      NegotiatorOutput n;
       if (ForBidder(m.msg)) {
         WithDesk("", [&] { bidder_.Handle(m.to, m.msg, now, host_->ledger(), &b); });
         Handle(b, now);
       } else {
-        negotiator_.Handle(m.to, m.msg, now, &n);
-        Handle(n, now);
+        Negotiate(now, [&](Negotiator& neg, NegotiatorOutput* out) {
+          neg.Handle(m.to, m.msg, now, out);
+        });
       }
       continue;
     }
@@ -413,29 +474,32 @@ void MeshPlacer::Handle(NegotiatorOutput& out, int64_t now) {
       case PlacementEvent::Kind::kAwarded: {
         ++stats_.awarded;
         // Ready: when the engine decided to place it (its Tick); the negotiation itself
-        // starts when the executor hands it over (Place).
-        stats_.placement_latency.Record(double(now - p.ready_ns) / 1e9);
+        // starts when the executor hands it over (Place). Granted: when the negotiator took
+        // the Leased (at_ns), on the mesh thread as it came (OnReceipt) or here.
+        const int64_t granted = e.at_ns > 0 ? e.at_ns : now;
+        stats_.placement_latency.Record(double(granted - p.ready_ns) / 1e9);
         // One line per placement, as the executor logs each attempt's end; the bench
         // (bench/mesh/placement_bench.sh) reads the latency from it.
         // The hops (docs/MESH.md, "Placement benchmarks"), on this host's clock: handed to
         // the negotiator, its last round's probes out, the first answer in, the award out,
         // the Leased in; then what the winner said it waited before answering the probe
-        // and the award, and what the Leased waited here.
+        // and the award, and what the Leased waited here; then how long after the grant this
+        // thread took it up (the negotiator took it on the mesh thread: OnReceipt).
         auto ms = [](int64_t from_ns, int64_t to_ns) {
           return from_ns > 0 && to_ns >= from_ns ? double(to_ns - from_ns) / 1e6 : -1.0;
         };
         spdlog::info("mesh: placed {} on {} ({}) {:.3f} ms after it was ready ({:.3f} ms "
                      "negotiating), {} round(s); hops ms: handed {:.3f} probed {:.3f} "
                      "answered {:.3f} decided {:.3f} ({}) leased {:.3f}; waits ms: offer {:.3f} "
-                     "award {:.3f} leased {:.3f}",
-                     e.shard, e.host, e.grant.ToString(), double(now - p.ready_ns) / 1e6,
+                     "award {:.3f} leased {:.3f}; taken up {:.3f}",
+                     e.shard, e.host, e.grant.ToString(), double(granted - p.ready_ns) / 1e6,
                      double(e.at_ns - e.ready_ns) / 1e6, e.rounds, ms(p.ready_ns, e.ready_ns),
                      ms(e.ready_ns, e.probed_ns), ms(e.probed_ns, e.first_answer_ns),
                      ms(e.first_answer_ns > 0 ? e.first_answer_ns : e.probed_ns, e.decided_ns),
                      e.leased_at_once ? "once" : e.decided_by_timer ? "timer" : "all",
                      ms(e.decided_ns, e.at_ns),
                      e.offer_wait_us / 1e3, e.award_wait_us / 1e3,
-                     double(handling_wait_ns_) / 1e6);
+                     double(handling_wait_ns_) / 1e6, ms(granted, std::max(granted, now)));
         p.awarded = true;
         p.host = e.host;
         p.lease_id = e.lease_id;
@@ -665,9 +729,13 @@ void MeshPlacer::OnMessage(const std::string& from, uint32_t channel, const std:
       }
       Handle(out, now);
     } else {
-      NegotiatorOutput out;
-      negotiator_.Handle(from, *msg, now, &out);
-      Handle(out, now);
+      Negotiate(now, [&](Negotiator& n, NegotiatorOutput* out) {
+        n.Handle(from, *msg, now, out);
+        // Handled: OnReceipt may take the next answers itself (tests call OnMessage alone).
+        int64_t left = left_pending_.load(std::memory_order_relaxed);
+        while (left > 0 && !left_pending_.compare_exchange_weak(left, left - 1)) {
+        }
+      });
     }
     handling_wait_ns_ = 0;
     return;
@@ -1234,9 +1302,7 @@ void MeshPlacer::ForeignChanges(const std::vector<workflow::GrantChange>& change
 }
 
 void MeshPlacer::PeerDown(const std::string& host, int64_t now) {
-  NegotiatorOutput out;
-  negotiator_.PeerDown(host, now, &out);
-  Handle(out, now);
+  Negotiate(now, [&](Negotiator& n, NegotiatorOutput* out) { n.PeerDown(host, now, out); });
   TransferOutput t;
   sender_.PeerDown(host, now, &t);
   Handle(t, /*sent=*/true, now);
@@ -1283,16 +1349,12 @@ void MeshPlacer::Tick(int64_t now) {
     placed_.erase(id);
     if (ended_.size() >= kRememberEnded) ended_.erase(ended_.begin());
     ended_.insert(id);
-    NegotiatorOutput out;
-    (void)negotiator_.Release(id, now, &out);
-    Handle(out, now);
+    Negotiate(now, [&](Negotiator& n, NegotiatorOutput* out) { (void)n.Release(id, now, out); });
     ++stats_.taken_back;
     host_->Unplaced(id, now);
   }
   const PeerView peers = link_->Peers();
-  NegotiatorOutput n;
-  negotiator_.Tick(now, *peers, &n);
-  Handle(n, now);
+  Negotiate(now, [&](Negotiator& n, NegotiatorOutput* out) { n.Tick(now, *peers, out); });
   BidderOutput b;
   WithDesk("", [&] { bidder_.Tick(now, host_->ledger(), &b); });
   Handle(b, now);
@@ -1330,8 +1392,12 @@ void MeshPlacer::Tick(int64_t now) {
   t.over_limit = over_limit_;
   t.refused = refused_;
   t.file_errors = file_errors_;
-  MeshPlacementStats p{stats_.placement_latency, stats_.message_wait, negotiator_.stats(),
-                       bidder_.stats()};
+  NegotiatorStats negotiated;
+  {
+    std::lock_guard lock(negotiation_mu_);
+    negotiated = negotiator_.stats();
+  }
+  MeshPlacementStats p{stats_.placement_latency, stats_.message_wait, negotiated, bidder_.stats()};
   std::lock_guard lock(transfer_mu_);
   transfer_snapshot_ = t;
   placement_snapshot_ = p;
@@ -1343,7 +1409,10 @@ std::optional<int64_t> MeshPlacer::NextDeadline() const {
     if (t && (!due || *t < *due)) due = t;
   };
   if (submitted_ || !unsaved_.empty()) take(0);
-  take(negotiator_.NextDeadline());
+  {
+    std::lock_guard lock(negotiation_mu_);
+    take(negotiator_.NextDeadline());
+  }
   take(bidder_.NextDeadline());
   for (const auto& [id, p] : placed_) {
     if (p.awarded && !p.started) take(p.next_send_ns);
@@ -1359,6 +1428,10 @@ std::optional<int64_t> MeshPlacer::NextDeadline() const {
 
 std::string MeshPlacer::StatsJson() const {
   const MeshPlacerStats& s = stats_;
+  std::unique_lock negotiation(negotiation_mu_);
+  const NegotiatorStats n = negotiator_.stats();
+  const size_t pending = negotiator_.pending(), leased = negotiator_.leased();
+  negotiation.unlock();
   nlohmann::json j = {{"placed", s.placed},
                       {"awarded", s.awarded},
                       {"lost", s.lost},
@@ -1376,10 +1449,12 @@ std::string MeshPlacer::StatsJson() const {
                       {"leased_resized", s.leased_resized},
                       {"desk_kept", s.desk_kept},
                       {"desk_broken", s.desk_broken},
+                      {"taken_on_receipt", receipts_taken_.load(std::memory_order_relaxed)},
+                      {"left_to_engine", receipts_left_.load(std::memory_order_relaxed)},
                       {"placing", placed_.size()},
                       {"leased_here", leased_.size()},
-                      {"negotiator_pending", negotiator_.pending()},
-                      {"negotiator_leased", negotiator_.leased()},
+                      {"negotiator_pending", pending},
+                      {"negotiator_leased", leased},
                       {"bidder_leases", bidder_.leases()}};
   auto histogram = [](const LatencyHistogram& h) {
     nlohmann::json buckets = nlohmann::json::array();
@@ -1390,7 +1465,6 @@ std::string MeshPlacer::StatsJson() const {
   };
   j["placement_seconds"] = histogram(s.placement_latency);
   j["placement_message_wait_seconds"] = histogram(s.message_wait);
-  const NegotiatorStats& n = negotiator_.stats();
   j["negotiator"] = {{"rounds", n.rounds},     {"probes", n.probes},     {"offers", n.offers},
                      {"refusals", n.refusals}, {"no_answer", n.no_answer}, {"awards", n.awards},
                      {"renewals", n.renewals}, {"leases_lost", n.leases_lost},

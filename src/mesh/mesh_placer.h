@@ -60,11 +60,23 @@
 // start, so the cap holds across restarts); a new owner after a takeover fetches it
 // (FetchOutput) by the same chunked, checksummed transfer instead of running the shard again.
 //
-// Thread safety: one thread (the executor's engine thread), except transfer_stats(), which
-// any thread may call.
+// The negotiation's answers where they are received (OnReceipt, on the mesh thread): an
+// answer to this host's placements (an offer, a lease, a refusal, a lease's loss or change)
+// is handled by the negotiator on the thread that received it, when the engine thread is
+// not in the negotiator at that moment and no earlier answer was left to it: its awards,
+// declines and releases go out at once, and a shard's grant is taken when its Leased comes
+// (placement latency is measured to then). What needs the executor (recording the award,
+// the RunShard, ending a lost attempt) waits for TakeUpReceipts on the engine thread. A
+// message it cannot take so goes to OnMessage as before, and so do the later ones until
+// the engine thread has handled it, so that the negotiator sees one peer's answers in the
+// order they came.
+//
+// Thread safety: one thread (the executor's engine thread), except OnReceipt (the mesh
+// thread), and transfer_stats(), placement_stats() and desk(), which any thread may call.
 #ifndef AUGUR_MESH_MESH_PLACER_H_
 #define AUGUR_MESH_MESH_PLACER_H_
 
+#include <atomic>
 #include <cstdint>
 #include <fstream>
 #include <functional>
@@ -156,6 +168,10 @@ struct MeshPlacerStats {
   // bidder as promised, or broken (the ledger had no room left: the owner was told).
   uint64_t desk_kept = 0;
   uint64_t desk_broken = 0;
+  // Answers the negotiator took where they were received (OnReceipt), and those it left to
+  // the engine thread (it was in the negotiator, or an earlier answer waited for it).
+  uint64_t taken_on_receipt = 0;
+  uint64_t left_to_engine = 0;
   // From the engine's decision to place a shard (the Tick that found it ready, without room
   // here and with room in a peer's gossiped headroom) to its grant (the host's Leased reached
   // this owner): the placement latency of issue 12's benchmark.
@@ -185,6 +201,10 @@ class MeshPlacer : public workflow::Placer {
   // Placement messages: a run message never has to precede them (a RunShard follows its
   // Award, a Release its ShardResult), so handling them first is safe.
   bool Prompt(uint32_t channel) const override { return channel == uint32_t(Channel::kPlacement); }
+  // Mesh thread: the negotiation's answers (see the header comment).
+  bool OnReceipt(const std::string& from, uint32_t channel, const std::string& payload,
+                 int64_t now_ns) override;
+  void TakeUpReceipts(int64_t now_ns) override;
   void PeerDown(const std::string& host, int64_t now_ns) override;
   void RoomChanged() override { PublishRoom(); }
   void Tick(int64_t now_ns) override;
@@ -359,7 +379,23 @@ class MeshPlacer : public workflow::Placer {
   MeshLink* link_;
   MeshPlacerOptions o_;
   workflow::PlacerHost* host_ = nullptr;
+  // The negotiator, shared with the mesh thread (OnReceipt): negotiation_mu_ is held only
+  // while the negotiator itself runs, never while this placer sends or calls the executor.
+  // Every use of it on the engine thread goes through Negotiate, which first takes up what
+  // OnReceipt left (receipts_), in the order it was decided.
+  mutable std::mutex negotiation_mu_;
   Negotiator negotiator_;
+  // Decided on the mesh thread, for the engine thread (under negotiation_mu_): the outputs'
+  // events, and any message to this host itself (the others went at once).
+  std::vector<NegotiatorOutput> receipts_;
+  std::atomic<uint64_t> receipts_taken_{0}, receipts_left_{0}, receipt_send_errors_{0};
+  // Answers OnReceipt left to OnMessage and the engine thread has not handled yet: while
+  // any is, the next are left too.
+  std::atomic<int64_t> left_pending_{0};
+  // Engine thread: takes up the receipts, then runs fn(negotiator_, &out) under the lock
+  // and handles its output.
+  template <typename Fn>
+  void Negotiate(int64_t now, Fn&& fn);
   Bidder bidder_;
   BidDesk desk_;
   std::map<std::string, Placed> placed_;   // by attempt id

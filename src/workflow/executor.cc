@@ -1440,6 +1440,19 @@ Result<std::string> Executor::StatusJson(const std::string& workflow, bool expla
 PrewarmStats Executor::prewarm_stats() const { return impl_->pool->stats(); }
 
 void Executor::OnMeshMessage(const std::string& from, uint32_t channel, std::string payload) {
+  Impl* impl = impl_.get();
+  // What the placer acts on where it is received is not queued (Placer::OnReceipt); the
+  // engine thread takes up what it left, before other queued work.
+  const bool replicated = impl->replication != nullptr && impl->replication->Handles(channel);
+  if (!replicated && impl->placer != nullptr &&
+      impl->placer->OnReceipt(from, channel, payload, NowNs())) {
+    {
+      std::lock_guard<std::mutex> lock(impl->mu);
+      impl->prompt.push_back([impl] { impl->placer->TakeUpReceipts(NowNs()); });
+    }
+    impl->cv.notify_all();
+    return;
+  }
   {
     std::lock_guard<std::mutex> lock(impl_->mu);
     const bool prompt = impl_->placer != nullptr && impl_->placer->Prompt(channel);

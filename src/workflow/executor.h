@@ -171,7 +171,8 @@ class Executor {
   Result<std::string> EventsJson(const std::string& workflow);
   // A mesh message from peer `from` (the transport's authenticated name) on `channel`, for
   // the replication when it reads that channel, else the placer; queued for the engine
-  // thread, does not wait. Dropped without either.
+  // thread (unless the placer acts on it here: Placer::OnReceipt), does not wait. Dropped
+  // without either.
   void OnMeshMessage(const std::string& from, uint32_t channel, std::string payload);
   // Membership declared `host` dead or gone: its leases are lost and their shards placed
   // again. Queued; does not wait.

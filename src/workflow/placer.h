@@ -118,6 +118,17 @@ class Placer {
   // thread handed it to the executor (<= now_ns: the difference is its wait on this thread).
   virtual void OnMessage(const std::string& from, uint32_t channel, const std::string& payload,
                          int64_t now_ns, int64_t received_ns) = 0;
+  // Called on the mesh's thread with each message before it is queued for OnMessage: a
+  // placer that acts on it there, without waiting for the engine thread, returns true. The
+  // message is then not queued; TakeUpReceipts is called on the engine thread soon after
+  // (ahead of other queued work, as Prompt's messages are) for what must happen there. It
+  // must never wait for the engine thread; `now_ns` is on the executor's clock.
+  virtual bool OnReceipt(const std::string& /*from*/, uint32_t /*channel*/,
+                         const std::string& /*payload*/, int64_t /*now_ns*/) {
+    return false;
+  }
+  // Engine thread: finishes what OnReceipt did on the mesh's thread.
+  virtual void TakeUpReceipts(int64_t /*now_ns*/) {}
   // Whether messages on `channel` are handled ahead of the executor's other queued work and
   // between its queued messages (negotiation: its offers and holds are short-lived). Only
   // for messages that nothing queued before them on the other channels must precede. Called

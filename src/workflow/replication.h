@@ -80,7 +80,8 @@ class Replication {
   // replicates it (a new workflow, shards planned, attempts started and ended, stages
   // merged, the workflow finished).
   virtual void Recorded(const Changes& changes, int64_t now_ns) = 0;
-  // True for the mesh channels it reads (OnMessage).
+  // True for the mesh channels it reads (OnMessage). Any thread (the mesh's asks): reads no
+  // state.
   virtual bool Handles(uint32_t channel) const = 0;
   virtual void OnMessage(const std::string& from, uint32_t channel, const std::string& payload,
                          int64_t now_ns) = 0;

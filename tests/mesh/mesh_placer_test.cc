@@ -41,49 +41,49 @@ using workflow::Resources;
 class Hub {
  public:
   void Add(const std::string& name, const Resources& room) {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::recursive_mutex> lock(mu_);
     HeadroomSummary h;
     h.horizons = {{0, room, room}, {600, room, room}};
     h.backends = {{"process", {}}};
     hosts_[name].headroom = h;
   }
   void Attach(const std::string& name, Executor* e) {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::recursive_mutex> lock(mu_);
     hosts_[name].executor = e;
     hosts_[name].desk = nullptr;  // AttachDesk gives the new executor's placer's
   }
   // Placement messages to `name` are first shown to its desk, as augurd's mesh thread does
   // (mesh/bid_desk.h): an answer it makes goes back to the sender at once.
   void AttachDesk(const std::string& name, BidDesk* desk) {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::recursive_mutex> lock(mu_);
     hosts_[name].desk = desk;
   }
   void Cut(const std::string& name) {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::recursive_mutex> lock(mu_);
     cut_.insert(name);
   }
   // From now on each message is dropped with probability `drop` and else delivered twice
   // with probability `dup` (seeded).
   void SetLoss(double drop, double dup, uint64_t seed) {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::recursive_mutex> lock(mu_);
     drop_ = drop;
     dup_ = dup;
     rng_.seed(seed);
   }
   // From now on, besides, every n-th transfer chunk is dropped (0: none).
   void DropEveryChunk(uint64_t n) {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::recursive_mutex> lock(mu_);
     chunk_every_ = n;
   }
   // The next transfer chunk with data has one byte changed and its chunk checksum made
   // again to match: only the whole-blob checksum can tell.
   void CorruptNextChunk() {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::recursive_mutex> lock(mu_);
     corrupt_ = true;
   }
   // Delivers (under the lock, so that a host is never delivered to after Detach).
   Status Deliver(const std::string& from, const std::string& to, Channel ch, std::string payload) {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::recursive_mutex> lock(mu_);
     if (cut_.contains(from) || cut_.contains(to)) return Status::OK();  // dropped on the way
     auto it = hosts_.find(to);
     if (it == hosts_.end()) return Status::NotFound("no host " + to);
@@ -131,7 +131,7 @@ class Hub {
     return Status::OK();
   }
   std::vector<PlacementPeer> Peers(const std::string& /*self*/) const {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::recursive_mutex> lock(mu_);
     std::vector<PlacementPeer> out;
     for (const auto& [name, h] : hosts_) {
       PlacementPeer p;
@@ -144,7 +144,7 @@ class Hub {
     return out;
   }
   void DetachAll() {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::recursive_mutex> lock(mu_);
     for (auto& [name, h] : hosts_) {
       h.executor = nullptr;
       h.desk = nullptr;
@@ -154,11 +154,11 @@ class Hub {
     std::string from, to, payload;
   };
   std::vector<Sent> results() const {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::recursive_mutex> lock(mu_);
     return results_;
   }
   std::pair<uint64_t, uint64_t> dropped_and_duplicated() const {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::recursive_mutex> lock(mu_);
     return {dropped_, duplicated_};
   }
 
@@ -168,7 +168,7 @@ class Hub {
     BidDesk* desk = nullptr;
     HeadroomSummary headroom;
   };
-  mutable std::mutex mu_;
+  mutable std::recursive_mutex mu_;  // a receiver may answer at once (Placer::OnReceipt)
   std::map<std::string, Host> hosts_;
   std::set<std::string> cut_;
   std::vector<Sent> results_;

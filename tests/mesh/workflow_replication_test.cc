@@ -117,7 +117,7 @@ class Net {
     if (dead_.contains(a) || dead_.contains(b)) return false;
     return a == b || (!isolated_.contains(a) && !isolated_.contains(b));
   }
-  mutable std::mutex mu_;
+  mutable std::recursive_mutex mu_;  // a receiver may answer at once (Placer::OnReceipt)
   std::map<std::string, Executor*> hosts_;
   std::map<std::string, Resources> room_;
   std::set<std::string> dead_, isolated_;
