@@ -5,8 +5,6 @@
 #include <atomic>
 #include <deque>
 #include <mutex>
-#include <cstdlib>
-#include <filesystem>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -14,7 +12,7 @@
 
 #include "mesh/mesh_link.h"
 #include "mesh/mesh_placer.h"
-#include "workflow/store.h"
+#include "testing/stub_placer_host.h"
 
 namespace augur::mesh {
 namespace {
@@ -207,53 +205,18 @@ class Capture : public MeshLink {
   std::string self_ = "cand";
 };
 
-class Host : public workflow::PlacerHost {
- public:
-  explicit Host(workflow::WorkflowStore* store) : store_(store) {}
-  Ledger& ledger() override { return ledger_; }
-  void Awarded(const std::string&, const std::string&, const Resources&, const std::string&,
-               int64_t) override {}
-  void RemoteEnded(const std::string&, const workflow::AttemptOutcome&, const std::string&,
-                   int64_t) override {}
-  void RemoteEndedWithFile(const std::string&, const workflow::AttemptOutcome&,
-                           const std::string&, int64_t) override {}
-  void Unplaced(const std::string&, int64_t) override {}
-  Status RunLeased(const workflow::LeasedTask&) override { return Status::OK(); }
-  void StopLeased(const std::string&, const std::string&) override {}
-  void ResizeLeased(const std::string&, const Resources&) override {}
-  void LedgerChanged(const std::vector<workflow::GrantChange>&, int64_t) override {}
-  workflow::WorkflowStore& workflow_store() override { return *store_; }
-  bool ReattachLeased(const std::string&, const std::string&, const std::string&,
-                      const std::string&, const std::string&) override {
-    return false;
-  }
-  Ledger ledger_{{0.5, kGiB}};
-
- private:
-  workflow::WorkflowStore* store_;
-};
-
 class PlacerDeskTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/augur-bid-desk-test.XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    auto store = workflow::WorkflowStore::Open(dir_ + "/state.db");
-    ASSERT_TRUE(store) << store.error().ToString();
-    store_ = std::move(*store);
-    host_ = std::make_unique<Host>(store_.get());
+    ASSERT_TRUE(tmp_.ok()) << tmp_.error();
+    host_ = std::make_unique<testing::StubPlacerHost>(tmp_.store(), Resources{0.5, kGiB});
     MeshPlacerOptions o;
-    o.work_dir = dir_ + "/remote";
+    o.work_dir = tmp_.dir() + "/remote";
     placer_ = std::make_unique<MeshPlacer>(&link_, o);
     placer_->Bind(host_.get());
     placer_->RoomChanged();  // the room published, as the executor does after its Tick
   }
-  void TearDown() override {
-    placer_.reset();
-    std::error_code ec;
-    std::filesystem::remove_all(dir_, ec);
-  }
+  void TearDown() override { placer_.reset(); }
   // The request as augurd's mesh thread sees it (the desk first), then the engine thread.
   std::optional<wire::PlacementMessage> Deliver(const wire::PlacementMessage& m) {
     std::optional<wire::PlacementMessage> at_once = placer_->desk().Answer("owner", m, 0);
@@ -262,10 +225,9 @@ class PlacerDeskTest : public ::testing::Test {
   }
   nlohmann::json Stats() const { return nlohmann::json::parse(placer_->StatsJson()); }
 
-  std::string dir_;
+  testing::TempStore tmp_{"bid-desk"};
   Capture link_;
-  std::unique_ptr<workflow::WorkflowStore> store_;
-  std::unique_ptr<Host> host_;
+  std::unique_ptr<testing::StubPlacerHost> host_;
   std::unique_ptr<MeshPlacer> placer_;
 };
 

@@ -4,9 +4,7 @@
 // sent.
 #include <atomic>
 #include <cstdio>
-#include <cstdlib>
 #include <deque>
-#include <filesystem>
 #include <functional>
 #include <limits>
 #include <map>
@@ -20,7 +18,7 @@
 #include "mesh/bidder.h"
 #include "mesh/mesh_link.h"
 #include "mesh/mesh_placer.h"
-#include "workflow/store.h"
+#include "testing/stub_placer_host.h"
 
 namespace augur::mesh {
 namespace {
@@ -74,10 +72,10 @@ class OwnerLink : public MeshLink {
 
 // The executor's side: its ledger has no room (every shard goes elsewhere), and it notes
 // the awards and on which thread they came.
-class OwnerHost : public workflow::PlacerHost {
+class OwnerHost : public testing::StubPlacerHost {
  public:
-  explicit OwnerHost(workflow::WorkflowStore* store) : store_(store) {}
-  Ledger& ledger() override { return ledger_; }
+  explicit OwnerHost(workflow::WorkflowStore* store)
+      : StubPlacerHost(store, Resources{0.1, kGiB / 8}) {}
   void Awarded(const std::string& attempt, const std::string& host, const Resources&,
                const std::string&, int64_t) override {
     std::lock_guard lock(mu);
@@ -90,39 +88,18 @@ class OwnerHost : public workflow::PlacerHost {
     std::lock_guard lock(mu);
     ended[attempt] = o.error;
   }
-  void RemoteEndedWithFile(const std::string&, const workflow::AttemptOutcome&,
-                           const std::string&, int64_t) override {}
-  void Unplaced(const std::string&, int64_t) override {}
-  Status RunLeased(const workflow::LeasedTask&) override { return Status::OK(); }
-  void StopLeased(const std::string&, const std::string&) override {}
-  void ResizeLeased(const std::string&, const Resources&) override {}
-  void LedgerChanged(const std::vector<workflow::GrantChange>&, int64_t) override {}
-  workflow::WorkflowStore& workflow_store() override { return *store_; }
-  bool ReattachLeased(const std::string&, const std::string&, const std::string&,
-                      const std::string&, const std::string&) override {
-    return false;
-  }
 
   std::mutex mu;
   std::map<std::string, int> awards;
   std::map<std::string, std::string> awarded_on, ended;
   std::set<std::thread::id> threads;
-
- private:
-  Ledger ledger_{{0.1, kGiB / 8}};
-  workflow::WorkflowStore* store_;
 };
 
 class ReceiptTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/augur-receipt-test.XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    auto store = workflow::WorkflowStore::Open(dir_ + "/state.db");
-    ASSERT_TRUE(store) << store.error().ToString();
-    store_ = std::move(*store);
-    host_ = std::make_unique<OwnerHost>(store_.get());
+    ASSERT_TRUE(tmp_.ok()) << tmp_.error();
+    host_ = std::make_unique<OwnerHost>(tmp_.store());
     for (const char* c : {"c1", "c2", "c3", "c4"}) {
       BidderOptions o;
       o.backends = {{"process", {}}};
@@ -133,15 +110,11 @@ class ReceiptTest : public ::testing::Test {
   void Start(std::vector<std::string> candidates) {
     link_ = std::make_unique<OwnerLink>(std::move(candidates));
     MeshPlacerOptions o;
-    o.work_dir = dir_ + "/remote";
+    o.work_dir = tmp_.dir() + "/remote";
     placer_ = std::make_unique<MeshPlacer>(link_.get(), o);
     placer_->Bind(host_.get());
   }
-  void TearDown() override {
-    placer_.reset();
-    std::error_code ec;
-    std::filesystem::remove_all(dir_, ec);
-  }
+  void TearDown() override { placer_.reset(); }
   workflow::Action Place(const std::string& id, int64_t ready_ns) {
     workflow::Action a;
     a.kind = workflow::Action::Kind::kPlace;
@@ -150,11 +123,11 @@ class ReceiptTest : public ::testing::Test {
     a.attempt.grant = kQuarter;
     a.attempt.backend = "process";
     a.attempt.started_ns = ready_ns;
-    a.attempt.output_path = dir_ + "/work/" + std::to_string(std::hash<std::string>{}(id));
+    a.attempt.output_path = tmp_.dir() + "/work/" + std::to_string(std::hash<std::string>{}(id));
     a.min = kQuarter;
     a.budget_left = std::numeric_limits<double>::infinity();  // no budget
     a.argv = {"true"};
-    a.workdir = dir_ + "/work";
+    a.workdir = tmp_.dir() + "/work";
     return a;
   }
   // The candidates' answers to what the owner sent (a probe, an award, a release...).
@@ -171,8 +144,7 @@ class ReceiptTest : public ::testing::Test {
   }
   nlohmann::json Stats() const { return nlohmann::json::parse(placer_->StatsJson()); }
 
-  std::string dir_;
-  std::unique_ptr<workflow::WorkflowStore> store_;
+  testing::TempStore tmp_{"receipt"};
   std::unique_ptr<OwnerHost> host_;
   std::map<std::string, std::unique_ptr<Bidder>> bidders_;
   std::map<std::string, Ledger> ledgers_;
