@@ -1456,19 +1456,18 @@ void Executor::OnMeshMessage(const std::string& from, uint32_t channel, std::str
     return;
   }
   {
-    std::lock_guard<std::mutex> lock(impl_->mu);
-    const bool prompt = impl_->placer != nullptr && impl_->placer->Prompt(channel);
-    (prompt ? impl_->prompt : impl_->queue)
-        .push_back([impl = impl_.get(), from, channel, p = std::move(payload),
-                    received = NowNs()] {
-          if (impl->replication != nullptr && impl->replication->Handles(channel)) {
+    std::lock_guard<std::mutex> lock(impl->mu);
+    const bool prompt = impl->placer != nullptr && impl->placer->Prompt(channel);
+    (prompt ? impl->prompt : impl->queue)
+        .push_back([impl, from, channel, replicated, p = std::move(payload), received = NowNs()] {
+          if (replicated) {
             impl->replication->OnMessage(from, channel, p, NowNs());
           } else if (impl->placer != nullptr) {
             impl->placer->OnMessage(from, channel, p, NowNs(), received);
           }
         });
   }
-  impl_->cv.notify_all();
+  impl->cv.notify_all();
 }
 
 void Executor::OnPeerDown(const std::string& host) {
