@@ -152,8 +152,6 @@ void MeshPlacer::Negotiate(int64_t now, Fn&& fn) {
     earlier.swap(receipts_);
     fn(negotiator_, &out);
   }
-  stats_.taken_on_receipt = receipts_taken_.load(std::memory_order_relaxed);
-  stats_.left_to_engine = receipts_left_.load(std::memory_order_relaxed);
   stats_.send_errors += receipt_send_errors_.exchange(0, std::memory_order_relaxed);
   // A receipt's answer waited for no thread here.
   const int64_t wait = std::exchange(handling_wait_ns_, 0);
@@ -188,10 +186,7 @@ bool MeshPlacer::OnReceipt(const std::string& from, uint32_t channel, const std:
     receipts_taken_.fetch_add(1, std::memory_order_relaxed);
   }
   for (const PlacementOutgoing& m : out.messages) {
-    auto bytes = EncodePlacement(m.msg);
-    if (!bytes || !link_->Send(m.to, Channel::kPlacement, std::move(*bytes)).ok()) {
-      receipt_send_errors_.fetch_add(1, std::memory_order_relaxed);
-    }
+    if (!SendToPeer(m)) receipt_send_errors_.fetch_add(1, std::memory_order_relaxed);
   }
   return true;
 }
@@ -444,14 +439,17 @@ void MeshPlacer::SendPlacement(const std::vector<PlacementOutgoing>& messages, i
       }
       continue;
     }
-    auto bytes = EncodePlacement(m.msg);
-    if (!bytes) {
-      ++stats_.send_errors;
-      spdlog::error("mesh placer: {}", bytes.error().message());
-      continue;
-    }
-    if (!link_->Send(m.to, Channel::kPlacement, std::move(*bytes)).ok()) ++stats_.send_errors;
+    if (!SendToPeer(m)) ++stats_.send_errors;
   }
+}
+
+bool MeshPlacer::SendToPeer(const PlacementOutgoing& m) {
+  auto bytes = EncodePlacement(m.msg);
+  if (!bytes) {
+    spdlog::error("mesh placer: {}", bytes.error().message());
+    return false;
+  }
+  return link_->Send(m.to, Channel::kPlacement, std::move(*bytes)).ok();
 }
 
 void MeshPlacer::SendRun(const std::string& to, const wire::RemoteRunMessage& msg) {

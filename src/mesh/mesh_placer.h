@@ -168,10 +168,6 @@ struct MeshPlacerStats {
   // bidder as promised, or broken (the ledger had no room left: the owner was told).
   uint64_t desk_kept = 0;
   uint64_t desk_broken = 0;
-  // Answers the negotiator took where they were received (OnReceipt), and those it left to
-  // the engine thread (it was in the negotiator, or an earlier answer waited for it).
-  uint64_t taken_on_receipt = 0;
-  uint64_t left_to_engine = 0;
   // From the engine's decision to place a shard (the Tick that found it ready, without room
   // here and with room in a peer's gossiped headroom) to its grant (the host's Leased reached
   // this owner): the placement latency of issue 12's benchmark.
@@ -292,6 +288,9 @@ class MeshPlacer : public workflow::Placer {
   void SettlePromise(const std::string& from, const wire::Offer& promised, int64_t now,
                      BidderOutput* out);
   void SendPlacement(const std::vector<PlacementOutgoing>& messages, int64_t now);
+  // Encodes one placement message and sends it to another host; false when it did not go.
+  // Any thread.
+  bool SendToPeer(const PlacementOutgoing& m);
   void SendRun(const std::string& to, const wire::RemoteRunMessage& msg);
   void OnRun(const std::string& from, const wire::RunShard& run, int64_t now);
   void OnResume(const std::string& from, const wire::ResumeShard& r, int64_t now);
@@ -388,6 +387,10 @@ class MeshPlacer : public workflow::Placer {
   // Decided on the mesh thread, for the engine thread (under negotiation_mu_): the outputs'
   // events, and any message to this host itself (the others went at once).
   std::vector<NegotiatorOutput> receipts_;
+  // Answers the negotiator took where they were received, and those it left to the engine
+  // thread (it was in the negotiator, or an earlier answer waited for it): StatsJson's
+  // taken_on_receipt and left_to_engine. Send errors on the mesh thread, added to
+  // stats_.send_errors by the engine thread.
   std::atomic<uint64_t> receipts_taken_{0}, receipts_left_{0}, receipt_send_errors_{0};
   // Answers OnReceipt left to OnMessage and the engine thread has not handled yet: while
   // any is, the next are left too.
